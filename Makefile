@@ -1,0 +1,42 @@
+# The two commands a newcomer types (see README.md): `make run` and `make test`.
+# Both install missing Debian packages first, so a fresh Debian 12 machine needs
+# nothing else.
+PRESET  ?= release
+BUILD   := build/$(PRESET)
+CONFIG  ?= config/trouped.yaml
+JOBS    ?= 2
+
+.PHONY: deps configure build run test check-config asan tsan format format-check clean
+
+deps:
+	@bash scripts/install-deps.sh
+
+configure: deps
+	@cmake --preset $(PRESET) >/dev/null
+
+build: configure
+	@cmake --build $(BUILD) -j$(JOBS)
+
+run: build
+	$(BUILD)/daemon/trouped --config $(CONFIG)
+
+check-config: build
+	$(BUILD)/daemon/trouped --check-config $(CONFIG)
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j$(JOBS) --timeout 300
+
+asan:
+	@$(MAKE) --no-print-directory test PRESET=asan
+
+tsan:
+	@$(MAKE) --no-print-directory test PRESET=tsan
+
+format:
+	@git ls-files '*.h' '*.cpp' | xargs clang-format -i
+
+format-check:
+	@git ls-files '*.h' '*.cpp' | xargs clang-format --dry-run -Werror
+
+clean:
+	rm -rf build

@@ -1,0 +1,108 @@
+#pragma once
+
+/// Job identity, lifecycle states and the snapshot (JobRecord) every reader of
+/// a job gets. Plain values, no behaviour beyond formatting and parsing.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "core/options.h"
+
+namespace troupe::core {
+
+using TimePoint = std::chrono::steady_clock::time_point;
+using WallTime = std::chrono::system_clock::time_point;
+using Metadata = std::map<std::string, std::string>;
+
+/// 64-bit job id. Formatted on the wire as 16 lowercase hex digits.
+struct JobId {
+  std::uint64_t value = 0;
+  friend bool operator==(JobId, JobId) = default;
+  friend auto operator<=>(JobId, JobId) = default;
+  std::string to_string() const;
+  /// Parses 16 hex digits; nullopt for anything else.
+  static std::optional<JobId> parse(std::string_view text);
+};
+
+enum class JobState : std::uint8_t {
+  kQueued,
+  kRunning,
+  kRetryWait,
+  kSucceeded,
+  kFailed,
+  kDead,
+  kCancelled,
+  kAborted,
+};
+
+constexpr bool is_terminal(JobState s) {
+  return s >= JobState::kSucceeded;
+}
+std::string_view to_string(JobState s);
+std::string_view to_string(FailureClass c);
+
+/// What a client asks for. Validated by daemon/ (sizes, fields) before core
+/// sees it.
+struct JobRequest {
+  std::string troupe;
+  std::string payload;
+  std::string key;
+  std::string idempotency_key;
+  std::optional<Duration> attempt_timeout;  // overrides the troupe's timeout
+  std::optional<std::chrono::system_clock::time_point> deadline;
+  Metadata metadata;
+};
+
+/// A consistent snapshot of one job. Timestamps are wall-clock for display;
+/// unset ones are the epoch.
+struct JobRecord {
+  JobId id;
+  std::string troupe;
+  JobState state = JobState::kQueued;
+  std::uint32_t attempts = 0;
+  std::string payload;
+  std::string result;
+  std::string error;
+  FailureClass failure_class = FailureClass::kNone;
+  std::string key;
+  std::string idempotency_key;
+  Metadata metadata;
+  std::chrono::system_clock::time_point submitted_at{};
+  std::chrono::system_clock::time_point started_at{};
+  std::chrono::system_clock::time_point finished_at{};
+};
+
+/// Why a submit was refused. The job was never accepted and is not counted.
+enum class RejectReason : std::uint8_t {
+  kUnknownTroupe,
+  kFull,
+  kDraining,
+  kCircuitOpen,
+  kRateLimited,
+};
+std::string_view to_string(RejectReason r);
+
+struct Rejection {
+  RejectReason reason;
+  std::string message;  // says what was wrong and what to do
+  std::chrono::milliseconds retry_after{0};
+};
+
+struct Accepted {
+  JobId id;
+  bool duplicate = false;  // idempotency key matched an existing job
+};
+
+}  // namespace troupe::core
+
+template <>
+struct std::hash<troupe::core::JobId> {
+  std::size_t operator()(troupe::core::JobId id) const noexcept {
+    return std::hash<std::uint64_t>{}(id.value);
+  }
+};

@@ -1,0 +1,50 @@
+#pragma once
+
+/// How observability enters core: daemon/ implements these with
+/// prometheus-cpp; core calls them. Core never depends on a metrics library.
+
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+#include "core/job.h"
+#include "core/options.h"
+
+namespace troupe::core {
+
+enum class CircuitState : std::uint8_t { kClosed, kOpen, kHalfOpen };
+enum class ScaleDirection : std::uint8_t { kUp, kDown };
+std::string_view to_string(CircuitState s);
+std::string_view to_string(ScaleDirection d);
+
+/// Events of one troupe. Called concurrently from any core thread, on hot
+/// paths: implementations must be thread-safe and must not block.
+class TroupeObserver {
+ public:
+  virtual ~TroupeObserver() = default;
+  virtual void job_submitted() = 0;
+  virtual void job_rejected(RejectReason reason) = 0;
+  /// Once per accepted job, with its terminal state.
+  virtual void job_completed(JobState terminal) = 0;
+  virtual void attempt_finished(FailureClass outcome, Duration run_time) = 0;
+  virtual void queue_wait(Duration waited) = 0;
+  virtual void mailbox(std::uint64_t depth, std::uint64_t capacity) = 0;
+  virtual void actors(std::uint32_t total, std::uint32_t busy) = 0;
+  virtual void actor_restarted() = 0;
+  virtual void circuit_changed(CircuitState to) = 0;
+  virtual void degraded_changed(bool degraded) = 0;
+  virtual void autoscaled(ScaleDirection direction, std::uint32_t actors_now) = 0;
+};
+
+/// Hands out one TroupeObserver per troupe. Thread-safe.
+class Observer {
+ public:
+  virtual ~Observer() = default;
+  virtual std::shared_ptr<TroupeObserver> troupe_added(std::string_view troupe) = 0;
+  virtual void troupe_removed(std::string_view troupe) = 0;
+};
+
+/// Observes nothing; for tests and benchmarks that do not look.
+Observer& null_observer();
+
+}  // namespace troupe::core

@@ -1,0 +1,117 @@
+#pragma once
+
+/// The core's one entry point: hosts the troupes and runs their jobs.
+
+#include <boost/asio/io_context.hpp>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "core/clock.h"
+#include "core/job.h"
+#include "core/observer.h"
+#include "core/options.h"
+
+namespace troupe::core {
+
+struct TroupeCounters {
+  std::uint64_t submitted = 0;
+  std::uint64_t rejected = 0;
+  std::uint64_t succeeded = 0;
+  std::uint64_t failed = 0;
+  std::uint64_t dead = 0;
+  std::uint64_t cancelled = 0;
+  std::uint64_t aborted = 0;
+  std::uint64_t in_flight = 0;  // submitted - every terminal count
+  std::uint64_t attempts = 0;
+  std::uint64_t actor_restarts = 0;
+};
+
+struct TroupeStatus {
+  std::string name;
+  TroupeMode mode = TroupeMode::kDynamic;
+  std::string handler;  // describe(options.handler)
+  std::uint32_t actors = 0;
+  std::uint32_t actors_busy = 0;
+  std::uint32_t min_actors = 0;
+  std::uint32_t max_actors = 0;
+  std::uint64_t mailbox_depth = 0;
+  std::uint64_t mailbox_capacity = 0;
+  CircuitState circuit = CircuitState::kClosed;
+  bool degraded = false;
+  bool draining = false;
+  TroupeCounters counters;
+  std::uint64_t dead_letters = 0;
+};
+
+struct DrainReport {
+  std::uint64_t finished = 0;   // reached a terminal state on their own during the drain
+  std::uint64_t cancelled = 0;  // running at the deadline, cancelled (-> ABORTED)
+  std::uint64_t aborted = 0;    // queued or backing off at the deadline (-> ABORTED)
+  bool deadline_reached = false;
+};
+
+struct CancelOutcome {
+  JobRecord job;           // snapshot at the time of the request
+  bool cancelled = false;  // false when the job was already terminal
+};
+
+/// Called with a job snapshot, on a core thread; must not block.
+using JobCallback = std::function<void(const JobRecord&)>;
+using WatchId = std::uint64_t;
+
+/// Hosts the troupes. Every method is thread-safe and non-blocking: callers
+/// (gRPC threads) never wait on a job. Callbacks run on the io_context's
+/// threads. The io_context is run by the daemon's threads; `clock` and
+/// `observer` must outlive the runtime.
+class Runtime {
+ public:
+  virtual ~Runtime() = default;
+
+  /// Makes the hosted troupes match `troupes`: new ones start, removed ones
+  /// drain and go (their accepted jobs still finish), changed limits and
+  /// policies apply live. Options are already validated.
+  virtual void apply(const std::vector<TroupeOptions>& troupes) = 0;
+
+  /// Accepts a job, or says why not. Never blocks. When accepted,
+  /// `on_terminal` (if set) is called exactly once with the terminal record.
+  /// A duplicate (idempotency key hit) calls it when the original job ends.
+  virtual std::variant<Accepted, Rejection> submit(JobRequest request,
+                                                   JobCallback on_terminal = {}) = 0;
+
+  /// Snapshot of a job; nullopt when unknown or its record expired.
+  virtual std::optional<JobRecord> get(JobId id) const = 0;
+
+  /// Cancels a queued, backing-off or running job (a running handler is
+  /// told through its cancellation slot). nullopt when unknown.
+  virtual std::optional<CancelOutcome> cancel(JobId id) = 0;
+
+  /// Calls on_change with the current snapshot, then with every state
+  /// change up to and including the terminal one; then the watch ends by
+  /// itself. nullopt when the job is unknown.
+  virtual std::optional<WatchId> watch(JobId id, JobCallback on_change) = 0;
+  /// Ends a watch early; no callback runs after unwatch returns... except
+  /// one already running. Unknown ids are ignored.
+  virtual void unwatch(WatchId id) = 0;
+
+  virtual std::vector<TroupeStatus> troupes() const = 0;
+  virtual std::optional<TroupeStatus> troupe(std::string_view name) const = 0;
+  /// Newest first, at most `limit`; nullopt for an unknown troupe.
+  virtual std::optional<std::vector<JobRecord>> dead_jobs(std::string_view troupe,
+                                                          std::size_t limit) const = 0;
+
+  /// Stops accepting (submits get kDraining), lets accepted jobs finish,
+  /// and after `timeout` cancels what runs and aborts what waits. `done` is
+  /// called once, on a core thread, when every accepted job is terminal.
+  virtual void drain(Duration timeout, std::function<void(DrainReport)> done) = 0;
+};
+
+std::unique_ptr<Runtime> make_runtime(boost::asio::io_context& io, Clock& clock, Observer& observer,
+                                      RuntimeOptions options);
+
+}  // namespace troupe::core
