@@ -4,7 +4,10 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/options.h"
@@ -38,5 +41,27 @@ struct Config {
   core::RuntimeOptions runtime;
   std::vector<core::TroupeOptions> troupes;
 };
+
+/// One problem in a config file, located precisely.
+struct ConfigError {
+  std::string file;
+  int line = 0;         // 1-based; 0 when the problem has no single place
+  int column = 0;       // 1-based
+  std::string path;     // key path, e.g. "troupes[2].autoscale.cooldown"
+  std::string message;  // what is wrong and what to do
+  /// "file:line:column: path: message"
+  std::string to_string() const;
+};
+
+/// Either a whole valid config, or every error found in the file.
+struct LoadResult {
+  std::optional<Config> config;
+  std::vector<ConfigError> errors;
+};
+
+/// Reads, parses and validates a whole file. Never throws.
+LoadResult load_file(const std::string& path);
+/// Same for YAML text; `name` stands in for the file name in errors.
+LoadResult load_string(std::string_view yaml, const std::string& name = "<config>");
 
 }  // namespace troupe::config
