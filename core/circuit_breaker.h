@@ -59,6 +59,11 @@ class CircuitBreaker {
   /// Time until an open breaker half-opens (zero when not open): a retry hint.
   Duration time_until_half_open() const;
 
+  /// Moves the breaker to `to` now, as an operator would (kClosed = reset,
+  /// kOpen = trip); a transition like any other (on_transition, timers,
+  /// generation). Nothing happens if it is already in `to` or disabled.
+  void transition_to(CircuitState to);
+
  private:
   struct Impl;
   std::shared_ptr<Impl> impl_;
