@@ -21,11 +21,16 @@ namespace troupe::core {
 /// probes succeeding closes it, any failure reopens it; max_wait_in_half_open
 /// without enough results reopens it.
 ///
-/// Thread-safe: state() and try_acquire() may be called from any thread.
-/// The state machine itself is owned by one strand on `executor`: results
-/// and timer expiries are applied there, and every transition bumps a
+/// Thread-safe: every member may be called from any thread. state() and a
+/// closed breaker's try_acquire() read one atomic. Results, releases and
+/// transitions are applied at once under one short internal lock (no user
+/// code runs under it), so record() has taken effect when it returns; timer
+/// expiries run on a strand on `executor`. Every transition bumps a
 /// generation counter so a timer armed in an earlier state does nothing.
-/// on_transition runs on that strand, once per transition.
+/// on_transition and when_not_open callbacks run on that strand, in
+/// transition order, once each; none runs after the breaker is destroyed
+/// (pending when_not_open callbacks are dropped). Destroy it on its strand
+/// or once `executor` no longer runs, so no callback is mid-flight.
 class CircuitBreaker {
  public:
   CircuitBreaker(CircuitBreakerOptions options, boost::asio::any_io_executor executor, Clock& clock,
