@@ -140,7 +140,7 @@ struct CircuitBreaker::Impl : std::enable_shared_from_this<CircuitBreaker::Impl>
       waiting_for_not_open_.push_back(std::move(fn));
       return;
     }
-    boost::asio::post(strand_, std::move(fn));
+    post_waiter_locked(std::move(fn));
   }
 
   void update(CircuitBreakerOptions options) {
@@ -277,8 +277,16 @@ struct CircuitBreaker::Impl : std::enable_shared_from_this<CircuitBreaker::Impl>
   }
 
   void release_waiters_locked() {
-    for (auto& fn : waiting_for_not_open_) boost::asio::post(strand_, std::move(fn));
+    for (auto& fn : waiting_for_not_open_) post_waiter_locked(std::move(fn));
     waiting_for_not_open_.clear();
+  }
+
+  // Runs fn on the strand unless the breaker is destroyed first: its owner
+  // (and what fn refers to) may be gone by then.
+  void post_waiter_locked(std::function<void()> fn) {
+    boost::asio::post(strand_, [weak = weak_from_this(), fn = std::move(fn)] {
+      if (auto self = weak.lock()) fn();
+    });
   }
 
   void on_open_timeout(std::uint64_t armed_in) {
@@ -314,6 +322,8 @@ struct CircuitBreaker::Impl : std::enable_shared_from_this<CircuitBreaker::Impl>
   std::uint32_t probe_results_ = 0;      // successful half-open results
   std::uint32_t probe_slow_ = 0;
   std::uint64_t generation_ = 0;
+  // Timers are not thread-safe; they are only touched under mutex_, which
+  // serialises them as a strand would. Their handlers run on strand_.
   std::unique_ptr<Timer> open_timer_;
   std::unique_ptr<Timer> half_open_timer_;
   std::vector<std::function<void()>> waiting_for_not_open_;

@@ -533,6 +533,15 @@ TEST_F(BreakerTest, DestroyedBreakerLeavesNoCallbacksBehind) {
   EXPECT_EQ(transitions_, States{kOpen});
 }
 
+TEST_F(BreakerTest, PostedWaiterDoesNotRunAfterDestruction) {
+  make(base_options());
+  int calls = 0;
+  breaker_->when_not_open([&] { ++calls; });  // posted at once: closed
+  breaker_.reset();
+  settle();
+  EXPECT_EQ(calls, 0);
+}
+
 // Concurrent acquire/record/release from a 2-thread pool while the test
 // thread moves the clock: run under TSan. The observed transitions must form
 // a valid chain and end in the state the breaker reports.
