@@ -10,10 +10,14 @@ InMemoryJobStore::InMemoryJobStore(JobStoreOptions options, Clock& clock)
 
 InMemoryJobStore::~InMemoryJobStore() = default;
 
-std::size_t InMemoryJobStore::record_bytes(const Job& job) {
-  std::size_t n = job.payload.size() + job.output.size();
+std::size_t InMemoryJobStore::request_bytes(const Job& job) {
+  std::size_t n = job.payload.size();
   if (job.extras) n += job.extras->key.size() + job.extras->idempotency_key.size();
   return n;
+}
+
+std::size_t InMemoryJobStore::record_bytes(const Job& job) {
+  return request_bytes(job) + job.output.size();
 }
 
 bool InMemoryJobStore::over_limits() const {
@@ -56,7 +60,8 @@ void InMemoryJobStore::add(const JobPtr& job) {
     std::lock_guard lock(shard.mutex);
     shard.jobs.emplace(job->id.value, job);
     count_.fetch_add(1, std::memory_order_relaxed);
-    bytes_.fetch_add(record_bytes(*job), std::memory_order_relaxed);
+    // The output is counted by finished(): it may still be changing now.
+    bytes_.fetch_add(request_bytes(*job), std::memory_order_relaxed);
     job->in_store = true;
     if (job->finish_pending) {
       // The job finished before it was registered (an actor was quicker than

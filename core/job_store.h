@@ -90,6 +90,9 @@ class InMemoryJobStore final : public JobStore {
     std::int64_t expires_ns;
   };
 
+  /// Bytes fixed at submit (payload, keys).
+  static std::size_t request_bytes(const detail::Job& job);
+  /// Those plus the output: only for a terminal record, whose output is final.
   static std::size_t record_bytes(const detail::Job& job);
   Shard& shard_of(std::uint64_t id) { return shards_[id % kShards]; }
   /// Drops expired records at the front of the shard's FIFO, then (when
