@@ -66,10 +66,6 @@ void Actor::pump() {
 
 bool Actor::run_job(JobPtr job, bool breaker_permit) {
   const TroupeConfig& config = *config_;
-  if (handler_generation_ != config.handler_generation || !handler_) {
-    handler_ = make_handler(config.options.handler, strand_, troupe_.clock());
-    handler_generation_ = config.handler_generation;
-  }
   Clock& clock = troupe_.clock();
   const auto wall = clock.wall_now();
   const bool deadline_passed =
@@ -125,6 +121,12 @@ bool Actor::run_job(JobPtr job, bool breaker_permit) {
                            current_->metadata(), timeout,                signal_.slot()};
   in_start_ = true;
   try {
+    // A new handler generation (reload) takes effect between attempts.
+    if (handler_generation_ != config.handler_generation || !handler_) {
+      handler_.reset();
+      handler_ = make_handler(config.options.handler, strand_, clock);
+      handler_generation_ = config.handler_generation;
+    }
     handler_->start(ctx, [this, seq](AttemptResult r) { on_done(seq, std::move(r)); });
   } catch (const std::exception& e) {
     // The supervisor's boundary: a throwing handler is a crash of this

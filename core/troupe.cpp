@@ -125,6 +125,7 @@ std::uint32_t Troupe::total_actors_locked() const {
 
 void Troupe::update_capacity_locked() {
   capacity_ = static_cast<std::uint64_t>(actors_.size()) * config_->options.mailbox_capacity;
+  capacity_mirror_.store(capacity_, std::memory_order_relaxed);
 }
 
 void Troupe::report_actors_locked() {
@@ -189,6 +190,10 @@ std::variant<Accepted, Rejection> Troupe::submit(JobRequest&& request, JobCallba
       full = owner == nullptr || owner->keyed_.size() >= config_->options.mailbox_capacity;
     }
     if (full) {
+      if (by_key) {
+        auto it = keys_.find(job->key());
+        if (it != keys_.end() && it->second.pending == 0) keys_.erase(it);
+      }
       const bool throttled = throttled_;
       const auto per_actor = std::max<std::uint64_t>(actors_.size(), 1);
       const auto hint = throttled ? limiter_.time_until_available()
@@ -380,6 +385,7 @@ JobPtr Troupe::take(Actor& actor, bool& breaker_permit) {
     }
     JobPtr job = q->pop_front();
     --queued_;
+    depth_.store(queued_, std::memory_order_relaxed);
     return job;
   }
 }
@@ -429,6 +435,8 @@ void Troupe::breaker_recorded() {
 
 void Troupe::attempt_started(const Job& job, std::chrono::steady_clock::time_point now) {
   obs_->queue_wait(Duration(to_ns(now) - job.enqueued_ns));
+  obs_->mailbox(depth_.load(std::memory_order_relaxed),
+                capacity_mirror_.load(std::memory_order_relaxed));
 }
 
 bool Troupe::watched(const Job& job) {

@@ -63,8 +63,8 @@ class TroupeHost {
 ///
 /// Threading: submit/cancel/status are thread-safe. `mutex_` guards the
 /// queues, the actor lists and the flags below it; its critical sections
-/// are short and never call out (no handler, observer-free where hot,
-/// no user callback). Timers (auto-scaler, throttle, retries) and the
+/// are short and call out to nothing but the observer's non-blocking
+/// actors() gauge (never a handler or a user callback). Timers (auto-scaler, throttle, retries) and the
 /// breaker live on `control_`, a strand. Counters are atomics.
 class Troupe : public std::enable_shared_from_this<Troupe> {
  public:
@@ -184,6 +184,8 @@ class Troupe : public std::enable_shared_from_this<Troupe> {
   };
   Counters counters_;
   std::atomic<std::int64_t> mean_run_ns_{0};  // moving average, for retry-after hints
+  std::atomic<std::uint64_t> depth_{0};            // queued_, for the observer
+  std::atomic<std::uint64_t> capacity_mirror_{0};  // capacity_, for the observer
 
   mutable std::mutex mutex_;  // guards everything below
   std::shared_ptr<const TroupeConfig> config_;
