@@ -57,7 +57,9 @@ void Actor::pump() {
   for (int n = 0; n < kBatch; ++n) {
     if (restarting_ || stopped_ || current_) return;
     bool permit = false;
-    JobPtr job = troupe_.take(*this, permit);
+    std::shared_ptr<Actor> chain;
+    JobPtr job = troupe_.take(*this, permit, chain);
+    if (chain) chain->post_pump();
     if (!job) return;
     if (!run_job(std::move(job), permit)) return;
   }
@@ -67,9 +69,10 @@ void Actor::pump() {
 bool Actor::run_job(JobPtr job, bool breaker_permit) {
   const TroupeConfig& config = *config_;
   Clock& clock = troupe_.clock();
-  const auto wall = clock.wall_now();
+  const auto now = clock.now();
+  const std::int64_t now_ns = to_ns(now);
   const bool deadline_passed =
-      job->extras && job->extras->deadline && wall > *job->extras->deadline;
+      job->extras && job->extras->deadline && clock.wall_now() > *job->extras->deadline;
 
   JobState terminal = JobState::kQueued;
   std::uint32_t attempt = 0;
@@ -90,23 +93,22 @@ bool Actor::run_job(JobPtr job, bool breaker_permit) {
       job->output = "deadline passed before the job started";
     }
     if (terminal != JobState::kQueued) {
-      job->finished_ns = to_ns(wall);
+      job->finished_ns = troupe_.wall_ns(now_ns);
       job->state.store(terminal, std::memory_order_release);
     } else {
       watched = job->listeners != nullptr;
       attempt = ++job->attempts;
-      if (attempt == 1) job->started_ns = to_ns(wall);
+      if (attempt == 1) job->started_ns = troupe_.wall_ns(now_ns);
       job->runner = this;
       job->state.store(JobState::kRunning, std::memory_order_release);
     }
   }
   if (terminal != JobState::kQueued) {
     if (breaker_permit) troupe_.breaker().release();
-    troupe_.complete(job, terminal);
+    troupe_.complete(job, terminal, now_ns);
     return true;
   }
 
-  const auto now = clock.now();
   troupe_.attempt_started(*job, now);
   if (watched) Troupe::notify_watchers(job, troupe_.host());
   current_ = std::move(job);
@@ -189,7 +191,9 @@ void Actor::finish_attempt(AttemptResult result) {
   signal_.slot().clear();
   JobPtr job = std::move(current_);
   current_.reset();
-  const auto run_time = troupe_.clock().now() - attempt_started_;
+  const auto end = troupe_.clock().now();
+  const std::int64_t end_ns = to_ns(end);
+  const auto run_time = end - attempt_started_;
   FailureClass outcome = result.failure;
   if (timed_out_ && outcome != FailureClass::kNone) outcome = FailureClass::kTimeout;
   const TroupeConfig& config = *config_;
@@ -228,7 +232,7 @@ void Actor::finish_attempt(AttemptResult result) {
         next = verdict.retryable ? JobState::kDead : JobState::kFailed;
       }
     }
-    if (is_terminal(next)) job->finished_ns = to_ns(troupe_.clock().wall_now());
+    if (is_terminal(next)) job->finished_ns = troupe_.wall_ns(end_ns);
     job->state.store(next, std::memory_order_release);
   }
 
@@ -244,7 +248,7 @@ void Actor::finish_attempt(AttemptResult result) {
   if (retry) {
     troupe_.schedule_retry(job, troupe_.retry_backoff(config, attempts, result.retry_after));
   } else {
-    troupe_.complete(job, next);
+    troupe_.complete(job, next, end_ns);
   }
   if (outcome == FailureClass::kCrash) supervise();
 }

@@ -60,6 +60,7 @@ class Actor : public std::enable_shared_from_this<Actor> {
   std::shared_ptr<const TroupeConfig> config_;
   std::uint64_t config_version_ = 0;
   bool idle_ = false;      // in the troupe's idle list
+  bool woken_ = false;     // woken, has not reached take() yet
   bool retiring_ = false;  // leaves once its current job is done
 
  private:

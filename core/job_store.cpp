@@ -54,7 +54,7 @@ void InMemoryJobStore::trim_locked(Shard& shard, std::int64_t now_ns, bool over)
 }
 
 void InMemoryJobStore::add(const JobPtr& job) {
-  const std::int64_t now_ns = detail::to_ns(clock_.now());
+  const std::int64_t now_ns = job->enqueued_ns;
   Shard& shard = shard_of(job->id.value);
   {
     std::lock_guard lock(shard.mutex);
@@ -95,9 +95,9 @@ JobPtr InMemoryJobStore::find(JobId id) {
   return job;
 }
 
-void InMemoryJobStore::finished(const JobPtr& job) {
+void InMemoryJobStore::finished(const JobPtr& job, std::int64_t now) {
   const std::int64_t expires_ns =
-      detail::to_ns(clock_.now()) +
+      now +
       std::chrono::duration_cast<std::chrono::nanoseconds>(options_.result_ttl).count();
   Shard& shard = shard_of(job->id.value);
   std::lock_guard lock(shard.mutex);

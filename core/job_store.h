@@ -34,14 +34,16 @@ class JobStore {
   /// room: the submit must be refused. Cheap and approximate (a racing add
   /// may still go over by a few records).
   virtual bool has_room(std::size_t payload_bytes) = 0;
-  /// Registers an accepted job. May evict terminal records (never an
+  /// Registers an accepted job (its enqueued_ns is taken as now). May evict terminal records (never an
   /// in-flight one) to stay within the limits.
   virtual void add(const detail::JobPtr& job) = 0;
   /// The job, or null when unknown or its result has expired.
   virtual detail::JobPtr find(JobId id) = 0;
   /// The job reached its terminal state: its result now expires after
   /// result_ttl and it may be evicted.
-  virtual void finished(const detail::JobPtr& job) = 0;
+  /// `now` is the steady clock's reading at the end, in ns (the caller
+  /// has it already).
+  virtual void finished(const detail::JobPtr& job, std::int64_t now) = 0;
   /// The job registered under (troupe, key) within the idempotency TTL.
   virtual detail::JobPtr find_idempotent(std::string_view troupe, std::string_view key) = 0;
   virtual void remember_idempotent(std::string_view troupe, std::string_view key,
@@ -66,7 +68,7 @@ class InMemoryJobStore final : public JobStore {
   bool has_room(std::size_t payload_bytes) override;
   void add(const detail::JobPtr& job) override;
   detail::JobPtr find(JobId id) override;
-  void finished(const detail::JobPtr& job) override;
+  void finished(const detail::JobPtr& job, std::int64_t now) override;
   detail::JobPtr find_idempotent(std::string_view troupe, std::string_view key) override;
   void remember_idempotent(std::string_view troupe, std::string_view key,
                            const detail::JobPtr& job) override;

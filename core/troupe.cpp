@@ -56,6 +56,7 @@ Troupe::Troupe(TroupeOptions options, boost::asio::io_context& io, Clock& clock,
       observer_(observer.troupe_added(*name)),
       obs_(observer_.get()),
       limiter_(options.rate_limit, clock),
+      wall_offset_ns_(to_ns(clock.wall_now()) - to_ns(clock.now())),
       rng_(std::random_device{}()) {
   breaker_enabled_ = options.circuit_breaker.enabled;
   breaker_rejects_ =
@@ -174,8 +175,8 @@ std::variant<Accepted, Rejection> Troupe::submit(JobRequest&& request, JobCallba
     job->listeners = std::make_unique<JobListeners>();
     job->listeners->on_terminal.push_back(std::move(on_terminal));
   }
-  job->submitted_ns = to_ns(clock_.wall_now());
   job->enqueued_ns = to_ns(clock_.now());
+  job->submitted_ns = wall_ns(job->enqueued_ns);
 
   std::shared_ptr<Actor> wake;
   std::uint64_t depth = 0;
@@ -225,7 +226,9 @@ std::variant<Accepted, Rejection> Troupe::submit(JobRequest&& request, JobCallba
     } else {
       queue_.push_back(job);
       ++queued_;
-      if (!idle_.empty() && !gated_ && !throttled_) wake = pick_idle_locked();
+      // One woken actor at a time: it wakes the next if work remains (see
+      // take()), so a burst of submits costs one post, not one per job.
+      if (!idle_.empty() && waking_ == 0 && !gated_ && !throttled_) wake = pick_idle_locked();
     }
     depth = queued_;
     capacity = capacity_;
@@ -289,6 +292,8 @@ std::shared_ptr<Actor> Troupe::pick_idle_locked() {
   idle_[pos] = idle_.back();
   idle_.pop_back();
   a->idle_ = false;
+  a->woken_ = true;
+  ++waking_;
   return a->shared_from_this();
 }
 
@@ -298,6 +303,8 @@ std::shared_ptr<Actor> Troupe::claim_idle_locked(Actor& actor) {
   *it = idle_.back();
   idle_.pop_back();
   actor.idle_ = false;
+  actor.woken_ = true;
+  ++waking_;
   return actor.shared_from_this();
 }
 
@@ -310,6 +317,8 @@ std::vector<std::shared_ptr<Actor>> Troupe::wake_locked(std::uint64_t n) {
       idle_[i] = idle_.back();
       idle_.pop_back();
       a->idle_ = false;
+      a->woken_ = true;
+      ++waking_;
       woken.push_back(a->shared_from_this());
     } else {
       ++i;
@@ -329,9 +338,13 @@ void Troupe::go_idle_locked(Actor& actor) {
   report_actors_locked();
 }
 
-JobPtr Troupe::take(Actor& actor, bool& breaker_permit) {
+JobPtr Troupe::take(Actor& actor, bool& breaker_permit, std::shared_ptr<Actor>& chain) {
   breaker_permit = false;
   std::lock_guard lock(mutex_);
+  if (actor.woken_) {
+    actor.woken_ = false;
+    --waking_;
+  }
   if (actor.config_version_ != config_version_) {
     actor.config_ = config_;
     actor.config_version_ = config_version_;
@@ -386,6 +399,10 @@ JobPtr Troupe::take(Actor& actor, bool& breaker_permit) {
     JobPtr job = q->pop_front();
     --queued_;
     depth_.store(queued_, std::memory_order_relaxed);
+    // Chain wake: more shared work and an idle actor, and nobody on the way
+    // to take it. This keeps "no job waits while an actor is idle" with one
+    // wake in flight at a time.
+    if (!queue_.empty() && waking_ == 0 && !idle_.empty()) chain = pick_idle_locked();
     return job;
   }
 }
@@ -464,7 +481,8 @@ Duration Troupe::restart_backoff(const SupervisorOptions& options, std::uint32_t
   return exponential_backoff(options.backoff_initial, options.backoff_max, 2.0, n, true, rng_);
 }
 
-void Troupe::complete(const JobPtr& job, JobState terminal) {
+void Troupe::complete(const JobPtr& job, JobState terminal, std::int64_t now_ns) {
+  if (now_ns == 0) now_ns = to_ns(clock_.now());
   switch (terminal) {
     case JobState::kSucceeded:
       counters_.succeeded.fetch_add(1, std::memory_order_release);
@@ -484,7 +502,7 @@ void Troupe::complete(const JobPtr& job, JobState terminal) {
     default:
       break;
   }
-  store_.finished(job);
+  store_.finished(job, now_ns);
   if (terminal == JobState::kDead || job->keyed()) {
     std::lock_guard lock(mutex_);
     if (terminal == JobState::kDead) {
@@ -565,7 +583,7 @@ void Troupe::schedule_retry(const JobPtr& job, Duration backoff) {
     {
       std::lock_guard lock(job->lock);
       job->output = "aborted: the drain deadline passed while the job waited to retry";
-      job->finished_ns = to_ns(clock_.wall_now());
+      job->finished_ns = wall_ns(to_ns(clock_.now()));
       job->state.store(JobState::kAborted, std::memory_order_release);
     }
     complete(job, JobState::kAborted);
@@ -612,7 +630,7 @@ void Troupe::enqueue_locked(JobPtr job, std::shared_ptr<Actor>& wake) {
   } else {
     queue_.push_back(std::move(job));
     ++queued_;
-    if (!gated_ && !throttled_) wake = pick_idle_locked();
+    if (waking_ == 0 && !gated_ && !throttled_) wake = pick_idle_locked();
   }
 }
 
@@ -634,7 +652,7 @@ CancelOutcome Troupe::cancel(const JobPtr& job) {
     } else {
       job->failure = FailureClass::kCancelled;
       job->output = "cancelled by request";
-      job->finished_ns = to_ns(clock_.wall_now());
+      job->finished_ns = wall_ns(to_ns(clock_.now()));
       job->state.store(JobState::kCancelled, std::memory_order_release);
     }
     out.job = job->snapshot_locked();
@@ -685,7 +703,7 @@ std::uint64_t Troupe::abort_all() {
     self->retry_timers_.clear();
   });
   std::uint64_t aborted = 0;
-  const auto now = to_ns(clock_.wall_now());
+  const auto now = wall_ns(to_ns(clock_.now()));
   for (auto& job : waiting) {
     bool mine = false;
     {

@@ -103,8 +103,14 @@ class Troupe : public std::enable_shared_from_this<Troupe> {
   const std::string& name() const { return *name_; }
 
   // Called by actors.
-  JobPtr take(Actor& actor, bool& breaker_permit);
-  void complete(const JobPtr& job, JobState terminal);
+  /// The actor's next job, or null (the actor is then idle). `chain` is an
+  /// idle actor to wake for the work that remains.
+  JobPtr take(Actor& actor, bool& breaker_permit, std::shared_ptr<Actor>& chain);
+  /// `now_ns`: the steady clock's reading, when the caller has it (0: read it).
+  void complete(const JobPtr& job, JobState terminal, std::int64_t now_ns = 0);
+  /// Wall-clock ns for a steady-clock reading: record timestamps are derived
+  /// from the steady clock (one clock read per transition, not two).
+  std::int64_t wall_ns(std::int64_t steady_ns) const { return steady_ns + wall_offset_ns_; }
   void schedule_retry(const JobPtr& job, Duration backoff);
   void attempt_started(const Job& job, std::chrono::steady_clock::time_point now);
   void attempt_finished(FailureClass outcome, Duration run_time);
@@ -183,6 +189,7 @@ class Troupe : public std::enable_shared_from_this<Troupe> {
     std::atomic<std::uint64_t> restarts{0};
   };
   Counters counters_;
+  const std::int64_t wall_offset_ns_;  // wall - steady, taken at construction
   std::atomic<std::int64_t> mean_run_ns_{0};  // moving average, for retry-after hints
   std::atomic<std::uint64_t> depth_{0};            // queued_, for the observer
   std::atomic<std::uint64_t> capacity_mirror_{0};  // capacity_, for the observer
@@ -199,6 +206,7 @@ class Troupe : public std::enable_shared_from_this<Troupe> {
   std::uint32_t stopped_actors_ = 0;
   std::uint32_t next_actor_index_ = 0;
   std::uint32_t rr_cursor_ = 0;
+  std::uint32_t waking_ = 0;  // actors woken that have not reached take() yet
   std::unordered_map<std::string, KeyOwner> keys_;
   std::unordered_map<std::uint64_t, JobPtr> retry_waiting_;
   std::deque<JobPtr> dead_letters_;  // newest at the front

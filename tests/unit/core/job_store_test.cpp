@@ -14,26 +14,29 @@ using detail::Job;
 using detail::JobPtr;
 
 const std::string kTroupe = "t";
+Clock* g_clock = nullptr;  // the test's clock, for make_job
 
 JobPtr make_job(std::uint64_t id, std::string payload = "p") {
   auto j = std::make_shared<Job>();
   j->id = JobId{id};
   j->troupe_name = &kTroupe;
   j->payload = std::move(payload);
+  j->enqueued_ns = detail::to_ns(g_clock->now());
   return j;
 }
 
-void finish(JobStore& store, const JobPtr& j, std::string output = "r") {
+void finish(JobStore& store, Clock& clock, const JobPtr& j, std::string output = "r") {
   {
     std::lock_guard lock(j->lock);
     j->output = std::move(output);
     j->state.store(JobState::kSucceeded);
   }
-  store.finished(j);
+  store.finished(j, detail::to_ns(clock.now()));
 }
 
 TEST(InMemoryJobStore, FindsJobsUntilTheirResultExpires) {
   ManualClock clock;
+  g_clock = &clock;
   JobStoreOptions o;
   o.result_ttl = 10s;
   InMemoryJobStore store(o, clock);
@@ -43,7 +46,7 @@ TEST(InMemoryJobStore, FindsJobsUntilTheirResultExpires) {
   EXPECT_EQ(store.find(JobId{2}), nullptr);
   clock.advance(1h);
   EXPECT_EQ(store.find(JobId{1}), j);  // in flight: never expires
-  finish(store, j);
+  finish(store, clock, j);
   clock.advance(9s);
   EXPECT_EQ(store.find(JobId{1}), j);
   clock.advance(1s);
@@ -55,6 +58,7 @@ TEST(InMemoryJobStore, FindsJobsUntilTheirResultExpires) {
 
 TEST(InMemoryJobStore, EvictsTerminalRecordsFirstAndNeverInFlightOnes) {
   ManualClock clock;
+  g_clock = &clock;
   JobStoreOptions o;
   o.max_jobs = 3;
   InMemoryJobStore store(o, clock);
@@ -64,8 +68,8 @@ TEST(InMemoryJobStore, EvictsTerminalRecordsFirstAndNeverInFlightOnes) {
   store.add(running);
   store.add(done1);
   store.add(done2);
-  finish(store, done1);
-  finish(store, done2);
+  finish(store, clock, done1);
+  finish(store, clock, done2);
   EXPECT_TRUE(store.has_room(1));
   store.add(make_job(4));
   EXPECT_EQ(store.size(), 3u);
@@ -80,13 +84,14 @@ TEST(InMemoryJobStore, EvictsTerminalRecordsFirstAndNeverInFlightOnes) {
 
 TEST(InMemoryJobStore, BoundsBytes) {
   ManualClock clock;
+  g_clock = &clock;
   JobStoreOptions o;
   o.max_bytes = 100;
   InMemoryJobStore store(o, clock);
   auto a = make_job(1, std::string(60, 'x'));
   store.add(a);
   EXPECT_FALSE(store.has_room(60));
-  finish(store, a, "");
+  finish(store, clock, a, "");
   EXPECT_TRUE(store.has_room(60));
   store.add(make_job(2, std::string(60, 'y')));
   EXPECT_EQ(store.find(JobId{1}), nullptr);
@@ -95,6 +100,7 @@ TEST(InMemoryJobStore, BoundsBytes) {
 
 TEST(InMemoryJobStore, IdempotencyKeysExpire) {
   ManualClock clock;
+  g_clock = &clock;
   JobStoreOptions o;
   o.idempotency_ttl = 1min;
   InMemoryJobStore store(o, clock);
@@ -109,9 +115,10 @@ TEST(InMemoryJobStore, IdempotencyKeysExpire) {
 
 TEST(InMemoryJobStore, AJobFinishedBeforeItsAddIsStillAccounted) {
   ManualClock clock;
+  g_clock = &clock;
   InMemoryJobStore store({}, clock);
   auto j = make_job(7);
-  finish(store, j, "out");
+  finish(store, clock, j, "out");
   store.add(j);
   EXPECT_EQ(store.find(JobId{7}), j);
   EXPECT_EQ(store.bytes(), 4u);  // "p" + "out"
