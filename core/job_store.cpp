@@ -38,7 +38,7 @@ bool InMemoryJobStore::evict_front_locked(Shard& shard) {
   if (it != shard.jobs.end()) {
     // Only terminal records are ever in the FIFO; the record's own lock is
     // not needed because a terminal job's fields no longer change.
-    bytes_.fetch_sub(record_bytes(*it->second), std::memory_order_relaxed);
+    bytes_.fetch_sub(record_bytes(**it), std::memory_order_relaxed);
     shard.jobs.erase(it);
     count_.fetch_sub(1, std::memory_order_relaxed);
   }
@@ -58,7 +58,7 @@ void InMemoryJobStore::add(const JobPtr& job) {
   Shard& shard = shard_of(job->id.value);
   {
     std::lock_guard lock(shard.mutex);
-    shard.jobs.emplace(job->id.value, job);
+    shard.jobs.insert(job);
     count_.fetch_add(1, std::memory_order_relaxed);
     // The output is counted by finished(): it may still be changing now.
     bytes_.fetch_add(request_bytes(*job), std::memory_order_relaxed);
@@ -90,7 +90,7 @@ JobPtr InMemoryJobStore::find(JobId id) {
   std::lock_guard lock(shard.mutex);
   auto it = shard.jobs.find(id.value);
   if (it == shard.jobs.end()) return nullptr;
-  const JobPtr& job = it->second;
+  const JobPtr& job = *it;
   if (job->finished_steady_ns != 0 && job->finished_steady_ns <= now_ns) return nullptr;
   return job;
 }

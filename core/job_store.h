@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "core/clock.h"
@@ -82,9 +83,25 @@ class InMemoryJobStore final : public JobStore {
     std::uint64_t id;
     std::int64_t expires_ns;
   };
+  struct ById {
+    using is_transparent = void;
+    std::size_t operator()(std::uint64_t id) const noexcept { return id / kShards; }
+    std::size_t operator()(const detail::JobPtr& j) const noexcept { return j->id.value / kShards; }
+    bool operator()(const detail::JobPtr& a, const detail::JobPtr& b) const noexcept {
+      return a->id == b->id;
+    }
+    bool operator()(std::uint64_t a, const detail::JobPtr& b) const noexcept {
+      return a == b->id.value;
+    }
+    bool operator()(const detail::JobPtr& a, std::uint64_t b) const noexcept {
+      return a->id.value == b;
+    }
+  };
   struct alignas(64) Shard {
     std::mutex mutex;  // guards the map and the FIFO
-    std::unordered_map<std::uint64_t, detail::JobPtr> jobs;
+    // A set keyed by the job's own id (heterogeneous lookup): its node is
+    // one pointer smaller than a map's, which the per-job budget needs.
+    std::unordered_set<detail::JobPtr, ById, ById> jobs;
     detail::RingQueue<Terminal> terminal;  // in finishing order
   };
   struct IdempotencyEntry {
