@@ -119,8 +119,9 @@ bool Actor::run_job(JobPtr job, bool breaker_permit) {
   const Duration timeout = current_->extras && current_->extras->attempt_timeout
                                ? *current_->extras->attempt_timeout
                                : config.options.timeout;
-  const AttemptContext ctx{current_->id,       *current_->troupe_name, attempt, current_->payload,
-                           current_->metadata(), timeout,                signal_.slot()};
+  const AttemptContext ctx{current_->id,      *current_->troupe_name, attempt,
+                           current_->payload, current_->metadata(),   timeout,
+                           signal_.slot()};
   in_start_ = true;
   try {
     // A new handler generation (reload) takes effect between attempts.
@@ -134,13 +135,13 @@ bool Actor::run_job(JobPtr job, bool breaker_permit) {
     // The supervisor's boundary: a throwing handler is a crash of this
     // actor, never of the daemon.
     if (!inline_result_) {
-      inline_result_ = AttemptResult::failed(FailureClass::kCrash,
-                                             std::string("handler threw: ") + e.what());
+      inline_result_ =
+          AttemptResult::failed(FailureClass::kCrash, std::string("handler threw: ") + e.what());
     }
   } catch (...) {
     if (!inline_result_) {
-      inline_result_ = AttemptResult::failed(FailureClass::kCrash,
-                                             "handler threw an exception of unknown type");
+      inline_result_ =
+          AttemptResult::failed(FailureClass::kCrash, "handler threw an exception of unknown type");
     }
   }
   in_start_ = false;

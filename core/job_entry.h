@@ -73,7 +73,7 @@ class Job {
   bool in_store = false;          // job store bookkeeping, under the store's shard lock
   bool finish_pending = false;    // ditto: finished before add() completed
   std::uint32_t attempts = 0;
-  Actor* runner = nullptr;  // the actor running it (state kRunning)
+  Actor* runner = nullptr;        // the actor running it (state kRunning)
   std::int64_t submitted_ns = 0;  // wall clock, ns since the epoch
   std::int64_t started_ns = 0;
   std::int64_t finished_ns = 0;

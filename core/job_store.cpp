@@ -75,9 +75,8 @@ void InMemoryJobStore::add(const JobPtr& job) {
   }
   // Still over: evict the oldest terminal records of other shards. Bounded:
   // one pass over the shards per add.
-  for (std::size_t i = 1; i < kShards && over_limits() &&
-                          terminal_count_.load(std::memory_order_relaxed) > 0;
-       ++i) {
+  for (std::size_t i = 1;
+       i < kShards && over_limits() && terminal_count_.load(std::memory_order_relaxed) > 0; ++i) {
     Shard& other = shards_[(job->id.value + i) % kShards];
     std::lock_guard lock(other.mutex);
     trim_locked(other, now_ns, true);
@@ -97,8 +96,7 @@ JobPtr InMemoryJobStore::find(JobId id) {
 
 void InMemoryJobStore::finished(const JobPtr& job, std::int64_t now) {
   const std::int64_t expires_ns =
-      now +
-      std::chrono::duration_cast<std::chrono::nanoseconds>(options_.result_ttl).count();
+      now + std::chrono::duration_cast<std::chrono::nanoseconds>(options_.result_ttl).count();
   Shard& shard = shard_of(job->id.value);
   std::lock_guard lock(shard.mutex);
   // finished_steady_ns holds the expiry; it is only touched under this lock.

@@ -35,8 +35,8 @@ class JobStore {
   /// room: the submit must be refused. Cheap and approximate (a racing add
   /// may still go over by a few records).
   virtual bool has_room(std::size_t payload_bytes) = 0;
-  /// Registers an accepted job (its enqueued_ns is taken as now). May evict terminal records (never an
-  /// in-flight one) to stay within the limits.
+  /// Registers an accepted job (its enqueued_ns is taken as now). May evict terminal records (never
+  /// an in-flight one) to stay within the limits.
   virtual void add(const detail::JobPtr& job) = 0;
   /// The job, or null when unknown or its result has expired.
   virtual detail::JobPtr find(JobId id) = 0;

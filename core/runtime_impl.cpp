@@ -76,7 +76,7 @@ void RuntimeImpl::apply(const std::vector<TroupeOptions>& troupes) {
         continue;
       }
       auto t = std::make_shared<Troupe>(o, io_, clock_, observer_, *store_,
-                                           static_cast<detail::TroupeHost&>(*this), intern(o.name));
+                                        static_cast<detail::TroupeHost&>(*this), intern(o.name));
       if (draining_.load(std::memory_order_acquire)) t->begin_drain();
       troupes_.emplace(o.name, t);
       started.push_back(std::move(t));
@@ -105,8 +105,7 @@ std::shared_ptr<Troupe> RuntimeImpl::owner_of(const Job& job) const {
   return nullptr;
 }
 
-std::variant<Accepted, Rejection> RuntimeImpl::submit(JobRequest request,
-                                                      JobCallback on_terminal) {
+std::variant<Accepted, Rejection> RuntimeImpl::submit(JobRequest request, JobCallback on_terminal) {
   if (request.idempotency_key.empty()) {
     // The hot path: the table lock is held shared for the submit itself, so
     // no reference count is touched.
@@ -143,7 +142,8 @@ std::variant<Accepted, Rejection> RuntimeImpl::submit(JobRequest request,
         }
       }
       if (done) {
-        boost::asio::post(io_, [existing, cb = std::move(on_terminal)] { cb(existing->snapshot()); });
+        boost::asio::post(io_,
+                          [existing, cb = std::move(on_terminal)] { cb(existing->snapshot()); });
       }
     }
     return Accepted{existing->id, true};
@@ -333,7 +333,8 @@ void RuntimeImpl::check_drained() {
     report.cancelled = drain_cancelled_.load(std::memory_order_relaxed);
     report.aborted = drain_aborted_.load(std::memory_order_relaxed);
     const std::uint64_t ended_by_drain = report.cancelled + report.aborted;
-    report.finished = in_flight_at_drain_ > ended_by_drain ? in_flight_at_drain_ - ended_by_drain : 0;
+    report.finished =
+        in_flight_at_drain_ > ended_by_drain ? in_flight_at_drain_ - ended_by_drain : 0;
     done = std::move(drain_done_);
   }
   boost::asio::post(control_, [this] {
@@ -342,8 +343,8 @@ void RuntimeImpl::check_drained() {
   if (done) boost::asio::post(io_, [done = std::move(done), report] { done(report); });
 }
 
-std::unique_ptr<Runtime> make_runtime(boost::asio::io_context& io, Clock& clock,
-                                      Observer& observer, RuntimeOptions options) {
+std::unique_ptr<Runtime> make_runtime(boost::asio::io_context& io, Clock& clock, Observer& observer,
+                                      RuntimeOptions options) {
   return std::make_unique<RuntimeImpl>(io, clock, observer, options);
 }
 

@@ -45,8 +45,8 @@ std::chrono::milliseconds to_ms_ceil(Duration d) {
 
 }  // namespace
 
-Troupe::Troupe(TroupeOptions options, boost::asio::io_context& io, Clock& clock,
-               Observer& observer, JobStore& store, TroupeHost& host, const std::string* name)
+Troupe::Troupe(TroupeOptions options, boost::asio::io_context& io, Clock& clock, Observer& observer,
+               JobStore& store, TroupeHost& host, const std::string* name)
     : io_(io),
       clock_(clock),
       store_(store),
@@ -59,16 +59,14 @@ Troupe::Troupe(TroupeOptions options, boost::asio::io_context& io, Clock& clock,
       wall_offset_ns_(to_ns(clock.wall_now()) - to_ns(clock.now())),
       rng_(std::random_device{}()) {
   breaker_enabled_ = options.circuit_breaker.enabled;
-  breaker_rejects_ =
-      options.circuit_breaker.policy == CircuitBreakerOptions::OpenPolicy::kReject;
+  breaker_rejects_ = options.circuit_breaker.policy == CircuitBreakerOptions::OpenPolicy::kReject;
   limiter_enabled_ = options.rate_limit.enabled;
   // The breaker's transitions wake actors that went idle waiting for it.
-  breaker_ = std::make_unique<CircuitBreaker>(
-      options.circuit_breaker, control_, clock,
-      [this, obs = observer_](CircuitState to) {
-        obs->circuit_changed(to);
-        if (to != CircuitState::kOpen) wake_gated();
-      });
+  breaker_ = std::make_unique<CircuitBreaker>(options.circuit_breaker, control_, clock,
+                                              [this, obs = observer_](CircuitState to) {
+                                                obs->circuit_changed(to);
+                                                if (to != CircuitState::kOpen) wake_gated();
+                                              });
   RetryPolicy retry(options.retry);
   config_ = std::make_shared<const TroupeConfig>(
       TroupeConfig{std::move(options), std::move(retry), handler_generation_});
@@ -138,8 +136,9 @@ void Troupe::report_actors_locked() {
 std::variant<Accepted, Rejection> Troupe::submit(JobRequest&& request, JobCallback on_terminal) {
   if (draining()) {
     return reject(RejectReason::kDraining,
-                  "troupe '" + *name_ + "' is draining and accepts no new jobs; retry on another "
-                                        "instance",
+                  "troupe '" + *name_ +
+                      "' is draining and accepts no new jobs; retry on another "
+                      "instance",
                   std::chrono::milliseconds(0));
   }
   if (breaker_enabled_.load(std::memory_order_relaxed) &&
@@ -409,20 +408,19 @@ JobPtr Troupe::take(Actor& actor, bool& breaker_permit, std::shared_ptr<Actor>& 
 
 void Troupe::arm_throttle() {
   if (!throttle_timer_) throttle_timer_ = clock_.make_timer(control_);
-  throttle_timer_->wait(limiter_.time_until_available(),
-                        [weak = weak_from_this()](bool fired) {
-                          if (!fired) return;
-                          auto self = weak.lock();
-                          if (!self) return;
-                          std::vector<std::shared_ptr<Actor>> woken;
-                          {
-                            std::lock_guard lock(self->mutex_);
-                            self->throttled_ = false;
-                            self->throttle_armed_ = false;
-                            woken = self->wake_locked(self->queued_);
-                          }
-                          for (auto& a : woken) a->post_pump();
-                        });
+  throttle_timer_->wait(limiter_.time_until_available(), [weak = weak_from_this()](bool fired) {
+    if (!fired) return;
+    auto self = weak.lock();
+    if (!self) return;
+    std::vector<std::shared_ptr<Actor>> woken;
+    {
+      std::lock_guard lock(self->mutex_);
+      self->throttled_ = false;
+      self->throttle_armed_ = false;
+      woken = self->wake_locked(self->queued_);
+    }
+    for (auto& a : woken) a->post_pump();
+  });
 }
 
 void Troupe::wake_gated() {
@@ -681,7 +679,9 @@ CancelOutcome Troupe::cancel(const JobPtr& job) {
   return out;
 }
 
-void Troupe::begin_drain() { draining_.store(true, std::memory_order_release); }
+void Troupe::begin_drain() {
+  draining_.store(true, std::memory_order_release);
+}
 
 std::uint64_t Troupe::abort_all() {
   std::vector<JobPtr> waiting;
@@ -732,8 +732,7 @@ void Troupe::update(TroupeOptions options) {
   breaker_->update(options.circuit_breaker);
   limiter_.update(options.rate_limit);
   breaker_enabled_ = options.circuit_breaker.enabled;
-  breaker_rejects_ =
-      options.circuit_breaker.policy == CircuitBreakerOptions::OpenPolicy::kReject;
+  breaker_rejects_ = options.circuit_breaker.policy == CircuitBreakerOptions::OpenPolicy::kReject;
   limiter_enabled_ = options.rate_limit.enabled;
   std::uint32_t add = 0;
   std::vector<std::shared_ptr<Actor>> woken;
@@ -747,9 +746,8 @@ void Troupe::update(TroupeOptions options) {
     ++config_version_;
     const auto& o = config_->options;
     const std::uint32_t total = total_actors_locked();
-    const std::uint32_t target = o.mode == TroupeMode::kFixed
-                                     ? o.max_actors
-                                     : std::clamp(total, o.min_actors, o.max_actors);
+    const std::uint32_t target =
+        o.mode == TroupeMode::kFixed ? o.max_actors : std::clamp(total, o.min_actors, o.max_actors);
     if (target > total) add = target - total;
     if (target < total) remove_actors_locked(total - target, false);
     update_capacity_locked();
@@ -877,8 +875,8 @@ void Troupe::autoscale_tick() {
   std::uint32_t removed = 0;
   std::uint32_t now_total = 0;
   const auto now = clock_.now();
-  const bool breaker_open = breaker_enabled_.load(std::memory_order_relaxed) &&
-                            breaker_->state() == CircuitState::kOpen;
+  const bool breaker_open =
+      breaker_enabled_.load(std::memory_order_relaxed) && breaker_->state() == CircuitState::kOpen;
   {
     std::lock_guard lock(mutex_);
     const auto& o = config_->options;

@@ -64,8 +64,8 @@ class TroupeHost {
 /// Threading: submit/cancel/status are thread-safe. `mutex_` guards the
 /// queues, the actor lists and the flags below it; its critical sections
 /// are short and call out to nothing but the observer's non-blocking
-/// actors() gauge (never a handler or a user callback). Timers (auto-scaler, throttle, retries) and the
-/// breaker live on `control_`, a strand. Counters are atomics.
+/// actors() gauge (never a handler or a user callback). Timers (auto-scaler, throttle, retries) and
+/// the breaker live on `control_`, a strand. Counters are atomics.
 class Troupe : public std::enable_shared_from_this<Troupe> {
  public:
   Troupe(TroupeOptions options, boost::asio::io_context& io, Clock& clock, Observer& observer,
@@ -189,8 +189,8 @@ class Troupe : public std::enable_shared_from_this<Troupe> {
     std::atomic<std::uint64_t> restarts{0};
   };
   Counters counters_;
-  const std::int64_t wall_offset_ns_;  // wall - steady, taken at construction
-  std::atomic<std::int64_t> mean_run_ns_{0};  // moving average, for retry-after hints
+  const std::int64_t wall_offset_ns_;              // wall - steady, taken at construction
+  std::atomic<std::int64_t> mean_run_ns_{0};       // moving average, for retry-after hints
   std::atomic<std::uint64_t> depth_{0};            // queued_, for the observer
   std::atomic<std::uint64_t> capacity_mirror_{0};  // capacity_, for the observer
 
@@ -200,7 +200,7 @@ class Troupe : public std::enable_shared_from_this<Troupe> {
   std::uint64_t handler_generation_ = 1;
   std::vector<std::shared_ptr<Actor>> actors_;  // live ones (running, idle or restarting)
   std::vector<Actor*> idle_;
-  RingQueue<JobPtr> queue_;  // unkeyed jobs
+  RingQueue<JobPtr> queue_;   // unkeyed jobs
   std::uint64_t queued_ = 0;  // queue_ + every keyed_, cancelled entries included
   std::uint64_t capacity_ = 0;
   std::uint32_t stopped_actors_ = 0;

@@ -92,8 +92,7 @@ std::optional<Duration> parse_duration(std::string_view text) {
 }
 
 std::unique_ptr<Handler> make_builtin_handler(const BuiltinHandlerOptions& options,
-                                              boost::asio::any_io_executor executor,
-                                              Clock& clock) {
+                                              boost::asio::any_io_executor executor, Clock& clock) {
   switch (options.kind) {
     case BuiltinHandlerOptions::Kind::kNoop:
       return std::make_unique<NoopHandler>();

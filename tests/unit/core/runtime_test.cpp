@@ -619,9 +619,9 @@ TEST_F(RuntimeTest, WatchSeesEveryStateChangeThenEnds) {
   ASSERT_TRUE(w);
   run();
   advance(10ms);
-  EXPECT_EQ(seen, (std::vector<JobState>{JobState::kQueued, JobState::kRunning,
-                                         JobState::kRetryWait, JobState::kQueued,
-                                         JobState::kRunning, JobState::kDead}));
+  EXPECT_EQ(seen,
+            (std::vector<JobState>{JobState::kQueued, JobState::kRunning, JobState::kRetryWait,
+                                   JobState::kQueued, JobState::kRunning, JobState::kDead}));
   EXPECT_FALSE(runtime_->watch(JobId{42}, [](const JobRecord&) {}));
 }
 

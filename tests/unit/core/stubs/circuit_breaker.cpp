@@ -58,7 +58,9 @@ CircuitBreaker::~CircuitBreaker() {
   std::lock_guard lock(impl_->mutex);
   if (impl_->timer) impl_->timer->cancel();
 }
-CircuitState CircuitBreaker::state() const noexcept { return impl_->state.load(); }
+CircuitState CircuitBreaker::state() const noexcept {
+  return impl_->state.load();
+}
 bool CircuitBreaker::try_acquire() {
   std::lock_guard lock(impl_->mutex);
   if (!impl_->options.enabled) return true;

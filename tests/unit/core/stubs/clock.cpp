@@ -1,6 +1,6 @@
-#include <boost/asio/steady_timer.hpp>
-
 #include "core/clock.h"
+
+#include <boost/asio/steady_timer.hpp>
 
 namespace troupe::core {
 namespace {
@@ -29,5 +29,7 @@ class SteadyClock final : public Clock {
   }
 };
 }  // namespace
-std::unique_ptr<Clock> make_steady_clock() { return std::make_unique<SteadyClock>(); }
+std::unique_ptr<Clock> make_steady_clock() {
+  return std::make_unique<SteadyClock>();
+}
 }  // namespace troupe::core
