@@ -272,6 +272,31 @@ TEST_F(RuntimeTest, ResumeKeepsTheActorAndStopStopsIt) {
   EXPECT_TRUE(runtime_->troupe("stop")->degraded);
 }
 
+TEST_F(RuntimeTest, AStoppedActorsKeyedJobsMoveToAnotherActorInOrder) {
+  auto o = builtin_troupe("t", Kind::kFail, 2);
+  o.dispatch = DispatchStrategy::kKey;
+  builtin(o).fail_mode = BuiltinHandlerOptions::FailMode::kThrow;
+  builtin(o).fail_every = 2;  // per actor: its second job crashes it
+  o.supervisor.strategy = SupervisorOptions::Strategy::kStop;
+  runtime_->apply({o});
+  run();
+  const JobId a1 = submit_ok("t", "", "a");
+  const JobId a2 = submit_ok("t", "", "a");
+  const JobId a3 = submit_ok("t", "", "a");
+  const JobId a4 = submit_ok("t", "", "a");
+  run();
+  EXPECT_EQ(state_of(a1), JobState::kSucceeded);
+  EXPECT_EQ(state_of(a2), JobState::kDead);       // crashed its actor, which stopped
+  EXPECT_EQ(state_of(a3), JobState::kSucceeded);  // moved, ran on the other actor
+  EXPECT_EQ(state_of(a4), JobState::kDead);       // ... whose second job crashes it too
+  auto s = runtime_->troupe("t");
+  EXPECT_TRUE(s->degraded);
+  EXPECT_EQ(s->actors, 0u);
+  std::vector<JobId> order;
+  for (auto& r : terminals()) order.push_back(r.id);
+  EXPECT_EQ(order, (std::vector<JobId>{a1, a2, a3, a4}));
+}
+
 TEST_F(RuntimeTest, RetryableFailuresBackOffThenGoDead) {
   auto o = builtin_troupe("t", Kind::kFail, 1);
   o.retry.max_attempts = 3;
