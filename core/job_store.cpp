@@ -6,7 +6,13 @@ using detail::Job;
 using detail::JobPtr;
 
 InMemoryJobStore::InMemoryJobStore(JobStoreOptions options, Clock& clock)
-    : options_(options), clock_(clock), shards_(std::make_unique<Shard[]>(kShards)) {}
+    : options_(options), clock_(clock), shards_(std::make_unique<Shard[]>(kShards)) {
+  // Start each shard's table at a useful size: rehashing a growing table is
+  // a visible cost on the submit path. Bounded so a large max_jobs does not
+  // reserve memory up front.
+  const std::size_t per_shard = std::min<std::size_t>(options_.max_jobs / kShards + 1, 4096);
+  for (std::size_t i = 0; i < kShards; ++i) shards_[i].jobs.reserve(per_shard);
+}
 
 InMemoryJobStore::~InMemoryJobStore() = default;
 

@@ -98,7 +98,7 @@ class InMemoryJobStore final : public JobStore {
     }
   };
   struct alignas(64) Shard {
-    std::mutex mutex;  // guards the map and the FIFO
+    std::mutex mutex;  // guards the table and the FIFO
     // A set keyed by the job's own id (heterogeneous lookup): its node is
     // one pointer smaller than a map's, which the per-job budget needs.
     std::unordered_set<detail::JobPtr, ById, ById> jobs;
