@@ -111,6 +111,10 @@ class Runtime {
   virtual void drain(Duration timeout, std::function<void(DrainReport)> done) = 0;
 };
 
+/// Destroy the returned runtime only once the io_context is no longer being
+/// run (join its threads first, e.g. after a completed drain): work still
+/// queued there is discarded with the io_context, never run against a
+/// destroyed runtime.
 std::unique_ptr<Runtime> make_runtime(boost::asio::io_context& io, Clock& clock, Observer& observer,
                                       RuntimeOptions options);
 

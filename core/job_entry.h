@@ -1,0 +1,108 @@
+#pragma once
+
+/// The runtime's in-memory form of one accepted job: what the queues, the
+/// actors and the job store share. Lean on purpose (a queued job's overhead
+/// is a performance promise): rarely used fields live in JobExtras, which is
+/// only allocated when a request carries them.
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/clock.h"
+#include "core/job.h"
+#include "core/runtime.h"
+#include "core/spin_lock.h"
+
+namespace troupe::core::detail {
+
+class Troupe;
+class Actor;
+
+/// Request fields most jobs do not have. Immutable after submit.
+struct JobExtras {
+  std::string key;
+  std::string idempotency_key;
+  Metadata metadata;
+  std::optional<Duration> attempt_timeout;
+  std::optional<WallTime> deadline;
+};
+
+/// Who listens to a job. `on_terminal` (the submitter's callback, plus those
+/// of idempotent duplicates) is guarded by Job::lock. Watches are guarded by
+/// `notify`, which is held while they are called, so each watcher sees
+/// states in order and none is called after unwatch() returns (recursive, so
+/// a watch callback may unwatch).
+struct JobListeners {
+  struct Watcher {
+    WatchId id;
+    JobCallback callback;
+    JobState last_state;
+    std::uint32_t last_attempts;
+  };
+  std::vector<JobCallback> on_terminal;
+  std::recursive_mutex notify;
+  std::vector<Watcher> watchers;
+};
+
+/// One accepted job. Immutable after submit: id, troupe_name, troupe, payload
+/// and the request fields of extras. Everything else is guarded by `lock`;
+/// `state` is also readable without it (a queue skips cancelled entries by
+/// peeking at it). Lock order: a troupe's mutex, then a job's lock; never
+/// the reverse.
+class Job {
+ public:
+  JobId id;
+  const std::string* troupe_name = nullptr;  // interned by the runtime, never freed
+  Troupe* troupe = nullptr;                  // valid while the job is not terminal
+  std::string payload;
+  std::string output;  // the result on success, the error otherwise
+  std::unique_ptr<JobExtras> extras;
+  std::unique_ptr<JobListeners> listeners;  // the pointer is guarded by `lock`
+
+  mutable SpinLock lock;
+  std::atomic<JobState> state{JobState::kQueued};
+  FailureClass failure = FailureClass::kNone;
+  bool cancel_requested = false;  // running: end CANCELLED when the attempt returns
+  bool abort_requested = false;   // running: end ABORTED (drain deadline)
+  bool in_store = false;          // job store bookkeeping, under the store's shard lock
+  bool finish_pending = false;    // ditto: finished before add() completed
+  std::uint32_t attempts = 0;
+  Actor* runner = nullptr;        // the actor running it (state kRunning)
+  std::int64_t submitted_ns = 0;  // wall clock, ns since the epoch
+  std::int64_t started_ns = 0;
+  std::int64_t finished_ns = 0;
+  std::int64_t enqueued_ns = 0;         // steady clock: queue-wait measurement
+  std::int64_t finished_steady_ns = 0;  // steady clock: result TTL
+
+  const std::string& key() const {
+    static const std::string kEmpty;
+    return extras ? extras->key : kEmpty;
+  }
+  const Metadata& metadata() const {
+    static const Metadata kEmpty;
+    return extras ? extras->metadata : kEmpty;
+  }
+  bool keyed() const { return extras && !extras->key.empty(); }
+
+  /// A consistent snapshot; takes the lock.
+  JobRecord snapshot() const;
+  /// The same, for a caller already holding the lock.
+  JobRecord snapshot_locked() const;
+};
+
+using JobPtr = std::shared_ptr<Job>;
+
+inline std::int64_t to_ns(std::chrono::system_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+inline std::int64_t to_ns(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+
+}  // namespace troupe::core::detail

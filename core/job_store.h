@@ -1,0 +1,135 @@
+#pragma once
+
+/// Where job records live between submit and expiry.
+
+#include <atomic>
+#include <cstddef>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "core/clock.h"
+#include "core/job_entry.h"
+#include "core/options.h"
+#include "core/ring_queue.h"
+
+namespace troupe::core {
+
+/// Keeps every accepted job findable by id until its result expires, and
+/// the idempotency index. Thread-safe: every method may be called from any
+/// thread concurrently.
+///
+/// Honest about durability: an implementation says what survives a crash.
+/// InMemoryJobStore keeps nothing across a restart; a durable store (the
+/// planned journal) must persist a job in add() before the submit is
+/// acknowledged and the terminal state in finished(), and will need a
+/// recovery entry point that this interface does not promise yet.
+class JobStore {
+ public:
+  virtual ~JobStore() = default;
+  /// False when the store is at its limits and no terminal record can make
+  /// room: the submit must be refused. Cheap and approximate (a racing add
+  /// may still go over by a few records).
+  virtual bool has_room(std::size_t payload_bytes) = 0;
+  /// Registers an accepted job (its enqueued_ns is taken as now). May evict terminal records (never
+  /// an in-flight one) to stay within the limits.
+  virtual void add(const detail::JobPtr& job) = 0;
+  /// The job, or null when unknown or its result has expired.
+  virtual detail::JobPtr find(JobId id) = 0;
+  /// The job reached its terminal state: its result now expires after
+  /// result_ttl and it may be evicted.
+  /// `now` is the steady clock's reading at the end, in ns (the caller
+  /// has it already).
+  virtual void finished(const detail::JobPtr& job, std::int64_t now) = 0;
+  /// The job registered under (troupe, key) within the idempotency TTL.
+  virtual detail::JobPtr find_idempotent(std::string_view troupe, std::string_view key) = 0;
+  virtual void remember_idempotent(std::string_view troupe, std::string_view key,
+                                   const detail::JobPtr& job) = 0;
+  virtual std::size_t size() const = 0;
+  virtual std::size_t bytes() const = 0;
+  /// True when the records survive a restart of the process.
+  virtual bool durable() const = 0;
+};
+
+/// The bounded in-memory JobStore: a sharded hash table by id (the id's low
+/// bits pick the shard, one mutex each), a FIFO of terminal records per
+/// shard for expiry and eviction (terminal ones go first; in-flight ones are
+/// never evicted), and an idempotency index with its own TTL. Expiry is
+/// lazy: records past result_ttl are dropped on the next add() of their
+/// shard and are invisible to find() at once.
+class InMemoryJobStore final : public JobStore {
+ public:
+  InMemoryJobStore(JobStoreOptions options, Clock& clock);
+  ~InMemoryJobStore() override;
+
+  bool has_room(std::size_t payload_bytes) override;
+  void add(const detail::JobPtr& job) override;
+  detail::JobPtr find(JobId id) override;
+  void finished(const detail::JobPtr& job, std::int64_t now) override;
+  detail::JobPtr find_idempotent(std::string_view troupe, std::string_view key) override;
+  void remember_idempotent(std::string_view troupe, std::string_view key,
+                           const detail::JobPtr& job) override;
+  std::size_t size() const override { return count_.load(std::memory_order_relaxed); }
+  std::size_t bytes() const override { return bytes_.load(std::memory_order_relaxed); }
+  bool durable() const override { return false; }
+
+ private:
+  static constexpr std::size_t kShards = 64;
+  struct Terminal {
+    std::uint64_t id;
+    std::int64_t expires_ns;
+  };
+  struct ById {
+    using is_transparent = void;
+    std::size_t operator()(std::uint64_t id) const noexcept { return id / kShards; }
+    std::size_t operator()(const detail::JobPtr& j) const noexcept { return j->id.value / kShards; }
+    bool operator()(const detail::JobPtr& a, const detail::JobPtr& b) const noexcept {
+      return a->id == b->id;
+    }
+    bool operator()(std::uint64_t a, const detail::JobPtr& b) const noexcept {
+      return a == b->id.value;
+    }
+    bool operator()(const detail::JobPtr& a, std::uint64_t b) const noexcept {
+      return a->id.value == b;
+    }
+  };
+  struct alignas(64) Shard {
+    std::mutex mutex;  // guards the table and the FIFO
+    // A set keyed by the job's own id (heterogeneous lookup): its node is
+    // one pointer smaller than a map's, which the per-job budget needs.
+    std::unordered_set<detail::JobPtr, ById, ById> jobs;
+    detail::RingQueue<Terminal> terminal;  // in finishing order
+  };
+  struct IdempotencyEntry {
+    std::weak_ptr<detail::Job> job;
+    std::int64_t expires_ns;
+  };
+
+  /// Bytes fixed at submit (payload, keys).
+  static std::size_t request_bytes(const detail::Job& job);
+  /// Those plus the output: only for a terminal record, whose output is final.
+  static std::size_t record_bytes(const detail::Job& job);
+  Shard& shard_of(std::uint64_t id) { return shards_[id % kShards]; }
+  /// Drops expired records at the front of the shard's FIFO, then (when
+  /// over the limits) the oldest terminal ones. Shard lock held.
+  void trim_locked(Shard& shard, std::int64_t now_ns, bool over_limits);
+  bool evict_front_locked(Shard& shard);
+  bool over_limits() const;
+
+  JobStoreOptions options_;
+  Clock& clock_;
+  std::unique_ptr<Shard[]> shards_;
+  std::atomic<std::size_t> count_{0};
+  std::atomic<std::size_t> bytes_{0};
+  std::atomic<std::size_t> terminal_count_{0};
+
+  std::mutex idempotency_mutex_;  // guards the index and its FIFO
+  std::unordered_map<std::string, IdempotencyEntry> idempotency_;
+  detail::RingQueue<std::pair<std::string, std::int64_t>> idempotency_order_;
+};
+
+}  // namespace troupe::core

@@ -1,0 +1,351 @@
+#include "core/runtime_impl.h"
+
+#include <boost/asio/post.hpp>
+#include <random>
+
+namespace troupe::core {
+
+using detail::Job;
+using detail::JobPtr;
+using detail::Troupe;
+
+namespace {
+
+std::uint64_t make_id_prefix(Clock& clock) {
+  // 24 bits from the wall clock and the OS entropy source: a restarted
+  // daemon starts a new id space, so ids do not repeat across restarts.
+  std::uint64_t x = static_cast<std::uint64_t>(detail::to_ns(clock.wall_now())) ^
+                    (static_cast<std::uint64_t>(std::random_device{}()) << 32);
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdULL;
+  x ^= x >> 33;
+  return (x & 0xFFFFFFu) << 40;
+}
+
+}  // namespace
+
+RuntimeImpl::RuntimeImpl(boost::asio::io_context& io, Clock& clock, Observer& observer,
+                         RuntimeOptions options)
+    : io_(io),
+      clock_(clock),
+      observer_(observer),
+      options_(options),
+      store_(std::make_unique<InMemoryJobStore>(options.job_store, clock)),
+      control_(boost::asio::make_strand(io.get_executor())),
+      id_prefix_(make_id_prefix(clock)) {}
+
+RuntimeImpl::~RuntimeImpl() {
+  std::unique_lock lock(troupes_mutex_);
+  for (auto& [name, t] : troupes_) t->shutdown();
+  for (auto& t : retiring_) t->shutdown();
+}
+
+JobId RuntimeImpl::next_id() {
+  const std::uint64_t n = id_counter_.fetch_add(1, std::memory_order_relaxed) + 1;
+  return JobId{id_prefix_ | (n & ((std::uint64_t{1} << 40) - 1))};
+}
+
+const std::string* RuntimeImpl::intern(const std::string& name) {
+  return &*names_.insert(name).first;
+}
+
+void RuntimeImpl::apply(const std::vector<TroupeOptions>& troupes) {
+  std::vector<std::shared_ptr<Troupe>> started;
+  std::vector<Troupe*> empty_retirees;
+  {
+    std::unique_lock lock(troupes_mutex_);
+    std::set<std::string, std::less<>> wanted;
+    for (const auto& o : troupes) wanted.insert(o.name);
+    for (auto it = troupes_.begin(); it != troupes_.end();) {
+      if (wanted.contains(it->first)) {
+        ++it;
+        continue;
+      }
+      // Removed: it drains (its accepted jobs finish) and then goes.
+      auto t = std::move(it->second);
+      it = troupes_.erase(it);
+      t->mark_removing();
+      t->begin_drain();
+      if (t->in_flight() == 0) empty_retirees.push_back(t.get());
+      retiring_.push_back(std::move(t));
+    }
+    for (const auto& o : troupes) {
+      auto it = troupes_.find(o.name);
+      if (it != troupes_.end()) {
+        it->second->update(o);
+        continue;
+      }
+      auto t = std::make_shared<Troupe>(o, io_, clock_, observer_, *store_,
+                                        static_cast<detail::TroupeHost&>(*this), intern(o.name));
+      if (draining_.load(std::memory_order_acquire)) t->begin_drain();
+      troupes_.emplace(o.name, t);
+      started.push_back(std::move(t));
+    }
+  }
+  for (auto& t : started) t->start();
+  for (auto* t : empty_retirees) {
+    boost::asio::post(io_, [this, t] { remove_drained(t); });
+  }
+}
+
+std::shared_ptr<Troupe> RuntimeImpl::find_troupe(std::string_view name) const {
+  std::shared_lock lock(troupes_mutex_);
+  auto it = troupes_.find(name);
+  return it == troupes_.end() ? nullptr : it->second;
+}
+
+std::shared_ptr<Troupe> RuntimeImpl::owner_of(const Job& job) const {
+  std::shared_lock lock(troupes_mutex_);
+  for (const auto& [name, t] : troupes_) {
+    if (t.get() == job.troupe) return t;
+  }
+  for (const auto& t : retiring_) {
+    if (t.get() == job.troupe) return t;
+  }
+  return nullptr;
+}
+
+std::variant<Accepted, Rejection> RuntimeImpl::submit(JobRequest request, JobCallback on_terminal) {
+  if (request.idempotency_key.empty()) {
+    // The hot path: the table lock is held shared for the submit itself, so
+    // no reference count is touched.
+    std::shared_lock lock(troupes_mutex_);
+    auto it = troupes_.find(std::string_view(request.troupe));
+    if (it == troupes_.end()) {
+      return Rejection{RejectReason::kUnknownTroupe,
+                       "no troupe named '" + request.troupe +
+                           "' is configured; check the name against ListTroupes",
+                       std::chrono::milliseconds(0)};
+    }
+    return it->second->submit(std::move(request), std::move(on_terminal));
+  }
+
+  auto t = find_troupe(request.troupe);
+  if (!t) {
+    return Rejection{RejectReason::kUnknownTroupe,
+                     "no troupe named '" + request.troupe +
+                         "' is configured; check the name against ListTroupes",
+                     std::chrono::milliseconds(0)};
+  }
+  // Idempotent submits are serialised so two racing ones cannot both miss.
+  std::lock_guard idem(idempotency_mutex_);
+  if (JobPtr existing = store_->find_idempotent(request.troupe, request.idempotency_key)) {
+    if (on_terminal) {
+      bool done = false;
+      {
+        std::lock_guard lock(existing->lock);
+        if (is_terminal(existing->state.load(std::memory_order_relaxed))) {
+          done = true;
+        } else {
+          if (!existing->listeners) existing->listeners = std::make_unique<detail::JobListeners>();
+          existing->listeners->on_terminal.push_back(on_terminal);
+        }
+      }
+      if (done) {
+        boost::asio::post(io_,
+                          [existing, cb = std::move(on_terminal)] { cb(existing->snapshot()); });
+      }
+    }
+    return Accepted{existing->id, true};
+  }
+  const std::string troupe_name = request.troupe;
+  const std::string key = request.idempotency_key;
+  auto result = t->submit(std::move(request), std::move(on_terminal));
+  if (const auto* accepted = std::get_if<Accepted>(&result)) {
+    if (JobPtr job = store_->find(accepted->id)) store_->remember_idempotent(troupe_name, key, job);
+  }
+  return result;
+}
+
+std::optional<JobRecord> RuntimeImpl::get(JobId id) const {
+  JobPtr job = store_->find(id);
+  if (!job) return std::nullopt;
+  return job->snapshot();
+}
+
+std::optional<CancelOutcome> RuntimeImpl::cancel(JobId id) {
+  JobPtr job = store_->find(id);
+  if (!job) return std::nullopt;
+  if (is_terminal(job->state.load(std::memory_order_acquire))) {
+    return CancelOutcome{job->snapshot(), false};
+  }
+  auto t = owner_of(*job);
+  if (!t) return CancelOutcome{job->snapshot(), false};  // its troupe is gone: it is terminal
+  return t->cancel(job);
+}
+
+std::optional<WatchId> RuntimeImpl::watch(JobId id, JobCallback on_change) {
+  JobPtr job = store_->find(id);
+  if (!job) return std::nullopt;
+  const WatchId wid = next_watch_.fetch_add(1, std::memory_order_relaxed);
+  detail::JobListeners* listeners;
+  {
+    std::lock_guard lock(job->lock);
+    if (!job->listeners) job->listeners = std::make_unique<detail::JobListeners>();
+    listeners = job->listeners.get();
+  }
+  std::lock_guard notify(listeners->notify);
+  const JobRecord record = job->snapshot();
+  if (!is_terminal(record.state)) {
+    listeners->watchers.push_back({wid, on_change, record.state, record.attempts});
+    std::lock_guard lock(watches_mutex_);
+    watches_.emplace(wid, job);
+  }
+  on_change(record);
+  return wid;
+}
+
+void RuntimeImpl::unwatch(WatchId id) {
+  JobPtr job;
+  {
+    std::lock_guard lock(watches_mutex_);
+    auto it = watches_.find(id);
+    if (it == watches_.end()) return;
+    job = it->second.lock();
+    watches_.erase(it);
+  }
+  if (!job) return;
+  detail::JobListeners* listeners;
+  {
+    std::lock_guard lock(job->lock);
+    listeners = job->listeners.get();
+  }
+  if (listeners == nullptr) return;
+  std::lock_guard notify(listeners->notify);
+  std::erase_if(listeners->watchers, [id](const auto& w) { return w.id == id; });
+}
+
+void RuntimeImpl::watch_ended(WatchId id) {
+  std::lock_guard lock(watches_mutex_);
+  watches_.erase(id);
+}
+
+std::vector<TroupeStatus> RuntimeImpl::troupes() const {
+  std::vector<std::shared_ptr<Troupe>> all;
+  {
+    std::shared_lock lock(troupes_mutex_);
+    for (const auto& [name, t] : troupes_) all.push_back(t);
+  }
+  std::vector<TroupeStatus> out;
+  out.reserve(all.size());
+  for (const auto& t : all) out.push_back(t->status());
+  return out;
+}
+
+std::optional<TroupeStatus> RuntimeImpl::troupe(std::string_view name) const {
+  auto t = find_troupe(name);
+  if (!t) return std::nullopt;
+  return t->status();
+}
+
+std::optional<std::vector<JobRecord>> RuntimeImpl::dead_jobs(std::string_view name,
+                                                             std::size_t limit) const {
+  auto t = find_troupe(name);
+  if (!t) return std::nullopt;
+  return t->dead_jobs(limit);
+}
+
+void RuntimeImpl::job_terminal(Troupe& troupe) {
+  if (troupe.removing() && troupe.in_flight() == 0) {
+    boost::asio::post(io_, [this, t = &troupe] { remove_drained(t); });
+  }
+  if (draining_.load(std::memory_order_acquire)) check_drained();
+}
+
+void RuntimeImpl::remove_drained(Troupe* troupe) {
+  std::shared_ptr<Troupe> gone;
+  {
+    std::unique_lock lock(troupes_mutex_);
+    auto it = std::find_if(retiring_.begin(), retiring_.end(),
+                           [troupe](const auto& t) { return t.get() == troupe; });
+    if (it == retiring_.end() || (*it)->in_flight() != 0) return;
+    gone = std::move(*it);
+    retiring_.erase(it);
+  }
+  gone->shutdown();
+  observer_.troupe_removed(gone->name());
+}
+
+void RuntimeImpl::drain_ended(bool running) {
+  (running ? drain_cancelled_ : drain_aborted_).fetch_add(1, std::memory_order_relaxed);
+}
+
+void RuntimeImpl::drain(Duration timeout, std::function<void(DrainReport)> done) {
+  std::vector<std::shared_ptr<Troupe>> all;
+  {
+    std::shared_lock lock(troupes_mutex_);
+    for (const auto& [name, t] : troupes_) all.push_back(t);
+    for (const auto& t : retiring_) all.push_back(t);
+  }
+  {
+    std::lock_guard lock(drain_mutex_);
+    if (draining_.load(std::memory_order_acquire)) {
+      // A second drain waits for the first.
+      auto first = std::move(drain_done_);
+      drain_done_ = [first = std::move(first), done = std::move(done)](DrainReport r) {
+        if (first) first(r);
+        if (done) done(r);
+      };
+      return;
+    }
+    for (auto& t : all) t->begin_drain();
+    std::uint64_t in_flight = 0;
+    for (auto& t : all) in_flight += t->in_flight();
+    in_flight_at_drain_ = in_flight;
+    drain_done_ = std::move(done);
+    draining_.store(true, std::memory_order_release);
+  }
+  boost::asio::post(control_, [this, timeout] {
+    drain_timer_ = clock_.make_timer(control_);
+    drain_timer_->wait(timeout, [this](bool fired) {
+      if (!fired) return;
+      std::vector<std::shared_ptr<Troupe>> every;
+      {
+        std::shared_lock lock(troupes_mutex_);
+        for (const auto& [name, t] : troupes_) every.push_back(t);
+        for (const auto& t : retiring_) every.push_back(t);
+      }
+      {
+        std::lock_guard lock(drain_mutex_);
+        report_.deadline_reached = true;
+      }
+      for (auto& t : every) t->abort_all();
+      check_drained();
+    });
+  });
+  check_drained();
+}
+
+void RuntimeImpl::check_drained() {
+  std::uint64_t in_flight = 0;
+  {
+    std::shared_lock lock(troupes_mutex_);
+    for (const auto& [name, t] : troupes_) in_flight += t->in_flight();
+    for (const auto& t : retiring_) in_flight += t->in_flight();
+  }
+  if (in_flight != 0) return;
+  std::function<void(DrainReport)> done;
+  DrainReport report;
+  {
+    std::lock_guard lock(drain_mutex_);
+    if (drain_reported_.exchange(true)) return;
+    report = report_;
+    report.cancelled = drain_cancelled_.load(std::memory_order_relaxed);
+    report.aborted = drain_aborted_.load(std::memory_order_relaxed);
+    const std::uint64_t ended_by_drain = report.cancelled + report.aborted;
+    report.finished =
+        in_flight_at_drain_ > ended_by_drain ? in_flight_at_drain_ - ended_by_drain : 0;
+    done = std::move(drain_done_);
+  }
+  boost::asio::post(control_, [this] {
+    if (drain_timer_) drain_timer_->cancel();
+  });
+  if (done) boost::asio::post(io_, [done = std::move(done), report] { done(report); });
+}
+
+std::unique_ptr<Runtime> make_runtime(boost::asio::io_context& io, Clock& clock, Observer& observer,
+                                      RuntimeOptions options) {
+  return std::make_unique<RuntimeImpl>(io, clock, observer, options);
+}
+
+}  // namespace troupe::core

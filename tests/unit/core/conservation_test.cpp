@@ -1,0 +1,159 @@
+// The conservation law under load and faults: many producers, random handler
+// outcomes (success, retryable failure, throw, timeout), cancels, then a
+// drain. Every accepted job ends in exactly one terminal state, reported
+// exactly once. Real threads and the real clock: this is the test the tsan
+// and asan presets are for.
+#include <gtest/gtest.h>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <condition_variable>
+#include <random>
+#include <thread>
+#include <unordered_map>
+
+#include "core/clock.h"
+#include "core/runtime.h"
+#include "tests/unit/core/test_support.h"
+
+namespace troupe::core {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::builtin;
+using testing::builtin_troupe;
+using Kind = BuiltinHandlerOptions::Kind;
+
+std::vector<TroupeOptions> fault_troupes() {
+  auto ok = builtin_troupe("ok", Kind::kNoop, 2);
+  auto retry = builtin_troupe("retry", Kind::kFail, 2);
+  builtin(retry).fail_every = 2;
+  retry.retry.max_attempts = 3;
+  retry.retry.initial_backoff = 1ms;
+  auto crash = builtin_troupe("crash", Kind::kFail, 2);
+  builtin(crash).fail_mode = BuiltinHandlerOptions::FailMode::kThrow;
+  builtin(crash).fail_every = 3;
+  crash.retry.max_attempts = 2;
+  crash.retry.initial_backoff = 1ms;
+  crash.supervisor.max_restarts = 1000000;
+  crash.supervisor.backoff_initial = 100us;
+  crash.supervisor.backoff_max = 1ms;
+  auto slow = builtin_troupe("slow", Kind::kSleep, 4);
+  slow.timeout = 2ms;  // "20ms" payloads time out, "0ms" ones succeed
+  slow.retry.max_attempts = 2;
+  slow.retry.initial_backoff = 1ms;
+  auto keyed = builtin_troupe("keyed", Kind::kFail, 3);
+  keyed.dispatch = DispatchStrategy::kKey;
+  builtin(keyed).fail_every = 4;
+  keyed.retry.max_attempts = 2;
+  keyed.retry.initial_backoff = 1ms;
+  std::vector<TroupeOptions> all{ok, retry, crash, slow, keyed};
+  for (auto& t : all) t.mailbox_capacity = 128;
+  return all;
+}
+
+TEST(Conservation, EveryAcceptedJobEndsExactlyOnceUnderLoadFaultsCancelsAndDrain) {
+  auto clock = make_steady_clock();
+  boost::asio::io_context io;
+  auto work = boost::asio::make_work_guard(io);
+  testing::RecordingObserver observer;
+  auto runtime = make_runtime(io, *clock, observer, {});
+  runtime->apply(fault_troupes());
+  std::vector<std::thread> io_threads;
+  for (int i = 0; i < 2; ++i) io_threads.emplace_back([&io] { io.run(); });
+
+  std::mutex mutex;  // guards the maps below
+  std::unordered_map<std::uint64_t, int> terminal_calls;
+  std::unordered_map<std::uint64_t, JobState> terminal_state;
+  std::vector<std::uint64_t> accepted;
+  std::atomic<int> rejected{0};
+
+  const std::vector<std::string> names{"ok", "retry", "crash", "slow", "keyed"};
+  constexpr int kProducers = 3;
+  constexpr int kJobsEach = 1500;
+  std::vector<std::thread> producers;
+  for (int p = 0; p < kProducers; ++p) {
+    producers.emplace_back([&, p] {
+      std::mt19937 rng(1234 + p);
+      std::vector<JobId> mine;
+      for (int i = 0; i < kJobsEach; ++i) {
+        JobRequest r;
+        r.troupe = names[rng() % names.size()];
+        if (r.troupe == "slow") r.payload = rng() % 2 ? "20ms" : "0ms";
+        if (r.troupe == "keyed") r.key = "k" + std::to_string(rng() % 5);
+        auto result = runtime->submit(std::move(r), [&](const JobRecord& rec) {
+          EXPECT_TRUE(is_terminal(rec.state));
+          std::lock_guard lock(mutex);
+          ++terminal_calls[rec.id.value];
+          terminal_state[rec.id.value] = rec.state;
+        });
+        if (auto* a = std::get_if<Accepted>(&result)) {
+          mine.push_back(a->id);
+          std::lock_guard lock(mutex);
+          accepted.push_back(a->id.value);
+        } else {
+          ++rejected;
+        }
+        if (!mine.empty() && rng() % 10 == 0) (void)runtime->cancel(mine[rng() % mine.size()]);
+        if (i % 64 == 0) {
+          for (const auto& s : runtime->troupes()) {
+            const auto& c = s.counters;
+            EXPECT_EQ(c.submitted,
+                      c.succeeded + c.failed + c.dead + c.cancelled + c.aborted + c.in_flight);
+          }
+        }
+      }
+    });
+  }
+  for (auto& t : producers) t.join();
+
+  std::mutex drain_mutex;
+  std::condition_variable drained;
+  std::optional<DrainReport> report;
+  runtime->drain(20ms, [&](DrainReport r) {
+    std::lock_guard lock(drain_mutex);
+    report = r;
+    drained.notify_all();
+  });
+  {
+    std::unique_lock lock(drain_mutex);
+    ASSERT_TRUE(drained.wait_for(lock, 60s, [&] { return report.has_value(); }))
+        << "drain did not complete";
+  }
+
+  std::uint64_t submitted = 0;
+  std::uint64_t ended = 0;
+  for (const auto& s : runtime->troupes()) {
+    const auto& c = s.counters;
+    EXPECT_EQ(c.in_flight, 0u) << s.name;
+    EXPECT_EQ(c.submitted, c.succeeded + c.failed + c.dead + c.cancelled + c.aborted) << s.name;
+    submitted += c.submitted;
+    ended += c.succeeded + c.failed + c.dead + c.cancelled + c.aborted;
+  }
+  std::lock_guard lock(mutex);
+  EXPECT_EQ(submitted, accepted.size());
+  EXPECT_EQ(ended, accepted.size());
+  EXPECT_GT(accepted.size(), 0u);
+  // The drain's own accounting covers exactly what was in flight.
+  std::uint64_t by_state[8] = {};
+  for (auto id : accepted) {
+    ASSERT_EQ(terminal_calls[id], 1) << JobId{id}.to_string();
+    auto rec = runtime->get(JobId{id});
+    ASSERT_TRUE(rec);
+    EXPECT_EQ(rec->state, terminal_state[id]);
+    ++by_state[static_cast<int>(rec->state)];
+  }
+  EXPECT_EQ(terminal_calls.size(), accepted.size());
+  // Every outcome class actually happened.
+  EXPECT_GT(by_state[static_cast<int>(JobState::kSucceeded)], 0u);
+  EXPECT_GT(by_state[static_cast<int>(JobState::kCancelled)], 0u);
+  EXPECT_GT(by_state[static_cast<int>(JobState::kDead)], 0u);
+
+  work.reset();
+  io.stop();
+  for (auto& t : io_threads) t.join();
+  runtime.reset();
+}
+
+}  // namespace
+}  // namespace troupe::core

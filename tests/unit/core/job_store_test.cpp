@@ -1,0 +1,128 @@
+#include "core/job_store.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/io_context.hpp>
+
+#include "core/manual_clock.h"
+
+namespace troupe::core {
+namespace {
+
+using namespace std::chrono_literals;
+using detail::Job;
+using detail::JobPtr;
+
+const std::string kTroupe = "t";
+Clock* g_clock = nullptr;  // the test's clock, for make_job
+
+JobPtr make_job(std::uint64_t id, std::string payload = "p") {
+  auto j = std::make_shared<Job>();
+  j->id = JobId{id};
+  j->troupe_name = &kTroupe;
+  j->payload = std::move(payload);
+  j->enqueued_ns = detail::to_ns(g_clock->now());
+  return j;
+}
+
+void finish(JobStore& store, Clock& clock, const JobPtr& j, std::string output = "r") {
+  {
+    std::lock_guard lock(j->lock);
+    j->output = std::move(output);
+    j->state.store(JobState::kSucceeded);
+  }
+  store.finished(j, detail::to_ns(clock.now()));
+}
+
+TEST(InMemoryJobStore, FindsJobsUntilTheirResultExpires) {
+  ManualClock clock;
+  g_clock = &clock;
+  JobStoreOptions o;
+  o.result_ttl = 10s;
+  InMemoryJobStore store(o, clock);
+  auto j = make_job(1);
+  store.add(j);
+  EXPECT_EQ(store.find(JobId{1}), j);
+  EXPECT_EQ(store.find(JobId{2}), nullptr);
+  clock.advance(1h);
+  EXPECT_EQ(store.find(JobId{1}), j);  // in flight: never expires
+  finish(store, clock, j);
+  clock.advance(9s);
+  EXPECT_EQ(store.find(JobId{1}), j);
+  clock.advance(1s);
+  EXPECT_EQ(store.find(JobId{1}), nullptr);
+  store.add(make_job(1 + 64));  // same shard: the expired record is dropped
+  EXPECT_EQ(store.size(), 1u);
+  EXPECT_FALSE(store.durable());
+}
+
+TEST(InMemoryJobStore, EvictsTerminalRecordsFirstAndNeverInFlightOnes) {
+  ManualClock clock;
+  g_clock = &clock;
+  JobStoreOptions o;
+  o.max_jobs = 3;
+  InMemoryJobStore store(o, clock);
+  auto running = make_job(1);
+  auto done1 = make_job(2);
+  auto done2 = make_job(3);
+  store.add(running);
+  store.add(done1);
+  store.add(done2);
+  finish(store, clock, done1);
+  finish(store, clock, done2);
+  EXPECT_TRUE(store.has_room(1));
+  store.add(make_job(4));
+  EXPECT_EQ(store.size(), 3u);
+  EXPECT_EQ(store.find(JobId{2}), nullptr);  // oldest terminal went first
+  EXPECT_NE(store.find(JobId{3}), nullptr);
+  EXPECT_NE(store.find(JobId{1}), nullptr);
+  store.add(make_job(5));
+  EXPECT_EQ(store.find(JobId{3}), nullptr);
+  EXPECT_NE(store.find(JobId{1}), nullptr);  // in flight: kept
+  EXPECT_FALSE(store.has_room(1));           // only in-flight records left
+}
+
+TEST(InMemoryJobStore, BoundsBytes) {
+  ManualClock clock;
+  g_clock = &clock;
+  JobStoreOptions o;
+  o.max_bytes = 100;
+  InMemoryJobStore store(o, clock);
+  auto a = make_job(1, std::string(60, 'x'));
+  store.add(a);
+  EXPECT_FALSE(store.has_room(60));
+  finish(store, clock, a, "");
+  EXPECT_TRUE(store.has_room(60));
+  store.add(make_job(2, std::string(60, 'y')));
+  EXPECT_EQ(store.find(JobId{1}), nullptr);
+  EXPECT_LE(store.bytes(), 100u);
+}
+
+TEST(InMemoryJobStore, IdempotencyKeysExpire) {
+  ManualClock clock;
+  g_clock = &clock;
+  JobStoreOptions o;
+  o.idempotency_ttl = 1min;
+  InMemoryJobStore store(o, clock);
+  auto j = make_job(1);
+  store.add(j);
+  store.remember_idempotent("t", "k", j);
+  EXPECT_EQ(store.find_idempotent("t", "k"), j);
+  EXPECT_EQ(store.find_idempotent("other", "k"), nullptr);
+  clock.advance(1min);
+  EXPECT_EQ(store.find_idempotent("t", "k"), nullptr);
+}
+
+TEST(InMemoryJobStore, AJobFinishedBeforeItsAddIsStillAccounted) {
+  ManualClock clock;
+  g_clock = &clock;
+  InMemoryJobStore store({}, clock);
+  auto j = make_job(7);
+  finish(store, clock, j, "out");
+  store.add(j);
+  EXPECT_EQ(store.find(JobId{7}), j);
+  EXPECT_EQ(store.bytes(), 4u);  // "p" + "out"
+}
+
+}  // namespace
+}  // namespace troupe::core

@@ -1,0 +1,721 @@
+#include "core/runtime.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/io_context.hpp>
+#include <map>
+#include <set>
+
+#include "core/manual_clock.h"
+#include "tests/unit/core/test_support.h"
+
+namespace troupe::core {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::builtin;
+using testing::builtin_troupe;
+using Kind = BuiltinHandlerOptions::Kind;
+
+/// A runtime on a ManualClock, driven by io.poll() on the test thread:
+/// deterministic, no sleeps.
+class RuntimeTest : public ::testing::Test {
+ protected:
+  RuntimeTest() { runtime_ = make_runtime(io_, clock_, observer_, options_); }
+  // The runtime goes first, while the io_context is not running (its
+  // contract); pending handlers are discarded with the io_context.
+  ~RuntimeTest() override { runtime_.reset(); }
+
+  void run() {
+    io_.restart();
+    io_.poll();
+  }
+  void advance(Duration d) {
+    clock_.advance(d);
+    run();
+  }
+
+  JobId submit_ok(const std::string& troupe, std::string payload = {}, std::string key = {}) {
+    JobRequest r;
+    r.troupe = troupe;
+    r.payload = std::move(payload);
+    r.key = std::move(key);
+    auto result = runtime_->submit(std::move(r), [this](const JobRecord& rec) {
+      std::lock_guard lock(mutex_);
+      terminal_.push_back(rec);
+    });
+    EXPECT_TRUE(std::holds_alternative<Accepted>(result))
+        << (std::holds_alternative<Rejection>(result) ? std::get<Rejection>(result).message : "");
+    return std::holds_alternative<Accepted>(result) ? std::get<Accepted>(result).id : JobId{};
+  }
+
+  Rejection submit_rejected(const std::string& troupe, std::string payload = {}) {
+    JobRequest r;
+    r.troupe = troupe;
+    r.payload = std::move(payload);
+    auto result = runtime_->submit(std::move(r));
+    EXPECT_TRUE(std::holds_alternative<Rejection>(result));
+    return std::holds_alternative<Rejection>(result) ? std::get<Rejection>(result) : Rejection{};
+  }
+
+  JobState state_of(JobId id) {
+    auto r = runtime_->get(id);
+    EXPECT_TRUE(r.has_value());
+    return r ? r->state : JobState::kQueued;
+  }
+
+  std::vector<JobRecord> terminals() {
+    std::lock_guard lock(mutex_);
+    return terminal_;
+  }
+
+  ManualClock clock_;
+  boost::asio::io_context io_;
+  testing::RecordingObserver observer_;
+  RuntimeOptions options_;
+  std::unique_ptr<Runtime> runtime_;
+  std::mutex mutex_;
+  std::vector<JobRecord> terminal_;
+};
+
+TEST_F(RuntimeTest, FixedTroupeRunsNoopJobsToSuccess) {
+  runtime_->apply({builtin_troupe("t", Kind::kNoop, 4)});
+  run();
+  std::vector<JobId> ids;
+  for (int i = 0; i < 40; ++i) ids.push_back(submit_ok("t"));
+  run();
+  for (auto id : ids) EXPECT_EQ(state_of(id), JobState::kSucceeded);
+  auto s = runtime_->troupe("t");
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->actors, 4u);
+  EXPECT_EQ(s->mode, TroupeMode::kFixed);
+  EXPECT_EQ(s->handler, "builtin:noop");
+  EXPECT_EQ(s->counters.submitted, 40u);
+  EXPECT_EQ(s->counters.succeeded, 40u);
+  EXPECT_EQ(s->counters.in_flight, 0u);
+  EXPECT_EQ(terminals().size(), 40u);
+  EXPECT_EQ(observer_.of("t").submitted.load(), 40);
+}
+
+TEST_F(RuntimeTest, EchoReturnsThePayloadAsResult) {
+  runtime_->apply({builtin_troupe("t", Kind::kEcho)});
+  const JobId id = submit_ok("t", "hello");
+  run();
+  auto r = runtime_->get(id);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->state, JobState::kSucceeded);
+  EXPECT_EQ(r->result, "hello");
+  EXPECT_EQ(r->attempts, 1u);
+  EXPECT_EQ(r->troupe, "t");
+}
+
+TEST_F(RuntimeTest, JobIdsAreUnique) {
+  runtime_->apply({builtin_troupe("t", Kind::kNoop, 2)});
+  std::set<std::uint64_t> ids;
+  for (int i = 0; i < 1000; ++i) {
+    ids.insert(submit_ok("t").value);
+    if (i % 10 == 0) run();
+  }
+  EXPECT_EQ(ids.size(), 1000u);
+}
+
+TEST_F(RuntimeTest, UnknownTroupeIsRejected) {
+  auto r = submit_rejected("nope");
+  EXPECT_EQ(r.reason, RejectReason::kUnknownTroupe);
+  EXPECT_NE(r.message.find("nope"), std::string::npos);
+}
+
+TEST_F(RuntimeTest, FullTroupeRejectsAtOnceWithARetryHint) {
+  auto o = builtin_troupe("t", Kind::kSleep, 1);
+  o.mailbox_capacity = 2;
+  runtime_->apply({o});
+  run();
+  submit_ok("t", "1s");
+  run();  // the actor takes it
+  submit_ok("t", "1s");
+  submit_ok("t", "1s");
+  auto r = submit_rejected("t", "1s");
+  EXPECT_EQ(r.reason, RejectReason::kFull);
+  EXPECT_GT(r.retry_after.count(), 0);
+  EXPECT_EQ(runtime_->troupe("t")->counters.rejected, 1u);
+  EXPECT_EQ(runtime_->troupe("t")->mailbox_depth, 2u);
+}
+
+TEST_F(RuntimeTest, NoJobWaitsBehindASlowOneWhileAnotherActorIsIdle) {
+  runtime_->apply({builtin_troupe("t", Kind::kSleep, 2)});
+  run();
+  const JobId slow = submit_ok("t", "10s");
+  run();
+  const JobId fast = submit_ok("t", "10ms");
+  run();
+  EXPECT_EQ(state_of(slow), JobState::kRunning);
+  EXPECT_EQ(state_of(fast), JobState::kRunning);
+  advance(10ms);
+  EXPECT_EQ(state_of(fast), JobState::kSucceeded);
+  EXPECT_EQ(state_of(slow), JobState::kRunning);
+}
+
+TEST_F(RuntimeTest, JobsWithTheSameKeyRunInSubmissionOrderOnOneActor) {
+  auto o = builtin_troupe("t", Kind::kSleep, 4);
+  o.dispatch = DispatchStrategy::kKey;
+  runtime_->apply({o});
+  run();
+  const JobId a = submit_ok("t", "50ms", "k");
+  const JobId b = submit_ok("t", "1ms", "k");
+  const JobId other = submit_ok("t", "1ms", "other");
+  run();
+  EXPECT_EQ(state_of(a), JobState::kRunning);
+  EXPECT_EQ(state_of(b), JobState::kQueued);  // waits for a, though b is shorter
+  advance(1ms);
+  EXPECT_EQ(state_of(other), JobState::kSucceeded);  // another key is not held up
+  EXPECT_EQ(state_of(b), JobState::kQueued);
+  advance(49ms);
+  EXPECT_EQ(state_of(a), JobState::kSucceeded);
+  advance(1ms);
+  EXPECT_EQ(state_of(b), JobState::kSucceeded);
+  auto t = terminals();
+  std::vector<JobId> order;
+  for (auto& r : t) {
+    if (r.key == "k") order.push_back(r.id);
+  }
+  EXPECT_EQ(order, (std::vector<JobId>{a, b}));
+}
+
+TEST_F(RuntimeTest, RoundRobinSpreadsJobsOverIdleActors) {
+  auto o = builtin_troupe("t", Kind::kSleep, 3);
+  o.dispatch = DispatchStrategy::kRoundRobin;
+  runtime_->apply({o});
+  run();
+  for (int i = 0; i < 3; ++i) submit_ok("t", "1s");
+  run();
+  EXPECT_EQ(runtime_->troupe("t")->actors_busy, 3u);
+  EXPECT_EQ(runtime_->troupe("t")->mailbox_depth, 0u);
+}
+
+TEST_F(RuntimeTest, ThrowingHandlerIsRestartedWithBackoffAndTheJobFollowsRetry) {
+  auto o = builtin_troupe("t", Kind::kFail, 1);
+  builtin(o).fail_mode = BuiltinHandlerOptions::FailMode::kThrow;
+  o.retry.max_attempts = 2;
+  o.retry.initial_backoff = 10ms;
+  o.supervisor.max_restarts = 5;
+  o.supervisor.backoff_initial = 100ms;
+  o.supervisor.backoff_max = 1s;
+  runtime_->apply({o});
+  run();
+  const JobId id = submit_ok("t");
+  run();
+  auto r = runtime_->get(id);
+  EXPECT_EQ(r->state, JobState::kRetryWait);
+  EXPECT_EQ(r->failure_class, FailureClass::kCrash);
+  EXPECT_NE(r->error.find("threw"), std::string::npos);
+  EXPECT_EQ(runtime_->troupe("t")->counters.actor_restarts, 0u);  // still backing off
+  // The restart backoff is 100ms with full jitter, the retry's 10ms: within
+  // 100ms both have happened, in whichever order.
+  advance(100ms);
+  EXPECT_EQ(runtime_->troupe("t")->counters.actor_restarts, 1u);
+  // Second attempt crashed as well: attempts used up -> DEAD, never replayed.
+  r = runtime_->get(id);
+  EXPECT_EQ(r->state, JobState::kDead);
+  EXPECT_EQ(r->attempts, 2u);
+  auto dead = runtime_->dead_jobs("t", 10);
+  ASSERT_TRUE(dead);
+  ASSERT_EQ(dead->size(), 1u);
+  EXPECT_EQ((*dead)[0].id, id);
+  EXPECT_EQ(observer_.of("t").restarts.load(), 1);
+}
+
+TEST_F(RuntimeTest, PastMaxRestartsTheActorStopsAndTheTroupeIsDegraded) {
+  auto o = builtin_troupe("t", Kind::kFail, 2);
+  builtin(o).fail_mode = BuiltinHandlerOptions::FailMode::kThrow;
+  o.supervisor.max_restarts = 1;
+  o.supervisor.backoff_initial = 10ms;
+  o.supervisor.backoff_max = 10ms;
+  runtime_->apply({o});
+  run();
+  // Every job crashes an actor; each actor may restart once, then stops.
+  for (int i = 0; i < 6; ++i) {
+    JobRequest r;
+    r.troupe = "t";
+    (void)runtime_->submit(std::move(r));
+    run();
+    advance(10ms);
+  }
+  auto s = runtime_->troupe("t");
+  EXPECT_TRUE(s->degraded);
+  EXPECT_EQ(s->actors, 0u);
+  EXPECT_EQ(s->counters.actor_restarts, 2u);
+  std::lock_guard lock(observer_.of("t").mutex);
+  EXPECT_EQ(observer_.of("t").degraded, std::vector<bool>{true});
+}
+
+TEST_F(RuntimeTest, ResumeKeepsTheActorAndStopStopsIt) {
+  auto resume = builtin_troupe("resume", Kind::kFail, 1);
+  builtin(resume).fail_mode = BuiltinHandlerOptions::FailMode::kThrow;
+  builtin(resume).fail_every = 2;
+  resume.supervisor.strategy = SupervisorOptions::Strategy::kResume;
+  auto stop = resume;
+  stop.name = "stop";
+  stop.supervisor.strategy = SupervisorOptions::Strategy::kStop;
+  runtime_->apply({resume, stop});
+  run();
+  std::vector<JobId> r, s;
+  for (int i = 0; i < 4; ++i) r.push_back(submit_ok("resume"));
+  for (int i = 0; i < 4; ++i) s.push_back(submit_ok("stop"));
+  run();
+  EXPECT_EQ(state_of(r[0]), JobState::kSucceeded);
+  EXPECT_EQ(state_of(r[1]), JobState::kDead);  // crashed, one attempt allowed
+  EXPECT_EQ(state_of(r[2]), JobState::kSucceeded);
+  EXPECT_FALSE(runtime_->troupe("resume")->degraded);
+  EXPECT_EQ(state_of(s[0]), JobState::kSucceeded);
+  EXPECT_EQ(state_of(s[1]), JobState::kDead);
+  EXPECT_EQ(state_of(s[2]), JobState::kQueued);  // no actor left to run it
+  EXPECT_TRUE(runtime_->troupe("stop")->degraded);
+}
+
+TEST_F(RuntimeTest, AStoppedActorsKeyedJobsMoveToAnotherActorInOrder) {
+  auto o = builtin_troupe("t", Kind::kFail, 2);
+  o.dispatch = DispatchStrategy::kKey;
+  builtin(o).fail_mode = BuiltinHandlerOptions::FailMode::kThrow;
+  builtin(o).fail_every = 2;  // per actor: its second job crashes it
+  o.supervisor.strategy = SupervisorOptions::Strategy::kStop;
+  runtime_->apply({o});
+  run();
+  const JobId a1 = submit_ok("t", "", "a");
+  const JobId a2 = submit_ok("t", "", "a");
+  const JobId a3 = submit_ok("t", "", "a");
+  const JobId a4 = submit_ok("t", "", "a");
+  run();
+  EXPECT_EQ(state_of(a1), JobState::kSucceeded);
+  EXPECT_EQ(state_of(a2), JobState::kDead);       // crashed its actor, which stopped
+  EXPECT_EQ(state_of(a3), JobState::kSucceeded);  // moved, ran on the other actor
+  EXPECT_EQ(state_of(a4), JobState::kDead);       // ... whose second job crashes it too
+  auto s = runtime_->troupe("t");
+  EXPECT_TRUE(s->degraded);
+  EXPECT_EQ(s->actors, 0u);
+  std::vector<JobId> order;
+  for (auto& r : terminals()) order.push_back(r.id);
+  EXPECT_EQ(order, (std::vector<JobId>{a1, a2, a3, a4}));
+}
+
+TEST_F(RuntimeTest, RetryableFailuresBackOffThenGoDead) {
+  auto o = builtin_troupe("t", Kind::kFail, 1);
+  o.retry.max_attempts = 3;
+  o.retry.initial_backoff = 100ms;
+  o.retry.multiplier = 2;
+  runtime_->apply({o});
+  run();
+  const JobId id = submit_ok("t");
+  run();
+  EXPECT_EQ(state_of(id), JobState::kRetryWait);
+  advance(99ms);
+  EXPECT_EQ(state_of(id), JobState::kRetryWait);
+  advance(1ms);
+  EXPECT_EQ(state_of(id), JobState::kRetryWait);  // second attempt failed: now 200ms
+  EXPECT_EQ(runtime_->get(id)->attempts, 2u);
+  advance(200ms);
+  auto r = runtime_->get(id);
+  EXPECT_EQ(r->state, JobState::kDead);
+  EXPECT_EQ(r->attempts, 3u);
+  EXPECT_EQ(runtime_->troupe("t")->counters.dead, 1u);
+  EXPECT_EQ(runtime_->troupe("t")->dead_letters, 1u);
+}
+
+TEST_F(RuntimeTest, PermanentFailureIsNotRetried) {
+  auto o = builtin_troupe("t", Kind::kFail, 1);
+  builtin(o).fail_mode = BuiltinHandlerOptions::FailMode::kPermanent;
+  o.retry.max_attempts = 5;
+  runtime_->apply({o});
+  run();
+  const JobId id = submit_ok("t");
+  run();
+  auto r = runtime_->get(id);
+  EXPECT_EQ(r->state, JobState::kFailed);
+  EXPECT_EQ(r->attempts, 1u);
+  EXPECT_EQ(r->failure_class, FailureClass::kPermanent);
+}
+
+TEST_F(RuntimeTest, RetrySucceedsOnALaterAttempt) {
+  auto o = builtin_troupe("t", Kind::kFail, 1);
+  builtin(o).fail_every = 2;  // calls 2, 4, ... fail
+  o.retry.max_attempts = 3;
+  o.retry.initial_backoff = 10ms;
+  runtime_->apply({o});
+  run();
+  const JobId first = submit_ok("t");
+  const JobId second = submit_ok("t");
+  run();
+  EXPECT_EQ(state_of(first), JobState::kSucceeded);
+  EXPECT_EQ(state_of(second), JobState::kRetryWait);
+  advance(10ms);
+  EXPECT_EQ(state_of(second), JobState::kSucceeded);
+  EXPECT_EQ(runtime_->get(second)->attempts, 2u);
+}
+
+TEST_F(RuntimeTest, AttemptTimeoutCancelsTheHandlerAndCountsAsTimeout) {
+  auto o = builtin_troupe("t", Kind::kSleep, 1);
+  o.timeout = 100ms;
+  runtime_->apply({o});
+  run();
+  const JobId id = submit_ok("t", "10s");
+  JobRequest r;
+  r.troupe = "t";
+  r.payload = "10s";
+  r.attempt_timeout = 20ms;
+  auto second = std::get<Accepted>(runtime_->submit(std::move(r))).id;
+  run();
+  advance(100ms);
+  auto rec = runtime_->get(id);
+  EXPECT_EQ(rec->state, JobState::kDead);  // timeouts are retryable; one attempt allowed
+  EXPECT_EQ(rec->failure_class, FailureClass::kTimeout);
+  run();
+  EXPECT_EQ(state_of(second), JobState::kRunning);
+  advance(20ms);  // the request's own timeout wins over the troupe's
+  EXPECT_EQ(runtime_->get(second)->failure_class, FailureClass::kTimeout);
+}
+
+TEST_F(RuntimeTest, DeadlinePassedBeforeStartFailsWithoutRunning) {
+  runtime_->apply({builtin_troupe("t", Kind::kSleep, 1)});
+  run();
+  submit_ok("t", "1s");
+  run();
+  JobRequest r;
+  r.troupe = "t";
+  r.deadline = clock_.wall_now() + 500ms;
+  const JobId id = std::get<Accepted>(runtime_->submit(std::move(r))).id;
+  advance(1s);
+  auto rec = runtime_->get(id);
+  EXPECT_EQ(rec->state, JobState::kFailed);
+  EXPECT_EQ(rec->attempts, 0u);
+  EXPECT_NE(rec->error.find("deadline passed before the job started"), std::string::npos);
+}
+
+TEST_F(RuntimeTest, CancelQueuedJobEndsItAtOnce) {
+  runtime_->apply({builtin_troupe("t", Kind::kSleep, 1)});
+  run();
+  submit_ok("t", "1s");
+  run();
+  const JobId queued = submit_ok("t", "1s");
+  auto out = runtime_->cancel(queued);
+  ASSERT_TRUE(out);
+  EXPECT_TRUE(out->cancelled);
+  EXPECT_EQ(out->job.state, JobState::kCancelled);
+  run();
+  EXPECT_EQ(terminals().size(), 1u);  // on_terminal of the cancelled one
+  advance(1s);
+  EXPECT_EQ(terminals().size(), 2u);
+  EXPECT_EQ(state_of(queued), JobState::kCancelled);
+  auto again = runtime_->cancel(queued);
+  EXPECT_FALSE(again->cancelled);
+  EXPECT_FALSE(runtime_->cancel(JobId{12345}));
+}
+
+TEST_F(RuntimeTest, CancelRunningJobReachesTheHandler) {
+  runtime_->apply({builtin_troupe("t", Kind::kSleep, 1)});
+  run();
+  const JobId id = submit_ok("t", "1h");
+  run();
+  EXPECT_EQ(state_of(id), JobState::kRunning);
+  auto out = runtime_->cancel(id);
+  EXPECT_TRUE(out->cancelled);
+  run();  // the sleep handler completes on cancellation, without time passing
+  EXPECT_EQ(state_of(id), JobState::kCancelled);
+  EXPECT_EQ(runtime_->troupe("t")->counters.cancelled, 1u);
+}
+
+TEST_F(RuntimeTest, OpenBreakerRejectsSubmitsWithTimeUntilHalfOpen) {
+  auto o = builtin_troupe("t", Kind::kFail, 1);
+  o.circuit_breaker.enabled = true;
+  o.circuit_breaker.consecutive_failures = 2;
+  o.circuit_breaker.open_timeout = 30s;
+  runtime_->apply({o});
+  run();
+  submit_ok("t");
+  submit_ok("t");
+  run();
+  EXPECT_EQ(runtime_->troupe("t")->circuit, CircuitState::kOpen);
+  auto r = submit_rejected("t");
+  EXPECT_EQ(r.reason, RejectReason::kCircuitOpen);
+  EXPECT_EQ(r.retry_after, 30000ms);
+  std::lock_guard lock(observer_.of("t").mutex);
+  EXPECT_EQ(observer_.of("t").circuit, std::vector<CircuitState>{CircuitState::kOpen});
+}
+
+TEST_F(RuntimeTest, HoldPolicyKeepsQueuedJobsWaitingWithoutUsingAttempts) {
+  auto o = builtin_troupe("t", Kind::kFail, 1);
+  builtin(o).fail_every = 1;
+  o.circuit_breaker.enabled = true;
+  o.circuit_breaker.consecutive_failures = 1;
+  o.circuit_breaker.open_timeout = 1s;
+  o.circuit_breaker.policy = CircuitBreakerOptions::OpenPolicy::kHold;
+  o.circuit_breaker.half_open_max_calls = 1;
+  runtime_->apply({o});
+  run();
+  submit_ok("t");
+  run();
+  EXPECT_EQ(runtime_->troupe("t")->circuit, CircuitState::kOpen);
+  const JobId held = submit_ok("t");  // hold: accepted, but not run
+  run();
+  EXPECT_EQ(state_of(held), JobState::kQueued);
+  EXPECT_EQ(runtime_->get(held)->attempts, 0u);
+  advance(1s);  // half-open: one probe runs (and fails: reopens)
+  EXPECT_EQ(runtime_->get(held)->attempts, 1u);
+  EXPECT_EQ(runtime_->troupe("t")->circuit, CircuitState::kOpen);
+}
+
+TEST_F(RuntimeTest, RateLimitDelaysDispatchOnATimer) {
+  auto o = builtin_troupe("t", Kind::kNoop, 1);
+  o.rate_limit = {true, 10.0, 1};
+  o.mailbox_capacity = 2;
+  runtime_->apply({o});
+  run();
+  const JobId a = submit_ok("t");
+  const JobId b = submit_ok("t");
+  run();
+  EXPECT_EQ(state_of(a), JobState::kSucceeded);
+  EXPECT_EQ(state_of(b), JobState::kQueued);
+  submit_ok("t");
+  auto r = submit_rejected("t");  // queue full while throttled
+  EXPECT_EQ(r.reason, RejectReason::kRateLimited);
+  EXPECT_GT(r.retry_after.count(), 0);
+  advance(100ms);
+  EXPECT_EQ(state_of(b), JobState::kSucceeded);
+}
+
+TEST_F(RuntimeTest, AutoscalerGrowsOnDepthWithinCooldownAndMax) {
+  auto o = builtin_troupe("t", Kind::kSleep, 1);
+  o.mode = TroupeMode::kDynamic;
+  o.min_actors = 1;
+  o.initial_actors = 1;
+  o.max_actors = 3;
+  o.autoscale.interval = 1s;
+  o.autoscale.high_threshold = 2.0;
+  o.autoscale.cooldown = 5s;
+  runtime_->apply({o});
+  run();
+  for (int i = 0; i < 12; ++i) submit_ok("t", "1h");
+  run();
+  EXPECT_EQ(runtime_->troupe("t")->actors, 1u);  // submits never scale
+  advance(1s);
+  EXPECT_EQ(runtime_->troupe("t")->actors, 2u);
+  advance(1s);
+  EXPECT_EQ(runtime_->troupe("t")->actors, 2u);  // cooldown
+  advance(4s);
+  EXPECT_EQ(runtime_->troupe("t")->actors, 3u);
+  advance(10s);
+  EXPECT_EQ(runtime_->troupe("t")->actors, 3u);  // max
+  EXPECT_EQ(runtime_->troupe("t")->actors_busy, 3u);
+}
+
+TEST_F(RuntimeTest, AutoscalerShrinksAnIdlePoolToMin) {
+  auto o = builtin_troupe("t", Kind::kNoop, 1);
+  o.mode = TroupeMode::kDynamic;
+  o.min_actors = 1;
+  o.initial_actors = 3;
+  o.max_actors = 3;
+  o.autoscale.interval = 1s;
+  o.autoscale.cooldown = 0s;
+  runtime_->apply({o});
+  run();
+  EXPECT_EQ(runtime_->troupe("t")->actors, 3u);
+  advance(1s);
+  EXPECT_EQ(runtime_->troupe("t")->actors, 2u);
+  advance(1s);
+  EXPECT_EQ(runtime_->troupe("t")->actors, 1u);
+  advance(1s);
+  EXPECT_EQ(runtime_->troupe("t")->actors, 1u);
+  const JobId id = submit_ok("t");
+  run();
+  EXPECT_EQ(state_of(id), JobState::kSucceeded);
+}
+
+TEST_F(RuntimeTest, AutoscalerDoesNotGrowWhileTheBreakerIsOpen) {
+  auto o = builtin_troupe("t", Kind::kFail, 1);
+  o.mode = TroupeMode::kDynamic;
+  o.max_actors = 4;
+  o.autoscale.interval = 1s;
+  o.autoscale.high_threshold = 0.5;
+  o.autoscale.cooldown = 0s;
+  o.circuit_breaker.enabled = true;
+  o.circuit_breaker.consecutive_failures = 1;
+  o.circuit_breaker.open_timeout = 1h;
+  o.circuit_breaker.policy = CircuitBreakerOptions::OpenPolicy::kHold;
+  runtime_->apply({o});
+  run();
+  for (int i = 0; i < 8; ++i) submit_ok("t");
+  run();
+  EXPECT_EQ(runtime_->troupe("t")->circuit, CircuitState::kOpen);
+  advance(1s);
+  advance(1s);
+  EXPECT_EQ(runtime_->troupe("t")->actors, 1u);
+}
+
+TEST_F(RuntimeTest, DrainLetsAcceptedJobsFinishAndRejectsNewOnes) {
+  runtime_->apply({builtin_troupe("t", Kind::kSleep, 1)});
+  run();
+  const JobId a = submit_ok("t", "100ms");
+  const JobId b = submit_ok("t", "100ms");
+  run();
+  std::optional<DrainReport> report;
+  runtime_->drain(10s, [&](DrainReport r) { report = r; });
+  run();
+  EXPECT_EQ(submit_rejected("t").reason, RejectReason::kDraining);
+  EXPECT_FALSE(report);
+  advance(100ms);
+  advance(100ms);
+  ASSERT_TRUE(report);
+  EXPECT_EQ(report->finished, 2u);
+  EXPECT_EQ(report->aborted, 0u);
+  EXPECT_FALSE(report->deadline_reached);
+  EXPECT_EQ(state_of(a), JobState::kSucceeded);
+  EXPECT_EQ(state_of(b), JobState::kSucceeded);
+}
+
+TEST_F(RuntimeTest, DrainDeadlineCancelsRunningAndAbortsTheRest) {
+  auto o = builtin_troupe("t", Kind::kSleep, 1);
+  o.retry.max_attempts = 3;
+  runtime_->apply({o});
+  run();
+  const JobId running = submit_ok("t", "1h");
+  const JobId queued = submit_ok("t", "1h");
+  run();
+  int calls = 0;
+  DrainReport report;
+  runtime_->drain(1s, [&](DrainReport r) {
+    report = r;
+    ++calls;
+  });
+  run();
+  advance(1s);
+  EXPECT_EQ(calls, 1);
+  EXPECT_TRUE(report.deadline_reached);
+  EXPECT_EQ(report.cancelled, 1u);
+  EXPECT_EQ(report.aborted, 1u);
+  EXPECT_EQ(report.finished, 0u);
+  EXPECT_EQ(state_of(running), JobState::kAborted);
+  EXPECT_EQ(state_of(queued), JobState::kAborted);
+  auto c = runtime_->troupe("t")->counters;
+  EXPECT_EQ(c.aborted, 2u);
+  EXPECT_EQ(c.in_flight, 0u);
+}
+
+TEST_F(RuntimeTest, DrainWithNothingInFlightCompletesAtOnce) {
+  runtime_->apply({builtin_troupe("t", Kind::kNoop, 1)});
+  bool done = false;
+  runtime_->drain(1s, [&](DrainReport) { done = true; });
+  run();
+  EXPECT_TRUE(done);
+}
+
+TEST_F(RuntimeTest, ApplyAddsUpdatesAndRemovesTroupes) {
+  runtime_->apply({builtin_troupe("a", Kind::kSleep, 1), builtin_troupe("b", Kind::kNoop, 1)});
+  run();
+  const JobId a = submit_ok("a", "1s");
+  run();
+  auto b2 = builtin_troupe("b", Kind::kEcho, 3);
+  runtime_->apply({b2});  // a removed (drains), b resized and its handler changed
+  run();
+  EXPECT_FALSE(runtime_->troupe("a"));
+  EXPECT_EQ(submit_rejected("a").reason, RejectReason::kUnknownTroupe);
+  EXPECT_EQ(runtime_->troupe("b")->actors, 3u);
+  EXPECT_EQ(runtime_->troupe("b")->handler, "builtin:echo");
+  const JobId b = submit_ok("b", "x");
+  run();
+  EXPECT_EQ(runtime_->get(b)->result, "x");
+  EXPECT_EQ(state_of(a), JobState::kRunning);  // a's accepted job still finishes
+  advance(1s);
+  EXPECT_EQ(state_of(a), JobState::kSucceeded);
+  EXPECT_EQ(observer_.removed, std::vector<std::string>{"a"});
+  runtime_->apply({builtin_troupe("b", Kind::kEcho, 1)});
+  run();
+  EXPECT_EQ(runtime_->troupe("b")->actors, 1u);
+  EXPECT_EQ(runtime_->troupes().size(), 1u);
+}
+
+TEST_F(RuntimeTest, WatchSeesEveryStateChangeThenEnds) {
+  auto o = builtin_troupe("t", Kind::kFail, 1);
+  builtin(o).fail_every = 1;
+  o.retry.max_attempts = 2;
+  o.retry.initial_backoff = 10ms;
+  runtime_->apply({o});
+  run();
+  const JobId id = submit_ok("t");
+  std::vector<JobState> seen;
+  auto w = runtime_->watch(id, [&](const JobRecord& r) { seen.push_back(r.state); });
+  ASSERT_TRUE(w);
+  run();
+  advance(10ms);
+  EXPECT_EQ(seen,
+            (std::vector<JobState>{JobState::kQueued, JobState::kRunning, JobState::kRetryWait,
+                                   JobState::kQueued, JobState::kRunning, JobState::kDead}));
+  EXPECT_FALSE(runtime_->watch(JobId{42}, [](const JobRecord&) {}));
+}
+
+TEST_F(RuntimeTest, UnwatchStopsCallbacks) {
+  runtime_->apply({builtin_troupe("t", Kind::kNoop, 1)});
+  run();
+  const JobId id = submit_ok("t");
+  int calls = 0;
+  auto w = runtime_->watch(id, [&](const JobRecord&) { ++calls; });
+  runtime_->unwatch(*w);
+  run();
+  EXPECT_EQ(calls, 1);
+}
+
+TEST_F(RuntimeTest, IdempotencyKeyReturnsTheSameJob) {
+  runtime_->apply({builtin_troupe("t", Kind::kNoop, 1)});
+  JobRequest r;
+  r.troupe = "t";
+  r.idempotency_key = "once";
+  int first_calls = 0;
+  int dup_calls = 0;
+  auto a = std::get<Accepted>(runtime_->submit(r, [&](const JobRecord&) { ++first_calls; }));
+  auto b = std::get<Accepted>(runtime_->submit(r, [&](const JobRecord&) { ++dup_calls; }));
+  EXPECT_FALSE(a.duplicate);
+  EXPECT_TRUE(b.duplicate);
+  EXPECT_EQ(a.id, b.id);
+  run();
+  EXPECT_EQ(first_calls, 1);
+  EXPECT_EQ(dup_calls, 1);
+  EXPECT_EQ(runtime_->troupe("t")->counters.submitted, 1u);
+}
+
+TEST_F(RuntimeTest, CountersAlwaysBalance) {
+  auto o = builtin_troupe("t", Kind::kFail, 2);
+  builtin(o).fail_every = 3;
+  o.retry.max_attempts = 2;
+  o.retry.initial_backoff = 10ms;
+  runtime_->apply({o});
+  for (int i = 0; i < 50; ++i) {
+    submit_ok("t");
+    if (i % 7 == 0) run();
+    auto c = runtime_->troupe("t")->counters;
+    EXPECT_EQ(c.submitted, c.succeeded + c.failed + c.dead + c.cancelled + c.aborted + c.in_flight);
+  }
+  advance(10ms);
+  auto c = runtime_->troupe("t")->counters;
+  EXPECT_EQ(c.in_flight, 0u);
+  EXPECT_EQ(c.submitted, c.succeeded + c.dead);
+  EXPECT_GT(c.dead, 0u);
+}
+
+TEST_F(RuntimeTest, ObserverSeesTheEvents) {
+  auto o = builtin_troupe("t", Kind::kFail, 1);
+  builtin(o).fail_every = 2;
+  runtime_->apply({o});
+  run();
+  submit_ok("t");
+  submit_ok("t");
+  run();
+  submit_rejected("nope");
+  auto& t = observer_.of("t");
+  EXPECT_EQ(t.submitted.load(), 2);
+  EXPECT_EQ(t.queue_waits.load(), 2);
+  EXPECT_EQ(t.last_actors.load(), 1u);
+  EXPECT_EQ(t.last_capacity.load(), 16u);
+  std::lock_guard lock(t.mutex);
+  EXPECT_EQ(t.completed, (std::vector<JobState>{JobState::kSucceeded, JobState::kDead}));
+  EXPECT_EQ(t.attempts, (std::vector<FailureClass>{FailureClass::kNone, FailureClass::kRetryable}));
+}
+
+}  // namespace
+}  // namespace troupe::core

@@ -1,0 +1,119 @@
+#pragma once
+
+#include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "core/manual_clock.h"
+#include "core/observer.h"
+#include "core/options.h"
+#include "core/runtime.h"
+
+namespace troupe::core::testing {
+
+/// Records every observer event, thread-safely.
+class RecordingTroupeObserver final : public TroupeObserver {
+ public:
+  void job_submitted() override { ++submitted; }
+  void job_rejected(RejectReason r) override {
+    std::lock_guard lock(mutex);
+    rejected.push_back(r);
+  }
+  void job_completed(JobState s) override {
+    std::lock_guard lock(mutex);
+    completed.push_back(s);
+  }
+  void attempt_finished(FailureClass c, Duration) override {
+    std::lock_guard lock(mutex);
+    attempts.push_back(c);
+  }
+  void queue_wait(Duration) override { ++queue_waits; }
+  void mailbox(std::uint64_t depth, std::uint64_t capacity) override {
+    last_depth = depth;
+    last_capacity = capacity;
+  }
+  void actors(std::uint32_t total, std::uint32_t busy) override {
+    last_actors = total;
+    last_busy = busy;
+  }
+  void actor_restarted() override { ++restarts; }
+  void circuit_changed(CircuitState s) override {
+    std::lock_guard lock(mutex);
+    circuit.push_back(s);
+  }
+  void degraded_changed(bool d) override {
+    std::lock_guard lock(mutex);
+    degraded.push_back(d);
+  }
+  void autoscaled(ScaleDirection d, std::uint32_t now) override {
+    std::lock_guard lock(mutex);
+    scaled.emplace_back(d, now);
+  }
+
+  std::mutex mutex;
+  std::atomic<int> submitted{0};
+  std::atomic<int> queue_waits{0};
+  std::atomic<int> restarts{0};
+  std::atomic<std::uint64_t> last_depth{0};
+  std::atomic<std::uint64_t> last_capacity{0};
+  std::atomic<std::uint32_t> last_actors{0};
+  std::atomic<std::uint32_t> last_busy{0};
+  std::vector<RejectReason> rejected;
+  std::vector<JobState> completed;
+  std::vector<FailureClass> attempts;
+  std::vector<CircuitState> circuit;
+  std::vector<bool> degraded;
+  std::vector<std::pair<ScaleDirection, std::uint32_t>> scaled;
+};
+
+class RecordingObserver final : public Observer {
+ public:
+  std::shared_ptr<TroupeObserver> troupe_added(std::string_view name) override {
+    std::lock_guard lock(mutex_);
+    auto& t = troupes_[std::string(name)];
+    if (!t) t = std::make_shared<RecordingTroupeObserver>();
+    return t;
+  }
+  void troupe_removed(std::string_view name) override {
+    std::lock_guard lock(mutex_);
+    removed.emplace_back(name);
+  }
+  RecordingTroupeObserver& of(const std::string& name) {
+    std::lock_guard lock(mutex_);
+    return *troupes_.at(name);
+  }
+  std::vector<std::string> removed;
+
+ private:
+  std::mutex mutex_;
+  std::map<std::string, std::shared_ptr<RecordingTroupeObserver>> troupes_;
+};
+
+inline TroupeOptions builtin_troupe(std::string name, BuiltinHandlerOptions::Kind kind,
+                                    std::uint32_t actors = 1) {
+  TroupeOptions o;
+  o.name = std::move(name);
+  o.mode = TroupeMode::kFixed;
+  o.max_actors = actors;
+  o.min_actors = actors;
+  o.initial_actors = actors;
+  o.mailbox_capacity = 16;
+  o.circuit_breaker.enabled = false;
+  o.retry.max_attempts = 1;
+  o.retry.jitter = false;
+  o.supervisor.backoff_initial = std::chrono::milliseconds(100);
+  BuiltinHandlerOptions b;
+  b.kind = kind;
+  o.handler = b;
+  return o;
+}
+
+inline BuiltinHandlerOptions& builtin(TroupeOptions& o) {
+  return std::get<BuiltinHandlerOptions>(o.handler);
+}
+
+}  // namespace troupe::core::testing
