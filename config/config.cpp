@@ -555,7 +555,7 @@ core::ExecHandlerOptions read_exec(Diagnostics& diag, const Field& f) {
     read_string_list(m, "argv", e.argv, [](const std::string& arg) {
       return arg.empty() ? std::string("arguments must not be empty") : std::string();
     });
-    if (argv->node().IsSequence() && argv->node().size() == 0) {
+    if (argv->node().IsNull() || (argv->node().IsSequence() && argv->node().size() == 0)) {
       diag.error(argv->where(), argv->path(),
                  "must name the program to run, e.g. argv: [\"tr\", \"a-z\", \"A-Z\"]");
     }
@@ -792,8 +792,13 @@ LoadResult load_string(std::string_view yaml, const std::string& name) {
   Diagnostics diag(name);
   LoadResult result;
   try {
-    const YAML::Node root = YAML::Load(std::string(yaml));
-    if (root.IsNull()) {
+    const std::vector<YAML::Node> documents = YAML::LoadAll(std::string(yaml));
+    const YAML::Node root = documents.empty() ? YAML::Node() : documents.front();
+    if (documents.size() > 1) {
+      diag.error(location_of(documents[1]), "",
+                 "the file holds " + std::to_string(documents.size()) +
+                     " YAML documents; trouped reads exactly one, so remove the extra '---'");
+    } else if (root.IsNull()) {
       diag.error({}, "",
                  "the file is empty; it needs at least a 'troupes:' list (see "
                  "config/trouped.yaml)");

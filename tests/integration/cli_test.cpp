@@ -188,6 +188,8 @@ troupes:
     mode: fixed
     actors: 2
     handler: {kind: exec, argv: [tr, a-z, A-Z]}
+  - name: quoting
+    handler: {kind: exec, argv: [echo, 'say "hi" \ bye']}
 )";
 
 std::string runnable_config(std::string_view format) {
@@ -337,6 +339,9 @@ TEST(Cli, JsonLoggingWritesOneObjectPerLine) {
     EXPECT_TRUE(contains(line, R"(,"msg":")")) << line;
     EXPECT_TRUE(line.ends_with("\"}")) << line;
   }
+  // Quotes and backslashes in a message are escaped, so each line stays one
+  // JSON object.
+  EXPECT_TRUE(contains(child.err(), R"(handler exec echo say \"hi\" \\ bye,)")) << child.err();
 }
 
 }  // namespace

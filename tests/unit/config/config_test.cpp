@@ -469,6 +469,9 @@ const BadCase kBadCases[] = {
      "troupes[0].handler.argv", 3, 14, "missing; an exec handler needs the program"},
     {"ExecEmptyArgv", "troupes:\n  - name: t\n    handler: {kind: exec, argv: []}\n",
      "troupes[0].handler.argv", 3, 33, "must name the program to run"},
+    {"ExecNullArgv", "troupes:\n  - name: t\n    handler:\n      kind: exec\n      argv:\n",
+     "troupes[0].handler.argv", 5, 7, "must name the program to run"},
+    {"TwoDocuments", TROUPE "---\n" TROUPE, "", 5, 1, "holds 2 YAML documents"},
     {"ExecBadEnvName",
      "troupes:\n  - name: t\n    handler:\n      kind: exec\n      argv: [cat]\n      env: {1BAD: "
      "x}\n",
