@@ -1,12 +1,14 @@
 #include "config/config.h"
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <limits>
 #include <map>
+#include <span>
 #include <sstream>
 #include <system_error>
 
@@ -31,33 +33,26 @@ constexpr double kInfinity = std::numeric_limits<double>::infinity();
 
 // Every key a handler may have, by kind; a key of another kind gets a
 // message naming its kind rather than a bare "unknown key".
-const std::vector<std::string_view> kBuiltinKeys = {"kind", "name", "sleep", "fail_mode",
-                                                    "fail_every"};
-const std::vector<std::string_view> kExecKeys = {"kind",
-                                                 "argv",
-                                                 "working_dir",
-                                                 "env_allow",
-                                                 "env",
-                                                 "max_output",
-                                                 "max_stderr",
-                                                 "kill_grace",
-                                                 "non_retryable_exit_codes",
-                                                 "metadata_env_prefix"};
-const std::vector<std::string_view> kHttpKeys = {"kind",
-                                                 "url",
-                                                 "method",
-                                                 "headers",
-                                                 "max_response",
-                                                 "connections_per_actor",
-                                                 "retryable_statuses",
-                                                 "metadata_header_prefix"};
-
-const Choices<core::FailureClass> kFailureClasses = {
-    {"retryable", core::FailureClass::kRetryable},
-    {"permanent", core::FailureClass::kPermanent},
-    {"timeout", core::FailureClass::kTimeout},
-    {"crash", core::FailureClass::kCrash},
-};
+constexpr std::array<std::string_view, 5> kBuiltinKeys = {"kind", "name", "sleep", "fail_mode",
+                                                          "fail_every"};
+constexpr std::array<std::string_view, 10> kExecKeys = {"kind",
+                                                        "argv",
+                                                        "working_dir",
+                                                        "env_allow",
+                                                        "env",
+                                                        "max_output",
+                                                        "max_stderr",
+                                                        "kill_grace",
+                                                        "non_retryable_exit_codes",
+                                                        "metadata_env_prefix"};
+constexpr std::array<std::string_view, 8> kHttpKeys = {"kind",
+                                                       "url",
+                                                       "method",
+                                                       "headers",
+                                                       "max_response",
+                                                       "connections_per_actor",
+                                                       "retryable_statuses",
+                                                       "metadata_header_prefix"};
 
 bool is_env_name(std::string_view name) {
   if (name.empty() || (name.front() >= '0' && name.front() <= '9')) return false;
@@ -89,7 +84,7 @@ void report_pair(MapReader& m, std::string_view key, std::string_view fallback_k
 
 /// "(the default)" when the key was not given: contradictions with a default
 /// are otherwise puzzling.
-std::string given_or_default(const MapReader& m, std::string_view key, std::string value) {
+std::string given_or_default(const MapReader& m, std::string_view key, const std::string& value) {
   return m.has(key) ? value : value + ", the default";
 }
 
@@ -115,7 +110,11 @@ void read_failure_classes(MapReader& m, std::string_view key, std::set<core::Fai
   std::set<core::FailureClass> classes;
   bool ok = true;
   for (const Field& item : *items) {
-    auto value = read_choice(m.diag(), item, kFailureClasses);
+    auto value = read_choice<core::FailureClass>(m.diag(), item,
+                                                 {{"retryable", core::FailureClass::kRetryable},
+                                                  {"permanent", core::FailureClass::kPermanent},
+                                                  {"timeout", core::FailureClass::kTimeout},
+                                                  {"crash", core::FailureClass::kCrash}});
     if (!value) {
       ok = false;
     } else if (!classes.insert(*value).second) {
@@ -484,7 +483,7 @@ std::string_view kind_name(HandlerKind kind) {
   return "";
 }
 
-const std::vector<std::string_view>& keys_of(HandlerKind kind) {
+std::span<const std::string_view> keys_of(HandlerKind kind) {
   switch (kind) {
     case HandlerKind::kBuiltin:
       return kBuiltinKeys;
@@ -502,7 +501,7 @@ UnknownKeyHint other_kind_hint(HandlerKind kind) {
     for (const HandlerKind other :
          {HandlerKind::kBuiltin, HandlerKind::kExec, HandlerKind::kHttp}) {
       if (other == kind) continue;
-      const auto& keys = keys_of(other);
+      const auto keys = keys_of(other);
       if (std::find(keys.begin(), keys.end(), key) != keys.end()) {
         return "'" + std::string(key) + "' belongs to handler kind '" +
                std::string(kind_name(other)) + "', not '" + std::string(kind_name(kind)) + "'";
@@ -516,7 +515,8 @@ core::BuiltinHandlerOptions read_builtin(Diagnostics& diag, const Field& f) {
   using Kind = core::BuiltinHandlerOptions::Kind;
   using FailMode = core::BuiltinHandlerOptions::FailMode;
   core::BuiltinHandlerOptions b;
-  MapReader m(diag, f, kBuiltinKeys, other_kind_hint(HandlerKind::kBuiltin));
+  MapReader m(diag, f, {kBuiltinKeys.begin(), kBuiltinKeys.end()},
+              other_kind_hint(HandlerKind::kBuiltin));
   const bool named = m.choice<Kind>("name", b.kind,
                                     {{"noop", Kind::kNoop},
                                      {"echo", Kind::kEcho},
@@ -550,7 +550,7 @@ core::BuiltinHandlerOptions read_builtin(Diagnostics& diag, const Field& f) {
 
 core::ExecHandlerOptions read_exec(Diagnostics& diag, const Field& f) {
   core::ExecHandlerOptions e;
-  MapReader m(diag, f, kExecKeys, other_kind_hint(HandlerKind::kExec));
+  MapReader m(diag, f, {kExecKeys.begin(), kExecKeys.end()}, other_kind_hint(HandlerKind::kExec));
   if (const Field* argv = m.find("argv")) {
     read_string_list(m, "argv", e.argv, [](const std::string& arg) {
       return arg.empty() ? std::string("arguments must not be empty") : std::string();
@@ -592,7 +592,7 @@ core::ExecHandlerOptions read_exec(Diagnostics& diag, const Field& f) {
 
 core::HttpHandlerOptions read_http(Diagnostics& diag, const Field& f) {
   core::HttpHandlerOptions h;
-  MapReader m(diag, f, kHttpKeys, other_kind_hint(HandlerKind::kHttp));
+  MapReader m(diag, f, {kHttpKeys.begin(), kHttpKeys.end()}, other_kind_hint(HandlerKind::kHttp));
   if (const Field* url = m.find("url")) {
     if (auto text = read_string(diag, *url)) {
       auto parsed = parse_url(*text);

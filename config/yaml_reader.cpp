@@ -227,8 +227,8 @@ std::optional<std::size_t> read_size(Diagnostics& diag, const Field& f, std::siz
   return parsed.value;
 }
 
-MapReader::MapReader(Diagnostics& diag, const Field& self, std::vector<std::string_view> known,
-                     UnknownKeyHint hint)
+MapReader::MapReader(Diagnostics& diag, const Field& self,
+                     const std::vector<std::string_view>& known, const UnknownKeyHint& hint)
     : diag_(diag), self_(self) {
   const YAML::Node& node = self.node();
   if (node.IsNull()) {

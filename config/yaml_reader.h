@@ -49,8 +49,8 @@ class Diagnostics {
 /// the value itself has none (an empty value, or a value yaml-cpp marks late).
 class Field {
  public:
-  Field(YAML::Node value, std::string path, Location key_at)
-      : value_(std::move(value)), path_(std::move(path)), key_at_(key_at) {}
+  Field(const YAML::Node& value, std::string path, Location key_at)
+      : value_(value), path_(std::move(path)), key_at_(key_at) {}
 
   const YAML::Node& node() const { return value_; }
   const std::string& path() const { return path_; }
@@ -116,8 +116,8 @@ using UnknownKeyHint = std::function<std::optional<std::string>(std::string_view
 /// An empty value (`key:` alone) reads as an empty map.
 class MapReader {
  public:
-  MapReader(Diagnostics& diag, const Field& self, std::vector<std::string_view> known,
-            UnknownKeyHint hint = {});
+  MapReader(Diagnostics& diag, const Field& self, const std::vector<std::string_view>& known,
+            const UnknownKeyHint& hint = {});
 
   bool is_map() const { return is_map_; }
   const Field& self() const { return self_; }
