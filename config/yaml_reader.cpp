@@ -242,7 +242,8 @@ MapReader::MapReader(Diagnostics& diag, const Field& self,
   is_map_ = true;
   const std::vector<std::string_view>& known_keys = known;
   for (auto it = node.begin(); it != node.end(); ++it) {
-    const YAML::Node& key = it->first;
+    // A copy: `it->` yields a proxy that dies with the full expression.
+    const YAML::Node key = it->first;
     const Location key_at = location_of(key);
     if (!key.IsScalar()) {
       diag.error(key_at, self.path(), "keys must be plain words, got " + describe(key));
