@@ -1,1 +1,843 @@
 #include "config/config.h"
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <span>
+#include <sstream>
+#include <system_error>
+
+#include "config/value_parsers.h"
+#include "config/yaml_reader.h"
+
+namespace troupe::config {
+namespace {
+
+using namespace detail;
+using core::Duration;
+
+constexpr std::int64_t kUnbounded = std::numeric_limits<std::int64_t>::max();
+constexpr std::int64_t kMaxActors = 4096;
+constexpr std::size_t kGiB = std::size_t{1} << 30;
+constexpr std::size_t kMiB = std::size_t{1} << 20;
+
+constexpr DurationRange kPositive{};
+constexpr DurationRange kNonNegative{Duration::zero(), false, std::nullopt};
+constexpr RealRange kRatio{0.0, true, 1.0, false};  // (0, 1]
+constexpr double kInfinity = std::numeric_limits<double>::infinity();
+
+// Every key a handler may have, by kind; a key of another kind gets a
+// message naming its kind rather than a bare "unknown key".
+constexpr std::array<std::string_view, 5> kBuiltinKeys = {"kind", "name", "sleep", "fail_mode",
+                                                          "fail_every"};
+constexpr std::array<std::string_view, 10> kExecKeys = {"kind",
+                                                        "argv",
+                                                        "working_dir",
+                                                        "env_allow",
+                                                        "env",
+                                                        "max_output",
+                                                        "max_stderr",
+                                                        "kill_grace",
+                                                        "non_retryable_exit_codes",
+                                                        "metadata_env_prefix"};
+constexpr std::array<std::string_view, 8> kHttpKeys = {"kind",
+                                                       "url",
+                                                       "method",
+                                                       "headers",
+                                                       "max_response",
+                                                       "connections_per_actor",
+                                                       "retryable_statuses",
+                                                       "metadata_header_prefix"};
+
+bool is_env_name(std::string_view name) {
+  if (name.empty() || (name.front() >= '0' && name.front() <= '9')) return false;
+  return std::all_of(name.begin(), name.end(),
+                     [](unsigned char c) { return std::isalnum(c) != 0 || c == '_'; });
+}
+
+bool is_header_token(std::string_view name) {
+  constexpr std::string_view kExtra = "!#$%&'*+-.^_`|~";
+  return !name.empty() && std::all_of(name.begin(), name.end(), [&](unsigned char c) {
+    return std::isalnum(c) != 0 || kExtra.find(static_cast<char>(c)) != std::string_view::npos;
+  });
+}
+
+bool is_troupe_name(std::string_view name) {
+  return !name.empty() && name.size() <= 64 &&
+         std::all_of(name.begin(), name.end(), [](unsigned char c) {
+           return std::isalnum(c) != 0 || c == '_' || c == '.' || c == '-';
+         });
+}
+
+/// Reports `message` at `key` when present, else at `fallback_key` when
+/// present, else at the map itself (path of `key`).
+void report_pair(MapReader& m, std::string_view key, std::string_view fallback_key,
+                 std::string message) {
+  const std::string_view at = m.has(key) || !m.has(fallback_key) ? key : fallback_key;
+  m.diag().error(m.at(at), m.path(at), std::move(message));
+}
+
+/// "(the default)" when the key was not given: contradictions with a default
+/// are otherwise puzzling.
+std::string given_or_default(const MapReader& m, std::string_view key, const std::string& value) {
+  return m.has(key) ? value : value + ", the default";
+}
+
+bool read_address(MapReader& m, std::string_view key, std::string& out) {
+  const Field* f = m.find(key);
+  if (f == nullptr) return false;
+  auto text = read_string(m.diag(), *f);
+  if (!text) return false;
+  auto parsed = parse_address(*text);
+  if (!parsed.value) {
+    m.diag().error(f->where(), f->path(), std::move(parsed.error));
+    return false;
+  }
+  out = std::move(*text);
+  return true;
+}
+
+void read_failure_classes(MapReader& m, std::string_view key, std::set<core::FailureClass>& out) {
+  const Field* f = m.find(key);
+  if (f == nullptr) return;
+  auto items = read_list(m.diag(), *f);
+  if (!items) return;
+  std::set<core::FailureClass> classes;
+  bool ok = true;
+  for (const Field& item : *items) {
+    auto value = read_choice<core::FailureClass>(m.diag(), item,
+                                                 {{"retryable", core::FailureClass::kRetryable},
+                                                  {"permanent", core::FailureClass::kPermanent},
+                                                  {"timeout", core::FailureClass::kTimeout},
+                                                  {"crash", core::FailureClass::kCrash}});
+    if (!value) {
+      ok = false;
+    } else if (!classes.insert(*value).second) {
+      m.diag().error(item.where(), item.path(),
+                     describe(item.node()) + " is listed twice; list each class once");
+      ok = false;
+    }
+  }
+  if (ok) out = std::move(classes);
+}
+
+void read_int_list(MapReader& m, std::string_view key, std::vector<int>& out, IntRange range) {
+  const Field* f = m.find(key);
+  if (f == nullptr) return;
+  auto items = read_list(m.diag(), *f);
+  if (!items) return;
+  std::vector<int> values;
+  bool ok = true;
+  for (const Field& item : *items) {
+    auto value = read_int(m.diag(), item, range);
+    if (!value) {
+      ok = false;
+    } else if (std::find(values.begin(), values.end(), *value) != values.end()) {
+      m.diag().error(item.where(), item.path(), std::to_string(*value) + " is listed twice");
+      ok = false;
+    } else {
+      values.push_back(static_cast<int>(*value));
+    }
+  }
+  if (ok) out = std::move(values);
+}
+
+/// A list of strings, each checked by `valid` (which returns an error
+/// message, or empty when fine).
+template <class Check>
+void read_string_list(MapReader& m, std::string_view key, std::vector<std::string>& out,
+                      Check valid) {
+  const Field* f = m.find(key);
+  if (f == nullptr) return;
+  auto items = read_list(m.diag(), *f);
+  if (!items) return;
+  std::vector<std::string> values;
+  bool ok = true;
+  for (const Field& item : *items) {
+    auto value = read_string(m.diag(), item);
+    if (!value) {
+      ok = false;
+      continue;
+    }
+    if (auto why = valid(*value); !why.empty()) {
+      m.diag().error(item.where(), item.path(), std::move(why));
+      ok = false;
+      continue;
+    }
+    values.push_back(std::move(*value));
+  }
+  if (ok) out = std::move(values);
+}
+
+/// A map of string to string; keys checked by `valid_key`, values by
+/// `valid_value` (each returns an error message or empty).
+template <class KeyCheck, class ValueCheck>
+void read_string_map(MapReader& m, std::string_view key, std::map<std::string, std::string>& out,
+                     KeyCheck valid_key, ValueCheck valid_value) {
+  const Field* f = m.find(key);
+  if (f == nullptr) return;
+  const YAML::Node& node = f->node();
+  if (node.IsNull()) return;
+  if (!node.IsMap()) {
+    m.diag().error(f->where(), f->path(), "expected a map (name: value), got " + describe(node));
+    return;
+  }
+  std::map<std::string, std::string> values;
+  bool ok = true;
+  for (auto it = node.begin(); it != node.end(); ++it) {
+    const Location key_at = location_of(it->first);
+    if (!it->first.IsScalar()) {
+      m.diag().error(key_at, f->path(), "names must be strings, got " + describe(it->first));
+      ok = false;
+      continue;
+    }
+    const std::string name = it->first.Scalar();
+    const Field entry(it->second, f->child(name), key_at);
+    if (auto why = valid_key(name); !why.empty()) {
+      m.diag().error(key_at, entry.path(), std::move(why));
+      ok = false;
+      continue;
+    }
+    auto value = read_string(m.diag(), entry);
+    if (!value) {
+      ok = false;
+      continue;
+    }
+    if (auto why = valid_value(*value); !why.empty()) {
+      m.diag().error(entry.where(), entry.path(), std::move(why));
+      ok = false;
+      continue;
+    }
+    if (!values.emplace(name, std::move(*value)).second) {
+      m.diag().error(key_at, entry.path(), "'" + name + "' is given twice; keep only one");
+      ok = false;
+    }
+  }
+  if (ok) out = std::move(values);
+}
+
+// ---------------------------------------------------------------- server
+
+void read_server(Diagnostics& diag, const Field& f, Config& config) {
+  MapReader m(diag, f,
+              {"grpc_address", "metrics_address", "threads", "shutdown", "limits", "job_store"});
+  if (!m.is_map()) return;
+  ServerOptions& server = config.server;
+  const bool grpc_ok = read_address(m, "grpc_address", server.grpc_address);
+  const bool metrics_ok = read_address(m, "metrics_address", server.metrics_address);
+  m.u32("threads", server.threads, {0, 1024});
+
+  if (const Field* shutdown = m.find("shutdown")) {
+    MapReader s(diag, *shutdown, {"drain_timeout"});
+    s.duration("drain_timeout", server.drain_timeout, kNonNegative);
+  }
+  if (const Field* limits = m.find("limits")) {
+    MapReader l(diag, *limits, {"max_payload", "max_metadata_entries", "max_metadata_bytes"});
+    l.size("max_payload", server.limits.max_payload, 1, kGiB);
+    l.count("max_metadata_entries", server.limits.max_metadata_entries, {0, 4096});
+    l.size("max_metadata_bytes", server.limits.max_metadata_bytes, 0, 16 * kMiB);
+  }
+  if (const Field* store = m.find("job_store")) {
+    MapReader j(diag, *store, {"result_ttl", "max_jobs", "max_bytes", "idempotency_ttl"});
+    core::JobStoreOptions& options = config.runtime.job_store;
+    j.duration("result_ttl", options.result_ttl, kPositive);
+    j.count("max_jobs", options.max_jobs, {1, kUnbounded});
+    j.size("max_bytes", options.max_bytes, 1, std::numeric_limits<std::size_t>::max());
+    j.duration("idempotency_ttl", options.idempotency_ttl, kPositive);
+  }
+
+  if (grpc_ok && metrics_ok) {
+    const auto grpc = parse_address(server.grpc_address).value;
+    const auto metrics = parse_address(server.metrics_address).value;
+    if (grpc && metrics && grpc->port != 0 && grpc->port == metrics->port &&
+        grpc->host == metrics->host) {
+      diag.error(m.at("metrics_address"), m.path("metrics_address"),
+                 "metrics_address is the same as grpc_address (" + server.grpc_address +
+                     "); give the metrics endpoint its own port");
+    }
+  }
+}
+
+void read_logging(Diagnostics& diag, const Field& f, Config& config) {
+  MapReader m(diag, f, {"level", "format"});
+  if (!m.is_map()) return;
+  std::string_view level;
+  if (m.choice<std::string_view>("level", level,
+                                 {{"trace", "trace"},
+                                  {"debug", "debug"},
+                                  {"info", "info"},
+                                  {"warn", "warn"},
+                                  {"error", "error"},
+                                  {"critical", "critical"},
+                                  {"off", "off"}})) {
+    config.logging.level = std::string(level);
+  }
+  m.choice<LoggingOptions::Format>(
+      "format", config.logging.format,
+      {{"text", LoggingOptions::Format::kText}, {"json", LoggingOptions::Format::kJson}});
+}
+
+// ---------------------------------------------------------------- troupes
+
+void read_actors(MapReader& troupe, core::TroupeOptions& t) {
+  Diagnostics& diag = troupe.diag();
+  const bool fixed = t.mode == core::TroupeMode::kFixed;
+  if (fixed) t.min_actors = t.initial_actors = t.max_actors;
+  const Field* f = troupe.find("actors");
+  if (f == nullptr) return;
+  if (f->node().IsScalar()) {
+    if (!fixed) {
+      diag.error(f->where(), f->path(),
+                 "a single actor count needs mode: fixed; with mode: dynamic write "
+                 "actors: {min: 1, initial: N, max: N}");
+      return;
+    }
+    if (auto n = read_int(diag, *f, {1, kMaxActors})) {
+      t.min_actors = t.initial_actors = t.max_actors = static_cast<std::uint32_t>(*n);
+    }
+    return;
+  }
+  MapReader m(diag, *f, {"min", "initial", "max"});
+  if (!m.is_map()) return;
+  if (fixed) {
+    for (const std::string_view key : {"min", "initial"}) {
+      if (m.has(key)) {
+        diag.error(m.at(key), m.path(key),
+                   "mode fixed runs exactly 'max' actors; remove '" + std::string(key) +
+                       "' or use mode: dynamic");
+      }
+    }
+    std::uint32_t n = t.max_actors;
+    if (m.u32("max", n, {1, kMaxActors})) t.min_actors = t.initial_actors = t.max_actors = n;
+    return;
+  }
+  bool valid = true;
+  if (m.has("min") && !m.u32("min", t.min_actors, {1, kMaxActors})) valid = false;
+  if (m.has("max") && !m.u32("max", t.max_actors, {1, kMaxActors})) valid = false;
+  // An unset initial starts the troupe at its minimum.
+  t.initial_actors = t.min_actors;
+  if (m.has("initial") && !m.u32("initial", t.initial_actors, {1, kMaxActors})) valid = false;
+  if (!valid) return;
+  const std::string min = given_or_default(m, "min", std::to_string(t.min_actors));
+  const std::string max = given_or_default(m, "max", std::to_string(t.max_actors));
+  const std::string initial = std::to_string(t.initial_actors);
+  if (t.min_actors > t.max_actors) {
+    report_pair(m, "min", "max", "min (" + min + ") is greater than max (" + max + ")");
+  } else if (t.initial_actors < t.min_actors) {
+    report_pair(m, "initial", "min", "initial (" + initial + ") is less than min (" + min + ")");
+  } else if (t.initial_actors > t.max_actors) {
+    report_pair(m, "initial", "max", "initial (" + initial + ") is greater than max (" + max + ")");
+  }
+}
+
+void read_supervisor(Diagnostics& diag, const Field& f, core::SupervisorOptions& s) {
+  MapReader m(diag, f, {"strategy", "max_restarts", "window", "backoff_initial", "backoff_max"});
+  if (!m.is_map()) return;
+  using Strategy = core::SupervisorOptions::Strategy;
+  m.choice<Strategy>(
+      "strategy", s.strategy,
+      {{"restart", Strategy::kRestart}, {"resume", Strategy::kResume}, {"stop", Strategy::kStop}});
+  m.u32("max_restarts", s.max_restarts, {0, 1'000'000});
+  m.duration("window", s.window, kPositive);
+  const bool a =
+      !m.has("backoff_initial") || m.duration("backoff_initial", s.backoff_initial, kPositive);
+  const bool b = !m.has("backoff_max") || m.duration("backoff_max", s.backoff_max, kPositive);
+  if (a && b && s.backoff_max < s.backoff_initial) {
+    report_pair(
+        m, "backoff_max", "backoff_initial",
+        "backoff_max (" + given_or_default(m, "backoff_max", format_duration(s.backoff_max)) +
+            ") is shorter than backoff_initial (" +
+            given_or_default(m, "backoff_initial", format_duration(s.backoff_initial)) + ")");
+  }
+}
+
+void read_autoscale(Diagnostics& diag, const Field& f, core::TroupeMode mode,
+                    core::AutoscaleOptions& a) {
+  if (mode == core::TroupeMode::kFixed) {
+    diag.error(f.where(), f.path(),
+               "mode fixed never scales; remove autoscale or use mode: dynamic");
+    return;
+  }
+  MapReader m(diag, f,
+              {"interval", "high_threshold", "low_threshold", "low_busy_ratio", "scale_up_step",
+               "scale_down_step", "cooldown"});
+  if (!m.is_map()) return;
+  m.duration("interval", a.interval, kPositive);
+  const bool high = !m.has("high_threshold") ||
+                    m.real("high_threshold", a.high_threshold, {0.0, true, kInfinity, false});
+  const bool low = !m.has("low_threshold") ||
+                   m.real("low_threshold", a.low_threshold, {0.0, false, kInfinity, false});
+  m.real("low_busy_ratio", a.low_busy_ratio, {0.0, false, 1.0, false});
+  m.u32("scale_up_step", a.scale_up_step, {1, kMaxActors});
+  m.u32("scale_down_step", a.scale_down_step, {1, kMaxActors});
+  m.duration("cooldown", a.cooldown, kNonNegative);
+  if (high && low && a.low_threshold >= a.high_threshold) {
+    std::ostringstream message;
+    message << "low_threshold (" << a.low_threshold << ") must be below high_threshold ("
+            << a.high_threshold << (m.has("high_threshold") ? "" : ", the default")
+            << "), or the troupe would grow and shrink at once";
+    report_pair(m, "low_threshold", "high_threshold", message.str());
+  }
+}
+
+void read_circuit_breaker(Diagnostics& diag, const Field& f, core::CircuitBreakerOptions& c) {
+  MapReader m(
+      diag, f,
+      {"enabled", "consecutive_failures", "window_size", "minimum_calls", "failure_rate_threshold",
+       "slow_call_rate_threshold", "slow_call_duration", "open_timeout", "open_timeout_multiplier",
+       "max_open_timeout", "half_open_max_calls", "max_wait_in_half_open", "policy", "record"});
+  if (!m.is_map()) return;
+  m.boolean("enabled", c.enabled);
+  m.u32("consecutive_failures", c.consecutive_failures, {0, 1'000'000});
+  const bool window = !m.has("window_size") || m.u32("window_size", c.window_size, {1, 100'000});
+  const bool minimum =
+      !m.has("minimum_calls") || m.u32("minimum_calls", c.minimum_calls, {1, 100'000});
+  m.real("failure_rate_threshold", c.failure_rate_threshold, kRatio);
+  m.real("slow_call_rate_threshold", c.slow_call_rate_threshold, kRatio);
+  m.duration("slow_call_duration", c.slow_call_duration, kPositive);
+  const bool open = !m.has("open_timeout") || m.duration("open_timeout", c.open_timeout, kPositive);
+  m.real("open_timeout_multiplier", c.open_timeout_multiplier, {1.0, false, 100.0, false});
+  const bool max_open =
+      !m.has("max_open_timeout") || m.duration("max_open_timeout", c.max_open_timeout, kPositive);
+  m.u32("half_open_max_calls", c.half_open_max_calls, {1, 10'000});
+  m.duration("max_wait_in_half_open", c.max_wait_in_half_open, kNonNegative);
+  using Policy = core::CircuitBreakerOptions::OpenPolicy;
+  m.choice<Policy>("policy", c.policy, {{"reject", Policy::kReject}, {"hold", Policy::kHold}});
+  read_failure_classes(m, "record", c.record);
+
+  if (window && minimum && c.minimum_calls > c.window_size) {
+    report_pair(m, "minimum_calls", "window_size",
+                "minimum_calls (" +
+                    given_or_default(m, "minimum_calls", std::to_string(c.minimum_calls)) +
+                    ") is larger than window_size (" +
+                    given_or_default(m, "window_size", std::to_string(c.window_size)) +
+                    "), so failure rates would never be judged");
+  }
+  if (open && max_open && c.max_open_timeout < c.open_timeout) {
+    report_pair(m, "max_open_timeout", "open_timeout",
+                "max_open_timeout (" +
+                    given_or_default(m, "max_open_timeout", format_duration(c.max_open_timeout)) +
+                    ") is shorter than open_timeout (" +
+                    given_or_default(m, "open_timeout", format_duration(c.open_timeout)) + ")");
+  }
+  if (c.enabled && m.has("record") && c.record.empty()) {
+    diag.error(m.at("record"), m.path("record"),
+               "an empty record list means the breaker can never open; list failure classes "
+               "(retryable, permanent, timeout, crash) or set enabled: false");
+  }
+}
+
+void read_retry(Diagnostics& diag, const Field& f, core::RetryOptions& r) {
+  MapReader m(
+      diag, f,
+      {"max_attempts", "initial_backoff", "max_backoff", "multiplier", "jitter", "non_retryable"});
+  if (!m.is_map()) return;
+  m.u32("max_attempts", r.max_attempts, {1, 100});
+  const bool a =
+      !m.has("initial_backoff") || m.duration("initial_backoff", r.initial_backoff, kPositive);
+  const bool b = !m.has("max_backoff") || m.duration("max_backoff", r.max_backoff, kPositive);
+  m.real("multiplier", r.multiplier, {1.0, false, 100.0, false});
+  m.boolean("jitter", r.jitter);
+  read_failure_classes(m, "non_retryable", r.non_retryable);
+  if (a && b && r.max_backoff < r.initial_backoff) {
+    report_pair(
+        m, "max_backoff", "initial_backoff",
+        "max_backoff (" + given_or_default(m, "max_backoff", format_duration(r.max_backoff)) +
+            ") is shorter than initial_backoff (" +
+            given_or_default(m, "initial_backoff", format_duration(r.initial_backoff)) + ")");
+  }
+}
+
+void read_rate_limit(Diagnostics& diag, const Field& f, core::RateLimitOptions& r) {
+  MapReader m(diag, f, {"enabled", "per_second", "burst"});
+  if (!m.is_map()) return;
+  r.enabled = true;  // the section's presence turns it on
+  m.boolean("enabled", r.enabled);
+  m.real("per_second", r.per_second, {0.0, true, 1e9, false});
+  m.u32("burst", r.burst, {1, 1'000'000});
+  if (r.enabled && !m.has("per_second")) {
+    diag.error(f.where(), m.path("per_second"),
+               "missing; set the dispatches allowed per second (e.g. per_second: 100), or remove "
+               "rate_limit to disable it");
+  }
+}
+
+// ---------------------------------------------------------------- handlers
+
+enum class HandlerKind { kBuiltin, kExec, kHttp };
+
+std::string_view kind_name(HandlerKind kind) {
+  switch (kind) {
+    case HandlerKind::kBuiltin:
+      return "builtin";
+    case HandlerKind::kExec:
+      return "exec";
+    case HandlerKind::kHttp:
+      return "http";
+  }
+  return "";
+}
+
+std::span<const std::string_view> keys_of(HandlerKind kind) {
+  switch (kind) {
+    case HandlerKind::kBuiltin:
+      return kBuiltinKeys;
+    case HandlerKind::kExec:
+      return kExecKeys;
+    case HandlerKind::kHttp:
+      return kHttpKeys;
+  }
+  return kBuiltinKeys;
+}
+
+/// Explains a key that belongs to another handler kind.
+UnknownKeyHint other_kind_hint(HandlerKind kind) {
+  return [kind](std::string_view key) -> std::optional<std::string> {
+    for (const HandlerKind other :
+         {HandlerKind::kBuiltin, HandlerKind::kExec, HandlerKind::kHttp}) {
+      if (other == kind) continue;
+      const auto keys = keys_of(other);
+      if (std::find(keys.begin(), keys.end(), key) != keys.end()) {
+        return "'" + std::string(key) + "' belongs to handler kind '" +
+               std::string(kind_name(other)) + "', not '" + std::string(kind_name(kind)) + "'";
+      }
+    }
+    return std::nullopt;
+  };
+}
+
+core::BuiltinHandlerOptions read_builtin(Diagnostics& diag, const Field& f) {
+  using Kind = core::BuiltinHandlerOptions::Kind;
+  using FailMode = core::BuiltinHandlerOptions::FailMode;
+  core::BuiltinHandlerOptions b;
+  MapReader m(diag, f, {kBuiltinKeys.begin(), kBuiltinKeys.end()},
+              other_kind_hint(HandlerKind::kBuiltin));
+  const bool named = m.choice<Kind>("name", b.kind,
+                                    {{"noop", Kind::kNoop},
+                                     {"echo", Kind::kEcho},
+                                     {"sleep", Kind::kSleep},
+                                     {"fail", Kind::kFail}});
+  if (!m.has("name")) {
+    diag.error(f.where(), m.path("name"),
+               "missing; a builtin handler needs a name: noop, echo, sleep or fail");
+  }
+  m.duration("sleep", b.sleep, kNonNegative);
+  m.choice<FailMode>("fail_mode", b.fail_mode,
+                     {{"throw", FailMode::kThrow},
+                      {"retryable", FailMode::kRetryable},
+                      {"permanent", FailMode::kPermanent}});
+  m.u32("fail_every", b.fail_every, {1, 1'000'000});
+  if (named) {
+    const std::string name = m.find("name")->node().Scalar();
+    auto only_for = [&](std::string_view key, Kind owner, std::string_view owner_name) {
+      if (m.has(key) && b.kind != owner) {
+        diag.error(m.at(key), m.path(key),
+                   "'" + std::string(key) + "' applies only to name: " + std::string(owner_name) +
+                       ", not name: " + name);
+      }
+    };
+    only_for("sleep", Kind::kSleep, "sleep");
+    only_for("fail_mode", Kind::kFail, "fail");
+    only_for("fail_every", Kind::kFail, "fail");
+  }
+  return b;
+}
+
+core::ExecHandlerOptions read_exec(Diagnostics& diag, const Field& f) {
+  core::ExecHandlerOptions e;
+  MapReader m(diag, f, {kExecKeys.begin(), kExecKeys.end()}, other_kind_hint(HandlerKind::kExec));
+  if (const Field* argv = m.find("argv")) {
+    read_string_list(m, "argv", e.argv, [](const std::string& arg) {
+      return arg.empty() ? std::string("arguments must not be empty") : std::string();
+    });
+    if (argv->node().IsNull() || (argv->node().IsSequence() && argv->node().size() == 0)) {
+      diag.error(argv->where(), argv->path(),
+                 "must name the program to run, e.g. argv: [\"tr\", \"a-z\", \"A-Z\"]");
+    }
+  } else {
+    diag.error(f.where(), m.path("argv"),
+               "missing; an exec handler needs the program and its arguments, e.g. "
+               "argv: [\"tr\", \"a-z\", \"A-Z\"] (no shell is involved)");
+  }
+  if (m.string("working_dir", e.working_dir) && e.working_dir.empty()) {
+    diag.error(m.at("working_dir"), m.path("working_dir"),
+               "must not be empty; remove it to run in the daemon's directory");
+  }
+  const auto env_name = [](const std::string& name) {
+    return is_env_name(name) ? std::string()
+                             : "\"" + name +
+                                   "\" is not an environment variable name "
+                                   "(letters, digits and '_', not starting with a digit)";
+  };
+  read_string_list(m, "env_allow", e.env_allow, env_name);
+  read_string_map(m, "env", e.env, env_name, [](const std::string&) { return std::string(); });
+  m.size("max_output", e.max_output, 1, kGiB);
+  m.size("max_stderr", e.max_stderr, 0, 64 * kMiB);
+  m.duration("kill_grace", e.kill_grace, kNonNegative);
+  read_int_list(m, "non_retryable_exit_codes", e.non_retryable_exit_codes, {1, 255});
+  if (m.string("metadata_env_prefix", e.metadata_env_prefix) &&
+      !is_env_name(e.metadata_env_prefix)) {
+    diag.error(m.at("metadata_env_prefix"), m.path("metadata_env_prefix"),
+               "\"" + e.metadata_env_prefix +
+                   "\" cannot start an environment variable name; use letters, digits and '_' "
+                   "(e.g. TROUPE_META_)");
+  }
+  return e;
+}
+
+core::HttpHandlerOptions read_http(Diagnostics& diag, const Field& f) {
+  core::HttpHandlerOptions h;
+  MapReader m(diag, f, {kHttpKeys.begin(), kHttpKeys.end()}, other_kind_hint(HandlerKind::kHttp));
+  if (const Field* url = m.find("url")) {
+    if (auto text = read_string(diag, *url)) {
+      auto parsed = parse_url(*text);
+      if (parsed.value) {
+        h.url = std::move(*text);
+      } else {
+        diag.error(url->where(), url->path(), std::move(parsed.error));
+      }
+    }
+  } else {
+    diag.error(f.where(), m.path("url"),
+               "missing; an http handler needs the URL to send jobs to, e.g. "
+               "url: http://127.0.0.1:8080/jobs");
+  }
+  std::string_view method;
+  if (m.choice<std::string_view>("method", method,
+                                 {{"POST", "POST"},
+                                  {"PUT", "PUT"},
+                                  {"PATCH", "PATCH"},
+                                  {"GET", "GET"},
+                                  {"DELETE", "DELETE"}})) {
+    h.method = std::string(method);
+  }
+  read_string_map(
+      m, "headers", h.headers,
+      [](const std::string& name) {
+        return is_header_token(name) ? std::string()
+                                     : "\"" + name + "\" is not a valid HTTP header name";
+      },
+      [](const std::string& value) {
+        return value.find_first_of("\r\n") == std::string::npos
+                   ? std::string()
+                   : std::string("header values must not contain line breaks");
+      });
+  m.size("max_response", h.max_response, 1, kGiB);
+  m.u32("connections_per_actor", h.connections_per_actor, {1, 64});
+  read_int_list(m, "retryable_statuses", h.retryable_statuses, {100, 599});
+  if (m.string("metadata_header_prefix", h.metadata_header_prefix) &&
+      !is_header_token(h.metadata_header_prefix)) {
+    diag.error(m.at("metadata_header_prefix"), m.path("metadata_header_prefix"),
+               "\"" + h.metadata_header_prefix +
+                   "\" cannot start an HTTP header name (e.g. X-Troupe-Meta-)");
+  }
+  return h;
+}
+
+std::optional<core::HandlerOptions> read_handler(Diagnostics& diag, const Field& f) {
+  const YAML::Node& node = f.node();
+  if (!node.IsMap()) {
+    diag.error(f.where(), f.path(),
+               "expected a map like {kind: builtin, name: echo}, got " + describe(node));
+    return std::nullopt;
+  }
+  std::optional<Field> kind_field;
+  for (auto it = node.begin(); it != node.end(); ++it) {
+    if (it->first.IsScalar() && it->first.Scalar() == "kind") {
+      kind_field.emplace(it->second, f.child("kind"), location_of(it->first));
+      break;
+    }
+  }
+  if (!kind_field) {
+    diag.error(f.where(), f.child("kind"), "missing; set kind: builtin, exec or http");
+    return std::nullopt;
+  }
+  const auto kind = read_choice<HandlerKind>(diag, *kind_field,
+                                             {{"builtin", HandlerKind::kBuiltin},
+                                              {"exec", HandlerKind::kExec},
+                                              {"http", HandlerKind::kHttp}});
+  if (!kind) return std::nullopt;
+  switch (*kind) {
+    case HandlerKind::kBuiltin:
+      return read_builtin(diag, f);
+    case HandlerKind::kExec:
+      return read_exec(diag, f);
+    case HandlerKind::kHttp:
+      return read_http(diag, f);
+  }
+  return std::nullopt;
+}
+
+struct TroupeRead {
+  core::TroupeOptions options;
+  std::optional<Field> name;  // present and valid
+};
+
+TroupeRead read_troupe(Diagnostics& diag, const Field& f) {
+  TroupeRead result;
+  core::TroupeOptions& t = result.options;
+  MapReader m(diag, f,
+              {"name", "mode", "actors", "mailbox", "dispatch", "timeout", "dead_letter_capacity",
+               "supervisor", "autoscale", "circuit_breaker", "retry", "rate_limit", "handler"});
+  if (!m.is_map() || f.node().IsNull()) {
+    if (f.node().IsNull()) {
+      diag.error(f.where(), f.path(), "empty troupe; it needs at least a name and a handler");
+    }
+    return result;
+  }
+  if (const Field* name = m.find("name")) {
+    if (m.string("name", t.name)) {
+      if (is_troupe_name(t.name)) {
+        result.name.emplace(*name);
+      } else {
+        diag.error(name->where(), name->path(),
+                   "\"" + t.name +
+                       "\" is not a valid troupe name; use 1 to 64 letters, digits, '_', '.' "
+                       "or '-'");
+      }
+    }
+  } else {
+    diag.error(f.where(), m.path("name"), "missing; every troupe needs a name, e.g. name: echo");
+  }
+  m.choice<core::TroupeMode>(
+      "mode", t.mode,
+      {{"dynamic", core::TroupeMode::kDynamic}, {"fixed", core::TroupeMode::kFixed}});
+  read_actors(m, t);
+  m.u32("mailbox", t.mailbox_capacity, {1, 1'000'000});
+  m.choice<core::DispatchStrategy>("dispatch", t.dispatch,
+                                   {{"least_loaded", core::DispatchStrategy::kLeastLoaded},
+                                    {"round_robin", core::DispatchStrategy::kRoundRobin},
+                                    {"key", core::DispatchStrategy::kKey}});
+  m.duration("timeout", t.timeout, kPositive);
+  m.count("dead_letter_capacity", t.dead_letter_capacity, {0, 10'000'000});
+  if (const Field* s = m.find("supervisor")) read_supervisor(diag, *s, t.supervisor);
+  if (const Field* a = m.find("autoscale")) read_autoscale(diag, *a, t.mode, t.autoscale);
+  if (const Field* c = m.find("circuit_breaker")) read_circuit_breaker(diag, *c, t.circuit_breaker);
+  if (const Field* r = m.find("retry")) read_retry(diag, *r, t.retry);
+  if (const Field* r = m.find("rate_limit")) read_rate_limit(diag, *r, t.rate_limit);
+  if (const Field* h = m.find("handler")) {
+    if (auto handler = read_handler(diag, *h)) t.handler = std::move(*handler);
+  } else {
+    diag.error(f.where(), m.path("handler"),
+               "missing; every troupe needs a handler, e.g. handler: {kind: builtin, name: echo}");
+  }
+  return result;
+}
+
+void read_troupes(Diagnostics& diag, const Field& f, Config& config) {
+  auto items = read_list(diag, f);
+  if (!items) return;
+  if (items->empty()) {
+    diag.error(f.where(), f.path(),
+               "no troupes defined; add at least one, e.g. "
+               "- {name: echo, handler: {kind: builtin, name: echo}}");
+    return;
+  }
+  std::map<std::string, const Field*> first_use;
+  std::vector<TroupeRead> reads;
+  reads.reserve(items->size());
+  for (const Field& item : *items) reads.push_back(read_troupe(diag, item));
+  for (std::size_t i = 0; i < reads.size(); ++i) {
+    const TroupeRead& read = reads[i];
+    if (read.name) {
+      const auto [it, inserted] = first_use.emplace(read.options.name, &*read.name);
+      if (!inserted) {
+        const Field& first = *it->second;
+        diag.error(read.name->where(), read.name->path(),
+                   "duplicate troupe name \"" + read.options.name + "\": " + first.path() +
+                       " (line " + std::to_string(first.where().line) +
+                       ") already uses it; names must be unique");
+      }
+    }
+    config.troupes.push_back(read.options);
+  }
+}
+
+Config read_config(Diagnostics& diag, const YAML::Node& root) {
+  Config config;
+  const Field root_field(root, "", Location{1, 1});
+  MapReader m(diag, root_field, {"server", "logging", "troupes"});
+  if (!m.is_map()) return config;
+  if (const Field* server = m.find("server")) read_server(diag, *server, config);
+  if (const Field* logging = m.find("logging")) read_logging(diag, *logging, config);
+  if (const Field* troupes = m.find("troupes")) {
+    read_troupes(diag, *troupes, config);
+  } else {
+    diag.error(Location{1, 1}, "troupes",
+               "missing; define at least one troupe under 'troupes:' (see config/trouped.yaml)");
+  }
+  return config;
+}
+
+}  // namespace
+
+std::string ConfigError::to_string() const {
+  std::string out = file;
+  if (line > 0) {
+    out += ":" + std::to_string(line);
+    if (column > 0) out += ":" + std::to_string(column);
+  }
+  out += ": ";
+  if (!path.empty()) out += path + ": ";
+  out += message;
+  return out;
+}
+
+LoadResult load_string(std::string_view yaml, const std::string& name) {
+  Diagnostics diag(name);
+  LoadResult result;
+  try {
+    const std::vector<YAML::Node> documents = YAML::LoadAll(std::string(yaml));
+    const YAML::Node root = documents.empty() ? YAML::Node() : documents.front();
+    if (documents.size() > 1) {
+      diag.error(location_of(documents[1]), "",
+                 "the file holds " + std::to_string(documents.size()) +
+                     " YAML documents; trouped reads exactly one, so remove the extra '---'");
+    } else if (root.IsNull()) {
+      diag.error({}, "",
+                 "the file is empty; it needs at least a 'troupes:' list (see "
+                 "config/trouped.yaml)");
+    } else if (!root.IsMap()) {
+      diag.error(location_of(root), "",
+                 "the top level must be a map with server, logging and troupes keys, got " +
+                     describe(root));
+    } else {
+      Config config = read_config(diag, root);
+      if (diag.empty()) result.config = std::move(config);
+    }
+  } catch (const YAML::Exception& e) {
+    const Location at =
+        e.mark.is_null() ? Location{} : Location{e.mark.line + 1, e.mark.column + 1};
+    diag.error(at, "", "YAML syntax error: " + e.msg);
+  }
+  result.errors = diag.take();
+  return result;
+}
+
+LoadResult load_file(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    LoadResult result;
+    result.errors.push_back({path, 0, 0, "", "cannot read config file: it is a directory"});
+    return result;
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    const int error = errno;
+    LoadResult result;
+    result.errors.push_back(
+        {path, 0, 0, "", std::string("cannot read config file: ") + std::strerror(error)});
+    return result;
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  return load_string(text.str(), path);
+}
+
+}  // namespace troupe::config
