@@ -3,7 +3,6 @@
 /// The handler contract: what an actor calls to run one attempt of a job.
 
 #include <boost/asio/any_io_executor.hpp>
-#include <boost/asio/cancellation_signal.hpp>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -11,6 +10,7 @@
 #include <string>
 #include <string_view>
 
+#include "core/cancellation_compat.h"
 #include "core/clock.h"
 #include "core/job.h"
 #include "core/options.h"
