@@ -1,0 +1,1 @@
+#include "core/handlers/http_handler.h"
