@@ -11,7 +11,8 @@
 //   Exit is awaited with a pidfd (pidfd_open, Linux >= 5.3) wrapped in an
 //   asio stream_descriptor: it becomes readable when the child exits, so an
 //   actor waiting on a child holds no thread and no SIGCHLD handler is needed.
-//   The child is reaped with waitpid(pid) only after its pidfd is readable.
+//   The child is reaped with waitpid(pid) only once waitid(WNOWAIT) confirms
+//   it exited (a pidfd wake-up alone is not trusted; see on_exit_readable).
 
 #include <fcntl.h>
 #include <signal.h>
@@ -402,27 +403,47 @@ class ExecAttempt : public std::enable_shared_from_this<ExecAttempt> {
     read_stderr();
   }
 
+  /// True once the child has exited (a zombie waiting to be reaped); does
+  /// not reap it.
+  bool child_exited() const {
+    siginfo_t info{};
+    return ::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+           info.si_pid != 0;
+  }
+
   void wait_exit() {
     pidfd_.async_wait(Descriptor::wait_read,
                       [self = shared_from_this()](const boost::system::error_code& ec) {
                         self->on_exit_readable(ec);
                       });
+    // asio waits (unlike reads) are not speculative and the pidfd is
+    // edge-triggered: if the child exited before the wait was queued, another
+    // io thread may already have taken the only edge. Look once, now that the
+    // wait is queued.
+    if (child_exited()) {
+      asio::post(executor_, [self = shared_from_this()] { self->on_exit_readable({}); });
+    }
   }
 
   void on_exit_readable(const boost::system::error_code& ec) {
-    if (ec == asio::error::operation_aborted) return;
+    if (ec == asio::error::operation_aborted || reaped_) return;
+    // The wake-up may be spurious: an epoll registration of a pidfd another
+    // actor closed while a concurrent posix_spawn child still held a copy
+    // outlives the close and can fire on asio's recycled state for ours.
+    // Trust only waitid.
+    if (!child_exited()) {
+      wait_exit();
+      return;
+    }
     // Whatever is left in the child's group is an orphan of this job: kill it
-    // while the zombie leader still pins the group id, then reap the leader.
+    // while the zombie leader still pins the group id, then reap the leader
+    // (it has exited: this does not block).
     ::kill(-pid_, SIGKILL);
     int status = 0;
     pid_t r = 0;
     do {
-      r = ::waitpid(pid_, &status, WNOHANG);
+      r = ::waitpid(pid_, &status, 0);
     } while (r < 0 && errno == EINTR);
-    if (r == 0) {  // not reaped yet (spurious wake-up): keep waiting
-      wait_exit();
-      return;
-    }
     reaped_ = true;
     wait_status_ = status;
     if (r < 0) wait_status_.reset();  // someone else reaped it (ECHILD)

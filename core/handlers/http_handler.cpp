@@ -233,6 +233,7 @@ class HttpAttempt : public std::enable_shared_from_this<HttpAttempt> {
   void receive() {
     parser_.emplace();
     parser_->body_limit(options().max_response);
+    if (request_.method() == http::verb::head) parser_->skip(true);  // no body follows
     // Header first: Beast 1.74 skips the body_limit check on a Content-Length
     // body when the parser is eager (as async_read makes it), so the limit is
     // checked while reading the header, before any body byte is buffered.

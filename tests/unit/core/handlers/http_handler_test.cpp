@@ -1,5 +1,6 @@
 #include "core/handlers/http_handler.h"
 
+#include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -280,6 +281,33 @@ TEST_F(HttpHandlerTest, CancellationClosesTheConnectionOfASlowResponse) {
   out = run(*h, "x");
   EXPECT_EQ(out.result.failure, FailureClass::kNone) << out.result.output;
   EXPECT_EQ(server.connections(), 2);
+}
+
+TEST_F(HttpHandlerTest, ConcurrentActorsEachKeepTheirOwnConnection) {
+  TestHttpServer server(io_, [](const auto& req) { return Reply{200, req.body()}; });
+  HttpHandlerOptions o;
+  o.url = server.url("/c");
+  std::vector<boost::asio::any_io_executor> strands;
+  std::vector<std::unique_ptr<Handler>> handlers;
+  for (int i = 0; i < 4; ++i) {
+    strands.push_back(boost::asio::make_strand(io_));
+    handlers.push_back(make_http_handler(o, strands.back(), clock_));
+  }
+  std::atomic<int> ok{0};
+  std::atomic<int> bad{0};
+  bool finished = testing::run_actors_concurrently(
+      io_, strands, handlers, 50, [&](int actor, int job, const AttemptResult& r) {
+        const std::string expected =
+            "actor-" + std::to_string(actor) + "-job-" + std::to_string(job);
+        (r.failure == FailureClass::kNone && r.output == expected ? ok : bad)++;
+      });
+  // The server's kept connections keep the io_context busy: stop it first.
+  server.stop();
+  ASSERT_TRUE(finished);
+  EXPECT_EQ(ok, 200);
+  EXPECT_EQ(bad, 0);
+  EXPECT_EQ(server.requests().size(), 200u);
+  EXPECT_EQ(server.connections(), 4);
 }
 
 TEST_F(HttpHandlerTest, InvalidUrlFailsEveryAttemptPermanently) {

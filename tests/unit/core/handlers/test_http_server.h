@@ -3,12 +3,13 @@
 /// A tiny HTTP/1.1 server (Boost.Beast) for handler tests: listens on
 /// 127.0.0.1:0, answers each request as its Responder says (status, headers,
 /// body, delay, or drop the connection), and records every request and every
-/// accepted TCP connection. Runs on the test's io_context; single-threaded
-/// use only.
+/// accepted TCP connection. Runs on a strand of the test's io_context; read
+/// its counters while the io_context is not running.
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
@@ -74,7 +75,10 @@ class TestHttpServer {
   struct Session;
   struct State {
     State(boost::asio::io_context& io, Responder r)
-        : acceptor(io, tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0)),
+        // One strand for the whole server, so it may run on a multi-threaded
+        // io_context: accepted sockets inherit the acceptor's executor.
+        : acceptor(boost::asio::make_strand(io),
+                   tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0)),
           responder(std::move(r)) {}
     tcp::acceptor acceptor;
     Responder responder;
