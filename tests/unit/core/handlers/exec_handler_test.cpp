@@ -355,6 +355,42 @@ TEST_F(ExecHandlerTest, CancelTerminatesACooperativeProcessWithoutWaitingForGrac
   EXPECT_LT(out.elapsed, 10s);
 }
 
+TEST_F(ExecHandlerTest, CancelWhileThePayloadWriteIsStillPending) {
+  // 4 MiB to a child that never reads: the write stays pending (pipe full)
+  // until cancellation.
+  const std::string fifo = dir_ + "/ready";
+  ReadyFifo ready(fifo);
+  ExecHandlerOptions o;
+  o.argv = {script("deaf.sh", "echo ready > " + fifo + "; exec sleep 30")};
+  o.kill_grace = 5s;
+  auto h = make(o);
+  const Outcome out = run(*h, std::string(4 << 20, 'p'), {}, [&] {
+    ASSERT_TRUE(ready.wait(10s));
+    signal_.emit(boost::asio::cancellation_type::terminal);
+  });
+  EXPECT_EQ(out.result.failure, FailureClass::kCancelled);
+  EXPECT_THAT(out.result.output, HasSubstr("killed by SIGTERM"));
+  EXPECT_LT(out.elapsed, 5s);
+  EXPECT_EQ(zombie_children(), 0u);
+}
+
+TEST_F(ExecHandlerTest, OutputHeldByAnEscapedDescendantIsDrainedForKillGraceOnly) {
+  // setsid takes the sleeper out of the job's process group (so the group
+  // kill misses it) while it keeps stdout open: completion waits kill_grace,
+  // not the sleeper's 5s.
+  ExecHandlerOptions o;
+  // The script waits until the sleeper has left the group before exiting.
+  o.argv = {script("escape.sh", "mkfifo " + dir_ + "/esc; setsid sh -c 'echo > " + dir_ +
+                                    "/esc; exec sleep 5' & read x < " + dir_ + "/esc; echo out")};
+  o.kill_grace = 300ms;
+  auto h = make(o);
+  const Outcome out = run(*h, "");
+  EXPECT_EQ(out.result.failure, FailureClass::kNone) << out.result.output;
+  EXPECT_EQ(out.result.output, "out\n");
+  EXPECT_GE(out.elapsed, 300ms);
+  EXPECT_LT(out.elapsed, 4s);
+}
+
 TEST_F(ExecHandlerTest, GrandchildrenInTheGroupAreKilledWithTheJob) {
   // The script backgrounds a sleeper that keeps stdout open, then exits: the
   // handler must not wait 30s for its EOF.
