@@ -124,6 +124,7 @@ struct HttpHandlerOptions {
   std::uint32_t connections_per_actor = 1;           // kept alive
   std::vector<int> retryable_statuses = {408, 429};  // plus every 5xx
   std::string metadata_header_prefix = "X-Troupe-Meta-";
+  std::string ca_file;  // https: PEM file of trusted CAs; empty = system default verify paths
 };
 
 using HandlerOptions = std::variant<BuiltinHandlerOptions, ExecHandlerOptions, HttpHandlerOptions>;
