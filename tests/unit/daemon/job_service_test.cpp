@@ -211,6 +211,49 @@ TEST_F(JobServiceTest, SubmitStreamAcksEveryRequestInOrderAndSurvivesRejections)
   EXPECT_TRUE(stream->Finish().ok());
 }
 
+TEST_F(JobServiceTest, SubmitWaitRejectedAnswersAtOnceWithTheHint) {
+  runtime_.reject("full", {core::RejectReason::kFull, "", 90ms});
+  auto req = request("full");
+  req.set_wait(true);
+  grpc::ClientContext ctx;
+  v1::SubmitResponse resp;
+  auto status = submit(req, resp, &ctx);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(retry_after(ctx), "90");
+}
+
+TEST_F(JobServiceTest, SubmitStreamKeepsOrderUnderBackpressure) {
+  // Rejection acks carry a message, so 5000 of them exceed the HTTP/2 flow
+  // control windows: the server's ack queue fills and it stops reading
+  // while this client's reader catches up.
+  runtime_.reject("full", {core::RejectReason::kFull, "", 10ms});
+  grpc::ClientContext ctx;
+  set_deadline(ctx, 60s);
+  auto stream = stub_->SubmitStream(&ctx);
+  constexpr int kJobs = 5000;
+  std::thread writer([&] {
+    for (int i = 0; i < kJobs; ++i) {
+      v1::StreamSubmitRequest r;
+      r.set_correlation_id(static_cast<std::uint64_t>(i));
+      *r.mutable_request() = request(i % 2 == 0 ? "full" : "t");
+      if (!stream->Write(r)) break;
+    }
+    stream->WritesDone();
+  });
+  v1::StreamSubmitAck ack;
+  int n = 0;
+  bool in_order = true;
+  while (stream->Read(&ack)) {
+    in_order &= ack.correlation_id() == static_cast<std::uint64_t>(n);
+    ++n;
+  }
+  writer.join();
+  EXPECT_TRUE(in_order);
+  EXPECT_EQ(n, kJobs);
+  EXPECT_TRUE(stream->Finish().ok());
+  EXPECT_EQ(runtime_.wait_submitted(kJobs / 2).size(), static_cast<std::size_t>(kJobs / 2));
+}
+
 TEST_F(JobServiceTest, GetJobAndItsErrors) {
   v1::SubmitResponse resp;
   ASSERT_TRUE(submit(request(), resp).ok());
