@@ -27,7 +27,8 @@ std::string quoted(std::string_view s) {
 }
 
 std::string message_or(const core::Rejection& r, std::string fallback) {
-  return r.message.empty() ? std::move(fallback) : r.message;
+  if (!r.message.empty()) return r.message;
+  return fallback;
 }
 
 }  // namespace
