@@ -10,7 +10,8 @@ std::string config_yaml(const ServerSpec& server, const std::vector<TroupeSpec>&
     << "  grpc_address: \"" << server.grpc_address << "\"\n"
     << "  metrics_address: \"" << server.metrics_address << "\"\n"
     << "  threads: " << server.threads << "\n"
-    << "  drain_timeout: " << server.drain_timeout << "\n"
+    << "  shutdown:\n"
+    << "    drain_timeout: " << server.drain_timeout << "\n"
     << "  limits:\n"
     << "    max_payload: " << server.max_payload << "\n"
     << "    max_metadata_entries: " << server.max_metadata_entries << "\n"
@@ -22,23 +23,24 @@ std::string config_yaml(const ServerSpec& server, const std::vector<TroupeSpec>&
     y << "  - name: " << t.name << "\n"
       << "    mode: " << t.mode << "\n";
     if (t.mode == "dynamic") {
-      y << "    min_actors: " << t.min_actors << "\n"
-        << "    initial_actors: " << t.min_actors << "\n";
+      y << "    actors: {min: " << t.min_actors << ", initial: " << t.min_actors
+        << ", max: " << t.max_actors << "}\n";
+    } else {
+      y << "    actors: " << t.max_actors << "\n";
     }
-    y << "    max_actors: " << t.max_actors << "\n"
-      << "    mailbox_capacity: " << t.mailbox_capacity << "\n"
-      << "    retry:\n"
-      << "      max_attempts: " << t.max_attempts << "\n"
-      << "      initial_backoff: 10ms\n"
-      << "    circuit_breaker:\n"
-      << "      enabled: " << (t.circuit_breaker ? "true" : "false") << "\n";
+    y << "    mailbox: " << t.mailbox_capacity << "\n"
+      << "    retry: {max_attempts: " << t.max_attempts
+      << ", initial_backoff: 10ms, max_backoff: 50ms}\n";
     if (t.circuit_breaker) {
-      y << "      consecutive_failures: " << t.breaker_failures << "\n"
-        << "      open_timeout: " << t.breaker_open_timeout << "\n";
+      y << "    circuit_breaker: {enabled: true, consecutive_failures: " << t.breaker_failures
+        << ", open_timeout: " << t.breaker_open_timeout << "}\n";
+    } else {
+      y << "    circuit_breaker: {enabled: false}\n";
     }
-    y << "    handler:\n"
-      << "      builtin: " << t.builtin << "\n";
-    if (t.builtin == "sleep") y << "      sleep: " << t.sleep << "\n";
+    y << "    handler: {kind: builtin, name: " << t.builtin;
+    if (t.builtin == "sleep") y << ", sleep: " << t.sleep;
+    if (t.builtin == "fail") y << ", fail_mode: retryable";
+    y << "}\n";
   }
   return y.str();
 }
