@@ -116,7 +116,7 @@ class Daemon {
       stopped_.get_future().wait();
     }
     stop(work);
-    return started ? kExitOk : kExitStartupFailed;
+    return started ? 0 : kExitListenFailed;
   }
 
  private:

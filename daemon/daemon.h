@@ -9,9 +9,9 @@
 
 namespace troupe::daemon {
 
-/// Exit codes of run_daemon().
-inline constexpr int kExitOk = 0;
-inline constexpr int kExitStartupFailed = 1;  // a listener could not be bound
+/// run_daemon()'s exit code when a listener cannot be bound (0 otherwise;
+/// the same value as cli.h's kExitRuntimeFailure).
+inline constexpr int kExitListenFailed = 1;
 
 /// Runs trouped with an already validated `config` until SIGTERM/SIGINT has
 /// drained it; returns the process exit code. `config_path` is re-read on
@@ -22,11 +22,11 @@ inline constexpr int kExitStartupFailed = 1;  // a listener could not be bound
 /// (when NOTIFY_SOCKET is set), then one log line
 ///   "trouped <version> serving grpc=<host:port> metrics=<host:port>"
 /// with the bound addresses. A listener that cannot be bound is logged and
-/// returns kExitStartupFailed.
+/// returns kExitListenFailed.
 ///
 /// SIGTERM/SIGINT: health NOT_SERVING, STOPPING=1, new submits UNAVAILABLE,
 /// accepted jobs finish up to server.drain_timeout (then ABORTED), a summary
-/// line, gRPC shutdown, kExitOk. A second signal exits at once with
+/// line, gRPC shutdown, 0. A second signal exits at once with
 /// 128 + signal number. SIGHUP: reload `config_path` (invalid: every error
 /// logged, the running config kept).
 ///
