@@ -235,6 +235,9 @@ class Daemon {
     std::set_difference(before.begin(), before.end(), after.begin(), after.end(),
                         std::back_inserter(removed));
     runtime_->apply(next.troupes);
+    // A removed troupe refuses new jobs at once, though core reports it gone
+    // only once it has drained: health says so now.
+    for (const auto& name : removed) health_.troupe_removed(name);
     config_.troupes = next.troupes;
     config_.server.drain_timeout = next.server.drain_timeout;
     spdlog::info("reloaded {}: {} troupes; added: {}; removed (draining): {}", config_path_,
