@@ -111,8 +111,8 @@ class Daemon {
     const bool started = start_listeners();
     if (started) {
       sd_notify(0, "READY=1\nSTATUS=serving");
-      spdlog::info("trouped {} serving grpc={} metrics={} ({} troupes, {} core threads)", kVersion,
-                   grpc_address_, metrics_address_, config_.troupes.size(), threads);
+      spdlog::info("trouped {} ready, serving grpc={} metrics={} ({} troupes, {} core threads)",
+                   kVersion, grpc_address_, metrics_address_, config_.troupes.size(), threads);
       stopped_.get_future().wait();
     }
     stop(work);
@@ -189,7 +189,8 @@ class Daemon {
     }
     draining_ = true;
     spdlog::info(
-        "{}: draining for up to {}s; new submits get UNAVAILABLE; send it again to stop at once",
+        "{}: stopping; draining for up to {}s, new submits get UNAVAILABLE; send it again to "
+        "stop at once",
         signal_name(signo), as_seconds(config_.server.drain_timeout));
     health_.set_draining();
     sd_notify(0, "STOPPING=1\nSTATUS=draining");

@@ -20,7 +20,7 @@ inline constexpr int kExitListenFailed = 1;
 /// Start: runtime with the troupes, gRPC on server.grpc_address, /metrics on
 /// server.metrics_address (port 0 picks a free port), READY=1 to systemd
 /// (when NOTIFY_SOCKET is set), then one log line
-///   "trouped <version> serving grpc=<host:port> metrics=<host:port>"
+///   "trouped <version> ready, serving grpc=<host:port> metrics=<host:port>"
 /// with the bound addresses. A listener that cannot be bound is logged and
 /// returns kExitListenFailed.
 ///
