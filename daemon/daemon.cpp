@@ -1,0 +1,290 @@
+#include "daemon/daemon.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <prometheus/exposer.h>
+#include <spdlog/spdlog.h>
+#include <systemd/sd-daemon.h>
+
+#include <algorithm>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <future>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/clock.h"
+#include "core/runtime.h"
+#include "daemon/admin_service.h"
+#include "daemon/health_observer.h"
+#include "daemon/job_service.h"
+#include "daemon/observer_fanout.h"
+#include "daemon/process_collector.h"
+#include "daemon/prometheus_observer.h"
+#include "daemon/version.h"
+
+namespace troupe::daemon {
+namespace {
+
+using namespace std::chrono_literals;
+
+// How long gRPC may take to finish calls still open after the drain (idle
+// SubmitStream clients, say) before they are cancelled.
+constexpr auto kGrpcShutdownGrace = 1s;
+// Room for the non-payload part of a SubmitRequest (metadata, keys, framing).
+constexpr std::size_t kRequestOverhead = 64 << 10;
+
+std::string with_port(const std::string& address, int port) {
+  const auto colon = address.rfind(':');
+  return (colon == std::string::npos ? address : address.substr(0, colon)) + ":" +
+         std::to_string(port);
+}
+
+std::string signal_name(int signo) {
+  switch (signo) {
+    case SIGTERM:
+      return "SIGTERM";
+    case SIGINT:
+      return "SIGINT";
+    case SIGHUP:
+      return "SIGHUP";
+    default:
+      return "signal " + std::to_string(signo);
+  }
+}
+
+std::set<std::string> names(const std::vector<core::TroupeOptions>& troupes) {
+  std::set<std::string> out;
+  for (const auto& t : troupes) out.insert(t.name);
+  return out;
+}
+
+std::string join(const std::vector<std::string>& items) {
+  if (items.empty()) return "none";
+  std::string out;
+  for (const auto& item : items) {
+    if (!out.empty()) out += ", ";
+    out += item;
+  }
+  return out;
+}
+
+double as_seconds(core::Duration d) {
+  return std::chrono::duration<double>(d).count();
+}
+
+/// Owns every long-lived object of the process, in construction order.
+/// Signals are handled on the io_context; the thread that calls run() waits
+/// for the drain to finish and then shuts gRPC down (never from an io thread:
+/// Shutdown waits for callbacks that may need those threads).
+class Daemon {
+ public:
+  Daemon(const config::Config& config, std::string config_path)
+      : config_(config),
+        config_path_(std::move(config_path)),
+        clock_(core::make_steady_clock()),
+        metrics_(kVersion),
+        observer_(metrics_, health_),
+        signals_(io_, SIGTERM, SIGINT, SIGHUP) {}
+
+  int run() {
+    runtime_ = core::make_runtime(io_, *clock_, observer_, config_.runtime);
+    runtime_->apply(config_.troupes);
+
+    const std::uint32_t threads = config_.server.threads != 0
+                                      ? config_.server.threads
+                                      : std::max(1u, std::thread::hardware_concurrency());
+    auto work = boost::asio::make_work_guard(io_);
+    wait_for_signal();
+    threads_.reserve(threads);
+    for (std::uint32_t i = 0; i < threads; ++i) threads_.emplace_back([this] { io_.run(); });
+
+    const bool started = start_listeners();
+    if (started) {
+      sd_notify(0, "READY=1\nSTATUS=serving");
+      spdlog::info("trouped {} ready, serving grpc={} metrics={} ({} troupes, {} core threads)",
+                   kVersion, grpc_address_, metrics_address_, config_.troupes.size(), threads);
+      stopped_.get_future().wait();
+    }
+    stop(work);
+    return started ? 0 : kExitListenFailed;
+  }
+
+ private:
+  bool start_listeners() {
+    grpc::EnableDefaultHealthCheckService(true);
+    grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+    job_service_ = std::make_unique<JobServiceImpl>(*runtime_, config_.server.limits);
+    admin_service_ = std::make_unique<AdminServiceImpl>(*runtime_);
+
+    grpc::ServerBuilder builder;
+    int grpc_port = 0;
+    builder.AddListeningPort(config_.server.grpc_address, grpc::InsecureServerCredentials(),
+                             &grpc_port);
+    // Without this a port taken by another SO_REUSEPORT socket binds
+    // silently and the two servers split the traffic.
+    builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+    builder.SetMaxReceiveMessageSize(static_cast<int>(
+        std::min<std::size_t>(config_.server.limits.max_payload + kRequestOverhead, INT32_MAX)));
+    builder.RegisterService(job_service_.get());
+    builder.RegisterService(admin_service_.get());
+    server_ = builder.BuildAndStart();
+    if (server_ == nullptr || grpc_port == 0) {
+      spdlog::error(
+          "cannot listen for gRPC on {} (server.grpc_address): the port is taken or the "
+          "address is not local; free it or choose another address",
+          config_.server.grpc_address);
+      return false;
+    }
+    grpc_address_ = with_port(config_.server.grpc_address, grpc_port);
+    health_.attach(*server_->GetHealthCheckService());
+
+    try {
+      exposer_ = std::make_unique<prometheus::Exposer>(config_.server.metrics_address);
+    } catch (const std::exception& e) {
+      spdlog::error(
+          "cannot serve metrics on {} (server.metrics_address): {}; free the port or choose "
+          "another address",
+          config_.server.metrics_address, e.what());
+      return false;
+    }
+    exposer_->RegisterCollectable(metrics_.registry());
+    exposer_->RegisterCollectable(process_);
+    const auto ports = exposer_->GetListeningPorts();
+    metrics_address_ = with_port(config_.server.metrics_address, ports.empty() ? 0 : ports.front());
+    return true;
+  }
+
+  void wait_for_signal() {
+    signals_.async_wait([this](const boost::system::error_code& ec, int signo) {
+      if (ec) return;  // cancelled at shutdown
+      on_signal(signo);
+      wait_for_signal();
+    });
+  }
+
+  // Runs on an io thread; signal handlers are serialised by the wait chain.
+  void on_signal(int signo) {
+    if (signo == SIGHUP) {
+      if (draining_) {
+        spdlog::warn("SIGHUP ignored: trouped is draining");
+      } else {
+        reload();
+      }
+      return;
+    }
+    if (draining_) {
+      spdlog::warn("second {} while draining: stopping at once", signal_name(signo));
+      spdlog::default_logger()->flush();
+      std::_Exit(128 + signo);
+    }
+    draining_ = true;
+    spdlog::info(
+        "{}: stopping; draining for up to {}s, new submits get UNAVAILABLE; send it again to "
+        "stop at once",
+        signal_name(signo), as_seconds(config_.server.drain_timeout));
+    health_.set_draining();
+    sd_notify(0, "STOPPING=1\nSTATUS=draining");
+    runtime_->drain(config_.server.drain_timeout, [this](core::DrainReport report) {
+      if (report.deadline_reached) {
+        spdlog::warn(
+            "drain deadline reached: {} jobs finished, {} running jobs cancelled and {} waiting "
+            "jobs aborted (ABORTED: {} in total)",
+            report.finished, report.cancelled, report.aborted, report.cancelled + report.aborted);
+      } else {
+        spdlog::info("drained: {} jobs finished, none aborted", report.finished);
+      }
+      stopped_.set_value();
+    });
+  }
+
+  void reload() {
+    spdlog::info("SIGHUP: reloading {}", config_path_);
+    auto loaded = config::load_file(config_path_);
+    if (!loaded.config) {
+      spdlog::error("reload refused: {} has {} error(s); the running config stays", config_path_,
+                    loaded.errors.size());
+      for (const auto& error : loaded.errors) spdlog::error("  {}", error.to_string());
+      return;
+    }
+    const auto& next = *loaded.config;
+    const auto& now = config_.server;
+    if (next.server.grpc_address != now.grpc_address ||
+        next.server.metrics_address != now.metrics_address || next.server.threads != now.threads ||
+        next.server.limits.max_payload != now.limits.max_payload ||
+        next.server.limits.max_metadata_entries != now.limits.max_metadata_entries ||
+        next.server.limits.max_metadata_bytes != now.limits.max_metadata_bytes) {
+      spdlog::warn(
+          "reload: server addresses, threads and limits apply only at start; restart trouped "
+          "to change them (server.drain_timeout and troupes apply now)");
+    }
+    const auto before = names(config_.troupes);
+    const auto after = names(next.troupes);
+    std::vector<std::string> added;
+    std::vector<std::string> removed;
+    std::set_difference(after.begin(), after.end(), before.begin(), before.end(),
+                        std::back_inserter(added));
+    std::set_difference(before.begin(), before.end(), after.begin(), after.end(),
+                        std::back_inserter(removed));
+    runtime_->apply(next.troupes);
+    // A removed troupe refuses new jobs at once, though core reports it gone
+    // only once it has drained: health says so now.
+    for (const auto& name : removed) health_.troupe_removed(name);
+    config_.troupes = next.troupes;
+    config_.server.drain_timeout = next.server.drain_timeout;
+    spdlog::info("reloaded {}: {} troupes; added: {}; removed (draining): {}", config_path_,
+                 next.troupes.size(), join(added), join(removed));
+  }
+
+  void stop(boost::asio::executor_work_guard<boost::asio::io_context::executor_type>& work) {
+    health_.detach();
+    if (server_) server_->Shutdown(std::chrono::system_clock::now() + kGrpcShutdownGrace);
+    exposer_.reset();
+    boost::system::error_code ignored;
+    signals_.cancel(ignored);
+    work.reset();
+    io_.stop();
+    for (auto& t : threads_) t.join();
+    server_.reset();
+    runtime_.reset();
+    spdlog::info("trouped stopped");
+  }
+
+  config::Config config_;
+  const std::string config_path_;
+  boost::asio::io_context io_;
+  std::unique_ptr<core::Clock> clock_;
+  PrometheusObserver metrics_;
+  HealthObserver health_;
+  ObserverFanout observer_;
+  std::shared_ptr<ProcessCollector> process_ = std::make_shared<ProcessCollector>();
+  std::unique_ptr<core::Runtime> runtime_;
+  std::unique_ptr<JobServiceImpl> job_service_;
+  std::unique_ptr<AdminServiceImpl> admin_service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<prometheus::Exposer> exposer_;
+  boost::asio::signal_set signals_;
+  std::vector<std::thread> threads_;
+  std::promise<void> stopped_;
+  bool draining_ = false;  // touched only by on_signal (serialised)
+  std::string grpc_address_;
+  std::string metrics_address_;
+};
+
+}  // namespace
+
+int run_daemon(const config::Config& config, const std::string& config_path) {
+  Daemon daemon(config, config_path);
+  return daemon.run();
+}
+
+}  // namespace troupe::daemon

@@ -1,0 +1,381 @@
+#include "daemon/job_service.h"
+
+#include <atomic>
+#include <chrono>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+
+#include "daemon/status_mapping.h"
+#include "daemon/translation.h"
+
+namespace troupe::daemon {
+namespace {
+
+/// Submit with wait=true: answered from the runtime's on_terminal callback
+/// (a core thread) or, when the client's deadline passes or it cancels, from
+/// OnCancel (a gRPC thread); whichever claims the reactor first finishes it.
+/// Two owners release it: gRPC (OnDone) and the runtime's callback. When the
+/// submit is rejected the callback is never made and only OnDone releases.
+class WaitingSubmit final : public grpc::ServerUnaryReactor {
+ public:
+  WaitingSubmit(grpc::CallbackServerContext& context, v1::SubmitResponse& response)
+      : context_(context), response_(response) {}
+
+  void start(core::Runtime& runtime, core::JobRequest job) {
+    const std::string troupe = job.troupe;
+    auto outcome =
+        runtime.submit(std::move(job), [this](const core::JobRecord& r) { on_terminal(r); });
+    if (auto* rejection = std::get_if<core::Rejection>(&outcome)) {
+      refs_.fetch_sub(1, std::memory_order_relaxed);  // no callback will come
+      if (!claimed_.exchange(true, std::memory_order_acq_rel)) {
+        finish(context_, *this, to_rpc_error(*rejection, troupe));
+      }
+      return;
+    }
+    const auto& accepted = std::get<core::Accepted>(outcome);
+    job_id_ = accepted.id.to_string();
+    duplicate_ = accepted.duplicate;
+    // The callback may already have run (a duplicate of a finished job), so
+    // whoever of the two comes second completes the call.
+    if (stage_.fetch_or(kSubmitted, std::memory_order_acq_rel) & kTerminal) complete();
+  }
+
+  void OnCancel() override {
+    if (claimed_.exchange(true, std::memory_order_acq_rel)) return;
+    const bool submitted = stage_.load(std::memory_order_acquire) & kSubmitted;
+    const std::string which = submitted ? "job " + job_id_ : "the job";
+    if (context_.deadline() <= std::chrono::system_clock::now()) {
+      Finish({grpc::StatusCode::DEADLINE_EXCEEDED,
+              "the call's deadline passed before " + which +
+                  " finished; it keeps running: poll GetJob or WatchJob with its id, or "
+                  "submit with a longer deadline"});
+    } else {
+      Finish({grpc::StatusCode::CANCELLED,
+              "the client cancelled the call; " + which + " keeps running"});
+    }
+  }
+
+  void OnDone() override { release(); }
+
+ private:
+  static constexpr unsigned kSubmitted = 1;
+  static constexpr unsigned kTerminal = 2;
+
+  void on_terminal(const core::JobRecord& record) {
+    to_proto(record, terminal_);
+    if (stage_.fetch_or(kTerminal, std::memory_order_acq_rel) & kSubmitted) complete();
+    release();
+  }
+
+  void complete() {
+    if (claimed_.exchange(true, std::memory_order_acq_rel)) return;
+    response_.set_job_id(std::move(job_id_));
+    response_.set_duplicate(duplicate_);
+    response_.mutable_job()->Swap(&terminal_);
+    Finish(grpc::Status::OK);
+  }
+
+  void release() {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+
+  grpc::CallbackServerContext& context_;
+  v1::SubmitResponse& response_;
+  std::string job_id_;
+  bool duplicate_ = false;
+  v1::Job terminal_;
+  std::atomic<unsigned> stage_{0};
+  std::atomic<bool> claimed_{false};
+  std::atomic<int> refs_{2};
+};
+
+/// SubmitStream: one ack per request, in order. Only one Write is ever
+/// outstanding; acks wait in a bounded queue and reading pauses while it is
+/// full, so a client that does not read its acks is slowed by gRPC flow
+/// control instead of growing our memory. OnReadDone and OnWriteDone may run
+/// concurrently on gRPC threads: `mutex_` guards the queue and the flags.
+class SubmitStreamReactor final
+    : public grpc::ServerBidiReactor<v1::StreamSubmitRequest, v1::StreamSubmitAck> {
+ public:
+  SubmitStreamReactor(core::Runtime& runtime, const config::LimitsOptions& limits)
+      : runtime_(runtime), limits_(limits) {
+    StartRead(&request_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      std::lock_guard lock(mutex_);
+      reads_done_ = true;
+      maybe_finish_locked();
+      return;
+    }
+    v1::StreamSubmitAck ack = handle(request_);
+    std::lock_guard lock(mutex_);
+    if (finished_) return;
+    acks_.push_back(std::move(ack));
+    if (!writing_) write_front_locked();
+    if (acks_.size() < kMaxQueuedAcks) {
+      StartRead(&request_);
+    } else {
+      read_paused_ = true;
+    }
+  }
+
+  void OnWriteDone(bool ok) override {
+    std::lock_guard lock(mutex_);
+    writing_ = false;
+    acks_.pop_front();
+    if (!ok) {
+      // The client went away; nothing more can be written. An outstanding
+      // read completes with ok=false by itself.
+      acks_.clear();
+      if (!finished_) {
+        finished_ = true;
+        Finish({grpc::StatusCode::CANCELLED, "the stream broke while writing acks"});
+      }
+      return;
+    }
+    if (!acks_.empty()) write_front_locked();
+    if (read_paused_ && acks_.size() < kMaxQueuedAcks / 2) {
+      read_paused_ = false;
+      StartRead(&request_);
+    }
+    maybe_finish_locked();
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  static constexpr std::size_t kMaxQueuedAcks = 64;
+
+  v1::StreamSubmitAck handle(v1::StreamSubmitRequest& in) {
+    v1::StreamSubmitAck ack;
+    ack.set_correlation_id(in.correlation_id());
+    auto translated = to_job_request(*in.mutable_request(), limits_, SubmitSource::kStream);
+    if (auto* error = std::get_if<RpcError>(&translated)) {
+      fill_ack(*error, ack);
+      return ack;
+    }
+    auto outcome = runtime_.submit(std::move(std::get<core::JobRequest>(translated)));
+    if (auto* rejection = std::get_if<core::Rejection>(&outcome)) {
+      fill_ack(to_rpc_error(*rejection, in.request().troupe()), ack);
+      return ack;
+    }
+    const auto& accepted = std::get<core::Accepted>(outcome);
+    ack.set_job_id(accepted.id.to_string());
+    ack.set_duplicate(accepted.duplicate);
+    return ack;
+  }
+
+  void write_front_locked() {
+    writing_ = true;
+    StartWrite(&acks_.front());  // deque keeps the front's address stable
+  }
+
+  void maybe_finish_locked() {
+    if (reads_done_ && acks_.empty() && !writing_ && !finished_) {
+      finished_ = true;
+      Finish(grpc::Status::OK);
+    }
+  }
+
+  core::Runtime& runtime_;
+  const config::LimitsOptions& limits_;
+  v1::StreamSubmitRequest request_;  // touched only between a read's completion and the next
+  std::mutex mutex_;                 // guards everything below
+  std::deque<v1::StreamSubmitAck> acks_;
+  bool writing_ = false;
+  bool read_paused_ = false;
+  bool reads_done_ = false;
+  bool finished_ = false;
+};
+
+/// WatchJob: the runtime's watch callbacks (core threads) queue snapshots;
+/// one Write at a time sends them; the terminal snapshot ends the stream.
+/// A watch callback may still be running when unwatch() returns, so the
+/// callback reaches the reactor through `Link`, which OnDone severs under
+/// its mutex before the reactor is deleted.
+class WatchReactor final : public grpc::ServerWriteReactor<v1::Job> {
+ public:
+  struct Link {
+    std::mutex mutex;  // guards `reactor` and the reactor's queue and flags
+    WatchReactor* reactor = nullptr;
+  };
+
+  WatchReactor(core::Runtime& runtime, core::JobId id)
+      : runtime_(runtime), link_(std::make_shared<Link>()) {
+    link_->reactor = this;
+    auto watch = runtime_.watch(id, [link = link_](const core::JobRecord& record) {
+      std::lock_guard lock(link->mutex);
+      if (link->reactor != nullptr) link->reactor->on_change_locked(record);
+    });
+    std::lock_guard lock(link_->mutex);
+    if (!watch) {
+      finished_ = true;
+      const RpcError error = job_not_found(id.to_string());
+      Finish(error.status());
+      return;
+    }
+    watch_id_ = *watch;
+  }
+
+  void OnWriteDone(bool ok) override {
+    std::lock_guard lock(link_->mutex);
+    writing_ = false;
+    pending_.pop_front();
+    if (!ok) {
+      pending_.clear();
+      finish_locked({grpc::StatusCode::CANCELLED, "the stream broke while writing"});
+      return;
+    }
+    write_next_locked();
+  }
+
+  void OnCancel() override {
+    std::lock_guard lock(link_->mutex);
+    pending_.clear();
+    finish_locked({grpc::StatusCode::CANCELLED, "the client cancelled the watch"});
+  }
+
+  void OnDone() override {
+    {
+      std::lock_guard lock(link_->mutex);
+      link_->reactor = nullptr;
+    }
+    // Outside the lock: a callback that is running may be waiting for it.
+    if (watch_id_) runtime_.unwatch(*watch_id_);
+    delete this;
+  }
+
+ private:
+  void on_change_locked(const core::JobRecord& record) {
+    if (finished_ || terminal_queued_) return;
+    to_proto(record, pending_.emplace_back());
+    terminal_queued_ = core::is_terminal(record.state);
+    if (!writing_) write_next_locked();
+  }
+
+  void write_next_locked() {
+    if (finished_) return;
+    if (pending_.empty()) {
+      if (terminal_queued_) finish_locked(grpc::Status::OK);
+      return;
+    }
+    writing_ = true;
+    StartWrite(&pending_.front());
+  }
+
+  void finish_locked(const grpc::Status& status) {
+    if (finished_) return;
+    finished_ = true;
+    Finish(status);
+  }
+
+  core::Runtime& runtime_;
+  std::shared_ptr<Link> link_;
+  std::optional<core::WatchId> watch_id_;
+  std::deque<v1::Job> pending_;
+  bool writing_ = false;
+  bool terminal_queued_ = false;
+  bool finished_ = false;
+};
+
+}  // namespace
+
+JobServiceImpl::JobServiceImpl(core::Runtime& runtime, const config::LimitsOptions& limits)
+    : runtime_(runtime), limits_(limits) {}
+
+grpc::ServerUnaryReactor* JobServiceImpl::Submit(grpc::CallbackServerContext* context,
+                                                 const v1::SubmitRequest* request,
+                                                 v1::SubmitResponse* response) {
+  // The request message belongs to this call and is not defined const; taking
+  // its payload by move instead of copying it is the point of the cast.
+  auto& mutable_request = const_cast<v1::SubmitRequest&>(*request);
+  auto translated = to_job_request(mutable_request, limits_, SubmitSource::kUnary);
+  if (auto* error = std::get_if<RpcError>(&translated)) {
+    auto* reactor = context->DefaultReactor();
+    finish(*context, *reactor, *error);
+    return reactor;
+  }
+  auto& job = std::get<core::JobRequest>(translated);
+  if (request->wait()) {
+    auto* reactor = new WaitingSubmit(*context, *response);
+    reactor->start(runtime_, std::move(job));
+    return reactor;
+  }
+  auto* reactor = context->DefaultReactor();
+  auto outcome = runtime_.submit(std::move(job));
+  if (auto* accepted = std::get_if<core::Accepted>(&outcome)) {
+    response->set_job_id(accepted->id.to_string());
+    response->set_duplicate(accepted->duplicate);
+    reactor->Finish(grpc::Status::OK);
+  } else {
+    finish(*context, *reactor, to_rpc_error(std::get<core::Rejection>(outcome), request->troupe()));
+  }
+  return reactor;
+}
+
+grpc::ServerBidiReactor<v1::StreamSubmitRequest, v1::StreamSubmitAck>* JobServiceImpl::SubmitStream(
+    grpc::CallbackServerContext* /*context*/) {
+  return new SubmitStreamReactor(runtime_, limits_);
+}
+
+grpc::ServerUnaryReactor* JobServiceImpl::GetJob(grpc::CallbackServerContext* context,
+                                                 const v1::GetJobRequest* request,
+                                                 v1::Job* response) {
+  auto* reactor = context->DefaultReactor();
+  auto id = parse_job_id(request->job_id(), "job_id");
+  if (auto* error = std::get_if<RpcError>(&id)) {
+    finish(*context, *reactor, *error);
+    return reactor;
+  }
+  auto record = runtime_.get(std::get<core::JobId>(id));
+  if (!record) {
+    finish(*context, *reactor, job_not_found(request->job_id()));
+    return reactor;
+  }
+  to_proto(*record, *response);
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+grpc::ServerWriteReactor<v1::Job>* JobServiceImpl::WatchJob(grpc::CallbackServerContext* context,
+                                                            const v1::WatchJobRequest* request) {
+  auto id = parse_job_id(request->job_id(), "job_id");
+  if (auto* error = std::get_if<RpcError>(&id)) {
+    // A one-shot reactor that only reports the bad request.
+    class Refusal final : public grpc::ServerWriteReactor<v1::Job> {
+     public:
+      explicit Refusal(const grpc::Status& status) { Finish(status); }
+      void OnDone() override { delete this; }
+    };
+    (void)context;
+    return new Refusal(error->status());
+  }
+  return new WatchReactor(runtime_, std::get<core::JobId>(id));
+}
+
+grpc::ServerUnaryReactor* JobServiceImpl::CancelJob(grpc::CallbackServerContext* context,
+                                                    const v1::CancelJobRequest* request,
+                                                    v1::CancelJobResponse* response) {
+  auto* reactor = context->DefaultReactor();
+  auto id = parse_job_id(request->job_id(), "job_id");
+  if (auto* error = std::get_if<RpcError>(&id)) {
+    finish(*context, *reactor, *error);
+    return reactor;
+  }
+  auto outcome = runtime_.cancel(std::get<core::JobId>(id));
+  if (!outcome) {
+    finish(*context, *reactor, job_not_found(request->job_id()));
+    return reactor;
+  }
+  to_proto(outcome->job, *response->mutable_job());
+  response->set_cancelled(outcome->cancelled);
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+}  // namespace troupe::daemon

@@ -1,0 +1,78 @@
+#include "daemon/observer_fanout.h"
+
+#include <utility>
+
+namespace troupe::daemon {
+namespace {
+
+class TroupeFanout final : public core::TroupeObserver {
+ public:
+  TroupeFanout(std::shared_ptr<core::TroupeObserver> first,
+               std::shared_ptr<core::TroupeObserver> second)
+      : first_(std::move(first)), second_(std::move(second)) {}
+
+  void job_submitted() override {
+    first_->job_submitted();
+    second_->job_submitted();
+  }
+  void job_rejected(core::RejectReason reason) override {
+    first_->job_rejected(reason);
+    second_->job_rejected(reason);
+  }
+  void job_completed(core::JobState terminal) override {
+    first_->job_completed(terminal);
+    second_->job_completed(terminal);
+  }
+  void attempt_finished(core::FailureClass outcome, core::Duration run_time) override {
+    first_->attempt_finished(outcome, run_time);
+    second_->attempt_finished(outcome, run_time);
+  }
+  void queue_wait(core::Duration waited) override {
+    first_->queue_wait(waited);
+    second_->queue_wait(waited);
+  }
+  void mailbox(std::uint64_t depth, std::uint64_t capacity) override {
+    first_->mailbox(depth, capacity);
+    second_->mailbox(depth, capacity);
+  }
+  void actors(std::uint32_t total, std::uint32_t busy) override {
+    first_->actors(total, busy);
+    second_->actors(total, busy);
+  }
+  void actor_restarted() override {
+    first_->actor_restarted();
+    second_->actor_restarted();
+  }
+  void circuit_changed(core::CircuitState to) override {
+    first_->circuit_changed(to);
+    second_->circuit_changed(to);
+  }
+  void degraded_changed(bool degraded) override {
+    first_->degraded_changed(degraded);
+    second_->degraded_changed(degraded);
+  }
+  void autoscaled(core::ScaleDirection direction, std::uint32_t actors_now) override {
+    first_->autoscaled(direction, actors_now);
+    second_->autoscaled(direction, actors_now);
+  }
+
+ private:
+  std::shared_ptr<core::TroupeObserver> first_;
+  std::shared_ptr<core::TroupeObserver> second_;
+};
+
+}  // namespace
+
+ObserverFanout::ObserverFanout(core::Observer& first, core::Observer& second)
+    : first_(first), second_(second) {}
+
+std::shared_ptr<core::TroupeObserver> ObserverFanout::troupe_added(std::string_view troupe) {
+  return std::make_shared<TroupeFanout>(first_.troupe_added(troupe), second_.troupe_added(troupe));
+}
+
+void ObserverFanout::troupe_removed(std::string_view troupe) {
+  first_.troupe_removed(troupe);
+  second_.troupe_removed(troupe);
+}
+
+}  // namespace troupe::daemon

@@ -1,0 +1,252 @@
+#include "daemon/prometheus_observer.h"
+
+#include <array>
+#include <chrono>
+
+namespace troupe::daemon {
+
+struct PrometheusObserver::Families {
+  prometheus::Family<prometheus::Counter>& submitted;
+  prometheus::Family<prometheus::Counter>& rejected;
+  prometheus::Family<prometheus::Counter>& completed;
+  prometheus::Family<prometheus::Counter>& attempts;
+  prometheus::Family<prometheus::Histogram>& run_seconds;
+  prometheus::Family<prometheus::Histogram>& queue_wait_seconds;
+  prometheus::Family<prometheus::Gauge>& mailbox_depth;
+  prometheus::Family<prometheus::Gauge>& mailbox_capacity;
+  prometheus::Family<prometheus::Gauge>& actors;
+  prometheus::Family<prometheus::Gauge>& actors_busy;
+  prometheus::Family<prometheus::Counter>& actor_restarts;
+  prometheus::Family<prometheus::Gauge>& circuit_state;
+  prometheus::Family<prometheus::Counter>& circuit_transitions;
+  prometheus::Family<prometheus::Counter>& autoscale_events;
+  prometheus::Family<prometheus::Gauge>& degraded;
+  prometheus::Family<prometheus::Gauge>& build_info;
+};
+
+namespace {
+
+constexpr std::array kRejectReasons = {
+    core::RejectReason::kUnknownTroupe, core::RejectReason::kFull, core::RejectReason::kDraining,
+    core::RejectReason::kCircuitOpen, core::RejectReason::kRateLimited};
+constexpr std::array kTerminalStates = {core::JobState::kSucceeded, core::JobState::kFailed,
+                                        core::JobState::kDead, core::JobState::kCancelled,
+                                        core::JobState::kAborted};
+constexpr std::array kFailureClasses = {
+    core::FailureClass::kNone,    core::FailureClass::kRetryable, core::FailureClass::kPermanent,
+    core::FailureClass::kTimeout, core::FailureClass::kCrash,     core::FailureClass::kCancelled};
+constexpr std::array kCircuitStates = {core::CircuitState::kClosed, core::CircuitState::kOpen,
+                                       core::CircuitState::kHalfOpen};
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
+std::string attempt_outcome(core::FailureClass c) {
+  return c == core::FailureClass::kNone ? "success" : std::string(core::to_string(c));
+}
+
+/// The value of troupe_circuit_state, ordered by severity.
+double circuit_value(core::CircuitState s) {
+  switch (s) {
+    case core::CircuitState::kClosed:
+      return 0;
+    case core::CircuitState::kHalfOpen:
+      return 1;
+    case core::CircuitState::kOpen:
+      return 2;
+  }
+  return 0;
+}
+
+double seconds(core::Duration d) {
+  return std::chrono::duration<double>(d).count();
+}
+
+/// One troupe's series, resolved once. Thread-safe (prometheus-cpp metrics are).
+class TroupeMetrics final : public core::TroupeObserver {
+ public:
+  TroupeMetrics(PrometheusObserver::Families& f, const std::string& troupe)
+      : submitted_(f.submitted.Add({{"troupe", troupe}})),
+        run_seconds_(
+            f.run_seconds.Add({{"troupe", troupe}}, PrometheusObserver::duration_buckets())),
+        queue_wait_seconds_(
+            f.queue_wait_seconds.Add({{"troupe", troupe}}, PrometheusObserver::duration_buckets())),
+        mailbox_depth_(f.mailbox_depth.Add({{"troupe", troupe}})),
+        mailbox_capacity_(f.mailbox_capacity.Add({{"troupe", troupe}})),
+        actors_(f.actors.Add({{"troupe", troupe}})),
+        actors_busy_(f.actors_busy.Add({{"troupe", troupe}})),
+        actor_restarts_(f.actor_restarts.Add({{"troupe", troupe}})),
+        circuit_state_(f.circuit_state.Add({{"troupe", troupe}})),
+        degraded_(f.degraded.Add({{"troupe", troupe}})),
+        autoscale_up_(f.autoscale_events.Add({{"troupe", troupe}, {"direction", "up"}})),
+        autoscale_down_(f.autoscale_events.Add({{"troupe", troupe}, {"direction", "down"}})) {
+    for (auto r : kRejectReasons) {
+      rejected_[static_cast<std::size_t>(r)] =
+          &f.rejected.Add({{"troupe", troupe}, {"reason", std::string(core::to_string(r))}});
+    }
+    for (auto s : kTerminalStates) {
+      completed_[index(s)] =
+          &f.completed.Add({{"troupe", troupe}, {"outcome", lower(core::to_string(s))}});
+    }
+    for (auto c : kFailureClasses) {
+      attempts_[static_cast<std::size_t>(c)] =
+          &f.attempts.Add({{"troupe", troupe}, {"outcome", attempt_outcome(c)}});
+    }
+    for (auto s : kCircuitStates) {
+      transitions_[static_cast<std::size_t>(s)] =
+          &f.circuit_transitions.Add({{"troupe", troupe}, {"to", std::string(core::to_string(s))}});
+    }
+  }
+
+  void job_submitted() override { submitted_.Increment(); }
+  void job_rejected(core::RejectReason reason) override {
+    rejected_.at(static_cast<std::size_t>(reason))->Increment();
+  }
+  void job_completed(core::JobState terminal) override {
+    if (core::is_terminal(terminal)) completed_.at(index(terminal))->Increment();
+  }
+  void attempt_finished(core::FailureClass outcome, core::Duration run_time) override {
+    attempts_.at(static_cast<std::size_t>(outcome))->Increment();
+    run_seconds_.Observe(seconds(run_time));
+  }
+  void queue_wait(core::Duration waited) override { queue_wait_seconds_.Observe(seconds(waited)); }
+  void mailbox(std::uint64_t depth, std::uint64_t capacity) override {
+    mailbox_depth_.Set(static_cast<double>(depth));
+    mailbox_capacity_.Set(static_cast<double>(capacity));
+  }
+  void actors(std::uint32_t total, std::uint32_t busy) override {
+    actors_.Set(total);
+    actors_busy_.Set(busy);
+  }
+  void actor_restarted() override { actor_restarts_.Increment(); }
+  void circuit_changed(core::CircuitState to) override {
+    circuit_state_.Set(circuit_value(to));
+    transitions_.at(static_cast<std::size_t>(to))->Increment();
+  }
+  void degraded_changed(bool degraded) override { degraded_.Set(degraded ? 1 : 0); }
+  void autoscaled(core::ScaleDirection direction, std::uint32_t actors_now) override {
+    (direction == core::ScaleDirection::kUp ? autoscale_up_ : autoscale_down_).Increment();
+    actors_.Set(actors_now);
+  }
+
+ private:
+  static std::size_t index(core::JobState terminal) {
+    return static_cast<std::size_t>(terminal) -
+           static_cast<std::size_t>(core::JobState::kSucceeded);
+  }
+
+  prometheus::Counter& submitted_;
+  std::array<prometheus::Counter*, kRejectReasons.size()> rejected_{};
+  std::array<prometheus::Counter*, kTerminalStates.size()> completed_{};
+  std::array<prometheus::Counter*, kFailureClasses.size()> attempts_{};
+  prometheus::Histogram& run_seconds_;
+  prometheus::Histogram& queue_wait_seconds_;
+  prometheus::Gauge& mailbox_depth_;
+  prometheus::Gauge& mailbox_capacity_;
+  prometheus::Gauge& actors_;
+  prometheus::Gauge& actors_busy_;
+  prometheus::Counter& actor_restarts_;
+  prometheus::Gauge& circuit_state_;
+  prometheus::Gauge& degraded_;
+  std::array<prometheus::Counter*, kCircuitStates.size()> transitions_{};
+  prometheus::Counter& autoscale_up_;
+  prometheus::Counter& autoscale_down_;
+};
+
+}  // namespace
+
+const prometheus::Histogram::BucketBoundaries& PrometheusObserver::duration_buckets() {
+  static const prometheus::Histogram::BucketBoundaries buckets = {
+      0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+      0.25,   0.5,     1,      2.5,   5,      10,    30,   60,    120,  300};
+  return buckets;
+}
+
+PrometheusObserver::PrometheusObserver(std::string_view version)
+    : registry_(std::make_shared<prometheus::Registry>()) {
+  using prometheus::BuildCounter;
+  using prometheus::BuildGauge;
+  using prometheus::BuildHistogram;
+  auto& r = *registry_;
+  families_ = std::unique_ptr<Families>(new Families{
+      BuildCounter()
+          .Name("troupe_jobs_submitted_total")
+          .Help("Jobs accepted by a troupe (rejected submits are not counted).")
+          .Register(r),
+      BuildCounter()
+          .Name("troupe_jobs_rejected_total")
+          .Help("Submits a troupe refused, by reason (full, rate_limited, draining, ...).")
+          .Register(r),
+      BuildCounter()
+          .Name("troupe_jobs_completed_total")
+          .Help("Accepted jobs that reached a terminal state, by outcome.")
+          .Register(r),
+      BuildCounter()
+          .Name("troupe_job_attempts_total")
+          .Help("Handler attempts that finished, by outcome (success or failure class).")
+          .Register(r),
+      BuildHistogram()
+          .Name("troupe_job_run_seconds")
+          .Help("Run time of one handler attempt.")
+          .Register(r),
+      BuildHistogram()
+          .Name("troupe_job_queue_wait_seconds")
+          .Help("Time a job waited in a mailbox before an actor started it.")
+          .Register(r),
+      BuildGauge().Name("troupe_mailbox_depth").Help("Queued jobs, all actors.").Register(r),
+      BuildGauge()
+          .Name("troupe_mailbox_capacity")
+          .Help("Mailbox capacity, all actors.")
+          .Register(r),
+      BuildGauge().Name("troupe_actors").Help("Actors running.").Register(r),
+      BuildGauge().Name("troupe_actors_busy").Help("Actors running a job.").Register(r),
+      BuildCounter()
+          .Name("troupe_actor_restarts_total")
+          .Help("Actor restarts by the supervisor.")
+          .Register(r),
+      BuildGauge()
+          .Name("troupe_circuit_state")
+          .Help("Circuit breaker state: 0 closed, 1 half-open, 2 open.")
+          .Register(r),
+      BuildCounter()
+          .Name("troupe_circuit_transitions_total")
+          .Help("Circuit breaker transitions, by target state.")
+          .Register(r),
+      BuildCounter()
+          .Name("troupe_autoscale_events_total")
+          .Help("Auto-scaler decisions that changed the actor count, by direction.")
+          .Register(r),
+      BuildGauge()
+          .Name("troupe_degraded")
+          .Help("1 when an actor stopped after too many restarts, else 0.")
+          .Register(r),
+      BuildGauge()
+          .Name("troupe_build_info")
+          .Help("Always 1; the version label says which trouped is running.")
+          .Register(r),
+  });
+  families_->build_info.Add({{"version", std::string(version)}}).Set(1);
+}
+
+PrometheusObserver::~PrometheusObserver() = default;
+
+std::shared_ptr<core::TroupeObserver> PrometheusObserver::troupe_added(std::string_view troupe) {
+  std::lock_guard lock(mutex_);
+  auto it = troupes_.find(troupe);
+  if (it == troupes_.end()) {
+    const std::string name(troupe);
+    it = troupes_.emplace(name, std::make_shared<TroupeMetrics>(*families_, name)).first;
+  }
+  return it->second;
+}
+
+void PrometheusObserver::troupe_removed(std::string_view /*troupe*/) {
+  // Series stay: see the class comment.
+}
+
+}  // namespace troupe::daemon

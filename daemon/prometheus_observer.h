@@ -1,0 +1,50 @@
+#pragma once
+
+/// core::Observer backed by prometheus-cpp: the troupe_* metric families of
+/// DESIGN.md, one series set per troupe (label `troupe`).
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+#include "core/observer.h"
+
+namespace troupe::daemon {
+
+/// Publishes core's events as Prometheus metrics in `registry()`. Every
+/// metric of a troupe is resolved once in troupe_added(), so the hot-path
+/// calls are an atomic add (histograms: prometheus-cpp's per-series lock).
+/// Thread-safe. A removed troupe's series stay (counters keep their totals,
+/// as Prometheus expects of counters) and are reused if it is added again.
+class PrometheusObserver final : public core::Observer {
+ public:
+  /// Run-time and queue-wait buckets, seconds: 100us .. 5min.
+  static const prometheus::Histogram::BucketBoundaries& duration_buckets();
+
+  explicit PrometheusObserver(std::string_view version);
+  ~PrometheusObserver() override;
+
+  std::shared_ptr<core::TroupeObserver> troupe_added(std::string_view troupe) override;
+  void troupe_removed(std::string_view troupe) override;
+
+  const std::shared_ptr<prometheus::Registry>& registry() const { return registry_; }
+
+  /// The families, for TroupeMetrics. Owned by registry_.
+  struct Families;
+
+ private:
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::unique_ptr<Families> families_;
+  std::mutex mutex_;  // guards troupes_
+  std::map<std::string, std::shared_ptr<core::TroupeObserver>, std::less<>> troupes_;
+};
+
+}  // namespace troupe::daemon

@@ -1,0 +1,60 @@
+#pragma once
+
+/// The one place where core outcomes become gRPC statuses. Every error a
+/// client sees from trouped is built here, so codes, messages and the
+/// `retry-after-ms` hint stay consistent across Submit, SubmitStream and the
+/// admin API. Pure functions; thread-safe.
+
+#include <grpcpp/server_context.h>
+#include <grpcpp/support/server_callback.h>
+#include <grpcpp/support/status.h>
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "core/job.h"
+
+namespace troupe::v1 {
+class StreamSubmitAck;
+}
+
+namespace troupe::daemon {
+
+/// Trailing metadata key carrying the retry hint in milliseconds.
+inline constexpr std::string_view kRetryAfterKey = "retry-after-ms";
+
+/// A refused request: the gRPC code, a message that says what was wrong and
+/// what to do, and (for RESOURCE_EXHAUSTED and UNAVAILABLE) a retry hint.
+struct RpcError {
+  grpc::StatusCode code = grpc::StatusCode::UNKNOWN;
+  std::string message;
+  std::optional<std::chrono::milliseconds> retry_after;
+
+  grpc::Status status() const { return {code, message}; }
+};
+
+/// Core's refusal of a submit -> NOT_FOUND, RESOURCE_EXHAUSTED or
+/// UNAVAILABLE (the last two always carry a retry hint).
+RpcError to_rpc_error(const core::Rejection& rejection, std::string_view troupe);
+
+/// INVALID_ARGUMENT naming the offending request field.
+RpcError invalid_argument(std::string_view field, std::string_view problem);
+/// NOT_FOUND for a well-formed job id that is unknown or expired.
+RpcError job_not_found(std::string_view job_id);
+/// NOT_FOUND for a troupe name that is not hosted.
+RpcError troupe_not_found(std::string_view troupe);
+
+/// Adds the retry hint (if any) as trailing metadata. Must be called before
+/// the RPC is finished.
+void add_retry_hint(grpc::CallbackServerContext& context, const RpcError& error);
+
+/// add_retry_hint, then Finish(error.status()).
+void finish(grpc::CallbackServerContext& context, grpc::ServerUnaryReactor& reactor,
+            const RpcError& error);
+
+/// Fills the rejection fields of a stream ack (code, message, retry hint).
+void fill_ack(const RpcError& error, v1::StreamSubmitAck& ack);
+
+}  // namespace troupe::daemon

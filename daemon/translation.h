@@ -1,0 +1,42 @@
+#pragma once
+
+/// Proto <-> core translation for the JobService and AdminService, including
+/// request validation against server.limits. Pure functions; thread-safe.
+
+#include <string_view>
+#include <variant>
+
+#include "config/config.h"
+#include "core/job.h"
+#include "core/runtime.h"
+#include "daemon/status_mapping.h"
+#include "troupe/v1/troupe.pb.h"
+
+namespace troupe::daemon {
+
+/// Longest accepted `key` and `idempotency_key`, in bytes.
+inline constexpr std::size_t kMaxKeyBytes = 1024;
+
+/// Where a SubmitRequest came from: `wait` is refused on a stream.
+enum class SubmitSource : std::uint8_t { kUnary, kStream };
+
+/// Validates `request` against `limits` and turns it into a core request.
+/// The payload is moved out of `request` (the hot path copies no payload);
+/// on error `request` is left untouched.
+std::variant<core::JobRequest, RpcError> to_job_request(v1::SubmitRequest& request,
+                                                        const config::LimitsOptions& limits,
+                                                        SubmitSource source);
+
+/// Parses a wire job id (16 lowercase hex digits); `field` names the request
+/// field in the error.
+std::variant<core::JobId, RpcError> parse_job_id(std::string_view text, std::string_view field);
+
+v1::JobState to_proto(core::JobState state);
+v1::FailureClass to_proto(core::FailureClass failure);
+v1::CircuitState to_proto(core::CircuitState state);
+
+/// The job snapshot as clients see it (the payload is not echoed back).
+void to_proto(const core::JobRecord& record, v1::Job& out);
+void to_proto(const core::TroupeStatus& status, v1::Troupe& out);
+
+}  // namespace troupe::daemon

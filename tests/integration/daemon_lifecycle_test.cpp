@@ -1,0 +1,264 @@
+// The real trouped's lifecycle: drain on SIGTERM (complete and cut short),
+// a second signal, taken ports, systemd notify, SIGHUP reload.
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <regex>
+
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "support/async_submitter.h"
+#include "support/notify_socket.h"
+#include "support/test_config.h"
+#include "support/trouped_process.h"
+#include "troupe/v1/troupe.grpc.pb.h"
+
+namespace troupe::test {
+namespace {
+
+using grpc::StatusCode;
+using grpc::health::v1::HealthCheckResponse;
+
+v1::SubmitRequest request(const std::string& troupe, bool wait) {
+  v1::SubmitRequest r;
+  r.set_troupe(troupe);
+  r.set_wait(wait);
+  return r;
+}
+
+grpc::Status submit_once(TroupedProcess& p, const std::string& troupe,
+                         v1::SubmitResponse* out = nullptr) {
+  auto stub = v1::JobService::NewStub(p.channel());
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  v1::SubmitResponse resp;
+  auto status = stub->Submit(&ctx, request(troupe, false), &resp);
+  if (out != nullptr) *out = resp;
+  return status;
+}
+
+std::optional<v1::Troupe> get_troupe(TroupedProcess& p, const std::string& name) {
+  auto stub = v1::AdminService::NewStub(p.channel());
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  v1::GetTroupeRequest r;
+  r.set_name(name);
+  v1::Troupe t;
+  if (!stub->GetTroupe(&ctx, r, &t).ok()) return std::nullopt;
+  return t;
+}
+
+HealthCheckResponse::ServingStatus health(TroupedProcess& p, const std::string& service) {
+  auto stub = grpc::health::v1::Health::NewStub(p.channel());
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  grpc::health::v1::HealthCheckRequest r;
+  r.set_service(service);
+  HealthCheckResponse out;
+  if (!stub->Check(&ctx, r, &out).ok()) return HealthCheckResponse::UNKNOWN;
+  return out.status();
+}
+
+/// Waits (through the server's own counters) until `n` jobs of `troupe`
+/// were accepted: then every waiting Submit is registered with the runtime.
+/// The bound is generous; each probe is one RPC.
+bool wait_accepted(TroupedProcess& p, const std::string& troupe, std::uint64_t n) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::chrono::steady_clock::now() < until) {
+    auto t = get_troupe(p, troupe);
+    if (t && t->counters().submitted() >= n) return true;
+  }
+  return false;
+}
+
+TEST(DaemonLifecycle, SigtermDrainsEveryAcceptedJobThenExitsZero) {
+  ServerSpec server;
+  server.drain_timeout = "60s";
+  server.threads = 2;
+  TroupeSpec sleepers{.name = "sleepers", .builtin = "sleep", .sleep = "20ms", .max_actors = 4};
+  auto trouped = start_trouped({.config_yaml = config_yaml(server, {sleepers})});
+  ASSERT_NE(trouped, nullptr);
+
+  constexpr int kJobs = 500;
+  AsyncSubmitter submitter(trouped->channel());
+  for (int i = 0; i < kJobs; ++i)
+    submitter.submit(request("sleepers", true), std::chrono::seconds(90));
+  ASSERT_TRUE(wait_accepted(*trouped, "sleepers", kJobs));
+
+  const auto signalled = std::chrono::steady_clock::now();
+  trouped->send_signal(SIGTERM);
+  ASSERT_TRUE(trouped->wait_for_log(std::regex("draining")));
+  // While it drains: new submits are refused, health says NOT_SERVING.
+  auto refused = submit_once(*trouped, "sleepers");
+  EXPECT_EQ(refused.error_code(), StatusCode::UNAVAILABLE);
+  EXPECT_NE(refused.error_message().find("draining"), std::string::npos) << refused.error_message();
+  EXPECT_EQ(health(*trouped, ""), HealthCheckResponse::NOT_SERVING);
+  EXPECT_EQ(health(*trouped, "sleepers"), HealthCheckResponse::NOT_SERVING);
+
+  const auto outcomes = submitter.collect(std::chrono::seconds(90));
+  int succeeded = 0;
+  for (const auto& o : outcomes) {
+    ASSERT_TRUE(o.status.ok()) << o.status.error_message();
+    succeeded += o.response.job().state() == v1::JOB_STATE_SUCCEEDED;
+  }
+  EXPECT_EQ(succeeded, kJobs);
+  const auto code = trouped->wait_exit(std::chrono::seconds(60));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0) << trouped->log();
+  EXPECT_LT(std::chrono::steady_clock::now() - signalled, std::chrono::seconds(60));
+  EXPECT_TRUE(std::regex_search(trouped->log(), std::regex("drained: [0-9]+ jobs finished")))
+      << trouped->log();
+}
+
+TEST(DaemonLifecycle, ShortDrainAbortsTheRemainderAndReportsIt) {
+  ServerSpec server;
+  server.drain_timeout = "300ms";
+  TroupeSpec sleepers{.name = "sleepers", .builtin = "sleep", .sleep = "200ms", .max_actors = 4};
+  auto trouped = start_trouped({.config_yaml = config_yaml(server, {sleepers})});
+  ASSERT_NE(trouped, nullptr);
+
+  constexpr int kJobs = 100;  // 5 s of work on 4 actors: far more than the drain
+  AsyncSubmitter submitter(trouped->channel());
+  for (int i = 0; i < kJobs; ++i)
+    submitter.submit(request("sleepers", true), std::chrono::seconds(60));
+  ASSERT_TRUE(wait_accepted(*trouped, "sleepers", kJobs));
+  trouped->send_signal(SIGTERM);
+
+  const auto outcomes = submitter.collect(std::chrono::seconds(30));
+  int succeeded = 0;
+  int aborted = 0;
+  for (const auto& o : outcomes) {
+    ASSERT_TRUE(o.status.ok()) << o.status.error_message();
+    const auto state = o.response.job().state();
+    EXPECT_TRUE(state == v1::JOB_STATE_SUCCEEDED || state == v1::JOB_STATE_ABORTED)
+        << v1::JobState_Name(state);
+    succeeded += state == v1::JOB_STATE_SUCCEEDED;
+    aborted += state == v1::JOB_STATE_ABORTED;
+  }
+  EXPECT_GT(aborted, 0);
+  EXPECT_EQ(succeeded + aborted, kJobs);
+  const auto code = trouped->wait_exit(std::chrono::seconds(20));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0);
+  std::smatch m;
+  const auto log = trouped->log();
+  ASSERT_TRUE(std::regex_search(log, m, std::regex(R"(ABORTED: ([0-9]+) in total)"))) << log;
+  EXPECT_EQ(std::stoi(m[1].str()), aborted);
+}
+
+TEST(DaemonLifecycle, SecondSignalStopsAtOnce) {
+  ServerSpec server;
+  server.drain_timeout = "5m";
+  TroupeSpec stuck{.name = "stuck", .builtin = "sleep", .sleep = "5m", .max_actors = 1};
+  auto trouped = start_trouped({.config_yaml = config_yaml(server, {stuck})});
+  ASSERT_NE(trouped, nullptr);
+  ASSERT_TRUE(submit_once(*trouped, "stuck").ok());
+  trouped->send_signal(SIGTERM);
+  ASSERT_TRUE(trouped->wait_for_log(std::regex("draining")));
+  EXPECT_FALSE(trouped->exited());
+  trouped->send_signal(SIGINT);
+  const auto code = trouped->wait_exit(std::chrono::seconds(10));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 128 + SIGINT);
+}
+
+TEST(DaemonLifecycle, TakenGrpcPortExitsOneWithAClearError) {
+  int port = 0;
+  const int fd = listen_on_free_port(port);
+  ServerSpec server;
+  server.grpc_address = "127.0.0.1:" + std::to_string(port);
+  TroupedProcess trouped({.config_yaml = config_yaml(server, {TroupeSpec{}})});
+  const auto code = trouped.wait_exit(std::chrono::seconds(20));
+  ::close(fd);
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 1);
+  EXPECT_NE(trouped.log().find("server.grpc_address"), std::string::npos) << trouped.log();
+}
+
+TEST(DaemonLifecycle, TakenMetricsPortExitsOneWithAClearError) {
+  int port = 0;
+  const int fd = listen_on_free_port(port);
+  ServerSpec server;
+  server.metrics_address = "127.0.0.1:" + std::to_string(port);
+  TroupedProcess trouped({.config_yaml = config_yaml(server, {TroupeSpec{}})});
+  const auto code = trouped.wait_exit(std::chrono::seconds(20));
+  ::close(fd);
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 1);
+  EXPECT_NE(trouped.log().find("server.metrics_address"), std::string::npos) << trouped.log();
+}
+
+TEST(DaemonLifecycle, NotifiesSystemdReadyAndStopping) {
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("trouped-notify-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  NotifySocket notify(dir / "notify.sock");
+  auto trouped = start_trouped({.config_yaml = config_yaml({}, {TroupeSpec{}}),
+                                .env = {{"NOTIFY_SOCKET", notify.path().string()}}});
+  ASSERT_NE(trouped, nullptr);
+  EXPECT_TRUE(notify.wait_for("READY=1", std::chrono::seconds(10)));
+  trouped->send_signal(SIGTERM);
+  EXPECT_TRUE(notify.wait_for("STOPPING=1", std::chrono::seconds(10)));
+  EXPECT_EQ(trouped->wait_exit(std::chrono::seconds(20)), 0);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(DaemonLifecycle, ReloadAddsRemovesAndResizesUnderLoadWithoutLosingJobs) {
+  ServerSpec server;
+  TroupeSpec a{.name = "a", .builtin = "sleep", .sleep = "20ms", .max_actors = 2};
+  TroupeSpec b{.name = "b", .builtin = "sleep", .sleep = "20ms", .max_actors = 2};
+  auto trouped = start_trouped({.config_yaml = config_yaml(server, {a, b})});
+  ASSERT_NE(trouped, nullptr);
+
+  constexpr int kPerTroupe = 100;  // ~1 s of work each: the reload lands mid-run
+  AsyncSubmitter submitter(trouped->channel());
+  for (int i = 0; i < kPerTroupe; ++i) {
+    submitter.submit(request("a", true), std::chrono::seconds(60));
+    submitter.submit(request("b", true), std::chrono::seconds(60));
+  }
+  ASSERT_TRUE(wait_accepted(*trouped, "a", kPerTroupe));
+  ASSERT_TRUE(wait_accepted(*trouped, "b", kPerTroupe));
+
+  // a grows to 4 actors, b goes, c arrives.
+  TroupeSpec a4 = a;
+  a4.max_actors = 4;
+  TroupeSpec c{.name = "c", .builtin = "echo", .max_actors = 1};
+  trouped->write_config(config_yaml(server, {a4, c}));
+  trouped->send_signal(SIGHUP);
+  ASSERT_TRUE(trouped->wait_for_log(std::regex("reloaded .*added: c; removed \\(draining\\): b")))
+      << trouped->log();
+
+  v1::SubmitResponse resp;
+  EXPECT_TRUE(submit_once(*trouped, "c", &resp).ok());
+  EXPECT_EQ(health(*trouped, "c"), HealthCheckResponse::SERVING);
+  EXPECT_EQ(health(*trouped, "b"), HealthCheckResponse::NOT_SERVING);
+  auto refused_b = submit_once(*trouped, "b");
+  EXPECT_TRUE(refused_b.error_code() == StatusCode::NOT_FOUND ||
+              refused_b.error_code() == StatusCode::UNAVAILABLE)
+      << refused_b.error_message();
+  auto resized = get_troupe(*trouped, "a");
+  ASSERT_TRUE(resized.has_value());
+  EXPECT_EQ(resized->max_actors(), 4u);
+
+  // Zero lost jobs: every accepted job of a and of the removed b succeeded.
+  const auto outcomes = submitter.collect(std::chrono::seconds(60));
+  for (const auto& o : outcomes) {
+    ASSERT_TRUE(o.status.ok()) << o.status.error_message();
+    EXPECT_EQ(o.response.job().state(), v1::JOB_STATE_SUCCEEDED);
+  }
+
+  // An invalid file is refused and the running config stays.
+  trouped->write_config("server: [this is not\n  valid: yaml");
+  trouped->send_signal(SIGHUP);
+  ASSERT_TRUE(trouped->wait_for_log(std::regex("reload refused"))) << trouped->log();
+  EXPECT_TRUE(submit_once(*trouped, "c").ok());
+  EXPECT_TRUE(get_troupe(*trouped, "a").has_value());
+  EXPECT_EQ(health(*trouped, ""), HealthCheckResponse::SERVING);
+
+  trouped->send_signal(SIGTERM);
+  EXPECT_EQ(trouped->wait_exit(std::chrono::seconds(30)), 0);
+}
+
+}  // namespace
+}  // namespace troupe::test

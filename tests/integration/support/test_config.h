@@ -1,0 +1,41 @@
+#pragma once
+
+/// trouped YAML for tests, built in one place so the tests do not each
+/// spell the config schema (docs/configuration.md).
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace troupe::test {
+
+/// One troupe with a builtin handler.
+struct TroupeSpec {
+  std::string name = "default";
+  std::string builtin = "echo";  // noop, echo, sleep, fail
+  std::string sleep = "20ms";    // builtin sleep: when the payload is not a duration
+  std::string mode = "fixed";    // fixed: exactly max_actors
+  std::uint32_t min_actors = 1;
+  std::uint32_t max_actors = 4;
+  std::uint32_t mailbox_capacity = 1024;  // per actor
+  std::uint32_t max_attempts = 1;
+  bool circuit_breaker = false;
+  /// Circuit breaker: consecutive failures that open it (when enabled).
+  std::uint32_t breaker_failures = 2;
+  std::string breaker_open_timeout = "60s";
+};
+
+struct ServerSpec {
+  std::string grpc_address = "127.0.0.1:0";
+  std::string metrics_address = "127.0.0.1:0";
+  std::uint32_t threads = 2;
+  std::string drain_timeout = "20s";
+  std::size_t max_payload = 1 << 20;
+  std::size_t max_metadata_entries = 8;
+  std::size_t max_metadata_bytes = 1024;
+};
+
+/// The YAML text of a config with `server` and `troupes`.
+std::string config_yaml(const ServerSpec& server, const std::vector<TroupeSpec>& troupes);
+
+}  // namespace troupe::test

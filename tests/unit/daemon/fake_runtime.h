@@ -1,0 +1,220 @@
+#pragma once
+
+/// A scripted core::Runtime for the daemon's unit tests: accepts or rejects
+/// by troupe name, and lets the test fire terminal and watch callbacks.
+
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/runtime.h"
+
+namespace troupe::daemon::testing {
+
+/// Thread-safe; callbacks are fired on the test's thread by complete()/emit().
+class FakeRuntime final : public core::Runtime {
+ public:
+  void apply(const std::vector<core::TroupeOptions>& troupes) override {
+    std::lock_guard lock(mutex_);
+    applied_ = troupes;
+  }
+
+  std::variant<core::Accepted, core::Rejection> submit(core::JobRequest request,
+                                                       core::JobCallback on_terminal) override {
+    std::unique_lock lock(mutex_);
+    if (auto it = reject_.find(request.troupe); it != reject_.end()) return it->second;
+    if (!request.idempotency_key.empty()) {
+      if (auto it = by_key_.find(request.idempotency_key); it != by_key_.end()) {
+        auto& job = jobs_.at(it->second);
+        if (on_terminal) {
+          if (core::is_terminal(job.record.state)) {
+            auto record = job.record;
+            lock.unlock();
+            on_terminal(record);  // inline, like a duplicate of a finished job
+            lock.lock();
+          } else {
+            job.on_terminal.push_back(std::move(on_terminal));
+          }
+        }
+        return core::Accepted{job.record.id, true};
+      }
+    }
+    core::JobId id{next_id_++};
+    Job job;
+    job.record.id = id;
+    job.record.troupe = request.troupe;
+    job.record.payload = std::move(request.payload);
+    job.record.key = request.key;
+    job.record.idempotency_key = request.idempotency_key;
+    job.record.metadata = request.metadata;
+    job.record.submitted_at = std::chrono::system_clock::now();
+    if (on_terminal) job.on_terminal.push_back(std::move(on_terminal));
+    if (!request.idempotency_key.empty()) by_key_[request.idempotency_key] = id;
+    submitted_.push_back(std::move(request));
+    jobs_.emplace(id, std::move(job));
+    changed_.notify_all();
+    return core::Accepted{id, false};
+  }
+
+  std::optional<core::JobRecord> get(core::JobId id) const override {
+    std::lock_guard lock(mutex_);
+    auto it = jobs_.find(id);
+    if (it == jobs_.end()) return std::nullopt;
+    return it->second.record;
+  }
+
+  std::optional<core::CancelOutcome> cancel(core::JobId id) override {
+    std::unique_lock lock(mutex_);
+    auto it = jobs_.find(id);
+    if (it == jobs_.end()) return std::nullopt;
+    core::CancelOutcome out{it->second.record, !core::is_terminal(it->second.record.state)};
+    lock.unlock();
+    if (out.cancelled) complete(id, core::JobState::kCancelled, "");
+    return out;
+  }
+
+  std::optional<core::WatchId> watch(core::JobId id, core::JobCallback on_change) override {
+    std::unique_lock lock(mutex_);
+    auto it = jobs_.find(id);
+    if (it == jobs_.end()) return std::nullopt;
+    const core::WatchId watch_id = next_watch_++;
+    auto record = it->second.record;
+    watches_[watch_id] = {id, on_change};
+    changed_.notify_all();
+    lock.unlock();
+    on_change(record);  // the current snapshot, inline
+    return watch_id;
+  }
+
+  void unwatch(core::WatchId id) override {
+    std::lock_guard lock(mutex_);
+    if (watches_.erase(id) > 0) ++unwatched_;
+    changed_.notify_all();
+  }
+
+  std::vector<core::TroupeStatus> troupes() const override {
+    std::lock_guard lock(mutex_);
+    return statuses_;
+  }
+  std::optional<core::TroupeStatus> troupe(std::string_view name) const override {
+    std::lock_guard lock(mutex_);
+    for (const auto& s : statuses_) {
+      if (s.name == name) return s;
+    }
+    return std::nullopt;
+  }
+  std::optional<std::vector<core::JobRecord>> dead_jobs(std::string_view troupe,
+                                                        std::size_t limit) const override {
+    std::lock_guard lock(mutex_);
+    if (!troupe_known(troupe)) return std::nullopt;
+    last_dead_limit_ = limit;
+    std::vector<core::JobRecord> out;
+    for (const auto& [id, job] : jobs_) {
+      if (job.record.troupe == troupe && job.record.state == core::JobState::kDead &&
+          out.size() < limit) {
+        out.push_back(job.record);
+      }
+    }
+    return out;
+  }
+
+  void drain(core::Duration, std::function<void(core::DrainReport)> done) override {
+    done(core::DrainReport{});
+  }
+
+  // ---- test controls ----
+
+  void reject(const std::string& troupe, core::Rejection rejection) {
+    std::lock_guard lock(mutex_);
+    reject_[troupe] = std::move(rejection);
+  }
+  void set_troupes(std::vector<core::TroupeStatus> statuses) {
+    std::lock_guard lock(mutex_);
+    statuses_ = std::move(statuses);
+  }
+
+  /// Moves a job to `state`, fires watches, and on a terminal state the
+  /// on_terminal callbacks.
+  void complete(core::JobId id, core::JobState state, std::string result) {
+    std::vector<core::JobCallback> callbacks;
+    core::JobRecord record;
+    {
+      std::lock_guard lock(mutex_);
+      auto& job = jobs_.at(id);
+      job.record.state = state;
+      job.record.result = std::move(result);
+      if (state == core::JobState::kRunning) ++job.record.attempts;
+      record = job.record;
+      for (auto& [watch_id, w] : watches_) {
+        if (w.job == id) callbacks.push_back(w.on_change);
+      }
+      if (core::is_terminal(state)) {
+        for (auto& cb : job.on_terminal) callbacks.push_back(std::move(cb));
+        job.on_terminal.clear();
+        std::erase_if(watches_, [&](const auto& w) { return w.second.job == id; });
+      }
+    }
+    for (auto& cb : callbacks) cb(record);
+  }
+
+  /// Waits (bounded) until `n` jobs were submitted; returns them.
+  std::vector<core::JobRequest> wait_submitted(std::size_t n) {
+    std::unique_lock lock(mutex_);
+    changed_.wait_for(lock, std::chrono::seconds(10), [&] { return submitted_.size() >= n; });
+    return submitted_;
+  }
+  /// Waits (bounded) until a watch is registered (or, with false, none is).
+  bool wait_watching(bool watching) {
+    std::unique_lock lock(mutex_);
+    return changed_.wait_for(lock, std::chrono::seconds(10),
+                             [&] { return watches_.empty() != watching; });
+  }
+  std::size_t unwatched() const {
+    std::lock_guard lock(mutex_);
+    return unwatched_;
+  }
+  std::size_t last_dead_limit() const {
+    std::lock_guard lock(mutex_);
+    return last_dead_limit_;
+  }
+  /// Adds a record directly (e.g. a DEAD job for ListDeadJobs).
+  void put(core::JobRecord record) {
+    std::lock_guard lock(mutex_);
+    jobs_[record.id].record = std::move(record);
+  }
+
+ private:
+  struct Job {
+    core::JobRecord record;
+    std::vector<core::JobCallback> on_terminal;
+  };
+  struct Watch {
+    core::JobId job;
+    core::JobCallback on_change;
+  };
+  bool troupe_known(std::string_view name) const {
+    for (const auto& s : statuses_) {
+      if (s.name == name) return true;
+    }
+    return false;
+  }
+
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
+  std::map<std::string, core::Rejection> reject_;
+  std::map<core::JobId, Job> jobs_;
+  std::map<std::string, core::JobId> by_key_;
+  std::map<core::WatchId, Watch> watches_;
+  std::vector<core::JobRequest> submitted_;
+  std::vector<core::TroupeOptions> applied_;
+  std::vector<core::TroupeStatus> statuses_;
+  std::uint64_t next_id_ = 0x1000;
+  core::WatchId next_watch_ = 1;
+  std::size_t unwatched_ = 0;
+  mutable std::size_t last_dead_limit_ = 0;
+};
+
+}  // namespace troupe::daemon::testing

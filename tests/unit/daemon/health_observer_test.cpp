@@ -1,0 +1,102 @@
+#include "daemon/health_observer.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <mutex>
+
+namespace troupe::daemon {
+namespace {
+
+/// Records what would be served by grpc.health.v1.
+class RecordingHealthService final : public grpc::HealthCheckServiceInterface {
+ public:
+  void SetServingStatus(const std::string& service, bool serving) override {
+    std::lock_guard lock(mutex_);
+    status_[service] = serving;
+  }
+  void SetServingStatus(bool serving) override {
+    std::lock_guard lock(mutex_);
+    for (auto& [name, s] : status_) s = serving;
+  }
+  std::optional<bool> status(const std::string& service) {
+    std::lock_guard lock(mutex_);
+    auto it = status_.find(service);
+    if (it == status_.end()) return std::nullopt;
+    return it->second;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::map<std::string, bool> status_;
+};
+
+TEST(HealthObserver, PublishesOverallAndPerTroupeOnAttach) {
+  HealthObserver health;
+  auto a = health.troupe_added("a");
+  RecordingHealthService service;
+  health.attach(service);
+  EXPECT_EQ(service.status(""), true);
+  EXPECT_EQ(service.status("a"), true);
+  auto b = health.troupe_added("b");  // after attach: published at once
+  EXPECT_EQ(service.status("b"), true);
+}
+
+TEST(HealthObserver, OpenBreakerOrDegradedMeansNotServing) {
+  HealthObserver health;
+  RecordingHealthService service;
+  health.attach(service);
+  auto t = health.troupe_added("t");
+  t->circuit_changed(core::CircuitState::kOpen);
+  EXPECT_EQ(service.status("t"), false);
+  EXPECT_EQ(service.status(""), true);  // one troupe does not take the daemon down
+  t->circuit_changed(core::CircuitState::kHalfOpen);
+  EXPECT_EQ(service.status("t"), true);
+  t->degraded_changed(true);
+  EXPECT_EQ(service.status("t"), false);
+  t->circuit_changed(core::CircuitState::kClosed);
+  EXPECT_EQ(service.status("t"), false);  // still degraded
+  t->degraded_changed(false);
+  EXPECT_EQ(service.status("t"), true);
+}
+
+TEST(HealthObserver, DrainingIsNotServingForGood) {
+  HealthObserver health;
+  RecordingHealthService service;
+  health.attach(service);
+  auto t = health.troupe_added("t");
+  health.set_draining();
+  EXPECT_EQ(service.status(""), false);
+  EXPECT_EQ(service.status("t"), false);
+  t->circuit_changed(core::CircuitState::kClosed);
+  EXPECT_EQ(service.status("t"), false);
+  EXPECT_FALSE(health.serving(""));
+}
+
+TEST(HealthObserver, RemovedTroupeIsNotServingAndItsLateEventsAreIgnored) {
+  HealthObserver health;
+  RecordingHealthService service;
+  health.attach(service);
+  auto old = health.troupe_added("t");
+  health.troupe_removed("t");
+  EXPECT_EQ(service.status("t"), false);
+  auto fresh = health.troupe_added("t");
+  EXPECT_EQ(service.status("t"), true);
+  old->circuit_changed(core::CircuitState::kOpen);  // the removed instance
+  EXPECT_EQ(service.status("t"), true);
+  EXPECT_TRUE(health.serving("t"));
+  EXPECT_FALSE(health.serving("unknown"));
+}
+
+TEST(HealthObserver, DetachedObserverKeepsStateWithoutPublishing) {
+  HealthObserver health;
+  RecordingHealthService service;
+  health.attach(service);
+  health.detach();
+  auto t = health.troupe_added("t");
+  EXPECT_FALSE(service.status("t").has_value());
+  EXPECT_TRUE(health.serving("t"));
+}
+
+}  // namespace
+}  // namespace troupe::daemon

@@ -1,0 +1,431 @@
+// JobService and AdminService over a scripted runtime, in-process on
+// 127.0.0.1:0: the translation and status mapping as a client sees them.
+#include "daemon/job_service.h"
+
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "daemon/admin_service.h"
+#include "fake_runtime.h"
+
+namespace troupe::daemon {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::FakeRuntime;
+
+class JobServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    limits_.max_payload = 1024;
+    jobs_ = std::make_unique<JobServiceImpl>(runtime_, limits_);
+    admin_ = std::make_unique<AdminServiceImpl>(runtime_);
+    grpc::ServerBuilder builder;
+    int port = 0;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+    builder.RegisterService(jobs_.get());
+    builder.RegisterService(admin_.get());
+    server_ = builder.BuildAndStart();
+    ASSERT_NE(server_, nullptr);
+    ASSERT_NE(port, 0);
+    auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
+                                       grpc::InsecureChannelCredentials());
+    stub_ = v1::JobService::NewStub(channel);
+    admin_stub_ = v1::AdminService::NewStub(channel);
+  }
+  void TearDown() override { server_->Shutdown(std::chrono::system_clock::now() + 2s); }
+
+  static void set_deadline(grpc::ClientContext& ctx, std::chrono::milliseconds d = 10s) {
+    ctx.set_deadline(std::chrono::system_clock::now() + d);
+  }
+
+  grpc::Status submit(const v1::SubmitRequest& req, v1::SubmitResponse& resp,
+                      grpc::ClientContext* ctx_out = nullptr) {
+    grpc::ClientContext local;
+    auto& ctx = ctx_out ? *ctx_out : local;
+    set_deadline(ctx);
+    return stub_->Submit(&ctx, req, &resp);
+  }
+
+  static v1::SubmitRequest request(std::string troupe = "t", std::string payload = "p") {
+    v1::SubmitRequest r;
+    r.set_troupe(std::move(troupe));
+    r.set_payload(std::move(payload));
+    return r;
+  }
+
+  static std::string retry_after(const grpc::ClientContext& ctx) {
+    auto md = ctx.GetServerTrailingMetadata();
+    auto it = md.find("retry-after-ms");
+    return it == md.end() ? "" : std::string(it->second.data(), it->second.size());
+  }
+
+  config::LimitsOptions limits_;
+  FakeRuntime runtime_;
+  std::unique_ptr<JobServiceImpl> jobs_;
+  std::unique_ptr<AdminServiceImpl> admin_;
+  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<v1::JobService::Stub> stub_;
+  std::unique_ptr<v1::AdminService::Stub> admin_stub_;
+};
+
+TEST_F(JobServiceTest, SubmitReturnsTheJobId) {
+  v1::SubmitResponse resp;
+  auto req = request("t", "hello");
+  (*req.mutable_metadata())["m"] = "v";
+  ASSERT_TRUE(submit(req, resp).ok());
+  EXPECT_EQ(resp.job_id().size(), 16u);
+  EXPECT_FALSE(resp.duplicate());
+  EXPECT_FALSE(resp.has_job());
+  auto submitted = runtime_.wait_submitted(1);
+  ASSERT_EQ(submitted.size(), 1u);
+  EXPECT_EQ(submitted[0].troupe, "t");
+  EXPECT_EQ(submitted[0].metadata.at("m"), "v");
+}
+
+TEST_F(JobServiceTest, SubmitInvalidIsInvalidArgumentNamingTheField) {
+  v1::SubmitResponse resp;
+  auto status = submit(request("", "x"), resp);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(status.error_message().rfind("troupe:", 0), 0u) << status.error_message();
+  status = submit(request("t", std::string(1025, 'x')), resp);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(status.error_message().rfind("payload:", 0), 0u) << status.error_message();
+}
+
+TEST_F(JobServiceTest, RejectionsMapToCodesWithRetryHints) {
+  runtime_.reject("full", {core::RejectReason::kFull, "", 120ms});
+  runtime_.reject("open", {core::RejectReason::kCircuitOpen, "", 3000ms});
+  runtime_.reject("nope", {core::RejectReason::kUnknownTroupe, "", 0ms});
+  {
+    grpc::ClientContext ctx;
+    v1::SubmitResponse resp;
+    auto status = submit(request("full"), resp, &ctx);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+    EXPECT_EQ(retry_after(ctx), "120");
+  }
+  {
+    grpc::ClientContext ctx;
+    v1::SubmitResponse resp;
+    auto status = submit(request("open"), resp, &ctx);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
+    EXPECT_EQ(retry_after(ctx), "3000");
+  }
+  {
+    grpc::ClientContext ctx;
+    v1::SubmitResponse resp;
+    auto status = submit(request("nope"), resp, &ctx);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+    EXPECT_EQ(retry_after(ctx), "");
+  }
+}
+
+TEST_F(JobServiceTest, SubmitWaitAnswersWithTheTerminalJob) {
+  auto req = request();
+  req.set_wait(true);
+  v1::SubmitResponse resp;
+  grpc::Status status;
+  std::thread client([&] { status = submit(req, resp); });
+  runtime_.wait_submitted(1);
+  const auto id = core::JobId{0x1000};
+  runtime_.complete(id, core::JobState::kRunning, "");
+  runtime_.complete(id, core::JobState::kSucceeded, "out");
+  client.join();
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(resp.job_id(), id.to_string());
+  EXPECT_EQ(resp.job().state(), v1::JOB_STATE_SUCCEEDED);
+  EXPECT_EQ(resp.job().result(), "out");
+  EXPECT_EQ(resp.job().attempts(), 1u);
+}
+
+TEST_F(JobServiceTest, SubmitWaitPastTheDeadlineIsDeadlineExceededAndTheJobLives) {
+  auto req = request();
+  req.set_wait(true);
+  grpc::ClientContext ctx;
+  set_deadline(ctx, 300ms);
+  v1::SubmitResponse resp;
+  auto status = stub_->Submit(&ctx, req, &resp);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  auto job = runtime_.get(core::JobId{0x1000});
+  ASSERT_TRUE(job.has_value());
+  EXPECT_FALSE(core::is_terminal(job->state));
+  // The late terminal callback must not touch the finished call.
+  runtime_.complete(core::JobId{0x1000}, core::JobState::kSucceeded, "late");
+}
+
+TEST_F(JobServiceTest, IdempotentDuplicateIsFlaggedAndWaitGetsTheOriginal) {
+  auto req = request();
+  req.set_idempotency_key("once");
+  v1::SubmitResponse first;
+  ASSERT_TRUE(submit(req, first).ok());
+  v1::SubmitResponse second;
+  ASSERT_TRUE(submit(req, second).ok());
+  EXPECT_EQ(first.job_id(), second.job_id());
+  EXPECT_FALSE(first.duplicate());
+  EXPECT_TRUE(second.duplicate());
+  runtime_.complete(core::JobId{0x1000}, core::JobState::kSucceeded, "r");
+  // A waiting duplicate of a finished job is answered at once (the runtime
+  // calls back inside submit()).
+  req.set_wait(true);
+  v1::SubmitResponse third;
+  ASSERT_TRUE(submit(req, third).ok());
+  EXPECT_TRUE(third.duplicate());
+  EXPECT_EQ(third.job_id(), first.job_id());
+  EXPECT_EQ(third.job().result(), "r");
+}
+
+TEST_F(JobServiceTest, SubmitStreamAcksEveryRequestInOrderAndSurvivesRejections) {
+  runtime_.reject("full", {core::RejectReason::kFull, "", 75ms});
+  grpc::ClientContext ctx;
+  set_deadline(ctx);
+  auto stream = stub_->SubmitStream(&ctx);
+  constexpr int kJobs = 300;  // more than the server's ack queue
+  for (int i = 0; i < kJobs; ++i) {
+    v1::StreamSubmitRequest r;
+    r.set_correlation_id(static_cast<std::uint64_t>(i));
+    *r.mutable_request() = request(i % 3 == 1 ? "full" : "t");
+    if (i % 3 == 2 && i % 2 == 0) r.mutable_request()->set_wait(true);  // refused on a stream
+    ASSERT_TRUE(stream->Write(r));
+  }
+  stream->WritesDone();
+  v1::StreamSubmitAck ack;
+  int n = 0;
+  while (stream->Read(&ack)) {
+    EXPECT_EQ(ack.correlation_id(), static_cast<std::uint64_t>(n));
+    if (n % 3 == 1) {
+      EXPECT_EQ(ack.code(), static_cast<int>(grpc::StatusCode::RESOURCE_EXHAUSTED));
+      EXPECT_EQ(ack.retry_after_ms(), 75u);
+      EXPECT_TRUE(ack.job_id().empty());
+    } else if (n % 3 == 2 && n % 2 == 0) {
+      EXPECT_EQ(ack.code(), static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT));
+      EXPECT_EQ(ack.message().rfind("request.wait:", 0), 0u) << ack.message();
+    } else {
+      EXPECT_EQ(ack.code(), 0) << ack.message();
+      EXPECT_EQ(ack.job_id().size(), 16u);
+    }
+    ++n;
+  }
+  EXPECT_EQ(n, kJobs);
+  EXPECT_TRUE(stream->Finish().ok());
+}
+
+TEST_F(JobServiceTest, SubmitWaitRejectedAnswersAtOnceWithTheHint) {
+  runtime_.reject("full", {core::RejectReason::kFull, "", 90ms});
+  auto req = request("full");
+  req.set_wait(true);
+  grpc::ClientContext ctx;
+  v1::SubmitResponse resp;
+  auto status = submit(req, resp, &ctx);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(retry_after(ctx), "90");
+}
+
+TEST_F(JobServiceTest, SubmitStreamKeepsOrderUnderBackpressure) {
+  // Rejection acks carry a message, so 5000 of them exceed the HTTP/2 flow
+  // control windows: the server's ack queue fills and it stops reading
+  // while this client's reader catches up.
+  runtime_.reject("full", {core::RejectReason::kFull, "", 10ms});
+  grpc::ClientContext ctx;
+  set_deadline(ctx, 60s);
+  auto stream = stub_->SubmitStream(&ctx);
+  constexpr int kJobs = 5000;
+  std::thread writer([&] {
+    for (int i = 0; i < kJobs; ++i) {
+      v1::StreamSubmitRequest r;
+      r.set_correlation_id(static_cast<std::uint64_t>(i));
+      *r.mutable_request() = request(i % 2 == 0 ? "full" : "t");
+      if (!stream->Write(r)) break;
+    }
+    stream->WritesDone();
+  });
+  v1::StreamSubmitAck ack;
+  int n = 0;
+  bool in_order = true;
+  while (stream->Read(&ack)) {
+    in_order &= ack.correlation_id() == static_cast<std::uint64_t>(n);
+    ++n;
+  }
+  writer.join();
+  EXPECT_TRUE(in_order);
+  EXPECT_EQ(n, kJobs);
+  EXPECT_TRUE(stream->Finish().ok());
+  EXPECT_EQ(runtime_.wait_submitted(kJobs / 2).size(), static_cast<std::size_t>(kJobs / 2));
+}
+
+TEST_F(JobServiceTest, GetJobAndItsErrors) {
+  v1::SubmitResponse resp;
+  ASSERT_TRUE(submit(request(), resp).ok());
+  {
+    grpc::ClientContext ctx;
+    set_deadline(ctx);
+    v1::GetJobRequest r;
+    r.set_job_id(resp.job_id());
+    v1::Job job;
+    ASSERT_TRUE(stub_->GetJob(&ctx, r, &job).ok());
+    EXPECT_EQ(job.id(), resp.job_id());
+    EXPECT_EQ(job.state(), v1::JOB_STATE_QUEUED);
+  }
+  for (auto [id, code] : {std::pair{"xyz", grpc::StatusCode::INVALID_ARGUMENT},
+                          std::pair{"", grpc::StatusCode::INVALID_ARGUMENT},
+                          std::pair{"00000000000000ff", grpc::StatusCode::NOT_FOUND}}) {
+    grpc::ClientContext ctx;
+    set_deadline(ctx);
+    v1::GetJobRequest r;
+    r.set_job_id(id);
+    v1::Job job;
+    EXPECT_EQ(stub_->GetJob(&ctx, r, &job).error_code(), code) << id;
+  }
+}
+
+TEST_F(JobServiceTest, CancelJob) {
+  v1::SubmitResponse resp;
+  ASSERT_TRUE(submit(request(), resp).ok());
+  v1::CancelJobRequest r;
+  r.set_job_id(resp.job_id());
+  {
+    grpc::ClientContext ctx;
+    set_deadline(ctx);
+    v1::CancelJobResponse out;
+    ASSERT_TRUE(stub_->CancelJob(&ctx, r, &out).ok());
+    EXPECT_TRUE(out.cancelled());
+    EXPECT_EQ(out.job().id(), resp.job_id());
+  }
+  {
+    grpc::ClientContext ctx;
+    set_deadline(ctx);
+    v1::CancelJobResponse out;
+    ASSERT_TRUE(stub_->CancelJob(&ctx, r, &out).ok());
+    EXPECT_FALSE(out.cancelled());  // already terminal
+    EXPECT_EQ(out.job().state(), v1::JOB_STATE_CANCELLED);
+  }
+  {
+    grpc::ClientContext ctx;
+    set_deadline(ctx);
+    r.set_job_id("not-an-id");
+    v1::CancelJobResponse out;
+    EXPECT_EQ(stub_->CancelJob(&ctx, r, &out).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  }
+}
+
+TEST_F(JobServiceTest, WatchJobStreamsChangesUntilTerminal) {
+  v1::SubmitResponse resp;
+  ASSERT_TRUE(submit(request(), resp).ok());
+  grpc::ClientContext ctx;
+  set_deadline(ctx);
+  v1::WatchJobRequest r;
+  r.set_job_id(resp.job_id());
+  auto reader = stub_->WatchJob(&ctx, r);
+  v1::Job job;
+  ASSERT_TRUE(reader->Read(&job));
+  EXPECT_EQ(job.state(), v1::JOB_STATE_QUEUED);
+  const auto id = core::JobId{0x1000};
+  runtime_.complete(id, core::JobState::kRunning, "");
+  ASSERT_TRUE(reader->Read(&job));
+  EXPECT_EQ(job.state(), v1::JOB_STATE_RUNNING);
+  runtime_.complete(id, core::JobState::kSucceeded, "done");
+  ASSERT_TRUE(reader->Read(&job));
+  EXPECT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED);
+  EXPECT_EQ(job.result(), "done");
+  EXPECT_FALSE(reader->Read(&job));
+  EXPECT_TRUE(reader->Finish().ok());
+}
+
+TEST_F(JobServiceTest, WatchJobCancelledByTheClientUnwatches) {
+  v1::SubmitResponse resp;
+  ASSERT_TRUE(submit(request(), resp).ok());
+  grpc::ClientContext ctx;
+  set_deadline(ctx);
+  v1::WatchJobRequest r;
+  r.set_job_id(resp.job_id());
+  auto reader = stub_->WatchJob(&ctx, r);
+  v1::Job job;
+  ASSERT_TRUE(reader->Read(&job));
+  ctx.TryCancel();
+  EXPECT_FALSE(reader->Read(&job));
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  EXPECT_TRUE(runtime_.wait_watching(false));
+  EXPECT_EQ(runtime_.unwatched(), 1u);
+}
+
+TEST_F(JobServiceTest, WatchJobErrors) {
+  for (auto [id, code] : {std::pair{"bad", grpc::StatusCode::INVALID_ARGUMENT},
+                          std::pair{"00000000000000ff", grpc::StatusCode::NOT_FOUND}}) {
+    grpc::ClientContext ctx;
+    set_deadline(ctx);
+    v1::WatchJobRequest r;
+    r.set_job_id(id);
+    auto reader = stub_->WatchJob(&ctx, r);
+    v1::Job job;
+    EXPECT_FALSE(reader->Read(&job));
+    EXPECT_EQ(reader->Finish().error_code(), code) << id;
+  }
+}
+
+TEST_F(JobServiceTest, AdminListsAndGetsTroupes) {
+  core::TroupeStatus a;
+  a.name = "a";
+  a.actors = 3;
+  core::TroupeStatus b;
+  b.name = "b";
+  b.circuit = core::CircuitState::kOpen;
+  runtime_.set_troupes({a, b});
+  {
+    grpc::ClientContext ctx;
+    set_deadline(ctx);
+    v1::ListTroupesResponse out;
+    ASSERT_TRUE(admin_stub_->ListTroupes(&ctx, {}, &out).ok());
+    ASSERT_EQ(out.troupes_size(), 2);
+    EXPECT_EQ(out.troupes(0).name(), "a");
+    EXPECT_EQ(out.troupes(0).actors(), 3u);
+    EXPECT_EQ(out.troupes(1).circuit_state(), v1::CIRCUIT_STATE_OPEN);
+  }
+  for (auto [name, code] :
+       {std::pair{"b", grpc::StatusCode::OK}, std::pair{"", grpc::StatusCode::INVALID_ARGUMENT},
+        std::pair{"zzz", grpc::StatusCode::NOT_FOUND}}) {
+    grpc::ClientContext ctx;
+    set_deadline(ctx);
+    v1::GetTroupeRequest r;
+    r.set_name(name);
+    v1::Troupe out;
+    EXPECT_EQ(admin_stub_->GetTroupe(&ctx, r, &out).error_code(), code) << name;
+  }
+}
+
+TEST_F(JobServiceTest, AdminListsDeadJobs) {
+  core::TroupeStatus a;
+  a.name = "a";
+  runtime_.set_troupes({a});
+  core::JobRecord dead;
+  dead.id = core::JobId{7};
+  dead.troupe = "a";
+  dead.state = core::JobState::kDead;
+  runtime_.put(dead);
+  {
+    grpc::ClientContext ctx;
+    set_deadline(ctx);
+    v1::ListDeadJobsRequest r;
+    r.set_troupe("a");
+    v1::ListDeadJobsResponse out;
+    ASSERT_TRUE(admin_stub_->ListDeadJobs(&ctx, r, &out).ok());
+    ASSERT_EQ(out.jobs_size(), 1);
+    EXPECT_EQ(out.jobs(0).state(), v1::JOB_STATE_DEAD);
+    EXPECT_EQ(runtime_.last_dead_limit(), AdminServiceImpl::kDefaultDeadJobs);
+  }
+  for (auto [troupe, limit, code] :
+       {std::tuple{"", 0u, grpc::StatusCode::INVALID_ARGUMENT},
+        std::tuple{"a", AdminServiceImpl::kMaxDeadJobs + 1, grpc::StatusCode::INVALID_ARGUMENT},
+        std::tuple{"zzz", 0u, grpc::StatusCode::NOT_FOUND}}) {
+    grpc::ClientContext ctx;
+    set_deadline(ctx);
+    v1::ListDeadJobsRequest r;
+    r.set_troupe(troupe);
+    r.set_limit(limit);
+    v1::ListDeadJobsResponse out;
+    EXPECT_EQ(admin_stub_->ListDeadJobs(&ctx, r, &out).error_code(), code) << troupe;
+  }
+}
+
+}  // namespace
+}  // namespace troupe::daemon

@@ -1,0 +1,80 @@
+#include "daemon/status_mapping.h"
+
+#include <gtest/gtest.h>
+
+#include "troupe/v1/troupe.pb.h"
+
+namespace troupe::daemon {
+namespace {
+
+using namespace std::chrono_literals;
+
+core::Rejection rejection(core::RejectReason reason, std::chrono::milliseconds after = 0ms,
+                          std::string message = "") {
+  return core::Rejection{reason, std::move(message), after};
+}
+
+TEST(StatusMapping, UnknownTroupeIsNotFoundWithoutHint) {
+  auto e = to_rpc_error(rejection(core::RejectReason::kUnknownTroupe), "reports");
+  EXPECT_EQ(e.code, grpc::StatusCode::NOT_FOUND);
+  EXPECT_NE(e.message.find("\"reports\""), std::string::npos) << e.message;
+  EXPECT_FALSE(e.retry_after.has_value());
+}
+
+TEST(StatusMapping, FullAndRateLimitedAreResourceExhaustedWithHint) {
+  for (auto reason : {core::RejectReason::kFull, core::RejectReason::kRateLimited}) {
+    auto e = to_rpc_error(rejection(reason, 250ms), "t");
+    EXPECT_EQ(e.code, grpc::StatusCode::RESOURCE_EXHAUSTED);
+    ASSERT_TRUE(e.retry_after.has_value());
+    EXPECT_EQ(*e.retry_after, 250ms);
+    EXPECT_FALSE(e.message.empty());
+  }
+}
+
+TEST(StatusMapping, DrainingAndCircuitOpenAreUnavailableWithHint) {
+  auto draining = to_rpc_error(rejection(core::RejectReason::kDraining), "t");
+  EXPECT_EQ(draining.code, grpc::StatusCode::UNAVAILABLE);
+  EXPECT_NE(draining.message.find("draining"), std::string::npos);
+  ASSERT_TRUE(draining.retry_after.has_value());
+  EXPECT_GT(draining.retry_after->count(), 0);
+
+  auto open = to_rpc_error(rejection(core::RejectReason::kCircuitOpen, 5000ms), "t");
+  EXPECT_EQ(open.code, grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(*open.retry_after, 5000ms);
+  EXPECT_NE(open.message.find("circuit"), std::string::npos);
+}
+
+TEST(StatusMapping, ZeroHintGetsAFloor) {
+  auto e = to_rpc_error(rejection(core::RejectReason::kFull, 0ms), "t");
+  ASSERT_TRUE(e.retry_after.has_value());
+  EXPECT_GT(e.retry_after->count(), 0);
+}
+
+TEST(StatusMapping, CoreMessageIsKept) {
+  auto e = to_rpc_error(rejection(core::RejectReason::kFull, 1ms, "troupe t is full; retry"), "t");
+  EXPECT_EQ(e.message, "troupe t is full; retry");
+}
+
+TEST(StatusMapping, InvalidArgumentNamesTheField) {
+  auto e = invalid_argument("payload", "is too large");
+  EXPECT_EQ(e.code, grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(e.message, "payload: is too large");
+  EXPECT_EQ(e.status().error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST(StatusMapping, FillAckCarriesCodeMessageAndHint) {
+  v1::StreamSubmitAck ack;
+  fill_ack(to_rpc_error(rejection(core::RejectReason::kRateLimited, 40ms), "t"), ack);
+  EXPECT_EQ(ack.code(), static_cast<int>(grpc::StatusCode::RESOURCE_EXHAUSTED));
+  EXPECT_EQ(ack.retry_after_ms(), 40u);
+  EXPECT_FALSE(ack.message().empty());
+  EXPECT_TRUE(ack.job_id().empty());
+}
+
+TEST(StatusMapping, NotFoundMessagesNameTheSubject) {
+  EXPECT_NE(job_not_found("00000000000000ff").message.find("00000000000000ff"), std::string::npos);
+  EXPECT_EQ(troupe_not_found("x").code, grpc::StatusCode::NOT_FOUND);
+}
+
+}  // namespace
+}  // namespace troupe::daemon

@@ -1,0 +1,237 @@
+#include "daemon/translation.h"
+
+#include <gtest/gtest.h>
+
+namespace troupe::daemon {
+namespace {
+
+using namespace std::chrono_literals;
+
+v1::SubmitRequest valid_request() {
+  v1::SubmitRequest r;
+  r.set_troupe("reports");
+  r.set_payload(std::string(100, 'x'));
+  return r;
+}
+
+config::LimitsOptions small_limits() {
+  config::LimitsOptions limits;
+  limits.max_payload = 1000;
+  limits.max_metadata_entries = 2;
+  limits.max_metadata_bytes = 20;
+  return limits;
+}
+
+RpcError error_of(v1::SubmitRequest r, SubmitSource source = SubmitSource::kUnary) {
+  auto out = to_job_request(r, small_limits(), source);
+  EXPECT_TRUE(std::holds_alternative<RpcError>(out));
+  if (auto* e = std::get_if<RpcError>(&out)) return *e;
+  return {};
+}
+
+void expect_invalid(const RpcError& e, std::string_view field) {
+  EXPECT_EQ(e.code, grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(e.message.rfind(std::string(field) + ":", 0), 0u) << e.message;
+}
+
+TEST(Translation, ValidRequestMovesPayloadAndCopiesFields) {
+  auto r = valid_request();
+  r.set_key("k");
+  r.set_idempotency_key("idem");
+  (*r.mutable_metadata())["a"] = "b";
+  r.mutable_timeout()->set_seconds(2);
+  r.mutable_timeout()->set_nanos(500'000'000);
+  r.mutable_deadline()->set_seconds(1'900'000'000);
+  auto out = to_job_request(r, small_limits(), SubmitSource::kUnary);
+  ASSERT_TRUE(std::holds_alternative<core::JobRequest>(out));
+  const auto& job = std::get<core::JobRequest>(out);
+  EXPECT_EQ(job.troupe, "reports");
+  EXPECT_EQ(job.payload, std::string(100, 'x'));
+  EXPECT_TRUE(r.payload().empty());  // moved, not copied
+  EXPECT_EQ(job.key, "k");
+  EXPECT_EQ(job.idempotency_key, "idem");
+  EXPECT_EQ(job.metadata.at("a"), "b");
+  ASSERT_TRUE(job.attempt_timeout.has_value());
+  EXPECT_EQ(*job.attempt_timeout, 2500ms);
+  ASSERT_TRUE(job.deadline.has_value());
+  EXPECT_EQ(
+      std::chrono::duration_cast<std::chrono::seconds>(job.deadline->time_since_epoch()).count(),
+      1'900'000'000);
+}
+
+TEST(Translation, UnsetTimeoutAndDeadlineStayUnset) {
+  auto r = valid_request();
+  auto out = to_job_request(r, small_limits(), SubmitSource::kUnary);
+  const auto& job = std::get<core::JobRequest>(out);
+  EXPECT_FALSE(job.attempt_timeout.has_value());
+  EXPECT_FALSE(job.deadline.has_value());
+}
+
+TEST(Translation, EmptyTroupeIsRejected) {
+  auto r = valid_request();
+  r.clear_troupe();
+  expect_invalid(error_of(r), "troupe");
+}
+
+TEST(Translation, PayloadOverLimitIsRejectedNotTruncated) {
+  auto r = valid_request();
+  r.set_payload(std::string(1001, 'x'));
+  auto e = error_of(r);
+  expect_invalid(e, "payload");
+  EXPECT_NE(e.message.find("1001"), std::string::npos);
+  EXPECT_NE(e.message.find("server.limits.max_payload"), std::string::npos);
+  // Exactly at the limit is fine.
+  r.set_payload(std::string(1000, 'x'));
+  EXPECT_TRUE(std::holds_alternative<core::JobRequest>(
+      to_job_request(r, small_limits(), SubmitSource::kUnary)));
+}
+
+TEST(Translation, TooManyMetadataEntriesAreRejected) {
+  auto r = valid_request();
+  (*r.mutable_metadata())["a"] = "1";
+  (*r.mutable_metadata())["b"] = "2";
+  (*r.mutable_metadata())["c"] = "3";
+  expect_invalid(error_of(r), "metadata");
+}
+
+TEST(Translation, TooLargeMetadataIsRejected) {
+  auto r = valid_request();
+  (*r.mutable_metadata())["key"] = std::string(18, 'v');
+  expect_invalid(error_of(r), "metadata");
+}
+
+TEST(Translation, EmptyMetadataKeyIsRejected) {
+  auto r = valid_request();
+  (*r.mutable_metadata())[""] = "v";
+  expect_invalid(error_of(r), "metadata");
+}
+
+TEST(Translation, OversizedKeysAreRejected) {
+  auto r = valid_request();
+  r.set_key(std::string(kMaxKeyBytes + 1, 'k'));
+  expect_invalid(error_of(r), "key");
+  r = valid_request();
+  r.set_idempotency_key(std::string(kMaxKeyBytes + 1, 'k'));
+  expect_invalid(error_of(r), "idempotency_key");
+}
+
+TEST(Translation, NegativeOrZeroTimeoutIsRejected) {
+  auto r = valid_request();
+  r.mutable_timeout()->set_seconds(-1);
+  expect_invalid(error_of(r), "timeout");
+  r.mutable_timeout()->set_seconds(0);
+  r.mutable_timeout()->set_nanos(0);
+  expect_invalid(error_of(r), "timeout");
+  r.mutable_timeout()->set_seconds(1);
+  r.mutable_timeout()->set_nanos(-5);  // mixed signs: malformed
+  expect_invalid(error_of(r), "timeout");
+}
+
+TEST(Translation, MalformedDeadlineIsRejected) {
+  auto r = valid_request();
+  r.mutable_deadline()->set_seconds(100);
+  r.mutable_deadline()->set_nanos(-1);
+  expect_invalid(error_of(r), "deadline");
+}
+
+TEST(Translation, WaitIsRefusedOnAStreamOnly) {
+  auto r = valid_request();
+  r.set_wait(true);
+  expect_invalid(error_of(r, SubmitSource::kStream), "request.wait");
+  EXPECT_TRUE(std::holds_alternative<core::JobRequest>(
+      to_job_request(r, small_limits(), SubmitSource::kUnary)));
+}
+
+TEST(Translation, ParseJobId) {
+  auto ok = parse_job_id("00000000000000ff", "job_id");
+  ASSERT_TRUE(std::holds_alternative<core::JobId>(ok));
+  EXPECT_EQ(std::get<core::JobId>(ok).value, 255u);
+  for (const char* bad : {"", "ff", "00000000000000FF", "zz000000000000ff", "000000000000000ff"}) {
+    auto out = parse_job_id(bad, "job_id");
+    ASSERT_TRUE(std::holds_alternative<RpcError>(out)) << bad;
+    expect_invalid(std::get<RpcError>(out), "job_id");
+  }
+}
+
+TEST(Translation, JobRecordToProto) {
+  core::JobRecord rec;
+  rec.id = core::JobId{0xabc};
+  rec.troupe = "t";
+  rec.state = core::JobState::kDead;
+  rec.attempts = 3;
+  rec.payload = "secret-payload";
+  rec.result = "r";
+  rec.error = "boom";
+  rec.failure_class = core::FailureClass::kTimeout;
+  rec.key = "k";
+  rec.idempotency_key = "i";
+  rec.metadata = {{"a", "b"}};
+  rec.submitted_at = std::chrono::system_clock::time_point(1'700'000'000'250ms);
+  v1::Job job;
+  to_proto(rec, job);
+  EXPECT_EQ(job.id(), "0000000000000abc");
+  EXPECT_EQ(job.troupe(), "t");
+  EXPECT_EQ(job.state(), v1::JOB_STATE_DEAD);
+  EXPECT_EQ(job.attempts(), 3u);
+  EXPECT_EQ(job.result(), "r");
+  EXPECT_EQ(job.error(), "boom");
+  EXPECT_EQ(job.failure_class(), v1::FAILURE_CLASS_TIMEOUT);
+  EXPECT_EQ(job.key(), "k");
+  EXPECT_EQ(job.idempotency_key(), "i");
+  EXPECT_EQ(job.metadata().at("a"), "b");
+  EXPECT_EQ(job.submitted_at().seconds(), 1'700'000'000);
+  EXPECT_EQ(job.submitted_at().nanos(), 250'000'000);
+  EXPECT_FALSE(job.has_started_at());  // epoch = unset
+  EXPECT_FALSE(job.has_finished_at());
+}
+
+TEST(Translation, EveryStateHasAWireValue) {
+  for (auto s : {core::JobState::kQueued, core::JobState::kRunning, core::JobState::kRetryWait,
+                 core::JobState::kSucceeded, core::JobState::kFailed, core::JobState::kDead,
+                 core::JobState::kCancelled, core::JobState::kAborted}) {
+    EXPECT_NE(to_proto(s), v1::JOB_STATE_UNSPECIFIED);
+    EXPECT_EQ(core::is_terminal(s), to_proto(s) >= v1::JOB_STATE_SUCCEEDED);
+  }
+  EXPECT_EQ(to_proto(core::CircuitState::kHalfOpen), v1::CIRCUIT_STATE_HALF_OPEN);
+  EXPECT_EQ(to_proto(core::FailureClass::kCrash), v1::FAILURE_CLASS_CRASH);
+}
+
+TEST(Translation, TroupeStatusToProto) {
+  core::TroupeStatus s;
+  s.name = "t";
+  s.mode = core::TroupeMode::kFixed;
+  s.handler = "builtin:echo";
+  s.actors = 4;
+  s.actors_busy = 2;
+  s.min_actors = 4;
+  s.max_actors = 4;
+  s.mailbox_depth = 7;
+  s.mailbox_capacity = 400;
+  s.circuit = core::CircuitState::kOpen;
+  s.degraded = true;
+  s.dead_letters = 9;
+  s.counters.submitted = 10;
+  s.counters.succeeded = 5;
+  s.counters.in_flight = 5;
+  s.counters.actor_restarts = 1;
+  v1::Troupe t;
+  to_proto(s, t);
+  EXPECT_EQ(t.name(), "t");
+  EXPECT_EQ(t.mode(), "fixed");
+  EXPECT_EQ(t.handler(), "builtin:echo");
+  EXPECT_EQ(t.actors(), 4u);
+  EXPECT_EQ(t.actors_busy(), 2u);
+  EXPECT_EQ(t.mailbox_depth(), 7u);
+  EXPECT_EQ(t.mailbox_capacity(), 400u);
+  EXPECT_EQ(t.circuit_state(), v1::CIRCUIT_STATE_OPEN);
+  EXPECT_TRUE(t.degraded());
+  EXPECT_FALSE(t.draining());
+  EXPECT_EQ(t.dead_letters(), 9u);
+  EXPECT_EQ(t.counters().submitted(), 10u);
+  EXPECT_EQ(t.counters().succeeded(), 5u);
+  EXPECT_EQ(t.counters().in_flight(), 5u);
+  EXPECT_EQ(t.counters().actor_restarts(), 1u);
+}
+
+}  // namespace
+}  // namespace troupe::daemon
