@@ -19,9 +19,10 @@ std::chrono::nanoseconds LatencyStats::percentile(double q) const {
   if (samples_.empty()) return std::chrono::nanoseconds{0};
   sort();
   q = std::clamp(q, 0.0, 100.0);
-  // Nearest rank: ceil(q/100 * n), 1-based; q = 0 is the minimum.
+  // Nearest rank: ceil(q/100 * n), 1-based; q = 0 is the minimum. The epsilon
+  // keeps binary rounding (99.9 / 100 * 1000 = 999.0000001) from adding a rank.
   const auto n = static_cast<double>(samples_.size());
-  auto rank = static_cast<std::size_t>(std::ceil(q / 100.0 * n));
+  auto rank = static_cast<std::size_t>(std::ceil(q * n / 100.0 - 1e-9));
   if (rank == 0) rank = 1;
   return std::chrono::nanoseconds{samples_[rank - 1]};
 }
