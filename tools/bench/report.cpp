@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <initializer_list>
+#include <string_view>
 
 #include "tools/common/duration.h"
 #include "tools/common/exit_code.h"
@@ -49,23 +51,24 @@ std::string report_text(const BenchReport& r) {
                 tools::format_duration(r.elapsed).c_str(), static_cast<unsigned long long>(r.ok),
                 static_cast<unsigned long long>(r.requests - r.ok), r.throughput());
   out += line;
-  out += "latency:     min " + tools::format_duration(r.latency.min()) + "  mean " +
-         tools::format_duration(r.latency.mean());
+  // Appended piece by piece: GCC 12 at -O3 warns (-Wrestrict, a false
+  // positive) on `"literal" + std::string` chains.
+  auto append = [&out](std::initializer_list<std::string_view> parts) {
+    for (const auto part : parts) out.append(part);
+  };
+  append({"latency:     min ", tools::format_duration(r.latency.min()), "  mean ",
+          tools::format_duration(r.latency.mean())});
   for (const auto& q : kQuantiles) {
-    out += "  ";
-    out += q.name;
-    out += " " + tools::format_duration(r.latency.percentile(q.q));
+    append({"  ", q.name, " ", tools::format_duration(r.latency.percentile(q.q))});
   }
-  out += "  max " + tools::format_duration(r.latency.max()) + "\n";
+  append({"  max ", tools::format_duration(r.latency.max()), "\n"});
   if (!r.errors.empty()) {
-    out += "errors:     ";
-    for (const auto& [code, n] : r.errors) {
-      out += " " + code_name(code) + "=" + std::to_string(n);
-    }
-    out += "\n";
+    out.append("errors:     ");
+    for (const auto& [code, n] : r.errors) append({" ", code_name(code), "=", std::to_string(n)});
+    out.append("\n");
   }
   if (r.stream_failures > 0) {
-    out += "streams that failed: " + std::to_string(r.stream_failures) + "\n";
+    append({"streams that failed: ", std::to_string(r.stream_failures), "\n"});
   }
   return out;
 }
