@@ -71,6 +71,9 @@ class WindowedStream final : public grpc::ClientBidiReactor<Request, Response> {
       return;
     }
     write_next_locked();
+    // The last ack can arrive before the last write's completion: then it is
+    // this callback that may half-close.
+    maybe_finish_locked();
   }
 
   void OnReadDone(bool ok) override {

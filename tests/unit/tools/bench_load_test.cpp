@@ -83,6 +83,25 @@ TEST(BenchLoad, RejectedStreamJobsCountAsErrors) {
   EXPECT_EQ(report.errors.at(static_cast<int>(grpc::StatusCode::NOT_FOUND)), 40u);
 }
 
+TEST(BenchLoad, ShortStreamsAlwaysHalfCloseAndEnd) {
+  // A short stream's last ack can overtake its last write completion; the
+  // stream must still half-close (a hang here fails by the ctest timeout).
+  tools::testing::FakeTroupeServer server;
+  auto chans = channels(server.address(), 1);
+  for (int round = 0; round < 100; ++round) {
+    BenchOptions o;
+    o.address = server.address();
+    o.mode = Mode::kSubmitStream;
+    o.count = 1 + round % 5;
+    o.streams = 1;
+    o.window = 8;
+    auto target = make_target(o);
+    const auto report = run_bench(o, *target, chans);
+    ASSERT_EQ(report.requests, *o.count) << "round " << round;
+    ASSERT_EQ(report.stream_failures, 0u);
+  }
+}
+
 TEST(BenchLoad, DurationModeStopsByItself) {
   tools::testing::FakeTroupeServer server;
   BenchOptions o;
