@@ -130,6 +130,33 @@ TEST_F(TroupectlCli, BulkStdinSubmitsOneJobPerLine) {
   EXPECT_EQ(bulk.err.find('['), std::string::npos) << bulk.err;
 }
 
+TEST_F(TroupectlCli, BulkDrawsAProgressBarOnlyOnATerminal) {
+  // script(1) gives troupectl a pseudo-terminal for stderr (stdin stays a file).
+  std::string lines;
+  for (int i = 0; i < 50; ++i) lines += "p" + std::to_string(i) + "\n";
+  std::ofstream(dir_ / "lines") << lines;
+  std::string inner = "TROUPE_ADDRESS=";
+  inner.append(server_.address()).append(" " TROUPECTL_PATH " submit echo - <");
+  inner.append((dir_ / "lines").string()).append(" >/dev/null");
+  std::string cmd = "script -qec ";
+  cmd.append(shell_quote(inner)).append(" /dev/null >").append((dir_ / "tty").string());
+  const int status = std::system(cmd.c_str());
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  const std::string tty = slurp(dir_ / "tty");
+  EXPECT_NE(tty.find("[##############################] 50/50 accepted 50 rejected 0"),
+            std::string::npos)
+      << tty;
+  EXPECT_NE(tty.find("submitted 50 lines: 50 accepted, 0 rejected"), std::string::npos) << tty;
+  // Same input, --no-progress: no bar even on a terminal.
+  cmd = "script -qec ";
+  cmd.append(shell_quote(inner + " --no-progress"))
+      .append(" /dev/null >")
+      .append((dir_ / "tty2").string());
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  EXPECT_EQ(slurp(dir_ / "tty2").find("[#"), std::string::npos);
+}
+
 TEST_F(TroupectlCli, BulkJsonSummarisesRejectionsByCode) {
   const auto bulk =
       run({"submit", "echo", "-", "--output", "json"}, "a\nreject\nb\nreject\nreject\n");
