@@ -87,14 +87,23 @@ runtime_pkgs = m.group(1).split() if m else []
 if not runtime_pkgs:
     fail("cannot find the runtime stage's apt-get install list")
 elif binaries:
-    out = subprocess.run(
-        ["apt-cache", "depends", "--recurse", "--no-recommends", "--no-suggests", "--no-conflicts",
-         "--no-breaks", "--no-replaces", "--no-enhances", "--no-pre-depends"] + runtime_pkgs,
-        capture_output=True, text=True)
-    if out.returncode != 0:
-        fail(f"apt-cache depends failed: {out.stderr.strip()} (run apt-get update)")
-    closure = {l.split(":")[0].strip() for l in out.stdout.splitlines() if l and not l.startswith(" ")}
-    closure |= {l.split(":", 1)[1].strip().strip("<>") for l in out.stdout.splitlines() if "Depends:" in l}
+    # Dependency closure from dpkg's database (no apt lists needed). Runtime
+    # packages not installed here (tini, ca-certificates) provide no library.
+    closure = set()
+    queue = list(runtime_pkgs)
+    while queue:
+        pkg = queue.pop()
+        if pkg in closure:
+            continue
+        closure.add(pkg)
+        r = subprocess.run(["dpkg-query", "-W", "-f=${Depends}, ${Pre-Depends}", pkg],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            continue
+        for alternative in re.split(r"[,|]", r.stdout):
+            name = re.sub(r"\(.*?\)", "", alternative).strip().split(":")[0]
+            if name:
+                queue.append(name)
     needs = {}  # library path -> binaries that load it
     for binary in binaries:
         if not os.path.exists(binary):
