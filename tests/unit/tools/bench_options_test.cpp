@@ -1,0 +1,65 @@
+#include "tools/bench/bench_options.h"
+
+#include <gtest/gtest.h>
+
+namespace troupe::bench {
+namespace {
+
+using namespace std::chrono_literals;
+
+TEST(BenchOptions, DefaultsToTenSecondsOfUnarySubmit) {
+  const auto o = std::get<BenchOptions>(parse_bench_options({}, nullptr));
+  EXPECT_EQ(o.mode, Mode::kSubmit);
+  EXPECT_EQ(o.duration, std::chrono::nanoseconds(10s));
+  EXPECT_FALSE(o.count);
+  EXPECT_EQ(o.address, "localhost:50051");
+}
+
+TEST(BenchOptions, ParsesEveryOption) {
+  const auto o = std::get<BenchOptions>(parse_bench_options(
+      {"--mode", "stream",   "--troupe=t", "--concurrency", "32",   "--streams",
+       "4",      "--window", "128",        "--count",       "1000", "--payload-size",
+       "256",    "--warmup", "1s",         "--threads",     "3",    "--deadline",
+       "2s",     "--output", "json",       "--address",     "a:1"},
+      "env:2"));
+  EXPECT_EQ(o.mode, Mode::kSubmitStream);
+  EXPECT_EQ(o.troupe, "t");
+  EXPECT_EQ(o.concurrency, 32u);
+  EXPECT_EQ(o.streams, 4u);
+  EXPECT_EQ(o.window, 128u);
+  EXPECT_EQ(o.count, 1000u);
+  EXPECT_FALSE(o.duration);
+  EXPECT_EQ(o.payload_size, 256u);
+  EXPECT_EQ(o.warmup, std::chrono::nanoseconds(1s));
+  EXPECT_EQ(o.threads, 3u);
+  EXPECT_EQ(o.call_deadline, std::chrono::nanoseconds(2s));
+  EXPECT_TRUE(o.json);
+  EXPECT_EQ(o.address, "a:1");
+  EXPECT_EQ(std::get<BenchOptions>(parse_bench_options({}, "env:2")).address, "env:2");
+  EXPECT_EQ(std::get<BenchOptions>(parse_bench_options({"--mode", "submit-wait"}, nullptr)).mode,
+            Mode::kSubmitWait);
+}
+
+TEST(BenchOptions, RejectsBadValues) {
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"--mode", "udp"},
+           {"--concurrency", "0"},
+           {"--concurrency", "-1"},
+           {"--window", "x"},
+           {"--count", "0"},
+           {"--duration", "5"},
+           {"--duration", "0s"},
+           {"--duration", "1s", "--count", "5"},
+           {"--output", "xml"},
+           {"--what", "1"},
+           {"positional"},
+           {"--count"},
+       }) {
+    auto r = parse_bench_options(args, nullptr);
+    ASSERT_TRUE(std::holds_alternative<BenchUsageError>(r)) << args[0];
+    EXPECT_NE(std::get<BenchUsageError>(r).message.find("troupe-bench --help"), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace troupe::bench

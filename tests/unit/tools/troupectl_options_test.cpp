@@ -1,0 +1,108 @@
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "tools/troupectl/options.h"
+
+namespace troupe::troupectl {
+namespace {
+
+using namespace std::chrono_literals;
+
+Options ok(std::vector<std::string> args, const char* env = nullptr) {
+  auto r = parse_options(args, env);
+  if (auto* e = std::get_if<UsageError>(&r)) {
+    ADD_FAILURE() << "unexpected usage error: " << e->message;
+    return {};
+  }
+  return std::get<Options>(r);
+}
+
+std::string bad(std::vector<std::string> args) {
+  auto r = parse_options(args, nullptr);
+  if (auto* e = std::get_if<UsageError>(&r)) return e->message;
+  ADD_FAILURE() << "expected a usage error";
+  return {};
+}
+
+TEST(TroupectlOptions, SubmitWithEveryOption) {
+  const auto o = ok({"--address", "h:1", "submit", "echo", "--payload", "hi", "--key", "k",
+                     "--idempotency-key=ik", "--timeout", "2s", "--wait", "--output", "json",
+                     "--deadline=500ms"});
+  EXPECT_EQ(o.command, Command::kSubmit);
+  EXPECT_EQ(o.address, "h:1");
+  EXPECT_EQ(o.target, "echo");
+  EXPECT_EQ(o.payload_source, PayloadSource::kString);
+  EXPECT_EQ(o.payload, "hi");
+  EXPECT_EQ(o.key, "k");
+  EXPECT_EQ(o.idempotency_key, "ik");
+  EXPECT_EQ(o.timeout, std::chrono::nanoseconds(2s));
+  EXPECT_EQ(o.deadline, std::chrono::nanoseconds(500ms));
+  EXPECT_TRUE(o.wait);
+  EXPECT_EQ(o.output, OutputFormat::kJson);
+}
+
+TEST(TroupectlOptions, AddressComesFromFlagThenEnvThenDefault) {
+  EXPECT_EQ(ok({"troupes"}).address, "localhost:50051");
+  EXPECT_EQ(ok({"troupes"}, "env:7").address, "env:7");
+  EXPECT_EQ(ok({"troupes"}, "").address, "localhost:50051");
+  EXPECT_EQ(ok({"--address=flag:9", "troupes"}, "env:7").address, "flag:9");
+}
+
+TEST(TroupectlOptions, EachCommandAndItsOperand) {
+  EXPECT_EQ(ok({"get", "j1"}).command, Command::kGet);
+  EXPECT_EQ(ok({"watch", "j1"}).command, Command::kWatch);
+  EXPECT_EQ(ok({"cancel", "j1"}).target, "j1");
+  EXPECT_EQ(ok({"troupe", "echo"}).command, Command::kTroupe);
+  const auto dead = ok({"dead", "echo", "--limit", "5"});
+  EXPECT_EQ(dead.command, Command::kDead);
+  EXPECT_EQ(dead.limit, 5u);
+  EXPECT_EQ(ok({"health"}).target, "");
+  EXPECT_EQ(ok({"health", "echo"}).target, "echo");
+  EXPECT_EQ(ok({"--help"}).command, Command::kHelp);
+  EXPECT_EQ(ok({"submit", "echo", "-h"}).command, Command::kHelp);
+}
+
+TEST(TroupectlOptions, BulkStdinAndPayloadFile) {
+  const auto bulk = ok({"submit", "echo", "-", "--window", "8", "--no-progress"});
+  EXPECT_EQ(bulk.payload_source, PayloadSource::kStdinLines);
+  EXPECT_EQ(bulk.window, 8u);
+  EXPECT_FALSE(bulk.progress);
+  const auto file = ok({"submit", "echo", "--payload-file", "/tmp/x"});
+  EXPECT_EQ(file.payload_source, PayloadSource::kFile);
+  EXPECT_EQ(file.payload, "/tmp/x");
+  EXPECT_EQ(ok({"submit", "echo"}).payload_source, PayloadSource::kNone);
+}
+
+TEST(TroupectlOptions, RejectsBadCommandLinesWithAHint) {
+  EXPECT_NE(bad({}).find("no command"), std::string::npos);
+  EXPECT_NE(bad({"frobnicate"}).find("unknown command 'frobnicate'"), std::string::npos);
+  EXPECT_NE(bad({"submit"}).find("troupe name"), std::string::npos);
+  EXPECT_NE(bad({"get"}).find("job id"), std::string::npos);
+  EXPECT_NE(bad({"get", "a", "b"}).find("too many"), std::string::npos);
+  EXPECT_NE(bad({"troupes", "x"}).find("too many"), std::string::npos);
+  EXPECT_NE(bad({"--output", "yaml", "troupes"}).find("text or json"), std::string::npos);
+  EXPECT_NE(bad({"--deadline", "10", "troupes"}).find("duration"), std::string::npos);
+  EXPECT_NE(bad({"--deadline", "0s", "troupes"}).find("positive"), std::string::npos);
+  EXPECT_NE(bad({"submit", "e", "--payload"}).find("needs a value"), std::string::npos);
+  EXPECT_NE(bad({"submit", "e", "--payload", "a", "-"}).find("once"), std::string::npos);
+  EXPECT_NE(bad({"submit", "e", "-", "--wait"}).find("cannot --wait"), std::string::npos);
+  EXPECT_NE(bad({"get", "j", "--wait"}).find("submit only"), std::string::npos);
+  EXPECT_NE(bad({"troupes", "--limit", "3"}).find("dead only"), std::string::npos);
+  EXPECT_NE(bad({"dead", "e", "--limit", "x"}).find("whole number"), std::string::npos);
+  EXPECT_NE(bad({"submit", "e", "-", "--window", "0"}).find("> 0"), std::string::npos);
+  EXPECT_NE(bad({"--bogus", "troupes"}).find("unknown option --bogus"), std::string::npos);
+  EXPECT_NE(bad({"--wait=yes", "submit", "e"}).find("takes no value"), std::string::npos);
+  EXPECT_NE(bad({"frobnicate"}).find("troupectl --help"), std::string::npos);
+}
+
+TEST(TroupectlOptions, HelpDocumentsEveryExitCode) {
+  const std::string help = usage_text();
+  for (const char* line : {"  0  success", "  1  the job ended", "  2  usage error",
+                           "  3  not found", "  4  unavailable", "  5  any other"}) {
+    EXPECT_NE(help.find(line), std::string::npos) << line;
+  }
+}
+
+}  // namespace
+}  // namespace troupe::troupectl
