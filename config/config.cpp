@@ -46,14 +46,15 @@ constexpr std::array<std::string_view, 10> kExecKeys = {"kind",
                                                         "kill_grace",
                                                         "non_retryable_exit_codes",
                                                         "metadata_env_prefix"};
-constexpr std::array<std::string_view, 8> kHttpKeys = {"kind",
+constexpr std::array<std::string_view, 9> kHttpKeys = {"kind",
                                                        "url",
                                                        "method",
                                                        "headers",
                                                        "max_response",
                                                        "connections_per_actor",
                                                        "retryable_statuses",
-                                                       "metadata_header_prefix"};
+                                                       "metadata_header_prefix",
+                                                       "ca_file"};
 
 bool is_env_name(std::string_view name) {
   if (name.empty() || (name.front() >= '0' && name.front() <= '9')) return false;
@@ -631,6 +632,7 @@ core::HttpHandlerOptions read_http(Diagnostics& diag, const Field& f) {
   m.size("max_response", h.max_response, 1, kGiB);
   m.u32("connections_per_actor", h.connections_per_actor, {1, 64});
   read_int_list(m, "retryable_statuses", h.retryable_statuses, {100, 599});
+  m.string("ca_file", h.ca_file);  // PEM bundle; empty = the system's trusted CAs
   if (m.string("metadata_header_prefix", h.metadata_header_prefix) &&
       !is_header_token(h.metadata_header_prefix)) {
     diag.error(m.at("metadata_header_prefix"), m.path("metadata_header_prefix"),

@@ -4,26 +4,10 @@
 #include <type_traits>
 
 #include "core/handlers/builtin_handler.h"
+#include "core/handlers/exec_handler.h"
+#include "core/handlers/http_handler.h"
 
 namespace troupe::core {
-
-namespace {
-
-/// Stands in for a handler kind this build does not provide: every attempt
-/// fails permanently, saying so.
-class UnavailableHandler final : public Handler {
- public:
-  explicit UnavailableHandler(std::string kind) : kind_(std::move(kind)) {}
-  void start(const AttemptContext&, AttemptCallback done) override {
-    done(AttemptResult::failed(FailureClass::kPermanent,
-                               "handler kind '" + kind_ + "' is not available in this build"));
-  }
-
- private:
-  std::string kind_;
-};
-
-}  // namespace
 
 std::unique_ptr<Handler> make_handler(const HandlerOptions& options,
                                       boost::asio::any_io_executor executor, Clock& clock) {
@@ -33,9 +17,9 @@ std::unique_ptr<Handler> make_handler(const HandlerOptions& options,
         if constexpr (std::is_same_v<T, BuiltinHandlerOptions>) {
           return make_builtin_handler(o, std::move(executor), clock);
         } else if constexpr (std::is_same_v<T, ExecHandlerOptions>) {
-          return std::make_unique<UnavailableHandler>("exec");
+          return make_exec_handler(o, std::move(executor), clock);
         } else {
-          return std::make_unique<UnavailableHandler>("http");
+          return make_http_handler(o, std::move(executor), clock);
         }
       },
       options);

@@ -259,8 +259,9 @@ void RuntimeImpl::remove_drained(Troupe* troupe) {
     auto it = std::find_if(retiring_.begin(), retiring_.end(),
                            [troupe](const auto& t) { return t.get() == troupe; });
     if (it == retiring_.end() || (*it)->in_flight() != 0) return;
-    gone = std::move(*it);
+    gone = *it;
     retiring_.erase(it);
+    retired_.push_back(gone);
   }
   gone->shutdown();
   observer_.troupe_removed(gone->name());
