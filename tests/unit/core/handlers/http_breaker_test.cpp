@@ -43,12 +43,18 @@ class HttpBreakerTest : public ::testing::Test {
     return o;
   }
 
+  static JobRequest api_job() {
+    JobRequest r;
+    r.troupe = "api";
+    r.payload = "p";
+    return r;
+  }
+
   /// Submits one job and runs the io_context until it is terminal (bounded
   /// in real time: the server answers at once).
   JobRecord run_job() {
     std::optional<JobRecord> done;
-    auto accepted = runtime_->submit(JobRequest{.troupe = "api", .payload = "p"},
-                                     [&done](const JobRecord& r) { done = r; });
+    auto accepted = runtime_->submit(api_job(), [&done](const JobRecord& r) { done = r; });
     EXPECT_TRUE(std::holds_alternative<Accepted>(accepted));
     const auto give_up = std::chrono::steady_clock::now() + 20s;
     while (!done && std::chrono::steady_clock::now() < give_up) io_.run_for(10ms);
@@ -75,7 +81,7 @@ TEST_F(HttpBreakerTest, OpensStopsCallingHalfOpensAndClosesWhenTheServerRecovers
 
   // Open: submits are refused with a retry hint and the server sees nothing.
   for (int i = 0; i < 5; ++i) {
-    auto r = runtime_->submit(JobRequest{.troupe = "api", .payload = "p"});
+    auto r = runtime_->submit(api_job());
     ASSERT_TRUE(std::holds_alternative<Rejection>(r));
     EXPECT_EQ(std::get<Rejection>(r).reason, RejectReason::kCircuitOpen);
     EXPECT_GT(std::get<Rejection>(r).retry_after.count(), 0);
