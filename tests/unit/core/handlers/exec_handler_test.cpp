@@ -109,7 +109,8 @@ class ExecHandlerTest : public ::testing::Test {
 
   boost::asio::io_context io_;
   boost::asio::any_io_executor strand_ = boost::asio::make_strand(io_);
-  testing::SteadyTestClock clock_;
+  std::unique_ptr<Clock> clock_owner_ = make_steady_clock();
+  Clock& clock_ = *clock_owner_;
   boost::asio::cancellation_signal signal_;
   std::string dir_;
 };

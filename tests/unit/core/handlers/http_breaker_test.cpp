@@ -11,6 +11,7 @@
 #include "core/runtime.h"
 #include "gtest/gtest.h"
 #include "tests/unit/core/handlers/test_http_server.h"
+#include "tests/unit/core/handlers/test_support.h"
 
 namespace troupe::core {
 namespace {
@@ -56,9 +57,8 @@ class HttpBreakerTest : public ::testing::Test {
     std::optional<JobRecord> done;
     auto accepted = runtime_->submit(api_job(), [&done](const JobRecord& r) { done = r; });
     EXPECT_TRUE(std::holds_alternative<Accepted>(accepted));
-    const auto give_up = std::chrono::steady_clock::now() + 20s;
-    while (!done && std::chrono::steady_clock::now() < give_up) io_.run_for(10ms);
-    EXPECT_TRUE(done.has_value()) << "job did not finish within 20s";
+    EXPECT_TRUE(testing::run_until(io_, [&done] { return done.has_value(); }))
+        << "job did not finish within 20s";
     return done.value_or(JobRecord{});
   }
 

@@ -193,7 +193,8 @@ class HttpsHandlerTest : public ::testing::Test {
 
   asio::io_context io_;
   asio::any_io_executor strand_ = asio::make_strand(io_);
-  testing::SteadyTestClock clock_;
+  std::unique_ptr<Clock> clock_owner_ = make_steady_clock();
+  Clock& clock_ = *clock_owner_;
   SelfSigned identity_;
   std::string dir_;
   std::string ca_file_;
