@@ -25,6 +25,7 @@
 #include "core/clock.h"
 #include "core/runtime.h"
 #include "daemon/admin_service.h"
+#include "daemon/grpc_runtime.h"
 #include "daemon/health_observer.h"
 #include "daemon/job_service.h"
 #include "daemon/observer_fanout.h"
@@ -283,6 +284,7 @@ class Daemon {
 }  // namespace
 
 int run_daemon(const config::Config& config, const std::string& config_path) {
+  configure_grpc_process();
   Daemon daemon(config, config_path);
   return daemon.run();
 }
