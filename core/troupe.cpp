@@ -287,38 +287,32 @@ std::shared_ptr<Actor> Troupe::pick_idle_locked() {
     }
     rr_cursor_ = idle_[pos]->index() + 1;
   }
+  return wake_idle_at_locked(pos);
+}
+
+std::shared_ptr<Actor> Troupe::wake_idle_at_locked(std::size_t pos) {
   Actor* a = idle_[pos];
   idle_[pos] = idle_.back();
   idle_.pop_back();
   a->idle_ = false;
   a->woken_ = true;
   ++waking_;
+  report_actors_locked();  // one more busy actor
   return a->shared_from_this();
 }
 
 std::shared_ptr<Actor> Troupe::claim_idle_locked(Actor& actor) {
   auto it = std::find(idle_.begin(), idle_.end(), &actor);
   if (it == idle_.end()) return nullptr;
-  *it = idle_.back();
-  idle_.pop_back();
-  actor.idle_ = false;
-  actor.woken_ = true;
-  ++waking_;
-  return actor.shared_from_this();
+  return wake_idle_at_locked(static_cast<std::size_t>(it - idle_.begin()));
 }
 
 std::vector<std::shared_ptr<Actor>> Troupe::wake_locked(std::uint64_t n) {
   std::vector<std::shared_ptr<Actor>> woken;
   // Actors with keyed work first: they are the only ones that can run it.
   for (std::size_t i = 0; i < idle_.size();) {
-    Actor* a = idle_[i];
-    if (!a->keyed_.empty()) {
-      idle_[i] = idle_.back();
-      idle_.pop_back();
-      a->idle_ = false;
-      a->woken_ = true;
-      ++waking_;
-      woken.push_back(a->shared_from_this());
+    if (!idle_[i]->keyed_.empty()) {
+      woken.push_back(wake_idle_at_locked(i));  // moves the last idle actor to i
     } else {
       ++i;
     }

@@ -147,6 +147,9 @@ class Troupe : public std::enable_shared_from_this<Troupe> {
   void go_idle_locked(Actor& actor);
   std::shared_ptr<Actor> pick_idle_locked();
   std::shared_ptr<Actor> claim_idle_locked(Actor& actor);
+  /// Takes idle_[pos] out of the idle list (the last one moves into its
+  /// place), marks it woken and reports the busy count.
+  std::shared_ptr<Actor> wake_idle_at_locked(std::size_t pos);
   std::vector<std::shared_ptr<Actor>> wake_locked(std::uint64_t n);
   void release_key_locked(const std::string& key);
   void update_capacity_locked();

@@ -155,6 +155,26 @@ TEST_F(RuntimeTest, NoJobWaitsBehindASlowOneWhileAnotherActorIsIdle) {
   EXPECT_EQ(state_of(slow), JobState::kRunning);
 }
 
+// The busy-actors figure the observer sees (troupe_actors_busy) follows
+// actors as they are woken for a job and as they go idle again.
+TEST_F(RuntimeTest, ObserverSeesBusyActorsRiseAndFall) {
+  runtime_->apply({builtin_troupe("t", Kind::kSleep, 3)});
+  run();
+  auto& seen = observer_.of("t");
+  EXPECT_EQ(seen.last_actors.load(), 3u);
+  EXPECT_EQ(seen.last_busy.load(), 0u);
+  submit_ok("t", "10ms");
+  submit_ok("t", "20ms");
+  run();
+  EXPECT_EQ(seen.last_busy.load(), 2u);
+  EXPECT_EQ(runtime_->troupe("t")->actors_busy, 2u);
+  advance(10ms);
+  EXPECT_EQ(seen.last_busy.load(), 1u);
+  advance(10ms);
+  EXPECT_EQ(seen.last_busy.load(), 0u);
+  EXPECT_EQ(runtime_->troupe("t")->actors_busy, 0u);
+}
+
 TEST_F(RuntimeTest, JobsWithTheSameKeyRunInSubmissionOrderOnOneActor) {
   auto o = builtin_troupe("t", Kind::kSleep, 4);
   o.dispatch = DispatchStrategy::kKey;
