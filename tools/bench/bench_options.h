@@ -9,8 +9,8 @@
 
 namespace troupe::bench {
 
-/// What each call is. A new target (e.g. the echo server's Echo / EchoStream)
-/// adds a value here and one small class in targets.cpp.
+/// What each call is. A new target adds a value here and one small class in
+/// targets.cpp.
 enum class Mode {
   kSubmit,        // unary Submit, answered at acceptance
   kSubmitWait,    // unary Submit with wait=true: answered when the job ends
