@@ -6,7 +6,7 @@ BUILD   := build/$(PRESET)
 CONFIG  ?= config/trouped.yaml
 JOBS    ?= 2
 
-.PHONY: deps configure build run test check-config asan tsan format format-check clean
+.PHONY: deps configure build run test check-config asan tsan perf format format-check clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -31,6 +31,13 @@ asan:
 
 tsan:
 	@$(MAKE) --no-print-directory test PRESET=tsan
+
+# trouped against the bare gRPC baseline (tests/bench/echo_server), side by
+# side, always on the release preset. PERF_ARGS e.g. "--style cq --rounds 3".
+perf: deps
+	@cmake --preset release >/dev/null
+	@cmake --build build/release -j$(JOBS) --target trouped troupe-bench echo_server
+	BUILD_DIR=build/release bash scripts/perf-compare.sh $(PERF_ARGS)
 
 format:
 	@git ls-files '*.h' '*.cpp' | xargs clang-format -i

@@ -11,14 +11,16 @@ constexpr const char* kUsage = R"(troupe-bench - closed-loop gRPC load generator
 
 Usage: troupe-bench [options]
 
-  --mode submit|submit-wait|stream
+  --mode submit|submit-wait|stream|echo|echo-stream
                       submit: unary Submit, answered at acceptance (default)
                       submit-wait: unary Submit with wait=true (job run time included)
                       stream: SubmitStream, one ack per job
+                      echo, echo-stream: unary Echo / EchoStream of echo_server
+                      (tests/bench/echo_server, the bare gRPC baseline)
   --troupe NAME       troupe to submit to (default echo)
   --concurrency N     unary calls in flight (default 16)
-  --streams N         stream mode: concurrent streams (default 1)
-  --window N          stream mode: jobs awaiting their ack per stream (default 64)
+  --streams N         stream modes: concurrent streams (default 1)
+  --window N          stream modes: requests awaiting their answer per stream (default 64)
   --duration D        measure for D (default 10s when --count is not given)
   --count N           measure exactly N calls instead of a duration
   --warmup D          run D before measuring; those calls are not reported (default 0)
@@ -27,6 +29,12 @@ Usage: troupe-bench [options]
                       threads serve all of them (default 2)
   --deadline D        per-call deadline for unary calls (default 30s)
   --address HOST:PORT daemon (default: $TROUPE_ADDRESS, then localhost:50051)
+  --baseline HOST:PORT
+                      side by side: each round runs the baseline (echo_server; mode
+                      echo for submit/submit-wait, echo-stream for stream), then the
+                      daemon, with the same load over fresh channels; prints every
+                      round and daemon/baseline ratios (min, median, max)
+  --rounds N          with --baseline: rounds (default 5)
   --output text|json  report format (default text)
   -h, --help          this text
 
@@ -59,8 +67,20 @@ const char* mode_name(Mode m) {
       return "submit-wait";
     case Mode::kSubmitStream:
       return "stream";
+    case Mode::kEcho:
+      return "echo";
+    case Mode::kEchoStream:
+      return "echo-stream";
   }
   return "?";
+}
+
+bool streaming_mode(Mode m) {
+  return m == Mode::kSubmitStream || m == Mode::kEchoStream;
+}
+
+Mode baseline_mode(Mode m) {
+  return streaming_mode(m) ? Mode::kEchoStream : Mode::kEcho;
 }
 
 const char* bench_usage_text() {
@@ -70,6 +90,7 @@ const char* bench_usage_text() {
 std::variant<BenchOptions, BenchUsageError> parse_bench_options(
     const std::vector<std::string>& args, const char* env_address) {
   BenchOptions o;
+  bool rounds_given = false;
   if (env_address != nullptr && *env_address != '\0') o.address = env_address;
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string& arg = args[i];
@@ -111,8 +132,13 @@ std::variant<BenchOptions, BenchUsageError> parse_bench_options(
         o.mode = Mode::kSubmitWait;
       } else if (v == "stream") {
         o.mode = Mode::kSubmitStream;
+      } else if (v == "echo") {
+        o.mode = Mode::kEcho;
+      } else if (v == "echo-stream") {
+        o.mode = Mode::kEchoStream;
       } else {
-        return usage("--mode must be submit, submit-wait or stream, not '" + v + "'");
+        return usage("--mode must be submit, submit-wait, stream, echo or echo-stream, not '" + v +
+                     "'");
       }
     } else if (name == "--troupe") {
       if (v.empty()) return usage("--troupe needs a name");
@@ -120,6 +146,12 @@ std::variant<BenchOptions, BenchUsageError> parse_bench_options(
     } else if (name == "--address") {
       if (v.empty()) return usage("--address needs HOST:PORT");
       o.address = v;
+    } else if (name == "--baseline") {
+      if (v.empty()) return usage("--baseline needs HOST:PORT");
+      o.baseline = v;
+    } else if (name == "--rounds") {
+      err = positive(o.rounds);
+      rounds_given = true;
     } else if (name == "--concurrency") {
       err = positive(o.concurrency);
     } else if (name == "--streams") {
@@ -157,6 +189,11 @@ std::variant<BenchOptions, BenchUsageError> parse_bench_options(
   }
   if (o.duration && o.count) return usage("give --duration or --count, not both");
   if (!o.duration && !o.count) o.duration = std::chrono::seconds(10);
+  if (rounds_given && !o.baseline) return usage("--rounds needs --baseline");
+  if (o.baseline && (o.mode == Mode::kEcho || o.mode == Mode::kEchoStream)) {
+    return usage(
+        "--baseline compares a daemon mode (submit, submit-wait, stream) with echo_server");
+  }
   return o;
 }
 

@@ -9,13 +9,21 @@
 
 namespace troupe::bench {
 
-/// What each call is. A new target (e.g. the echo server's Echo / EchoStream)
-/// adds a value here and one small class in targets.cpp.
+/// What each call is. A new target adds a value here and one small class in
+/// targets.cpp.
 enum class Mode {
   kSubmit,        // unary Submit, answered at acceptance
   kSubmitWait,    // unary Submit with wait=true: answered when the job ends
   kSubmitStream,  // SubmitStream: --streams streams, --window jobs in flight each
+  kEcho,          // unary Echo of tests/bench/echo_server (the bare gRPC baseline)
+  kEchoStream,    // EchoStream of echo_server: --streams streams, --window in flight each
 };
+
+/// True for the modes that drive a bidi stream with the windowed driver.
+bool streaming_mode(Mode m);
+/// The echo_server mode a daemon mode is compared with under --baseline:
+/// submit and submit-wait -> echo, stream -> echo-stream.
+Mode baseline_mode(Mode m);
 
 struct BenchOptions {
   Mode mode = Mode::kSubmit;
@@ -31,6 +39,10 @@ struct BenchOptions {
   std::chrono::nanoseconds warmup{0};  // calls in this lead-in are not measured
   std::uint32_t threads = 2;           // channels (HTTP/2 connections) to spread load over
   std::chrono::nanoseconds call_deadline = std::chrono::seconds(30);  // per unary call
+  /// Side by side: the echo_server to run the derived baseline mode against,
+  /// alternating with the daemon at `address` for `rounds` rounds.
+  std::optional<std::string> baseline;
+  std::uint32_t rounds = 5;
   bool json = false;
   bool help = false;
 };

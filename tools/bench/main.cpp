@@ -1,40 +1,20 @@
-#include <grpcpp/create_channel.h>
-#include <grpcpp/security/credentials.h>
-#include <grpcpp/support/channel_arguments.h>
-
 #include <cstdio>
 #include <cstdlib>
 
 #include "tools/bench/bench_options.h"
+#include "tools/bench/compare.h"
 #include "tools/bench/load.h"
 #include "tools/bench/report.h"
 #include "tools/bench/targets.h"
 #include "tools/common/exit_code.h"
 
-int main(int argc, char** argv) {
-  using namespace troupe::bench;
-  std::vector<std::string> args(argv + 1, argv + argc);
-  auto parsed = parse_bench_options(args, std::getenv("TROUPE_ADDRESS"));
-  if (auto* err = std::get_if<BenchUsageError>(&parsed)) {
-    std::fprintf(stderr, "troupe-bench: %s\n", err->message.c_str());
-    return static_cast<int>(troupe::tools::ExitCode::kUsage);
-  }
-  const auto& opts = std::get<BenchOptions>(parsed);
-  if (opts.help) {
-    std::fputs(bench_usage_text(), stdout);
-    return 0;
-  }
-  std::vector<std::shared_ptr<grpc::Channel>> channels;
-  for (std::uint32_t i = 0; i < opts.threads; ++i) {
-    grpc::ChannelArguments ch_args;
-    // A distinct argument per channel keeps gRPC from sharing one connection.
-    ch_args.SetInt("troupe.bench.channel", static_cast<int>(i));
-    ch_args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-    channels.push_back(
-        grpc::CreateCustomChannel(opts.address, grpc::InsecureChannelCredentials(), ch_args));
-  }
+namespace {
+
+using namespace troupe::bench;
+
+int run_single(const BenchOptions& opts) {
   auto target = make_target(opts);
-  const BenchReport report = run_bench(opts, *target, channels);
+  const BenchReport report = run_bench(opts, *target, make_channels(opts.address, opts.threads));
   if (opts.json) {
     std::printf("%s\n", report_json(report).c_str());
   } else {
@@ -47,4 +27,45 @@ int main(int argc, char** argv) {
                  opts.address.c_str(), opts.troupe.c_str());
   }
   return code;
+}
+
+int run_side_by_side(const BenchOptions& opts) {
+  const auto rounds = run_compare(opts, [&opts](std::size_t i, const CompareRound& round) {
+    if (opts.json) return;
+    std::fputs(compare_round_text(i, opts.rounds, round).c_str(), stdout);
+    std::fflush(stdout);
+  });
+  std::vector<RoundFigures> figures;
+  for (const auto& r : rounds) figures.push_back({figures_of(r.baseline), figures_of(r.daemon)});
+  const CompareSummary summary = summarize_rounds(figures);
+  if (opts.json) {
+    std::printf("%s\n", compare_json(rounds, summary).c_str());
+  } else {
+    std::fputs(compare_summary_text(opts, summary).c_str(), stdout);
+  }
+  const int code = compare_exit_code(rounds);
+  if (code != 0) {
+    std::fprintf(stderr,
+                 "troupe-bench: a run had no successful call; is echo_server at %s and trouped "
+                 "at %s with troupe '%s'?\n",
+                 opts.baseline->c_str(), opts.address.c_str(), opts.troupe.c_str());
+  }
+  return code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  auto parsed = parse_bench_options(args, std::getenv("TROUPE_ADDRESS"));
+  if (auto* err = std::get_if<BenchUsageError>(&parsed)) {
+    std::fprintf(stderr, "troupe-bench: %s\n", err->message.c_str());
+    return static_cast<int>(troupe::tools::ExitCode::kUsage);
+  }
+  const auto& opts = std::get<BenchOptions>(parsed);
+  if (opts.help) {
+    std::fputs(bench_usage_text(), stdout);
+    return 0;
+  }
+  return opts.baseline ? run_side_by_side(opts) : run_single(opts);
 }

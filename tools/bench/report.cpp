@@ -34,10 +34,15 @@ std::string report_text(const BenchReport& r) {
   const auto& o = r.options;
   std::string out;
   char line[256];
-  std::snprintf(line, sizeof line, "target:      %s troupe=%s address=%s payload=%zuB\n",
-                mode_name(o.mode), o.troupe.c_str(), o.address.c_str(), o.payload_size);
+  if (o.mode == Mode::kEcho || o.mode == Mode::kEchoStream) {
+    std::snprintf(line, sizeof line, "target:      %s address=%s payload=%zuB\n", mode_name(o.mode),
+                  o.address.c_str(), o.payload_size);
+  } else {
+    std::snprintf(line, sizeof line, "target:      %s troupe=%s address=%s payload=%zuB\n",
+                  mode_name(o.mode), o.troupe.c_str(), o.address.c_str(), o.payload_size);
+  }
   out += line;
-  if (o.mode == Mode::kSubmitStream) {
+  if (streaming_mode(o.mode)) {
     std::snprintf(line, sizeof line, "load:        %u streams x window %u, %u channels\n",
                   o.streams, o.window, o.threads);
   } else {

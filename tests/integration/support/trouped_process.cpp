@@ -51,6 +51,17 @@ TroupedProcess::TroupedProcess(TroupedOptions options) {
   const std::string binary = options.binary.empty() ? trouped_binary() : options.binary;
   std::vector<std::string> args = {binary, "--config", config_path_.string()};
   args.insert(args.end(), options.extra_args.begin(), options.extra_args.end());
+  spawn(args, options.env);
+}
+
+TroupedProcess::TroupedProcess(CommandOptions command) {
+  dir_ = make_temp_dir();
+  spawn(command.argv, command.env);
+}
+
+void TroupedProcess::spawn(std::vector<std::string> args,
+                           const std::map<std::string, std::string>& extra_env) {
+  const std::string binary = args.at(0);
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -59,9 +70,9 @@ TroupedProcess::TroupedProcess(TroupedOptions options) {
   for (char** e = environ; *e != nullptr; ++e) {
     const std::string entry(*e);
     const auto name = entry.substr(0, entry.find('='));
-    if (!options.env.contains(name)) env_strings.push_back(entry);
+    if (!extra_env.contains(name)) env_strings.push_back(entry);
   }
-  for (const auto& [k, v] : options.env) env_strings.push_back(k + "=" + v);
+  for (const auto& [k, v] : extra_env) env_strings.push_back(k + "=" + v);
   std::vector<char*> envp;
   for (auto& e : env_strings) envp.push_back(e.data());
   envp.push_back(nullptr);

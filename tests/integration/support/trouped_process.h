@@ -30,14 +30,24 @@ struct TroupedOptions {
   std::string binary = {};                      // empty = the trouped built with the tests
 };
 
-/// One trouped process. The log (stdout and stderr, merged) is collected by
-/// a reader thread; a waiter thread reaps the process; both are joined by
-/// the destructor, which SIGKILLs the process group if it still runs.
-/// Methods are thread-safe.
+/// Another command run under the same harness (e.g. tests/bench/echo_server,
+/// see echo_server_process.h): argv[0] is the binary.
+struct CommandOptions {
+  std::vector<std::string> argv;
+  std::map<std::string, std::string> env = {};  // added to the inherited environment
+};
+
+/// One trouped process (or, built from CommandOptions, any other command). The log (stdout and
+/// stderr, merged) is collected by a reader thread; a waiter thread reaps the process; both are
+/// joined by the destructor, which SIGKILLs the process group if it still runs. Methods are
+/// thread-safe.
 class TroupedProcess {
  public:
   /// Starts trouped; does not wait. Check started() / wait_serving().
   explicit TroupedProcess(TroupedOptions options);
+  /// Starts `command` the same way (its own process group, log collected,
+  /// killed by the destructor); wait_for_log() tells when it is ready.
+  explicit TroupedProcess(CommandOptions command);
   ~TroupedProcess();
   TroupedProcess(const TroupedProcess&) = delete;
   TroupedProcess& operator=(const TroupedProcess&) = delete;
@@ -69,6 +79,7 @@ class TroupedProcess {
   std::string log() const;
 
  private:
+  void spawn(std::vector<std::string> args, const std::map<std::string, std::string>& extra_env);
   void read_log(int fd);
   void reap();
 

@@ -61,5 +61,54 @@ TEST(BenchOptions, RejectsBadValues) {
   }
 }
 
+TEST(BenchOptions, ParsesTheEchoModes) {
+  EXPECT_EQ(std::get<BenchOptions>(parse_bench_options({"--mode", "echo"}, nullptr)).mode,
+            Mode::kEcho);
+  const auto o = std::get<BenchOptions>(parse_bench_options(
+      {"--mode=echo-stream", "--streams", "4", "--window", "64", "--payload-size", "64"}, nullptr));
+  EXPECT_EQ(o.mode, Mode::kEchoStream);
+  EXPECT_EQ(o.streams, 4u);
+  EXPECT_EQ(o.payload_size, 64u);
+  EXPECT_STREQ(mode_name(Mode::kEcho), "echo");
+  EXPECT_STREQ(mode_name(Mode::kEchoStream), "echo-stream");
+  EXPECT_TRUE(streaming_mode(Mode::kEchoStream));
+  EXPECT_TRUE(streaming_mode(Mode::kSubmitStream));
+  EXPECT_FALSE(streaming_mode(Mode::kEcho));
+  EXPECT_FALSE(streaming_mode(Mode::kSubmitWait));
+}
+
+TEST(BenchOptions, BaselineModeIsTheEchoCounterpart) {
+  EXPECT_EQ(baseline_mode(Mode::kSubmit), Mode::kEcho);
+  EXPECT_EQ(baseline_mode(Mode::kSubmitWait), Mode::kEcho);
+  EXPECT_EQ(baseline_mode(Mode::kSubmitStream), Mode::kEchoStream);
+}
+
+TEST(BenchOptions, BaselineAndRounds) {
+  const auto defaults = std::get<BenchOptions>(parse_bench_options({}, nullptr));
+  EXPECT_FALSE(defaults.baseline);
+  EXPECT_EQ(defaults.rounds, 5u);
+  const auto o = std::get<BenchOptions>(parse_bench_options(
+      {"--mode", "submit-wait", "--baseline", "127.0.0.1:7", "--rounds", "3", "--count", "9"},
+      nullptr));
+  EXPECT_EQ(o.baseline, "127.0.0.1:7");
+  EXPECT_EQ(o.rounds, 3u);
+  EXPECT_EQ(o.mode, Mode::kSubmitWait);
+  EXPECT_EQ(std::get<BenchOptions>(parse_bench_options({"--baseline=h:1"}, nullptr)).rounds, 5u);
+}
+
+TEST(BenchOptions, RejectsBadSideBySideOptions) {
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"--rounds", "3"},                               // without --baseline
+           {"--baseline", "h:1", "--rounds", "0"},          // no rounds
+           {"--baseline", "h:1", "--rounds", "x"},          // not a number
+           {"--baseline", ""},                              // no address
+           {"--baseline", "h:1", "--mode", "echo"},         // baseline against a baseline
+           {"--baseline", "h:1", "--mode", "echo-stream"},  // likewise
+       }) {
+    auto r = parse_bench_options(args, nullptr);
+    ASSERT_TRUE(std::holds_alternative<BenchUsageError>(r)) << args[0] << " " << args[1];
+  }
+}
+
 }  // namespace
 }  // namespace troupe::bench

@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# perf-compare.sh: trouped against the bare gRPC baseline, side by side.
+#
+# Starts tests/bench/echo_server and trouped (tests/bench/bench.yaml: one noop
+# troupe, 4 actors) on 127.0.0.1 free ports, runs four workloads with
+# `troupe-bench --baseline`, each alternating baseline and daemon for ROUNDS
+# rounds, writes each workload's JSON to the output directory and prints a
+# summary table. Both servers are stopped on exit, whatever happens.
+#
+#   (a) submit       unary Submit, 64 in flight      vs unary Echo, 64 in flight
+#   (b) submit-wait  Submit wait=true, 64 in flight  vs unary Echo, 64 in flight
+#   (c) stream       SubmitStream 4 streams x 64     vs EchoStream 4 x 64
+#   (d) p99@8        Submit wait=true, 8 in flight   vs unary Echo, 8 in flight (p99)
+# All with a 64-byte payload over 2 client channels.
+#
+# Usage: scripts/perf-compare.sh [--style callback|cq] [--rounds N] [--duration D]
+#                                [--warmup D] [--build-dir DIR] [--out DIR]
+# Environment (flags win): ROUNDS (5), DURATION (5s), WARMUP (1s),
+# BUILD_DIR (build/release), STYLE (callback), OUT_DIR (BUILD_DIR/perf/<time>).
+# `--style cq` runs the baseline on the completion-queue echo server: that
+# compares gRPC server styles rather than trouped.
+set -euo pipefail
+
+ROUNDS="${ROUNDS:-5}"
+DURATION="${DURATION:-5s}"
+WARMUP="${WARMUP:-1s}"
+BUILD_DIR="${BUILD_DIR:-build/release}"
+STYLE="${STYLE:-callback}"
+OUT_DIR="${OUT_DIR:-}"
+
+usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; }
+die() { echo "perf-compare: $*" >&2; exit 2; }
+
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --style) STYLE="${2:?--style needs callback or cq}"; shift 2 ;;
+    --rounds) ROUNDS="${2:?--rounds needs N}"; shift 2 ;;
+    --duration) DURATION="${2:?--duration needs D}"; shift 2 ;;
+    --warmup) WARMUP="${2:?--warmup needs D}"; shift 2 ;;
+    --build-dir) BUILD_DIR="${2:?--build-dir needs DIR}"; shift 2 ;;
+    --out) OUT_DIR="${2:?--out needs DIR}"; shift 2 ;;
+    -h|--help) usage; exit 0 ;;
+    *) die "unknown argument '$1' (see --help)" ;;
+  esac
+done
+[[ "$STYLE" == callback || "$STYLE" == cq ]] || die "--style must be callback or cq"
+[[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a whole number > 0"
+
+cd "$(dirname "$0")/.."
+TROUPED="$BUILD_DIR/daemon/trouped"
+BENCH="$BUILD_DIR/tools/troupe-bench"
+ECHO_SERVER="$BUILD_DIR/tests/bench/echo_server"
+for bin in "$TROUPED" "$BENCH" "$ECHO_SERVER"; do
+  [[ -x "$bin" ]] || die "$bin not built; run: cmake --build $BUILD_DIR --target trouped troupe-bench echo_server"
+done
+OUT_DIR="${OUT_DIR:-$BUILD_DIR/perf/$(date -u +%Y%m%dT%H%M%SZ)-$STYLE}"
+mkdir -p "$OUT_DIR"
+
+# Seconds in a duration like 5s, 500ms or 2m (rounded up); 60 when unknown.
+seconds_of() {
+  case "$1" in
+    *ms) echo $(( (${1%ms} + 999) / 1000 )) ;;
+    *s) echo "${1%s}" ;;
+    *m) echo $(( ${1%m} * 60 )) ;;
+    *) echo 60 ;;
+  esac
+}
+run_secs=$(( ($(seconds_of "$DURATION") + $(seconds_of "$WARMUP")) * 2 * ROUNDS ))
+# Each troupe-bench run gets twice its nominal time plus a minute; the echo
+# server stops by itself once all four could have run.
+BENCH_BOUND=$(( run_secs * 2 + 60 ))
+ECHO_LIFETIME=$(( BENCH_BOUND * 4 + 60 ))
+
+WORK="$(mktemp -d)"
+ECHO_PID=""
+TROUPED_PID=""
+stop() {  # stop PID: SIGTERM, then SIGKILL after 10s
+  local pid="$1"
+  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+cleanup() {
+  stop "$ECHO_PID"
+  stop "$TROUPED_PID"
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Waits (at most 30s) for a line matching $2 in file $1 written by process $3;
+# prints the first capture group.
+wait_for_line() {
+  local file="$1" pattern="$2" pid="$3" match
+  for _ in $(seq 300); do
+    match="$(sed -nE "s/.*${pattern}.*/\\1/p" "$file" | head -n1)"
+    if [[ -n "$match" ]]; then echo "$match"; return 0; fi
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "perf-compare: no readiness line from pid $pid; its output:" >&2
+  cat "$file" >&2
+  return 1
+}
+
+"$ECHO_SERVER" --address 127.0.0.1:0 --style "$STYLE" --max-lifetime "${ECHO_LIFETIME}s" \
+  >"$WORK/echo.log" 2>&1 &
+ECHO_PID=$!
+"$TROUPED" --config tests/bench/bench.yaml >"$WORK/trouped.log" 2>&1 &
+TROUPED_PID=$!
+ECHO_ADDR="$(wait_for_line "$WORK/echo.log" 'echo_server listening on ([^ ]+) style=' "$ECHO_PID")"
+DAEMON_ADDR="$(wait_for_line "$WORK/trouped.log" 'ready, serving grpc=([^ ]+) metrics=' "$TROUPED_PID")"
+echo "baseline: echo_server style=$STYLE at $ECHO_ADDR; daemon: trouped at $DAEMON_ADDR" >&2
+echo "rounds=$ROUNDS duration=$DURATION warmup=$WARMUP; JSON in $OUT_DIR" >&2
+
+COMMON=(--address "$DAEMON_ADDR" --baseline "$ECHO_ADDR" --troupe noop --payload-size 64
+        --threads 2 --rounds "$ROUNDS" --duration "$DURATION" --warmup "$WARMUP" --output json)
+run() {  # run NAME troupe-bench-args...
+  local name="$1"; shift
+  echo "running $name ..." >&2
+  timeout "$BENCH_BOUND" "$BENCH" "${COMMON[@]}" "$@" >"$OUT_DIR/$name.json"
+}
+run a-submit --mode submit --concurrency 64
+run b-submit-wait --mode submit-wait --concurrency 64
+run c-stream --mode stream --streams 4 --window 64
+run d-submit-wait-8 --mode submit-wait --concurrency 8
+
+/usr/bin/python3 - "$OUT_DIR" "$STYLE" <<'PY'
+import json, sys, pathlib
+out, style = pathlib.Path(sys.argv[1]), sys.argv[2]
+rows = [
+    ("(a) submit 64 vs echo 64", "a-submit", ["throughput", "p99"]),
+    ("(b) submit-wait 64 vs echo 64", "b-submit-wait", ["throughput", "p99"]),
+    ("(c) stream 4x64 vs echo-stream 4x64", "c-stream", ["throughput", "p99"]),
+    ("(d) submit-wait 8 vs echo 8", "d-submit-wait-8", ["p99"]),
+]
+keys = {"throughput": "throughput_rps", "p50": "p50_us", "p99": "p99_us"}
+def fmt(fig, v):
+    if fig == "throughput":
+        return f"{v:,.0f}/s"
+    return f"{v / 1000:.2f}ms" if v >= 1000 else f"{v:.0f}us"
+print(f"baseline style={style}; daemon/baseline ratio over {{}} rounds".format(
+    len(json.loads((out / "a-submit.json").read_text())["rounds"])))
+head = f"{'workload':<37} {'figure':<10} {'baseline med':>13} {'daemon med':>13}  ratio min / median / max"
+print(head)
+print("-" * len(head))
+for label, name, figs in rows:
+    data = json.loads((out / f"{name}.json").read_text())
+    for fig in figs:
+        r = data["ratio"][fig]
+        b = data["median"]["baseline"][keys[fig]]
+        d = data["median"]["daemon"][keys[fig]]
+        print(f"{label:<37} {fig:<10} {fmt(fig, b):>13} {fmt(fig, d):>13}  "
+              f"{r['min']:.2f} / {r['median']:.2f} / {r['max']:.2f}")
+        label = ""
+errors = [(name, side, i) for _, name, _ in rows
+          for i, rnd in enumerate(json.loads((out / f"{name}.json").read_text())["rounds"])
+          for side in ("baseline", "daemon") if rnd[side]["ok"] != rnd[side]["requests"]]
+for name, side, i in errors:
+    print(f"note: {name} round {i + 1} {side} had errors (see its JSON)")
+PY
