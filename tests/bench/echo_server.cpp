@@ -24,6 +24,7 @@
 #include <thread>
 #include <vector>
 
+#include "daemon/grpc_runtime.h"
 #include "tests/bench/echo_callback_service.h"
 #include "tests/bench/echo_cq_server.h"
 #include "tools/common/duration.h"
@@ -111,6 +112,8 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
+  // The same process-wide gRPC settings as trouped (daemon/grpc_runtime.h).
+  troupe::daemon::configure_grpc_process();
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(options->address, grpc::InsecureServerCredentials(), &port);
