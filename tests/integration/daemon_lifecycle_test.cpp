@@ -163,6 +163,24 @@ TEST(DaemonLifecycle, SecondSignalStopsAtOnce) {
   EXPECT_EQ(*code, 128 + SIGINT);
 }
 
+TEST(DaemonLifecycle, IdleDaemonExitsPromptlyOnSigterm) {
+  auto trouped = start_trouped({.config_yaml = config_yaml({}, {TroupeSpec{}})});
+  ASSERT_NE(trouped, nullptr);
+  // Both listeners have served a request; nothing is open now.
+  ASSERT_EQ(http_get(trouped->metrics_address(), "/metrics").status, 200);
+  ASSERT_EQ(health(*trouped, ""), HealthCheckResponse::SERVING);
+  const auto start = std::chrono::steady_clock::now();
+  trouped->send_signal(SIGTERM);
+  const auto code = trouped->wait_exit(std::chrono::seconds(20));
+  const auto took = std::chrono::steady_clock::now() - start;
+  ASSERT_EQ(code, 0) << trouped->log();
+  // It took ~2 s when the metrics server waited out its accept poll; an idle
+  // exit needs tens of milliseconds, the rest is room for a loaded machine.
+  EXPECT_LT(took, std::chrono::milliseconds(1200))
+      << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms\n"
+      << trouped->log();
+}
+
 TEST(DaemonLifecycle, TakenGrpcPortExitsOneWithAClearError) {
   int port = 0;
   const int fd = listen_on_free_port(port);
