@@ -188,6 +188,13 @@ void ChildProcess::reap(int options) {
   do {
     rc = ::waitpid(pid_, &status, options);
   } while (rc < 0 && errno == EINTR);
+  if (rc < 0 && errno == ECHILD) {
+    // Reaped elsewhere (SIGCHLD ignored by the test program): it is gone,
+    // how it ended is unknown.
+    reaped_ = true;
+    close_fd(pidfd_);
+    return;
+  }
   if (rc != pid_) return;  // WNOHANG and still running
   reaped_ = true;
   close_fd(pidfd_);
