@@ -181,30 +181,27 @@ TEST(DaemonLifecycle, IdleDaemonExitsPromptlyOnSigterm) {
       << trouped->log();
 }
 
-TEST(DaemonLifecycle, TakenGrpcPortExitsOneWithAClearError) {
+/// trouped whose `address` names a port another socket holds exits 1 with
+/// an error that names `key`.
+void expect_taken_port_exits_one(std::string ServerSpec::*address, const std::string& key) {
   int port = 0;
   const int fd = listen_on_free_port(port);
   ServerSpec server;
-  server.grpc_address = "127.0.0.1:" + std::to_string(port);
+  server.*address = "127.0.0.1:" + std::to_string(port);
   TroupedProcess trouped({.config_yaml = config_yaml(server, {TroupeSpec{}})});
   const auto code = trouped.wait_exit(std::chrono::seconds(20));
   ::close(fd);
   ASSERT_TRUE(code.has_value());
   EXPECT_EQ(*code, 1);
-  EXPECT_NE(trouped.log().find("server.grpc_address"), std::string::npos) << trouped.log();
+  EXPECT_NE(trouped.log().find(key), std::string::npos) << trouped.log();
+}
+
+TEST(DaemonLifecycle, TakenGrpcPortExitsOneWithAClearError) {
+  expect_taken_port_exits_one(&ServerSpec::grpc_address, "server.grpc_address");
 }
 
 TEST(DaemonLifecycle, TakenMetricsPortExitsOneWithAClearError) {
-  int port = 0;
-  const int fd = listen_on_free_port(port);
-  ServerSpec server;
-  server.metrics_address = "127.0.0.1:" + std::to_string(port);
-  TroupedProcess trouped({.config_yaml = config_yaml(server, {TroupeSpec{}})});
-  const auto code = trouped.wait_exit(std::chrono::seconds(20));
-  ::close(fd);
-  ASSERT_TRUE(code.has_value());
-  EXPECT_EQ(*code, 1);
-  EXPECT_NE(trouped.log().find("server.metrics_address"), std::string::npos) << trouped.log();
+  expect_taken_port_exits_one(&ServerSpec::metrics_address, "server.metrics_address");
 }
 
 TEST(DaemonLifecycle, NotifiesSystemdReadyAndStopping) {
