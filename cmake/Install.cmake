@@ -29,9 +29,13 @@ install(CODE "
   string(REPLACE \"/usr/bin/trouped\" \"\${troupe_prefix}/${CMAKE_INSTALL_BINDIR}/trouped\"
     troupe_unit \"\${troupe_unit}\")
   string(REPLACE \"/etc/troupe/\" \"\${troupe_config_dir}/\" troupe_unit \"\${troupe_unit}\")
-  file(WRITE \"${PROJECT_BINARY_DIR}/deploy/trouped.service\" \"\${troupe_unit}\")
+  # A scratch copy, removed again: a `sudo cmake --install` leaves no
+  # root-owned file in the build tree.
+  set(troupe_scratch \"${PROJECT_BINARY_DIR}/install-unit\")
+  file(WRITE \"\${troupe_scratch}/trouped.service\" \"\${troupe_unit}\")
   file(INSTALL DESTINATION \"\${troupe_prefix}/lib/systemd/system\" TYPE FILE
-    FILES \"${PROJECT_BINARY_DIR}/deploy/trouped.service\")
+    FILES \"\${troupe_scratch}/trouped.service\")
+  file(REMOVE_RECURSE \"\${troupe_scratch}\")
   file(INSTALL DESTINATION \"\${troupe_config_dir}\" TYPE FILE
     RENAME trouped.yaml FILES \"${TROUPE_EXAMPLE_CONFIG}\")
 ")
