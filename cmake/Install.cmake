@@ -2,26 +2,9 @@
 #   bin/trouped, bin/troupectl, bin/troupe-bench   (install rules of each target)
 #   lib/systemd/system/trouped.service             (ExecStart = this prefix's bin)
 #   /etc/troupe/trouped.yaml                       (<prefix>/etc/troupe unless prefix is /usr)
+# The prefix that counts is the one in force at install time: the configured
+# CMAKE_INSTALL_PREFIX, or `cmake --install --prefix P`. DESTDIR is honoured.
 include(GNUInstallDirs)
-
-# The shipped unit names /usr/bin and /etc; rewrite them for the configured
-# prefix so `--prefix /usr/local` gets a unit that runs /usr/local/bin/trouped.
-# (A prefix given only at `cmake --install` time does not rewrite the unit.)
-if(CMAKE_INSTALL_PREFIX STREQUAL "/usr")
-  set(TROUPE_CONFIG_DIR /etc/troupe)
-  set(TROUPE_CONFIG_FULL_DIR /etc/troupe)
-else()
-  set(TROUPE_CONFIG_DIR ${CMAKE_INSTALL_SYSCONFDIR}/troupe)
-  set(TROUPE_CONFIG_FULL_DIR ${CMAKE_INSTALL_FULL_SYSCONFDIR}/troupe)
-endif()
-file(READ ${PROJECT_SOURCE_DIR}/deploy/systemd/trouped.service TROUPE_UNIT)
-string(REPLACE "/usr/bin/trouped" "${CMAKE_INSTALL_FULL_BINDIR}/trouped" TROUPE_UNIT "${TROUPE_UNIT}")
-string(REPLACE "/etc/troupe/" "${TROUPE_CONFIG_FULL_DIR}/" TROUPE_UNIT "${TROUPE_UNIT}")
-file(CONFIGURE OUTPUT ${PROJECT_BINARY_DIR}/deploy/trouped.service CONTENT "${TROUPE_UNIT}" @ONLY)
-set_property(DIRECTORY ${PROJECT_SOURCE_DIR} APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS
-  ${PROJECT_SOURCE_DIR}/deploy/systemd/trouped.service)
-
-install(FILES ${PROJECT_BINARY_DIR}/deploy/trouped.service DESTINATION lib/systemd/system)
 
 # The example config: the one `make run` uses (loopback only).
 if(EXISTS ${PROJECT_SOURCE_DIR}/config/trouped.yaml)
@@ -29,4 +12,30 @@ if(EXISTS ${PROJECT_SOURCE_DIR}/config/trouped.yaml)
 else()
   set(TROUPE_EXAMPLE_CONFIG ${PROJECT_SOURCE_DIR}/deploy/docker/trouped.yaml)
 endif()
-install(FILES ${TROUPE_EXAMPLE_CONFIG} DESTINATION ${TROUPE_CONFIG_DIR} RENAME trouped.yaml)
+set_property(DIRECTORY ${PROJECT_SOURCE_DIR} APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS
+  ${PROJECT_SOURCE_DIR}/deploy/systemd/trouped.service)
+
+# The shipped unit names /usr/bin and /etc; it is rewritten when installing,
+# for the prefix of that install, so that `--prefix /usr/local` gets a unit
+# that runs /usr/local/bin/trouped with /usr/local/etc/troupe/trouped.yaml.
+install(CODE "
+  set(troupe_prefix \"\${CMAKE_INSTALL_PREFIX}\")
+  if(troupe_prefix STREQUAL \"/usr\")
+    set(troupe_config_dir \"/etc/troupe\")
+  else()
+    set(troupe_config_dir \"\${troupe_prefix}/etc/troupe\")
+  endif()
+  file(READ \"${PROJECT_SOURCE_DIR}/deploy/systemd/trouped.service\" troupe_unit)
+  string(REPLACE \"/usr/bin/trouped\" \"\${troupe_prefix}/${CMAKE_INSTALL_BINDIR}/trouped\"
+    troupe_unit \"\${troupe_unit}\")
+  string(REPLACE \"/etc/troupe/\" \"\${troupe_config_dir}/\" troupe_unit \"\${troupe_unit}\")
+  # A scratch copy, removed again: a `sudo cmake --install` leaves no
+  # root-owned file in the build tree.
+  set(troupe_scratch \"${PROJECT_BINARY_DIR}/install-unit\")
+  file(WRITE \"\${troupe_scratch}/trouped.service\" \"\${troupe_unit}\")
+  file(INSTALL DESTINATION \"\${troupe_prefix}/lib/systemd/system\" TYPE FILE
+    FILES \"\${troupe_scratch}/trouped.service\")
+  file(REMOVE_RECURSE \"\${troupe_scratch}\")
+  file(INSTALL DESTINATION \"\${troupe_config_dir}\" TYPE FILE
+    RENAME trouped.yaml FILES \"${TROUPE_EXAMPLE_CONFIG}\")
+")

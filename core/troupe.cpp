@@ -16,6 +16,11 @@ std::uint32_t initial_actor_count(const TroupeOptions& o) {
   return std::clamp(o.initial_actors, o.min_actors, o.max_actors);
 }
 
+/// The fewest live actors a troupe runs when nothing is wrong.
+std::uint32_t minimum_actor_count(const TroupeOptions& o) {
+  return o.mode == TroupeMode::kFixed ? o.max_actors : o.min_actors;
+}
+
 bool same_handler(const HandlerOptions& a, const HandlerOptions& b) {
   if (a.index() != b.index()) return false;
   if (const auto* x = std::get_if<BuiltinHandlerOptions>(&a)) {
@@ -103,6 +108,7 @@ void Troupe::add_actors(std::uint32_t n) {
   std::vector<std::shared_ptr<Actor>> fresh;
   fresh.reserve(n);
   for (std::uint32_t i = 0; i < n; ++i) fresh.push_back(make_actor());
+  bool recovered = false;
   {
     std::lock_guard lock(mutex_);
     for (auto& a : fresh) {
@@ -112,7 +118,14 @@ void Troupe::add_actors(std::uint32_t n) {
     }
     update_capacity_locked();
     report_actors_locked();
+    // Degraded ends once the troupe runs its minimum of actors again (the
+    // replacements a reload starts, or new ones from the autoscaler).
+    if (degraded_ && actors_.size() >= minimum_actor_count(config_->options)) {
+      degraded_ = false;
+      recovered = true;
+    }
   }
+  if (recovered) obs_->degraded_changed(false);
   // A new actor starts busy (not in the idle list) and looks for work at
   // once: it either takes a queued job or parks itself as idle.
   for (auto& a : fresh) a->post_pump();
@@ -738,6 +751,9 @@ void Troupe::update(TroupeOptions options) {
     config_ = std::make_shared<const TroupeConfig>(
         TroupeConfig{std::move(options), std::move(retry), handler_generation_});
     ++config_version_;
+    // A reload replaces the actors that stopped after too many restarts:
+    // the operator has had the chance to fix what crashed them.
+    stopped_actors_ = 0;
     const auto& o = config_->options;
     const std::uint32_t total = total_actors_locked();
     const std::uint32_t target =
@@ -908,7 +924,7 @@ TroupeStatus Troupe::status() const {
     s.handler = describe(o.handler);
     s.actors = static_cast<std::uint32_t>(actors_.size());
     s.actors_busy = static_cast<std::uint32_t>(actors_.size() - idle_.size());
-    s.min_actors = o.mode == TroupeMode::kFixed ? o.max_actors : o.min_actors;
+    s.min_actors = minimum_actor_count(o);
     s.max_actors = o.max_actors;
     s.mailbox_depth = queued_;
     s.mailbox_capacity = capacity_;

@@ -1,28 +1,45 @@
 #!/usr/bin/env bash
-# `cmake --install` into a temporary prefix puts the binaries, the systemd unit
-# and the example config in their FHS places.
+# `cmake --install` puts the binaries, the systemd unit and the example config
+# in their FHS places, and the installed unit runs the installed binary with
+# the installed config -- for a prefix given at install time, and for
+# --prefix /usr under DESTDIR (config in /etc/troupe), as docs/deploy.md says.
 # usage: check_install.sh BUILD_DIR
 set -euo pipefail
 build=$1
-prefix=$(mktemp -d)
-trap 'rm -rf "$prefix"' EXIT
-cmake --install "$build" --prefix "$prefix" >/dev/null
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
 errors=0
-for f in bin/trouped bin/troupectl bin/troupe-bench; do
-  [ -x "$prefix/$f" ] || { echo "FAIL: $f not installed or not executable"; errors=$((errors + 1)); }
-done
-for f in lib/systemd/system/trouped.service etc/troupe/trouped.yaml; do
-  [ -s "$prefix/$f" ] || { echo "FAIL: $f not installed"; errors=$((errors + 1)); }
-done
-unit="$prefix/lib/systemd/system/trouped.service"
-if [ -f "$unit" ]; then
-  # The installed unit runs the binary of the configured prefix.
-  exec_start=$(sed -n 's/^ExecStart=\([^ ]*\) .*/\1/p' "$unit")
-  case "$exec_start" in
-    */bin/trouped) ;;
-    *) echo "FAIL: installed unit ExecStart is '$exec_start'"; errors=$((errors + 1)) ;;
-  esac
+fail() { echo "FAIL: $*"; errors=$((errors + 1)); }
+
+# check_layout ROOT PREFIX CONFIG_DIR: files under ROOT (the DESTDIR, or empty)
+check_layout() {
+  local root=$1 prefix=$2 config_dir=$3
+  for f in bin/trouped bin/troupectl bin/troupe-bench; do
+    [ -x "$root$prefix/$f" ] || fail "$prefix/$f not installed or not executable"
+  done
+  [ -s "$root$config_dir/trouped.yaml" ] || fail "$config_dir/trouped.yaml not installed"
+  local unit="$root$prefix/lib/systemd/system/trouped.service"
+  [ -s "$unit" ] || { fail "$prefix/lib/systemd/system/trouped.service not installed"; return; }
+  local want="ExecStart=$prefix/bin/trouped --config $config_dir/trouped.yaml"
+  grep -qxF "$want" "$unit" || fail "unit for prefix $prefix: want '$want', got '$(grep '^ExecStart=' "$unit")'"
+  want="ExecStartPre=$prefix/bin/trouped --check-config $config_dir/trouped.yaml"
+  grep -qxF "$want" "$unit" || fail "unit for prefix $prefix: want '$want'"
+}
+
+prefix="$work/prefix"
+cmake --install "$build" --prefix "$prefix" >/dev/null
+check_layout "" "$prefix" "$prefix/etc/troupe"
+"$prefix/bin/troupectl" --help | grep -q "Exit codes" || fail "installed troupectl does not run"
+"$prefix/bin/trouped" --check-config "$prefix/etc/troupe/trouped.yaml" >/dev/null ||
+  fail "installed trouped refuses the installed config"
+if command -v systemd-analyze >/dev/null; then
+  out=$(SYSTEMD_LOG_LEVEL=notice systemd-analyze verify --man=no --generators=no \
+    "$prefix/lib/systemd/system/trouped.service" 2>&1) || fail "systemd-analyze verify: $out"
+  if echo "$out" | grep -q "trouped.service"; then fail "systemd-analyze verify: $out"; fi
 fi
-"$prefix/bin/troupectl" --help | grep -q "Exit codes" || { echo "FAIL: installed troupectl does not run"; errors=$((errors + 1)); }
+
+DESTDIR="$work/root" cmake --install "$build" --prefix /usr >/dev/null
+check_layout "$work/root" /usr /etc/troupe
+
 [ $errors -eq 0 ] || exit 1
-echo "installed: $(cd "$prefix" && find . -type f | sort | tr '\n' ' ')"
+echo "installed: $(cd "$work" && find . -type f | sort | tr '\n' ' ')"

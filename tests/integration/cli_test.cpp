@@ -1,149 +1,41 @@
 // Drives the real trouped binary: command line, --check-config, and a clean
 // stop on SIGTERM/SIGINT.
 
-#include <fcntl.h>
 #include <gtest/gtest.h>
-#include <poll.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <array>
 #include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
-#include <functional>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "config/config.h"
-
-extern char** environ;
+#include "tests/support/run_process.h"
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
 // Generous: the binary answers in milliseconds, but CI machines are shared.
 constexpr auto kDeadline = 20s;
 
-/// A trouped child process with its stdout and stderr captured through pipes.
-/// Single-threaded: used only from the test body.
-class Trouped {
- public:
-  explicit Trouped(const std::vector<std::string>& args) {
-    int out_pipe[2];
-    int err_pipe[2];
-    if (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0) {
-      ADD_FAILURE() << "pipe2 failed";
-      return;
-    }
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, out_pipe[1], STDOUT_FILENO);
-    posix_spawn_file_actions_adddup2(&actions, err_pipe[1], STDERR_FILENO);
-    std::vector<std::string> storage = {TROUPED_BINARY};
-    storage.insert(storage.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (auto& arg : storage) argv.push_back(arg.data());
-    argv.push_back(nullptr);
-    const int rc = posix_spawn(&pid_, TROUPED_BINARY, &actions, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    close(out_pipe[1]);
-    close(err_pipe[1]);
-    out_fd_ = out_pipe[0];
-    err_fd_ = err_pipe[0];
-    if (rc != 0) {
-      ADD_FAILURE() << "posix_spawn failed: " << rc;
-      pid_ = -1;
-    }
-  }
+using troupe::test::ChildProcess;
+using troupe::test::ProcessOptions;
+using troupe::test::ProcessResult;
 
-  ~Trouped() {
-    if (pid_ > 0) {  // a test failed half-way: never leave the child behind
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-    if (out_fd_ >= 0) close(out_fd_);
-    if (err_fd_ >= 0) close(err_fd_);
-  }
+/// trouped with `args`, bounded by kDeadline.
+ProcessOptions trouped(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {TROUPED_BINARY};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return {.argv = std::move(argv), .time_limit = kDeadline};
+}
 
-  Trouped(const Trouped&) = delete;
-  Trouped& operator=(const Trouped&) = delete;
-
-  /// Reads output until `done()` holds or both pipes close; false on timeout.
-  bool read_until(const std::function<bool()>& done, Clock::time_point deadline) {
-    while (!done()) {
-      std::array<pollfd, 2> fds{};
-      nfds_t count = 0;
-      for (const int fd : {out_fd_, err_fd_}) {
-        if (fd >= 0) fds[count++] = pollfd{fd, POLLIN, 0};
-      }
-      if (count == 0) return done();
-      const auto left =
-          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-      if (left <= 0ms) return false;
-      if (poll(fds.data(), count, static_cast<int>(left.count())) < 0) return false;
-      for (nfds_t i = 0; i < count; ++i) {
-        if (fds[i].revents == 0) continue;
-        const bool is_out = fds[i].fd == out_fd_;
-        char buffer[4096];
-        const ssize_t n = read(fds[i].fd, buffer, sizeof buffer);
-        if (n > 0) {
-          (is_out ? out_ : err_).append(buffer, static_cast<std::size_t>(n));
-        } else {
-          close(fds[i].fd);
-          (is_out ? out_fd_ : err_fd_) = -1;
-        }
-      }
-    }
-    return true;
-  }
-
-  /// Reads everything until the child closes its output, then reaps it.
-  /// Returns the exit code, or -1 (with a test failure) on timeout or signal.
-  int wait(Clock::time_point deadline) {
-    const bool closed = read_until([this] { return out_fd_ < 0 && err_fd_ < 0; }, deadline);
-    if (!closed) {
-      ADD_FAILURE() << "trouped did not exit in time; stderr so far:\n" << err_;
-      return -1;
-    }
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
-    if (!WIFEXITED(status)) {
-      ADD_FAILURE() << "trouped died of signal " << WTERMSIG(status);
-      return -1;
-    }
-    return WEXITSTATUS(status);
-  }
-
-  void signal(int number) { kill(pid_, number); }
-  const std::string& out() const { return out_; }
-  const std::string& err() const { return err_; }
-
- private:
-  pid_t pid_ = -1;
-  int out_fd_ = -1;
-  int err_fd_ = -1;
-  std::string out_;
-  std::string err_;
-};
-
-struct Finished {
-  int exit_code;
-  std::string out;
-  std::string err;
-};
-
-Finished run(const std::vector<std::string>& args) {
-  Trouped child(args);
-  const int code = child.wait(Clock::now() + kDeadline);
-  return {code, child.out(), child.err()};
+ProcessResult run(const std::vector<std::string>& args) {
+  return troupe::test::run_process(trouped(args));
 }
 
 /// A config file in the temp directory, removed when the test ends.
@@ -199,14 +91,14 @@ std::string runnable_config(std::string_view format) {
 }
 
 TEST(Cli, VersionPrintsTheProjectVersion) {
-  const Finished result = run({"--version"});
+  const ProcessResult result = run({"--version"});
   EXPECT_EQ(result.exit_code, 0);
   EXPECT_EQ(result.out, "trouped " TROUPE_PROJECT_VERSION "\n");
   EXPECT_EQ(result.err, "");
 }
 
 TEST(Cli, HelpDocumentsEveryCommandAndExitCode) {
-  const Finished result = run({"--help"});
+  const ProcessResult result = run({"--help"});
   EXPECT_EQ(result.exit_code, 0);
   for (const char* part : {"--config FILE", "--check-config FILE", "--version", "--help",
                            "Exit codes:", "  0  ", "  1  ", "  2  "}) {
@@ -215,7 +107,7 @@ TEST(Cli, HelpDocumentsEveryCommandAndExitCode) {
 }
 
 TEST(Cli, UnknownFlagIsAUsageError) {
-  const Finished result = run({"--frobnicate"});
+  const ProcessResult result = run({"--frobnicate"});
   EXPECT_EQ(result.exit_code, 2);
   EXPECT_TRUE(contains(result.err, "unknown option '--frobnicate'")) << result.err;
   EXPECT_TRUE(contains(result.err, "Usage:")) << result.err;
@@ -224,10 +116,10 @@ TEST(Cli, UnknownFlagIsAUsageError) {
 
 TEST(Cli, MissingArgumentsAreUsageErrors) {
   EXPECT_EQ(run({}).exit_code, 2);
-  const Finished no_file = run({"--config"});
+  const ProcessResult no_file = run({"--config"});
   EXPECT_EQ(no_file.exit_code, 2);
   EXPECT_TRUE(contains(no_file.err, "--config needs a FILE argument")) << no_file.err;
-  const Finished both = run({"--config", "a.yaml", "--check-config", "b.yaml"});
+  const ProcessResult both = run({"--config", "a.yaml", "--check-config", "b.yaml"});
   EXPECT_EQ(both.exit_code, 2);
   EXPECT_TRUE(contains(both.err, "exactly one")) << both.err;
 }
@@ -235,7 +127,7 @@ TEST(Cli, MissingArgumentsAreUsageErrors) {
 TEST(Cli, UnreadableFileIsNamedAndExitsTwo) {
   const std::string path = "/nonexistent/dir/trouped.yaml";
   for (const char* flag : {"--check-config", "--config"}) {
-    const Finished result = run({flag, path});
+    const ProcessResult result = run({flag, path});
     EXPECT_EQ(result.exit_code, 2) << flag;
     EXPECT_TRUE(contains(result.err, path + ": cannot read config file: No such file or directory"))
         << result.err;
@@ -243,7 +135,7 @@ TEST(Cli, UnreadableFileIsNamedAndExitsTwo) {
 }
 
 TEST(Cli, CheckConfigSummarisesTheShippedConfig) {
-  const Finished result = run({"--check-config", TROUPE_SHIPPED_CONFIG});
+  const ProcessResult result = run({"--check-config", TROUPE_SHIPPED_CONFIG});
   EXPECT_EQ(result.exit_code, 0) << result.err;
   EXPECT_EQ(result.err, "");
   EXPECT_TRUE(contains(result.out, std::string(TROUPE_SHIPPED_CONFIG) + ": OK")) << result.out;
@@ -270,7 +162,7 @@ troupes:
     actors: {min: 4, max: 2}
     handler: {kind: exec, argv: [cat], url: "http://x/"}
 )");
-  const Finished result = run({"--check-config", file.path()});
+  const ProcessResult result = run({"--check-config", file.path()});
   EXPECT_EQ(result.exit_code, 2);
   EXPECT_EQ(result.out, "");
   const std::vector<std::string> expected = {
@@ -291,7 +183,7 @@ troupes:
 
 TEST(Cli, RunWithABadConfigExitsTwoWithoutStarting) {
   const TempFile file("troupes:\n  - name: x\n");
-  const Finished result = run({"--config", file.path()});
+  const ProcessResult result = run({"--config", file.path()});
   EXPECT_EQ(result.exit_code, 2);
   EXPECT_TRUE(contains(result.err, file.path() + ":2:5: troupes[0].handler: missing"))
       << result.err;
@@ -302,17 +194,17 @@ TEST(Cli, RunWithABadConfigExitsTwoWithoutStarting) {
 /// and expects a clean exit.
 void run_until_signal(const std::string& format, int signal_number) {
   const TempFile file(runnable_config(format));
-  Trouped child({"--config", file.path()});
-  const auto deadline = Clock::now() + kDeadline;
-  ASSERT_TRUE(child.read_until([&] { return contains(child.err(), "ready"); }, deadline))
+  ChildProcess child(trouped({"--config", file.path()}));
+  ASSERT_TRUE(child.read_until([&] { return contains(child.err(), "ready"); }))
       << "no ready line; stderr:\n"
       << child.err();
-  child.signal(signal_number);
-  EXPECT_EQ(child.wait(deadline), 0) << child.err();
-  EXPECT_TRUE(contains(child.err(), "hosting troupe first:")) << child.err();
-  EXPECT_TRUE(contains(child.err(), "hosting troupe second:")) << child.err();
-  EXPECT_TRUE(contains(child.err(), "stopping")) << child.err();
-  EXPECT_EQ(child.out(), "");
+  child.send_signal(signal_number);
+  const ProcessResult& result = child.wait();
+  EXPECT_EQ(result.exit_code, 0) << result;
+  EXPECT_TRUE(contains(result.err, "hosting troupe first:")) << result.err;
+  EXPECT_TRUE(contains(result.err, "hosting troupe second:")) << result.err;
+  EXPECT_TRUE(contains(result.err, "stopping")) << result.err;
+  EXPECT_EQ(result.out, "");
 }
 
 TEST(Cli, ConfigRunsUntilSigtermAndExitsZero) {
@@ -325,12 +217,11 @@ TEST(Cli, ConfigRunsUntilSigintAndExitsZero) {
 
 TEST(Cli, JsonLoggingWritesOneObjectPerLine) {
   const TempFile file(runnable_config("json"));
-  Trouped child({"--config", file.path()});
-  const auto deadline = Clock::now() + kDeadline;
-  ASSERT_TRUE(child.read_until([&] { return contains(child.err(), "ready"); }, deadline))
-      << child.err();
-  child.signal(SIGTERM);
-  EXPECT_EQ(child.wait(deadline), 0);
+  ChildProcess child(trouped({"--config", file.path()}));
+  ASSERT_TRUE(child.read_until([&] { return contains(child.err(), "ready"); })) << child.err();
+  child.send_signal(SIGTERM);
+  const ProcessResult& result = child.wait();
+  EXPECT_EQ(result.exit_code, 0) << result;
   const auto lines = lines_of(child.err());
   ASSERT_GE(lines.size(), 4u) << child.err();
   for (const auto& line : lines) {

@@ -4,38 +4,16 @@
 #include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <regex>
-#include <sstream>
 
 #include "support/test_config.h"
 #include "support/trouped_process.h"
+#include "tests/support/run_process.h"
 
 namespace troupe::test {
 namespace {
-
-struct CliRun {
-  int rc = -1;
-  std::string out;
-  std::string err;
-};
-
-std::string slurp(const std::filesystem::path& p) {
-  std::ifstream in(p);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-std::string shell_quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
 
 google::protobuf::Struct parse_json(const std::string& text) {
   google::protobuf::Struct s;
@@ -76,28 +54,19 @@ class ToolsIntegration : public ::testing::Test {
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
-  CliRun run(const char* binary, const std::vector<std::string>& args,
-             const std::string& stdin_text = "") {
-    std::ofstream(dir_ / "in") << stdin_text;
-    // Built with append(): GCC 12 -O3 reports a false -Wrestrict on
-    // `" " + std::string` chains.
-    std::string cmd = "TROUPE_ADDRESS=";
-    cmd.append(trouped_->grpc_address()).append(" ").append(binary);
-    for (const auto& a : args) cmd.append(" ").append(shell_quote(a));
-    cmd.append(" <").append((dir_ / "in").string());
-    cmd.append(" >").append((dir_ / "out").string());
-    cmd.append(" 2>").append((dir_ / "err").string());
-    const int status = std::system(cmd.c_str());
-    CliRun r;
-    r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    r.out = slurp(dir_ / "out");
-    r.err = slurp(dir_ / "err");
-    return r;
+  static ProcessResult run(const char* binary, const std::vector<std::string>& args,
+                           const std::string& stdin_text = "") {
+    std::vector<std::string> argv = {binary};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run_process({.argv = std::move(argv),
+                        .env = {{"TROUPE_ADDRESS", trouped_->grpc_address()}},
+                        .stdin_text = stdin_text,
+                        .time_limit = 120s});
   }
-  CliRun ctl(const std::vector<std::string>& args, const std::string& in = "") {
+  ProcessResult ctl(const std::vector<std::string>& args, const std::string& in = "") {
     return run(TROUPECTL_PATH, args, in);
   }
-  CliRun bench(const std::vector<std::string>& args) { return run(TROUPE_BENCH_PATH, args); }
+  ProcessResult bench(const std::vector<std::string>& args) { return run(TROUPE_BENCH_PATH, args); }
 
   static double metric(const std::string& series) {
     const auto scrape = http_get(trouped_->metrics_address(), "/metrics");
@@ -113,26 +82,26 @@ TroupedProcess* ToolsIntegration::trouped_ = nullptr;
 
 TEST_F(ToolsIntegration, HealthOfDaemonAndTroupes) {
   const auto all = ctl({"health"});
-  EXPECT_EQ(all.rc, 0) << all.err;
+  EXPECT_EQ(all.exit_code, 0) << all;
   EXPECT_EQ(all.out, "SERVING\n");
-  EXPECT_EQ(ctl({"health", "echo"}).rc, 0);
+  EXPECT_EQ(ctl({"health", "echo"}).exit_code, 0);
   const auto json = ctl({"health", "echo", "--output", "json"});
   EXPECT_EQ(parse_json(json.out).fields().at("status").string_value(), "SERVING");
   const auto unknown = ctl({"health", "no-such-troupe"});
-  EXPECT_EQ(unknown.rc, 3) << unknown.out << unknown.err;
+  EXPECT_EQ(unknown.exit_code, 3) << unknown.out << unknown.err;
 }
 
 TEST_F(ToolsIntegration, SubmitGetWatch) {
   const auto submit = ctl({"submit", "echo", "--payload", "hello"});
-  ASSERT_EQ(submit.rc, 0) << submit.err;
+  ASSERT_EQ(submit.exit_code, 0) << submit;
   const std::string id = trim(submit.out);
   ASSERT_FALSE(id.empty());
   const auto watch = ctl({"watch", id});
-  EXPECT_EQ(watch.rc, 0) << watch.err;
+  EXPECT_EQ(watch.exit_code, 0) << watch;
   EXPECT_NE(watch.out.find(id + " SUCCEEDED"), std::string::npos) << watch.out;
   EXPECT_NE(watch.out.find("result: hello"), std::string::npos) << watch.out;
   const auto get = ctl({"get", id, "--output", "json"});
-  ASSERT_EQ(get.rc, 0) << get.err;
+  ASSERT_EQ(get.exit_code, 0) << get;
   const auto job = parse_json(get.out);
   EXPECT_EQ(job.fields().at("id").string_value(), id);
   EXPECT_EQ(job.fields().at("troupe").string_value(), "echo");
@@ -146,26 +115,26 @@ TEST_F(ToolsIntegration, WaitAndIdempotencyAndPayloadFile) {
   std::ofstream(dir_ / "payload") << "file payload";
   const auto waited =
       ctl({"submit", "echo", "--payload-file", (dir_ / "payload").string(), "--wait"});
-  EXPECT_EQ(waited.rc, 0) << waited.err;
+  EXPECT_EQ(waited.exit_code, 0) << waited;
   EXPECT_NE(waited.out.find("SUCCEEDED"), std::string::npos) << waited.out;
   EXPECT_NE(waited.out.find("result:      file payload"), std::string::npos) << waited.out;
 
   const auto first = ctl({"submit", "echo", "--payload", "a", "--idempotency-key", "k-1"});
   const auto second = ctl({"submit", "echo", "--payload", "a", "--idempotency-key", "k-1"});
-  ASSERT_EQ(first.rc, 0);
-  ASSERT_EQ(second.rc, 0);
+  ASSERT_EQ(first.exit_code, 0);
+  ASSERT_EQ(second.exit_code, 0);
   EXPECT_EQ(trim(second.out), trim(first.out) + " (duplicate)");
 }
 
 TEST_F(ToolsIntegration, FailedJobExitsOneAndShowsInDead) {
   const auto failed = ctl({"submit", "failing", "--payload", "x", "--wait", "--output", "json"});
-  EXPECT_EQ(failed.rc, 1) << failed.err;
+  EXPECT_EQ(failed.exit_code, 1) << failed;
   const auto resp = parse_json(failed.out);
   const auto& job = resp.fields().at("job").struct_value().fields();
   EXPECT_EQ(job.at("state").string_value(), "JOB_STATE_DEAD");
   const std::string id = resp.fields().at("job_id").string_value();
   const auto dead = ctl({"dead", "failing", "--limit", "100"});
-  EXPECT_EQ(dead.rc, 0) << dead.err;
+  EXPECT_EQ(dead.exit_code, 0) << dead;
   EXPECT_NE(dead.out.find(id), std::string::npos) << dead.out;
   const auto dead_json = ctl({"dead", "failing", "--output", "json"});
   EXPECT_GE(parse_json(dead_json.out).fields().at("jobs").list_value().values_size(), 1);
@@ -173,29 +142,29 @@ TEST_F(ToolsIntegration, FailedJobExitsOneAndShowsInDead) {
 
 TEST_F(ToolsIntegration, CancelARunningJob) {
   const auto submit = ctl({"submit", "slow", "--payload", "30s"});
-  ASSERT_EQ(submit.rc, 0) << submit.err;
+  ASSERT_EQ(submit.exit_code, 0) << submit;
   const std::string id = trim(submit.out);
   const auto cancel = ctl({"cancel", id});
-  EXPECT_EQ(cancel.rc, 0) << cancel.err;
+  EXPECT_EQ(cancel.exit_code, 0) << cancel;
   EXPECT_EQ(cancel.out, id + " cancelled\n");
   const auto watch = ctl({"watch", id, "--deadline", "30s"});
-  EXPECT_EQ(watch.rc, 1);  // ended, not SUCCEEDED
+  EXPECT_EQ(watch.exit_code, 1);  // ended, not SUCCEEDED
   EXPECT_NE(watch.out.find(id + " CANCELLED"), std::string::npos) << watch.out;
   const auto again = ctl({"cancel", id});
-  EXPECT_EQ(again.rc, 0);
+  EXPECT_EQ(again.exit_code, 0);
   EXPECT_NE(again.out.find("nothing to cancel"), std::string::npos) << again.out;
 }
 
 TEST_F(ToolsIntegration, TroupesAndTroupe) {
   const auto list = ctl({"troupes"});
-  ASSERT_EQ(list.rc, 0) << list.err;
+  ASSERT_EQ(list.exit_code, 0) << list;
   for (const char* name : {"echo", "failing", "slow", "bench"}) {
     EXPECT_NE(list.out.find(name), std::string::npos) << list.out;
   }
   const auto json = parse_json(ctl({"troupes", "--output", "json"}).out);
   EXPECT_EQ(json.fields().at("troupes").list_value().values_size(), 6);
   const auto one = ctl({"troupe", "echo"});
-  EXPECT_EQ(one.rc, 0);
+  EXPECT_EQ(one.exit_code, 0);
   EXPECT_NE(one.out.find("name:         echo"), std::string::npos) << one.out;
   EXPECT_NE(one.out.find("circuit:      CLOSED"), std::string::npos) << one.out;
   const auto one_json = parse_json(ctl({"troupe", "echo", "--output", "json"}).out);
@@ -204,14 +173,14 @@ TEST_F(ToolsIntegration, TroupesAndTroupe) {
 
 TEST_F(ToolsIntegration, ErrorsMapToExitCodes) {
   const auto nf = ctl({"submit", "no-such-troupe", "--payload", "x"});
-  EXPECT_EQ(nf.rc, 3);
+  EXPECT_EQ(nf.exit_code, 3);
   EXPECT_NE(nf.err.find("NOT_FOUND"), std::string::npos) << nf.err;
-  EXPECT_EQ(ctl({"get", "no-such-job"}).rc, 2);  // malformed id: INVALID_ARGUMENT
-  EXPECT_EQ(ctl({"get", "ffffffffffffffff"}).rc, 3);
-  EXPECT_EQ(ctl({"troupe", "no-such-troupe"}).rc, 3);
-  EXPECT_EQ(ctl({"dead", "no-such-troupe"}).rc, 3);
+  EXPECT_EQ(ctl({"get", "no-such-job"}).exit_code, 2);  // malformed id: INVALID_ARGUMENT
+  EXPECT_EQ(ctl({"get", "ffffffffffffffff"}).exit_code, 3);
+  EXPECT_EQ(ctl({"troupe", "no-such-troupe"}).exit_code, 3);
+  EXPECT_EQ(ctl({"dead", "no-such-troupe"}).exit_code, 3);
   const auto down = ctl({"--address", "127.0.0.1:1", "--deadline", "5s", "troupes"});
-  EXPECT_EQ(down.rc, 4);
+  EXPECT_EQ(down.exit_code, 4);
   EXPECT_NE(down.err.find("is trouped running"), std::string::npos) << down.err;
 }
 
@@ -221,7 +190,7 @@ TEST_F(ToolsIntegration, BulkStdinSubmitsEveryLine) {
   constexpr int kLines = 500;
   for (int i = 0; i < kLines; ++i) lines += "line " + std::to_string(i) + "\n";
   const auto bulk = ctl({"submit", "echo", "-", "--window", "32"}, lines);
-  ASSERT_EQ(bulk.rc, 0) << bulk.err;
+  ASSERT_EQ(bulk.exit_code, 0) << bulk;
   EXPECT_EQ(std::count(bulk.out.begin(), bulk.out.end(), '\n'), kLines);
   EXPECT_NE(bulk.err.find("500 accepted, 0 rejected"), std::string::npos) << bulk.err;
   EXPECT_EQ(metric(R"(troupe_jobs_submitted_total{troupe="echo"})") - before, kLines);
@@ -231,7 +200,7 @@ TEST_F(ToolsIntegration, BulkStdinSubmitsEveryLine) {
   EXPECT_NE(last.out.find("result: line 499"), std::string::npos) << last.out;
 
   const auto json = ctl({"submit", "no-such-troupe", "-", "--output", "json"}, "a\nb\n");
-  EXPECT_EQ(json.rc, 3);
+  EXPECT_EQ(json.exit_code, 3);
   const auto summary = parse_json(json.out);
   EXPECT_EQ(summary.fields().at("rejected").number_value(), 2);
   EXPECT_EQ(summary.fields()
@@ -246,7 +215,7 @@ TEST_F(ToolsIntegration, BulkStdinSubmitsEveryLine) {
 TEST_F(ToolsIntegration, BenchUnaryAgreesWithMetrics) {
   const auto r =
       bench({"--troupe", "bench", "--count", "400", "--concurrency", "8", "--output", "json"});
-  ASSERT_EQ(r.rc, 0) << r.out << r.err;
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   const auto report = parse_json(r.out);
   const auto& f = report.fields();
   EXPECT_EQ(f.at("requests").number_value(), 400);
@@ -267,7 +236,7 @@ TEST_F(ToolsIntegration, BenchUnaryAgreesWithMetrics) {
 TEST_F(ToolsIntegration, BenchStreamAgreesWithMetrics) {
   const auto r = bench({"--troupe", "bench_stream", "--mode", "stream", "--count", "600",
                         "--streams", "2", "--window", "16", "--output", "json"});
-  ASSERT_EQ(r.rc, 0) << r.out << r.err;
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   const auto report = parse_json(r.out);  // owns the fields `f` refers to
   const auto& f = report.fields();
   EXPECT_EQ(f.at("requests").number_value(), 600);
@@ -279,14 +248,14 @@ TEST_F(ToolsIntegration, BenchStreamAgreesWithMetrics) {
 TEST_F(ToolsIntegration, BenchSubmitWaitCompletesEveryJob) {
   const auto r = bench({"--troupe", "bench_wait", "--mode", "submit-wait", "--count", "200",
                         "--concurrency", "4", "--output", "json"});
-  ASSERT_EQ(r.rc, 0) << r.out << r.err;
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   const auto report = parse_json(r.out);  // owns the fields `f` refers to
   const auto& f = report.fields();
   EXPECT_EQ(f.at("ok").number_value(), 200);
   // Each answered wait is a finished job.
   EXPECT_EQ(metric(R"(troupe_jobs_completed_total{outcome="succeeded",troupe="bench_wait"})"), 200);
   const auto text = bench({"--troupe", "bench_wait", "--count", "10", "--concurrency", "2"});
-  EXPECT_EQ(text.rc, 0);
+  EXPECT_EQ(text.exit_code, 0);
   EXPECT_NE(text.out.find("throughput:"), std::string::npos) << text.out;
   EXPECT_NE(text.out.find("p99.9"), std::string::npos) << text.out;
 }

@@ -268,6 +268,59 @@ TEST_F(RuntimeTest, PastMaxRestartsTheActorStopsAndTheTroupeIsDegraded) {
   EXPECT_EQ(observer_.of("t").degraded, std::vector<bool>{true});
 }
 
+TEST_F(RuntimeTest, DegradedClearsWhenAReloadBringsTheMinimumActorsBack) {
+  auto crashing = builtin_troupe("t", Kind::kFail, 2);
+  builtin(crashing).fail_mode = BuiltinHandlerOptions::FailMode::kThrow;
+  crashing.supervisor.strategy = SupervisorOptions::Strategy::kStop;
+  runtime_->apply({crashing});
+  run();
+  const JobId first = submit_ok("t");
+  const JobId second = submit_ok("t");
+  run();
+  EXPECT_EQ(state_of(first), JobState::kDead);
+  EXPECT_EQ(state_of(second), JobState::kDead);
+  ASSERT_TRUE(runtime_->troupe("t")->degraded);
+  ASSERT_EQ(runtime_->troupe("t")->actors, 0u);
+
+  // The operator fixes the handler and reloads: both actors are replaced.
+  runtime_->apply({builtin_troupe("t", Kind::kEcho, 2)});
+  run();
+  auto s = runtime_->troupe("t");
+  EXPECT_FALSE(s->degraded);
+  EXPECT_EQ(s->actors, 2u);
+  const JobId after = submit_ok("t", "back");
+  run();
+  EXPECT_EQ(state_of(after), JobState::kSucceeded);
+  std::lock_guard lock(observer_.of("t").mutex);
+  EXPECT_EQ(observer_.of("t").degraded, (std::vector<bool>{true, false}));
+}
+
+TEST_F(RuntimeTest, ADynamicTroupeIsDegradedBelowItsMinimumUntilAReloadRefillsIt) {
+  // Dynamic, at least 2: one stopped actor of two degrades the troupe; a
+  // reload that raises the floor to 3 replaces it and adds one more.
+  auto o = builtin_troupe("t", Kind::kFail, 2);
+  o.mode = TroupeMode::kDynamic;
+  o.min_actors = 2;
+  o.initial_actors = 2;
+  o.max_actors = 4;
+  builtin(o).fail_mode = BuiltinHandlerOptions::FailMode::kThrow;
+  builtin(o).fail_every = 2;  // per actor: its second job crashes it
+  o.supervisor.strategy = SupervisorOptions::Strategy::kStop;
+  runtime_->apply({o});
+  run();
+  for (int i = 0; i < 3; ++i) submit_ok("t");
+  run();
+  auto s = runtime_->troupe("t");
+  ASSERT_TRUE(s->degraded);
+  ASSERT_EQ(s->actors, 1u);
+  o.min_actors = 3;
+  runtime_->apply({o});
+  run();
+  s = runtime_->troupe("t");
+  EXPECT_EQ(s->actors, 3u);
+  EXPECT_FALSE(s->degraded);
+}
+
 TEST_F(RuntimeTest, ResumeKeepsTheActorAndStopStopsIt) {
   auto resume = builtin_troupe("resume", Kind::kFail, 1);
   builtin(resume).fail_mode = BuiltinHandlerOptions::FailMode::kThrow;
