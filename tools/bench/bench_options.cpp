@@ -33,7 +33,9 @@ Usage: troupe-bench [options]
                       side by side: each round runs the baseline (echo_server; mode
                       echo for submit/submit-wait, echo-stream for stream), then the
                       daemon, with the same load over fresh channels; prints every
-                      round and daemon/baseline ratios (min, median, max)
+                      round and daemon/baseline ratios (min, median, max). With mode
+                      echo or echo-stream, --address is a second echo_server (e.g.
+                      --style cq against --style callback: server styles compared)
   --rounds N          with --baseline: rounds (default 5)
   --output text|json  report format (default text)
   -h, --help          this text
@@ -190,10 +192,6 @@ std::variant<BenchOptions, BenchUsageError> parse_bench_options(
   if (o.duration && o.count) return usage("give --duration or --count, not both");
   if (!o.duration && !o.count) o.duration = std::chrono::seconds(10);
   if (rounds_given && !o.baseline) return usage("--rounds needs --baseline");
-  if (o.baseline && (o.mode == Mode::kEcho || o.mode == Mode::kEchoStream)) {
-    return usage(
-        "--baseline compares a daemon mode (submit, submit-wait, stream) with echo_server");
-  }
   return o;
 }
 

@@ -81,6 +81,12 @@ TEST(BenchOptions, BaselineModeIsTheEchoCounterpart) {
   EXPECT_EQ(baseline_mode(Mode::kSubmit), Mode::kEcho);
   EXPECT_EQ(baseline_mode(Mode::kSubmitWait), Mode::kEcho);
   EXPECT_EQ(baseline_mode(Mode::kSubmitStream), Mode::kEchoStream);
+  // Echo against echo compares two echo servers (server styles).
+  EXPECT_EQ(baseline_mode(Mode::kEcho), Mode::kEcho);
+  EXPECT_EQ(baseline_mode(Mode::kEchoStream), Mode::kEchoStream);
+  const auto o = std::get<BenchOptions>(
+      parse_bench_options({"--baseline", "h:1", "--mode", "echo-stream"}, nullptr));
+  EXPECT_EQ(o.baseline, "h:1");
 }
 
 TEST(BenchOptions, BaselineAndRounds) {
@@ -98,12 +104,10 @@ TEST(BenchOptions, BaselineAndRounds) {
 
 TEST(BenchOptions, RejectsBadSideBySideOptions) {
   for (const auto& args : std::vector<std::vector<std::string>>{
-           {"--rounds", "3"},                               // without --baseline
-           {"--baseline", "h:1", "--rounds", "0"},          // no rounds
-           {"--baseline", "h:1", "--rounds", "x"},          // not a number
-           {"--baseline", ""},                              // no address
-           {"--baseline", "h:1", "--mode", "echo"},         // baseline against a baseline
-           {"--baseline", "h:1", "--mode", "echo-stream"},  // likewise
+           {"--rounds", "3"},                       // without --baseline
+           {"--baseline", "h:1", "--rounds", "0"},  // no rounds
+           {"--baseline", "h:1", "--rounds", "x"},  // not a number
+           {"--baseline", ""},                      // no address
        }) {
     auto r = parse_bench_options(args, nullptr);
     ASSERT_TRUE(std::holds_alternative<BenchUsageError>(r)) << args[0] << " " << args[1];
