@@ -137,7 +137,13 @@ std::uint32_t Troupe::total_actors_locked() const {
 
 void Troupe::update_capacity_locked() {
   capacity_ = static_cast<std::uint64_t>(actors_.size()) * config_->options.mailbox_capacity;
-  capacity_mirror_.store(capacity_, std::memory_order_relaxed);
+  report_mailbox_locked();
+}
+
+void Troupe::report_mailbox_locked() {
+  // Under mutex_, so the gauge's updates are in the order of the changes
+  // (set outside it, a stale depth could be written last and stay).
+  obs_->mailbox(queued_, capacity_);
 }
 
 void Troupe::report_actors_locked() {
@@ -191,8 +197,6 @@ std::variant<Accepted, Rejection> Troupe::submit(JobRequest&& request, JobCallba
   job->submitted_ns = wall_ns(job->enqueued_ns);
 
   std::shared_ptr<Actor> wake;
-  std::uint64_t depth = 0;
-  std::uint64_t capacity = 0;
   {
     std::lock_guard lock(mutex_);
     const bool by_key = config_->options.dispatch == DispatchStrategy::kKey && job->keyed();
@@ -242,13 +246,11 @@ std::variant<Accepted, Rejection> Troupe::submit(JobRequest&& request, JobCallba
       // take()), so a burst of submits costs one post, not one per job.
       if (!idle_.empty() && waking_ == 0 && !gated_ && !throttled_) wake = pick_idle_locked();
     }
-    depth = queued_;
-    capacity = capacity_;
+    report_mailbox_locked();
   }
   store_.add(job);
   if (wake) wake->post_pump();
   obs_->job_submitted();
-  obs_->mailbox(depth, capacity);
   return Accepted{job->id, false};
 }
 
@@ -370,6 +372,7 @@ JobPtr Troupe::take(Actor& actor, bool& breaker_permit, std::shared_ptr<Actor>& 
     if (q->front()->state.load(std::memory_order_acquire) != JobState::kQueued) {
       q->pop_front();  // cancelled or aborted while queued: already finalised
       --queued_;
+      report_mailbox_locked();
       continue;
     }
     if (breaker_enabled_.load(std::memory_order_relaxed)) {
@@ -404,7 +407,7 @@ JobPtr Troupe::take(Actor& actor, bool& breaker_permit, std::shared_ptr<Actor>& 
     }
     JobPtr job = q->pop_front();
     --queued_;
-    depth_.store(queued_, std::memory_order_relaxed);
+    report_mailbox_locked();
     // Chain wake: more shared work and an idle actor, and nobody on the way
     // to take it. This keeps "no job waits while an actor is idle" with one
     // wake in flight at a time.
@@ -457,8 +460,6 @@ void Troupe::breaker_recorded() {
 
 void Troupe::attempt_started(const Job& job, std::chrono::steady_clock::time_point now) {
   obs_->queue_wait(Duration(to_ns(now) - job.enqueued_ns));
-  obs_->mailbox(depth_.load(std::memory_order_relaxed),
-                capacity_mirror_.load(std::memory_order_relaxed));
 }
 
 bool Troupe::watched(const Job& job) {
@@ -637,6 +638,7 @@ void Troupe::enqueue_locked(JobPtr job, std::shared_ptr<Actor>& wake) {
     ++queued_;
     if (waking_ == 0 && !gated_ && !throttled_) wake = pick_idle_locked();
   }
+  report_mailbox_locked();
 }
 
 CancelOutcome Troupe::cancel(const JobPtr& job) {
@@ -702,6 +704,7 @@ std::uint64_t Troupe::abort_all() {
       actors.push_back(a);
     }
     queued_ = 0;
+    report_mailbox_locked();
     for (auto& [id, job] : retry_waiting_) waiting.push_back(job);
     retry_waiting_.clear();
   }

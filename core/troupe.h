@@ -154,6 +154,7 @@ class Troupe : public std::enable_shared_from_this<Troupe> {
   void release_key_locked(const std::string& key);
   void update_capacity_locked();
   void report_actors_locked();
+  void report_mailbox_locked();
   void arm_throttle();
   void arm_autoscale();
   void autoscale_tick();
@@ -192,10 +193,8 @@ class Troupe : public std::enable_shared_from_this<Troupe> {
     std::atomic<std::uint64_t> restarts{0};
   };
   Counters counters_;
-  const std::int64_t wall_offset_ns_;              // wall - steady, taken at construction
-  std::atomic<std::int64_t> mean_run_ns_{0};       // moving average, for retry-after hints
-  std::atomic<std::uint64_t> depth_{0};            // queued_, for the observer
-  std::atomic<std::uint64_t> capacity_mirror_{0};  // capacity_, for the observer
+  const std::int64_t wall_offset_ns_;         // wall - steady, taken at construction
+  std::atomic<std::int64_t> mean_run_ns_{0};  // moving average, for retry-after hints
 
   mutable std::mutex mutex_;  // guards everything below
   std::shared_ptr<const TroupeConfig> config_;

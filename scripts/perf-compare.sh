@@ -112,6 +112,7 @@ ECHO_PID=$!
 TROUPED_PID=$!
 ECHO_ADDR="$(wait_for_line "$WORK/echo.log" 'echo_server listening on ([^ ]+) style=' "$ECHO_PID")"
 DAEMON_ADDR="$(wait_for_line "$WORK/trouped.log" 'ready, serving grpc=([^ ]+) metrics=' "$TROUPED_PID")"
+METRICS_ADDR="$(wait_for_line "$WORK/trouped.log" 'ready, serving grpc=[^ ]+ metrics=([^ ]+)' "$TROUPED_PID")"
 echo "baseline: echo_server style=$STYLE at $ECHO_ADDR; daemon: trouped at $DAEMON_ADDR" >&2
 echo "rounds=$ROUNDS duration=$DURATION warmup=$WARMUP; JSON in $OUT_DIR" >&2
 
@@ -122,7 +123,31 @@ run() {  # run NAME troupe-bench-args...
   echo "running $name ..." >&2
   timeout "$BENCH_BOUND" "$BENCH" "${COMMON[@]}" "$@" >"$OUT_DIR/$name.json"
 }
+# The noop troupe's counters and mailbox depth, as one JSON object.
+scrape() {
+  /usr/bin/python3 - "$METRICS_ADDR" <<'PY'
+import json, re, sys, urllib.request
+text = urllib.request.urlopen(f"http://{sys.argv[1]}/metrics", timeout=5).read().decode()
+def value(series):
+    m = re.search(r"^" + re.escape(series) + r" (\S+)$", text, re.M)
+    return float(m.group(1)) if m else 0.0
+print(json.dumps({
+    "submitted": value('troupe_jobs_submitted_total{troupe="noop"}'),
+    "succeeded": value('troupe_jobs_completed_total{outcome="succeeded",troupe="noop"}'),
+    "mailbox_depth": value('troupe_mailbox_depth{troupe="noop"}'),
+}))
+PY
+}
+# (a) is answered at acceptance: check that the jobs' completions kept pace
+# (mailbox depth sampled twice a second during the run, counters after it).
+depth_log="$OUT_DIR/a-submit.depth"
+: >"$depth_log"
+( while kill -0 "$TROUPED_PID" 2>/dev/null; do scrape >>"$depth_log" || true; sleep 0.5; done ) &
+SAMPLER_PID=$!
 run a-submit --mode submit --concurrency 64
+kill "$SAMPLER_PID" 2>/dev/null || true
+wait "$SAMPLER_PID" 2>/dev/null || true
+scrape >"$OUT_DIR/a-submit.after"
 run b-submit-wait --mode submit-wait --concurrency 64
 run c-stream --mode stream --streams 4 --window 64
 run d-submit-wait-8 --mode submit-wait --concurrency 8
@@ -155,6 +180,11 @@ for label, name, figs in rows:
         print(f"{label:<37} {fig:<10} {fmt(fig, b):>13} {fmt(fig, d):>13}  "
               f"{r['min']:.2f} / {r['median']:.2f} / {r['max']:.2f}")
         label = ""
+samples = [json.loads(l) for l in (out / "a-submit.depth").read_text().splitlines() if l.strip()]
+after = json.loads((out / "a-submit.after").read_text())
+print(f"(a) completions: {after['succeeded']:,.0f} of {after['submitted']:,.0f} submitted jobs "
+      f"succeeded; mailbox depth max {max((s['mailbox_depth'] for s in samples), default=0):,.0f} "
+      f"over {len(samples)} samples, {after['mailbox_depth']:,.0f} at the end")
 errors = [(name, side, i) for _, name, _ in rows
           for i, rnd in enumerate(json.loads((out / f"{name}.json").read_text())["rounds"])
           for side in ("baseline", "daemon") if rnd[side]["ok"] != rnd[side]["requests"]]

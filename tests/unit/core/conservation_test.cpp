@@ -126,6 +126,11 @@ TEST(Conservation, EveryAcceptedJobEndsExactlyOnceUnderLoadFaultsCancelsAndDrain
   for (const auto& s : runtime->troupes()) {
     const auto& c = s.counters;
     EXPECT_EQ(c.in_flight, 0u) << s.name;
+    // The gauges the observer last saw agree with the drained troupe: they
+    // are reported under the troupe's lock, in the order of the changes.
+    EXPECT_EQ(s.mailbox_depth, 0u) << s.name;
+    EXPECT_EQ(observer.of(s.name).last_depth.load(), s.mailbox_depth) << s.name;
+    EXPECT_EQ(observer.of(s.name).last_busy.load(), s.actors_busy) << s.name;
     EXPECT_EQ(c.submitted, c.succeeded + c.failed + c.dead + c.cancelled + c.aborted) << s.name;
     submitted += c.submitted;
     ended += c.succeeded + c.failed + c.dead + c.cancelled + c.aborted;
