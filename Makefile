@@ -6,7 +6,7 @@ BUILD   := build/$(PRESET)
 CONFIG  ?= config/trouped.yaml
 JOBS    ?= 2
 
-.PHONY: deps configure build run test check-config asan tsan perf format format-check clean
+.PHONY: deps configure build run test check-config asan tsan perf perf-memory format format-check clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -38,6 +38,13 @@ perf: deps
 	@cmake --preset release >/dev/null
 	@cmake --build build/release -j$(JOBS) --target trouped troupe-bench echo_server
 	BUILD_DIR=build/release bash scripts/perf-compare.sh $(PERF_ARGS)
+
+# trouped's resident memory: idle on config/trouped.yaml, and with 1M queued
+# 64-byte jobs (scripts/perf-memory.sh; docs/performance.md).
+perf-memory: deps
+	@cmake --preset release >/dev/null
+	@cmake --build build/release -j$(JOBS) --target trouped troupe-bench troupectl
+	BUILD_DIR=build/release bash scripts/perf-memory.sh $(PERF_ARGS)
 
 format:
 	@git ls-files '*.h' '*.cpp' | xargs clang-format -i

@@ -190,4 +190,8 @@ errors = [(name, side, i) for _, name, _ in rows
           for side in ("baseline", "daemon") if rnd[side]["ok"] != rnd[side]["requests"]]
 for name, side, i in errors:
     print(f"note: {name} round {i + 1} {side} had errors (see its JSON)")
+# Figures from runs with errors, or from a daemon whose jobs fell behind, are
+# not the figures of a healthy run: say so in the exit status.
+if errors or after["succeeded"] != after["submitted"]:
+    sys.exit(1)
 PY
