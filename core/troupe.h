@@ -172,7 +172,13 @@ class Troupe : public std::enable_shared_from_this<Troupe> {
   std::unique_ptr<CircuitBreaker> breaker_;
   RateLimiter limiter_;
 
-  // Lock-free mirrors of configuration read on the hot path.
+  const std::int64_t wall_offset_ns_;  // wall - steady, taken at construction
+
+  // Lock-free mirrors of configuration read on the hot path. These and the
+  // members above are read on every submit and written rarely; the counters
+  // below and the lock are written by submitters and by actors on every job.
+  // Each group has cache lines of its own: sharing one, every submit missed on
+  // a line an actor had just written (false sharing, docs/performance.md).
   std::atomic<bool> breaker_enabled_{false};
   std::atomic<bool> breaker_rejects_{false};
   std::atomic<bool> limiter_enabled_{false};
@@ -181,10 +187,13 @@ class Troupe : public std::enable_shared_from_this<Troupe> {
   std::atomic<bool> aborting_{false};
   std::atomic<bool> stopped_{false};
 
+  static constexpr std::size_t kCacheLine = 64;
   struct Counters {
-    std::atomic<std::uint64_t> submitted{0};
+    // Written by submitters.
+    alignas(kCacheLine) std::atomic<std::uint64_t> submitted{0};
     std::atomic<std::uint64_t> rejected{0};
-    std::atomic<std::uint64_t> succeeded{0};
+    // Written by actors as attempts and jobs end.
+    alignas(kCacheLine) std::atomic<std::uint64_t> succeeded{0};
     std::atomic<std::uint64_t> failed{0};
     std::atomic<std::uint64_t> dead{0};
     std::atomic<std::uint64_t> cancelled{0};
@@ -193,10 +202,9 @@ class Troupe : public std::enable_shared_from_this<Troupe> {
     std::atomic<std::uint64_t> restarts{0};
   };
   Counters counters_;
-  const std::int64_t wall_offset_ns_;         // wall - steady, taken at construction
   std::atomic<std::int64_t> mean_run_ns_{0};  // moving average, for retry-after hints
 
-  mutable std::mutex mutex_;  // guards everything below
+  alignas(kCacheLine) mutable std::mutex mutex_;  // guards everything below
   std::shared_ptr<const TroupeConfig> config_;
   std::uint64_t config_version_ = 1;
   std::uint64_t handler_generation_ = 1;
