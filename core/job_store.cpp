@@ -67,7 +67,10 @@ void InMemoryJobStore::add(const JobPtr& job) {
     shard.jobs.insert(job);
     count_.fetch_add(1, std::memory_order_relaxed);
     // The output is counted by finished(): it may still be changing now.
-    bytes_.fetch_add(request_bytes(*job), std::memory_order_relaxed);
+    // (Adding 0 would still take the shared line from whoever had it.)
+    if (const std::size_t n = request_bytes(*job); n != 0) {
+      bytes_.fetch_add(n, std::memory_order_relaxed);
+    }
     job->in_store = true;
     if (job->finish_pending) {
       // The job finished before it was registered (an actor was quicker than
@@ -111,7 +114,7 @@ void InMemoryJobStore::finished(const JobPtr& job, std::int64_t now) {
     job->finish_pending = true;
     return;
   }
-  bytes_.fetch_add(job->output.size(), std::memory_order_relaxed);
+  if (!job->output.empty()) bytes_.fetch_add(job->output.size(), std::memory_order_relaxed);
   shard.terminal.push_back(Terminal{job->id.value, expires_ns});
   terminal_count_.fetch_add(1, std::memory_order_relaxed);
 }

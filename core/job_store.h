@@ -123,9 +123,11 @@ class InMemoryJobStore final : public JobStore {
   JobStoreOptions options_;
   Clock& clock_;
   std::unique_ptr<Shard[]> shards_;
-  std::atomic<std::size_t> count_{0};
+  // Written by submitters (add) and by actors (finished): a line each, so
+  // the two sides do not take turns owning one cache line per job.
+  alignas(64) std::atomic<std::size_t> count_{0};
   std::atomic<std::size_t> bytes_{0};
-  std::atomic<std::size_t> terminal_count_{0};
+  alignas(64) std::atomic<std::size_t> terminal_count_{0};
 
   std::mutex idempotency_mutex_;  // guards the index and its FIFO
   std::unordered_map<std::string, IdempotencyEntry> idempotency_;
