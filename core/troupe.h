@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/actor.h"
+#include "core/adaptive_mutex.h"
 #include "core/circuit_breaker.h"
 #include "core/clock.h"
 #include "core/job_entry.h"
@@ -204,7 +205,7 @@ class Troupe : public std::enable_shared_from_this<Troupe> {
   Counters counters_;
   std::atomic<std::int64_t> mean_run_ns_{0};  // moving average, for retry-after hints
 
-  alignas(kCacheLine) mutable std::mutex mutex_;  // guards everything below
+  alignas(kCacheLine) mutable AdaptiveMutex mutex_;  // guards everything below
   std::shared_ptr<const TroupeConfig> config_;
   std::uint64_t config_version_ = 1;
   std::uint64_t handler_generation_ = 1;
