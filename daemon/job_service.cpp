@@ -8,6 +8,7 @@
 #include <string>
 #include <utility>
 
+#include "daemon/ordered_reply_stream.h"
 #include "daemon/status_mapping.h"
 #include "daemon/translation.h"
 
@@ -92,66 +93,18 @@ class WaitingSubmit final : public grpc::ServerUnaryReactor {
   std::atomic<int> refs_{2};
 };
 
-/// SubmitStream: one ack per request, in order. Only one Write is ever
-/// outstanding; acks wait in a bounded queue and reading pauses while it is
-/// full, so a client that does not read its acks is slowed by gRPC flow
-/// control instead of growing our memory. OnReadDone and OnWriteDone may run
-/// concurrently on gRPC threads: `mutex_` guards the queue and the flags.
+/// SubmitStream: one ack per request, in order (OrderedReplyStream: one
+/// Write outstanding, acks queued and bounded, reading paused while full).
 class SubmitStreamReactor final
-    : public grpc::ServerBidiReactor<v1::StreamSubmitRequest, v1::StreamSubmitAck> {
+    : public OrderedReplyStream<v1::StreamSubmitRequest, v1::StreamSubmitAck> {
  public:
   SubmitStreamReactor(core::Runtime& runtime, const config::LimitsOptions& limits)
       : runtime_(runtime), limits_(limits) {
-    StartRead(&request_);
+    start();
   }
-
-  void OnReadDone(bool ok) override {
-    if (!ok) {
-      std::lock_guard lock(mutex_);
-      reads_done_ = true;
-      maybe_finish_locked();
-      return;
-    }
-    v1::StreamSubmitAck ack = handle(request_);
-    std::lock_guard lock(mutex_);
-    if (finished_) return;
-    acks_.push_back(std::move(ack));
-    if (!writing_) write_front_locked();
-    if (acks_.size() < kMaxQueuedAcks) {
-      StartRead(&request_);
-    } else {
-      read_paused_ = true;
-    }
-  }
-
-  void OnWriteDone(bool ok) override {
-    std::lock_guard lock(mutex_);
-    writing_ = false;
-    acks_.pop_front();
-    if (!ok) {
-      // The client went away; nothing more can be written. An outstanding
-      // read completes with ok=false by itself.
-      acks_.clear();
-      if (!finished_) {
-        finished_ = true;
-        Finish({grpc::StatusCode::CANCELLED, "the stream broke while writing acks"});
-      }
-      return;
-    }
-    if (!acks_.empty()) write_front_locked();
-    if (read_paused_ && acks_.size() < kMaxQueuedAcks / 2) {
-      read_paused_ = false;
-      StartRead(&request_);
-    }
-    maybe_finish_locked();
-  }
-
-  void OnDone() override { delete this; }
 
  private:
-  static constexpr std::size_t kMaxQueuedAcks = 64;
-
-  v1::StreamSubmitAck handle(v1::StreamSubmitRequest& in) {
+  v1::StreamSubmitAck reply_to(v1::StreamSubmitRequest& in) override {
     v1::StreamSubmitAck ack;
     ack.set_correlation_id(in.correlation_id());
     auto translated = to_job_request(*in.mutable_request(), limits_, SubmitSource::kStream);
@@ -170,27 +123,8 @@ class SubmitStreamReactor final
     return ack;
   }
 
-  void write_front_locked() {
-    writing_ = true;
-    StartWrite(&acks_.front());  // deque keeps the front's address stable
-  }
-
-  void maybe_finish_locked() {
-    if (reads_done_ && acks_.empty() && !writing_ && !finished_) {
-      finished_ = true;
-      Finish(grpc::Status::OK);
-    }
-  }
-
   core::Runtime& runtime_;
   const config::LimitsOptions& limits_;
-  v1::StreamSubmitRequest request_;  // touched only between a read's completion and the next
-  std::mutex mutex_;                 // guards everything below
-  std::deque<v1::StreamSubmitAck> acks_;
-  bool writing_ = false;
-  bool read_paused_ = false;
-  bool reads_done_ = false;
-  bool finished_ = false;
 };
 
 /// WatchJob: the runtime's watch callbacks (core threads) queue snapshots;
