@@ -47,6 +47,7 @@ done
 [[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a whole number > 0"
 
 cd "$(dirname "$0")/.."
+source scripts/lib/processes.sh
 TROUPED="$BUILD_DIR/daemon/trouped"
 BENCH="$BUILD_DIR/tools/troupe-bench"
 ECHO_SERVER="$BUILD_DIR/tests/bench/echo_server"
@@ -74,36 +75,13 @@ ECHO_LIFETIME=$(( BENCH_BOUND * 4 + 60 ))
 WORK="$(mktemp -d)"
 ECHO_PID=""
 TROUPED_PID=""
-stop() {  # stop PID: SIGTERM, then SIGKILL after 10s
-  local pid="$1"
-  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
 cleanup() {
-  stop "$ECHO_PID"
-  stop "$TROUPED_PID"
+  stop_process "$ECHO_PID"
+  stop_process "$TROUPED_PID"
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-# Waits (at most 30s) for a line matching $2 in file $1 written by process $3;
-# prints the first capture group.
-wait_for_line() {
-  local file="$1" pattern="$2" pid="$3" match
-  for _ in $(seq 300); do
-    match="$(sed -nE "s/.*${pattern}.*/\\1/p" "$file" | head -n1)"
-    if [[ -n "$match" ]]; then echo "$match"; return 0; fi
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  echo "perf-compare: no readiness line from pid $pid; its output:" >&2
-  cat "$file" >&2
-  return 1
-}
 
 "$ECHO_SERVER" --address 127.0.0.1:0 --style "$STYLE" --max-lifetime "${ECHO_LIFETIME}s" \
   >"$WORK/echo.log" 2>&1 &

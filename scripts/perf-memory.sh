@@ -26,6 +26,7 @@ done
 [[ "$COUNT" =~ ^[1-9][0-9]*$ ]] || die "COUNT must be a whole number > 0"
 
 cd "$(dirname "$0")/.."
+source scripts/lib/processes.sh
 TROUPED="$BUILD_DIR/daemon/trouped"
 BENCH="$BUILD_DIR/tools/troupe-bench"
 CTL="$BUILD_DIR/tools/troupectl"
@@ -35,14 +36,7 @@ done
 
 WORK="$(mktemp -d)"
 PID=""
-stop() {
-  [[ -n "$PID" ]] && kill -0 "$PID" 2>/dev/null || return 0
-  kill -TERM "$PID" 2>/dev/null || true
-  for _ in $(seq 100); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$PID" 2>/dev/null || true
-  wait "$PID" 2>/dev/null || true
-  PID=""
-}
+stop() { stop_process "$PID"; PID=""; }
 trap 'stop; rm -rf "$WORK"' EXIT
 trap 'exit 130' INT TERM
 
@@ -51,14 +45,9 @@ trap 'exit 130' INT TERM
 start() {
   "$TROUPED" --config "$1" >"$WORK/trouped.log" 2>&1 &
   PID=$!
-  local line=""
-  for _ in $(seq 300); do
-    line="$(grep -m1 'ready, serving grpc=' "$WORK/trouped.log" || true)"
-    [[ -n "$line" ]] && break
-    kill -0 "$PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  [[ -n "$line" ]] || { cat "$WORK/trouped.log" >&2; die "trouped did not become ready"; }
+  local line
+  line="$(wait_for_line "$WORK/trouped.log" '(ready, serving grpc=[^ ]+ metrics=[^ ]+)' "$PID")" ||
+    die "trouped did not become ready"
   GRPC="$(sed -E 's/.*grpc=([^ ]+).*/\1/' <<<"$line")"
   METRICS="$(sed -E 's/.*metrics=([^ ]+).*/\1/' <<<"$line")"
 }

@@ -1,0 +1,29 @@
+# Shared by scripts/perf-compare.sh and scripts/perf-memory.sh: stopping the
+# servers they start and waiting for a server's readiness line. Source it.
+
+# stop_process PID: SIGTERM, then SIGKILL after 10s; reaps it. No-op when
+# PID is empty or already gone.
+stop_process() {
+  local pid="$1"
+  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+# wait_for_line FILE PATTERN PID: waits (at most 30s, while PID lives) for a
+# line matching the extended regex PATTERN in FILE, written by PID; prints the
+# first capture group. On failure prints FILE to stderr and returns 1.
+wait_for_line() {
+  local file="$1" pattern="$2" pid="$3" match
+  for _ in $(seq 300); do
+    match="$(sed -nE "s/.*${pattern}.*/\\1/p" "$file" | head -n1)"
+    if [[ -n "$match" ]]; then echo "$match"; return 0; fi
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "no readiness line from pid $pid; its output:" >&2
+  cat "$file" >&2
+  return 1
+}
