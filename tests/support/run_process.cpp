@@ -78,12 +78,54 @@ std::ostream& operator<<(std::ostream& os, const ProcessResult& result) {
   return os << result.describe() << "; stderr:\n" << result.err;
 }
 
+pid_t spawn_in_own_group(const std::vector<std::string>& argv_strings,
+                         const std::map<std::string, std::string>& env, int stdin_fd, int stdout_fd,
+                         int stderr_fd, std::string& error) {
+  if (argv_strings.empty()) {
+    error = "empty argv";
+    return -1;
+  }
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  if (stdin_fd >= 0) {
+    posix_spawn_file_actions_adddup2(&actions, stdin_fd, STDIN_FILENO);
+  } else {
+    posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  }
+  posix_spawn_file_actions_adddup2(&actions, stdout_fd, STDOUT_FILENO);
+  posix_spawn_file_actions_adddup2(&actions, stderr_fd, STDERR_FILENO);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  // Its own process group, so a kill reaches whatever it started; no signal
+  // blocked or ignored that the test runner happens to block or ignore.
+  posix_spawnattr_setflags(&attr,
+                           POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  posix_spawnattr_setpgroup(&attr, 0);
+  sigset_t none;
+  sigemptyset(&none);
+  posix_spawnattr_setsigmask(&attr, &none);
+  sigset_t defaults;
+  sigemptyset(&defaults);
+  for (const int signo : {SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGCHLD}) sigaddset(&defaults, signo);
+  posix_spawnattr_setsigdefault(&attr, &defaults);
+
+  auto env_strings = merged_environment(env);
+  auto envp = c_strings(env_strings);
+  auto argv_copy = argv_strings;
+  auto argv = c_strings(argv_copy);
+  pid_t pid = -1;
+  const int rc = ::posix_spawnp(&pid, argv[0], &actions, &attr, argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0) {
+    error = errno_text(("posix_spawnp " + argv_strings[0]).c_str(), rc);
+    return -1;
+  }
+  return pid;
+}
+
 ChildProcess::ChildProcess(ProcessOptions options)
     : deadline_(std::chrono::steady_clock::now() + options.time_limit) {
-  if (options.argv.empty()) {
-    result_.spawn_error = "empty argv";
-    return;
-  }
   int out_pipe[2];
   int err_pipe[2];
   if (::pipe2(out_pipe, O_CLOEXEC) != 0) {
@@ -108,42 +150,10 @@ ChildProcess::ChildProcess(ProcessOptions options)
     if (stdin_fd < 0) result_.spawn_error = errno_text("memfd for stdin", errno);
   }
 
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  if (stdin_fd >= 0) {
-    posix_spawn_file_actions_adddup2(&actions, stdin_fd, STDIN_FILENO);
-  } else {
-    posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-  }
-  posix_spawn_file_actions_adddup2(&actions, out_pipe[1], STDOUT_FILENO);
-  posix_spawn_file_actions_adddup2(&actions, err_pipe[1], STDERR_FILENO);
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  // Its own process group, so a kill reaches whatever it started; no signal
-  // blocked or ignored that the test runner happens to block or ignore.
-  posix_spawnattr_setflags(&attr,
-                           POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  posix_spawnattr_setpgroup(&attr, 0);
-  sigset_t none;
-  sigemptyset(&none);
-  posix_spawnattr_setsigmask(&attr, &none);
-  sigset_t defaults;
-  sigemptyset(&defaults);
-  for (const int signo : {SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGCHLD}) sigaddset(&defaults, signo);
-  posix_spawnattr_setsigdefault(&attr, &defaults);
-
-  auto env = merged_environment(options.env);
-  auto envp = c_strings(env);
-  auto argv = c_strings(options.argv);
   if (result_.spawn_error.empty()) {
-    const int rc = ::posix_spawnp(&pid_, argv[0], &actions, &attr, argv.data(), envp.data());
-    if (rc != 0) {
-      result_.spawn_error = errno_text(("posix_spawnp " + options.argv[0]).c_str(), rc);
-      pid_ = -1;
-    }
+    pid_ = spawn_in_own_group(options.argv, options.env, stdin_fd, out_pipe[1], err_pipe[1],
+                              result_.spawn_error);
   }
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
   close_fd(stdin_fd);
   ::close(out_pipe[1]);
   ::close(err_pipe[1]);

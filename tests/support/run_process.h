@@ -45,6 +45,15 @@ struct ProcessResult {
 /// Prints describe() and stderr, for test failure messages.
 std::ostream& operator<<(std::ostream& os, const ProcessResult& result);
 
+/// Starts argv (argv[0] a path, or a name looked up in PATH) in a process
+/// group of its own, with no signal blocked and SIGPIPE, SIGINT, SIGTERM,
+/// SIGHUP and SIGCHLD at their defaults, the inherited environment plus
+/// `env`, and the given descriptors as its stdin (-1: /dev/null), stdout and
+/// stderr. Returns its pid, or -1 with `error` saying why.
+pid_t spawn_in_own_group(const std::vector<std::string>& argv,
+                         const std::map<std::string, std::string>& env, int stdin_fd, int stdout_fd,
+                         int stderr_fd, std::string& error);
+
 /// One child process in its own process group, with stdout and stderr on
 /// pipes. Single-threaded: all methods run on the test's thread and block
 /// (on poll, never in a sleep) at most until the time limit. The destructor

@@ -5,7 +5,6 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -18,7 +17,7 @@
 #include <sstream>
 #include <system_error>
 
-extern char** environ;
+#include "tests/support/run_process.h"
 
 namespace troupe::test {
 namespace {
@@ -59,50 +58,21 @@ TroupedProcess::TroupedProcess(CommandOptions command) {
   spawn(command.argv, command.env);
 }
 
-void TroupedProcess::spawn(std::vector<std::string> args,
+void TroupedProcess::spawn(const std::vector<std::string>& args,
                            const std::map<std::string, std::string>& extra_env) {
-  const std::string binary = args.at(0);
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-
-  std::vector<std::string> env_strings;
-  for (char** e = environ; *e != nullptr; ++e) {
-    const std::string entry(*e);
-    const auto name = entry.substr(0, entry.find('='));
-    if (!extra_env.contains(name)) env_strings.push_back(entry);
-  }
-  for (const auto& [k, v] : extra_env) env_strings.push_back(k + "=" + v);
-  std::vector<char*> envp;
-  for (auto& e : env_strings) envp.push_back(e.data());
-  envp.push_back(nullptr);
-
   int pipe_fds[2];
   if (pipe2(pipe_fds, O_CLOEXEC) != 0) {
     throw std::system_error(errno, std::generic_category(), "pipe2");
   }
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDOUT_FILENO);
-  posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDERR_FILENO);
-  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
   // Its own process group: the destructor can kill it with every child it
-  // started (exec handlers).
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK);
-  posix_spawnattr_setpgroup(&attr, 0);
-  sigset_t none;
-  sigemptyset(&none);
-  posix_spawnattr_setsigmask(&attr, &none);
-  const int rc = posix_spawn(&pid_, binary.c_str(), &actions, &attr, argv.data(), envp.data());
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
+  // started (exec handlers). stdout and stderr both go to the log.
+  std::string error;
+  pid_ = spawn_in_own_group(args, extra_env, -1, pipe_fds[1], pipe_fds[1], error);
   ::close(pipe_fds[1]);
-  if (rc != 0) {
+  if (pid_ <= 0) {
     ::close(pipe_fds[0]);
     pid_ = -1;
-    throw std::system_error(rc, std::generic_category(), "posix_spawn " + binary);
+    throw std::runtime_error(error);
   }
   reader_ = std::thread([this, fd = pipe_fds[0]] { read_log(fd); });
   waiter_ = std::thread([this] { reap(); });

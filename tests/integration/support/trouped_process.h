@@ -79,7 +79,8 @@ class TroupedProcess {
   std::string log() const;
 
  private:
-  void spawn(std::vector<std::string> args, const std::map<std::string, std::string>& extra_env);
+  void spawn(const std::vector<std::string>& args,
+             const std::map<std::string, std::string>& extra_env);
   void read_log(int fd);
   void reap();
 
