@@ -12,6 +12,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "core/cache_line.h"
 #include "core/clock.h"
 #include "core/job_entry.h"
 #include "core/options.h"
@@ -97,7 +98,7 @@ class InMemoryJobStore final : public JobStore {
       return a->id.value == b;
     }
   };
-  struct alignas(64) Shard {
+  struct alignas(detail::kCacheLine) Shard {
     std::mutex mutex;  // guards the table and the FIFO
     // A set keyed by the job's own id (heterogeneous lookup): its node is
     // one pointer smaller than a map's, which the per-job budget needs.
@@ -125,9 +126,9 @@ class InMemoryJobStore final : public JobStore {
   std::unique_ptr<Shard[]> shards_;
   // Written by submitters (add) and by actors (finished): a line each, so
   // the two sides do not take turns owning one cache line per job.
-  alignas(64) std::atomic<std::size_t> count_{0};
+  alignas(detail::kCacheLine) std::atomic<std::size_t> count_{0};
   std::atomic<std::size_t> bytes_{0};
-  alignas(64) std::atomic<std::size_t> terminal_count_{0};
+  alignas(detail::kCacheLine) std::atomic<std::size_t> terminal_count_{0};
 
   std::mutex idempotency_mutex_;  // guards the index and its FIFO
   std::unordered_map<std::string, IdempotencyEntry> idempotency_;

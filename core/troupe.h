@@ -16,6 +16,7 @@
 
 #include "core/actor.h"
 #include "core/adaptive_mutex.h"
+#include "core/cache_line.h"
 #include "core/circuit_breaker.h"
 #include "core/clock.h"
 #include "core/job_entry.h"
@@ -188,7 +189,6 @@ class Troupe : public std::enable_shared_from_this<Troupe> {
   std::atomic<bool> aborting_{false};
   std::atomic<bool> stopped_{false};
 
-  static constexpr std::size_t kCacheLine = 64;
   struct Counters {
     // Written by submitters.
     alignas(kCacheLine) std::atomic<std::uint64_t> submitted{0};
