@@ -51,9 +51,7 @@ source scripts/lib/processes.sh
 TROUPED="$BUILD_DIR/daemon/trouped"
 BENCH="$BUILD_DIR/tools/troupe-bench"
 ECHO_SERVER="$BUILD_DIR/tests/bench/echo_server"
-for bin in "$TROUPED" "$BENCH" "$ECHO_SERVER"; do
-  [[ -x "$bin" ]] || die "$bin not built; run: cmake --build $BUILD_DIR --target trouped troupe-bench echo_server"
-done
+require_built "$BUILD_DIR" daemon/trouped tools/troupe-bench tests/bench/echo_server
 OUT_DIR="${OUT_DIR:-$BUILD_DIR/perf/$(date -u +%Y%m%dT%H%M%SZ)-$STYLE}"
 mkdir -p "$OUT_DIR"
 

@@ -30,9 +30,7 @@ source scripts/lib/processes.sh
 TROUPED="$BUILD_DIR/daemon/trouped"
 BENCH="$BUILD_DIR/tools/troupe-bench"
 CTL="$BUILD_DIR/tools/troupectl"
-for bin in "$TROUPED" "$BENCH" "$CTL"; do
-  [[ -x "$bin" ]] || die "$bin not built; run: cmake --build $BUILD_DIR --target trouped troupe-bench troupectl"
-done
+require_built "$BUILD_DIR" daemon/trouped tools/troupe-bench tools/troupectl
 
 WORK="$(mktemp -d)"
 PID=""

@@ -1,5 +1,6 @@
-# Shared by scripts/perf-compare.sh and scripts/perf-memory.sh: stopping the
-# servers they start and waiting for a server's readiness line. Source it.
+# Shared by scripts/perf-compare.sh and scripts/perf-memory.sh: checking that
+# the binaries they run are built, stopping the servers they start and waiting
+# for a server's readiness line. Source it.
 
 # stop_process PID: SIGTERM, then SIGKILL after 10s; reaps it. No-op when
 # PID is empty or already gone.
@@ -26,4 +27,18 @@ wait_for_line() {
   echo "no readiness line from pid $pid; its output:" >&2
   cat "$file" >&2
   return 1
+}
+
+# require_built BUILD_DIR PATH...: each PATH (relative to BUILD_DIR) must be
+# an executable; otherwise exits 2 with the cmake command that builds them all.
+require_built() {
+  local dir="$1" path targets=""
+  shift
+  for path in "$@"; do targets+=" $(basename "$path")"; done
+  for path in "$@"; do
+    if [[ ! -x "$dir/$path" ]]; then
+      echo "$(basename "$0"): $dir/$path not built; run: cmake --build $dir --target$targets" >&2
+      exit 2
+    fi
+  done
 }
