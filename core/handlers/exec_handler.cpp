@@ -7,7 +7,9 @@
 //   SETSIGDEF/SETSIGMASK (the child starts with default dispositions and an
 //   empty mask whatever the daemon does), pipes made with O_CLOEXEC (so a
 //   concurrent spawn on another thread never inherits them) and the child's
-//   ends closed in the parent right after the spawn.
+//   ends closed in the parent right after the spawn. The child gets stdin,
+//   stdout and stderr only: every descriptor above 2 is closed in it
+//   (posix_spawn_file_actions_addclosefrom_np, glibc >= 2.34).
 //   Exit is awaited with a pidfd (pidfd_open, Linux >= 5.3) wrapped in an
 //   asio stream_descriptor: it becomes readable when the child exits, so an
 //   actor waiting on a child holds no thread and no SIGCHLD handler is needed.
@@ -272,6 +274,9 @@ class ExecAttempt : public std::enable_shared_from_this<ExecAttempt> {
     ::posix_spawn_file_actions_adddup2(&actions, in->read.get(), STDIN_FILENO);
     ::posix_spawn_file_actions_adddup2(&actions, out->write.get(), STDOUT_FILENO);
     ::posix_spawn_file_actions_adddup2(&actions, errp->write.get(), STDERR_FILENO);
+    // Nothing else reaches the job: not what trouped inherited from its
+    // parent, nor a descriptor another thread opened without close-on-exec.
+    ::posix_spawn_file_actions_addclosefrom_np(&actions, STDERR_FILENO + 1);
     if (!options.working_dir.empty()) {
       ::posix_spawn_file_actions_addchdir_np(&actions, options.working_dir.c_str());
     }

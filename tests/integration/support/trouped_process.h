@@ -28,6 +28,9 @@ struct TroupedOptions {
   std::vector<std::string> extra_args = {};     // after `--config FILE`
   std::map<std::string, std::string> env = {};  // added to the inherited environment
   std::string binary = {};                      // empty = the trouped built with the tests
+  /// When >= 0: trouped inherits this descriptor as its fd 3 (as from a
+  /// parent that leaks one); it inherits no other beyond stdio.
+  int inherited_fd = -1;
 };
 
 /// Another command run under the same harness (e.g. tests/bench/echo_server,
@@ -80,7 +83,7 @@ class TroupedProcess {
 
  private:
   void spawn(const std::vector<std::string>& args,
-             const std::map<std::string, std::string>& extra_env);
+             const std::map<std::string, std::string>& extra_env, int inherited_fd = -1);
   void read_log(int fd);
   void reap();
 

@@ -1,0 +1,133 @@
+// exec jobs through the real trouped: what a job's process can reach.
+#include <fcntl.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <set>
+#include <thread>
+
+#include "support/trouped_process.h"
+#include "tests/unit/core/handlers/test_http_server.h"
+#include "troupe/v1/troupe.grpc.pb.h"
+
+namespace troupe::test {
+namespace {
+
+v1::Job submit_and_wait(TroupedProcess& p, const std::string& troupe,
+                        const std::string& payload = "") {
+  auto stub = v1::JobService::NewStub(p.channel());
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  v1::SubmitRequest r;
+  r.set_troupe(troupe);
+  r.set_payload(payload);
+  r.set_wait(true);
+  v1::SubmitResponse resp;
+  const auto status = stub->Submit(&ctx, r, &resp);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  return resp.job();
+}
+
+/// The descriptor numbers in `ls -l /proc/PID/fd` output.
+std::set<int> listed_fds(const std::string& ls_output) {
+  static const std::regex entry(R"( ([0-9]+) -> )");
+  std::set<int> fds;
+  for (std::sregex_iterator it(ls_output.begin(), ls_output.end(), entry), end; it != end; ++it) {
+    fds.insert(std::stoi((*it)[1].str()));
+  }
+  return fds;
+}
+
+/// The open-file flags of `pid`'s descriptor `fd` (from /proc/PID/fdinfo),
+/// or nullopt when it is closed by now.
+std::optional<int> fd_flags(pid_t pid, const std::string& fd) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/fdinfo/" + fd);
+  std::string key;
+  while (in >> key) {
+    if (key == "flags:") {
+      std::string octal;
+      in >> octal;
+      return std::stoi(octal, nullptr, 8);
+    }
+  }
+  return std::nullopt;
+}
+
+/// An HTTP upstream on its own io_context thread (tests/unit's server).
+class Upstream {
+ public:
+  Upstream() : server_(io_, [](const auto&) { return core::testing::Reply(200, "ok"); }) {
+    thread_ = std::thread([this] { io_.run(); });
+  }
+  ~Upstream() {
+    boost::asio::post(io_, [this] {
+      server_.stop();
+      work_.reset();
+    });
+    thread_.join();
+  }
+  std::string url() const { return server_.url("/hook"); }
+
+ private:
+  boost::asio::io_context io_;
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_{
+      io_.get_executor()};
+  core::testing::TestHttpServer server_;
+  std::thread thread_;
+};
+
+// A job program sees stdin, stdout and stderr only: not trouped's sockets
+// (gRPC, metrics, kept-alive upstream connections of http troupes), pipes or
+// pidfds of other jobs, nor what trouped inherited from its parent.
+TEST(DaemonExec, AJobSeesOnlyItsStdio) {
+  Upstream upstream;
+  const int leaked = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(leaked, 0);
+  const std::string yaml = R"(server:
+  grpc_address: "127.0.0.1:0"
+  metrics_address: "127.0.0.1:0"
+  threads: 2
+troupes:
+  - name: web
+    mode: fixed
+    actors: 1
+    handler: {kind: http, url: ")" +
+                           upstream.url() + R"("}
+  - name: fds
+    mode: fixed
+    actors: 2
+    handler: {kind: exec, argv: [sh, -c, 'ls -l /proc/$$/fd']}
+)";
+  auto trouped = start_trouped({.config_yaml = yaml, .inherited_fd = leaked});
+  ::close(leaked);
+  ASSERT_NE(trouped, nullptr);
+  // The http troupe's actor now keeps its connection to the upstream alive.
+  ASSERT_EQ(submit_and_wait(*trouped, "web").state(), v1::JOB_STATE_SUCCEEDED);
+
+  const v1::Job job = submit_and_wait(*trouped, "fds");
+  ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error();
+  EXPECT_EQ(listed_fds(job.result()), (std::set<int>{0, 1, 2})) << job.result();
+
+  // And every descriptor trouped opened itself is close-on-exec (fd 3 is the
+  // one it inherited), so no other way of starting a process leaks them.
+  const std::string fd_dir = "/proc/" + std::to_string(trouped->pid()) + "/fd";
+  for (const auto& entry : std::filesystem::directory_iterator(fd_dir)) {
+    const std::string fd = entry.path().filename();
+    if (std::stoi(fd) <= 3) continue;
+    const auto flags = fd_flags(trouped->pid(), fd);
+    if (!flags) continue;
+    std::error_code ignored;
+    EXPECT_NE(*flags & O_CLOEXEC, 0)
+        << "trouped's fd " << fd << " -> " << std::filesystem::read_symlink(entry.path(), ignored)
+        << " is not close-on-exec";
+  }
+}
+
+}  // namespace
+}  // namespace troupe::test
