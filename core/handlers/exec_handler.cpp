@@ -617,7 +617,9 @@ FailureClass classify_exit(const ExecHandlerOptions& options, int wait_status) {
     }
     return FailureClass::kRetryable;
   }
-  return FailureClass::kRetryable;  // killed by a signal (or stopped)
+  // Killed by a signal trouped did not send (those for a timeout, a cancel or
+  // max_output are classified before this is asked): its process died.
+  return FailureClass::kCrash;
 }
 
 std::string describe_exit(int wait_status) {

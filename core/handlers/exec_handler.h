@@ -16,7 +16,8 @@ namespace troupe::core {
 /// The exec handler's one classification: maps a waitpid() status to a
 /// FailureClass. Exit 0 -> kNone; an exit code listed in
 /// non_retryable_exit_codes -> kPermanent; any other exit code -> kRetryable;
-/// killed by a signal -> kRetryable.
+/// killed by a signal -> kCrash (the attempt's caller reports a process it
+/// killed itself, for a timeout, a cancel or max_output, otherwise).
 FailureClass classify_exit(const ExecHandlerOptions& options, int wait_status);
 
 /// "exited with status 3", "killed by SIGSEGV": for error messages.

@@ -129,5 +129,60 @@ troupes:
   }
 }
 
+std::optional<v1::Troupe> get_troupe(TroupedProcess& p, const std::string& name) {
+  auto stub = v1::AdminService::NewStub(p.channel());
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  v1::GetTroupeRequest r;
+  r.set_name(name);
+  v1::Troupe t;
+  if (!stub->GetTroupe(&ctx, r, &t).ok()) return std::nullopt;
+  return t;
+}
+
+// A job process that dies by a signal nobody in trouped sent is a crash: the
+// supervisor restarts the actor and the retry policy retries the job. One
+// that trouped killed because its attempt timed out is a timeout, not a crash.
+TEST(DaemonExec, DeathBySignalIsACrashButAKillForTimeoutIsATimeout) {
+  const std::string yaml = R"(server:
+  grpc_address: "127.0.0.1:0"
+  metrics_address: "127.0.0.1:0"
+  threads: 2
+troupes:
+  - name: crashing
+    mode: fixed
+    actors: 1
+    retry: {max_attempts: 2, initial_backoff: 10ms, max_backoff: 20ms}
+    supervisor: {backoff_initial: 10ms, backoff_max: 20ms}
+    handler: {kind: exec, argv: [sh, -c, 'kill -KILL $$']}
+  - name: hanging
+    mode: fixed
+    actors: 1
+    timeout: 200ms
+    retry: {max_attempts: 1}
+    handler: {kind: exec, argv: [sleep, '60'], kill_grace: 100ms}
+)";
+  auto trouped = start_trouped({.config_yaml = yaml});
+  ASSERT_NE(trouped, nullptr);
+
+  const v1::Job crashed = submit_and_wait(*trouped, "crashing");
+  EXPECT_EQ(crashed.state(), v1::JOB_STATE_DEAD) << v1::JobState_Name(crashed.state());
+  EXPECT_EQ(crashed.failure_class(), v1::FAILURE_CLASS_CRASH)
+      << v1::FailureClass_Name(crashed.failure_class()) << ": " << crashed.error();
+  EXPECT_EQ(crashed.attempts(), 2u);
+  EXPECT_NE(crashed.error().find("killed by SIGKILL"), std::string::npos) << crashed.error();
+  // One actor: the second attempt ran only after the supervisor restarted it.
+  const auto crashing = get_troupe(*trouped, "crashing");
+  ASSERT_TRUE(crashing.has_value());
+  EXPECT_GE(crashing->counters().actor_restarts(), 1u);
+
+  const v1::Job timed_out = submit_and_wait(*trouped, "hanging");
+  EXPECT_EQ(timed_out.failure_class(), v1::FAILURE_CLASS_TIMEOUT)
+      << v1::FailureClass_Name(timed_out.failure_class()) << ": " << timed_out.error();
+  const auto hanging = get_troupe(*trouped, "hanging");
+  ASSERT_TRUE(hanging.has_value());
+  EXPECT_EQ(hanging->counters().actor_restarts(), 0u);
+}
+
 }  // namespace
 }  // namespace troupe::test
