@@ -35,6 +35,7 @@
 #include <optional>
 #include <string>
 #include <system_error>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -162,6 +163,44 @@ void ignore_sigpipe_once() {
   });
 }
 
+/// The process groups of this process's running exec children, for
+/// kill_exec_process_groups(). A group is listed from its spawn until just
+/// before its leader is reaped: while listed, the unreaped leader pins the
+/// group id, so a kill through the list never reaches a recycled one.
+/// Thread-safe; once killed, it kills every group added after too.
+class LiveGroups {
+ public:
+  void add(pid_t group) {
+    std::lock_guard lock(mutex_);
+    if (killed_) {
+      ::kill(-group, SIGKILL);
+      return;
+    }
+    groups_.insert(group);
+  }
+  void remove(pid_t group) {
+    std::lock_guard lock(mutex_);
+    groups_.erase(group);
+  }
+  std::size_t kill_all() {
+    std::lock_guard lock(mutex_);
+    killed_ = true;
+    for (const pid_t group : groups_) ::kill(-group, SIGKILL);
+    return groups_.size();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::unordered_set<pid_t> groups_;
+  bool killed_ = false;
+};
+
+LiveGroups& live_groups() {
+  // Never destroyed: attempts may outlive static destruction.
+  static auto* groups = new LiveGroups();
+  return *groups;
+}
+
 /// What every attempt of one handler shares: options and the environment
 /// inherited from the daemon, captured once when the handler is built.
 struct ExecConfig {
@@ -194,6 +233,7 @@ class ExecAttempt : public std::enable_shared_from_this<ExecAttempt> {
     if (pid_ > 0 && !reaped_) {
       ::kill(-pid_, SIGKILL);
       ::kill(pid_, SIGKILL);
+      live_groups().remove(pid_);
       int status = 0;
       while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
       }
@@ -302,6 +342,7 @@ class ExecAttempt : public std::enable_shared_from_this<ExecAttempt> {
       return false;
     }
     pid_ = pid;
+    live_groups().add(pid_);
     // The child's ends close here (UniqueFd), so EOF reaches us when it exits.
     in->read.reset();
     out->write.reset();
@@ -311,6 +352,7 @@ class ExecAttempt : public std::enable_shared_from_this<ExecAttempt> {
     if (pidfd < 0) {
       const int pidfd_err = errno;
       ::kill(-pid_, SIGKILL);
+      live_groups().remove(pid_);
       int status = 0;
       while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
       }
@@ -444,6 +486,7 @@ class ExecAttempt : public std::enable_shared_from_this<ExecAttempt> {
     // while the zombie leader still pins the group id, then reap the leader
     // (it has exited: this does not block).
     ::kill(-pid_, SIGKILL);
+    live_groups().remove(pid_);
     int status = 0;
     pid_t r = 0;
     do {
@@ -631,6 +674,10 @@ std::string describe_exit(int wait_status) {
     return out;
   }
   return "ended with wait status " + std::to_string(wait_status);
+}
+
+std::size_t kill_exec_process_groups() {
+  return live_groups().kill_all();
 }
 
 std::unique_ptr<Handler> make_exec_handler(const ExecHandlerOptions& options,

@@ -2,10 +2,15 @@
 #include <fcntl.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <csignal>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -182,6 +187,81 @@ troupes:
   const auto hanging = get_troupe(*trouped, "hanging");
   ASSERT_TRUE(hanging.has_value());
   EXPECT_EQ(hanging->counters().actor_restarts(), 0u);
+}
+
+/// Waits until `fd` is readable; false when `bound` passes first.
+bool wait_readable(int fd, std::chrono::milliseconds bound) {
+  pollfd p{fd, POLLIN, 0};
+  const int n = ::poll(&p, 1, static_cast<int>(bound.count()));
+  return n == 1 && (p.revents & (POLLIN | POLLHUP)) != 0;
+}
+
+// A second signal stops trouped at once, but not before it killed the process
+// groups of the jobs still running: nothing a job started outlives trouped.
+TEST(DaemonExec, SecondSignalKillsRunningJobsBeforeExiting) {
+  char dir_template[] = "/tmp/trouped-exec-test-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir_template), nullptr);
+  const std::filesystem::path dir = dir_template;
+  const std::string fifo = (dir / "pids").string();
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  // Opened before the job runs, so the job's write finds a reader.
+  const int reader = ::open(fifo.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  ASSERT_GE(reader, 0);
+  // The job leads its process group; it starts a second member and reports
+  // both pids through the fifo, then waits.
+  const std::string yaml = R"(server:
+  grpc_address: "127.0.0.1:0"
+  metrics_address: "127.0.0.1:0"
+  threads: 2
+  shutdown: {drain_timeout: 5m}
+troupes:
+  - name: lingering
+    mode: fixed
+    actors: 1
+    timeout: 10m
+    handler: {kind: exec, argv: [sh, -c, 'sleep 300 & echo "$$ $!" > )" +
+                           fifo + R"(; wait']}
+)";
+  auto trouped = start_trouped({.config_yaml = yaml});
+  ASSERT_NE(trouped, nullptr);
+  {
+    auto stub = v1::JobService::NewStub(trouped->channel());
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    v1::SubmitRequest r;
+    r.set_troupe("lingering");
+    v1::SubmitResponse resp;
+    ASSERT_TRUE(stub->Submit(&ctx, r, &resp).ok());
+  }
+  ASSERT_TRUE(wait_readable(reader, std::chrono::seconds(30))) << trouped->log();
+  char buf[64] = {};
+  ASSERT_GT(::read(reader, buf, sizeof buf - 1), 0);
+  ::close(reader);
+  pid_t leader = 0;
+  pid_t member = 0;
+  ASSERT_EQ(std::sscanf(buf, "%d %d", &leader, &member), 2) << buf;
+  ASSERT_EQ(::getpgid(leader), leader);
+  ASSERT_EQ(::getpgid(member), leader);
+  // pidfds: readable once the process has exited, whoever reaps it.
+  const int leader_fd = static_cast<int>(::syscall(SYS_pidfd_open, leader, 0));
+  const int member_fd = static_cast<int>(::syscall(SYS_pidfd_open, member, 0));
+  ASSERT_GE(leader_fd, 0);
+  ASSERT_GE(member_fd, 0);
+
+  trouped->send_signal(SIGTERM);
+  ASSERT_TRUE(trouped->wait_for_log(std::regex("draining")));
+  trouped->send_signal(SIGTERM);
+  ASSERT_EQ(trouped->wait_exit(std::chrono::seconds(20)), 128 + SIGTERM) << trouped->log();
+
+  const bool leader_gone = wait_readable(leader_fd, std::chrono::seconds(10));
+  const bool member_gone = wait_readable(member_fd, std::chrono::seconds(10));
+  EXPECT_TRUE(leader_gone && member_gone) << trouped->log();
+  // Whatever the outcome, leave nothing running (the group id is still pinned
+  // by a member while any pidfd above is not readable).
+  if (!leader_gone || !member_gone) ::kill(-leader, SIGKILL);
+  ::close(leader_fd);
+  ::close(member_fd);
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
