@@ -535,6 +535,34 @@ TEST_F(RuntimeTest, HoldPolicyKeepsQueuedJobsWaitingWithoutUsingAttempts) {
   EXPECT_EQ(runtime_->troupe("t")->circuit, CircuitState::kOpen);
 }
 
+TEST_F(RuntimeTest, AJobsOwnTimeoutIsCappedByMaxTimeout) {
+  auto o = builtin_troupe("t", Kind::kNoop, 1);
+  o.timeout = 1s;
+  runtime_->apply({o});
+  run();
+  const auto submit_with_timeout = [&](Duration timeout) {
+    JobRequest r;
+    r.troupe = "t";
+    r.attempt_timeout = timeout;
+    return runtime_->submit(std::move(r));
+  };
+  // Unset, max_timeout is the troupe's timeout.
+  EXPECT_TRUE(std::holds_alternative<Accepted>(submit_with_timeout(1s)));
+  auto over = submit_with_timeout(1001ms);
+  ASSERT_TRUE(std::holds_alternative<Rejection>(over));
+  EXPECT_EQ(std::get<Rejection>(over).reason, RejectReason::kTimeoutOverMax);
+  EXPECT_EQ(std::get<Rejection>(over).limit, Duration(1s));
+  // A reload raises it.
+  o.max_timeout = 1h;
+  runtime_->apply({o});
+  run();
+  EXPECT_TRUE(std::holds_alternative<Accepted>(submit_with_timeout(1h)));
+  over = submit_with_timeout(1h + 1ns);
+  ASSERT_TRUE(std::holds_alternative<Rejection>(over));
+  EXPECT_EQ(std::get<Rejection>(over).limit, Duration(1h));
+  EXPECT_EQ(runtime_->troupe("t")->counters.rejected, 2u);
+}
+
 TEST_F(RuntimeTest, RateLimitDelaysDispatchOnATimer) {
   auto o = builtin_troupe("t", Kind::kNoop, 1);
   o.rate_limit = {true, 10.0, 1};
