@@ -134,17 +134,6 @@ troupes:
   }
 }
 
-std::optional<v1::Troupe> get_troupe(TroupedProcess& p, const std::string& name) {
-  auto stub = v1::AdminService::NewStub(p.channel());
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-  v1::GetTroupeRequest r;
-  r.set_name(name);
-  v1::Troupe t;
-  if (!stub->GetTroupe(&ctx, r, &t).ok()) return std::nullopt;
-  return t;
-}
-
 // A job process that dies by a signal nobody in trouped sent is a crash: the
 // supervisor restarts the actor and the retry policy retries the job. One
 // that trouped killed because its attempt timed out is a timeout, not a crash.

@@ -37,6 +37,17 @@ const std::regex& serving_line() {
 
 }  // namespace
 
+std::optional<v1::Troupe> get_troupe(TroupedProcess& p, const std::string& name) {
+  auto stub = v1::AdminService::NewStub(p.channel());
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  v1::GetTroupeRequest r;
+  r.set_name(name);
+  v1::Troupe t;
+  if (!stub->GetTroupe(&ctx, r, &t).ok()) return std::nullopt;
+  return t;
+}
+
 std::string trouped_binary() {
   if (const char* env = std::getenv("TROUPED_BINARY"); env != nullptr && *env != '\0') return env;
   return TROUPED_PATH;

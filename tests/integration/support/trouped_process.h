@@ -19,6 +19,8 @@
 #include <thread>
 #include <vector>
 
+#include "troupe/v1/troupe.grpc.pb.h"
+
 namespace troupe::test {
 
 using namespace std::chrono_literals;
@@ -108,6 +110,9 @@ std::unique_ptr<TroupedProcess> start_trouped(TroupedOptions options);
 
 /// The trouped binary built alongside the tests.
 std::string trouped_binary();
+
+/// AdminService.GetTroupe on `p` (10 s deadline); nullopt when it fails.
+std::optional<v1::Troupe> get_troupe(TroupedProcess& p, const std::string& name);
 
 struct HttpResponse {
   int status = 0;
