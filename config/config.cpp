@@ -685,8 +685,9 @@ TroupeRead read_troupe(Diagnostics& diag, const Field& f) {
   TroupeRead result;
   core::TroupeOptions& t = result.options;
   MapReader m(diag, f,
-              {"name", "mode", "actors", "mailbox", "dispatch", "timeout", "dead_letter_capacity",
-               "supervisor", "autoscale", "circuit_breaker", "retry", "rate_limit", "handler"});
+              {"name", "mode", "actors", "mailbox", "dispatch", "timeout", "max_timeout",
+               "dead_letter_capacity", "supervisor", "autoscale", "circuit_breaker", "retry",
+               "rate_limit", "handler"});
   if (!m.is_map() || f.node().IsNull()) {
     if (f.node().IsNull()) {
       diag.error(f.where(), f.path(), "empty troupe; it needs at least a name and a handler");
@@ -716,7 +717,19 @@ TroupeRead read_troupe(Diagnostics& diag, const Field& f) {
                                    {{"least_loaded", core::DispatchStrategy::kLeastLoaded},
                                     {"round_robin", core::DispatchStrategy::kRoundRobin},
                                     {"key", core::DispatchStrategy::kKey}});
-  m.duration("timeout", t.timeout, kPositive);
+  const bool timeout = !m.has("timeout") || m.duration("timeout", t.timeout, kPositive);
+  if (m.has("max_timeout")) {
+    core::Duration max_timeout{};
+    if (m.duration("max_timeout", max_timeout, kPositive)) {
+      t.max_timeout = max_timeout;
+      if (timeout && max_timeout < t.timeout) {
+        report_pair(m, "max_timeout", "timeout",
+                    "max_timeout (" + format_duration(max_timeout) + ") is shorter than timeout (" +
+                        given_or_default(m, "timeout", format_duration(t.timeout)) +
+                        "); a job may ask for a timeout up to max_timeout");
+      }
+    }
+  }
   m.count("dead_letter_capacity", t.dead_letter_capacity, {0, 10'000'000});
   if (const Field* s = m.find("supervisor")) read_supervisor(diag, *s, t.supervisor);
   if (const Field* a = m.find("autoscale")) read_autoscale(diag, *a, t.mode, t.autoscale);

@@ -89,8 +89,11 @@ bool Actor::run_job(JobPtr job, bool breaker_permit) {
       terminal = JobState::kAborted;
       job->output = "aborted: the drain deadline passed before the job started";
     } else if (deadline_passed) {
+      // Checked before every attempt, never while one runs (docs/api.md).
       terminal = JobState::kFailed;
-      job->output = "deadline passed before the job started";
+      job->output = job->attempts == 0 ? "deadline passed before the job started"
+                                       : "deadline passed before attempt " +
+                                             std::to_string(job->attempts + 1) + " started";
     }
     if (terminal != JobState::kQueued) {
       job->finished_ns = troupe_.wall_ns(now_ns);

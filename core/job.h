@@ -84,6 +84,7 @@ enum class RejectReason : std::uint8_t {
   kDraining,
   kCircuitOpen,
   kRateLimited,
+  kTimeoutOverMax,  // the job's own timeout is over its troupe's max_timeout
 };
 std::string_view to_string(RejectReason r);
 
@@ -91,6 +92,7 @@ struct Rejection {
   RejectReason reason;
   std::string message;  // says what was wrong and what to do
   std::chrono::milliseconds retry_after{0};
+  Duration limit{0};  // kTimeoutOverMax: the troupe's max_timeout
 };
 
 struct Accepted {

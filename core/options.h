@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <variant>
@@ -138,6 +139,8 @@ struct TroupeOptions {
   std::uint32_t mailbox_capacity = 1024;  // per actor
   DispatchStrategy dispatch = DispatchStrategy::kLeastLoaded;
   Duration timeout = 30s;  // per attempt
+  /// The most a job may ask for as its own attempt timeout; unset: `timeout`.
+  std::optional<Duration> max_timeout;
   SupervisorOptions supervisor;
   AutoscaleOptions autoscale;
   CircuitBreakerOptions circuit_breaker;
@@ -146,6 +149,11 @@ struct TroupeOptions {
   HandlerOptions handler = BuiltinHandlerOptions{};
   std::size_t dead_letter_capacity = 1000;
 };
+
+/// The cap on a job's own attempt timeout: max_timeout, else the timeout.
+inline Duration max_timeout(const TroupeOptions& o) {
+  return o.max_timeout.value_or(o.timeout);
+}
 
 struct JobStoreOptions {
   Duration result_ttl = 10min;         // terminal jobs stay visible this long

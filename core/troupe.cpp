@@ -66,6 +66,7 @@ Troupe::Troupe(TroupeOptions options, boost::asio::io_context& io, Clock& clock,
   breaker_enabled_ = options.circuit_breaker.enabled;
   breaker_rejects_ = options.circuit_breaker.policy == CircuitBreakerOptions::OpenPolicy::kReject;
   limiter_enabled_ = options.rate_limit.enabled;
+  max_timeout_ns_ = max_timeout(options).count();
   // The breaker's transitions wake actors that went idle waiting for it.
   breaker_ = std::make_unique<CircuitBreaker>(options.circuit_breaker, control_, clock,
                                               [this, obs = observer_](CircuitState to) {
@@ -153,6 +154,15 @@ void Troupe::report_actors_locked() {
 }
 
 std::variant<Accepted, Rejection> Troupe::submit(JobRequest&& request, JobCallback on_terminal) {
+  if (request.attempt_timeout) {
+    const Duration cap(max_timeout_ns_.load(std::memory_order_relaxed));
+    if (*request.attempt_timeout > cap) {
+      // The daemon words it (it formats durations as the config does).
+      Rejection r = reject(RejectReason::kTimeoutOverMax, {}, std::chrono::milliseconds(0));
+      r.limit = cap;
+      return r;
+    }
+  }
   if (draining()) {
     return reject(RejectReason::kDraining,
                   "troupe '" + *name_ +
@@ -744,6 +754,7 @@ void Troupe::update(TroupeOptions options) {
   breaker_enabled_ = options.circuit_breaker.enabled;
   breaker_rejects_ = options.circuit_breaker.policy == CircuitBreakerOptions::OpenPolicy::kReject;
   limiter_enabled_ = options.rate_limit.enabled;
+  max_timeout_ns_ = max_timeout(options).count();
   std::uint32_t add = 0;
   std::vector<std::shared_ptr<Actor>> woken;
   {

@@ -181,6 +181,7 @@ class Troupe : public std::enable_shared_from_this<Troupe> {
   // below and the lock are written by submitters and by actors on every job.
   // Each group has cache lines of its own: sharing one, every submit missed on
   // a line an actor had just written (false sharing, docs/performance.md).
+  std::atomic<std::int64_t> max_timeout_ns_{0};
   std::atomic<bool> breaker_enabled_{false};
   std::atomic<bool> breaker_rejects_{false};
   std::atomic<bool> limiter_enabled_{false};

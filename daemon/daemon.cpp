@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "core/clock.h"
+#include "core/handlers/exec_handler.h"
 #include "core/runtime.h"
 #include "daemon/admin_service.h"
 #include "daemon/grpc_runtime.h"
@@ -220,7 +221,11 @@ class Daemon {
       return;
     }
     if (draining_) {
-      spdlog::warn("second {} while draining: stopping at once", signal_name(signo));
+      // Job processes run in process groups of their own: kill them first,
+      // or they outlive trouped.
+      const std::size_t killed = core::kill_exec_process_groups();
+      spdlog::warn("second {} while draining: stopping at once ({} running job processes killed)",
+                   signal_name(signo), killed);
       spdlog::default_logger()->flush();
       std::_Exit(128 + signo);
     }

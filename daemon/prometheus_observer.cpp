@@ -27,8 +27,9 @@ struct PrometheusObserver::Families {
 namespace {
 
 constexpr std::array kRejectReasons = {
-    core::RejectReason::kUnknownTroupe, core::RejectReason::kFull, core::RejectReason::kDraining,
-    core::RejectReason::kCircuitOpen, core::RejectReason::kRateLimited};
+    core::RejectReason::kUnknownTroupe, core::RejectReason::kFull,
+    core::RejectReason::kDraining,      core::RejectReason::kCircuitOpen,
+    core::RejectReason::kRateLimited,   core::RejectReason::kTimeoutOverMax};
 constexpr std::array kTerminalStates = {core::JobState::kSucceeded, core::JobState::kFailed,
                                         core::JobState::kDead, core::JobState::kCancelled,
                                         core::JobState::kAborted};

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <string>
 
+#include "config/value_parsers.h"
 #include "troupe/v1/troupe.pb.h"
 
 namespace troupe::daemon {
@@ -67,6 +68,15 @@ RpcError to_rpc_error(const core::Rejection& rejection, std::string_view troupe)
                                         " has its circuit breaker open (its handler keeps "
                                         "failing); retry after the retry-after-ms hint"),
               hint(kCircuitOpenRetryFloor)};
+    case core::RejectReason::kTimeoutOverMax: {
+      const std::string limit = config::format_duration(rejection.limit);
+      return {grpc::StatusCode::INVALID_ARGUMENT,
+              "timeout: longer than the max_timeout of troupe " + quoted(troupe) + " (" + limit +
+                  "); ask for at most " + limit +
+                  ", leave it unset to use the troupe's timeout, or raise max_timeout in the "
+                  "troupe's config",
+              std::nullopt};
+    }
   }
   return {grpc::StatusCode::INTERNAL, "unknown rejection reason; this is a trouped bug",
           std::nullopt};

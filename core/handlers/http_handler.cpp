@@ -1,9 +1,11 @@
 #include "core/handlers/http_handler.h"
 
+#include <netinet/in.h>
 #include <openssl/ssl.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
-#include <boost/asio/connect.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -16,6 +18,7 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 #include <cctype>
+#include <cerrno>
 #include <ctime>
 #include <string>
 #include <utility>
@@ -182,22 +185,42 @@ class HttpAttempt : public std::enable_shared_from_this<HttpAttempt> {
         });
   }
 
+  /// Tries the resolved endpoints in order, each on a socket opened
+  /// close-on-exec: asio opens sockets without SOCK_CLOEXEC, and a process
+  /// another thread spawns meanwhile (an exec job) must never inherit a
+  /// connection. Replaces asio::async_connect, which opens its own sockets.
   void connect() {
-    asio::async_connect(
-        connection_->socket(), *shared_->endpoints,
-        [self = shared_from_this()](const error_code& ec, const tcp::endpoint&) {
-          if (self->cancelled_) return self->finish_cancelled();
-          if (ec) {
-            // The address may have moved: resolve again next time.
-            self->shared_->endpoints.reset();
-            return self->fail_connection(
-                "connect to " + self->url().host + ":" + self->url().port + " failed", ec);
-          }
-          error_code ignored;
-          self->connection_->socket().set_option(tcp::no_delay(true), ignored);
-          if (self->connection_->tls) return self->handshake();
-          self->send();
-        });
+    endpoints_ = *shared_->endpoints;
+    connect_to(endpoints_.begin(), asio::error::host_not_found);
+  }
+
+  void connect_to(tcp::resolver::results_type::const_iterator next, error_code last) {
+    auto& socket = connection_->socket();
+    error_code ignored;
+    socket.close(ignored);
+    if (next == endpoints_.end()) {
+      // The address may have moved: resolve again next time.
+      shared_->endpoints.reset();
+      return fail_connection("connect to " + url().host + ":" + url().port + " failed", last);
+    }
+    const tcp::endpoint endpoint = next->endpoint();
+    const int fd = ::socket(endpoint.protocol().family(), SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP);
+    error_code open_ec;
+    if (fd < 0) {
+      open_ec.assign(errno, boost::system::system_category());
+    } else {
+      socket.assign(endpoint.protocol(), fd, open_ec);
+      if (open_ec) ::close(fd);
+    }
+    if (open_ec) return connect_to(std::next(next), open_ec);
+    socket.async_connect(endpoint, [self = shared_from_this(), next](const error_code& ec) {
+      if (self->cancelled_) return self->finish_cancelled();
+      if (ec) return self->connect_to(std::next(next), ec);
+      error_code no_delay_ec;
+      self->connection_->socket().set_option(tcp::no_delay(true), no_delay_ec);
+      if (self->connection_->tls) return self->handshake();
+      self->send();
+    });
   }
 
   void handshake() {
@@ -353,6 +376,7 @@ class HttpAttempt : public std::enable_shared_from_this<HttpAttempt> {
   http::request<http::string_body> request_;
   std::optional<http::response_parser<http::string_body>> parser_;
   std::unique_ptr<Connection> connection_;
+  tcp::resolver::results_type endpoints_;  // being tried by connect_to()
   bool retried_stale_ = false;
   bool cancelled_ = false;
   bool finished_ = false;

@@ -38,17 +38,6 @@ grpc::Status submit_once(TroupedProcess& p, const std::string& troupe,
   return status;
 }
 
-std::optional<v1::Troupe> get_troupe(TroupedProcess& p, const std::string& name) {
-  auto stub = v1::AdminService::NewStub(p.channel());
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-  v1::GetTroupeRequest r;
-  r.set_name(name);
-  v1::Troupe t;
-  if (!stub->GetTroupe(&ctx, r, &t).ok()) return std::nullopt;
-  return t;
-}
-
 HealthCheckResponse::ServingStatus health(TroupedProcess& p, const std::string& service) {
   auto stub = grpc::health::v1::Health::NewStub(p.channel());
   grpc::ClientContext ctx;

@@ -60,6 +60,8 @@ TEST(LoadString, MinimalTroupeTakesEveryDefault) {
   EXPECT_EQ(t.mailbox_capacity, 1024u);
   EXPECT_EQ(t.dispatch, core::DispatchStrategy::kLeastLoaded);
   EXPECT_EQ(t.timeout, Duration(30s));
+  EXPECT_FALSE(t.max_timeout.has_value());
+  EXPECT_EQ(core::max_timeout(t), Duration(30s));  // the troupe's timeout
   EXPECT_EQ(t.dead_letter_capacity, 1000u);
 
   EXPECT_EQ(t.supervisor.strategy, core::SupervisorOptions::Strategy::kRestart);
@@ -125,6 +127,7 @@ troupes:
     mailbox: 77
     dispatch: key
     timeout: 1500ms
+    max_timeout: 2m
     dead_letter_capacity: 12
     supervisor: {strategy: resume, max_restarts: 7, window: 2m, backoff_initial: 50ms, backoff_max: 3s}
     autoscale: {interval: 1s, high_threshold: 6, low_threshold: 1.5, low_busy_ratio: 0.25, scale_up_step: 2, scale_down_step: 3, cooldown: 0s}
@@ -203,6 +206,8 @@ TEST(LoadString, FullFileSetsEveryField) {
   EXPECT_EQ(t.mailbox_capacity, 77u);
   EXPECT_EQ(t.dispatch, core::DispatchStrategy::kKey);
   EXPECT_EQ(t.timeout, Duration(1500ms));
+  EXPECT_EQ(t.max_timeout, Duration(2min));
+  EXPECT_EQ(core::max_timeout(t), Duration(2min));
   EXPECT_EQ(t.dead_letter_capacity, 12u);
   EXPECT_EQ(t.supervisor.strategy, core::SupervisorOptions::Strategy::kResume);
   EXPECT_EQ(t.supervisor.max_restarts, 7u);
@@ -435,6 +440,12 @@ const BadCase kBadCases[] = {
     {"MaxOpenTimeoutBelowOpenTimeout", TROUPE "    circuit_breaker: {open_timeout: 10m}\n",
      "troupes[0].circuit_breaker.open_timeout", 4, 37,
      "max_open_timeout (5m, the default) is shorter than open_timeout (10m)"},
+    {"MaxTimeoutBelowTimeout", TROUPE "    timeout: 1m\n    max_timeout: 10s\n",
+     "troupes[0].max_timeout", 5, 18, "max_timeout (10s) is shorter than timeout (1m)"},
+    {"MaxTimeoutBelowDefaultTimeout", TROUPE "    max_timeout: 10s\n", "troupes[0].max_timeout", 4,
+     18, "max_timeout (10s) is shorter than timeout (30s, the default)"},
+    {"MaxTimeoutZero", TROUPE "    max_timeout: 0s\n", "troupes[0].max_timeout", 4, 18,
+     "must be longer than 0s, got \"0s\""},
     {"EmptyRecordList", TROUPE "    circuit_breaker: {record: []}\n",
      "troupes[0].circuit_breaker.record", 4, 31, "the breaker can never open"},
     {"UnknownFailureClass", TROUPE "    retry: {non_retryable: [timeout, crashed]}\n",

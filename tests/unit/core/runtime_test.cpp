@@ -462,6 +462,41 @@ TEST_F(RuntimeTest, DeadlinePassedBeforeStartFailsWithoutRunning) {
   EXPECT_NE(rec->error.find("deadline passed before the job started"), std::string::npos);
 }
 
+// The deadline is a start deadline, checked before every attempt (the first
+// and each retry); an attempt that started in time runs to its end, bounded by
+// its timeout, not by the deadline (docs/api.md).
+TEST_F(RuntimeTest, DeadlineIsCheckedBeforeEveryAttemptNotWhileOneRuns) {
+  auto flaky = builtin_troupe("flaky", Kind::kFail, 1);
+  flaky.retry.max_attempts = 3;
+  flaky.retry.initial_backoff = 1s;
+  flaky.retry.jitter = false;
+  runtime_->apply({builtin_troupe("t", Kind::kSleep, 1), flaky});
+  run();
+
+  JobRequest r;
+  r.troupe = "t";
+  r.payload = "1s";
+  r.deadline = clock_.wall_now() + 500ms;
+  const JobId ran_past = std::get<Accepted>(runtime_->submit(std::move(r))).id;
+  run();
+  EXPECT_EQ(state_of(ran_past), JobState::kRunning);
+  advance(1s);
+  EXPECT_EQ(state_of(ran_past), JobState::kSucceeded);
+
+  JobRequest retried;
+  retried.troupe = "flaky";
+  retried.deadline = clock_.wall_now() + 500ms;
+  const JobId id = std::get<Accepted>(runtime_->submit(std::move(retried))).id;
+  run();
+  EXPECT_EQ(state_of(id), JobState::kRetryWait);
+  advance(1s);  // the retry is due after the deadline: not started
+  auto rec = runtime_->get(id);
+  EXPECT_EQ(rec->state, JobState::kFailed);
+  EXPECT_EQ(rec->attempts, 1u);
+  EXPECT_NE(rec->error.find("deadline passed before attempt 2 started"), std::string::npos)
+      << rec->error;
+}
+
 TEST_F(RuntimeTest, CancelQueuedJobEndsItAtOnce) {
   runtime_->apply({builtin_troupe("t", Kind::kSleep, 1)});
   run();
@@ -533,6 +568,34 @@ TEST_F(RuntimeTest, HoldPolicyKeepsQueuedJobsWaitingWithoutUsingAttempts) {
   advance(1s);  // half-open: one probe runs (and fails: reopens)
   EXPECT_EQ(runtime_->get(held)->attempts, 1u);
   EXPECT_EQ(runtime_->troupe("t")->circuit, CircuitState::kOpen);
+}
+
+TEST_F(RuntimeTest, AJobsOwnTimeoutIsCappedByMaxTimeout) {
+  auto o = builtin_troupe("t", Kind::kNoop, 1);
+  o.timeout = 1s;
+  runtime_->apply({o});
+  run();
+  const auto submit_with_timeout = [&](Duration timeout) {
+    JobRequest r;
+    r.troupe = "t";
+    r.attempt_timeout = timeout;
+    return runtime_->submit(std::move(r));
+  };
+  // Unset, max_timeout is the troupe's timeout.
+  EXPECT_TRUE(std::holds_alternative<Accepted>(submit_with_timeout(1s)));
+  auto over = submit_with_timeout(1001ms);
+  ASSERT_TRUE(std::holds_alternative<Rejection>(over));
+  EXPECT_EQ(std::get<Rejection>(over).reason, RejectReason::kTimeoutOverMax);
+  EXPECT_EQ(std::get<Rejection>(over).limit, Duration(1s));
+  // A reload raises it.
+  o.max_timeout = 1h;
+  runtime_->apply({o});
+  run();
+  EXPECT_TRUE(std::holds_alternative<Accepted>(submit_with_timeout(1h)));
+  over = submit_with_timeout(1h + 1ns);
+  ASSERT_TRUE(std::holds_alternative<Rejection>(over));
+  EXPECT_EQ(std::get<Rejection>(over).limit, Duration(1h));
+  EXPECT_EQ(runtime_->troupe("t")->counters.rejected, 2u);
 }
 
 TEST_F(RuntimeTest, RateLimitDelaysDispatchOnATimer) {

@@ -44,6 +44,16 @@ TEST(StatusMapping, DrainingAndCircuitOpenAreUnavailableWithHint) {
   EXPECT_NE(open.message.find("circuit"), std::string::npos);
 }
 
+TEST(StatusMapping, TimeoutOverMaxIsInvalidArgumentNamingTheLimit) {
+  auto r = rejection(core::RejectReason::kTimeoutOverMax);
+  r.limit = 90s;
+  auto e = to_rpc_error(r, "t");
+  EXPECT_EQ(e.code, grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(e.message.rfind("timeout: ", 0), 0u) << e.message;
+  EXPECT_NE(e.message.find("max_timeout of troupe \"t\" (1m30s)"), std::string::npos) << e.message;
+  EXPECT_FALSE(e.retry_after.has_value());
+}
+
 TEST(StatusMapping, ZeroHintGetsAFloor) {
   auto e = to_rpc_error(rejection(core::RejectReason::kFull, 0ms), "t");
   ASSERT_TRUE(e.retry_after.has_value());

@@ -124,8 +124,10 @@ TEST(ExecClassifyTest, MapsExitStatusesAndSignals) {
   EXPECT_EQ(classify_exit(o, exited(2)), FailureClass::kPermanent);
   EXPECT_EQ(classify_exit(o, exited(64)), FailureClass::kPermanent);
   EXPECT_EQ(classify_exit(o, exited(255)), FailureClass::kRetryable);
-  EXPECT_EQ(classify_exit(o, SIGSEGV), FailureClass::kRetryable);
-  EXPECT_EQ(classify_exit(o, SIGKILL), FailureClass::kRetryable);
+  // Death by a signal nobody in trouped sent is a crash (a timeout or a
+  // cancel kills too, but those attempts are classified before this).
+  EXPECT_EQ(classify_exit(o, SIGSEGV), FailureClass::kCrash);
+  EXPECT_EQ(classify_exit(o, SIGKILL), FailureClass::kCrash);
   EXPECT_EQ(describe_exit(exited(3)), "exited with status 3");
   EXPECT_EQ(describe_exit(SIGSEGV), "killed by SIGSEGV");
   EXPECT_EQ(describe_exit(SIGKILL), "killed by SIGKILL");
@@ -170,12 +172,12 @@ TEST_F(ExecHandlerTest, ConfiguredExitCodeIsPermanent) {
   EXPECT_THAT(out.result.output, HasSubstr("exited with status 65"));
 }
 
-TEST_F(ExecHandlerTest, CrashBySignalIsRetryableAndNamesTheSignal) {
+TEST_F(ExecHandlerTest, DeathBySignalIsACrashAndNamesTheSignal) {
   ExecHandlerOptions o;
   o.argv = {script("crash.sh", "kill -SEGV $$")};
   auto h = make(o);
   const Outcome out = run(*h, "");
-  EXPECT_EQ(out.result.failure, FailureClass::kRetryable);
+  EXPECT_EQ(out.result.failure, FailureClass::kCrash);
   EXPECT_THAT(out.result.output, HasSubstr("killed by SIGSEGV"));
 }
 
