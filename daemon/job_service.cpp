@@ -2,7 +2,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -11,6 +10,7 @@
 #include "daemon/ordered_reply_stream.h"
 #include "daemon/status_mapping.h"
 #include "daemon/translation.h"
+#include "daemon/write_queue.h"
 
 namespace troupe::daemon {
 namespace {
@@ -128,14 +128,15 @@ class SubmitStreamReactor final
 };
 
 /// WatchJob: the runtime's watch callbacks (core threads) queue snapshots;
-/// one Write at a time sends them; the terminal snapshot ends the stream.
-/// A watch callback may still be running when unwatch() returns, so the
-/// callback reaches the reactor through `Link`, which OnDone severs under
-/// its mutex before the reactor is deleted.
+/// one Write at a time sends them; the terminal snapshot ends the stream
+/// (WriteQueue keeps the books, correct under either order of OnCancel and
+/// OnWriteDone). A watch callback may still be running when unwatch()
+/// returns, so the callback reaches the reactor through `Link`, which OnDone
+/// severs under its mutex before the reactor is deleted.
 class WatchReactor final : public grpc::ServerWriteReactor<v1::Job> {
  public:
   struct Link {
-    std::mutex mutex;  // guards `reactor` and the reactor's queue and flags
+    std::mutex mutex;  // guards `reactor` and the reactor's queue
     WatchReactor* reactor = nullptr;
   };
 
@@ -148,9 +149,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::Job> {
     });
     std::lock_guard lock(link_->mutex);
     if (!watch) {
-      finished_ = true;
-      const RpcError error = job_not_found(id.to_string());
-      Finish(error.status());
+      take_locked(queue_.finish(job_not_found(id.to_string()).status()));
       return;
     }
     watch_id_ = *watch;
@@ -158,20 +157,12 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::Job> {
 
   void OnWriteDone(bool ok) override {
     std::lock_guard lock(link_->mutex);
-    writing_ = false;
-    pending_.pop_front();
-    if (!ok) {
-      pending_.clear();
-      finish_locked({grpc::StatusCode::CANCELLED, "the stream broke while writing"});
-      return;
-    }
-    write_next_locked();
+    take_locked(queue_.write_done(ok));
   }
 
   void OnCancel() override {
     std::lock_guard lock(link_->mutex);
-    pending_.clear();
-    finish_locked({grpc::StatusCode::CANCELLED, "the client cancelled the watch"});
+    take_locked(queue_.cancel({grpc::StatusCode::CANCELLED, "the client cancelled the watch"}));
   }
 
   void OnDone() override {
@@ -186,35 +177,21 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::Job> {
 
  private:
   void on_change_locked(const core::JobRecord& record) {
-    if (finished_ || terminal_queued_) return;
-    to_proto(record, pending_.emplace_back());
-    terminal_queued_ = core::is_terminal(record.state);
-    if (!writing_) write_next_locked();
+    if (queue_.finished()) return;
+    v1::Job snapshot;
+    to_proto(record, snapshot);
+    take_locked(queue_.push(std::move(snapshot), core::is_terminal(record.state)));
   }
 
-  void write_next_locked() {
-    if (finished_) return;
-    if (pending_.empty()) {
-      if (terminal_queued_) finish_locked(grpc::Status::OK);
-      return;
-    }
-    writing_ = true;
-    StartWrite(&pending_.front());
-  }
-
-  void finish_locked(const grpc::Status& status) {
-    if (finished_) return;
-    finished_ = true;
-    Finish(status);
+  void take_locked(const WriteQueue<v1::Job>::Step& step) {
+    if (step.write != nullptr) StartWrite(step.write);
+    if (step.finish) Finish(*step.finish);
   }
 
   core::Runtime& runtime_;
   std::shared_ptr<Link> link_;
   std::optional<core::WatchId> watch_id_;
-  std::deque<v1::Job> pending_;
-  bool writing_ = false;
-  bool terminal_queued_ = false;
-  bool finished_ = false;
+  WriteQueue<v1::Job> queue_;
 };
 
 }  // namespace

@@ -1,0 +1,128 @@
+// The real trouped against unfriendly clients on the wire: watchers that
+// stop reading and go away mid-stream.
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support/trouped_process.h"
+#include "troupe/v1/troupe.grpc.pb.h"
+
+namespace troupe::test {
+namespace {
+
+using namespace std::chrono_literals;
+using grpc::StatusCode;
+
+// `noisy` fails every attempt with 512 KiB of stderr, so each watch snapshot
+// is bigger than an HTTP/2 stream window: a watcher that does not read
+// leaves trouped with a write in flight.
+constexpr const char* kConfig = R"(server:
+  grpc_address: 127.0.0.1:0
+  metrics_address: 127.0.0.1:0
+  threads: 2
+  shutdown: {drain_timeout: 1s}
+troupes:
+  - name: noisy
+    mode: fixed
+    actors: 1
+    retry: {max_attempts: 4, initial_backoff: 1ms, max_backoff: 1ms, jitter: false}
+    circuit_breaker: {enabled: false}
+    handler:
+      kind: exec
+      argv: [sh, -c, 'head -c 524288 /dev/zero | tr "\0" e >&2; exit 1']
+      max_stderr: 512KiB
+)";
+
+class DaemonWireTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { process_ = start_trouped({.config_yaml = kConfig}).release(); }
+  static void TearDownTestSuite() {
+    delete process_;
+    process_ = nullptr;
+  }
+  void SetUp() override {
+    ASSERT_NE(process_, nullptr);
+    jobs_ = v1::JobService::NewStub(process_->channel());
+  }
+
+  static void deadline(grpc::ClientContext& ctx, std::chrono::milliseconds d = 20s) {
+    ctx.set_deadline(std::chrono::system_clock::now() + d);
+  }
+
+  std::string submit(const std::string& troupe) {
+    grpc::ClientContext ctx;
+    deadline(ctx);
+    v1::SubmitRequest request;
+    request.set_troupe(troupe);
+    v1::SubmitResponse response;
+    const auto status = jobs_->Submit(&ctx, request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return response.job_id();
+  }
+
+  grpc::Status get(const std::string& id, v1::Job& out) {
+    grpc::ClientContext ctx;
+    deadline(ctx);
+    v1::GetJobRequest request;
+    request.set_job_id(id);
+    return jobs_->GetJob(&ctx, request, &out);
+  }
+
+  /// Polls GetJob until the job is DEAD (bounded).
+  bool wait_dead(const std::string& id) {
+    const auto until = std::chrono::steady_clock::now() + 30s;
+    while (std::chrono::steady_clock::now() < until) {
+      if (process_->exited()) return false;
+      v1::Job job;
+      if (get(id, job).ok() && job.state() == v1::JOB_STATE_DEAD) return true;
+      std::this_thread::sleep_for(20ms);
+    }
+    return false;
+  }
+
+  static TroupedProcess* process_;
+  std::unique_ptr<v1::JobService::Stub> jobs_;
+};
+
+TroupedProcess* DaemonWireTest::process_ = nullptr;
+
+// Watchers that never read while a retrying job sends big snapshots, then
+// cancel: trouped's write is still in flight when OnCancel comes. It must
+// survive that (it used to free the message being written and then pop an
+// empty queue in OnWriteDone) and keep serving.
+TEST_F(DaemonWireTest, WatchersCancellingMidWriteDoNotCrashTheDaemon) {
+  constexpr int kRounds = 10;
+  constexpr int kWatchers = 6;
+  for (int round = 0; round < kRounds; ++round) {
+    const std::string id = submit("noisy");
+    ASSERT_FALSE(id.empty());
+    std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+    std::vector<std::unique_ptr<grpc::ClientReader<v1::Job>>> readers;
+    for (int i = 0; i < kWatchers; ++i) {
+      auto& ctx = *contexts.emplace_back(std::make_unique<grpc::ClientContext>());
+      deadline(ctx, 60s);
+      v1::WatchJobRequest request;
+      request.set_job_id(id);
+      readers.push_back(jobs_->WatchJob(&ctx, request));  // and never Read
+    }
+    ASSERT_TRUE(wait_dead(id)) << "job " << id << " did not end; trouped's log:\n"
+                               << process_->log();
+    for (int i = 0; i < kWatchers; ++i) {
+      contexts[i]->TryCancel();
+      const auto status = readers[i]->Finish();
+      EXPECT_EQ(status.error_code(), StatusCode::CANCELLED) << status.error_message();
+    }
+  }
+  // Still serving, and still the same process.
+  v1::Job job;
+  EXPECT_TRUE(get(submit("noisy"), job).ok());
+  EXPECT_FALSE(process_->exited()) << process_->log();
+}
+
+}  // namespace
+}  // namespace troupe::test
