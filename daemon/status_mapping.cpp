@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <string>
 
+#include "core/utf8.h"
 #include "troupe/v1/troupe.pb.h"
 
 namespace troupe::daemon {
@@ -32,6 +33,10 @@ std::string message_or(const core::Rejection& r, std::string fallback) {
 }
 
 }  // namespace
+
+grpc::Status RpcError::status() const {
+  return {code, core::valid_utf8(message)};
+}
 
 RpcError to_rpc_error(const core::Rejection& rejection, std::string_view troupe) {
   const auto hint = [&](std::chrono::milliseconds floor) {
@@ -112,7 +117,7 @@ void finish(grpc::CallbackServerContext& context, grpc::ServerUnaryReactor& reac
 
 void fill_ack(const RpcError& error, v1::StreamSubmitAck& ack) {
   ack.set_code(static_cast<std::int32_t>(error.code));
-  ack.set_message(error.message);
+  ack.set_message(core::valid_utf8(error.message));
   if (error.retry_after) {
     ack.set_retry_after_ms(static_cast<std::uint32_t>(error.retry_after->count()));
   }

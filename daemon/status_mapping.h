@@ -32,7 +32,8 @@ struct RpcError {
   std::string message;
   std::optional<std::chrono::milliseconds> retry_after;
 
-  grpc::Status status() const { return {code, message}; }
+  /// The status to finish with; its message made valid UTF-8.
+  grpc::Status status() const;
 };
 
 /// Core's refusal of a submit -> NOT_FOUND, RESOURCE_EXHAUSTED or

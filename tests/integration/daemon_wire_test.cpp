@@ -1,5 +1,6 @@
-// The real trouped against unfriendly clients on the wire: watchers that
-// stop reading and go away mid-stream.
+// The real trouped against unfriendly clients and handlers on the wire:
+// watchers that stop reading and go away mid-stream, and a handler whose
+// stderr is not UTF-8.
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
@@ -36,6 +37,12 @@ troupes:
       kind: exec
       argv: [sh, -c, 'head -c 524288 /dev/zero | tr "\0" e >&2; exit 1']
       max_stderr: 512KiB
+  - name: garbled
+    retry: {max_attempts: 1}
+    circuit_breaker: {enabled: false}
+    handler:
+      kind: exec
+      argv: [sh, -c, 'printf "bad \\377\\376 then cut \\342\\202" >&2; exit 1']
 )";
 
 class DaemonWireTest : public ::testing::Test {
@@ -48,6 +55,7 @@ class DaemonWireTest : public ::testing::Test {
   void SetUp() override {
     ASSERT_NE(process_, nullptr);
     jobs_ = v1::JobService::NewStub(process_->channel());
+    admin_ = v1::AdminService::NewStub(process_->channel());
   }
 
   static void deadline(grpc::ClientContext& ctx, std::chrono::milliseconds d = 20s) {
@@ -87,6 +95,7 @@ class DaemonWireTest : public ::testing::Test {
 
   static TroupedProcess* process_;
   std::unique_ptr<v1::JobService::Stub> jobs_;
+  std::unique_ptr<v1::AdminService::Stub> admin_;
 };
 
 TroupedProcess* DaemonWireTest::process_ = nullptr;
@@ -122,6 +131,55 @@ TEST_F(DaemonWireTest, WatchersCancellingMidWriteDoNotCrashTheDaemon) {
   v1::Job job;
   EXPECT_TRUE(get(submit("noisy"), job).ok());
   EXPECT_FALSE(process_->exited()) << process_->log();
+}
+
+// A job whose error holds bytes that are not UTF-8 (and a character cut
+// short) is still readable by every API that returns it, and does not make
+// its troupe's dead letters unreadable.
+TEST_F(DaemonWireTest, AJobWithBadBytesInItsErrorStaysReadable) {
+  const std::string kExpected = "bad \uFFFD\uFFFD then cut \uFFFD";
+  v1::SubmitRequest request;
+  request.set_troupe("garbled");
+  request.set_wait(true);
+  v1::SubmitResponse submitted;
+  {
+    grpc::ClientContext ctx;
+    deadline(ctx);
+    const auto status = jobs_->Submit(&ctx, request, &submitted);
+    ASSERT_TRUE(status.ok()) << status.error_code() << " " << status.error_message();
+  }
+  EXPECT_EQ(submitted.job().state(), v1::JOB_STATE_DEAD);
+  EXPECT_NE(submitted.job().error().find(kExpected), std::string::npos) << submitted.job().error();
+
+  v1::Job job;
+  const auto got = get(submitted.job_id(), job);
+  ASSERT_TRUE(got.ok()) << got.error_code() << " " << got.error_message();
+  EXPECT_NE(job.error().find(kExpected), std::string::npos) << job.error();
+
+  {
+    grpc::ClientContext ctx;
+    deadline(ctx);
+    v1::WatchJobRequest watch;
+    watch.set_job_id(submitted.job_id());
+    auto reader = jobs_->WatchJob(&ctx, watch);
+    v1::Job snapshot;
+    int snapshots = 0;
+    while (reader->Read(&snapshot)) ++snapshots;
+    const auto status = reader->Finish();
+    EXPECT_TRUE(status.ok()) << status.error_code() << " " << status.error_message();
+    EXPECT_EQ(snapshots, 1);
+    EXPECT_EQ(snapshot.state(), v1::JOB_STATE_DEAD);
+  }
+  {
+    grpc::ClientContext ctx;
+    deadline(ctx);
+    v1::ListDeadJobsRequest list;
+    list.set_troupe("garbled");
+    v1::ListDeadJobsResponse dead;
+    const auto status = admin_->ListDeadJobs(&ctx, list, &dead);
+    ASSERT_TRUE(status.ok()) << status.error_code() << " " << status.error_message();
+    ASSERT_GE(dead.jobs_size(), 1);
+  }
 }
 
 }  // namespace

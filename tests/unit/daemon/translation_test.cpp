@@ -185,6 +185,41 @@ TEST(Translation, JobRecordToProto) {
   EXPECT_FALSE(job.has_finished_at());
 }
 
+// A client must be able to parse every reply: protobuf refuses a `string`
+// field that is not UTF-8, so the handler's raw bytes are repaired (the
+// result, a `bytes` field, keeps them).
+TEST(Translation, JobWithBadBytesStillParses) {
+  core::JobRecord rec;
+  rec.id = core::JobId{0xabc};
+  rec.troupe = "t\xFF";
+  rec.state = core::JobState::kDead;
+  rec.result = "raw \xFF\xFE";
+  rec.error =
+      "exec: exited with status 1: \xFF\xFE"
+      "cut \xE2\x82";  // invalid, then cut short
+  rec.key = "k\xC3";
+  rec.metadata = {{"m\x80", "v\xFF"}};
+  v1::Job job;
+  to_proto(rec, job);
+  std::string wire;
+  ASSERT_TRUE(job.SerializeToString(&wire));
+  v1::Job parsed;
+  ASSERT_TRUE(parsed.ParseFromString(wire)) << "a client could not read this job";
+  EXPECT_EQ(parsed.error(), "exec: exited with status 1: \uFFFD\uFFFDcut \uFFFD");
+  EXPECT_EQ(parsed.result(), "raw \xFF\xFE");
+  EXPECT_EQ(parsed.troupe(), "t\uFFFD");
+  EXPECT_EQ(parsed.key(), "k\uFFFD");
+  EXPECT_EQ(parsed.metadata().at("m\uFFFD"), "v\uFFFD");
+
+  core::TroupeStatus status;
+  status.name = "\xFFname";
+  status.handler = "exec \xFF";
+  v1::Troupe troupe;
+  to_proto(status, troupe);
+  ASSERT_TRUE(troupe.SerializeToString(&wire));
+  ASSERT_TRUE(v1::Troupe().ParseFromString(wire));
+}
+
 TEST(Translation, EveryStateHasAWireValue) {
   for (auto s : {core::JobState::kQueued, core::JobState::kRunning, core::JobState::kRetryWait,
                  core::JobState::kSucceeded, core::JobState::kFailed, core::JobState::kDead,
