@@ -86,6 +86,15 @@ RpcError invalid_argument(std::string_view field, std::string_view problem) {
   return {grpc::StatusCode::INVALID_ARGUMENT, std::move(message), std::nullopt};
 }
 
+RpcError unparseable_request(std::string_view message_type) {
+  std::string message = "could not parse request: the bytes are not a ";
+  message += message_type;
+  message +=
+      " (a malformed protobuf, a field of the wrong type, or a string field that is not UTF-8); "
+      "send a message built from proto/troupe/v1/troupe.proto";
+  return {grpc::StatusCode::INVALID_ARGUMENT, std::move(message), std::nullopt};
+}
+
 RpcError job_not_found(std::string_view job_id) {
   return {grpc::StatusCode::NOT_FOUND,
           "job " + quoted(job_id) +

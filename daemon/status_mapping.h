@@ -42,6 +42,9 @@ RpcError to_rpc_error(const core::Rejection& rejection, std::string_view troupe)
 
 /// INVALID_ARGUMENT naming the offending request field.
 RpcError invalid_argument(std::string_view field, std::string_view problem);
+/// INVALID_ARGUMENT for request bytes that are not a `message_type` (e.g.
+/// "troupe.v1.SubmitRequest"): garbage, or a string field that is not UTF-8.
+RpcError unparseable_request(std::string_view message_type);
 /// NOT_FOUND for a well-formed job id that is unknown or expired.
 RpcError job_not_found(std::string_view job_id);
 /// NOT_FOUND for a troupe name that is not hosted.
