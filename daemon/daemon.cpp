@@ -35,6 +35,7 @@
 #include "daemon/observer_fanout.h"
 #include "daemon/process_collector.h"
 #include "daemon/prometheus_observer.h"
+#include "daemon/translation.h"
 #include "daemon/version.h"
 
 namespace troupe::daemon {
@@ -45,8 +46,6 @@ using namespace std::chrono_literals;
 // How long gRPC may take to finish calls still open after the drain (idle
 // SubmitStream clients, say) before they are cancelled.
 constexpr auto kGrpcShutdownGrace = 1s;
-// Room for the non-payload part of a SubmitRequest (metadata, keys, framing).
-constexpr std::size_t kRequestOverhead = 64 << 10;
 
 std::string with_port(const std::string& address, int port) {
   const auto colon = address.rfind(':');
@@ -170,8 +169,7 @@ class Daemon {
     // Without this a port taken by another SO_REUSEPORT socket binds
     // silently and the two servers split the traffic.
     builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-    builder.SetMaxReceiveMessageSize(static_cast<int>(
-        std::min<std::size_t>(config_.server.limits.max_payload + kRequestOverhead, INT32_MAX)));
+    builder.SetMaxReceiveMessageSize(max_receive_message_bytes(config_.server.limits));
     builder.RegisterService(job_service_.get());
     builder.RegisterService(admin_service_.get());
     server_ = builder.BuildAndStart();

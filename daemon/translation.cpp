@@ -1,6 +1,8 @@
 #include "daemon/translation.h"
 
+#include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <string>
 #include <utility>
 
@@ -40,7 +42,23 @@ std::string too_large(std::size_t size, std::size_t limit, std::string_view what
   return m;
 }
 
+// Framing of one metadata map entry: its tag and length, and the key's and
+// the value's tags and lengths (varints of at most 5 bytes), rounded up.
+constexpr std::size_t kMetadataEntryFraming = 24;
+// Tags and lengths of the keys, and the troupe name, timeout, deadline,
+// wait flag and the stream's correlation id and wrapper, with room to spare.
+constexpr std::size_t kRequestOverhead = 64 << 10;
+
 }  // namespace
+
+std::size_t max_valid_request_bytes(const config::LimitsOptions& limits) {
+  return limits.max_payload + limits.max_metadata_bytes +
+         limits.max_metadata_entries * kMetadataEntryFraming + 2 * kMaxKeyBytes + kRequestOverhead;
+}
+
+int max_receive_message_bytes(const config::LimitsOptions& limits) {
+  return static_cast<int>(std::min<std::size_t>(2 * max_valid_request_bytes(limits), INT32_MAX));
+}
 
 std::variant<core::JobRequest, RpcError> to_job_request(v1::SubmitRequest& request,
                                                         const config::LimitsOptions& limits,

@@ -27,7 +27,10 @@ constexpr const char* kConfig = R"(server:
   metrics_address: 127.0.0.1:0
   threads: 2
   shutdown: {drain_timeout: 1s}
+  limits: {max_payload: 4MiB, max_metadata_bytes: 1MiB}
 troupes:
+  - name: echo
+    handler: {kind: builtin, name: echo}
   - name: noisy
     mode: fixed
     actors: 1
@@ -180,6 +183,54 @@ TEST_F(DaemonWireTest, AJobWithBadBytesInItsErrorStaysReadable) {
     ASSERT_TRUE(status.ok()) << status.error_code() << " " << status.error_message();
     ASSERT_GE(dead.jobs_size(), 1);
   }
+}
+
+// docs/api.md's own example: a 5,000,000-byte payload against the 4 MiB
+// default is INVALID_ARGUMENT naming the field (the transport cap used to
+// be max_payload + 64 KiB, so gRPC refused it as RESOURCE_EXHAUSTED, which a
+// generic client retries for ever).
+TEST_F(DaemonWireTest, PayloadOverTheLimitIsInvalidArgumentNamingIt) {
+  v1::SubmitRequest request;
+  request.set_troupe("echo");
+  request.set_payload(std::string(5'000'000, 'x'));
+  grpc::ClientContext ctx;
+  deadline(ctx);
+  v1::SubmitResponse response;
+  const auto status = jobs_->Submit(&ctx, request, &response);
+  EXPECT_EQ(status.error_code(), StatusCode::INVALID_ARGUMENT) << status.error_message();
+  EXPECT_EQ(status.error_message().rfind("payload: is 5000000 bytes", 0), 0u)
+      << status.error_message();
+}
+
+// A request at every limit at once is valid, so it must get through the
+// transport (max_metadata_bytes may be far more than 64 KiB).
+TEST_F(DaemonWireTest, ARequestAtEveryLimitIsAccepted) {
+  v1::SubmitRequest request;
+  request.set_troupe("echo");
+  request.set_payload(std::string(4 << 20, 'x'));
+  (*request.mutable_metadata())["m"] = std::string((1 << 20) - 1, 'm');
+  request.set_key(std::string(1024, 'k'));
+  grpc::ClientContext ctx;
+  deadline(ctx);
+  v1::SubmitResponse response;
+  const auto status = jobs_->Submit(&ctx, request, &response);
+  EXPECT_TRUE(status.ok()) << status.error_code() << " " << status.error_message();
+  EXPECT_FALSE(response.job_id().empty());
+}
+
+// Past the transport cap (twice the largest valid request) gRPC itself
+// refuses the message: RESOURCE_EXHAUSTED with no retry hint, which
+// docs/api.md says never to retry.
+TEST_F(DaemonWireTest, PastTheTransportCapIsResourceExhaustedWithoutARetryHint) {
+  v1::SubmitRequest request;
+  request.set_troupe("echo");
+  request.set_payload(std::string(16 << 20, 'x'));
+  grpc::ClientContext ctx;
+  deadline(ctx);
+  v1::SubmitResponse response;
+  const auto status = jobs_->Submit(&ctx, request, &response);
+  EXPECT_EQ(status.error_code(), StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
+  EXPECT_EQ(ctx.GetServerTrailingMetadata().count("retry-after-ms"), 0u);
 }
 
 }  // namespace

@@ -153,6 +153,45 @@ TEST(Translation, ParseJobId) {
   }
 }
 
+// The transport cap is sized from the limits: the largest valid request
+// fits in max_valid_request_bytes, and the cap leaves as much again for
+// requests over a limit to reach validation (INVALID_ARGUMENT naming it).
+TEST(Translation, TheLargestValidRequestFitsTheReceiveLimit) {
+  config::LimitsOptions limits;
+  limits.max_payload = 100'000;
+  limits.max_metadata_entries = 64;
+  limits.max_metadata_bytes = 50'000;
+  v1::StreamSubmitRequest stream;
+  stream.set_correlation_id(UINT64_MAX);
+  auto& r = *stream.mutable_request();
+  r.set_troupe(std::string(1000, 't'));
+  r.set_payload(std::string(limits.max_payload, 'p'));
+  r.set_key(std::string(kMaxKeyBytes, 'k'));
+  r.set_idempotency_key(std::string(kMaxKeyBytes, 'i'));
+  r.mutable_timeout()->set_seconds(1'000'000);
+  r.mutable_timeout()->set_nanos(999'999'999);
+  r.mutable_deadline()->set_seconds(253'402'300'799);
+  r.mutable_deadline()->set_nanos(999'999'999);
+  // 63 one-byte keys with one-byte values, and one entry with the rest.
+  std::size_t used = 0;
+  for (std::size_t i = 0; i + 1 < limits.max_metadata_entries; ++i) {
+    (*r.mutable_metadata())[std::string(1, static_cast<char>('0' + i))] = "v";
+    used += 2;
+  }
+  (*r.mutable_metadata())["big"] = std::string(limits.max_metadata_bytes - used - 3, 'm');
+  v1::SubmitRequest copy = r;
+  ASSERT_TRUE(std::holds_alternative<core::JobRequest>(
+      to_job_request(copy, limits, SubmitSource::kStream)));
+  EXPECT_LE(stream.ByteSizeLong(), max_valid_request_bytes(limits));
+  EXPECT_GE(static_cast<std::size_t>(max_receive_message_bytes(limits)), 2 * stream.ByteSizeLong());
+
+  // The largest limits config accepts: capped at what gRPC takes (an int).
+  limits.max_payload = std::size_t{1} << 30;
+  limits.max_metadata_entries = 4096;
+  limits.max_metadata_bytes = 16u << 20;
+  EXPECT_EQ(max_receive_message_bytes(limits), INT32_MAX);
+}
+
 TEST(Translation, JobRecordToProto) {
   core::JobRecord rec;
   rec.id = core::JobId{0xabc};
