@@ -76,6 +76,8 @@ std::string_view to_string(RejectReason r) {
       return "circuit_open";
     case RejectReason::kRateLimited:
       return "rate_limited";
+    case RejectReason::kTooManyListeners:
+      return "too_many_listeners";
   }
   return "unknown";
 }

@@ -84,6 +84,7 @@ enum class RejectReason : std::uint8_t {
   kDraining,
   kCircuitOpen,
   kRateLimited,
+  kTooManyListeners,  // a duplicate's on_terminal past max_listeners_per_job
 };
 std::string_view to_string(RejectReason r);
 

@@ -153,7 +153,8 @@ class WatchReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
     WatchReactor* reactor = nullptr;
   };
 
-  WatchReactor(core::Runtime& runtime, core::JobId id)
+  WatchReactor(grpc::CallbackServerContext& context, core::Runtime& runtime, core::JobId id,
+               std::size_t max_watchers)
       : runtime_(runtime), link_(std::make_shared<Link>()) {
     link_->reactor = this;
     auto watch = runtime_.watch(id, [link = link_](const core::JobRecord& record) {
@@ -161,11 +162,15 @@ class WatchReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
       if (link->reactor != nullptr) link->reactor->on_change_locked(record);
     });
     std::lock_guard lock(link_->mutex);
-    if (!watch) {
-      take_locked(queue_.finish(job_not_found(id.to_string()).status()));
+    if (const auto* refusal = std::get_if<core::WatchRefusal>(&watch)) {
+      const RpcError error = *refusal == core::WatchRefusal::kUnknownJob
+                                 ? job_not_found(id.to_string())
+                                 : too_many_watchers(id.to_string(), max_watchers);
+      add_retry_hint(context, error);
+      take_locked(queue_.finish(error.status()));
       return;
     }
-    watch_id_ = *watch;
+    watch_id_ = std::get<core::WatchId>(watch);
   }
 
   void OnWriteDone(bool ok) override {
@@ -211,8 +216,9 @@ class WatchReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
 
 }  // namespace
 
-JobServiceImpl::JobServiceImpl(core::Runtime& runtime, const config::LimitsOptions& limits)
-    : runtime_(runtime), limits_(limits) {}
+JobServiceImpl::JobServiceImpl(core::Runtime& runtime, const config::LimitsOptions& limits,
+                               std::size_t max_watchers)
+    : runtime_(runtime), limits_(limits), max_watchers_(max_watchers) {}
 
 grpc::ServerUnaryReactor* JobServiceImpl::Submit(grpc::CallbackServerContext* context,
                                                  const grpc::ByteBuffer* in,
@@ -270,7 +276,7 @@ grpc::ServerUnaryReactor* JobServiceImpl::GetJob(grpc::CallbackServerContext* co
 }
 
 grpc::ServerWriteReactor<grpc::ByteBuffer>* JobServiceImpl::WatchJob(
-    grpc::CallbackServerContext* /*context*/, const grpc::ByteBuffer* in) {
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* in) {
   // A one-shot reactor that only reports a bad request.
   class Refusal final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
    public:
@@ -281,7 +287,7 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* JobServiceImpl::WatchJob(
   if (auto error = parse_request(*in, request)) return new Refusal(error->status());
   auto id = parse_job_id(request.job_id(), "job_id");
   if (auto* error = std::get_if<RpcError>(&id)) return new Refusal(error->status());
-  return new WatchReactor(runtime_, std::get<core::JobId>(id));
+  return new WatchReactor(*context, runtime_, std::get<core::JobId>(id), max_watchers_);
 }
 
 grpc::ServerUnaryReactor* JobServiceImpl::CancelJob(grpc::CallbackServerContext* context,

@@ -25,7 +25,10 @@ using RawJobService =
 /// service is registered with.
 class JobServiceImpl final : public RawJobService {
  public:
-  JobServiceImpl(core::Runtime& runtime, const config::LimitsOptions& limits);
+  /// `max_watchers`: the runtime's max_listeners_per_job, named in the
+  /// refusal of one watch too many.
+  JobServiceImpl(core::Runtime& runtime, const config::LimitsOptions& limits,
+                 std::size_t max_watchers);
 
   grpc::ServerUnaryReactor* Submit(grpc::CallbackServerContext* context,
                                    const grpc::ByteBuffer* request,
@@ -44,6 +47,7 @@ class JobServiceImpl final : public RawJobService {
  private:
   core::Runtime& runtime_;
   const config::LimitsOptions limits_;
+  const std::size_t max_watchers_;
 };
 
 }  // namespace troupe::daemon

@@ -17,6 +17,8 @@ constexpr std::chrono::milliseconds kFullRetryFloor = 50ms;
 constexpr std::chrono::milliseconds kRateLimitedRetryFloor = 10ms;
 constexpr std::chrono::milliseconds kCircuitOpenRetryFloor = 1000ms;
 constexpr std::chrono::milliseconds kDrainingRetryFloor = 1000ms;
+// Waiters leave when the job ends.
+constexpr std::chrono::milliseconds kTooManyWaitersRetryFloor = 1000ms;
 
 std::string quoted(std::string_view s) {
   std::string out;
@@ -72,6 +74,12 @@ RpcError to_rpc_error(const core::Rejection& rejection, std::string_view troupe)
                                         " has its circuit breaker open (its handler keeps "
                                         "failing); retry after the retry-after-ms hint"),
               hint(kCircuitOpenRetryFloor)};
+    case core::RejectReason::kTooManyListeners:
+      return {grpc::StatusCode::RESOURCE_EXHAUSTED,
+              message_or(rejection,
+                         "too many callers are waiting for this job "
+                         "(server.limits.max_waiters_per_job); retry later or poll GetJob"),
+              hint(kTooManyWaitersRetryFloor)};
   }
   return {grpc::StatusCode::INTERNAL, "unknown rejection reason; this is a trouped bug",
           std::nullopt};
@@ -101,6 +109,14 @@ RpcError job_not_found(std::string_view job_id) {
               " is unknown or its result has expired (results are kept for "
               "job_store.result_ttl); check the id",
           std::nullopt};
+}
+
+RpcError too_many_watchers(std::string_view job_id, std::size_t limit) {
+  return {grpc::StatusCode::RESOURCE_EXHAUSTED,
+          "job " + quoted(job_id) + " already has " + std::to_string(limit) +
+              " WatchJob streams (server.limits.max_waiters_per_job); retry after the "
+              "retry-after-ms hint, or poll GetJob",
+          kTooManyWaitersRetryFloor};
 }
 
 RpcError troupe_not_found(std::string_view troupe) {

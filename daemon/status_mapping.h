@@ -47,6 +47,9 @@ RpcError invalid_argument(std::string_view field, std::string_view problem);
 RpcError unparseable_request(std::string_view message_type);
 /// NOT_FOUND for a well-formed job id that is unknown or expired.
 RpcError job_not_found(std::string_view job_id);
+/// RESOURCE_EXHAUSTED (with a retry hint) for a WatchJob on a job that has
+/// `limit` watches already.
+RpcError too_many_watchers(std::string_view job_id, std::size_t limit);
 /// NOT_FOUND for a troupe name that is not hosted.
 RpcError troupe_not_found(std::string_view troupe);
 

@@ -27,8 +27,10 @@ constexpr const char* kConfig = R"(server:
   metrics_address: 127.0.0.1:0
   threads: 2
   shutdown: {drain_timeout: 1s}
-  limits: {max_payload: 4MiB, max_metadata_bytes: 1MiB}
+  limits: {max_payload: 4MiB, max_metadata_bytes: 1MiB, max_waiters_per_job: 8}
 troupes:
+  - name: stuck
+    handler: {kind: builtin, name: sleep, sleep: 60s}
   - name: echo
     handler: {kind: builtin, name: echo}
   - name: noisy
@@ -231,6 +233,60 @@ TEST_F(DaemonWireTest, PastTheTransportCapIsResourceExhaustedWithoutARetryHint) 
   const auto status = jobs_->Submit(&ctx, request, &response);
   EXPECT_EQ(status.error_code(), StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
   EXPECT_EQ(ctx.GetServerTrailingMetadata().count("retry-after-ms"), 0u);
+}
+
+// One job's watchers are bounded (server.limits.max_waiters_per_job: 8):
+// the ninth WatchJob is RESOURCE_EXHAUSTED with a retry hint.
+TEST_F(DaemonWireTest, WatchersPastTheCapAreResourceExhausted) {
+  constexpr int kCap = 8;
+  const std::string id = submit("stuck");
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<std::unique_ptr<grpc::ClientReader<v1::Job>>> readers;
+  v1::WatchJobRequest request;
+  request.set_job_id(id);
+  for (int i = 0; i < kCap; ++i) {
+    auto& ctx = *contexts.emplace_back(std::make_unique<grpc::ClientContext>());
+    deadline(ctx);
+    readers.push_back(jobs_->WatchJob(&ctx, request));
+    v1::Job first;
+    ASSERT_TRUE(readers.back()->Read(&first)) << "watch " << i;  // registered
+  }
+  grpc::ClientContext ctx;
+  deadline(ctx);
+  auto refused = jobs_->WatchJob(&ctx, request);
+  v1::Job none;
+  EXPECT_FALSE(refused->Read(&none));
+  const auto status = refused->Finish();
+  EXPECT_EQ(status.error_code(), StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
+  EXPECT_EQ(ctx.GetServerTrailingMetadata().count("retry-after-ms"), 1u);
+  for (int i = 0; i < kCap; ++i) {
+    contexts[i]->TryCancel();
+    readers[i]->Finish();
+  }
+}
+
+// Each Submit(wait) of one idempotency key leaves a callback on the job
+// until it ends, even after the caller's deadline: past the cap the next
+// one is RESOURCE_EXHAUSTED at once instead of one more callback.
+TEST_F(DaemonWireTest, WaitingDuplicatesPastTheCapAreResourceExhausted) {
+  constexpr int kCap = 8;
+  v1::SubmitRequest request;
+  request.set_troupe("stuck");
+  request.set_idempotency_key("waited-on");
+  request.set_wait(true);
+  for (int i = 0; i < kCap; ++i) {
+    grpc::ClientContext ctx;
+    deadline(ctx, 100ms);
+    v1::SubmitResponse response;
+    EXPECT_EQ(jobs_->Submit(&ctx, request, &response).error_code(), StatusCode::DEADLINE_EXCEEDED)
+        << "submit " << i;
+  }
+  grpc::ClientContext ctx;
+  deadline(ctx);
+  v1::SubmitResponse response;
+  const auto status = jobs_->Submit(&ctx, request, &response);
+  EXPECT_EQ(status.error_code(), StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
+  EXPECT_EQ(ctx.GetServerTrailingMetadata().count("retry-after-ms"), 1u);
 }
 
 }  // namespace

@@ -21,7 +21,7 @@ class JobServiceTest : public ::testing::Test {
  protected:
   void SetUp() override {
     limits_.max_payload = 1024;
-    jobs_ = std::make_unique<JobServiceImpl>(runtime_, limits_);
+    jobs_ = std::make_unique<JobServiceImpl>(runtime_, limits_, kMaxWatchers);
     admin_ = std::make_unique<AdminServiceImpl>(runtime_);
     grpc::ServerBuilder builder;
     int port = 0;
@@ -63,6 +63,7 @@ class JobServiceTest : public ::testing::Test {
     return it == md.end() ? "" : std::string(it->second.data(), it->second.size());
   }
 
+  static constexpr std::size_t kMaxWatchers = 3;
   config::LimitsOptions limits_;
   std::string address_;
   FakeRuntime runtime_;
@@ -363,6 +364,28 @@ TEST_F(JobServiceTest, WatchJobErrors) {
     EXPECT_FALSE(reader->Read(&job));
     EXPECT_EQ(reader->Finish().error_code(), code) << id;
   }
+}
+
+// Past the runtime's per-job cap a watch is RESOURCE_EXHAUSTED with a
+// message naming the setting and a retry hint.
+TEST_F(JobServiceTest, WatchJobPastTheCapIsResourceExhausted) {
+  core::JobRecord job;
+  job.id = core::JobId{0x77};
+  runtime_.put(job);
+  runtime_.refuse_watches(true);
+  grpc::ClientContext ctx;
+  set_deadline(ctx);
+  v1::WatchJobRequest r;
+  r.set_job_id(job.id.to_string());
+  auto reader = stub_->WatchJob(&ctx, r);
+  v1::Job out;
+  EXPECT_FALSE(reader->Read(&out));
+  const auto status = reader->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_NE(status.error_message().find("already has 3 WatchJob streams"), std::string::npos)
+      << status.error_message();
+  EXPECT_NE(status.error_message().find("max_waiters_per_job"), std::string::npos);
+  EXPECT_EQ(retry_after(ctx), "1000");
 }
 
 TEST_F(JobServiceTest, AdminListsAndGetsTroupes) {
