@@ -10,9 +10,8 @@
 /// its streaming siblings give up on a failed Deserialize). Pure functions;
 /// thread-safe.
 
+#include <grpcpp/impl/codegen/proto_utils.h>  // SerializationTraits for protobuf messages
 #include <grpcpp/support/byte_buffer.h>
-#include <grpcpp/support/proto_buffer_reader.h>
-#include <grpcpp/support/proto_buffer_writer.h>
 #include <grpcpp/support/server_callback.h>
 
 #include <optional>
@@ -48,10 +47,12 @@ grpc::ServerUnaryReactor* answer_now(grpc::CallbackServerContext& context,
                                      Serve&& serve) {
   auto* reactor = context.DefaultReactor();
   Request request;
-  std::optional<RpcError> error = parse_request(in, request);
+  if (auto error = parse_request(in, request)) {
+    finish(context, *reactor, *error);
+    return reactor;
+  }
   Response response;
-  if (!error) error = serve(request, response);
-  if (error) {
+  if (auto error = serve(request, response)) {
     finish(context, *reactor, *error);
     return reactor;
   }
