@@ -28,6 +28,7 @@ constexpr const char* kConfig = R"(server:
   threads: 2
   shutdown: {drain_timeout: 1s}
   limits: {max_payload: 4MiB, max_metadata_bytes: 1MiB, max_waiters_per_job: 8}
+  grpc: {max_concurrent_streams: 12}
 troupes:
   - name: stuck
     handler: {kind: builtin, name: sleep, sleep: 60s}
@@ -287,6 +288,41 @@ TEST_F(DaemonWireTest, WaitingDuplicatesPastTheCapAreResourceExhausted) {
   const auto status = jobs_->Submit(&ctx, request, &response);
   EXPECT_EQ(status.error_code(), StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
   EXPECT_EQ(ctx.GetServerTrailingMetadata().count("retry-after-ms"), 1u);
+}
+
+// server.grpc.max_concurrent_streams (12 here) bounds the calls open at
+// once on one connection: with 12 watches open the next call waits (the
+// client queues it) until one of them ends.
+TEST_F(DaemonWireTest, CallsPastMaxConcurrentStreamsWaitForASlot) {
+  constexpr int kStreams = 12;
+  const std::string ids[] = {submit("stuck"), submit("stuck")};
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<std::unique_ptr<grpc::ClientReader<v1::Job>>> readers;
+  for (int i = 0; i < kStreams; ++i) {
+    auto& ctx = *contexts.emplace_back(std::make_unique<grpc::ClientContext>());
+    deadline(ctx);
+    v1::WatchJobRequest request;
+    request.set_job_id(ids[i % 2]);  // 6 per job, under max_waiters_per_job
+    readers.push_back(jobs_->WatchJob(&ctx, request));
+    v1::Job first;
+    ASSERT_TRUE(readers.back()->Read(&first)) << "watch " << i;
+  }
+  {
+    grpc::ClientContext ctx;
+    deadline(ctx, 300ms);
+    v1::GetJobRequest request;
+    request.set_job_id(ids[0]);
+    v1::Job job;
+    EXPECT_EQ(jobs_->GetJob(&ctx, request, &job).error_code(), StatusCode::DEADLINE_EXCEEDED);
+  }
+  contexts[0]->TryCancel();
+  readers[0]->Finish();
+  v1::Job job;
+  EXPECT_TRUE(get(ids[0], job).ok());
+  for (int i = 1; i < kStreams; ++i) {
+    contexts[i]->TryCancel();
+    readers[i]->Finish();
+  }
 }
 
 }  // namespace
