@@ -226,8 +226,9 @@ void read_string_map(MapReader& m, std::string_view key, std::map<std::string, s
 // ---------------------------------------------------------------- server
 
 void read_server(Diagnostics& diag, const Field& f, Config& config) {
-  MapReader m(diag, f,
-              {"grpc_address", "metrics_address", "threads", "shutdown", "limits", "job_store"});
+  MapReader m(
+      diag, f,
+      {"grpc_address", "metrics_address", "threads", "shutdown", "limits", "job_store", "grpc"});
   if (!m.is_map()) return;
   ServerOptions& server = config.server;
   const bool grpc_ok = read_address(m, "grpc_address", server.grpc_address);
@@ -239,10 +240,24 @@ void read_server(Diagnostics& diag, const Field& f, Config& config) {
     s.duration("drain_timeout", server.drain_timeout, kNonNegative);
   }
   if (const Field* limits = m.find("limits")) {
-    MapReader l(diag, *limits, {"max_payload", "max_metadata_entries", "max_metadata_bytes"});
+    MapReader l(
+        diag, *limits,
+        {"max_payload", "max_metadata_entries", "max_metadata_bytes", "max_waiters_per_job"});
     l.size("max_payload", server.limits.max_payload, 1, kGiB);
     l.count("max_metadata_entries", server.limits.max_metadata_entries, {0, 4096});
     l.size("max_metadata_bytes", server.limits.max_metadata_bytes, 0, 16 * kMiB);
+    l.count("max_waiters_per_job", config.runtime.max_listeners_per_job, {1, 100'000});
+  }
+  if (const Field* grpc = m.find("grpc")) {
+    MapReader g(diag, *grpc,
+                {"max_concurrent_streams", "keepalive_time", "keepalive_timeout",
+                 "min_client_ping_interval", "max_memory"});
+    g.u32("max_concurrent_streams", server.grpc.max_concurrent_streams, {1, 1'000'000});
+    g.duration("keepalive_time", server.grpc.keepalive_time, kPositive);
+    g.duration("keepalive_timeout", server.grpc.keepalive_timeout, kPositive);
+    g.duration("min_client_ping_interval", server.grpc.min_client_ping_interval, kPositive);
+    g.size("max_memory", server.grpc.max_memory, 64 * kMiB,
+           std::numeric_limits<std::size_t>::max());
   }
   if (const Field* store = m.find("job_store")) {
     MapReader j(diag, *store, {"result_ttl", "max_jobs", "max_bytes", "idempotency_ttl"});

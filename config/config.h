@@ -20,12 +20,24 @@ struct LimitsOptions {
   std::size_t max_metadata_bytes = 8u << 10;  // keys + values
 };
 
+/// The gRPC transport's own limits (server.grpc).
+struct GrpcOptions {
+  std::uint32_t max_concurrent_streams = 1000;                  // per connection (HTTP/2 setting)
+  core::Duration keepalive_time = std::chrono::minutes(1);      // ping a quiet connection
+  core::Duration keepalive_timeout = std::chrono::seconds(20);  // close it unanswered
+  core::Duration min_client_ping_interval = std::chrono::seconds(10);  // faster: GOAWAY
+  std::size_t max_memory = std::size_t{1} << 30;                       // gRPC's resource quota
+
+  bool operator==(const GrpcOptions&) const = default;
+};
+
 struct ServerOptions {
   std::string grpc_address = "0.0.0.0:50051";
   std::string metrics_address = "0.0.0.0:9464";
   std::uint32_t threads = 0;  // 0 = hardware concurrency
   core::Duration drain_timeout = std::chrono::seconds(30);
   LimitsOptions limits;
+  GrpcOptions grpc;
 };
 
 struct LoggingOptions {

@@ -78,6 +78,8 @@ std::string_view to_string(RejectReason r) {
       return "rate_limited";
     case RejectReason::kTimeoutOverMax:
       return "timeout_over_max";
+    case RejectReason::kTooManyListeners:
+      return "too_many_listeners";
   }
   return "unknown";
 }

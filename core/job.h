@@ -84,7 +84,8 @@ enum class RejectReason : std::uint8_t {
   kDraining,
   kCircuitOpen,
   kRateLimited,
-  kTimeoutOverMax,  // the job's own timeout is over its troupe's max_timeout
+  kTimeoutOverMax,    // the job's own timeout is over its troupe's max_timeout
+  kTooManyListeners,  // a duplicate's on_terminal past max_listeners_per_job
 };
 std::string_view to_string(RejectReason r);
 

@@ -164,6 +164,9 @@ struct JobStoreOptions {
 
 struct RuntimeOptions {
   JobStoreOptions job_store;
+  /// Per job: at most this many watches, and at most this many on_terminal
+  /// callbacks (the submit's own and those of duplicates waiting on it).
+  std::size_t max_listeners_per_job = 64;
 };
 
 }  // namespace troupe::core

@@ -11,6 +11,10 @@ using detail::Troupe;
 
 namespace {
 
+// How long a caller refused for too many listeners is told to wait: they
+// leave when the job ends.
+constexpr std::chrono::milliseconds kTooManyListenersRetry{1000};
+
 std::uint64_t make_id_prefix(Clock& clock) {
   // 24 bits from the wall clock and the OS entropy source: a restarted
   // daemon starts a new id space, so ids do not repeat across restarts.
@@ -138,6 +142,14 @@ std::variant<Accepted, Rejection> RuntimeImpl::submit(JobRequest request, JobCal
           done = true;
         } else {
           if (!existing->listeners) existing->listeners = std::make_unique<detail::JobListeners>();
+          if (existing->listeners->on_terminal.size() >= options_.max_listeners_per_job) {
+            return Rejection{RejectReason::kTooManyListeners,
+                             "job " + existing->id.to_string() + " already has " +
+                                 std::to_string(options_.max_listeners_per_job) +
+                                 " callers waiting for it (server.limits.max_waiters_per_job); "
+                                 "retry later, or poll GetJob with its id",
+                             kTooManyListenersRetry};
+          }
           existing->listeners->on_terminal.push_back(on_terminal);
         }
       }
@@ -174,9 +186,9 @@ std::optional<CancelOutcome> RuntimeImpl::cancel(JobId id) {
   return t->cancel(job);
 }
 
-std::optional<WatchId> RuntimeImpl::watch(JobId id, JobCallback on_change) {
+std::variant<WatchId, WatchRefusal> RuntimeImpl::watch(JobId id, JobCallback on_change) {
   JobPtr job = store_->find(id);
-  if (!job) return std::nullopt;
+  if (!job) return WatchRefusal::kUnknownJob;
   const WatchId wid = next_watch_.fetch_add(1, std::memory_order_relaxed);
   detail::JobListeners* listeners;
   {
@@ -185,6 +197,9 @@ std::optional<WatchId> RuntimeImpl::watch(JobId id, JobCallback on_change) {
     listeners = job->listeners.get();
   }
   std::lock_guard notify(listeners->notify);
+  if (listeners->watchers.size() >= options_.max_listeners_per_job) {
+    return WatchRefusal::kTooManyListeners;
+  }
   const JobRecord record = job->snapshot();
   if (!is_terminal(record.state)) {
     listeners->watchers.push_back({wid, on_change, record.state, record.attempts});

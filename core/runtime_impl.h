@@ -35,7 +35,7 @@ class RuntimeImpl final : public Runtime, private detail::TroupeHost {
   std::variant<Accepted, Rejection> submit(JobRequest request, JobCallback on_terminal) override;
   std::optional<JobRecord> get(JobId id) const override;
   std::optional<CancelOutcome> cancel(JobId id) override;
-  std::optional<WatchId> watch(JobId id, JobCallback on_change) override;
+  std::variant<WatchId, WatchRefusal> watch(JobId id, JobCallback on_change) override;
   void unwatch(WatchId id) override;
   std::vector<TroupeStatus> troupes() const override;
   std::optional<TroupeStatus> troupe(std::string_view name) const override;

@@ -3,6 +3,7 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/resource_quota.h>
 #include <netinet/in.h>
 #include <prometheus/exposer.h>
 #include <spdlog/spdlog.h>
@@ -36,6 +37,7 @@
 #include "daemon/observer_fanout.h"
 #include "daemon/process_collector.h"
 #include "daemon/prometheus_observer.h"
+#include "daemon/translation.h"
 #include "daemon/version.h"
 
 namespace troupe::daemon {
@@ -46,8 +48,29 @@ using namespace std::chrono_literals;
 // How long gRPC may take to finish calls still open after the drain (idle
 // SubmitStream clients, say) before they are cancelled.
 constexpr auto kGrpcShutdownGrace = 1s;
-// Room for the non-payload part of a SubmitRequest (metadata, keys, framing).
-constexpr std::size_t kRequestOverhead = 64 << 10;
+
+int milliseconds(core::Duration d) {
+  return static_cast<int>(std::min<std::int64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(d).count(), INT32_MAX));
+}
+
+/// server.grpc: streams per connection, keepalive, and a memory quota.
+void apply_grpc_limits(const config::GrpcOptions& grpc, grpc::ServerBuilder& builder) {
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
+                             static_cast<int>(grpc.max_concurrent_streams));
+  // Ping a quiet connection (an idle WatchJob stream, a stopped client) and
+  // close it when the ping goes unanswered; keep pinging while no data flows.
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, milliseconds(grpc.keepalive_time));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, milliseconds(grpc.keepalive_timeout));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  // A client that pings more often than this is sent GOAWAY.
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+                             milliseconds(grpc.min_client_ping_interval));
+  grpc::ResourceQuota quota("trouped");
+  quota.Resize(grpc.max_memory);
+  builder.SetResourceQuota(quota);
+}
 
 std::string with_port(const std::string& address, int port) {
   const auto colon = address.rfind(':');
@@ -161,7 +184,8 @@ class Daemon {
   bool start_listeners() {
     grpc::EnableDefaultHealthCheckService(true);
     grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-    job_service_ = std::make_unique<JobServiceImpl>(*runtime_, config_.server.limits);
+    job_service_ = std::make_unique<JobServiceImpl>(*runtime_, config_.server.limits,
+                                                    config_.runtime.max_listeners_per_job);
     admin_service_ = std::make_unique<AdminServiceImpl>(*runtime_);
 
     grpc::ServerBuilder builder;
@@ -171,8 +195,8 @@ class Daemon {
     // Without this a port taken by another SO_REUSEPORT socket binds
     // silently and the two servers split the traffic.
     builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-    builder.SetMaxReceiveMessageSize(static_cast<int>(
-        std::min<std::size_t>(config_.server.limits.max_payload + kRequestOverhead, INT32_MAX)));
+    builder.SetMaxReceiveMessageSize(max_receive_message_bytes(config_.server.limits));
+    apply_grpc_limits(config_.server.grpc, builder);
     builder.RegisterService(job_service_.get());
     builder.RegisterService(admin_service_.get());
     server_ = builder.BuildAndStart();
@@ -264,10 +288,12 @@ class Daemon {
         next.server.metrics_address != now.metrics_address || next.server.threads != now.threads ||
         next.server.limits.max_payload != now.limits.max_payload ||
         next.server.limits.max_metadata_entries != now.limits.max_metadata_entries ||
-        next.server.limits.max_metadata_bytes != now.limits.max_metadata_bytes) {
+        next.server.limits.max_metadata_bytes != now.limits.max_metadata_bytes ||
+        next.server.grpc != now.grpc ||
+        next.runtime.max_listeners_per_job != config_.runtime.max_listeners_per_job) {
       spdlog::warn(
-          "reload: server addresses, threads and limits apply only at start; restart trouped "
-          "to change them (server.drain_timeout and troupes apply now)");
+          "reload: server addresses, threads, limits and grpc settings apply only at start; "
+          "restart trouped to change them (server.drain_timeout and troupes apply now)");
     }
     const auto before = names(config_.troupes);
     const auto after = names(next.troupes);

@@ -39,6 +39,8 @@
 #include <utility>
 #include <vector>
 
+#include "core/utf8.h"
+
 namespace troupe::core {
 namespace {
 
@@ -436,8 +438,10 @@ class ExecAttempt : public std::enable_shared_from_this<ExecAttempt> {
       stderr_text_.append(stderr_chunk_.data(), n);
       const std::size_t limit = config_->options.max_stderr;
       if (stderr_text_.size() > limit) {
-        stderr_dropped_ += stderr_text_.size() - limit;
-        stderr_text_.erase(0, stderr_text_.size() - limit);
+        // Cut where a character starts, so UTF-8 stays UTF-8.
+        const std::size_t drop = stderr_text_.size() - utf8_suffix(stderr_text_, limit).size();
+        stderr_dropped_ += drop;
+        stderr_text_.erase(0, drop);
       }
     }
     if (ec) {

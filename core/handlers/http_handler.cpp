@@ -24,6 +24,8 @@
 #include <utility>
 #include <vector>
 
+#include "core/utf8.h"
+
 namespace troupe::core {
 namespace {
 
@@ -99,8 +101,8 @@ std::string sanitize_header_value(std::string_view value) {
 
 std::string clip(std::string_view text, std::size_t n) {
   if (text.size() <= n) return std::string(text);
-  return std::string(text.substr(0, n)) + "... (" + std::to_string(text.size() - n) +
-         " bytes more)";
+  const std::string_view kept = utf8_prefix(text, n);  // not inside a character
+  return std::string(kept) + "... (" + std::to_string(text.size() - kept.size()) + " bytes more)";
 }
 
 /// One attempt: acquire a connection (idle, or resolve/connect/handshake),

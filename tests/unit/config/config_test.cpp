@@ -43,6 +43,12 @@ TEST(LoadString, MinimalTroupeTakesEveryDefault) {
   EXPECT_EQ(config.server.limits.max_payload, 4u << 20);
   EXPECT_EQ(config.server.limits.max_metadata_entries, 32u);
   EXPECT_EQ(config.server.limits.max_metadata_bytes, 8u << 10);
+  EXPECT_EQ(config.runtime.max_listeners_per_job, 64u);
+  EXPECT_EQ(config.server.grpc.max_concurrent_streams, 1000u);
+  EXPECT_EQ(config.server.grpc.keepalive_time, Duration(1min));
+  EXPECT_EQ(config.server.grpc.keepalive_timeout, Duration(20s));
+  EXPECT_EQ(config.server.grpc.min_client_ping_interval, Duration(10s));
+  EXPECT_EQ(config.server.grpc.max_memory, std::size_t{1} << 30);
   EXPECT_EQ(config.logging.level, "info");
   EXPECT_EQ(config.logging.format, LoggingOptions::Format::kText);
   EXPECT_EQ(config.runtime.job_store.result_ttl, Duration(10min));
@@ -117,7 +123,10 @@ constexpr std::string_view kFullFile = R"(server:
   metrics_address: localhost:6001
   threads: 8
   shutdown: {drain_timeout: 1m30s}
-  limits: {max_payload: 1MiB, max_metadata_entries: 4, max_metadata_bytes: 512}
+  limits: {max_payload: 1MiB, max_metadata_entries: 4, max_metadata_bytes: 512,
+           max_waiters_per_job: 7}
+  grpc: {max_concurrent_streams: 50, keepalive_time: 30s, keepalive_timeout: 5s,
+         min_client_ping_interval: 1s, max_memory: 256MiB}
   job_store: {result_ttl: 2m, max_jobs: 5000, max_bytes: 64MiB, idempotency_ttl: 1h}
 logging: {level: debug, format: json}
 troupes:
@@ -189,6 +198,12 @@ TEST(LoadString, FullFileSetsEveryField) {
   EXPECT_EQ(config.server.limits.max_payload, 1u << 20);
   EXPECT_EQ(config.server.limits.max_metadata_entries, 4u);
   EXPECT_EQ(config.server.limits.max_metadata_bytes, 512u);
+  EXPECT_EQ(config.runtime.max_listeners_per_job, 7u);
+  EXPECT_EQ(config.server.grpc.max_concurrent_streams, 50u);
+  EXPECT_EQ(config.server.grpc.keepalive_time, Duration(30s));
+  EXPECT_EQ(config.server.grpc.keepalive_timeout, Duration(5s));
+  EXPECT_EQ(config.server.grpc.min_client_ping_interval, Duration(1s));
+  EXPECT_EQ(config.server.grpc.max_memory, 256u << 20);
   EXPECT_EQ(config.runtime.job_store.result_ttl, Duration(2min));
   EXPECT_EQ(config.runtime.job_store.max_jobs, 5000u);
   EXPECT_EQ(config.runtime.job_store.max_bytes, 64u << 20);
@@ -375,6 +390,14 @@ const BadCase kBadCases[] = {
      "server.limits.max_metadata_bytes", 2, 32, "cannot be negative"},
     {"SizeTooLarge", "server: {limits: {max_payload: 2GiB}}\n" TROUPE, "server.limits.max_payload",
      1, 32, "must be between 1B and 1GiB"},
+    {"NoWaitersPerJob", "server: {limits: {max_waiters_per_job: 0}}\n" TROUPE,
+     "server.limits.max_waiters_per_job", 1, 40, "between 1 and 100000"},
+    {"ZeroConcurrentStreams", "server: {grpc: {max_concurrent_streams: 0}}\n" TROUPE,
+     "server.grpc.max_concurrent_streams", 1, 41, "between 1 and 1000000"},
+    {"ZeroKeepalive", "server: {grpc: {keepalive_time: 0s}}\n" TROUPE, "server.grpc.keepalive_time",
+     1, 33, "must be longer than 0s"},
+    {"TinyGrpcMemory", "server: {grpc: {max_memory: 1MiB}}\n" TROUPE, "server.grpc.max_memory", 1,
+     29, "must be between 64MiB"},
     {"PortTooLarge", "server:\n  grpc_address: 127.0.0.1:70000\n" TROUPE, "server.grpc_address", 2,
      17, "is not a number from 0 to 65535"},
     {"BadIpv4", "server:\n  grpc_address: 300.1.1.1:80\n" TROUPE, "server.grpc_address", 2, 17,

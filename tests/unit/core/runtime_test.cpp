@@ -777,13 +777,15 @@ TEST_F(RuntimeTest, WatchSeesEveryStateChangeThenEnds) {
   const JobId id = submit_ok("t");
   std::vector<JobState> seen;
   auto w = runtime_->watch(id, [&](const JobRecord& r) { seen.push_back(r.state); });
-  ASSERT_TRUE(w);
+  ASSERT_TRUE(std::holds_alternative<WatchId>(w));
   run();
   advance(10ms);
   EXPECT_EQ(seen,
             (std::vector<JobState>{JobState::kQueued, JobState::kRunning, JobState::kRetryWait,
                                    JobState::kQueued, JobState::kRunning, JobState::kDead}));
-  EXPECT_FALSE(runtime_->watch(JobId{42}, [](const JobRecord&) {}));
+  auto unknown = runtime_->watch(JobId{42}, [](const JobRecord&) {});
+  ASSERT_TRUE(std::holds_alternative<WatchRefusal>(unknown));
+  EXPECT_EQ(std::get<WatchRefusal>(unknown), WatchRefusal::kUnknownJob);
 }
 
 TEST_F(RuntimeTest, UnwatchStopsCallbacks) {
@@ -792,7 +794,7 @@ TEST_F(RuntimeTest, UnwatchStopsCallbacks) {
   const JobId id = submit_ok("t");
   int calls = 0;
   auto w = runtime_->watch(id, [&](const JobRecord&) { ++calls; });
-  runtime_->unwatch(*w);
+  runtime_->unwatch(std::get<WatchId>(w));
   run();
   EXPECT_EQ(calls, 1);
 }
@@ -813,6 +815,51 @@ TEST_F(RuntimeTest, IdempotencyKeyReturnsTheSameJob) {
   EXPECT_EQ(first_calls, 1);
   EXPECT_EQ(dup_calls, 1);
   EXPECT_EQ(runtime_->troupe("t")->counters.submitted, 1u);
+}
+
+// One job's watches are bounded: one too many is refused as such, and a
+// slot frees when a watch ends.
+TEST_F(RuntimeTest, WatchesPastTheCapAreRefused) {
+  runtime_.reset();
+  options_.max_listeners_per_job = 2;
+  runtime_ = make_runtime(io_, clock_, observer_, options_);
+  runtime_->apply({builtin_troupe("t", Kind::kNoop, 1)});
+  const JobId id = submit_ok("t");  // queued: the io_context has not run
+  auto first = runtime_->watch(id, [](const JobRecord&) {});
+  auto second = runtime_->watch(id, [](const JobRecord&) {});
+  ASSERT_TRUE(std::holds_alternative<WatchId>(first));
+  ASSERT_TRUE(std::holds_alternative<WatchId>(second));
+  auto third =
+      runtime_->watch(id, [](const JobRecord&) { ADD_FAILURE() << "refused, yet called"; });
+  ASSERT_TRUE(std::holds_alternative<WatchRefusal>(third));
+  EXPECT_EQ(std::get<WatchRefusal>(third), WatchRefusal::kTooManyListeners);
+  runtime_->unwatch(std::get<WatchId>(first));
+  EXPECT_TRUE(std::holds_alternative<WatchId>(runtime_->watch(id, [](const JobRecord&) {})));
+  run();
+  EXPECT_EQ(state_of(id), JobState::kSucceeded);
+}
+
+// Duplicates that wait (an on_terminal each) are bounded too: one too many
+// is rejected with a retry hint, while one that does not wait is accepted.
+TEST_F(RuntimeTest, WaitingDuplicatesPastTheCapAreRejected) {
+  runtime_.reset();
+  options_.max_listeners_per_job = 2;
+  runtime_ = make_runtime(io_, clock_, observer_, options_);
+  runtime_->apply({builtin_troupe("t", Kind::kNoop, 1)});
+  JobRequest r;
+  r.troupe = "t";
+  r.idempotency_key = "once";
+  int calls = 0;
+  auto count = [&](const JobRecord&) { ++calls; };
+  ASSERT_TRUE(std::holds_alternative<Accepted>(runtime_->submit(r, count)));
+  ASSERT_TRUE(std::holds_alternative<Accepted>(runtime_->submit(r, count)));
+  auto third = runtime_->submit(r, count);
+  ASSERT_TRUE(std::holds_alternative<Rejection>(third));
+  EXPECT_EQ(std::get<Rejection>(third).reason, RejectReason::kTooManyListeners);
+  EXPECT_GT(std::get<Rejection>(third).retry_after, std::chrono::milliseconds(0));
+  EXPECT_TRUE(std::holds_alternative<Accepted>(runtime_->submit(r)));
+  run();
+  EXPECT_EQ(calls, 2);
 }
 
 TEST_F(RuntimeTest, CountersAlwaysBalance) {

@@ -263,6 +263,27 @@ TEST_F(ExecHandlerTest, StderrIsBoundedKeepingTheTail) {
   EXPECT_LT(out.result.output.size(), 1300u);
 }
 
+// The tail kept starts at a character: 2-byte characters clipped at an odd
+// limit must not leave half of one at the front.
+TEST_F(ExecHandlerTest, StderrTailIsCutBetweenCharacters) {
+  ExecHandlerOptions o;
+  o.argv = {script("accents.sh",
+                   "i=0; while [ $i -lt 1000 ]; do printf '\\303\\251'; i=$((i+1)); "
+                   "done >&2; exit 1")};
+  o.max_stderr = 1001;
+  auto h = make(o);
+  const Outcome out = run(*h, "");
+  ASSERT_EQ(out.result.failure, FailureClass::kRetryable) << out.result.output;
+  const auto colon = out.result.output.rfind(": ");
+  ASSERT_NE(colon, std::string::npos) << out.result.output;
+  const std::string tail = out.result.output.substr(colon + 2);
+  EXPECT_EQ(tail.size(), 1000u);
+  std::string expected;
+  for (int i = 0; i < 500; ++i) expected += "\xC3\xA9";
+  EXPECT_EQ(tail, expected);
+  EXPECT_THAT(out.result.output, HasSubstr("1000 dropped"));
+}
+
 TEST_F(ExecHandlerTest, EnvironmentIsAllowListPlusFixedPlusMetadata) {
   ::setenv("TROUPE_TEST_ALLOWED", "allowed-value", 1);
   ::setenv("TROUPE_TEST_SECRET", "must-not-leak", 1);

@@ -226,6 +226,23 @@ TEST_F(HttpHandlerTest, ServerErrorsAndThrottlingAreRetryableHonouringRetryAfter
   EXPECT_EQ(server.connections(), 1);
 }
 
+// The 512-byte clip of an error body cuts between characters: "a" then
+// 2-byte characters puts byte 512 inside one.
+TEST_F(HttpHandlerTest, ErrorBodyIsClippedBetweenCharacters) {
+  std::string accents;
+  for (int i = 0; i < 600; ++i) accents += "\xC3\xA9";
+  TestHttpServer server(io_, [&](const auto&) { return Reply{500, "a" + accents}; });
+  auto h = make(server.url());
+  const Outcome out = run(*h, "x");
+  ASSERT_EQ(out.result.failure, FailureClass::kRetryable);
+  const auto begin = out.result.output.find(": a");
+  const auto end = out.result.output.find("... (");
+  ASSERT_NE(begin, std::string::npos) << out.result.output;
+  ASSERT_NE(end, std::string::npos) << out.result.output;
+  EXPECT_EQ(out.result.output.substr(begin + 2, end - begin - 2), "a" + accents.substr(0, 510));
+  EXPECT_THAT(out.result.output, HasSubstr("(690 bytes more)"));
+}
+
 TEST_F(HttpHandlerTest, DroppedConnectionIsRetryableAndTheNextJobReconnects) {
   bool drop = true;
   TestHttpServer server(io_, [&](const auto&) { return Reply{200, "ok", {}, 0ms, drop, false}; });
