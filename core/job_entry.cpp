@@ -2,14 +2,6 @@
 
 namespace troupe::core::detail {
 
-namespace {
-std::chrono::system_clock::time_point from_ns(std::int64_t ns) {
-  return std::chrono::system_clock::time_point(
-      std::chrono::duration_cast<std::chrono::system_clock::duration>(
-          std::chrono::nanoseconds(ns)));
-}
-}  // namespace
-
 JobRecord Job::snapshot() const {
   std::lock_guard guard(lock);
   return snapshot_locked();
@@ -33,9 +25,9 @@ JobRecord Job::snapshot_locked() const {
     r.idempotency_key = extras->idempotency_key;
     r.metadata = extras->metadata;
   }
-  r.submitted_at = from_ns(submitted_ns);
-  r.started_at = from_ns(started_ns);
-  r.finished_at = from_ns(finished_ns);
+  r.submitted_at = from_wall_ns(submitted_ns);
+  r.started_at = from_wall_ns(started_ns);
+  r.finished_at = from_wall_ns(finished_ns);
   return r;
 }
 

@@ -98,6 +98,12 @@ class Job {
 
 using JobPtr = std::shared_ptr<Job>;
 
+/// The wall-clock time point for ns since the epoch (Job's timestamps).
+inline std::chrono::system_clock::time_point from_wall_ns(std::int64_t ns) {
+  return std::chrono::system_clock::time_point(
+      std::chrono::duration_cast<std::chrono::system_clock::duration>(
+          std::chrono::nanoseconds(ns)));
+}
 inline std::int64_t to_ns(std::chrono::system_clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
 }

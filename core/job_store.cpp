@@ -104,6 +104,9 @@ JobPtr InMemoryJobStore::find(JobId id) {
 }
 
 void InMemoryJobStore::finished(const JobPtr& job, std::int64_t now) {
+  // Before the expiry is set: once find() stops answering for the record,
+  // its idempotency key must already hold the final state.
+  record_final(*job);
   const std::int64_t expires_ns =
       now + std::chrono::duration_cast<std::chrono::nanoseconds>(options_.result_ttl).count();
   Shard& shard = shard_of(job->id.value);
@@ -119,12 +122,46 @@ void InMemoryJobStore::finished(const JobPtr& job, std::int64_t now) {
   terminal_count_.fetch_add(1, std::memory_order_relaxed);
 }
 
-JobPtr InMemoryJobStore::find_idempotent(std::string_view troupe, std::string_view key) {
-  const std::int64_t now_ns = detail::to_ns(clock_.now());
+std::string InMemoryJobStore::index_key(std::string_view troupe, std::string_view key) {
   std::string k;
   k.reserve(troupe.size() + 1 + key.size());
   k.append(troupe).push_back('\0');
   k.append(key);
+  return k;
+}
+
+void InMemoryJobStore::copy_final(const Job& job, IdempotencyEntry& entry) {
+  std::lock_guard lock(job.lock);
+  entry.final = true;
+  entry.state = job.state.load(std::memory_order_relaxed);
+  entry.failure = job.failure;
+  entry.attempts = job.attempts;
+  entry.submitted_ns = job.submitted_ns;
+  entry.started_ns = job.started_ns;
+  entry.finished_ns = job.finished_ns;
+}
+
+void InMemoryJobStore::record_final(const Job& job) {
+  if (!job.extras || job.extras->idempotency_key.empty()) return;
+  // Read the job first, then take the index lock: the two are never nested
+  // this way round.
+  IdempotencyEntry final_state;
+  copy_final(job, final_state);
+  const std::string k = index_key(*job.troupe_name, job.extras->idempotency_key);
+  std::lock_guard lock(idempotency_mutex_);
+  auto it = idempotency_.find(k);
+  // Not there yet: remember_idempotent() will find the job terminal and copy
+  // it itself (the state is terminal before finished() is called).
+  if (it == idempotency_.end() || it->second.id != job.id.value) return;
+  final_state.id = it->second.id;
+  final_state.expires_ns = it->second.expires_ns;
+  it->second = final_state;
+}
+
+std::optional<IdempotentMatch> InMemoryJobStore::find_idempotent(std::string_view troupe,
+                                                                 std::string_view key) {
+  const std::int64_t now_ns = detail::to_ns(clock_.now());
+  const std::string k = index_key(troupe, key);
   std::lock_guard lock(idempotency_mutex_);
   while (!idempotency_order_.empty() && idempotency_order_.front().second <= now_ns) {
     auto old = idempotency_order_.pop_front();
@@ -132,15 +169,26 @@ JobPtr InMemoryJobStore::find_idempotent(std::string_view troupe, std::string_vi
     if (it != idempotency_.end() && it->second.expires_ns <= now_ns) idempotency_.erase(it);
   }
   auto it = idempotency_.find(k);
-  if (it == idempotency_.end() || it->second.expires_ns <= now_ns) return nullptr;
-  JobPtr job = it->second.job.lock();
-  if (!job) return nullptr;
-  // An expired (or evicted) record no longer answers for its key.
-  Shard& shard = shard_of(job->id.value);
-  std::lock_guard shard_lock(shard.mutex);
-  if (job->finished_steady_ns != 0 && job->finished_steady_ns <= now_ns) return nullptr;
-  if (!shard.jobs.contains(job->id.value)) return nullptr;
-  return job;
+  if (it == idempotency_.end() || it->second.expires_ns <= now_ns) return std::nullopt;
+  const IdempotencyEntry& entry = it->second;
+  IdempotentMatch match;
+  match.id = JobId{entry.id};
+  match.job = find(match.id);
+  if (match.job) return match;
+  // The record is gone: only a terminal one expires or is evicted, and
+  // finished() copied its final state here before setting its expiry.
+  if (!entry.final) return std::nullopt;
+  JobRecord& r = match.final_state;
+  r.id = match.id;
+  r.troupe = troupe;
+  r.idempotency_key = key;
+  r.state = entry.state;
+  r.failure_class = entry.failure;
+  r.attempts = entry.attempts;
+  r.submitted_at = detail::from_wall_ns(entry.submitted_ns);
+  r.started_at = detail::from_wall_ns(entry.started_ns);
+  r.finished_at = detail::from_wall_ns(entry.finished_ns);
+  return match;
 }
 
 void InMemoryJobStore::remember_idempotent(std::string_view troupe, std::string_view key,
@@ -148,12 +196,15 @@ void InMemoryJobStore::remember_idempotent(std::string_view troupe, std::string_
   const std::int64_t expires_ns =
       detail::to_ns(clock_.now()) +
       std::chrono::duration_cast<std::chrono::nanoseconds>(options_.idempotency_ttl).count();
-  std::string k;
-  k.reserve(troupe.size() + 1 + key.size());
-  k.append(troupe).push_back('\0');
-  k.append(key);
+  std::string k = index_key(troupe, key);
   std::lock_guard lock(idempotency_mutex_);
-  idempotency_[k] = IdempotencyEntry{job, expires_ns};
+  IdempotencyEntry entry;
+  // Already over: finished() ran before the entry existed and left the
+  // copy to us.
+  if (is_terminal(job->state.load(std::memory_order_acquire))) copy_final(*job, entry);
+  entry.id = job->id.value;
+  entry.expires_ns = expires_ns;
+  idempotency_[k] = entry;
   idempotency_order_.push_back({std::move(k), expires_ns});
 }
 

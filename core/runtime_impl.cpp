@@ -129,10 +129,11 @@ std::variant<Accepted, Rejection> RuntimeImpl::submit(JobRequest request, JobCal
   }
   // Idempotent submits are serialised so two racing ones cannot both miss.
   std::lock_guard idem(idempotency_mutex_);
-  if (JobPtr existing = store_->find_idempotent(request.troupe, request.idempotency_key)) {
+  if (auto match = store_->find_idempotent(request.troupe, request.idempotency_key)) {
     if (on_terminal) {
-      bool done = false;
-      {
+      const JobPtr& existing = match->job;
+      bool done = !existing;  // only a terminal record expires into a tombstone
+      if (existing) {
         std::lock_guard lock(existing->lock);
         if (is_terminal(existing->state.load(std::memory_order_relaxed))) {
           done = true;
@@ -142,11 +143,13 @@ std::variant<Accepted, Rejection> RuntimeImpl::submit(JobRequest request, JobCal
         }
       }
       if (done) {
-        boost::asio::post(io_,
-                          [existing, cb = std::move(on_terminal)] { cb(existing->snapshot()); });
+        boost::asio::post(io_, [existing, final_state = std::move(match->final_state),
+                                cb = std::move(on_terminal)] {
+          cb(existing ? existing->snapshot() : final_state);
+        });
       }
     }
-    return Accepted{existing->id, true};
+    return Accepted{match->id, true};
   }
   const std::string troupe_name = request.troupe;
   const std::string key = request.idempotency_key;

@@ -107,10 +107,60 @@ TEST(InMemoryJobStore, IdempotencyKeysExpire) {
   auto j = make_job(1);
   store.add(j);
   store.remember_idempotent("t", "k", j);
-  EXPECT_EQ(store.find_idempotent("t", "k"), j);
-  EXPECT_EQ(store.find_idempotent("other", "k"), nullptr);
+  auto match = store.find_idempotent("t", "k");
+  ASSERT_TRUE(match);
+  EXPECT_EQ(match->id, JobId{1});
+  EXPECT_EQ(match->job, j);
+  EXPECT_FALSE(store.find_idempotent("other", "k"));
   clock.advance(1min);
-  EXPECT_EQ(store.find_idempotent("t", "k"), nullptr);
+  EXPECT_FALSE(store.find_idempotent("t", "k"));
+}
+
+TEST(InMemoryJobStore, AnIdempotencyKeyKeepsTheFinalStateAfterTheResultExpires) {
+  ManualClock clock;
+  g_clock = &clock;
+  JobStoreOptions o;
+  o.result_ttl = 1s;
+  o.idempotency_ttl = 1h;
+  InMemoryJobStore store(o, clock);
+  auto j = make_job(1);
+  j->extras = std::make_unique<detail::JobExtras>();
+  j->extras->idempotency_key = "k";
+  j->attempts = 2;
+  store.add(j);
+  store.remember_idempotent("t", "k", j);
+  finish(store, clock, j, "result");
+  clock.advance(1s);
+  EXPECT_EQ(store.find(JobId{1}), nullptr);
+  auto match = store.find_idempotent("t", "k");
+  ASSERT_TRUE(match);
+  EXPECT_EQ(match->id, JobId{1});
+  EXPECT_EQ(match->job, nullptr);
+  EXPECT_EQ(match->final_state.id, JobId{1});
+  EXPECT_EQ(match->final_state.state, JobState::kSucceeded);
+  EXPECT_EQ(match->final_state.attempts, 2u);
+  EXPECT_EQ(match->final_state.troupe, "t");
+  clock.advance(1h);
+  EXPECT_FALSE(store.find_idempotent("t", "k"));
+}
+
+TEST(InMemoryJobStore, AJobFinishedBeforeItsKeyIsRememberedKeepsItsFinalState) {
+  ManualClock clock;
+  g_clock = &clock;
+  JobStoreOptions o;
+  o.result_ttl = 1s;
+  InMemoryJobStore store(o, clock);
+  auto j = make_job(1);
+  j->extras = std::make_unique<detail::JobExtras>();
+  j->extras->idempotency_key = "k";
+  store.add(j);
+  finish(store, clock, j);  // an actor was quicker than the submitting thread
+  store.remember_idempotent("t", "k", j);
+  clock.advance(1s);
+  auto match = store.find_idempotent("t", "k");
+  ASSERT_TRUE(match);
+  EXPECT_EQ(match->job, nullptr);
+  EXPECT_EQ(match->final_state.state, JobState::kSucceeded);
 }
 
 TEST(InMemoryJobStore, AJobFinishedBeforeItsAddIsStillAccounted) {

@@ -752,6 +752,48 @@ TEST_F(RuntimeTest, IdempotencyKeyReturnsTheSameJob) {
   EXPECT_EQ(runtime_->troupe("t")->counters.submitted, 1u);
 }
 
+TEST_F(RuntimeTest, IdempotencyKeyOutlivesTheResultForItsWholeTtl) {
+  RuntimeOptions options;
+  options.job_store.result_ttl = 1s;
+  options.job_store.idempotency_ttl = 1h;
+  runtime_.reset();
+  runtime_ = make_runtime(io_, clock_, observer_, options);
+  runtime_->apply({builtin_troupe("t", Kind::kEcho, 1)});
+  JobRequest r;
+  r.troupe = "t";
+  r.payload = "hi";
+  r.idempotency_key = "once";
+  const auto first = std::get<Accepted>(runtime_->submit(r));
+  run();
+  ASSERT_EQ(state_of(first.id), JobState::kSucceeded);
+  advance(2s);
+  EXPECT_FALSE(runtime_->get(first.id));  // the result expired: GetJob says NOT_FOUND
+
+  // The key still answers for the original, from its tombstone; nothing runs.
+  std::optional<JobRecord> waited;
+  auto again = runtime_->submit(r, [&](const JobRecord& rec) { waited = rec; });
+  ASSERT_TRUE(std::holds_alternative<Accepted>(again));
+  EXPECT_TRUE(std::get<Accepted>(again).duplicate);
+  EXPECT_EQ(std::get<Accepted>(again).id, first.id);
+  run();
+  ASSERT_TRUE(waited);
+  EXPECT_EQ(waited->id, first.id);
+  EXPECT_EQ(waited->troupe, "t");
+  EXPECT_EQ(waited->idempotency_key, "once");
+  EXPECT_EQ(waited->state, JobState::kSucceeded);
+  EXPECT_EQ(waited->attempts, 1u);
+  EXPECT_TRUE(waited->result.empty());  // expired with the record
+  EXPECT_NE(waited->finished_at.time_since_epoch().count(), 0);
+  EXPECT_EQ(runtime_->troupe("t")->counters.submitted, 1u);
+
+  // Past the idempotency TTL the key is free again.
+  advance(1h);
+  const auto later = std::get<Accepted>(runtime_->submit(r));
+  EXPECT_FALSE(later.duplicate);
+  EXPECT_NE(later.id, first.id);
+  EXPECT_EQ(runtime_->troupe("t")->counters.submitted, 2u);
+}
+
 TEST_F(RuntimeTest, CountersAlwaysBalance) {
   auto o = builtin_troupe("t", Kind::kFail, 2);
   builtin(o).fail_every = 3;
