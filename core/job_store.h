@@ -69,7 +69,10 @@ class JobStore {
   /// idempotency TTL; its final state is kept with the key when it ends.
   virtual void remember_idempotent(std::string_view troupe, std::string_view key,
                                    const detail::JobPtr& job) = 0;
+  /// What counts against max_jobs: records plus idempotency keys.
   virtual std::size_t size() const = 0;
+  /// What counts against max_bytes: payloads, keys and results of records,
+  /// plus the idempotency index's keys.
   virtual std::size_t bytes() const = 0;
   /// True when the records survive a restart of the process.
   virtual bool durable() const = 0;
@@ -78,9 +81,11 @@ class JobStore {
 /// The bounded in-memory JobStore: a sharded hash table by id (the id's low
 /// bits pick the shard, one mutex each), a FIFO of terminal records per
 /// shard for expiry and eviction (terminal ones go first; in-flight ones are
-/// never evicted), and an idempotency index with its own TTL. Expiry is
-/// lazy: records past result_ttl are dropped on the next add() of their
-/// shard and are invisible to find() at once.
+/// never evicted), and an idempotency index with its own TTL and FIFO. Expiry
+/// is lazy: records past result_ttl are dropped on the next add() of their
+/// shard and are invisible to find() at once. Index entries count against
+/// the limits like records (one each, their key bytes); past the limits the
+/// oldest go first, keys older than result_ttl before terminal records.
 class InMemoryJobStore final : public JobStore {
  public:
   InMemoryJobStore(JobStoreOptions options, Clock& clock);
@@ -96,6 +101,8 @@ class InMemoryJobStore final : public JobStore {
                            const detail::JobPtr& job) override;
   std::size_t size() const override { return count_.load(std::memory_order_relaxed); }
   std::size_t bytes() const override { return bytes_.load(std::memory_order_relaxed); }
+  /// Idempotency keys held (tombstones included); part of size().
+  std::size_t idempotency_keys() const { return keys_.load(std::memory_order_relaxed); }
   bool durable() const override { return false; }
 
  private:
@@ -150,7 +157,18 @@ class InMemoryJobStore final : public JobStore {
   /// over the limits) the oldest terminal ones. Shard lock held.
   void trim_locked(Shard& shard, std::int64_t now_ns, bool over_limits);
   bool evict_front_locked(Shard& shard);
+  /// While over the limits, one pass over the shards other than `id`'s:
+  /// drops their expired records, and with `evict` their oldest terminal one.
+  void trim_other_shards(std::uint64_t id, std::int64_t now_ns, bool evict);
   bool over_limits() const;
+  /// Bytes an index entry is counted for.
+  static std::size_t key_bytes(const std::string& index_key);
+  /// Pops the index FIFO's front, dropping its entry. idempotency_mutex_ held.
+  void drop_oldest_key_locked();
+  void expire_keys_locked(std::int64_t now_ns);
+  /// While over the limits, drops the oldest keys registered before
+  /// `registered_before_ns` (steady clock). Takes idempotency_mutex_.
+  void evict_keys(std::int64_t registered_before_ns);
   /// The index's key for (troupe, idempotency key).
   static std::string index_key(std::string_view troupe, std::string_view key);
   /// Copies a terminal job's final state into its idempotency entry, if it
@@ -166,6 +184,8 @@ class InMemoryJobStore final : public JobStore {
   alignas(detail::kCacheLine) std::atomic<std::size_t> count_{0};
   std::atomic<std::size_t> bytes_{0};
   alignas(detail::kCacheLine) std::atomic<std::size_t> terminal_count_{0};
+
+  std::atomic<std::size_t> keys_{0};  // idempotency entries, also in count_
 
   std::mutex idempotency_mutex_;  // guards the index and its FIFO
   std::unordered_map<std::string, IdempotencyEntry> idempotency_;
