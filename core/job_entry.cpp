@@ -3,32 +3,44 @@
 namespace troupe::core::detail {
 
 JobRecord Job::snapshot() const {
+  JobRecord r;
+  copy_request(r);
   std::lock_guard guard(lock);
-  return snapshot_locked();
+  copy_progress_locked(r);
+  return r;
 }
 
 JobRecord Job::snapshot_locked() const {
   JobRecord r;
+  copy_request(r);
+  copy_progress_locked(r);
+  return r;
+}
+
+void Job::copy_request(JobRecord& r) const {
+  // Immutable after submit: copied without the lock, so the spin lock is
+  // held only for what changes.
   r.id = id;
   r.troupe = *troupe_name;
+  if (extras) {
+    r.key = extras->key;
+    r.idempotency_key = extras->idempotency_key;
+    r.metadata = extras->metadata;
+  }
+}
+
+void Job::copy_progress_locked(JobRecord& r) const {
   r.state = state.load(std::memory_order_relaxed);
   r.attempts = attempts;
-  r.payload = payload;
   if (r.state == JobState::kSucceeded) {
     r.result = output;
   } else {
     r.error = output;
   }
   r.failure_class = failure;
-  if (extras) {
-    r.key = extras->key;
-    r.idempotency_key = extras->idempotency_key;
-    r.metadata = extras->metadata;
-  }
   r.submitted_at = from_wall_ns(submitted_ns);
   r.started_at = from_wall_ns(started_ns);
   r.finished_at = from_wall_ns(finished_ns);
-  return r;
 }
 
 }  // namespace troupe::core::detail

@@ -94,6 +94,12 @@ class Job {
   JobRecord snapshot() const;
   /// The same, for a caller already holding the lock.
   JobRecord snapshot_locked() const;
+
+ private:
+  /// The request's fields (immutable after submit; no lock needed).
+  void copy_request(JobRecord& r) const;
+  /// The fields guarded by `lock`.
+  void copy_progress_locked(JobRecord& r) const;
 };
 
 using JobPtr = std::shared_ptr<Job>;
