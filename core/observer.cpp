@@ -23,6 +23,7 @@ class NullObserver final : public Observer {
  public:
   std::shared_ptr<TroupeObserver> troupe_added(std::string_view) override { return troupe_; }
   void troupe_removed(std::string_view) override {}
+  void unknown_troupe_rejected() override {}
 
  private:
   std::shared_ptr<TroupeObserver> troupe_ = std::make_shared<NullTroupeObserver>();

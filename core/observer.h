@@ -42,6 +42,10 @@ class Observer {
   virtual ~Observer() = default;
   virtual std::shared_ptr<TroupeObserver> troupe_added(std::string_view troupe) = 0;
   virtual void troupe_removed(std::string_view troupe) = 0;
+  /// A submit named a troupe that is not hosted (rejected kUnknownTroupe).
+  /// Not per troupe: the name is the client's, and a series per name would
+  /// let clients create series.
+  virtual void unknown_troupe_rejected() = 0;
 };
 
 /// Observes nothing; for tests and benchmarks that do not look.

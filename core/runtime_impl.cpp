@@ -105,28 +105,26 @@ std::shared_ptr<Troupe> RuntimeImpl::owner_of(const Job& job) const {
   return nullptr;
 }
 
+Rejection RuntimeImpl::reject_unknown(const std::string& name) {
+  observer_.unknown_troupe_rejected();
+  return Rejection{
+      RejectReason::kUnknownTroupe,
+      "no troupe named '" + name + "' is configured; check the name against ListTroupes",
+      std::chrono::milliseconds(0)};
+}
+
 std::variant<Accepted, Rejection> RuntimeImpl::submit(JobRequest request, JobCallback on_terminal) {
   if (request.idempotency_key.empty()) {
     // The hot path: the table lock is held shared for the submit itself, so
     // no reference count is touched.
     std::shared_lock lock(troupes_mutex_);
     auto it = troupes_.find(std::string_view(request.troupe));
-    if (it == troupes_.end()) {
-      return Rejection{RejectReason::kUnknownTroupe,
-                       "no troupe named '" + request.troupe +
-                           "' is configured; check the name against ListTroupes",
-                       std::chrono::milliseconds(0)};
-    }
+    if (it == troupes_.end()) return reject_unknown(request.troupe);
     return it->second->submit(std::move(request), std::move(on_terminal));
   }
 
   auto t = find_troupe(request.troupe);
-  if (!t) {
-    return Rejection{RejectReason::kUnknownTroupe,
-                     "no troupe named '" + request.troupe +
-                         "' is configured; check the name against ListTroupes",
-                     std::chrono::milliseconds(0)};
-  }
+  if (!t) return reject_unknown(request.troupe);
   // Idempotent submits are serialised so two racing ones cannot both miss.
   std::lock_guard idem(idempotency_mutex_);
   if (auto match = store_->find_idempotent(request.troupe, request.idempotency_key)) {

@@ -51,6 +51,8 @@ class RuntimeImpl final : public Runtime, private detail::TroupeHost {
   void drain_ended(bool running) override;
 
   std::shared_ptr<detail::Troupe> find_troupe(std::string_view name) const;
+  /// Counts the rejection (no troupe to count it) and says why.
+  Rejection reject_unknown(const std::string& name);
   std::shared_ptr<detail::Troupe> owner_of(const detail::Job& job) const;
   const std::string* intern(const std::string& name);
   void check_drained();

@@ -38,6 +38,7 @@ class HealthObserver final : public core::Observer {
 
   std::shared_ptr<core::TroupeObserver> troupe_added(std::string_view troupe) override;
   void troupe_removed(std::string_view troupe) override;
+  void unknown_troupe_rejected() override {}
 
   class TroupeHealth;
 

@@ -75,4 +75,9 @@ void ObserverFanout::troupe_removed(std::string_view troupe) {
   second_.troupe_removed(troupe);
 }
 
+void ObserverFanout::unknown_troupe_rejected() {
+  first_.unknown_troupe_rejected();
+  second_.unknown_troupe_rejected();
+}
+
 }  // namespace troupe::daemon

@@ -26,9 +26,11 @@ struct PrometheusObserver::Families {
 
 namespace {
 
-constexpr std::array kRejectReasons = {
-    core::RejectReason::kUnknownTroupe, core::RejectReason::kFull, core::RejectReason::kDraining,
-    core::RejectReason::kCircuitOpen, core::RejectReason::kRateLimited};
+// A troupe's own reasons; kUnknownTroupe has one series for the daemon.
+constexpr std::array kRejectReasons = {core::RejectReason::kFull, core::RejectReason::kDraining,
+                                       core::RejectReason::kCircuitOpen,
+                                       core::RejectReason::kRateLimited};
+constexpr std::size_t kRejectSlots = static_cast<std::size_t>(core::RejectReason::kRateLimited) + 1;
 constexpr std::array kTerminalStates = {core::JobState::kSucceeded, core::JobState::kFailed,
                                         core::JobState::kDead, core::JobState::kCancelled,
                                         core::JobState::kAborted};
@@ -105,7 +107,8 @@ class TroupeMetrics final : public core::TroupeObserver {
 
   void job_submitted() override { submitted_.Increment(); }
   void job_rejected(core::RejectReason reason) override {
-    rejected_.at(static_cast<std::size_t>(reason))->Increment();
+    // kUnknownTroupe never comes from a troupe (it has no slot here).
+    if (auto* c = rejected_.at(static_cast<std::size_t>(reason))) c->Increment();
   }
   void job_completed(core::JobState terminal) override {
     if (core::is_terminal(terminal)) completed_.at(index(terminal))->Increment();
@@ -141,7 +144,7 @@ class TroupeMetrics final : public core::TroupeObserver {
   }
 
   prometheus::Counter& submitted_;
-  std::array<prometheus::Counter*, kRejectReasons.size()> rejected_{};
+  std::array<prometheus::Counter*, kRejectSlots> rejected_{};
   std::array<prometheus::Counter*, kTerminalStates.size()> completed_{};
   std::array<prometheus::Counter*, kFailureClasses.size()> attempts_{};
   prometheus::Histogram& run_seconds_;
@@ -231,6 +234,8 @@ PrometheusObserver::PrometheusObserver(std::string_view version)
           .Register(r),
   });
   families_->build_info.Add({{"version", std::string(version)}}).Set(1);
+  unknown_troupe_ = &families_->rejected.Add(
+      {{"reason", std::string(core::to_string(core::RejectReason::kUnknownTroupe))}});
 }
 
 PrometheusObserver::~PrometheusObserver() = default;
@@ -247,6 +252,10 @@ std::shared_ptr<core::TroupeObserver> PrometheusObserver::troupe_added(std::stri
 
 void PrometheusObserver::troupe_removed(std::string_view /*troupe*/) {
   // Series stay: see the class comment.
+}
+
+void PrometheusObserver::unknown_troupe_rejected() {
+  unknown_troupe_->Increment();
 }
 
 }  // namespace troupe::daemon

@@ -34,6 +34,9 @@ class PrometheusObserver final : public core::Observer {
 
   std::shared_ptr<core::TroupeObserver> troupe_added(std::string_view troupe) override;
   void troupe_removed(std::string_view troupe) override;
+  /// troupe_jobs_rejected_total{reason="unknown_troupe"}, without a troupe
+  /// label (the one series of that reason).
+  void unknown_troupe_rejected() override;
 
   const std::shared_ptr<prometheus::Registry>& registry() const { return registry_; }
 
@@ -43,7 +46,8 @@ class PrometheusObserver final : public core::Observer {
  private:
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<Families> families_;
-  std::mutex mutex_;  // guards troupes_
+  prometheus::Counter* unknown_troupe_ = nullptr;  // owned by registry_
+  std::mutex mutex_;                               // guards troupes_
   std::map<std::string, std::shared_ptr<core::TroupeObserver>, std::less<>> troupes_;
 };
 

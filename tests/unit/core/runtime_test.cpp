@@ -119,10 +119,15 @@ TEST_F(RuntimeTest, JobIdsAreUnique) {
   EXPECT_EQ(ids.size(), 1000u);
 }
 
-TEST_F(RuntimeTest, UnknownTroupeIsRejected) {
+TEST_F(RuntimeTest, UnknownTroupeIsRejectedAndCounted) {
   auto r = submit_rejected("nope");
   EXPECT_EQ(r.reason, RejectReason::kUnknownTroupe);
   EXPECT_NE(r.message.find("nope"), std::string::npos);
+  JobRequest keyed;
+  keyed.troupe = "nope";
+  keyed.idempotency_key = "k";  // the other submit path
+  EXPECT_TRUE(std::holds_alternative<Rejection>(runtime_->submit(keyed)));
+  EXPECT_EQ(observer_.unknown_troupe.load(), 2);
 }
 
 TEST_F(RuntimeTest, FullTroupeRejectsAtOnceWithARetryHint) {

@@ -82,11 +82,13 @@ class RecordingObserver final : public Observer {
     std::lock_guard lock(mutex_);
     removed.emplace_back(name);
   }
+  void unknown_troupe_rejected() override { ++unknown_troupe; }
   RecordingTroupeObserver& of(const std::string& name) {
     std::lock_guard lock(mutex_);
     return *troupes_.at(name);
   }
   std::vector<std::string> removed;
+  std::atomic<int> unknown_troupe{0};
 
  private:
   std::mutex mutex_;

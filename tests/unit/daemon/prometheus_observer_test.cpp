@@ -97,6 +97,19 @@ TEST(PrometheusObserver, ReaddedTroupeContinuesItsCounters) {
   EXPECT_EQ(sample(scrape(observer), R"(troupe_jobs_submitted_total{troupe="t"})"), 3);
 }
 
+TEST(PrometheusObserver, CountsUnknownTroupesInOneSeriesWithoutATroupeLabel) {
+  PrometheusObserver observer("1.2.3");
+  observer.troupe_added("alpha");
+  observer.unknown_troupe_rejected();
+  observer.unknown_troupe_rejected();
+  const auto text = scrape(observer);
+  EXPECT_EQ(sample(text, R"(troupe_jobs_rejected_total{reason="unknown_troupe"})"), 2);
+  // A hosted troupe never rejects for that reason: no series that cannot move.
+  EXPECT_EQ(sample(text, R"(troupe_jobs_rejected_total{reason="unknown_troupe",troupe="alpha"})"),
+            -1);
+  EXPECT_EQ(sample(text, R"(troupe_jobs_rejected_total{reason="full",troupe="alpha"})"), 0);
+}
+
 TEST(PrometheusObserver, HistogramBucketsSpanSubMillisecondToMinutes) {
   const auto& b = PrometheusObserver::duration_buckets();
   ASSERT_FALSE(b.empty());
@@ -128,6 +141,7 @@ TEST(PrometheusObserver, ExpositionPassesPromtool) {
   t->job_submitted();
   t->attempt_finished(core::FailureClass::kNone, 1ms);
   t->job_completed(core::JobState::kSucceeded);
+  observer.unknown_troupe_rejected();
   const auto path = ::testing::TempDir() + "/metrics.txt";
   std::ofstream(path) << scrape(observer, true);
   const std::string command = std::string(TROUPE_PROMTOOL) + " check metrics < " + path + " 2>&1";
