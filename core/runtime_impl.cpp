@@ -265,7 +265,8 @@ void RuntimeImpl::remove_drained(Troupe* troupe) {
     retired_.push_back(gone);
   }
   gone->shutdown();
-  observer_.troupe_removed(gone->name());
+  // This generation only: the name may already host a new one.
+  gone->observer().removed();
 }
 
 void RuntimeImpl::drain_ended(bool running) {

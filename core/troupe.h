@@ -103,6 +103,8 @@ class Troupe : public std::enable_shared_from_this<Troupe> {
   std::uint64_t in_flight() const;
   std::vector<JobRecord> dead_jobs(std::size_t limit) const;
   const std::string& name() const { return *name_; }
+  /// This generation's observer.
+  TroupeObserver& observer() const { return *obs_; }
 
   // Called by actors.
   /// The actor's next job, or null (the actor is then idle). `chain` is an

@@ -55,6 +55,10 @@ class TroupeFanout final : public core::TroupeObserver {
     first_->autoscaled(direction, actors_now);
     second_->autoscaled(direction, actors_now);
   }
+  void removed() override {
+    first_->removed();
+    second_->removed();
+  }
 
  private:
   std::shared_ptr<core::TroupeObserver> first_;
@@ -68,11 +72,6 @@ ObserverFanout::ObserverFanout(core::Observer& first, core::Observer& second)
 
 std::shared_ptr<core::TroupeObserver> ObserverFanout::troupe_added(std::string_view troupe) {
   return std::make_shared<TroupeFanout>(first_.troupe_added(troupe), second_.troupe_added(troupe));
-}
-
-void ObserverFanout::troupe_removed(std::string_view troupe) {
-  first_.troupe_removed(troupe);
-  second_.troupe_removed(troupe);
 }
 
 void ObserverFanout::unknown_troupe_rejected() {

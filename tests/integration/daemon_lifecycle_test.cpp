@@ -275,5 +275,47 @@ TEST(DaemonLifecycle, ReloadAddsRemovesAndResizesUnderLoadWithoutLosingJobs) {
   EXPECT_EQ(trouped->wait_exit(std::chrono::seconds(30)), 0);
 }
 
+TEST(DaemonLifecycle, ATroupeRemovedAndAddedBackServesAfterItsOldGenerationDrains) {
+  ServerSpec server;
+  TroupeSpec a{.name = "a", .builtin = "sleep", .sleep = "20ms", .max_actors = 1};
+  TroupeSpec z{.name = "z", .builtin = "echo", .max_actors = 1};
+  auto trouped = start_trouped({.config_yaml = config_yaml(server, {a, z})});
+  ASSERT_NE(trouped, nullptr);
+
+  AsyncSubmitter old_job(trouped->channel());
+  auto slow = request("a", true);
+  slow.set_payload("1s");  // still running across both reloads
+  old_job.submit(slow, std::chrono::seconds(60));
+  ASSERT_TRUE(wait_accepted(*trouped, "a", 1));
+
+  trouped->write_config(config_yaml(server, {z}));
+  trouped->send_signal(SIGHUP);
+  ASSERT_TRUE(trouped->wait_for_log(std::regex("removed \\(draining\\): a"))) << trouped->log();
+  EXPECT_EQ(health(*trouped, "a"), HealthCheckResponse::NOT_SERVING);
+  trouped->write_config(config_yaml(server, {a, z}));
+  trouped->send_signal(SIGHUP);
+  ASSERT_TRUE(trouped->wait_for_log(std::regex("added: a;"))) << trouped->log();
+  EXPECT_EQ(health(*trouped, "a"), HealthCheckResponse::SERVING);
+
+  // The old generation's job ends: it has drained, and goes.
+  const auto outcomes = old_job.collect(std::chrono::seconds(60));
+  ASSERT_EQ(outcomes.size(), 1u);
+  ASSERT_TRUE(outcomes[0].status.ok()) << outcomes[0].status.error_message();
+  EXPECT_EQ(outcomes[0].response.job().state(), v1::JOB_STATE_SUCCEEDED);
+  // A job through the new generation: a round trip after the old one's
+  // removal was posted. The name's health and gauges are still the new one's.
+  AsyncSubmitter next(trouped->channel());
+  next.submit(request("a", true), std::chrono::seconds(30));
+  const auto ran = next.collect(std::chrono::seconds(30));
+  ASSERT_TRUE(ran[0].status.ok()) << ran[0].status.error_message();
+  EXPECT_EQ(health(*trouped, "a"), HealthCheckResponse::SERVING);
+  const auto scrape = http_get(trouped->metrics_address(), "/metrics");
+  EXPECT_EQ(metric_value(scrape.body, R"(troupe_actors{troupe="a"})"), 1);
+  EXPECT_EQ(metric_value(scrape.body, R"(troupe_jobs_submitted_total{troupe="a"})"), 2);
+
+  trouped->send_signal(SIGTERM);
+  EXPECT_EQ(trouped->wait_exit(std::chrono::seconds(30)), 0);
+}
+
 }  // namespace
 }  // namespace troupe::test

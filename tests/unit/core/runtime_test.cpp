@@ -709,6 +709,31 @@ TEST_F(RuntimeTest, ApplyAddsUpdatesAndRemovesTroupes) {
   EXPECT_EQ(runtime_->troupes().size(), 1u);
 }
 
+TEST_F(RuntimeTest, ATroupeReaddedWhileItsOldGenerationDrainsIsANewGeneration) {
+  const auto a = builtin_troupe("a", Kind::kSleep, 1);
+  runtime_->apply({a});
+  run();
+  const JobId old_job = submit_ok("a", "1s");
+  run();
+  const auto old_generation = observer_.latest("a");
+  runtime_->apply({});  // a drains: its job still runs
+  run();
+  runtime_->apply({a});  // and is back, as a new generation
+  run();
+  const auto new_generation = observer_.latest("a");
+  ASSERT_NE(new_generation, old_generation);
+  EXPECT_FALSE(old_generation->was_removed);
+  advance(1s);  // the old generation's job ends: it has drained and goes
+  EXPECT_EQ(state_of(old_job), JobState::kSucceeded);
+  EXPECT_TRUE(old_generation->was_removed);
+  EXPECT_FALSE(new_generation->was_removed);  // the name's current troupe is untouched
+  EXPECT_EQ(observer_.removed, std::vector<std::string>{"a"});
+  submit_ok("a");
+  run();
+  EXPECT_EQ(new_generation->submitted.load(), 1);
+  EXPECT_EQ(old_generation->submitted.load(), 1);
+}
+
 TEST_F(RuntimeTest, WatchSeesEveryStateChangeThenEnds) {
   auto o = builtin_troupe("t", Kind::kFail, 1);
   builtin(o).fail_every = 1;
