@@ -262,8 +262,9 @@ void RuntimeImpl::remove_drained(Troupe* troupe) {
     if (it == retiring_.end() || (*it)->in_flight() != 0) return;
     gone = *it;
     retiring_.erase(it);
-    retired_.push_back(gone);
   }
+  // Freed once its actors are (an actor may still be finishing its strand
+  // turn inside the troupe now): see Troupe::shutdown().
   gone->shutdown();
   // This generation only: the name may already host a new one.
   gone->observer().removed();

@@ -78,7 +78,9 @@ class Troupe : public std::enable_shared_from_this<Troupe> {
 
   /// Creates the initial actors and arms the auto-scaler.
   void start();
-  /// Cancels the troupe's timers; queued work is dropped with it.
+  /// Cancels the troupe's timers and lets its actors go (each on its own
+  /// strand); queued work is dropped with it. The troupe is freed once the
+  /// last actor and the last work posted for it are gone.
   void shutdown();
 
   std::variant<Accepted, Rejection> submit(JobRequest&& request, JobCallback on_terminal);

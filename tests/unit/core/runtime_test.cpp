@@ -734,6 +734,27 @@ TEST_F(RuntimeTest, ATroupeReaddedWhileItsOldGenerationDrainsIsANewGeneration) {
   EXPECT_EQ(old_generation->submitted.load(), 1);
 }
 
+TEST_F(RuntimeTest, ARemovedTroupeIsFreedOnceItHasDrained) {
+  runtime_->apply({builtin_troupe("a", Kind::kSleep, 2), builtin_troupe("z", Kind::kEcho)});
+  run();
+  const JobId job = submit_ok("a", "1s");
+  run();
+  // The troupe holds its generation's observer until it is freed.
+  std::weak_ptr<testing::RecordingTroupeObserver> troupe_alive = observer_.latest("a");
+  runtime_->apply({builtin_troupe("z", Kind::kEcho)});  // a drains
+  runtime_->apply({builtin_troupe("a", Kind::kEcho), builtin_troupe("z", Kind::kEcho)});
+  run();
+  EXPECT_FALSE(troupe_alive.expired());  // still draining its job
+  advance(1s);
+  EXPECT_EQ(state_of(job), JobState::kSucceeded);
+  // Drained: its actors, their handlers and its dead letters are gone with it,
+  // and the job's record no longer needs it.
+  EXPECT_TRUE(troupe_alive.expired());
+  EXPECT_EQ(runtime_->get(job)->troupe, "a");
+  submit_ok("a");
+  run();
+}
+
 TEST_F(RuntimeTest, WatchSeesEveryStateChangeThenEnds) {
   auto o = builtin_troupe("t", Kind::kFail, 1);
   builtin(o).fail_every = 1;
