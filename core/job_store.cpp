@@ -7,6 +7,12 @@ namespace troupe::core {
 using detail::Job;
 using detail::JobPtr;
 
+namespace {
+std::int64_t ns(Duration d) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
+}
+}  // namespace
+
 InMemoryJobStore::InMemoryJobStore(JobStoreOptions options, Clock& clock)
     : options_(options), clock_(clock), shards_(std::make_unique<Shard[]>(kShards)) {
   // Start each shard's table at a useful size: rehashing a growing table is
@@ -91,8 +97,7 @@ void InMemoryJobStore::add(const JobPtr& job) {
   trim_other_shards(job->id.value, now_ns, false);
   // Keys registered before every kept result finished (more than
   // result_ttl ago) are older than any terminal record.
-  evict_keys(now_ns -
-             std::chrono::duration_cast<std::chrono::nanoseconds>(options_.result_ttl).count());
+  evict_keys(now_ns - ns(options_.result_ttl));
   // The oldest terminal records of other shards.
   trim_other_shards(job->id.value, now_ns, true);
   // The newer keys.
@@ -131,8 +136,7 @@ void InMemoryJobStore::expire_keys_locked(std::int64_t now_ns) {
 
 void InMemoryJobStore::evict_keys(std::int64_t registered_before_ns) {
   if (keys_.load(std::memory_order_relaxed) == 0) return;
-  const std::int64_t ttl_ns =
-      std::chrono::duration_cast<std::chrono::nanoseconds>(options_.idempotency_ttl).count();
+  const std::int64_t ttl_ns = ns(options_.idempotency_ttl);
   std::lock_guard lock(idempotency_mutex_);
   while (over_limits() && !idempotency_order_.empty() &&
          idempotency_order_.front().second - ttl_ns < registered_before_ns) {
@@ -155,8 +159,7 @@ void InMemoryJobStore::finished(const JobPtr& job, std::int64_t now) {
   // Before the expiry is set: once find() stops answering for the record,
   // its idempotency key must already hold the final state.
   record_final(*job);
-  const std::int64_t expires_ns =
-      now + std::chrono::duration_cast<std::chrono::nanoseconds>(options_.result_ttl).count();
+  const std::int64_t expires_ns = now + ns(options_.result_ttl);
   Shard& shard = shard_of(job->id.value);
   std::lock_guard lock(shard.mutex);
   // finished_steady_ns holds the expiry; it is only touched under this lock.
@@ -238,9 +241,7 @@ std::optional<IdempotentMatch> InMemoryJobStore::find_idempotent(std::string_vie
 void InMemoryJobStore::remember_idempotent(std::string_view troupe, std::string_view key,
                                            const JobPtr& job) {
   const std::int64_t now_ns = detail::to_ns(clock_.now());
-  const std::int64_t expires_ns =
-      now_ns +
-      std::chrono::duration_cast<std::chrono::nanoseconds>(options_.idempotency_ttl).count();
+  const std::int64_t expires_ns = now_ns + ns(options_.idempotency_ttl);
   std::string k = index_key(troupe, key);
   std::lock_guard lock(idempotency_mutex_);
   expire_keys_locked(now_ns);

@@ -25,6 +25,14 @@ JobPtr make_job(std::uint64_t id, std::string payload = "p") {
   return j;
 }
 
+/// A job submitted with an idempotency key.
+JobPtr make_idempotent_job(std::uint64_t id, std::string key, std::string payload = "p") {
+  auto j = make_job(id, std::move(payload));
+  j->extras = std::make_unique<detail::JobExtras>();
+  j->extras->idempotency_key = std::move(key);
+  return j;
+}
+
 void finish(JobStore& store, Clock& clock, const JobPtr& j, std::string output = "r") {
   {
     std::lock_guard lock(j->lock);
@@ -123,9 +131,7 @@ TEST(InMemoryJobStore, AnIdempotencyKeyKeepsTheFinalStateAfterTheResultExpires) 
   o.result_ttl = 1s;
   o.idempotency_ttl = 1h;
   InMemoryJobStore store(o, clock);
-  auto j = make_job(1);
-  j->extras = std::make_unique<detail::JobExtras>();
-  j->extras->idempotency_key = "k";
+  auto j = make_idempotent_job(1, "k");
   j->attempts = 2;
   store.add(j);
   store.remember_idempotent("t", "k", j);
@@ -150,9 +156,7 @@ TEST(InMemoryJobStore, AJobFinishedBeforeItsKeyIsRememberedKeepsItsFinalState) {
   JobStoreOptions o;
   o.result_ttl = 1s;
   InMemoryJobStore store(o, clock);
-  auto j = make_job(1);
-  j->extras = std::make_unique<detail::JobExtras>();
-  j->extras->idempotency_key = "k";
+  auto j = make_idempotent_job(1, "k");
   store.add(j);
   finish(store, clock, j);  // an actor was quicker than the submitting thread
   store.remember_idempotent("t", "k", j);
@@ -173,9 +177,7 @@ TEST(InMemoryJobStore, IdempotencyKeysCountAgainstTheLimitsAndTheOldestGoFirst) 
   InMemoryJobStore store(o, clock);
   const std::string long_key(100, 'k');
   for (std::uint64_t i = 1; i <= 20; ++i) {
-    auto j = make_job(i);
-    j->extras = std::make_unique<detail::JobExtras>();
-    j->extras->idempotency_key = long_key + std::to_string(i);
+    auto j = make_idempotent_job(i, long_key + std::to_string(i));
     store.add(j);
     store.remember_idempotent("t", j->extras->idempotency_key, j);
     finish(store, clock, j);
