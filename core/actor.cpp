@@ -15,8 +15,11 @@ namespace {
 constexpr int kBatch = 64;
 }  // namespace
 
-Actor::Actor(Troupe& troupe, Strand strand, std::uint32_t index)
-    : troupe_(troupe), strand_(std::move(strand)), index_(index) {}
+Actor::Actor(std::shared_ptr<Troupe> troupe, Strand strand, std::uint32_t index)
+    : troupe_(*troupe),
+      troupe_alive_(std::move(troupe)),
+      strand_(std::move(strand)),
+      index_(index) {}
 
 Actor::~Actor() = default;
 

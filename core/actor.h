@@ -28,12 +28,14 @@ struct TroupeConfig;
 /// fields marked "troupe" are guarded by the troupe's mutex. The handler's
 /// completion callback may come from any thread; it is brought back onto the
 /// strand. Owned by its troupe through shared_ptr; work posted to the strand
-/// keeps it alive.
+/// keeps it alive, and it keeps its troupe alive (the troupe breaks the
+/// cycle in shutdown()), so a troupe is freed only after its last actor,
+/// never while one still runs on its strand.
 class Actor : public std::enable_shared_from_this<Actor> {
  public:
   using Strand = boost::asio::strand<boost::asio::io_context::executor_type>;
 
-  Actor(Troupe& troupe, Strand strand, std::uint32_t index);
+  Actor(std::shared_ptr<Troupe> troupe, Strand strand, std::uint32_t index);
   ~Actor();
   Actor(const Actor&) = delete;
   Actor& operator=(const Actor&) = delete;
@@ -73,6 +75,7 @@ class Actor : public std::enable_shared_from_this<Actor> {
   Timer& timer();
 
   Troupe& troupe_;
+  const std::shared_ptr<Troupe> troupe_alive_;  // see the class comment
   Strand strand_;
   std::uint32_t index_;
 

@@ -59,13 +59,14 @@ struct JobRequest {
 };
 
 /// A consistent snapshot of one job. Timestamps are wall-clock for display;
-/// unset ones are the epoch.
+/// unset ones are the epoch. Without the payload: no reply sends it back, and
+/// copying it for every GetJob, watch event and callback cost up to
+/// max_payload each.
 struct JobRecord {
   JobId id;
   std::string troupe;
   JobState state = JobState::kQueued;
   std::uint32_t attempts = 0;
-  std::string payload;
   std::string result;
   std::string error;
   FailureClass failure_class = FailureClass::kNone;

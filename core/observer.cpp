@@ -17,12 +17,13 @@ class NullTroupeObserver final : public TroupeObserver {
   void circuit_changed(CircuitState) override {}
   void degraded_changed(bool) override {}
   void autoscaled(ScaleDirection, std::uint32_t) override {}
+  void removed() override {}
 };
 
 class NullObserver final : public Observer {
  public:
   std::shared_ptr<TroupeObserver> troupe_added(std::string_view) override { return troupe_; }
-  void troupe_removed(std::string_view) override {}
+  void unknown_troupe_rejected() override {}
 
  private:
   std::shared_ptr<TroupeObserver> troupe_ = std::make_shared<NullTroupeObserver>();

@@ -109,34 +109,33 @@ std::shared_ptr<Troupe> RuntimeImpl::owner_of(const Job& job) const {
   return nullptr;
 }
 
+Rejection RuntimeImpl::reject_unknown(const std::string& name) {
+  observer_.unknown_troupe_rejected();
+  return Rejection{
+      RejectReason::kUnknownTroupe,
+      "no troupe named '" + name + "' is configured; check the name against ListTroupes",
+      std::chrono::milliseconds(0)};
+}
+
 std::variant<Accepted, Rejection> RuntimeImpl::submit(JobRequest request, JobCallback on_terminal) {
   if (request.idempotency_key.empty()) {
     // The hot path: the table lock is held shared for the submit itself, so
     // no reference count is touched.
     std::shared_lock lock(troupes_mutex_);
     auto it = troupes_.find(std::string_view(request.troupe));
-    if (it == troupes_.end()) {
-      return Rejection{RejectReason::kUnknownTroupe,
-                       "no troupe named '" + request.troupe +
-                           "' is configured; check the name against ListTroupes",
-                       std::chrono::milliseconds(0)};
-    }
+    if (it == troupes_.end()) return reject_unknown(request.troupe);
     return it->second->submit(std::move(request), std::move(on_terminal));
   }
 
   auto t = find_troupe(request.troupe);
-  if (!t) {
-    return Rejection{RejectReason::kUnknownTroupe,
-                     "no troupe named '" + request.troupe +
-                         "' is configured; check the name against ListTroupes",
-                     std::chrono::milliseconds(0)};
-  }
+  if (!t) return reject_unknown(request.troupe);
   // Idempotent submits are serialised so two racing ones cannot both miss.
   std::lock_guard idem(idempotency_mutex_);
-  if (JobPtr existing = store_->find_idempotent(request.troupe, request.idempotency_key)) {
+  if (auto match = store_->find_idempotent(request.troupe, request.idempotency_key)) {
     if (on_terminal) {
-      bool done = false;
-      {
+      const JobPtr& existing = match->job;
+      bool done = !existing;  // only a terminal record expires into a tombstone
+      if (existing) {
         std::lock_guard lock(existing->lock);
         if (is_terminal(existing->state.load(std::memory_order_relaxed))) {
           done = true;
@@ -154,11 +153,13 @@ std::variant<Accepted, Rejection> RuntimeImpl::submit(JobRequest request, JobCal
         }
       }
       if (done) {
-        boost::asio::post(io_,
-                          [existing, cb = std::move(on_terminal)] { cb(existing->snapshot()); });
+        boost::asio::post(io_, [existing, final_state = std::move(match->final_state),
+                                cb = std::move(on_terminal)] {
+          cb(existing ? existing->snapshot() : final_state);
+        });
       }
     }
-    return Accepted{existing->id, true};
+    return Accepted{match->id, true};
   }
   const std::string troupe_name = request.troupe;
   const std::string key = request.idempotency_key;
@@ -276,10 +277,12 @@ void RuntimeImpl::remove_drained(Troupe* troupe) {
     if (it == retiring_.end() || (*it)->in_flight() != 0) return;
     gone = *it;
     retiring_.erase(it);
-    retired_.push_back(gone);
   }
+  // Freed once its actors are (an actor may still be finishing its strand
+  // turn inside the troupe now): see Troupe::shutdown().
   gone->shutdown();
-  observer_.troupe_removed(gone->name());
+  // This generation only: the name may already host a new one.
+  gone->observer().removed();
 }
 
 void RuntimeImpl::drain_ended(bool running) {

@@ -88,7 +88,17 @@ void Troupe::start() {
 }
 
 void Troupe::shutdown() {
-  stopped_.store(true, std::memory_order_release);
+  std::vector<std::shared_ptr<Actor>> actors;
+  {
+    std::lock_guard lock(mutex_);
+    stopped_.store(true, std::memory_order_release);
+    actors.swap(actors_);
+    idle_.clear();
+  }
+  // Each actor holds the troupe: destroyed on its own strand after whatever
+  // it runs now, the last one frees the troupe with its handlers (their
+  // keep-alive sockets) and dead letters, once nothing can reach it.
+  for (auto& a : actors) Actor::release(std::move(a));
   boost::asio::post(control_, [self = shared_from_this()] {
     if (self->autoscale_timer_) self->autoscale_timer_->cancel();
     if (self->throttle_timer_) self->throttle_timer_->cancel();
@@ -102,7 +112,8 @@ std::shared_ptr<Actor> Troupe::make_actor() {
     std::lock_guard lock(mutex_);
     index = next_actor_index_++;
   }
-  return std::make_shared<Actor>(*this, boost::asio::make_strand(io_.get_executor()), index);
+  return std::make_shared<Actor>(shared_from_this(), boost::asio::make_strand(io_.get_executor()),
+                                 index);
 }
 
 void Troupe::add_actors(std::uint32_t n) {
@@ -112,6 +123,12 @@ void Troupe::add_actors(std::uint32_t n) {
   bool recovered = false;
   {
     std::lock_guard lock(mutex_);
+    if (stopped_.load(std::memory_order_relaxed)) {
+      // Shut down meanwhile (an auto-scaler tick raced it): they would keep
+      // the troupe alive for good.
+      for (auto& a : fresh) Actor::release(std::move(a));
+      return;
+    }
     for (auto& a : fresh) {
       a->config_ = config_;
       a->config_version_ = config_version_;
@@ -350,7 +367,8 @@ std::vector<std::shared_ptr<Actor>> Troupe::wake_locked(std::uint64_t n) {
 }
 
 void Troupe::go_idle_locked(Actor& actor) {
-  if (actor.idle_) return;
+  // Shut down: the actor is on its way out (idle_ must not point at it).
+  if (actor.idle_ || stopped_.load(std::memory_order_relaxed)) return;
   actor.idle_ = true;
   idle_.push_back(&actor);
   report_actors_locked();

@@ -78,7 +78,9 @@ class Troupe : public std::enable_shared_from_this<Troupe> {
 
   /// Creates the initial actors and arms the auto-scaler.
   void start();
-  /// Cancels the troupe's timers; queued work is dropped with it.
+  /// Cancels the troupe's timers and lets its actors go (each on its own
+  /// strand); queued work is dropped with it. The troupe is freed once the
+  /// last actor and the last work posted for it are gone.
   void shutdown();
 
   std::variant<Accepted, Rejection> submit(JobRequest&& request, JobCallback on_terminal);
@@ -103,6 +105,8 @@ class Troupe : public std::enable_shared_from_this<Troupe> {
   std::uint64_t in_flight() const;
   std::vector<JobRecord> dead_jobs(std::size_t limit) const;
   const std::string& name() const { return *name_; }
+  /// This generation's observer.
+  TroupeObserver& observer() const { return *obs_; }
 
   // Called by actors.
   /// The actor's next job, or null (the actor is then idle). `chain` is an

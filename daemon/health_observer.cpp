@@ -16,6 +16,7 @@ class HealthObserver::TroupeHealth final : public core::TroupeObserver {
   void actors(std::uint32_t, std::uint32_t) override {}
   void actor_restarted() override {}
   void autoscaled(core::ScaleDirection, std::uint32_t) override {}
+  void removed() override { owner_.generation_removed(*this); }
 
   void circuit_changed(core::CircuitState to) override {
     {
@@ -83,6 +84,14 @@ void HealthObserver::troupe_removed(std::string_view troupe) {
   std::lock_guard lock(mutex_);
   auto it = troupes_.find(troupe);
   if (it == troupes_.end()) return;
+  publish_locked(it->first, false);
+  troupes_.erase(it);
+}
+
+void HealthObserver::generation_removed(const TroupeHealth& troupe) {
+  std::lock_guard lock(mutex_);
+  auto it = troupes_.find(troupe.name());
+  if (it == troupes_.end() || it->second.get() != &troupe) return;
   publish_locked(it->first, false);
   troupes_.erase(it);
 }

@@ -9,7 +9,7 @@
 
 namespace troupe::test {
 
-/// One troupe with a builtin handler.
+/// One troupe with a builtin handler (or an http one, with http_url).
 struct TroupeSpec {
   std::string name = "default";
   std::string builtin = "echo";  // noop, echo, sleep, fail
@@ -23,6 +23,7 @@ struct TroupeSpec {
   /// Circuit breaker: consecutive failures that open it (when enabled).
   std::uint32_t breaker_failures = 2;
   std::string breaker_open_timeout = "60s";
+  std::string http_url;  // set: handler kind http, POST to this URL (not builtin)
 };
 
 struct ServerSpec {

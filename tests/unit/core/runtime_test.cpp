@@ -119,10 +119,15 @@ TEST_F(RuntimeTest, JobIdsAreUnique) {
   EXPECT_EQ(ids.size(), 1000u);
 }
 
-TEST_F(RuntimeTest, UnknownTroupeIsRejected) {
+TEST_F(RuntimeTest, UnknownTroupeIsRejectedAndCounted) {
   auto r = submit_rejected("nope");
   EXPECT_EQ(r.reason, RejectReason::kUnknownTroupe);
   EXPECT_NE(r.message.find("nope"), std::string::npos);
+  JobRequest keyed;
+  keyed.troupe = "nope";
+  keyed.idempotency_key = "k";  // the other submit path
+  EXPECT_TRUE(std::holds_alternative<Rejection>(runtime_->submit(keyed)));
+  EXPECT_EQ(observer_.unknown_troupe.load(), 2);
 }
 
 TEST_F(RuntimeTest, FullTroupeRejectsAtOnceWithARetryHint) {
@@ -767,6 +772,52 @@ TEST_F(RuntimeTest, ApplyAddsUpdatesAndRemovesTroupes) {
   EXPECT_EQ(runtime_->troupes().size(), 1u);
 }
 
+TEST_F(RuntimeTest, ATroupeReaddedWhileItsOldGenerationDrainsIsANewGeneration) {
+  const auto a = builtin_troupe("a", Kind::kSleep, 1);
+  runtime_->apply({a});
+  run();
+  const JobId old_job = submit_ok("a", "1s");
+  run();
+  const auto old_generation = observer_.latest("a");
+  runtime_->apply({});  // a drains: its job still runs
+  run();
+  runtime_->apply({a});  // and is back, as a new generation
+  run();
+  const auto new_generation = observer_.latest("a");
+  ASSERT_NE(new_generation, old_generation);
+  EXPECT_FALSE(old_generation->was_removed);
+  advance(1s);  // the old generation's job ends: it has drained and goes
+  EXPECT_EQ(state_of(old_job), JobState::kSucceeded);
+  EXPECT_TRUE(old_generation->was_removed);
+  EXPECT_FALSE(new_generation->was_removed);  // the name's current troupe is untouched
+  EXPECT_EQ(observer_.removed, std::vector<std::string>{"a"});
+  submit_ok("a");
+  run();
+  EXPECT_EQ(new_generation->submitted.load(), 1);
+  EXPECT_EQ(old_generation->submitted.load(), 1);
+}
+
+TEST_F(RuntimeTest, ARemovedTroupeIsFreedOnceItHasDrained) {
+  runtime_->apply({builtin_troupe("a", Kind::kSleep, 2), builtin_troupe("z", Kind::kEcho)});
+  run();
+  const JobId job = submit_ok("a", "1s");
+  run();
+  // The troupe holds its generation's observer until it is freed.
+  std::weak_ptr<testing::RecordingTroupeObserver> troupe_alive = observer_.latest("a");
+  runtime_->apply({builtin_troupe("z", Kind::kEcho)});  // a drains
+  runtime_->apply({builtin_troupe("a", Kind::kEcho), builtin_troupe("z", Kind::kEcho)});
+  run();
+  EXPECT_FALSE(troupe_alive.expired());  // still draining its job
+  advance(1s);
+  EXPECT_EQ(state_of(job), JobState::kSucceeded);
+  // Drained: its actors, their handlers and its dead letters are gone with it,
+  // and the job's record no longer needs it.
+  EXPECT_TRUE(troupe_alive.expired());
+  EXPECT_EQ(runtime_->get(job)->troupe, "a");
+  submit_ok("a");
+  run();
+}
+
 TEST_F(RuntimeTest, WatchSeesEveryStateChangeThenEnds) {
   auto o = builtin_troupe("t", Kind::kFail, 1);
   builtin(o).fail_every = 1;
@@ -860,6 +911,48 @@ TEST_F(RuntimeTest, WaitingDuplicatesPastTheCapAreRejected) {
   EXPECT_TRUE(std::holds_alternative<Accepted>(runtime_->submit(r)));
   run();
   EXPECT_EQ(calls, 2);
+}
+
+TEST_F(RuntimeTest, IdempotencyKeyOutlivesTheResultForItsWholeTtl) {
+  RuntimeOptions options;
+  options.job_store.result_ttl = 1s;
+  options.job_store.idempotency_ttl = 1h;
+  runtime_.reset();
+  runtime_ = make_runtime(io_, clock_, observer_, options);
+  runtime_->apply({builtin_troupe("t", Kind::kEcho, 1)});
+  JobRequest r;
+  r.troupe = "t";
+  r.payload = "hi";
+  r.idempotency_key = "once";
+  const auto first = std::get<Accepted>(runtime_->submit(r));
+  run();
+  ASSERT_EQ(state_of(first.id), JobState::kSucceeded);
+  advance(2s);
+  EXPECT_FALSE(runtime_->get(first.id));  // the result expired: GetJob says NOT_FOUND
+
+  // The key still answers for the original, from its tombstone; nothing runs.
+  std::optional<JobRecord> waited;
+  auto again = runtime_->submit(r, [&](const JobRecord& rec) { waited = rec; });
+  ASSERT_TRUE(std::holds_alternative<Accepted>(again));
+  EXPECT_TRUE(std::get<Accepted>(again).duplicate);
+  EXPECT_EQ(std::get<Accepted>(again).id, first.id);
+  run();
+  ASSERT_TRUE(waited);
+  EXPECT_EQ(waited->id, first.id);
+  EXPECT_EQ(waited->troupe, "t");
+  EXPECT_EQ(waited->idempotency_key, "once");
+  EXPECT_EQ(waited->state, JobState::kSucceeded);
+  EXPECT_EQ(waited->attempts, 1u);
+  EXPECT_TRUE(waited->result.empty());  // expired with the record
+  EXPECT_NE(waited->finished_at.time_since_epoch().count(), 0);
+  EXPECT_EQ(runtime_->troupe("t")->counters.submitted, 1u);
+
+  // Past the idempotency TTL the key is free again.
+  advance(1h);
+  const auto later = std::get<Accepted>(runtime_->submit(r));
+  EXPECT_FALSE(later.duplicate);
+  EXPECT_NE(later.id, first.id);
+  EXPECT_EQ(runtime_->troupe("t")->counters.submitted, 2u);
 }
 
 TEST_F(RuntimeTest, CountersAlwaysBalance) {

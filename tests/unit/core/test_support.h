@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <boost/asio/io_context.hpp>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -53,8 +54,14 @@ class RecordingTroupeObserver final : public TroupeObserver {
     std::lock_guard lock(mutex);
     scaled.emplace_back(d, now);
   }
+  void removed() override {
+    was_removed = true;
+    if (on_removed) on_removed();
+  }
 
+  std::function<void()> on_removed;  // set before the troupe uses it
   std::mutex mutex;
+  std::atomic<bool> was_removed{false};
   std::atomic<int> submitted{0};
   std::atomic<int> queue_waits{0};
   std::atomic<int> restarts{0};
@@ -72,21 +79,25 @@ class RecordingTroupeObserver final : public TroupeObserver {
 
 class RecordingObserver final : public Observer {
  public:
+  /// A new generation each time; of() returns the newest.
   std::shared_ptr<TroupeObserver> troupe_added(std::string_view name) override {
+    auto t = std::make_shared<RecordingTroupeObserver>();
+    t->on_removed = [this, n = std::string(name)] {
+      std::lock_guard lock(mutex_);
+      removed.push_back(n);
+    };
     std::lock_guard lock(mutex_);
-    auto& t = troupes_[std::string(name)];
-    if (!t) t = std::make_shared<RecordingTroupeObserver>();
+    troupes_[std::string(name)] = t;
     return t;
   }
-  void troupe_removed(std::string_view name) override {
+  void unknown_troupe_rejected() override { ++unknown_troupe; }
+  RecordingTroupeObserver& of(const std::string& name) { return *latest(name); }
+  std::shared_ptr<RecordingTroupeObserver> latest(const std::string& name) {
     std::lock_guard lock(mutex_);
-    removed.emplace_back(name);
-  }
-  RecordingTroupeObserver& of(const std::string& name) {
-    std::lock_guard lock(mutex_);
-    return *troupes_.at(name);
+    return troupes_.at(name);
   }
   std::vector<std::string> removed;
+  std::atomic<int> unknown_troupe{0};
 
  private:
   std::mutex mutex_;

@@ -46,7 +46,6 @@ class FakeRuntime final : public core::Runtime {
     Job job;
     job.record.id = id;
     job.record.troupe = request.troupe;
-    job.record.payload = std::move(request.payload);
     job.record.key = request.key;
     job.record.idempotency_key = request.idempotency_key;
     job.record.metadata = request.metadata;

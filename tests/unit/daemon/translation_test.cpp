@@ -198,7 +198,6 @@ TEST(Translation, JobRecordToProto) {
   rec.troupe = "t";
   rec.state = core::JobState::kDead;
   rec.attempts = 3;
-  rec.payload = "secret-payload";
   rec.result = "r";
   rec.error = "boom";
   rec.failure_class = core::FailureClass::kTimeout;
