@@ -18,6 +18,8 @@ struct LimitsOptions {
   std::size_t max_payload = 4u << 20;  // bytes per job payload
   std::size_t max_metadata_entries = 32;
   std::size_t max_metadata_bytes = 8u << 10;  // keys + values
+
+  bool operator==(const LimitsOptions&) const = default;
 };
 
 struct ServerOptions {
@@ -26,12 +28,16 @@ struct ServerOptions {
   std::uint32_t threads = 0;  // 0 = hardware concurrency
   core::Duration drain_timeout = std::chrono::seconds(30);
   LimitsOptions limits;
+
+  bool operator==(const ServerOptions&) const = default;
 };
 
 struct LoggingOptions {
   enum class Format { kText, kJson };
   std::string level = "info";
   Format format = Format::kText;
+
+  bool operator==(const LoggingOptions&) const = default;
 };
 
 /// The whole file, validated.
@@ -40,6 +46,8 @@ struct Config {
   LoggingOptions logging;
   core::RuntimeOptions runtime;
   std::vector<core::TroupeOptions> troupes;
+
+  bool operator==(const Config&) const = default;
 };
 
 /// One problem in a config file, located precisely.

@@ -3,7 +3,9 @@
 /// Option structs a troupe and the runtime are built from. config/ fills them
 /// from YAML and validates them; core/ trusts what it is given (it asserts
 /// only invariants that validation guarantees). Every default here is the
-/// documented default (docs/configuration.md) — change both together.
+/// documented default (docs/configuration.md) — change both together. Each
+/// struct compares with a defaulted operator==, so a field added later is
+/// compared too (a reload rebuilds handlers exactly when their options differ).
 
 #include <chrono>
 #include <cstddef>
@@ -47,6 +49,8 @@ struct SupervisorOptions {
   Duration window = 60s;
   Duration backoff_initial = 100ms;  // min(max, initial * 2^n) with jitter
   Duration backoff_max = 10s;
+
+  bool operator==(const SupervisorOptions&) const = default;
 };
 
 struct AutoscaleOptions {
@@ -57,6 +61,8 @@ struct AutoscaleOptions {
   std::uint32_t scale_up_step = 1;
   std::uint32_t scale_down_step = 1;
   Duration cooldown = 30s;
+
+  bool operator==(const AutoscaleOptions&) const = default;
 };
 
 struct CircuitBreakerOptions {
@@ -77,6 +83,8 @@ struct CircuitBreakerOptions {
   /// Which failure classes count as breaker failures.
   std::set<FailureClass> record = {FailureClass::kRetryable, FailureClass::kTimeout,
                                    FailureClass::kCrash};
+
+  bool operator==(const CircuitBreakerOptions&) const = default;
 };
 
 struct RetryOptions {
@@ -87,12 +95,16 @@ struct RetryOptions {
   bool jitter = true;       // full jitter: uniform in [0, computed backoff]
   /// Failure classes never retried (kPermanent is never retried regardless).
   std::set<FailureClass> non_retryable = {};
+
+  bool operator==(const RetryOptions&) const = default;
 };
 
 struct RateLimitOptions {
   bool enabled = false;
   double per_second = 0;    // dispatches per second, > 0 when enabled
   std::uint32_t burst = 1;  // bucket size, >= 1
+
+  bool operator==(const RateLimitOptions&) const = default;
 };
 
 struct BuiltinHandlerOptions {
@@ -102,6 +114,8 @@ struct BuiltinHandlerOptions {
   Duration sleep = 100ms;  // kSleep: used when the payload is not a duration
   FailMode fail_mode = FailMode::kRetryable;
   std::uint32_t fail_every = 1;  // kFail: fail every Nth call (1 = always)
+
+  bool operator==(const BuiltinHandlerOptions&) const = default;
 };
 
 struct ExecHandlerOptions {
@@ -114,6 +128,8 @@ struct ExecHandlerOptions {
   Duration kill_grace = 5s;                   // SIGTERM -> SIGKILL
   std::vector<int> non_retryable_exit_codes;  // -> kPermanent
   std::string metadata_env_prefix = "TROUPE_META_";
+
+  bool operator==(const ExecHandlerOptions&) const = default;
 };
 
 struct HttpHandlerOptions {
@@ -125,6 +141,8 @@ struct HttpHandlerOptions {
   std::vector<int> retryable_statuses = {408, 429};  // plus every 5xx
   std::string metadata_header_prefix = "X-Troupe-Meta-";
   std::string ca_file;  // https: PEM file of trusted CAs; empty = system default verify paths
+
+  bool operator==(const HttpHandlerOptions&) const = default;
 };
 
 using HandlerOptions = std::variant<BuiltinHandlerOptions, ExecHandlerOptions, HttpHandlerOptions>;
@@ -145,6 +163,8 @@ struct TroupeOptions {
   RateLimitOptions rate_limit;
   HandlerOptions handler = BuiltinHandlerOptions{};
   std::size_t dead_letter_capacity = 1000;
+
+  bool operator==(const TroupeOptions&) const = default;
 };
 
 struct JobStoreOptions {
@@ -152,10 +172,14 @@ struct JobStoreOptions {
   std::size_t max_jobs = 1'000'000;    // records kept (terminal ones evicted first)
   std::size_t max_bytes = 512u << 20;  // payload + result bytes kept
   Duration idempotency_ttl = 24h;
+
+  bool operator==(const JobStoreOptions&) const = default;
 };
 
 struct RuntimeOptions {
   JobStoreOptions job_store;
+
+  bool operator==(const RuntimeOptions&) const = default;
 };
 
 }  // namespace troupe::core

@@ -254,12 +254,10 @@ class Daemon {
       return;
     }
     const auto& next = *loaded.config;
-    const auto& now = config_.server;
-    if (next.server.grpc_address != now.grpc_address ||
-        next.server.metrics_address != now.metrics_address || next.server.threads != now.threads ||
-        next.server.limits.max_payload != now.limits.max_payload ||
-        next.server.limits.max_metadata_entries != now.limits.max_metadata_entries ||
-        next.server.limits.max_metadata_bytes != now.limits.max_metadata_bytes) {
+    // Every server setting but drain_timeout applies only at start.
+    config::ServerOptions at_start = next.server;
+    at_start.drain_timeout = config_.server.drain_timeout;
+    if (at_start != config_.server) {
       spdlog::warn(
           "reload: server addresses, threads and limits apply only at start; restart trouped "
           "to change them (server.drain_timeout and troupes apply now)");
