@@ -29,14 +29,25 @@ struct Fixture {
   }
 };
 
-TEST(BuiltinHandlers, ParseDuration) {
-  EXPECT_EQ(parse_duration("50ms"), Duration(50ms));
-  EXPECT_EQ(parse_duration("2s"), Duration(2s));
-  EXPECT_EQ(parse_duration("1m"), Duration(1min));
-  EXPECT_EQ(parse_duration("7us"), Duration(7us));
-  EXPECT_FALSE(parse_duration("fast"));
-  EXPECT_FALSE(parse_duration("10"));
-  EXPECT_FALSE(parse_duration("-1s"));
+TEST(BuiltinHandlers, SleepReadsItsPayloadInTheConfigsDurationSyntax) {
+  Fixture f;
+  BuiltinHandlerOptions o;
+  o.kind = BuiltinHandlerOptions::Kind::kSleep;
+  o.sleep = 30ms;
+  auto h = make_builtin_handler(o, f.io.get_executor(), f.clock);
+  std::optional<AttemptResult> out;
+  f.payload = "1m30s";
+  AttemptContext ctx{JobId{1}, "t", 1, f.payload, f.metadata, 1s, f.signal.slot()};
+  h->start(ctx, [&](AttemptResult res) { out = std::move(res); });
+  f.clock.advance(89s);
+  f.io.restart();
+  f.io.poll();
+  EXPECT_FALSE(out);  // not the configured 30ms: the compound payload was understood
+  f.clock.advance(1s);
+  f.io.restart();
+  f.io.poll();
+  ASSERT_TRUE(out);
+  EXPECT_EQ(out->failure, FailureClass::kNone);
 }
 
 TEST(BuiltinHandlers, NoopAndEchoCompleteSynchronously) {
