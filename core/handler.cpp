@@ -3,9 +3,9 @@
 #include <string>
 #include <type_traits>
 
-#include "core/handlers/builtin_handler.h"
-#include "core/handlers/exec_handler.h"
-#include "core/handlers/http_handler.h"
+#include "handlers/builtin/builtin_handler.h"
+#include "handlers/exec/exec_handler.h"
+#include "handlers/http/http_handler.h"
 
 namespace troupe::core {
 

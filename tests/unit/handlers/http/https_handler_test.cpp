@@ -26,11 +26,11 @@
 #include <string>
 #include <variant>
 
-#include "core/handlers/http_handler.h"
 #include "core/runtime.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/unit/core/handlers/test_support.h"
+#include "handlers/http/http_handler.h"
+#include "tests/unit/handlers/test_support.h"
 
 namespace troupe::core {
 namespace {

@@ -1,4 +1,4 @@
-#include "core/handlers/builtin_handler.h"
+#include "handlers/builtin/builtin_handler.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "core/handlers/http_handler.h"
+#include "handlers/http/http_handler.h"
 
 #include <atomic>
 #include <boost/asio/io_context.hpp>
@@ -11,8 +11,8 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/unit/core/handlers/test_http_server.h"
-#include "tests/unit/core/handlers/test_support.h"
+#include "tests/unit/handlers/http/test_http_server.h"
+#include "tests/unit/handlers/test_support.h"
 
 namespace troupe::core {
 namespace {

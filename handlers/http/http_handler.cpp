@@ -1,4 +1,4 @@
-#include "core/handlers/http_handler.h"
+#include "handlers/http/http_handler.h"
 
 #include <openssl/ssl.h>
 
