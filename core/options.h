@@ -11,9 +11,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
-#include <variant>
 #include <vector>
 
 namespace troupe::core {
@@ -107,45 +107,32 @@ struct RateLimitOptions {
   bool operator==(const RateLimitOptions&) const = default;
 };
 
-struct BuiltinHandlerOptions {
-  enum class Kind : std::uint8_t { kNoop, kEcho, kSleep, kFail };
-  enum class FailMode : std::uint8_t { kThrow, kRetryable, kPermanent };
-  Kind kind = Kind::kNoop;
-  Duration sleep = 100ms;  // kSleep: used when the payload is not a duration
-  FailMode fail_mode = FailMode::kRetryable;
-  std::uint32_t fail_every = 1;  // kFail: fail every Nth call (1 = always)
+class HandlerConfig;  // core/handler.h
 
-  bool operator==(const BuiltinHandlerOptions&) const = default;
+/// A troupe's handler: one handler kind's options (handlers/<kind>/, e.g.
+/// BuiltinHandlerOptions) behind a shared immutable value, so that core
+/// knows no kind. Two compare equal when they are of the same kind and
+/// every option is equal (the kind's defaulted operator==). Empty until set;
+/// config always sets one. Copies share the value; thread-safe to read.
+class HandlerOptions {
+ public:
+  HandlerOptions() = default;
+  /// From a kind's options struct; defined in core/handler.h, which the
+  /// kind's header includes.
+  template <class KindOptions>
+  requires requires { KindOptions::kKind; }
+  HandlerOptions(KindOptions options);  // NOLINT(google-explicit-constructor)
+
+  const HandlerConfig* config() const { return config_.get(); }
+  /// The kind's options, or nullptr when the handler is of another kind.
+  template <class KindOptions>
+  const KindOptions* get_if() const;
+
+  bool operator==(const HandlerOptions& other) const;
+
+ private:
+  std::shared_ptr<const HandlerConfig> config_;
 };
-
-struct ExecHandlerOptions {
-  std::vector<std::string> argv;              // argv[0] resolved via PATH; never a shell
-  std::string working_dir;                    // empty = daemon's cwd
-  std::vector<std::string> env_allow;         // inherited by name, besides PATH
-  std::map<std::string, std::string> env;     // fixed values
-  std::size_t max_output = 1 << 20;           // stdout bytes; over -> permanent failure
-  std::size_t max_stderr = 64 << 10;          // kept in the error, truncated
-  Duration kill_grace = 5s;                   // SIGTERM -> SIGKILL
-  std::vector<int> non_retryable_exit_codes;  // -> kPermanent
-  std::string metadata_env_prefix = "TROUPE_META_";
-
-  bool operator==(const ExecHandlerOptions&) const = default;
-};
-
-struct HttpHandlerOptions {
-  std::string url;  // http:// or https://
-  std::string method = "POST";
-  std::map<std::string, std::string> headers;
-  std::size_t max_response = 1 << 20;
-  std::uint32_t connections_per_actor = 1;           // kept alive
-  std::vector<int> retryable_statuses = {408, 429};  // plus every 5xx
-  std::string metadata_header_prefix = "X-Troupe-Meta-";
-  std::string ca_file;  // https: PEM file of trusted CAs; empty = system default verify paths
-
-  bool operator==(const HttpHandlerOptions&) const = default;
-};
-
-using HandlerOptions = std::variant<BuiltinHandlerOptions, ExecHandlerOptions, HttpHandlerOptions>;
 
 struct TroupeOptions {
   std::string name;
@@ -161,7 +148,7 @@ struct TroupeOptions {
   CircuitBreakerOptions circuit_breaker;
   RetryOptions retry;
   RateLimitOptions rate_limit;
-  HandlerOptions handler = BuiltinHandlerOptions{};
+  HandlerOptions handler;
   std::size_t dead_letter_capacity = 1000;
 
   bool operator==(const TroupeOptions&) const = default;

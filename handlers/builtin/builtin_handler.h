@@ -5,7 +5,7 @@
 
 #include "core/clock.h"
 #include "core/handler.h"
-#include "core/options.h"
+#include "handlers/builtin/builtin_options.h"
 
 namespace troupe::core {
 

@@ -13,7 +13,7 @@
 
 #include "core/clock.h"
 #include "core/handler.h"
-#include "core/options.h"
+#include "handlers/http/http_options.h"
 
 namespace troupe::core {
 

@@ -113,28 +113,5 @@ TEST(BuiltinHandlers, FailEveryNthCallInTheConfiguredWay) {
   EXPECT_THROW(f.run(*h, ""), std::runtime_error);
 }
 
-TEST(HandlerFactory, DescribesAndBuildsEveryKind) {
-  ManualClock clock;
-  boost::asio::io_context io;
-  EXPECT_EQ(describe(BuiltinHandlerOptions{}), "builtin:noop");
-  EXPECT_EQ(describe(ExecHandlerOptions{}), "exec");
-  EXPECT_EQ(describe(HttpHandlerOptions{}), "http");
-  ExecHandlerOptions exec;
-  exec.argv = {"/nonexistent/troupe-test-program"};
-  auto h = make_handler(exec, io.get_executor(), clock);
-  ASSERT_TRUE(h);
-  std::string payload;
-  Metadata md;
-  std::optional<AttemptResult> out;
-  h->start(AttemptContext{JobId{1}, "t", 1, payload, md, 1s, {}},
-           [&](AttemptResult r) { out = std::move(r); });
-  const auto give_up = std::chrono::steady_clock::now() + 20s;
-  while (!out && std::chrono::steady_clock::now() < give_up) io.run_for(10ms);
-  ASSERT_TRUE(out);
-  // The real exec handler: a program that cannot be spawned fails permanently.
-  EXPECT_EQ(out->failure, FailureClass::kPermanent);
-  EXPECT_EQ(out->output.find("not available"), std::string::npos) << out->output;
-}
-
 }  // namespace
 }  // namespace troupe::core

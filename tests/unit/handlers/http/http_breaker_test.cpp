@@ -10,6 +10,7 @@
 #include "core/manual_clock.h"
 #include "core/runtime.h"
 #include "gtest/gtest.h"
+#include "handlers/http/http_options.h"
 #include "tests/unit/handlers/http/test_http_server.h"
 #include "tests/unit/handlers/test_support.h"
 
