@@ -15,6 +15,9 @@
 
 #include "config/value_parsers.h"
 #include "config/yaml_reader.h"
+#include "handlers/builtin/builtin_options.h"
+#include "handlers/exec/exec_options.h"
+#include "handlers/http/http_options.h"
 
 namespace troupe::config {
 namespace {

@@ -18,6 +18,8 @@ struct LimitsOptions {
   std::size_t max_payload = 4u << 20;  // bytes per job payload
   std::size_t max_metadata_entries = 32;
   std::size_t max_metadata_bytes = 8u << 10;  // keys + values
+
+  bool operator==(const LimitsOptions&) const = default;
 };
 
 /// The gRPC transport's own limits (server.grpc).
@@ -38,12 +40,16 @@ struct ServerOptions {
   core::Duration drain_timeout = std::chrono::seconds(30);
   LimitsOptions limits;
   GrpcOptions grpc;
+
+  bool operator==(const ServerOptions&) const = default;
 };
 
 struct LoggingOptions {
   enum class Format { kText, kJson };
   std::string level = "info";
   Format format = Format::kText;
+
+  bool operator==(const LoggingOptions&) const = default;
 };
 
 /// The whole file, validated.
@@ -52,6 +58,8 @@ struct Config {
   LoggingOptions logging;
   core::RuntimeOptions runtime;
   std::vector<core::TroupeOptions> troupes;
+
+  bool operator==(const Config&) const = default;
 };
 
 /// One problem in a config file, located precisely.

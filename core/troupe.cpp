@@ -21,29 +21,6 @@ std::uint32_t minimum_actor_count(const TroupeOptions& o) {
   return o.mode == TroupeMode::kFixed ? o.max_actors : o.min_actors;
 }
 
-bool same_handler(const HandlerOptions& a, const HandlerOptions& b) {
-  if (a.index() != b.index()) return false;
-  if (const auto* x = std::get_if<BuiltinHandlerOptions>(&a)) {
-    const auto& y = std::get<BuiltinHandlerOptions>(b);
-    return x->kind == y.kind && x->sleep == y.sleep && x->fail_mode == y.fail_mode &&
-           x->fail_every == y.fail_every;
-  }
-  if (const auto* x = std::get_if<ExecHandlerOptions>(&a)) {
-    const auto& y = std::get<ExecHandlerOptions>(b);
-    return x->argv == y.argv && x->working_dir == y.working_dir && x->env_allow == y.env_allow &&
-           x->env == y.env && x->max_output == y.max_output && x->max_stderr == y.max_stderr &&
-           x->kill_grace == y.kill_grace &&
-           x->non_retryable_exit_codes == y.non_retryable_exit_codes &&
-           x->metadata_env_prefix == y.metadata_env_prefix;
-  }
-  const auto& x = std::get<HttpHandlerOptions>(a);
-  const auto& y = std::get<HttpHandlerOptions>(b);
-  return x.url == y.url && x.method == y.method && x.headers == y.headers &&
-         x.max_response == y.max_response && x.connections_per_actor == y.connections_per_actor &&
-         x.retryable_statuses == y.retryable_statuses &&
-         x.metadata_header_prefix == y.metadata_header_prefix;
-}
-
 std::chrono::milliseconds to_ms_ceil(Duration d) {
   return std::chrono::ceil<std::chrono::milliseconds>(std::max(d, Duration::zero()));
 }
@@ -778,7 +755,7 @@ void Troupe::update(TroupeOptions options) {
   {
     std::lock_guard lock(mutex_);
     const bool was_dynamic = config_->options.mode == TroupeMode::kDynamic;
-    if (!same_handler(config_->options.handler, options.handler)) ++handler_generation_;
+    if (config_->options.handler != options.handler) ++handler_generation_;
     RetryPolicy retry(options.retry);
     config_ = std::make_shared<const TroupeConfig>(
         TroupeConfig{std::move(options), std::move(retry), handler_generation_});

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "config/value_parsers.h"
+#include "core/handler.h"
 #include "daemon/version.h"
 
 namespace troupe::daemon {
@@ -40,35 +41,6 @@ std::string format_number(double value) {
 std::string actors_text(const core::TroupeOptions& t) {
   return std::to_string(t.min_actors) + "/" + std::to_string(t.initial_actors) + "/" +
          std::to_string(t.max_actors);
-}
-
-std::string handler_text(const core::HandlerOptions& handler) {
-  struct Describe {
-    std::string operator()(const core::BuiltinHandlerOptions& b) const {
-      switch (b.kind) {
-        case core::BuiltinHandlerOptions::Kind::kNoop:
-          return "builtin noop";
-        case core::BuiltinHandlerOptions::Kind::kEcho:
-          return "builtin echo";
-        case core::BuiltinHandlerOptions::Kind::kSleep:
-          return "builtin sleep " + format_duration(b.sleep);
-        case core::BuiltinHandlerOptions::Kind::kFail:
-          return "builtin fail every " + std::to_string(b.fail_every);
-      }
-      return "builtin";
-    }
-    std::string operator()(const core::ExecHandlerOptions& e) const {
-      std::string text = "exec";
-      for (const auto& arg : e.argv) text += " " + arg;
-      constexpr std::size_t kMaxWidth = 40;
-      if (text.size() > kMaxWidth) text = text.substr(0, kMaxWidth - 3) + "...";
-      return text;
-    }
-    std::string operator()(const core::HttpHandlerOptions& h) const {
-      return "http " + h.method + " " + h.url;
-    }
-  };
-  return std::visit(Describe{}, handler);
 }
 
 std::string breaker_text(const core::CircuitBreakerOptions& c) {
@@ -197,8 +169,8 @@ std::string describe_troupe(const core::TroupeOptions& t) {
   return t.name + ": " + std::string(mode_name(t.mode)) + ", actors " + actors_text(t) +
          " (min/initial/max), mailbox " + std::to_string(t.mailbox_capacity) + ", dispatch " +
          std::string(dispatch_name(t.dispatch)) + ", timeout " + format_duration(t.timeout) +
-         ", handler " + handler_text(t.handler) + ", breaker " + breaker_text(t.circuit_breaker) +
-         ", retry " + retry_text(t.retry) +
+         ", handler " + core::summarize(t.handler) + ", breaker " +
+         breaker_text(t.circuit_breaker) + ", retry " + retry_text(t.retry) +
          (t.rate_limit.enabled ? ", rate " + format_number(t.rate_limit.per_second) + "/s" : "");
 }
 
@@ -216,7 +188,7 @@ std::string describe_config(const config::Config& config) {
       {"NAME", "MODE", "ACTORS", "MAILBOX", "HANDLER", "BREAKER", "RETRY"}};
   for (const auto& t : config.troupes) {
     rows.push_back({t.name, std::string(mode_name(t.mode)), actors_text(t),
-                    std::to_string(t.mailbox_capacity), handler_text(t.handler),
+                    std::to_string(t.mailbox_capacity), core::summarize(t.handler),
                     breaker_text(t.circuit_breaker), retry_text(t.retry)});
   }
   out << table(rows);

@@ -28,7 +28,7 @@
 #include <vector>
 
 #include "core/clock.h"
-#include "core/handlers/exec_handler.h"
+#include "handlers/exec/exec_handler.h"
 #include "core/runtime.h"
 #include "daemon/admin_service.h"
 #include "daemon/grpc_runtime.h"
@@ -283,13 +283,10 @@ class Daemon {
       return;
     }
     const auto& next = *loaded.config;
-    const auto& now = config_.server;
-    if (next.server.grpc_address != now.grpc_address ||
-        next.server.metrics_address != now.metrics_address || next.server.threads != now.threads ||
-        next.server.limits.max_payload != now.limits.max_payload ||
-        next.server.limits.max_metadata_entries != now.limits.max_metadata_entries ||
-        next.server.limits.max_metadata_bytes != now.limits.max_metadata_bytes ||
-        next.server.grpc != now.grpc ||
+    // Every server setting but drain_timeout applies only at start.
+    config::ServerOptions at_start = next.server;
+    at_start.drain_timeout = config_.server.drain_timeout;
+    if (at_start != config_.server ||
         next.runtime.max_listeners_per_job != config_.runtime.max_listeners_per_job) {
       spdlog::warn(
           "reload: server addresses, threads, limits and grpc settings apply only at start; "

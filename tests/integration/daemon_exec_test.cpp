@@ -18,7 +18,7 @@
 #include <thread>
 
 #include "support/trouped_process.h"
-#include "tests/unit/core/handlers/test_http_server.h"
+#include "tests/unit/handlers/http/test_http_server.h"
 #include "troupe/v1/troupe.grpc.pb.h"
 
 namespace troupe::test {

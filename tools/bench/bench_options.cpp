@@ -2,7 +2,7 @@
 
 #include <charconv>
 
-#include "tools/common/duration.h"
+#include "syntax/duration.h"
 
 namespace troupe::bench {
 namespace {
@@ -120,11 +120,12 @@ std::variant<BenchOptions, BenchUsageError> parse_bench_options(
     };
     auto duration =
         [&](bool allow_zero) -> std::variant<std::chrono::nanoseconds, BenchUsageError> {
-      const auto d = troupe::tools::parse_duration(v);
-      if (!d || (!allow_zero && d->count() == 0)) {
+      const auto d = troupe::syntax::parse_duration(v);
+      if (!d.value) return usage(name + " needs a duration: " + d.error);
+      if (!allow_zero && d.value->count() == 0) {
         return usage(name + " needs a duration like 500ms or 10s, not '" + v + "'");
       }
-      return *d;
+      return *d.value;
     };
     std::optional<BenchUsageError> err;
     if (name == "--mode") {

@@ -40,9 +40,12 @@ int rpc_failed(const grpc::Status& status, const Options& opts) {
 
 void set_deadline(grpc::ClientContext& ctx, const Options& opts, bool unbounded_by_default) {
   if (opts.deadline) {
-    ctx.set_deadline(
-        std::chrono::system_clock::now() +
-        std::chrono::duration_cast<std::chrono::system_clock::duration>(*opts.deadline));
+    // A duration may reach ~292 years, past the clock's range: saturate
+    // (gRPC reads time_point::max() as no deadline) instead of overflowing.
+    using TimePoint = std::chrono::system_clock::time_point;
+    const TimePoint now = std::chrono::system_clock::now();
+    const auto d = std::chrono::duration_cast<TimePoint::duration>(*opts.deadline);
+    ctx.set_deadline(d > TimePoint::max() - now ? TimePoint::max() : now + d);
   } else if (!unbounded_by_default) {
     ctx.set_deadline(std::chrono::system_clock::now() + kDefaultDeadline);
   }

@@ -3,7 +3,7 @@
 #include <charconv>
 #include <string_view>
 
-#include "tools/common/duration.h"
+#include "syntax/duration.h"
 
 namespace troupe::troupectl {
 namespace {
@@ -116,9 +116,6 @@ std::variant<Options, UsageError> parse_options(const std::vector<std::string>& 
       if (!v) return usage(name + " needs a value");
       return std::nullopt;
     };
-    auto parse_dur = [&](const std::string& text) -> std::optional<std::chrono::nanoseconds> {
-      return tools::parse_duration(text);
-    };
     std::optional<std::string> v;
     if (name == "--wait") {
       if (auto e = flag(opts.wait)) return *e;
@@ -141,11 +138,12 @@ std::variant<Options, UsageError> parse_options(const std::vector<std::string>& 
       }
     } else if (name == "--deadline" || name == "--timeout") {
       if (auto e = need(v)) return *e;
-      const auto d = parse_dur(*v);
-      if (!d || d->count() <= 0) {
+      const auto d = syntax::parse_duration(*v);
+      if (!d.value) return usage(name + " needs a duration: " + d.error);
+      if (d.value->count() <= 0) {
         return usage(name + " needs a positive duration like 500ms or 10s, not '" + *v + "'");
       }
-      (name == "--deadline" ? opts.deadline : opts.timeout) = *d;
+      (name == "--deadline" ? opts.deadline : opts.timeout) = *d.value;
     } else if (name == "--payload" || name == "--payload-file") {
       if (auto e = need(v)) return *e;
       if (payload_given) return usage("give the payload once: --payload, --payload-file or -");

@@ -8,6 +8,10 @@
 #include <string>
 #include <variant>
 
+#include "handlers/builtin/builtin_options.h"
+#include "handlers/exec/exec_options.h"
+#include "handlers/http/http_options.h"
+
 namespace troupe::config {
 namespace {
 
@@ -110,7 +114,7 @@ TEST(LoadString, MinimalTroupeTakesEveryDefault) {
 
   EXPECT_FALSE(t.rate_limit.enabled);
 
-  const auto* builtin = std::get_if<core::BuiltinHandlerOptions>(&t.handler);
+  const auto* builtin = t.handler.get_if<core::BuiltinHandlerOptions>();
   ASSERT_NE(builtin, nullptr);
   EXPECT_EQ(builtin->kind, core::BuiltinHandlerOptions::Kind::kEcho);
   EXPECT_EQ(builtin->sleep, Duration(100ms));
@@ -261,7 +265,7 @@ TEST(LoadString, FullFileSetsEveryField) {
   EXPECT_TRUE(t.rate_limit.enabled);
   EXPECT_DOUBLE_EQ(t.rate_limit.per_second, 12.5);
   EXPECT_EQ(t.rate_limit.burst, 4u);
-  const auto* fail = std::get_if<core::BuiltinHandlerOptions>(&t.handler);
+  const auto* fail = t.handler.get_if<core::BuiltinHandlerOptions>();
   ASSERT_NE(fail, nullptr);
   EXPECT_EQ(fail->kind, core::BuiltinHandlerOptions::Kind::kFail);
   EXPECT_EQ(fail->fail_mode, core::BuiltinHandlerOptions::FailMode::kThrow);
@@ -272,7 +276,7 @@ TEST(LoadString, FullFileSetsEveryField) {
   EXPECT_EQ(proc.min_actors, 3u);
   EXPECT_EQ(proc.initial_actors, 3u);
   EXPECT_EQ(proc.max_actors, 3u);
-  const auto* exec = std::get_if<core::ExecHandlerOptions>(&proc.handler);
+  const auto* exec = proc.handler.get_if<core::ExecHandlerOptions>();
   ASSERT_NE(exec, nullptr);
   EXPECT_EQ(exec->argv, (std::vector<std::string>{"tr", "a-z", "A-Z"}));
   EXPECT_EQ(exec->working_dir, "/tmp");
@@ -289,7 +293,7 @@ TEST(LoadString, FullFileSetsEveryField) {
   EXPECT_EQ(web.initial_actors, 5u);
   EXPECT_EQ(web.max_actors, 5u);
   EXPECT_FALSE(web.rate_limit.enabled);
-  const auto* http = std::get_if<core::HttpHandlerOptions>(&web.handler);
+  const auto* http = web.handler.get_if<core::HttpHandlerOptions>();
   ASSERT_NE(http, nullptr);
   EXPECT_EQ(http->url, "https://example.com:8443/hook");
   EXPECT_EQ(http->method, "PUT");
@@ -300,7 +304,7 @@ TEST(LoadString, FullFileSetsEveryField) {
   EXPECT_EQ(http->retryable_statuses, (std::vector<int>{409, 503}));
   EXPECT_EQ(http->metadata_header_prefix, "X-Meta-");
 
-  const auto* nap = std::get_if<core::BuiltinHandlerOptions>(&config.troupes[3].handler);
+  const auto* nap = config.troupes[3].handler.get_if<core::BuiltinHandlerOptions>();
   ASSERT_NE(nap, nullptr);
   EXPECT_EQ(nap->kind, core::BuiltinHandlerOptions::Kind::kSleep);
   EXPECT_EQ(nap->sleep, Duration(5ms));
@@ -637,7 +641,7 @@ TEST(LoadFile, ShippedConfigIsValid) {
   std::vector<std::string> names;
   for (const auto& t : config.troupes) names.push_back(t.name);
   EXPECT_EQ(names, (std::vector<std::string>{"echo", "upper", "sleep"}));
-  const auto* exec = std::get_if<core::ExecHandlerOptions>(&config.troupes[1].handler);
+  const auto* exec = config.troupes[1].handler.get_if<core::ExecHandlerOptions>();
   ASSERT_NE(exec, nullptr);
   EXPECT_EQ(exec->argv, (std::vector<std::string>{"tr", "a-z", "A-Z"}));
 }

@@ -219,7 +219,7 @@ TEST_F(RuntimeTest, RoundRobinSpreadsJobsOverIdleActors) {
 
 TEST_F(RuntimeTest, ThrowingHandlerIsRestartedWithBackoffAndTheJobFollowsRetry) {
   auto o = builtin_troupe("t", Kind::kFail, 1);
-  builtin(o).fail_mode = BuiltinHandlerOptions::FailMode::kThrow;
+  builtin(o)->fail_mode = BuiltinHandlerOptions::FailMode::kThrow;
   o.retry.max_attempts = 2;
   o.retry.initial_backoff = 10ms;
   o.supervisor.max_restarts = 5;
@@ -251,7 +251,7 @@ TEST_F(RuntimeTest, ThrowingHandlerIsRestartedWithBackoffAndTheJobFollowsRetry) 
 
 TEST_F(RuntimeTest, PastMaxRestartsTheActorStopsAndTheTroupeIsDegraded) {
   auto o = builtin_troupe("t", Kind::kFail, 2);
-  builtin(o).fail_mode = BuiltinHandlerOptions::FailMode::kThrow;
+  builtin(o)->fail_mode = BuiltinHandlerOptions::FailMode::kThrow;
   o.supervisor.max_restarts = 1;
   o.supervisor.backoff_initial = 10ms;
   o.supervisor.backoff_max = 10ms;
@@ -275,7 +275,7 @@ TEST_F(RuntimeTest, PastMaxRestartsTheActorStopsAndTheTroupeIsDegraded) {
 
 TEST_F(RuntimeTest, DegradedClearsWhenAReloadBringsTheMinimumActorsBack) {
   auto crashing = builtin_troupe("t", Kind::kFail, 2);
-  builtin(crashing).fail_mode = BuiltinHandlerOptions::FailMode::kThrow;
+  builtin(crashing)->fail_mode = BuiltinHandlerOptions::FailMode::kThrow;
   crashing.supervisor.strategy = SupervisorOptions::Strategy::kStop;
   runtime_->apply({crashing});
   run();
@@ -308,8 +308,8 @@ TEST_F(RuntimeTest, ADynamicTroupeIsDegradedBelowItsMinimumUntilAReloadRefillsIt
   o.min_actors = 2;
   o.initial_actors = 2;
   o.max_actors = 4;
-  builtin(o).fail_mode = BuiltinHandlerOptions::FailMode::kThrow;
-  builtin(o).fail_every = 2;  // per actor: its second job crashes it
+  builtin(o)->fail_mode = BuiltinHandlerOptions::FailMode::kThrow;
+  builtin(o)->fail_every = 2;  // per actor: its second job crashes it
   o.supervisor.strategy = SupervisorOptions::Strategy::kStop;
   runtime_->apply({o});
   run();
@@ -328,8 +328,8 @@ TEST_F(RuntimeTest, ADynamicTroupeIsDegradedBelowItsMinimumUntilAReloadRefillsIt
 
 TEST_F(RuntimeTest, ResumeKeepsTheActorAndStopStopsIt) {
   auto resume = builtin_troupe("resume", Kind::kFail, 1);
-  builtin(resume).fail_mode = BuiltinHandlerOptions::FailMode::kThrow;
-  builtin(resume).fail_every = 2;
+  builtin(resume)->fail_mode = BuiltinHandlerOptions::FailMode::kThrow;
+  builtin(resume)->fail_every = 2;
   resume.supervisor.strategy = SupervisorOptions::Strategy::kResume;
   auto stop = resume;
   stop.name = "stop";
@@ -353,8 +353,8 @@ TEST_F(RuntimeTest, ResumeKeepsTheActorAndStopStopsIt) {
 TEST_F(RuntimeTest, AStoppedActorsKeyedJobsMoveToAnotherActorInOrder) {
   auto o = builtin_troupe("t", Kind::kFail, 2);
   o.dispatch = DispatchStrategy::kKey;
-  builtin(o).fail_mode = BuiltinHandlerOptions::FailMode::kThrow;
-  builtin(o).fail_every = 2;  // per actor: its second job crashes it
+  builtin(o)->fail_mode = BuiltinHandlerOptions::FailMode::kThrow;
+  builtin(o)->fail_every = 2;  // per actor: its second job crashes it
   o.supervisor.strategy = SupervisorOptions::Strategy::kStop;
   runtime_->apply({o});
   run();
@@ -400,7 +400,7 @@ TEST_F(RuntimeTest, RetryableFailuresBackOffThenGoDead) {
 
 TEST_F(RuntimeTest, PermanentFailureIsNotRetried) {
   auto o = builtin_troupe("t", Kind::kFail, 1);
-  builtin(o).fail_mode = BuiltinHandlerOptions::FailMode::kPermanent;
+  builtin(o)->fail_mode = BuiltinHandlerOptions::FailMode::kPermanent;
   o.retry.max_attempts = 5;
   runtime_->apply({o});
   run();
@@ -414,7 +414,7 @@ TEST_F(RuntimeTest, PermanentFailureIsNotRetried) {
 
 TEST_F(RuntimeTest, RetrySucceedsOnALaterAttempt) {
   auto o = builtin_troupe("t", Kind::kFail, 1);
-  builtin(o).fail_every = 2;  // calls 2, 4, ... fail
+  builtin(o)->fail_every = 2;  // calls 2, 4, ... fail
   o.retry.max_attempts = 3;
   o.retry.initial_backoff = 10ms;
   runtime_->apply({o});
@@ -555,7 +555,7 @@ TEST_F(RuntimeTest, OpenBreakerRejectsSubmitsWithTimeUntilHalfOpen) {
 
 TEST_F(RuntimeTest, HoldPolicyKeepsQueuedJobsWaitingWithoutUsingAttempts) {
   auto o = builtin_troupe("t", Kind::kFail, 1);
-  builtin(o).fail_every = 1;
+  builtin(o)->fail_every = 1;
   o.circuit_breaker.enabled = true;
   o.circuit_breaker.consecutive_failures = 1;
   o.circuit_breaker.open_timeout = 1s;
@@ -820,7 +820,7 @@ TEST_F(RuntimeTest, ARemovedTroupeIsFreedOnceItHasDrained) {
 
 TEST_F(RuntimeTest, WatchSeesEveryStateChangeThenEnds) {
   auto o = builtin_troupe("t", Kind::kFail, 1);
-  builtin(o).fail_every = 1;
+  builtin(o)->fail_every = 1;
   o.retry.max_attempts = 2;
   o.retry.initial_backoff = 10ms;
   runtime_->apply({o});
@@ -957,7 +957,7 @@ TEST_F(RuntimeTest, IdempotencyKeyOutlivesTheResultForItsWholeTtl) {
 
 TEST_F(RuntimeTest, CountersAlwaysBalance) {
   auto o = builtin_troupe("t", Kind::kFail, 2);
-  builtin(o).fail_every = 3;
+  builtin(o)->fail_every = 3;
   o.retry.max_attempts = 2;
   o.retry.initial_backoff = 10ms;
   runtime_->apply({o});
@@ -976,7 +976,7 @@ TEST_F(RuntimeTest, CountersAlwaysBalance) {
 
 TEST_F(RuntimeTest, ObserverSeesTheEvents) {
   auto o = builtin_troupe("t", Kind::kFail, 1);
-  builtin(o).fail_every = 2;
+  builtin(o)->fail_every = 2;
   runtime_->apply({o});
   run();
   submit_ok("t");

@@ -13,6 +13,7 @@
 #include "core/observer.h"
 #include "core/options.h"
 #include "core/runtime.h"
+#include "handlers/builtin/builtin_options.h"
 
 namespace troupe::core::testing {
 
@@ -123,8 +124,25 @@ inline TroupeOptions builtin_troupe(std::string name, BuiltinHandlerOptions::Kin
   return o;
 }
 
-inline BuiltinHandlerOptions& builtin(TroupeOptions& o) {
-  return std::get<BuiltinHandlerOptions>(o.handler);
+/// Edits a troupe's builtin handler options: `builtin(o)->fail_every = 2;`
+/// (handler options are immutable values: the edit is stored back into `o`
+/// at the end of the statement).
+class BuiltinEdit {
+ public:
+  explicit BuiltinEdit(TroupeOptions& o)
+      : troupe_(o), edited_(*o.handler.get_if<BuiltinHandlerOptions>()) {}
+  ~BuiltinEdit() { troupe_.handler = edited_; }
+  BuiltinEdit(const BuiltinEdit&) = delete;
+  BuiltinEdit& operator=(const BuiltinEdit&) = delete;
+  BuiltinHandlerOptions* operator->() { return &edited_; }
+
+ private:
+  TroupeOptions& troupe_;
+  BuiltinHandlerOptions edited_;
+};
+
+inline BuiltinEdit builtin(TroupeOptions& o) {
+  return BuiltinEdit(o);
 }
 
 }  // namespace troupe::core::testing

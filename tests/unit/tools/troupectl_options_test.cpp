@@ -96,6 +96,17 @@ TEST(TroupectlOptions, RejectsBadCommandLinesWithAHint) {
   EXPECT_NE(bad({"frobnicate"}).find("troupectl --help"), std::string::npos);
 }
 
+// Durations are the config's syntax (syntax/duration.h): compounds yes,
+// fractions no, with the same words as a config error.
+TEST(TroupectlOptions, DurationsFollowTheConfigSyntax) {
+  EXPECT_EQ(ok({"--deadline", "1m30s", "troupes"}).deadline, std::chrono::nanoseconds(90s));
+  EXPECT_EQ(ok({"submit", "e", "--timeout", "250ms"}).timeout, std::chrono::nanoseconds(250ms));
+  const std::string fraction = bad({"--deadline", "1.5s", "troupes"});
+  EXPECT_NE(fraction.find("fractions are not supported"), std::string::npos) << fraction;
+  EXPECT_NE(fraction.find("1500ms"), std::string::npos) << fraction;
+  EXPECT_NE(bad({"--deadline", "99999999h", "troupes"}).find("too large"), std::string::npos);
+}
+
 TEST(TroupectlOptions, HelpDocumentsEveryExitCode) {
   const std::string help = usage_text();
   for (const char* line : {"  0  success", "  1  the job ended", "  2  usage error",

@@ -1,4 +1,4 @@
-#include "core/handlers/http_handler.h"
+#include "handlers/http/http_handler.h"
 
 #include <atomic>
 #include <boost/asio/io_context.hpp>
@@ -11,8 +11,8 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/unit/core/handlers/test_http_server.h"
-#include "tests/unit/core/handlers/test_support.h"
+#include "tests/unit/handlers/http/test_http_server.h"
+#include "tests/unit/handlers/test_support.h"
 
 namespace troupe::core {
 namespace {
@@ -58,38 +58,6 @@ TEST(HttpRetryAfterTest, SecondsAndDates) {
   EXPECT_EQ(parse_retry_after("soon", now), std::nullopt);
   EXPECT_EQ(parse_retry_after("", now), std::nullopt);
   EXPECT_EQ(parse_retry_after("-5", now), std::nullopt);
-}
-
-TEST(HttpUrlTest, Parses) {
-  auto u = parse_http_url("http://example.com/a/b?c=d#frag");
-  ASSERT_TRUE(u);
-  EXPECT_FALSE(u->tls);
-  EXPECT_EQ(u->host, "example.com");
-  EXPECT_EQ(u->port, "80");
-  EXPECT_EQ(u->host_header, "example.com");
-  EXPECT_EQ(u->target, "/a/b?c=d");
-
-  u = parse_http_url("https://api.example.com:8443");
-  ASSERT_TRUE(u);
-  EXPECT_TRUE(u->tls);
-  EXPECT_EQ(u->port, "8443");
-  EXPECT_EQ(u->host_header, "api.example.com:8443");
-  EXPECT_EQ(u->target, "/");
-
-  u = parse_http_url("http://[::1]:9000?x=1");
-  ASSERT_TRUE(u);
-  EXPECT_EQ(u->host, "::1");
-  EXPECT_EQ(u->host_header, "[::1]:9000");
-  EXPECT_EQ(u->target, "/?x=1");
-
-  u = parse_http_url("https://h:443/p");
-  ASSERT_TRUE(u);
-  EXPECT_EQ(u->host_header, "h");
-
-  for (const char* bad : {"ftp://h/", "http://", "http://:80/", "http://h:0/", "http://h:99999/",
-                          "http://h:x/", "http://user@h/", "http://[::1/", "h/path"}) {
-    EXPECT_FALSE(parse_http_url(bad)) << bad;
-  }
 }
 
 class HttpHandlerTest : public ::testing::Test {

@@ -1,4 +1,4 @@
-#include "core/handlers/exec_handler.h"
+#include "handlers/exec/exec_handler.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -23,7 +23,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/unit/core/handlers/test_support.h"
+#include "tests/unit/handlers/test_support.h"
 
 namespace troupe::core {
 namespace {

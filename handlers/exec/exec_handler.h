@@ -10,7 +10,7 @@
 
 #include "core/clock.h"
 #include "core/handler.h"
-#include "core/options.h"
+#include "handlers/exec/exec_options.h"
 
 namespace troupe::core {
 

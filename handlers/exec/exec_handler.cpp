@@ -1,4 +1,4 @@
-#include "core/handlers/exec_handler.h"
+#include "handlers/exec/exec_handler.h"
 
 // How a child is run (the choice the design leaves open):
 //   posix_spawn (never a shell; argv[0] resolved via PATH by us, so "no such
