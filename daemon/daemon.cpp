@@ -28,7 +28,6 @@
 #include <vector>
 
 #include "core/clock.h"
-#include "handlers/exec/exec_handler.h"
 #include "core/runtime.h"
 #include "daemon/admin_service.h"
 #include "daemon/grpc_runtime.h"
@@ -39,6 +38,7 @@
 #include "daemon/prometheus_observer.h"
 #include "daemon/translation.h"
 #include "daemon/version.h"
+#include "handlers/exec/exec_handler.h"
 
 namespace troupe::daemon {
 namespace {
