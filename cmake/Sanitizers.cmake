@@ -16,7 +16,8 @@ elseif(TROUPE_SANITIZE STREQUAL "thread")
   # our code sees MapFieldBase (and every message with a map<> field) 8 bytes
   # larger than the library that destroys, swaps and reflects over it (an ODR
   # violation: corrupted map fields, crashes in field accessors); absl's
-  # inline SpinLock annotates locks its uninstrumented unlock never releases.
+  # headers likewise switch its inline SpinLock annotations on, for locks
+  # the uninstrumented library also takes without them.
   # Undefining the macro makes these headers describe the libraries as they
   # were built. The instrumentation itself comes from -fsanitize=thread, not
   # from the macro; _GLIBCXX_TSAN keeps libstdc++'s TSan-aware shared_ptr
