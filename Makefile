@@ -26,11 +26,15 @@ check-config: build
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS) --timeout 300
 
+# The whole suite under AddressSanitizer+UBSan / ThreadSanitizer; a report
+# from any process the tests start fails the run (scripts/sanitizer-test.sh).
 asan:
-	@$(MAKE) --no-print-directory test PRESET=asan
+	@$(MAKE) --no-print-directory build PRESET=asan
+	@bash scripts/sanitizer-test.sh asan
 
 tsan:
-	@$(MAKE) --no-print-directory test PRESET=tsan
+	@$(MAKE) --no-print-directory build PRESET=tsan
+	@bash scripts/sanitizer-test.sh tsan
 
 # trouped against the bare gRPC baseline (tests/bench/echo_server), side by
 # side, always on the release preset. PERF_ARGS e.g. "--style cq --rounds 3".
