@@ -225,13 +225,40 @@ void read_string_map(MapReader& m, std::string_view key, std::map<std::string, s
 
 // ---------------------------------------------------------------- server
 
+/// Off loopback, anyone who reaches the port may submit, read and cancel:
+/// refused without TLS and authentication unless `insecure: true` says so.
+void check_exposure(MapReader& m, const Config& config) {
+  const ServerOptions& server = config.server;
+  const auto address = parse_address(server.grpc_address).value;
+  if (server.insecure || !address || is_loopback(*address)) return;
+  m.diag().error(m.at("grpc_address"), m.path("grpc_address"),
+                 server.grpc_address +
+                     " is reachable from other machines, and without TLS and authentication "
+                     "anyone who reaches it can submit, read and cancel jobs; configure "
+                     "server.tls and auth (docs/security.md), listen on 127.0.0.1, or set "
+                     "server.insecure: true to accept that");
+}
+
+/// The same rule for /metrics (what the troupes are and how busy they are).
+void check_metrics_exposure(MapReader& m, const Config& config) {
+  const ServerOptions& server = config.server;
+  const auto address = parse_address(server.metrics_address).value;
+  if (server.insecure || !address || is_loopback(*address)) return;
+  m.diag().error(m.at("metrics_address"), m.path("metrics_address"),
+                 server.metrics_address +
+                     " is reachable from other machines without TLS and basic auth; listen on "
+                     "127.0.0.1 (docs/security.md), or set server.insecure: true to accept that");
+}
+
 void read_server(Diagnostics& diag, const Field& f, Config& config) {
   MapReader m(diag, f,
-              {"grpc_address", "metrics_address", "threads", "shutdown", "limits", "job_store"});
+              {"grpc_address", "metrics_address", "insecure", "threads", "shutdown", "limits",
+               "job_store"});
   if (!m.is_map()) return;
   ServerOptions& server = config.server;
   const bool grpc_ok = read_address(m, "grpc_address", server.grpc_address);
   const bool metrics_ok = read_address(m, "metrics_address", server.metrics_address);
+  m.boolean("insecure", server.insecure);
   m.u32("threads", server.threads, {0, 1024});
 
   if (const Field* shutdown = m.find("shutdown")) {
@@ -263,6 +290,8 @@ void read_server(Diagnostics& diag, const Field& f, Config& config) {
                      "); give the metrics endpoint its own port");
     }
   }
+  if (grpc_ok) check_exposure(m, config);
+  if (metrics_ok) check_metrics_exposure(m, config);
 }
 
 void read_logging(Diagnostics& diag, const Field& f, Config& config) {

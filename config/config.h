@@ -21,8 +21,11 @@ struct LimitsOptions {
 };
 
 struct ServerOptions {
-  std::string grpc_address = "0.0.0.0:50051";
-  std::string metrics_address = "0.0.0.0:9464";
+  std::string grpc_address = "127.0.0.1:50051";
+  std::string metrics_address = "127.0.0.1:9464";
+  /// Listen off loopback without TLS and authentication anyway (logged
+  /// loudly at start). Without it such a config is refused.
+  bool insecure = false;
   std::uint32_t threads = 0;  // 0 = hardware concurrency
   core::Duration drain_timeout = std::chrono::seconds(30);
   LimitsOptions limits;

@@ -213,6 +213,16 @@ Parsed<HostPort> parse_address(std::string_view text) {
   return Parsed<HostPort>::ok(std::move(result));
 }
 
+bool is_loopback(const HostPort& address) {
+  if (address.host == "localhost") return true;
+  in_addr v4{};
+  if (::inet_pton(AF_INET, address.host.c_str(), &v4) == 1) {
+    return (ntohl(v4.s_addr) >> 24) == 127;
+  }
+  in6_addr v6{};
+  return ::inet_pton(AF_INET6, address.host.c_str(), &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
+}
+
 Parsed<Url> parse_url(std::string_view text) {
   const std::string example = R"(; write e.g. "http://127.0.0.1:8080/jobs")";
   Url url;

@@ -26,6 +26,7 @@
 #include <thread>
 #include <vector>
 
+#include "config/value_parsers.h"
 #include "core/clock.h"
 #include "core/runtime.h"
 #include "daemon/admin_service.h"
@@ -81,6 +82,29 @@ std::string join(const std::vector<std::string>& items) {
     out += item;
   }
   return out;
+}
+
+/// server.insecure lets trouped listen off loopback without TLS and
+/// authentication; say so loudly, once per exposed listener, at start.
+void warn_if_exposed(const config::ServerOptions& server) {
+  if (!server.insecure) return;
+  const auto exposed = [](const std::string& address) {
+    const auto parsed = config::parse_address(address).value;
+    return parsed && !config::is_loopback(*parsed);
+  };
+  if (exposed(server.grpc_address)) {
+    spdlog::warn(
+        "INSECURE (server.insecure: true): gRPC on {} is reachable from other machines without "
+        "TLS and authentication; anyone who reaches it can submit, read and cancel jobs "
+        "(docs/security.md)",
+        server.grpc_address);
+  }
+  if (exposed(server.metrics_address)) {
+    spdlog::warn(
+        "INSECURE (server.insecure: true): /metrics on {} is reachable from other machines "
+        "without TLS and basic auth (docs/security.md)",
+        server.metrics_address);
+  }
 }
 
 double as_seconds(core::Duration d) {
@@ -145,6 +169,7 @@ class Daemon {
     threads_.reserve(threads);
     for (std::uint32_t i = 0; i < threads; ++i) threads_.emplace_back([this] { io_.run(); });
 
+    warn_if_exposed(config_.server);
     const bool started = start_listeners();
     if (started) {
       sd_notify(0, "READY=1\nSTATUS=serving");
@@ -256,7 +281,8 @@ class Daemon {
     const auto& next = *loaded.config;
     const auto& now = config_.server;
     if (next.server.grpc_address != now.grpc_address ||
-        next.server.metrics_address != now.metrics_address || next.server.threads != now.threads ||
+        next.server.metrics_address != now.metrics_address ||
+        next.server.insecure != now.insecure || next.server.threads != now.threads ||
         next.server.limits.max_payload != now.limits.max_payload ||
         next.server.limits.max_metadata_entries != now.limits.max_metadata_entries ||
         next.server.limits.max_metadata_bytes != now.limits.max_metadata_bytes) {

@@ -381,6 +381,17 @@ const BadCase kBadCases[] = {
     {"SameGrpcAndMetricsAddress",
      "server:\n  grpc_address: 127.0.0.1:7000\n  metrics_address: 127.0.0.1:7000\n" TROUPE,
      "server.metrics_address", 3, 20, "same as grpc_address"},
+    {"GrpcOffLoopbackWithoutTlsOrInsecure", "server:\n  grpc_address: 0.0.0.0:50051\n" TROUPE,
+     "server.grpc_address", 2, 17,
+     "0.0.0.0:50051 is reachable from other machines, and without TLS and authentication"},
+    {"GrpcOnAnyIpv6WithoutTlsOrInsecure", "server:\n  grpc_address: \"[::]:50051\"\n" TROUPE,
+     "server.grpc_address", 2, 17, "or set server.insecure: true to accept that"},
+    {"GrpcOnHostNameWithInsecureFalse",
+     "server:\n  grpc_address: worker-1.example.com:1\n  insecure: false\n" TROUPE,
+     "server.grpc_address", 2, 17, "configure server.tls and auth"},
+    {"MetricsOffLoopbackWithoutInsecure", "server:\n  metrics_address: 10.1.2.3:9464\n" TROUPE,
+     "server.metrics_address", 2, 20,
+     "10.1.2.3:9464 is reachable from other machines without TLS and basic auth"},
     {"TooManyThreads", "server: {threads: 5000}\n" TROUPE, "server.threads", 1, 19,
      "must be between 0 and 1024, got 5000"},
     {"QuotedNumber", TROUPE "    mailbox: \"1024\"\n", "troupes[0].mailbox", 4, 14,
@@ -592,6 +603,21 @@ TEST(LoadFile, ReportsErrorsUnderTheFilesPath) {
   ASSERT_EQ(result.errors.size(), 1u);
   EXPECT_EQ(result.errors[0].to_string(),
             path.string() + ":4:14: troupes[0].mailbox: must be between 1 and 1000000, got 0");
+}
+
+TEST(LoadString, ListenersDefaultToLoopback) {
+  const Config config = load_valid(TROUPE);
+  EXPECT_EQ(config.server.grpc_address, "127.0.0.1:50051");
+  EXPECT_EQ(config.server.metrics_address, "127.0.0.1:9464");
+  EXPECT_FALSE(config.server.insecure);
+}
+
+TEST(LoadString, InsecureTrueAllowsListeningOffLoopbackWithoutTls) {
+  const Config config = load_valid(
+      "server:\n  grpc_address: 0.0.0.0:50051\n  metrics_address: \"[::]:9464\"\n"
+      "  insecure: true\n" TROUPE);
+  EXPECT_TRUE(config.server.insecure);
+  EXPECT_EQ(config.server.grpc_address, "0.0.0.0:50051");
 }
 
 TEST(LoadFile, ShippedConfigIsValid) {
