@@ -13,6 +13,7 @@
 #include <sstream>
 #include <system_error>
 
+#include "config/crypto.h"
 #include "config/value_parsers.h"
 #include "config/yaml_reader.h"
 
@@ -225,16 +226,69 @@ void read_string_map(MapReader& m, std::string_view key, std::map<std::string, s
 
 // ---------------------------------------------------------------- server
 
+/// Reads a PEM file for `key`; reports (at the key) a file that cannot be
+/// read or holds no PEM block. Returns the text, or nullopt.
+std::optional<std::string> read_pem_file(MapReader& m, std::string_view key, std::string& path) {
+  if (!m.string(key, path)) return std::nullopt;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    const int error = errno;
+    m.diag().error(m.at(key), m.path(key), "cannot read " + path + ": " + std::strerror(error));
+    return std::nullopt;
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (text.str().find("-----BEGIN ") == std::string::npos) {
+    m.diag().error(m.at(key), m.path(key), path + " holds no PEM block (-----BEGIN ...)");
+    return std::nullopt;
+  }
+  return text.str();
+}
+
+void read_tls(Diagnostics& diag, const Field& f, TlsOptions& tls) {
+  MapReader m(diag, f, {"cert_file", "key_file", "client_ca_file", "refresh_interval"});
+  if (!m.is_map()) return;
+  const auto cert = read_pem_file(m, "cert_file", tls.cert_file);
+  const auto key = read_pem_file(m, "key_file", tls.key_file);
+  const auto ca = read_pem_file(m, "client_ca_file", tls.client_ca_file);
+  m.duration("refresh_interval", tls.refresh_interval,
+             {std::chrono::seconds(1), false, std::chrono::hours(24)});
+  if (!m.has("cert_file") || !m.has("key_file")) {
+    report_pair(m, "cert_file", "key_file",
+                "TLS needs both cert_file (the server's certificate chain) and key_file (its "
+                "private key)");
+    return;
+  }
+  if (cert && key) {
+    if (auto why = detail::check_key_pair(*cert, *key); !why.empty()) {
+      diag.error(m.at("key_file"), m.path("key_file"),
+                 tls.key_file + " does not go with " + tls.cert_file + ": " + why);
+    }
+  }
+  if (ca) {
+    if (auto why = detail::check_certificates(*ca); !why.empty()) {
+      diag.error(m.at("client_ca_file"), m.path("client_ca_file"), tls.client_ca_file + ": " + why);
+    }
+  }
+}
+
 /// Off loopback, anyone who reaches the port may submit, read and cancel:
 /// refused without TLS and authentication unless `insecure: true` says so.
 void check_exposure(MapReader& m, const Config& config) {
   const ServerOptions& server = config.server;
   const auto address = parse_address(server.grpc_address).value;
-  if (server.insecure || !address || is_loopback(*address)) return;
+  // mTLS authenticates every client by its certificate.
+  const bool authenticated = server.tls.mutual();
+  if (server.insecure || !address || is_loopback(*address) ||
+      (server.tls.enabled() && authenticated)) {
+    return;
+  }
+  const std::string missing = server.tls.enabled() ? "without authentication"
+                              : authenticated      ? "without TLS"
+                                                   : "without TLS and authentication";
   m.diag().error(m.at("grpc_address"), m.path("grpc_address"),
-                 server.grpc_address +
-                     " is reachable from other machines, and without TLS and authentication "
-                     "anyone who reaches it can submit, read and cancel jobs; configure "
+                 server.grpc_address + " is reachable from other machines, and " + missing +
+                     " anyone who reaches it can submit, read and cancel jobs; configure "
                      "server.tls and auth (docs/security.md), listen on 127.0.0.1, or set "
                      "server.insecure: true to accept that");
 }
@@ -252,13 +306,14 @@ void check_metrics_exposure(MapReader& m, const Config& config) {
 
 void read_server(Diagnostics& diag, const Field& f, Config& config) {
   MapReader m(diag, f,
-              {"grpc_address", "metrics_address", "insecure", "threads", "shutdown", "limits",
-               "job_store"});
+              {"grpc_address", "metrics_address", "insecure", "tls", "threads", "shutdown",
+               "limits", "job_store"});
   if (!m.is_map()) return;
   ServerOptions& server = config.server;
   const bool grpc_ok = read_address(m, "grpc_address", server.grpc_address);
   const bool metrics_ok = read_address(m, "metrics_address", server.metrics_address);
   m.boolean("insecure", server.insecure);
+  if (const Field* tls = m.find("tls")) read_tls(diag, *tls, server.tls);
   m.u32("threads", server.threads, {0, 1024});
 
   if (const Field* shutdown = m.find("shutdown")) {

@@ -20,12 +20,26 @@ struct LimitsOptions {
   std::size_t max_metadata_bytes = 8u << 10;  // keys + values
 };
 
+/// TLS on the gRPC port. The files are PEM; gRPC re-reads them every
+/// `refresh_interval` (certificate rotation without a restart).
+struct TlsOptions {
+  std::string cert_file;       // server certificate chain
+  std::string key_file;        // its private key
+  std::string client_ca_file;  // set: mTLS, client certificates required and verified
+  core::Duration refresh_interval = std::chrono::seconds(10);
+
+  bool enabled() const { return !cert_file.empty(); }
+  bool mutual() const { return !client_ca_file.empty(); }
+  friend bool operator==(const TlsOptions&, const TlsOptions&) = default;
+};
+
 struct ServerOptions {
   std::string grpc_address = "127.0.0.1:50051";
   std::string metrics_address = "127.0.0.1:9464";
   /// Listen off loopback without TLS and authentication anyway (logged
   /// loudly at start). Without it such a config is refused.
   bool insecure = false;
+  TlsOptions tls;
   std::uint32_t threads = 0;  // 0 = hardware concurrency
   core::Duration drain_timeout = std::chrono::seconds(30);
   LimitsOptions limits;

@@ -36,6 +36,7 @@
 #include "daemon/observer_fanout.h"
 #include "daemon/process_collector.h"
 #include "daemon/prometheus_observer.h"
+#include "daemon/server_credentials.h"
 #include "daemon/version.h"
 
 namespace troupe::daemon {
@@ -190,8 +191,8 @@ class Daemon {
 
     grpc::ServerBuilder builder;
     int grpc_port = 0;
-    builder.AddListeningPort(config_.server.grpc_address, grpc::InsecureServerCredentials(),
-                             &grpc_port);
+    builder.AddListeningPort(config_.server.grpc_address,
+                             make_server_credentials(config_.server.tls), &grpc_port);
     // Without this a port taken by another SO_REUSEPORT socket binds
     // silently and the two servers split the traffic.
     builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
@@ -282,13 +283,20 @@ class Daemon {
     const auto& now = config_.server;
     if (next.server.grpc_address != now.grpc_address ||
         next.server.metrics_address != now.metrics_address ||
-        next.server.insecure != now.insecure || next.server.threads != now.threads ||
+        next.server.insecure != now.insecure || next.server.tls != now.tls ||
+        next.server.threads != now.threads ||
         next.server.limits.max_payload != now.limits.max_payload ||
         next.server.limits.max_metadata_entries != now.limits.max_metadata_entries ||
         next.server.limits.max_metadata_bytes != now.limits.max_metadata_bytes) {
       spdlog::warn(
-          "reload: server addresses, threads and limits apply only at start; restart trouped "
-          "to change them (server.drain_timeout and troupes apply now)");
+          "reload: server addresses, insecure, tls settings, threads and limits apply only at "
+          "start; restart trouped to change them (server.drain_timeout and troupes apply now)");
+    }
+    if (now.tls.enabled()) {
+      spdlog::info(
+          "reload: {} and {} hold a matching certificate and key; gRPC serves new connections "
+          "with them within {}s (server.tls.refresh_interval), open connections keep theirs",
+          now.tls.cert_file, now.tls.key_file, as_seconds(now.tls.refresh_interval));
     }
     const auto before = names(config_.troupes);
     const auto after = names(next.troupes);

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <ostream>
@@ -392,6 +393,8 @@ const BadCase kBadCases[] = {
     {"MetricsOffLoopbackWithoutInsecure", "server:\n  metrics_address: 10.1.2.3:9464\n" TROUPE,
      "server.metrics_address", 2, 20,
      "10.1.2.3:9464 is reachable from other machines without TLS and basic auth"},
+    {"TlsWithoutKeyFile", "server:\n  tls: {refresh_interval: 5s}\n" TROUPE, "server.tls.cert_file",
+     2, 8, "TLS needs both cert_file (the server's certificate chain) and key_file"},
     {"TooManyThreads", "server: {threads: 5000}\n" TROUPE, "server.threads", 1, 19,
      "must be between 0 and 1024, got 5000"},
     {"QuotedNumber", TROUPE "    mailbox: \"1024\"\n", "troupes[0].mailbox", 4, 14,
@@ -618,6 +621,26 @@ TEST(LoadString, InsecureTrueAllowsListeningOffLoopbackWithoutTls) {
       "  insecure: true\n" TROUPE);
   EXPECT_TRUE(config.server.insecure);
   EXPECT_EQ(config.server.grpc_address, "0.0.0.0:50051");
+}
+
+/// True when `result` has an error at `path` whose message contains `text`.
+bool has_error(const LoadResult& result, std::string_view path, std::string_view text) {
+  return std::any_of(result.errors.begin(), result.errors.end(), [&](const ConfigError& e) {
+    return e.path == path && e.message.find(text) != std::string::npos;
+  });
+}
+
+TEST(LoadString, TlsFilesMustBeReadablePemAndRefreshAtLeastOneSecond) {
+  const auto result = load_string(
+      "server:\n  tls:\n    cert_file: /nonexistent/troupe.crt\n    key_file: /dev/null\n"
+      "    refresh_interval: 500ms\n" TROUPE);
+  EXPECT_FALSE(result.config);
+  EXPECT_TRUE(has_error(result, "server.tls.cert_file",
+                        "cannot read /nonexistent/troupe.crt: No such file or directory"))
+      << all_errors(result);
+  EXPECT_TRUE(has_error(result, "server.tls.key_file", "/dev/null holds no PEM block"))
+      << all_errors(result);
+  EXPECT_TRUE(has_error(result, "server.tls.refresh_interval", "500ms")) << all_errors(result);
 }
 
 TEST(LoadFile, ShippedConfigIsValid) {
