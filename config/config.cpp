@@ -272,13 +272,24 @@ void read_tls(Diagnostics& diag, const Field& f, TlsOptions& tls) {
   }
 }
 
+/// server.tls alone (read before auth; read_server skips it).
+void read_server_tls(Diagnostics& diag, const Field& f, Config& config) {
+  if (!f.node().IsMap()) return;  // read_server reports it
+  for (auto it = f.node().begin(); it != f.node().end(); ++it) {
+    if (it->first.IsScalar() && it->first.Scalar() == "tls") {
+      read_tls(diag, Field(it->second, f.child("tls"), location_of(it->first)), config.server.tls);
+      return;
+    }
+  }
+}
+
 /// Off loopback, anyone who reaches the port may submit, read and cancel:
 /// refused without TLS and authentication unless `insecure: true` says so.
 void check_exposure(MapReader& m, const Config& config) {
   const ServerOptions& server = config.server;
   const auto address = parse_address(server.grpc_address).value;
   // mTLS authenticates every client by its certificate.
-  const bool authenticated = server.tls.mutual();
+  const bool authenticated = config.auth.enabled() || server.tls.mutual();
   if (server.insecure || !address || is_loopback(*address) ||
       (server.tls.enabled() && authenticated)) {
     return;
@@ -306,14 +317,14 @@ void check_metrics_exposure(MapReader& m, const Config& config) {
 
 void read_server(Diagnostics& diag, const Field& f, Config& config) {
   MapReader m(diag, f,
-              {"grpc_address", "metrics_address", "insecure", "tls", "threads", "shutdown",
-               "limits", "job_store"});
+              {"grpc_address", "metrics_address", "insecure", "tls", "reflection", "threads",
+               "shutdown", "limits", "job_store"});
   if (!m.is_map()) return;
   ServerOptions& server = config.server;
   const bool grpc_ok = read_address(m, "grpc_address", server.grpc_address);
   const bool metrics_ok = read_address(m, "metrics_address", server.metrics_address);
   m.boolean("insecure", server.insecure);
-  if (const Field* tls = m.find("tls")) read_tls(diag, *tls, server.tls);
+  m.boolean("reflection", server.reflection);
   m.u32("threads", server.threads, {0, 1024});
 
   if (const Field* shutdown = m.find("shutdown")) {
@@ -347,6 +358,169 @@ void read_server(Diagnostics& diag, const Field& f, Config& config) {
   }
   if (grpc_ok) check_exposure(m, config);
   if (metrics_ok) check_metrics_exposure(m, config);
+}
+
+// ---------------------------------------------------------------- auth
+
+bool is_troupe_pattern(std::string_view pattern) {
+  return !pattern.empty() && pattern.size() <= 64 &&
+         std::all_of(pattern.begin(), pattern.end(), [](unsigned char c) {
+           return std::isalnum(c) != 0 || c == '_' || c == '.' || c == '-' || c == '*';
+         });
+}
+
+std::optional<Sha256> parse_sha256_hex(std::string_view hex) {
+  if (hex.size() != 64) return std::nullopt;
+  Sha256 out{};
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    unsigned value = 0;
+    for (const char c : hex.substr(2 * i, 2)) {
+      const int digit = std::isdigit(static_cast<unsigned char>(c)) != 0 ? c - '0'
+                        : c >= 'a' && c <= 'f'                           ? c - 'a' + 10
+                        : c >= 'A' && c <= 'F'                           ? c - 'A' + 10
+                                                                         : -1;
+      if (digit < 0) return std::nullopt;
+      value = value * 16 + static_cast<unsigned>(digit);
+    }
+    out[i] = static_cast<std::uint8_t>(value);
+  }
+  return out;
+}
+
+/// The token in a secret file: its content without surrounding whitespace
+/// (a trailing newline, typically).
+std::optional<std::string> read_token_file(MapReader& m, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    const int error = errno;
+    m.diag().error(m.at("token_file"), m.path("token_file"),
+                   "cannot read " + path + ": " + std::strerror(error));
+    return std::nullopt;
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  const std::string content = text.str();
+  const std::string_view token = trim_token(content);
+  if (token.empty()) {
+    m.diag().error(m.at("token_file"), m.path("token_file"),
+                   path + " is empty; it must hold the token");
+    return std::nullopt;
+  }
+  return std::string(token);
+}
+
+void read_permissions(MapReader& identity, Identity& out) {
+  const Field* f = identity.find("permissions");
+  if (f == nullptr) return;
+  Diagnostics& diag = identity.diag();
+  const YAML::Node& node = f->node();
+  if (node.IsNull()) return;
+  if (!node.IsMap()) {
+    diag.error(f->where(), f->path(),
+               "expected a map of troupe name (or pattern with '*') to a list of permissions, "
+               "e.g. {\"*\": [read], \"batch-*\": [submit, read, cancel]}; got " +
+                   describe(node));
+    return;
+  }
+  for (auto it = node.begin(); it != node.end(); ++it) {
+    const Location key_at = location_of(it->first);
+    const std::string pattern = it->first.IsScalar() ? it->first.Scalar() : "";
+    const Field entry(it->second, f->child(pattern), key_at);
+    if (!is_troupe_pattern(pattern)) {
+      diag.error(key_at, entry.path(),
+                 "\"" + pattern +
+                     "\" is not a troupe name or pattern; use letters, digits, '_', '.', '-' "
+                     "and '*' for any run of characters");
+      continue;
+    }
+    auto items = read_list(diag, entry);
+    if (!items) continue;
+    Grant grant{pattern, 0};
+    for (const Field& item : *items) {
+      if (auto bits =
+              read_choice<Permissions>(diag, item,
+                                       {{"submit", static_cast<Permissions>(Permission::kSubmit)},
+                                        {"read", static_cast<Permissions>(Permission::kRead)},
+                                        {"cancel", static_cast<Permissions>(Permission::kCancel)},
+                                        {"admin", static_cast<Permissions>(Permission::kAdmin)},
+                                        {"*", kAllPermissions}})) {
+        grant.permissions |= *bits;
+      }
+    }
+    out.grants.push_back(std::move(grant));
+  }
+}
+
+void read_auth(Diagnostics& diag, const Field& f, Config& config) {
+  MapReader m(diag, f, {"identities"});
+  if (!m.is_map()) return;
+  const Field* list = m.find("identities");
+  if (list == nullptr) return;
+  auto items = read_list(diag, *list);
+  if (!items) return;
+  std::map<std::string, int> names;      // name -> line of first use
+  std::map<Sha256, std::string> tokens;  // hash -> identity
+  std::map<std::string, std::string> subjects;
+  for (const Field& item : *items) {
+    MapReader i(diag, item,
+                {"name", "token_sha256", "token_file", "certificate_subject", "permissions"});
+    if (!i.is_map()) continue;
+    Identity identity;
+    if (!i.string("name", identity.name) || identity.name.empty()) {
+      if (!i.has("name")) {
+        diag.error(item.where(), i.path("name"),
+                   "missing; every identity needs a name (it appears in logs and errors)");
+      }
+      continue;
+    }
+    if (const auto [it, inserted] = names.emplace(identity.name, i.at("name").line); !inserted) {
+      diag.error(i.at("name"), i.path("name"),
+                 "identity \"" + identity.name + "\" is already defined on line " +
+                     std::to_string(it->second) + "; names must be unique");
+    }
+    if (i.has("token_sha256") && i.has("token_file")) {
+      diag.error(i.at("token_file"), i.path("token_file"),
+                 "give token_sha256 or token_file, not both");
+    } else if (std::string hex; i.string("token_sha256", hex)) {
+      identity.token_sha256 = parse_sha256_hex(hex);
+      if (!identity.token_sha256) {
+        diag.error(i.at("token_sha256"), i.path("token_sha256"),
+                   "expected 64 hex digits (a SHA-256); make one with `trouped hash-token` "
+                   "(never put the token itself in the config)");
+      }
+    } else if (std::string path; i.string("token_file", path)) {
+      if (auto token = read_token_file(i, path)) identity.token_sha256 = sha256(*token);
+    }
+    i.string("certificate_subject", identity.certificate_subject);
+    if (!i.has("token_sha256") && !i.has("token_file") && !i.has("certificate_subject")) {
+      diag.error(item.where(), item.path(),
+                 "identity \"" + identity.name +
+                     "\" has no credential; give token_sha256, token_file or "
+                     "certificate_subject");
+    }
+    if (identity.token_sha256) {
+      if (const auto [it, inserted] = tokens.emplace(*identity.token_sha256, identity.name);
+          !inserted) {
+        diag.error(i.at(i.has("token_file") ? "token_file" : "token_sha256"), item.path(),
+                   "identity \"" + identity.name + "\" has the same token as \"" + it->second +
+                       "\"; give each identity its own token");
+      }
+    }
+    if (!identity.certificate_subject.empty()) {
+      if (!config.server.tls.mutual()) {
+        diag.error(i.at("certificate_subject"), i.path("certificate_subject"),
+                   "needs mTLS: set server.tls.client_ca_file so that clients present "
+                   "certificates");
+      }
+      if (const auto [it, inserted] = subjects.emplace(identity.certificate_subject, identity.name);
+          !inserted) {
+        diag.error(i.at("certificate_subject"), i.path("certificate_subject"),
+                   "identity \"" + it->second + "\" already has this subject");
+      }
+    }
+    read_permissions(i, identity);
+    config.auth.identities.push_back(std::move(identity));
+  }
 }
 
 void read_logging(Diagnostics& diag, const Field& f, Config& config) {
@@ -848,8 +1022,12 @@ void read_troupes(Diagnostics& diag, const Field& f, Config& config) {
 Config read_config(Diagnostics& diag, const YAML::Node& root) {
   Config config;
   const Field root_field(root, "", Location{1, 1});
-  MapReader m(diag, root_field, {"server", "logging", "troupes"});
+  MapReader m(diag, root_field, {"server", "auth", "logging", "troupes"});
   if (!m.is_map()) return config;
+  // The server's exposure check needs auth, and auth's subjects need
+  // server.tls: TLS first, then auth, then the rest of the server section.
+  if (const Field* server = m.find("server")) read_server_tls(diag, *server, config);
+  if (const Field* auth = m.find("auth")) read_auth(diag, *auth, config);
   if (const Field* server = m.find("server")) read_server(diag, *server, config);
   if (const Field* logging = m.find("logging")) read_logging(diag, *logging, config);
   if (const Field* troupes = m.find("troupes")) {

@@ -2,6 +2,7 @@
 
 /// Loads and validates trouped's YAML configuration.
 
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -40,9 +41,46 @@ struct ServerOptions {
   /// loudly at start). Without it such a config is refused.
   bool insecure = false;
   TlsOptions tls;
+  bool reflection = true;     // serve grpc.reflection (grpcurl without .proto files)
   std::uint32_t threads = 0;  // 0 = hardware concurrency
   core::Duration drain_timeout = std::chrono::seconds(30);
   LimitsOptions limits;
+};
+
+/// What an identity may do on a troupe; a set is a bit mask of these.
+enum class Permission : std::uint8_t {
+  kSubmit = 1,  // Submit, SubmitStream
+  kRead = 2,    // GetJob, WatchJob, ListDeadJobs
+  kCancel = 4,  // CancelJob
+  kAdmin = 8,   // ListTroupes, GetTroupe
+};
+using Permissions = std::uint8_t;
+inline constexpr Permissions kAllPermissions = 15;
+
+/// Permissions on the troupes whose names match `troupes` ('*' matches any
+/// run of characters: "*", "batch-*").
+struct Grant {
+  std::string troupes;
+  Permissions permissions = 0;
+  friend bool operator==(const Grant&, const Grant&) = default;
+};
+
+/// Someone who may call trouped: known by a bearer token (kept only as its
+/// SHA-256) and/or by the subject of a client certificate (mTLS).
+struct Identity {
+  std::string name;
+  std::optional<std::array<std::uint8_t, 32>> token_sha256;
+  std::string certificate_subject;  // RFC 2253, as gRPC reports it: "O=Example,CN=ci"
+  std::vector<Grant> grants;
+  friend bool operator==(const Identity&, const Identity&) = default;
+};
+
+/// Authentication and per-troupe permissions. No identities: every caller
+/// may do everything (allowed on loopback, or with server.insecure / mTLS).
+struct AuthOptions {
+  std::vector<Identity> identities;
+  bool enabled() const { return !identities.empty(); }
+  friend bool operator==(const AuthOptions&, const AuthOptions&) = default;
 };
 
 struct LoggingOptions {
@@ -55,6 +93,7 @@ struct LoggingOptions {
 struct Config {
   ServerOptions server;
   LoggingOptions logging;
+  AuthOptions auth;
   core::RuntimeOptions runtime;
   std::vector<core::TroupeOptions> troupes;
 };

@@ -13,6 +13,10 @@ namespace troupe::config {
 
 using Sha256 = std::array<std::uint8_t, 32>;
 
+/// A token as written in a token file or on stdin: `text` without the
+/// whitespace around it (a trailing newline, typically); empty when none.
+std::string_view trim_token(std::string_view text);
+
 /// SHA-256 of `text`.
 Sha256 sha256(std::string_view text);
 /// Lower-case hex, 64 characters.

@@ -5,6 +5,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "core/runtime.h"
+#include "daemon/authorizer.h"
 #include "troupe/v1/troupe.grpc.pb.h"
 
 namespace troupe::daemon {
@@ -12,13 +13,15 @@ namespace troupe::daemon {
 /// Serves AdminService: read-only views built from core::TroupeStatus.
 /// Every method answers inline on its gRPC thread (runtime reads are
 /// non-blocking snapshots). Thread-safe; `runtime` must outlive the server.
+/// `authorizer` checks admin on the troupe (ListTroupes lists only the
+/// troupes the caller administers) and read for ListDeadJobs.
 class AdminServiceImpl final : public v1::AdminService::CallbackService {
  public:
   /// ListDeadJobs' default and maximum page size.
   static constexpr std::uint32_t kDefaultDeadJobs = 100;
   static constexpr std::uint32_t kMaxDeadJobs = 10'000;
 
-  explicit AdminServiceImpl(core::Runtime& runtime);
+  AdminServiceImpl(core::Runtime& runtime, const Authorizer& authorizer);
 
   grpc::ServerUnaryReactor* ListTroupes(grpc::CallbackServerContext* context,
                                         const v1::ListTroupesRequest* request,
@@ -32,6 +35,7 @@ class AdminServiceImpl final : public v1::AdminService::CallbackService {
 
  private:
   core::Runtime& runtime_;
+  const Authorizer& authorizer_;
 };
 
 }  // namespace troupe::daemon

@@ -30,6 +30,7 @@
 #include "core/clock.h"
 #include "core/runtime.h"
 #include "daemon/admin_service.h"
+#include "daemon/authorizer.h"
 #include "daemon/grpc_runtime.h"
 #include "daemon/health_observer.h"
 #include "daemon/job_service.h"
@@ -156,6 +157,7 @@ class Daemon {
         clock_(core::make_steady_clock()),
         metrics_(kVersion),
         observer_(metrics_, health_),
+        authorizer_(config.auth, *metrics_.registry()),
         signals_(io_, SIGTERM, SIGINT, SIGHUP) {}
 
   int run() {
@@ -185,9 +187,9 @@ class Daemon {
  private:
   bool start_listeners() {
     grpc::EnableDefaultHealthCheckService(true);
-    grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-    job_service_ = std::make_unique<JobServiceImpl>(*runtime_, config_.server.limits);
-    admin_service_ = std::make_unique<AdminServiceImpl>(*runtime_);
+    if (config_.server.reflection) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+    job_service_ = std::make_unique<JobServiceImpl>(*runtime_, config_.server.limits, authorizer_);
+    admin_service_ = std::make_unique<AdminServiceImpl>(*runtime_, authorizer_);
 
     grpc::ServerBuilder builder;
     int grpc_port = 0;
@@ -284,7 +286,7 @@ class Daemon {
     if (next.server.grpc_address != now.grpc_address ||
         next.server.metrics_address != now.metrics_address ||
         next.server.insecure != now.insecure || next.server.tls != now.tls ||
-        next.server.threads != now.threads ||
+        next.server.reflection != now.reflection || next.server.threads != now.threads ||
         next.server.limits.max_payload != now.limits.max_payload ||
         next.server.limits.max_metadata_entries != now.limits.max_metadata_entries ||
         next.server.limits.max_metadata_bytes != now.limits.max_metadata_bytes) {
@@ -307,6 +309,12 @@ class Daemon {
     std::set_difference(before.begin(), before.end(), after.begin(), after.end(),
                         std::back_inserter(removed));
     runtime_->apply(next.troupes);
+    if (next.auth != config_.auth) {
+      authorizer_.update(next.auth);
+      config_.auth = next.auth;
+      spdlog::info("reload: auth now has {} identities (new calls are checked against them)",
+                   next.auth.identities.size());
+    }
     // A removed troupe refuses new jobs at once, though core reports it gone
     // only once it has drained: health says so now.
     for (const auto& name : removed) health_.troupe_removed(name);
@@ -340,6 +348,7 @@ class Daemon {
   PrometheusObserver metrics_;
   HealthObserver health_;
   ObserverFanout observer_;
+  Authorizer authorizer_;
   std::shared_ptr<ProcessCollector> process_ = std::make_shared<ProcessCollector>();
   std::unique_ptr<core::Runtime> runtime_;
   std::unique_ptr<JobServiceImpl> job_service_;

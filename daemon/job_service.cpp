@@ -98,8 +98,14 @@ class WaitingSubmit final : public grpc::ServerUnaryReactor {
 class SubmitStreamReactor final
     : public OrderedReplyStream<v1::StreamSubmitRequest, v1::StreamSubmitAck> {
  public:
-  SubmitStreamReactor(core::Runtime& runtime, const config::LimitsOptions& limits)
-      : runtime_(runtime), limits_(limits) {
+  SubmitStreamReactor(core::Runtime& runtime, const config::LimitsOptions& limits,
+                      const Authorizer& authorizer, grpc::CallbackServerContext& context,
+                      Authorizer::Caller caller)
+      : runtime_(runtime),
+        limits_(limits),
+        authorizer_(authorizer),
+        context_(context),
+        caller_(std::move(caller)) {
     start();
   }
 
@@ -107,6 +113,11 @@ class SubmitStreamReactor final
   v1::StreamSubmitAck reply_to(v1::StreamSubmitRequest& in) override {
     v1::StreamSubmitAck ack;
     ack.set_correlation_id(in.correlation_id());
+    if (auto denied = authorizer_.authorize(context_, caller_, config::Permission::kSubmit,
+                                            in.request().troupe(), "SubmitStream")) {
+      fill_ack(*denied, ack);
+      return ack;
+    }
     auto translated = to_job_request(*in.mutable_request(), limits_, SubmitSource::kStream);
     if (auto* error = std::get_if<RpcError>(&translated)) {
       fill_ack(*error, ack);
@@ -125,6 +136,9 @@ class SubmitStreamReactor final
 
   core::Runtime& runtime_;
   const config::LimitsOptions& limits_;
+  const Authorizer& authorizer_;
+  grpc::CallbackServerContext& context_;
+  const Authorizer::Caller caller_;  // authenticated when the stream opened
 };
 
 /// WatchJob: the runtime's watch callbacks (core threads) queue snapshots;
@@ -219,8 +233,17 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::Job> {
 
 }  // namespace
 
-JobServiceImpl::JobServiceImpl(core::Runtime& runtime, const config::LimitsOptions& limits)
-    : runtime_(runtime), limits_(limits) {}
+/// A call refused before it started (bad request, or denied).
+template <class Reactor>
+class Refusal final : public Reactor {
+ public:
+  explicit Refusal(const grpc::Status& status) { this->Finish(status); }
+  void OnDone() override { delete this; }
+};
+
+JobServiceImpl::JobServiceImpl(core::Runtime& runtime, const config::LimitsOptions& limits,
+                               const Authorizer& authorizer)
+    : runtime_(runtime), limits_(limits), authorizer_(authorizer) {}
 
 grpc::ServerUnaryReactor* JobServiceImpl::Submit(grpc::CallbackServerContext* context,
                                                  const v1::SubmitRequest* request,
@@ -228,6 +251,12 @@ grpc::ServerUnaryReactor* JobServiceImpl::Submit(grpc::CallbackServerContext* co
   // The request message belongs to this call and is not defined const; taking
   // its payload by move instead of copying it is the point of the cast.
   auto& mutable_request = const_cast<v1::SubmitRequest&>(*request);
+  if (auto denied =
+          authorizer_.check(*context, config::Permission::kSubmit, request->troupe(), "Submit")) {
+    auto* reactor = context->DefaultReactor();
+    finish(*context, *reactor, *denied);
+    return reactor;
+  }
   auto translated = to_job_request(mutable_request, limits_, SubmitSource::kUnary);
   if (auto* error = std::get_if<RpcError>(&translated)) {
     auto* reactor = context->DefaultReactor();
@@ -253,14 +282,25 @@ grpc::ServerUnaryReactor* JobServiceImpl::Submit(grpc::CallbackServerContext* co
 }
 
 grpc::ServerBidiReactor<v1::StreamSubmitRequest, v1::StreamSubmitAck>* JobServiceImpl::SubmitStream(
-    grpc::CallbackServerContext* /*context*/) {
-  return new SubmitStreamReactor(runtime_, limits_);
+    grpc::CallbackServerContext* context) {
+  auto caller = authorizer_.authenticate(*context, "SubmitStream");
+  if (auto* error = std::get_if<RpcError>(&caller)) {
+    return new Refusal<grpc::ServerBidiReactor<v1::StreamSubmitRequest, v1::StreamSubmitAck>>(
+        error->status());
+  }
+  return new SubmitStreamReactor(runtime_, limits_, authorizer_, *context,
+                                 std::get<Authorizer::Caller>(std::move(caller)));
 }
 
 grpc::ServerUnaryReactor* JobServiceImpl::GetJob(grpc::CallbackServerContext* context,
                                                  const v1::GetJobRequest* request,
                                                  v1::Job* response) {
   auto* reactor = context->DefaultReactor();
+  auto caller = authorizer_.authenticate(*context, "GetJob");
+  if (auto* error = std::get_if<RpcError>(&caller)) {
+    finish(*context, *reactor, *error);
+    return reactor;
+  }
   auto id = parse_job_id(request->job_id(), "job_id");
   if (auto* error = std::get_if<RpcError>(&id)) {
     finish(*context, *reactor, *error);
@@ -271,6 +311,11 @@ grpc::ServerUnaryReactor* JobServiceImpl::GetJob(grpc::CallbackServerContext* co
     finish(*context, *reactor, job_not_found(request->job_id()));
     return reactor;
   }
+  if (auto denied = authorizer_.authorize(*context, std::get<Authorizer::Caller>(caller),
+                                          config::Permission::kRead, record->troupe, "GetJob")) {
+    finish(*context, *reactor, *denied);
+    return reactor;
+  }
   to_proto(*record, *response);
   reactor->Finish(grpc::Status::OK);
   return reactor;
@@ -278,16 +323,19 @@ grpc::ServerUnaryReactor* JobServiceImpl::GetJob(grpc::CallbackServerContext* co
 
 grpc::ServerWriteReactor<v1::Job>* JobServiceImpl::WatchJob(grpc::CallbackServerContext* context,
                                                             const v1::WatchJobRequest* request) {
+  using Refused = Refusal<grpc::ServerWriteReactor<v1::Job>>;
+  auto caller = authorizer_.authenticate(*context, "WatchJob");
+  if (auto* error = std::get_if<RpcError>(&caller)) return new Refused(error->status());
   auto id = parse_job_id(request->job_id(), "job_id");
-  if (auto* error = std::get_if<RpcError>(&id)) {
-    // A one-shot reactor that only reports the bad request.
-    class Refusal final : public grpc::ServerWriteReactor<v1::Job> {
-     public:
-      explicit Refusal(const grpc::Status& status) { Finish(status); }
-      void OnDone() override { delete this; }
-    };
-    (void)context;
-    return new Refusal(error->status());
+  if (auto* error = std::get_if<RpcError>(&id)) return new Refused(error->status());
+  // An unknown job is the watch's own NOT_FOUND; a known one needs read on
+  // its troupe.
+  if (auto record = runtime_.get(std::get<core::JobId>(id))) {
+    if (auto denied =
+            authorizer_.authorize(*context, std::get<Authorizer::Caller>(caller),
+                                  config::Permission::kRead, record->troupe, "WatchJob")) {
+      return new Refused(denied->status());
+    }
   }
   return new WatchReactor(runtime_, std::get<core::JobId>(id));
 }
@@ -296,10 +344,24 @@ grpc::ServerUnaryReactor* JobServiceImpl::CancelJob(grpc::CallbackServerContext*
                                                     const v1::CancelJobRequest* request,
                                                     v1::CancelJobResponse* response) {
   auto* reactor = context->DefaultReactor();
+  auto caller = authorizer_.authenticate(*context, "CancelJob");
+  if (auto* error = std::get_if<RpcError>(&caller)) {
+    finish(*context, *reactor, *error);
+    return reactor;
+  }
   auto id = parse_job_id(request->job_id(), "job_id");
   if (auto* error = std::get_if<RpcError>(&id)) {
     finish(*context, *reactor, *error);
     return reactor;
+  }
+  // A job's troupe never changes: checking it before cancelling is exact.
+  if (auto record = runtime_.get(std::get<core::JobId>(id))) {
+    if (auto denied =
+            authorizer_.authorize(*context, std::get<Authorizer::Caller>(caller),
+                                  config::Permission::kCancel, record->troupe, "CancelJob")) {
+      finish(*context, *reactor, *denied);
+      return reactor;
+    }
   }
   auto outcome = runtime_.cancel(std::get<core::JobId>(id));
   if (!outcome) {

@@ -6,6 +6,7 @@
 
 #include "config/config.h"
 #include "core/runtime.h"
+#include "daemon/authorizer.h"
 #include "troupe/v1/troupe.grpc.pb.h"
 
 namespace troupe::daemon {
@@ -13,10 +14,12 @@ namespace troupe::daemon {
 /// Serves JobService. Every method runs on a gRPC thread and returns without
 /// waiting on a job: Submit with wait=true and WatchJob are completed from the
 /// runtime's callbacks (core threads). Thread-safe; `runtime` must outlive
-/// the gRPC server this service is registered with.
+/// the gRPC server this service is registered with. Every call is checked by
+/// `authorizer` (submit on the troupe; read/cancel on the job's troupe).
 class JobServiceImpl final : public v1::JobService::CallbackService {
  public:
-  JobServiceImpl(core::Runtime& runtime, const config::LimitsOptions& limits);
+  JobServiceImpl(core::Runtime& runtime, const config::LimitsOptions& limits,
+                 const Authorizer& authorizer);
 
   grpc::ServerUnaryReactor* Submit(grpc::CallbackServerContext* context,
                                    const v1::SubmitRequest* request,
@@ -34,6 +37,7 @@ class JobServiceImpl final : public v1::JobService::CallbackService {
  private:
   core::Runtime& runtime_;
   const config::LimitsOptions limits_;
+  const Authorizer& authorizer_;
 };
 
 }  // namespace troupe::daemon

@@ -7,11 +7,14 @@
 
 #include <csignal>
 #include <filesystem>
+#include <fstream>
 #include <regex>
 
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "support/certificates.h"
 #include "support/test_config.h"
 #include "support/trouped_process.h"
+#include "tests/support/run_process.h"
 #include "troupe/v1/troupe.grpc.pb.h"
 
 namespace troupe::test {
@@ -190,6 +193,218 @@ TEST(SecurityTls, RotatedCertificatesServeNewConnectionsWhileOpenStreamsGoOn) {
   EXPECT_TRUE(round_trip(2)) << "the stream opened before the rotation broke";
   stream->WritesDone();
   EXPECT_TRUE(stream->Finish().ok());
+}
+
+// ------------------------------------------------------- tokens, permissions
+
+constexpr const char* kCiToken = "ci-token-5f1c7a";
+constexpr const char* kOpsToken = "ops-token-93bd0e";
+
+/// sha256(token) in hex, made by `trouped hash-token` as an operator would.
+std::string hash_token(const std::string& token) {
+  const ProcessResult result =
+      run_process({.argv = {trouped_binary(), "hash-token"}, .stdin_text = token + "\n"});
+  EXPECT_EQ(result.exit_code, 0) << result;
+  return result.out.substr(0, result.out.find('\n'));
+}
+
+/// ci: submit and read on "batch-*", read on "shared"; ops: everything.
+std::string auth_yaml(const std::string& ci_line) {
+  return "auth:\n  identities:\n    - name: ci\n      " + ci_line +
+         "\n      permissions:\n        \"batch-*\": [submit, read]\n        shared: [read]\n"
+         "    - name: ops\n      token_sha256: " +
+         hash_token(kOpsToken) + "\n      permissions: {\"*\": [\"*\"]}\n";
+}
+
+class SecurityAuth : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ServerSpec server;
+    server.sections = auth_yaml("token_sha256: " + hash_token(kCiToken));
+    trouped_ = start_trouped(
+        {.config_yaml = config_yaml(
+             server, {TroupeSpec{.name = "batch-a"}, TroupeSpec{.name = "shared"},
+                      TroupeSpec{.name = "private", .builtin = "sleep", .sleep = "60s"}})});
+    ASSERT_TRUE(trouped_);
+  }
+
+  std::uint64_t submitted(const std::string& troupe) {
+    auto stub = v1::AdminService::NewStub(trouped_->channel());
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", std::string("Bearer ") + kOpsToken);
+    v1::GetTroupeRequest request;
+    request.set_name(troupe);
+    v1::Troupe out;
+    EXPECT_TRUE(stub->GetTroupe(&ctx, request, &out).ok());
+    return out.counters().submitted();
+  }
+
+  std::unique_ptr<TroupedProcess> trouped_;
+};
+
+TEST_F(SecurityAuth, ATokenWithoutSubmitOnATroupeIsDeniedAndNoJobIsCreated) {
+  const auto denied = submit(trouped_->channel(), "shared", kCiToken);
+  EXPECT_EQ(denied.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(denied.error_message(), "identity \"ci\" lacks submit on troupe \"shared\"");
+  EXPECT_EQ(submitted("shared"), 0u);
+
+  EXPECT_TRUE(submit(trouped_->channel(), "batch-a", kCiToken).ok());
+  EXPECT_EQ(submitted("batch-a"), 1u);
+}
+
+TEST_F(SecurityAuth, AWrongOrMissingTokenIsUnauthenticatedWithoutNamingIdentities) {
+  const auto wrong = submit(trouped_->channel(), "batch-a", "not-a-token");
+  EXPECT_EQ(wrong.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(wrong.error_message(), "the bearer token matches no identity");
+  const auto none = submit(trouped_->channel(), "batch-a");
+  EXPECT_EQ(none.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_NE(none.error_message().find("no credentials"), std::string::npos);
+  EXPECT_EQ(submitted("batch-a"), 0u);
+
+  // Counted by reason, logged without the token.
+  const auto scrape = http_get(trouped_->metrics_address(), "/metrics");
+  EXPECT_EQ(metric_value(scrape.body,
+                         "troupe_auth_denied_total{method=\"Submit\",reason=\"unauthenticated\"}"),
+            2.0)
+      << scrape.body;
+  EXPECT_TRUE(trouped_->wait_for_log(std::regex("denied Submit from .*UNAUTHENTICATED")));
+  EXPECT_EQ(trouped_->log().find("not-a-token"), std::string::npos);
+}
+
+TEST_F(SecurityAuth, ReadAndCancelOfAJobOfAnotherTroupeAreDenied) {
+  v1::SubmitResponse accepted;
+  ASSERT_TRUE(submit(trouped_->channel(), "private", kOpsToken, &accepted).ok());
+  auto stub = v1::JobService::NewStub(trouped_->channel());
+  {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", std::string("Bearer ") + kCiToken);
+    v1::GetJobRequest request;
+    request.set_job_id(accepted.job_id());
+    v1::Job job;
+    const auto status = stub->GetJob(&ctx, request, &job);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+    EXPECT_EQ(status.error_message(), "identity \"ci\" lacks read on troupe \"private\"");
+  }
+  {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", std::string("Bearer ") + kCiToken);
+    v1::WatchJobRequest request;
+    request.set_job_id(accepted.job_id());
+    auto reader = stub->WatchJob(&ctx, request);
+    v1::Job job;
+    EXPECT_FALSE(reader->Read(&job));
+    EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  }
+  {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", std::string("Bearer ") + kCiToken);
+    v1::CancelJobRequest request;
+    request.set_job_id(accepted.job_id());
+    v1::CancelJobResponse response;
+    const auto status = stub->CancelJob(&ctx, request, &response);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+    EXPECT_EQ(status.error_message(), "identity \"ci\" lacks cancel on troupe \"private\"");
+  }
+  // Still running: the denied cancel did nothing; ops may cancel it.
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", std::string("Bearer ") + kOpsToken);
+  v1::CancelJobRequest request;
+  request.set_job_id(accepted.job_id());
+  v1::CancelJobResponse response;
+  ASSERT_TRUE(stub->CancelJob(&ctx, request, &response).ok());
+  EXPECT_TRUE(response.cancelled());
+}
+
+TEST_F(SecurityAuth, StreamedSubmitsAreCheckedOneByOne) {
+  auto stub = v1::JobService::NewStub(trouped_->channel());
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", std::string("Bearer ") + kCiToken);
+  auto stream = stub->SubmitStream(&ctx);
+  v1::StreamSubmitAck ack;
+  v1::StreamSubmitRequest in;
+  in.set_correlation_id(1);
+  in.mutable_request()->set_troupe("shared");
+  ASSERT_TRUE(stream->Write(in) && stream->Read(&ack));
+  EXPECT_EQ(ack.code(), static_cast<int>(grpc::StatusCode::PERMISSION_DENIED));
+  EXPECT_TRUE(ack.job_id().empty());
+  in.set_correlation_id(2);
+  in.mutable_request()->set_troupe("batch-a");
+  ASSERT_TRUE(stream->Write(in) && stream->Read(&ack));
+  EXPECT_EQ(ack.code(), 0);
+  EXPECT_FALSE(ack.job_id().empty());
+  stream->WritesDone();
+  EXPECT_TRUE(stream->Finish().ok());
+
+  grpc::ClientContext anonymous;
+  auto refused = stub->SubmitStream(&anonymous);
+  EXPECT_FALSE(refused->Read(&ack));
+  EXPECT_EQ(refused->Finish().error_code(), grpc::StatusCode::UNAUTHENTICATED);
+}
+
+TEST_F(SecurityAuth, AdminListsOnlyAdministeredTroupesAndHealthNeedsNoToken) {
+  auto admin = v1::AdminService::NewStub(trouped_->channel());
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", std::string("Bearer ") + kCiToken);
+  v1::ListTroupesResponse list;
+  const auto status = admin->ListTroupes(&ctx, {}, &list);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(status.error_message(), "identity \"ci\" lacks admin on every troupe");
+
+  auto health = grpc::health::v1::Health::NewStub(trouped_->channel());
+  grpc::ClientContext health_ctx;
+  grpc::health::v1::HealthCheckResponse serving;
+  ASSERT_TRUE(health->Check(&health_ctx, {}, &serving).ok());
+  EXPECT_EQ(serving.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+}
+
+TEST_F(SecurityAuth, ReloadReplacesTheIdentities) {
+  ASSERT_TRUE(submit(trouped_->channel(), "batch-a", kCiToken).ok());
+  ServerSpec server;
+  server.sections = auth_yaml("token_sha256: " + hash_token("rotated-ci-token"));
+  trouped_->write_config(
+      config_yaml(server, {TroupeSpec{.name = "batch-a"}, TroupeSpec{.name = "shared"},
+                           TroupeSpec{.name = "private", .builtin = "sleep", .sleep = "60s"}}));
+  trouped_->send_signal(SIGHUP);
+  ASSERT_TRUE(trouped_->wait_for_log(std::regex("reload: auth now has 2 identities")));
+  EXPECT_EQ(submit(trouped_->channel(), "batch-a", kCiToken).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_TRUE(submit(trouped_->channel(), "batch-a", "rotated-ci-token").ok());
+}
+
+TEST(SecurityMtls, AClientCertificateSubjectNamesAnIdentityAndATokenFileAnother) {
+  CertDir dir;
+  const TestCa ca(dir.path, "ca");
+  const auto server_files = ca.issue_server("trouped");
+  const auto ci_cert = ca.issue_client("ci");
+  const auto stranger_cert = ca.issue_client("stranger");
+  const auto token_file = dir.path / "ops.token";
+  std::ofstream(token_file) << kOpsToken << "\n";
+  ServerSpec server;
+  const auto ca_path = ca.cert();
+  server.extra = tls_yaml(server_files, &ca_path);
+  server.sections =
+      "auth:\n  identities:\n    - name: ci\n      certificate_subject: \"O=troupe-test,CN=ci\"\n"
+      "      permissions: {\"batch-*\": [submit]}\n"
+      "    - name: ops\n      token_file: " +
+      token_file.string() + "\n      permissions: {\"*\": [\"*\"]}\n";
+  auto trouped = start_trouped({.config_yaml = config_yaml(server, {TroupeSpec{.name = "batch-a"},
+                                                                    TroupeSpec{.name = "other"}})});
+  ASSERT_TRUE(trouped);
+
+  auto ci = secure_channel(*trouped, tls_credentials(ca.cert(), &ci_cert));
+  EXPECT_TRUE(submit(ci, "batch-a").ok());
+  const auto denied = submit(ci, "other");
+  EXPECT_EQ(denied.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(denied.error_message(), "identity \"ci\" lacks submit on troupe \"other\"");
+
+  auto stranger = secure_channel(*trouped, tls_credentials(ca.cert(), &stranger_cert));
+  const auto unknown = submit(stranger, "batch-a");
+  EXPECT_EQ(unknown.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_NE(unknown.error_message().find("\"O=troupe-test,CN=stranger\" names no identity"),
+            std::string::npos)
+      << unknown.error_message();
+  // A token wins over the certificate.
+  EXPECT_TRUE(submit(stranger, "other", kOpsToken).ok());
 }
 
 }  // namespace

@@ -9,6 +9,8 @@
 #include <string>
 #include <variant>
 
+#include "config/crypto.h"
+
 namespace troupe::config {
 namespace {
 
@@ -641,6 +643,70 @@ TEST(LoadString, TlsFilesMustBeReadablePemAndRefreshAtLeastOneSecond) {
   EXPECT_TRUE(has_error(result, "server.tls.key_file", "/dev/null holds no PEM block"))
       << all_errors(result);
   EXPECT_TRUE(has_error(result, "server.tls.refresh_interval", "500ms")) << all_errors(result);
+}
+
+TEST(LoadString, AuthIdentitiesKeepTokenHashesAndPermissionsByPattern) {
+  const Config config = load_valid(
+      "auth:\n  identities:\n    - name: ci\n      token_sha256: "
+      "2BB80D537B1DA3E38BD30361AA855686BDE0EACD7162FEF6A25FE97BF527A25B\n"
+      "      permissions: {\"batch-*\": [submit, read], \"*\": [read]}\n"
+      "    - name: ops\n      token_sha256: "
+      "0000000000000000000000000000000000000000000000000000000000000001\n"
+      "      permissions: {\"*\": [\"*\"]}\n" TROUPE);
+  ASSERT_EQ(config.auth.identities.size(), 2u);
+  const Identity& ci = config.auth.identities[0];
+  EXPECT_EQ(ci.name, "ci");
+  ASSERT_TRUE(ci.token_sha256);
+  EXPECT_EQ(to_hex(*ci.token_sha256), to_hex(sha256("secret")));
+  ASSERT_EQ(ci.grants.size(), 2u);
+  EXPECT_EQ(ci.grants[0].troupes, "batch-*");
+  EXPECT_EQ(ci.grants[0].permissions, static_cast<Permissions>(Permission::kSubmit) |
+                                          static_cast<Permissions>(Permission::kRead));
+  EXPECT_EQ(config.auth.identities[1].grants[0].permissions, kAllPermissions);
+}
+
+TEST(LoadString, AuthMistakesAreReportedAtTheirKeys) {
+  const auto result = load_string(
+      "auth:\n  identities:\n"
+      "    - name: a\n      token_sha256: secret\n"
+      "    - name: b\n"
+      "    - name: c\n      token_sha256: " +
+      std::string(64, 'a') +
+      "\n      token_file: /x\n"
+      "    - name: d\n      certificate_subject: CN=d\n      permissions: {x: [write]}\n"
+      "    - name: e\n      token_file: /nonexistent/token\n"
+      "    - name: f\n      token_sha256: " +
+      std::string(64, 'b') +
+      "\n"
+      "    - name: g\n      token_sha256: " +
+      std::string(64, 'b') +
+      "\n"
+      "      permissions: {\"bad name\": [read]}\n" TROUPE);
+  EXPECT_FALSE(result.config);
+  EXPECT_TRUE(
+      has_error(result, "auth.identities[0].token_sha256", "make one with `trouped hash-token`"))
+      << all_errors(result);
+  EXPECT_TRUE(has_error(result, "auth.identities[1]", "has no credential")) << all_errors(result);
+  EXPECT_TRUE(has_error(result, "auth.identities[2].token_file", "not both")) << all_errors(result);
+  EXPECT_TRUE(has_error(result, "auth.identities[3].certificate_subject", "needs mTLS"))
+      << all_errors(result);
+  EXPECT_TRUE(has_error(result, "auth.identities[3].permissions.x[0]", "unknown value \"write\""))
+      << all_errors(result);
+  EXPECT_TRUE(has_error(result, "auth.identities[4].token_file", "cannot read /nonexistent/token"))
+      << all_errors(result);
+  EXPECT_TRUE(has_error(result, "auth.identities[6]", "has the same token as \"f\""))
+      << all_errors(result);
+  EXPECT_TRUE(has_error(result, "auth.identities[6].permissions.bad name", "not a troupe name"))
+      << all_errors(result);
+}
+
+TEST(LoadString, TokensOffLoopbackStillNeedTls) {
+  const auto result = load_string(
+      "server: {grpc_address: 0.0.0.0:1}\nauth:\n  identities:\n    - name: a\n"
+      "      token_sha256: " +
+      std::string(64, 'a') + "\n" TROUPE);
+  EXPECT_TRUE(has_error(result, "server.grpc_address", "and without TLS anyone who reaches it"))
+      << all_errors(result);
 }
 
 TEST(LoadFile, ShippedConfigIsValid) {
