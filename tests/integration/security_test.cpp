@@ -8,6 +8,7 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <regex>
 
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -405,6 +406,53 @@ TEST(SecurityMtls, AClientCertificateSubjectNamesAnIdentityAndATokenFileAnother)
       << unknown.error_message();
   // A token wins over the certificate.
   EXPECT_TRUE(submit(stranger, "other", kOpsToken).ok());
+}
+
+// ------------------------------------------------------------ the tools
+
+TEST(SecurityTools, TroupectlAndTroupeBenchSpeakTlsWithAClientCertificateAndAToken) {
+  CertDir dir;
+  const TestCa ca(dir.path, "ca");
+  const auto server_files = ca.issue_server("trouped");
+  const auto client = ca.issue_client("bench");
+  const auto token_file = dir.path / "ops.token";
+  std::ofstream(token_file) << kOpsToken << "\n";
+  ServerSpec server;
+  const auto ca_path = ca.cert();
+  server.extra = tls_yaml(server_files, &ca_path);
+  server.sections =
+      "auth:\n  identities:\n    - name: ops\n      token_sha256: " + hash_token(kOpsToken) +
+      "\n      permissions: {\"*\": [\"*\"]}\n";
+  auto trouped = start_trouped({.config_yaml = config_yaml(server, {TroupeSpec{.name = "echo"}})});
+  ASSERT_TRUE(trouped);
+  const std::vector<std::string> tls = {
+      "--address", trouped->grpc_address(), "--ca",       ca.cert().string(),
+      "--cert",    client.cert.string(),    "--cert-key", client.key.string()};
+  auto troupectl = [&](std::vector<std::string> args, std::map<std::string, std::string> env) {
+    std::vector<std::string> argv = {TROUPECTL_PATH};
+    argv.insert(argv.end(), tls.begin(), tls.end());
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run_process({.argv = argv, .env = std::move(env)});
+  };
+
+  const auto listed = troupectl({"--token-file", token_file.string(), "troupes"}, {});
+  EXPECT_EQ(listed.exit_code, 0) << listed;
+  EXPECT_NE(listed.out.find("echo"), std::string::npos) << listed.out;
+  const auto from_env =
+      troupectl({"submit", "echo", "--payload", "hi", "--wait"}, {{"TROUPE_TOKEN", kOpsToken}});
+  EXPECT_EQ(from_env.exit_code, 0) << from_env;
+  const auto without = troupectl({"troupes"}, {{"TROUPE_TOKEN", ""}});
+  EXPECT_EQ(without.exit_code, 5) << without;
+  EXPECT_NE(without.err.find("UNAUTHENTICATED"), std::string::npos) << without.err;
+  EXPECT_NE(without.err.find("--token-file or TROUPE_TOKEN"), std::string::npos) << without.err;
+
+  std::vector<std::string> bench = {TROUPE_BENCH_PATH,   "--troupe", "echo",
+                                    "--count",           "200",      "--token-file",
+                                    token_file.string(), "--output", "json"};
+  bench.insert(bench.end(), tls.begin(), tls.end());
+  const auto run = run_process({.argv = bench});
+  EXPECT_EQ(run.exit_code, 0) << run;
+  EXPECT_NE(run.out.find("\"ok\":200,"), std::string::npos) << run.out;
 }
 
 }  // namespace

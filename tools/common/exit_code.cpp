@@ -84,6 +84,11 @@ std::string describe_rpc_error(const grpc::Status& status, std::string_view addr
           " (list the troupes with `troupectl troupes`; finished jobs expire after the "
           "server's result_ttl)";
       break;
+    case grpc::StatusCode::UNAUTHENTICATED:
+      out +=
+          " (give a token with --token-file or TROUPE_TOKEN, or a client certificate with "
+          "--cert/--cert-key)";
+      break;
     case grpc::StatusCode::UNIMPLEMENTED:
       out += " (the server at " + std::string(address) +
              " does not serve this API: is it trouped, and of a matching version?)";
