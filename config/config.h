@@ -34,6 +34,14 @@ struct TlsOptions {
   friend bool operator==(const TlsOptions&, const TlsOptions&) = default;
 };
 
+/// HTTP basic auth on /metrics; the password is kept only as its SHA-256.
+struct MetricsAuthOptions {
+  std::string username;
+  std::optional<std::array<std::uint8_t, 32>> password_sha256;
+  bool enabled() const { return password_sha256.has_value(); }
+  friend bool operator==(const MetricsAuthOptions&, const MetricsAuthOptions&) = default;
+};
+
 struct ServerOptions {
   std::string grpc_address = "127.0.0.1:50051";
   std::string metrics_address = "127.0.0.1:9464";
@@ -41,6 +49,7 @@ struct ServerOptions {
   /// loudly at start). Without it such a config is refused.
   bool insecure = false;
   TlsOptions tls;
+  MetricsAuthOptions metrics_auth;
   bool reflection = true;     // serve grpc.reflection (grpcurl without .proto files)
   std::uint32_t threads = 0;  // 0 = hardware concurrency
   core::Duration drain_timeout = std::chrono::seconds(30);

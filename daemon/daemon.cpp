@@ -4,6 +4,7 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <netinet/in.h>
+#include <openssl/crypto.h>
 #include <prometheus/exposer.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
@@ -26,6 +27,7 @@
 #include <thread>
 #include <vector>
 
+#include "config/crypto.h"
 #include "config/value_parsers.h"
 #include "core/clock.h"
 #include "core/runtime.h"
@@ -222,6 +224,17 @@ class Daemon {
           config_.server.metrics_address, e.what());
       return false;
     }
+    if (const auto& auth = config_.server.metrics_auth; auth.enabled()) {
+      // Called on civetweb's threads; owns copies of what it compares.
+      exposer_->RegisterAuth(
+          [username = auth.username, hash = *auth.password_sha256](const std::string& user,
+                                                                   const std::string& password) {
+            const auto presented = config::sha256(password);
+            const bool password_ok = CRYPTO_memcmp(presented.data(), hash.data(), hash.size()) == 0;
+            return password_ok && user == username;
+          },
+          "trouped", "/metrics");
+    }
     exposer_->RegisterCollectable(metrics_.registry());
     exposer_->RegisterCollectable(process_);
     const auto ports = exposer_->GetListeningPorts();
@@ -286,13 +299,16 @@ class Daemon {
     if (next.server.grpc_address != now.grpc_address ||
         next.server.metrics_address != now.metrics_address ||
         next.server.insecure != now.insecure || next.server.tls != now.tls ||
-        next.server.reflection != now.reflection || next.server.threads != now.threads ||
+        next.server.reflection != now.reflection || next.server.metrics_auth != now.metrics_auth ||
+        next.server.threads != now.threads ||
         next.server.limits.max_payload != now.limits.max_payload ||
         next.server.limits.max_metadata_entries != now.limits.max_metadata_entries ||
         next.server.limits.max_metadata_bytes != now.limits.max_metadata_bytes) {
       spdlog::warn(
-          "reload: server addresses, insecure, tls settings, threads and limits apply only at "
-          "start; restart trouped to change them (server.drain_timeout and troupes apply now)");
+          "reload: server addresses, insecure, tls, metrics_auth, reflection, threads and limits "
+          "apply only at start; restart trouped to change them (server.drain_timeout, auth and "
+          "troupes "
+          "apply now)");
     }
     if (now.tls.enabled()) {
       spdlog::info(

@@ -455,5 +455,62 @@ TEST(SecurityTools, TroupectlAndTroupeBenchSpeakTlsWithAClientCertificateAndATok
   EXPECT_NE(run.out.find("\"ok\":200,"), std::string::npos) << run.out;
 }
 
+// ------------------------------------------------------------- /metrics
+
+/// `up` of scrape job `job` in Prometheus at `address`: "1", "0", or empty
+/// while it has not scraped yet.
+std::string prometheus_up(const std::string& address, const std::string& job) {
+  const auto reply = http_get(address, "/api/v1/query?query=up%7Bjob%3D%22" + job + "%22%7D");
+  std::smatch match;
+  if (!std::regex_search(reply.body, match, std::regex(R"re("value":\[[0-9.]+,"([01])"\])re"))) {
+    return "";
+}
+return match[1];
+}
+
+TEST(SecurityMetrics, BasicAuthOnMetricsIsScrapedByTheRealPrometheus) {
+  CertDir dir;
+  const auto password_file = dir.path / "metrics.password";
+  std::ofstream(password_file) << "scrape-secret-81c2\n";
+  ServerSpec server;
+  server.extra =
+      "  metrics_auth:\n    username: prometheus\n    password_file: " + password_file.string() +
+      "\n";
+  auto trouped = start_trouped({.config_yaml = config_yaml(server, {TroupeSpec{}})});
+  ASSERT_TRUE(trouped);
+  EXPECT_EQ(http_get(trouped->metrics_address(), "/metrics").status, 401);
+
+  int port = 0;
+  const int held = listen_on_free_port(port);
+  ASSERT_GE(held, 0);
+  ::close(held);  // Prometheus takes it over; a test-local race at worst
+  const std::string prometheus_address = "127.0.0.1:" + std::to_string(port);
+  std::ofstream(dir.path / "prometheus.yml")
+      << "global: {scrape_interval: 1s, scrape_timeout: 1s}\n"
+      << "scrape_configs:\n"
+      << "  - job_name: trouped\n"
+      << "    basic_auth: {username: prometheus, password_file: " << password_file.string() << "}\n"
+      << "    static_configs: [{targets: [\"" << trouped->metrics_address() << "\"]}]\n"
+      << "  - job_name: wrong-password\n"
+      << "    basic_auth: {username: prometheus, password: guess}\n"
+      << "    static_configs: [{targets: [\"" << trouped->metrics_address() << "\"]}]\n";
+  TroupedProcess prometheus(CommandOptions{
+      .argv = {"prometheus", "--config.file=" + (dir.path / "prometheus.yml").string(),
+               "--storage.tsdb.path=" + (dir.path / "tsdb").string(),
+               "--web.listen-address=" + prometheus_address}});
+  ASSERT_TRUE(prometheus.wait_for_log(std::regex("Server is ready to receive web requests"), 60s))
+      << prometheus.log();
+  // Each probe is one query; Prometheus scrapes once a second.
+  std::string up;
+  std::string wrong;
+  const auto until = std::chrono::steady_clock::now() + 60s;
+  while ((up.empty() || wrong.empty()) && std::chrono::steady_clock::now() < until) {
+    if (up.empty()) up = prometheus_up(prometheus_address, "trouped");
+    if (wrong.empty()) wrong = prometheus_up(prometheus_address, "wrong-password");
+  }
+  EXPECT_EQ(up, "1") << prometheus.log();
+  EXPECT_EQ(wrong, "0") << prometheus.log();
+}
+
 }  // namespace
 }  // namespace troupe::test
