@@ -224,6 +224,23 @@ void read_string_map(MapReader& m, std::string_view key, std::map<std::string, s
   if (ok) out = std::move(values);
 }
 
+// ---------------------------------------------------------------- files
+
+/// The content of the file `path` that `key` names; an unreadable file is
+/// reported at the key.
+std::optional<std::string> read_file_for(MapReader& m, std::string_view key,
+                                         const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    const int error = errno;
+    m.diag().error(m.at(key), m.path(key), "cannot read " + path + ": " + std::strerror(error));
+    return std::nullopt;
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
 // ---------------------------------------------------------------- auth
 
 bool is_troupe_pattern(std::string_view pattern) {
@@ -255,16 +272,9 @@ std::optional<Sha256> parse_sha256_hex(std::string_view hex) {
 /// (a trailing newline, typically).
 std::optional<std::string> read_secret_file(MapReader& m, std::string_view key,
                                             const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    const int error = errno;
-    m.diag().error(m.at(key), m.path(key), "cannot read " + path + ": " + std::strerror(error));
-    return std::nullopt;
-  }
-  std::ostringstream text;
-  text << in.rdbuf();
-  const std::string content = text.str();
-  const std::string_view token = trim_token(content);
+  const auto content = read_file_for(m, key, path);
+  if (!content) return std::nullopt;
+  const std::string_view token = trim_token(*content);
   if (token.empty()) {
     m.diag().error(m.at(key), m.path(key), path + " is empty; it must hold the secret");
     return std::nullopt;
@@ -423,19 +433,12 @@ void read_auth(Diagnostics& diag, const Field& f, Config& config) {
 /// read or holds no PEM block. Returns the text, or nullopt.
 std::optional<std::string> read_pem_file(MapReader& m, std::string_view key, std::string& path) {
   if (!m.string(key, path)) return std::nullopt;
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    const int error = errno;
-    m.diag().error(m.at(key), m.path(key), "cannot read " + path + ": " + std::strerror(error));
-    return std::nullopt;
-  }
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (text.str().find("-----BEGIN ") == std::string::npos) {
+  auto text = read_file_for(m, key, path);
+  if (text && text->find("-----BEGIN ") == std::string::npos) {
     m.diag().error(m.at(key), m.path(key), path + " holds no PEM block (-----BEGIN ...)");
     return std::nullopt;
   }
-  return text.str();
+  return text;
 }
 
 void read_tls(Diagnostics& diag, const Field& f, TlsOptions& tls) {

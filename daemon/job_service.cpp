@@ -241,6 +241,23 @@ class Refusal final : public Reactor {
   void OnDone() override { delete this; }
 };
 
+/// A call naming a job: who calls and which job, once authenticated and
+/// parsed; the job's troupe is checked by the caller (it needs the record).
+struct JobCall {
+  Authorizer::Caller caller;
+  core::JobId id;
+};
+
+std::variant<JobCall, RpcError> job_call(const Authorizer& authorizer,
+                                         grpc::CallbackServerContext& context,
+                                         std::string_view job_id, std::string_view method) {
+  auto caller = authorizer.authenticate(context, method);
+  if (auto* error = std::get_if<RpcError>(&caller)) return std::move(*error);
+  auto id = parse_job_id(job_id, "job_id");
+  if (auto* error = std::get_if<RpcError>(&id)) return std::move(*error);
+  return JobCall{std::get<Authorizer::Caller>(std::move(caller)), std::get<core::JobId>(id)};
+}
+
 JobServiceImpl::JobServiceImpl(core::Runtime& runtime, const config::LimitsOptions& limits,
                                const Authorizer& authorizer)
     : runtime_(runtime), limits_(limits), authorizer_(authorizer) {}
@@ -296,23 +313,19 @@ grpc::ServerUnaryReactor* JobServiceImpl::GetJob(grpc::CallbackServerContext* co
                                                  const v1::GetJobRequest* request,
                                                  v1::Job* response) {
   auto* reactor = context->DefaultReactor();
-  auto caller = authorizer_.authenticate(*context, "GetJob");
-  if (auto* error = std::get_if<RpcError>(&caller)) {
+  auto call = job_call(authorizer_, *context, request->job_id(), "GetJob");
+  if (auto* error = std::get_if<RpcError>(&call)) {
     finish(*context, *reactor, *error);
     return reactor;
   }
-  auto id = parse_job_id(request->job_id(), "job_id");
-  if (auto* error = std::get_if<RpcError>(&id)) {
-    finish(*context, *reactor, *error);
-    return reactor;
-  }
-  auto record = runtime_.get(std::get<core::JobId>(id));
+  const auto& [caller, id] = std::get<JobCall>(call);
+  auto record = runtime_.get(id);
   if (!record) {
     finish(*context, *reactor, job_not_found(request->job_id()));
     return reactor;
   }
-  if (auto denied = authorizer_.authorize(*context, std::get<Authorizer::Caller>(caller),
-                                          config::Permission::kRead, record->troupe, "GetJob")) {
+  if (auto denied = authorizer_.authorize(*context, caller, config::Permission::kRead,
+                                          record->troupe, "GetJob")) {
     finish(*context, *reactor, *denied);
     return reactor;
   }
@@ -324,46 +337,39 @@ grpc::ServerUnaryReactor* JobServiceImpl::GetJob(grpc::CallbackServerContext* co
 grpc::ServerWriteReactor<v1::Job>* JobServiceImpl::WatchJob(grpc::CallbackServerContext* context,
                                                             const v1::WatchJobRequest* request) {
   using Refused = Refusal<grpc::ServerWriteReactor<v1::Job>>;
-  auto caller = authorizer_.authenticate(*context, "WatchJob");
-  if (auto* error = std::get_if<RpcError>(&caller)) return new Refused(error->status());
-  auto id = parse_job_id(request->job_id(), "job_id");
-  if (auto* error = std::get_if<RpcError>(&id)) return new Refused(error->status());
+  auto call = job_call(authorizer_, *context, request->job_id(), "WatchJob");
+  if (auto* error = std::get_if<RpcError>(&call)) return new Refused(error->status());
+  const auto& [caller, id] = std::get<JobCall>(call);
   // An unknown job is the watch's own NOT_FOUND; a known one needs read on
   // its troupe.
-  if (auto record = runtime_.get(std::get<core::JobId>(id))) {
-    if (auto denied =
-            authorizer_.authorize(*context, std::get<Authorizer::Caller>(caller),
-                                  config::Permission::kRead, record->troupe, "WatchJob")) {
+  if (auto record = runtime_.get(id)) {
+    if (auto denied = authorizer_.authorize(*context, caller, config::Permission::kRead,
+                                            record->troupe, "WatchJob")) {
       return new Refused(denied->status());
     }
   }
-  return new WatchReactor(runtime_, std::get<core::JobId>(id));
+  return new WatchReactor(runtime_, id);
 }
 
 grpc::ServerUnaryReactor* JobServiceImpl::CancelJob(grpc::CallbackServerContext* context,
                                                     const v1::CancelJobRequest* request,
                                                     v1::CancelJobResponse* response) {
   auto* reactor = context->DefaultReactor();
-  auto caller = authorizer_.authenticate(*context, "CancelJob");
-  if (auto* error = std::get_if<RpcError>(&caller)) {
+  auto call = job_call(authorizer_, *context, request->job_id(), "CancelJob");
+  if (auto* error = std::get_if<RpcError>(&call)) {
     finish(*context, *reactor, *error);
     return reactor;
   }
-  auto id = parse_job_id(request->job_id(), "job_id");
-  if (auto* error = std::get_if<RpcError>(&id)) {
-    finish(*context, *reactor, *error);
-    return reactor;
-  }
+  const auto& [caller, id] = std::get<JobCall>(call);
   // A job's troupe never changes: checking it before cancelling is exact.
-  if (auto record = runtime_.get(std::get<core::JobId>(id))) {
-    if (auto denied =
-            authorizer_.authorize(*context, std::get<Authorizer::Caller>(caller),
-                                  config::Permission::kCancel, record->troupe, "CancelJob")) {
+  if (auto record = runtime_.get(id)) {
+    if (auto denied = authorizer_.authorize(*context, caller, config::Permission::kCancel,
+                                            record->troupe, "CancelJob")) {
       finish(*context, *reactor, *denied);
       return reactor;
     }
   }
-  auto outcome = runtime_.cancel(std::get<core::JobId>(id));
+  auto outcome = runtime_.cancel(id);
   if (!outcome) {
     finish(*context, *reactor, job_not_found(request->job_id()));
     return reactor;
