@@ -6,7 +6,7 @@ BUILD   := build/$(PRESET)
 CONFIG  ?= config/trouped.yaml
 JOBS    ?= 2
 
-.PHONY: deps configure build run test check-config asan tsan perf perf-memory format format-check clean
+.PHONY: deps configure build run test check-config asan tsan perf perf-memory perf-tls format format-check clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -42,6 +42,13 @@ perf: deps
 	@cmake --preset release >/dev/null
 	@cmake --build build/release -j$(JOBS) --target trouped troupe-bench echo_server
 	BUILD_DIR=build/release bash scripts/perf-compare.sh $(PERF_ARGS)
+
+# What TLS and per-call token checks cost: plaintext vs TLS vs TLS + token,
+# alternating rounds (scripts/perf-tls.sh; docs/performance.md).
+perf-tls: deps
+	@cmake --preset release >/dev/null
+	@cmake --build build/release -j$(JOBS) --target trouped troupe-bench
+	BUILD_DIR=build/release bash scripts/perf-tls.sh $(PERF_ARGS)
 
 # trouped's resident memory: idle on config/trouped.yaml, and with 1M queued
 # 64-byte jobs (scripts/perf-memory.sh; docs/performance.md).

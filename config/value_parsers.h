@@ -25,6 +25,7 @@ using syntax::Parsed;
 using syntax::format_duration;
 using syntax::HostPort;
 using syntax::is_hostname;
+using syntax::is_loopback;
 using syntax::parse_address;
 using syntax::parse_duration;
 using syntax::parse_url;

@@ -6,6 +6,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "core/runtime.h"
+#include "daemon/authorizer.h"
 #include "troupe/v1/troupe.grpc.pb.h"
 
 namespace troupe::daemon {
@@ -19,13 +20,15 @@ using RawAdminService = v1::AdminService::WithRawCallbackMethod_ListTroupes<
 /// Every method answers inline on its gRPC thread (runtime reads are
 /// non-blocking snapshots); a request that does not parse is
 /// INVALID_ARGUMENT. Thread-safe; `runtime` must outlive the server.
+/// `authorizer` checks admin on the troupe (ListTroupes lists only the
+/// troupes the caller administers) and read for ListDeadJobs.
 class AdminServiceImpl final : public RawAdminService {
  public:
   /// ListDeadJobs' default and maximum page size.
   static constexpr std::uint32_t kDefaultDeadJobs = 100;
   static constexpr std::uint32_t kMaxDeadJobs = 10'000;
 
-  explicit AdminServiceImpl(core::Runtime& runtime);
+  AdminServiceImpl(core::Runtime& runtime, const Authorizer& authorizer);
 
   grpc::ServerUnaryReactor* ListTroupes(grpc::CallbackServerContext* context,
                                         const grpc::ByteBuffer* request,
@@ -39,6 +42,7 @@ class AdminServiceImpl final : public RawAdminService {
 
  private:
   core::Runtime& runtime_;
+  const Authorizer& authorizer_;
 };
 
 }  // namespace troupe::daemon

@@ -6,6 +6,7 @@
 #include <variant>
 #include <vector>
 
+#include "config/crypto.h"
 #include "config/value_parsers.h"
 #include "core/handler.h"
 #include "daemon/version.h"
@@ -87,6 +88,12 @@ ParsedCommandLine parse_command_line(std::span<const std::string_view> args) {
   bool help = false;
   bool version = false;
   std::vector<CommandLine> commands;
+  if (!args.empty() && args.front() == "hash-token") {
+    if (args.size() > 1) {
+      return fail("hash-token takes no arguments; it reads the token from stdin");
+    }
+    return {CommandLine{CommandLine::Command::kHashToken, {}}, {}};
+  }
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string_view arg = args[i];
     if (arg == "--help" || arg == "-h") {
@@ -140,6 +147,8 @@ std::string version_line() {
 std::string usage() {
   return R"(Usage: trouped --config FILE          run the daemon with FILE
        trouped --check-config FILE    validate FILE, print a summary, and exit
+       trouped hash-token             read a token on stdin, print its SHA-256
+                                      (for auth.identities[].token_sha256)
        trouped --version              print the version and exit
        trouped --help                 print this help and exit
 
@@ -200,6 +209,23 @@ int run_check_config(const std::string& path, std::ostream& out, std::ostream& e
   if (!config) return kExitBadConfig;
   out << path << ": OK\n" << describe_config(*config);
   out.flush();
+  return kExitOk;
+}
+
+}  // namespace troupe::daemon
+
+namespace troupe::daemon {
+
+int run_hash_token(std::istream& in, std::ostream& out, std::ostream& err) {
+  std::string token;
+  std::getline(in, token);
+  const std::string_view trimmed = config::trim_token(token);
+  if (trimmed.empty()) {
+    err << "trouped hash-token: no token on stdin; e.g. head -c 32 /dev/urandom | base64 | tee "
+           "token | trouped hash-token\n";
+    return kExitBadUsage;
+  }
+  out << config::to_hex(config::sha256(trimmed)) << "\n";
   return kExitOk;
 }
 

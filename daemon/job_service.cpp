@@ -103,8 +103,14 @@ class WaitingSubmit final : public grpc::ServerUnaryReactor {
 /// the acks before it are written.
 class SubmitStreamReactor final : public OrderedReplyStream<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
-  SubmitStreamReactor(core::Runtime& runtime, const config::LimitsOptions& limits)
-      : runtime_(runtime), limits_(limits) {
+  SubmitStreamReactor(core::Runtime& runtime, const config::LimitsOptions& limits,
+                      const Authorizer& authorizer, grpc::CallbackServerContext& context,
+                      Authorizer::Caller caller)
+      : runtime_(runtime),
+        limits_(limits),
+        authorizer_(authorizer),
+        context_(context),
+        caller_(std::move(caller)) {
     start();
   }
 
@@ -120,6 +126,11 @@ class SubmitStreamReactor final : public OrderedReplyStream<grpc::ByteBuffer, gr
   v1::StreamSubmitAck ack_for(v1::StreamSubmitRequest& in) {
     v1::StreamSubmitAck ack;
     ack.set_correlation_id(in.correlation_id());
+    if (auto denied = authorizer_.authorize(context_, caller_, config::Permission::kSubmit,
+                                            in.request().troupe(), "SubmitStream")) {
+      fill_ack(*denied, ack);
+      return ack;
+    }
     auto translated = to_job_request(*in.mutable_request(), limits_, SubmitSource::kStream);
     if (auto* error = std::get_if<RpcError>(&translated)) {
       fill_ack(*error, ack);
@@ -138,6 +149,9 @@ class SubmitStreamReactor final : public OrderedReplyStream<grpc::ByteBuffer, gr
 
   core::Runtime& runtime_;
   const config::LimitsOptions& limits_;
+  const Authorizer& authorizer_;
+  grpc::CallbackServerContext& context_;
+  const Authorizer::Caller caller_;  // authenticated when the stream opened
 };
 
 /// WatchJob: the runtime's watch callbacks (core threads) queue snapshots;
@@ -216,9 +230,34 @@ class WatchReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
 
 }  // namespace
 
+/// A call refused before it started (bad request, or denied).
+template <class Reactor>
+class Refusal final : public Reactor {
+ public:
+  explicit Refusal(const grpc::Status& status) { this->Finish(status); }
+  void OnDone() override { delete this; }
+};
+
+/// A call naming a job: who calls and which job, once authenticated and
+/// parsed; the job's troupe is checked by the caller (it needs the record).
+struct JobCall {
+  Authorizer::Caller caller;
+  core::JobId id;
+};
+
+std::variant<JobCall, RpcError> job_call(const Authorizer& authorizer,
+                                         grpc::CallbackServerContext& context,
+                                         std::string_view job_id, std::string_view method) {
+  auto caller = authorizer.authenticate(context, method);
+  if (auto* error = std::get_if<RpcError>(&caller)) return std::move(*error);
+  auto id = parse_job_id(job_id, "job_id");
+  if (auto* error = std::get_if<RpcError>(&id)) return std::move(*error);
+  return JobCall{std::get<Authorizer::Caller>(std::move(caller)), std::get<core::JobId>(id)};
+}
+
 JobServiceImpl::JobServiceImpl(core::Runtime& runtime, const config::LimitsOptions& limits,
-                               std::size_t max_watchers)
-    : runtime_(runtime), limits_(limits), max_watchers_(max_watchers) {}
+                               std::size_t max_watchers, const Authorizer& authorizer)
+    : runtime_(runtime), limits_(limits), max_watchers_(max_watchers), authorizer_(authorizer) {}
 
 grpc::ServerUnaryReactor* JobServiceImpl::Submit(grpc::CallbackServerContext* context,
                                                  const grpc::ByteBuffer* in,
@@ -227,6 +266,12 @@ grpc::ServerUnaryReactor* JobServiceImpl::Submit(grpc::CallbackServerContext* co
   if (auto error = parse_request(*in, request)) {
     auto* reactor = context->DefaultReactor();
     finish(*context, *reactor, *error);
+    return reactor;
+  }
+  if (auto denied =
+          authorizer_.check(*context, config::Permission::kSubmit, request.troupe(), "Submit")) {
+    auto* reactor = context->DefaultReactor();
+    finish(*context, *reactor, *denied);
     return reactor;
   }
   auto translated = to_job_request(request, limits_, SubmitSource::kUnary);
@@ -256,8 +301,14 @@ grpc::ServerUnaryReactor* JobServiceImpl::Submit(grpc::CallbackServerContext* co
 }
 
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* JobServiceImpl::SubmitStream(
-    grpc::CallbackServerContext* /*context*/) {
-  return new SubmitStreamReactor(runtime_, limits_);
+    grpc::CallbackServerContext* context) {
+  auto caller = authorizer_.authenticate(*context, "SubmitStream");
+  if (auto* error = std::get_if<RpcError>(&caller)) {
+    return new Refusal<grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>>(
+        error->status());
+  }
+  return new SubmitStreamReactor(runtime_, limits_, authorizer_, *context,
+                                 std::get<Authorizer::Caller>(std::move(caller)));
 }
 
 grpc::ServerUnaryReactor* JobServiceImpl::GetJob(grpc::CallbackServerContext* context,
@@ -265,11 +316,17 @@ grpc::ServerUnaryReactor* JobServiceImpl::GetJob(grpc::CallbackServerContext* co
                                                  grpc::ByteBuffer* out) {
   return answer_now<v1::GetJobRequest, v1::Job>(
       *context, *in, *out,
-      [this](const v1::GetJobRequest& request, v1::Job& response) -> std::optional<RpcError> {
-        auto id = parse_job_id(request.job_id(), "job_id");
-        if (auto* error = std::get_if<RpcError>(&id)) return *error;
-        auto record = runtime_.get(std::get<core::JobId>(id));
+      [this, context](const v1::GetJobRequest& request,
+                      v1::Job& response) -> std::optional<RpcError> {
+        auto call = job_call(authorizer_, *context, request.job_id(), "GetJob");
+        if (auto* error = std::get_if<RpcError>(&call)) return *error;
+        const auto& [caller, id] = std::get<JobCall>(call);
+        auto record = runtime_.get(id);
         if (!record) return job_not_found(request.job_id());
+        if (auto denied = authorizer_.authorize(*context, caller, config::Permission::kRead,
+                                                record->troupe, "GetJob")) {
+          return denied;
+        }
         to_proto(*record, response);
         return std::nullopt;
       });
@@ -277,17 +334,21 @@ grpc::ServerUnaryReactor* JobServiceImpl::GetJob(grpc::CallbackServerContext* co
 
 grpc::ServerWriteReactor<grpc::ByteBuffer>* JobServiceImpl::WatchJob(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* in) {
-  // A one-shot reactor that only reports a bad request.
-  class Refusal final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
-   public:
-    explicit Refusal(const grpc::Status& status) { Finish(status); }
-    void OnDone() override { delete this; }
-  };
+  using Refused = Refusal<grpc::ServerWriteReactor<grpc::ByteBuffer>>;
   v1::WatchJobRequest request;
-  if (auto error = parse_request(*in, request)) return new Refusal(error->status());
-  auto id = parse_job_id(request.job_id(), "job_id");
-  if (auto* error = std::get_if<RpcError>(&id)) return new Refusal(error->status());
-  return new WatchReactor(*context, runtime_, std::get<core::JobId>(id), max_watchers_);
+  if (auto error = parse_request(*in, request)) return new Refused(error->status());
+  auto call = job_call(authorizer_, *context, request.job_id(), "WatchJob");
+  if (auto* error = std::get_if<RpcError>(&call)) return new Refused(error->status());
+  const auto& [caller, id] = std::get<JobCall>(call);
+  // An unknown job is the watch's own NOT_FOUND; a known one needs read on
+  // its troupe.
+  if (auto record = runtime_.get(id)) {
+    if (auto denied = authorizer_.authorize(*context, caller, config::Permission::kRead,
+                                            record->troupe, "WatchJob")) {
+      return new Refused(denied->status());
+    }
+  }
+  return new WatchReactor(*context, runtime_, id, max_watchers_);
 }
 
 grpc::ServerUnaryReactor* JobServiceImpl::CancelJob(grpc::CallbackServerContext* context,
@@ -295,11 +356,19 @@ grpc::ServerUnaryReactor* JobServiceImpl::CancelJob(grpc::CallbackServerContext*
                                                     grpc::ByteBuffer* out) {
   return answer_now<v1::CancelJobRequest, v1::CancelJobResponse>(
       *context, *in, *out,
-      [this](const v1::CancelJobRequest& request,
-             v1::CancelJobResponse& response) -> std::optional<RpcError> {
-        auto id = parse_job_id(request.job_id(), "job_id");
-        if (auto* error = std::get_if<RpcError>(&id)) return *error;
-        auto outcome = runtime_.cancel(std::get<core::JobId>(id));
+      [this, context](const v1::CancelJobRequest& request,
+                      v1::CancelJobResponse& response) -> std::optional<RpcError> {
+        auto call = job_call(authorizer_, *context, request.job_id(), "CancelJob");
+        if (auto* error = std::get_if<RpcError>(&call)) return *error;
+        const auto& [caller, id] = std::get<JobCall>(call);
+        // A job's troupe never changes: checking it before cancelling is exact.
+        if (auto record = runtime_.get(id)) {
+          if (auto denied = authorizer_.authorize(*context, caller, config::Permission::kCancel,
+                                                  record->troupe, "CancelJob")) {
+            return denied;
+          }
+        }
+        auto outcome = runtime_.cancel(id);
         if (!outcome) return job_not_found(request.job_id());
         to_proto(outcome->job, *response.mutable_job());
         response.set_cancelled(outcome->cancelled);

@@ -7,6 +7,7 @@
 
 #include "config/config.h"
 #include "core/runtime.h"
+#include "daemon/authorizer.h"
 #include "troupe/v1/troupe.grpc.pb.h"
 
 namespace troupe::daemon {
@@ -22,13 +23,14 @@ using RawJobService =
 /// waiting on a job: Submit with wait=true and WatchJob are completed from the
 /// runtime's callbacks (core threads). A request that does not parse is
 /// INVALID_ARGUMENT. Thread-safe; `runtime` must outlive the gRPC server this
-/// service is registered with.
+/// service is registered with. Every call is checked by `authorizer` (submit
+/// on the troupe; read/cancel on the job's troupe).
 class JobServiceImpl final : public RawJobService {
  public:
   /// `max_watchers`: the runtime's max_listeners_per_job, named in the
   /// refusal of one watch too many.
   JobServiceImpl(core::Runtime& runtime, const config::LimitsOptions& limits,
-                 std::size_t max_watchers);
+                 std::size_t max_watchers, const Authorizer& authorizer);
 
   grpc::ServerUnaryReactor* Submit(grpc::CallbackServerContext* context,
                                    const grpc::ByteBuffer* request,
@@ -48,6 +50,7 @@ class JobServiceImpl final : public RawJobService {
   core::Runtime& runtime_;
   const config::LimitsOptions limits_;
   const std::size_t max_watchers_;
+  const Authorizer& authorizer_;
 };
 
 }  // namespace troupe::daemon

@@ -109,6 +109,16 @@ Parsed<HostPort> parse_address(std::string_view text) {
   return Parsed<HostPort>::ok(HostPort{std::string(a.host), *port});
 }
 
+bool is_loopback(const HostPort& address) {
+  if (address.host == "localhost") return true;
+  in_addr v4{};
+  if (::inet_pton(AF_INET, address.host.c_str(), &v4) == 1) {
+    return (ntohl(v4.s_addr) >> 24) == 127;
+  }
+  in6_addr v6{};
+  return ::inet_pton(AF_INET6, address.host.c_str(), &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
+}
+
 Parsed<Url> parse_url(std::string_view text) {
   const std::string example(kUrlExample);
   Url url;

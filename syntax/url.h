@@ -21,6 +21,9 @@ struct HostPort {
 /// "127.0.0.1:50051", "[::1]:50051", "localhost:0": the port is required and
 /// may be 0 (any free port).
 Parsed<HostPort> parse_address(std::string_view text);
+/// True when only this machine can reach `address`: 127.0.0.0/8, ::1 or
+/// "localhost". 0.0.0.0, [::] and every other name are not loopback.
+bool is_loopback(const HostPort& address);
 
 struct Url {
   std::string scheme;      // "http" or "https"

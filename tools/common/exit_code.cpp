@@ -96,6 +96,11 @@ std::string describe_rpc_error(const grpc::Status& status, std::string_view addr
         out += " (check the id; finished jobs expire after the server's result_ttl)";
       }
       break;
+    case grpc::StatusCode::UNAUTHENTICATED:
+      out +=
+          " (give a token with --token-file or TROUPE_TOKEN, or a client certificate with "
+          "--cert/--cert-key)";
+      break;
     case grpc::StatusCode::UNIMPLEMENTED:
       if (message == kUnparsedReply) {
         out += " (the server at " + std::string(address) +

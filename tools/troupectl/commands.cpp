@@ -8,12 +8,14 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <map>
 #include <sstream>
 #include <string>
 
+#include "tools/common/connection.h"
 #include "tools/common/exit_code.h"
 #include "tools/common/health_client.h"
 #include "tools/common/json_writer.h"
@@ -482,7 +484,12 @@ int health(const std::shared_ptr<grpc::Channel>& channel, const Options& opts) {
 }  // namespace
 
 int run_command(const Options& opts) {
-  auto channel = grpc::CreateChannel(opts.address, grpc::InsecureChannelCredentials());
+  const auto connection = tools::open_connection(opts.connection, std::getenv("TROUPE_TOKEN"));
+  if (!connection.error.empty()) {
+    std::fprintf(stderr, "troupectl: %s\n", connection.error.c_str());
+    return code(ExitCode::kUsage);
+  }
+  auto channel = tools::make_channel(opts.address, connection);
   pb::JobService::Stub jobs(channel);
   pb::AdminService::Stub admin(channel);
   switch (opts.command) {

@@ -36,7 +36,7 @@ Global options:
                        watch and submit --wait)
   --no-progress        no progress bar for bulk submit
   -h, --help           this text
-
+%CONNECTION%
 Durations: a number and a unit (ns, us, ms, s, m, h), e.g. 250ms, 30s, 1m30s.
 
 Exit codes:
@@ -69,7 +69,8 @@ UsageError usage(std::string message) {
 }  // namespace
 
 const char* usage_text() {
-  return kUsage;
+  static const std::string text = tools::with_connection_usage(kUsage);
+  return text.c_str();
 }
 
 std::variant<Options, UsageError> parse_options(const std::vector<std::string>& args,
@@ -119,6 +120,13 @@ std::variant<Options, UsageError> parse_options(const std::vector<std::string>& 
     std::optional<std::string> v;
     if (name == "--wait") {
       if (auto e = flag(opts.wait)) return *e;
+    } else if (tools::is_tls_flag(name)) {
+      if (auto e = flag(opts.connection.tls)) return *e;
+    } else if (name == "--ca" || name == "--cert" || name == "--cert-key" || name == "--token" ||
+               name == "--token-file") {
+      if (auto e = need(v)) return *e;
+      if (v->empty()) return usage(name + " needs a value");
+      tools::set_connection_option(opts.connection, name, *v);
     } else if (name == "--no-progress") {
       bool on = false;
       if (auto e = flag(on)) return *e;

@@ -34,6 +34,10 @@ struct ServerSpec {
   std::size_t max_payload = 1 << 20;
   std::size_t max_metadata_entries = 8;
   std::size_t max_metadata_bytes = 1024;
+  /// More `server:` keys, each line indented by two spaces (e.g. tls).
+  std::string extra = {};
+  /// More top-level sections (e.g. auth), written after `server:`.
+  std::string sections = {};
 };
 
 /// The YAML text of a config with `server` and `troupes`.

@@ -169,7 +169,12 @@ void TroupedProcess::send_signal(int signo) const {
 
 std::optional<int> TroupedProcess::wait_exit(std::chrono::milliseconds bound) {
   std::unique_lock lock(mutex_);
-  changed_.wait_for(lock, bound, [&] { return exit_code_.has_value(); });
+  const auto until = std::chrono::steady_clock::now() + bound;
+  changed_.wait_until(lock, until, [&] { return exit_code_.has_value(); });
+  // The reader may not have drained the pipe yet when the process is reaped:
+  // callers read log() next, so let it reach the end (a descendant holding
+  // the pipe open keeps it open; the bound still holds).
+  changed_.wait_until(lock, until, [&] { return log_closed_ || !exit_code_.has_value(); });
   return exit_code_;
 }
 

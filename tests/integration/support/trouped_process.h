@@ -74,7 +74,8 @@ class TroupedProcess {
   pid_t pid() const { return pid_; }
   void send_signal(int signo) const;
   /// The exit code (128 + signal when killed by one), or nullopt if the
-  /// process still runs after `bound`.
+  /// process still runs after `bound`. Once it has exited, also waits
+  /// (within `bound`) until its whole log has been read.
   std::optional<int> wait_exit(std::chrono::milliseconds bound = 30s);
   bool exited() const;
 

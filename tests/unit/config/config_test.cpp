@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <ostream>
@@ -11,6 +12,7 @@
 #include "handlers/builtin/builtin_options.h"
 #include "handlers/exec/exec_options.h"
 #include "handlers/http/http_options.h"
+#include "config/crypto.h"
 
 namespace troupe::config {
 namespace {
@@ -413,6 +415,19 @@ const BadCase kBadCases[] = {
     {"SameGrpcAndMetricsAddress",
      "server:\n  grpc_address: 127.0.0.1:7000\n  metrics_address: 127.0.0.1:7000\n" TROUPE,
      "server.metrics_address", 3, 20, "same as grpc_address"},
+    {"GrpcOffLoopbackWithoutTlsOrInsecure", "server:\n  grpc_address: 0.0.0.0:50051\n" TROUPE,
+     "server.grpc_address", 2, 17,
+     "0.0.0.0:50051 is reachable from other machines, and without TLS and authentication"},
+    {"GrpcOnAnyIpv6WithoutTlsOrInsecure", "server:\n  grpc_address: \"[::]:50051\"\n" TROUPE,
+     "server.grpc_address", 2, 17, "or set server.insecure: true to accept that"},
+    {"GrpcOnHostNameWithInsecureFalse",
+     "server:\n  grpc_address: worker-1.example.com:1\n  insecure: false\n" TROUPE,
+     "server.grpc_address", 2, 17, "configure server.tls and auth"},
+    {"MetricsOffLoopbackWithoutInsecure", "server:\n  metrics_address: 10.1.2.3:9464\n" TROUPE,
+     "server.metrics_address", 2, 20,
+     "10.1.2.3:9464 is reachable from other machines without TLS and basic auth"},
+    {"TlsWithoutKeyFile", "server:\n  tls: {refresh_interval: 5s}\n" TROUPE, "server.tls.cert_file",
+     2, 8, "TLS needs both cert_file (the server's certificate chain) and key_file"},
     {"TooManyThreads", "server: {threads: 5000}\n" TROUPE, "server.threads", 1, 19,
      "must be between 0 and 1024, got 5000"},
     {"QuotedNumber", TROUPE "    mailbox: \"1024\"\n", "troupes[0].mailbox", 4, 14,
@@ -630,6 +645,105 @@ TEST(LoadFile, ReportsErrorsUnderTheFilesPath) {
   ASSERT_EQ(result.errors.size(), 1u);
   EXPECT_EQ(result.errors[0].to_string(),
             path.string() + ":4:14: troupes[0].mailbox: must be between 1 and 1000000, got 0");
+}
+
+TEST(LoadString, ListenersDefaultToLoopback) {
+  const Config config = load_valid(TROUPE);
+  EXPECT_EQ(config.server.grpc_address, "127.0.0.1:50051");
+  EXPECT_EQ(config.server.metrics_address, "127.0.0.1:9464");
+  EXPECT_FALSE(config.server.insecure);
+}
+
+TEST(LoadString, InsecureTrueAllowsListeningOffLoopbackWithoutTls) {
+  const Config config = load_valid(
+      "server:\n  grpc_address: 0.0.0.0:50051\n  metrics_address: \"[::]:9464\"\n"
+      "  insecure: true\n" TROUPE);
+  EXPECT_TRUE(config.server.insecure);
+  EXPECT_EQ(config.server.grpc_address, "0.0.0.0:50051");
+}
+
+/// True when `result` has an error at `path` whose message contains `text`.
+bool has_error(const LoadResult& result, std::string_view path, std::string_view text) {
+  return std::any_of(result.errors.begin(), result.errors.end(), [&](const ConfigError& e) {
+    return e.path == path && e.message.find(text) != std::string::npos;
+  });
+}
+
+TEST(LoadString, TlsFilesMustBeReadablePemAndRefreshAtLeastOneSecond) {
+  const auto result = load_string(
+      "server:\n  tls:\n    cert_file: /nonexistent/troupe.crt\n    key_file: /dev/null\n"
+      "    refresh_interval: 500ms\n" TROUPE);
+  EXPECT_FALSE(result.config);
+  EXPECT_TRUE(has_error(result, "server.tls.cert_file",
+                        "cannot read /nonexistent/troupe.crt: No such file or directory"))
+      << all_errors(result);
+  EXPECT_TRUE(has_error(result, "server.tls.key_file", "/dev/null holds no PEM block"))
+      << all_errors(result);
+  EXPECT_TRUE(has_error(result, "server.tls.refresh_interval", "500ms")) << all_errors(result);
+}
+
+TEST(LoadString, AuthIdentitiesKeepTokenHashesAndPermissionsByPattern) {
+  const Config config = load_valid(
+      "auth:\n  identities:\n    - name: ci\n      token_sha256: "
+      "2BB80D537B1DA3E38BD30361AA855686BDE0EACD7162FEF6A25FE97BF527A25B\n"
+      "      permissions: {\"batch-*\": [submit, read], \"*\": [read]}\n"
+      "    - name: ops\n      token_sha256: "
+      "0000000000000000000000000000000000000000000000000000000000000001\n"
+      "      permissions: {\"*\": [\"*\"]}\n" TROUPE);
+  ASSERT_EQ(config.auth.identities.size(), 2u);
+  const Identity& ci = config.auth.identities[0];
+  EXPECT_EQ(ci.name, "ci");
+  ASSERT_TRUE(ci.token_sha256);
+  EXPECT_EQ(to_hex(*ci.token_sha256), to_hex(sha256("secret")));
+  ASSERT_EQ(ci.grants.size(), 2u);
+  EXPECT_EQ(ci.grants[0].troupes, "batch-*");
+  EXPECT_EQ(ci.grants[0].permissions, static_cast<Permissions>(Permission::kSubmit) |
+                                          static_cast<Permissions>(Permission::kRead));
+  EXPECT_EQ(config.auth.identities[1].grants[0].permissions, kAllPermissions);
+}
+
+TEST(LoadString, AuthMistakesAreReportedAtTheirKeys) {
+  const auto result = load_string(
+      "auth:\n  identities:\n"
+      "    - name: a\n      token_sha256: secret\n"
+      "    - name: b\n"
+      "    - name: c\n      token_sha256: " +
+      std::string(64, 'a') +
+      "\n      token_file: /x\n"
+      "    - name: d\n      certificate_subject: CN=d\n      permissions: {x: [write]}\n"
+      "    - name: e\n      token_file: /nonexistent/token\n"
+      "    - name: f\n      token_sha256: " +
+      std::string(64, 'b') +
+      "\n"
+      "    - name: g\n      token_sha256: " +
+      std::string(64, 'b') +
+      "\n"
+      "      permissions: {\"bad name\": [read]}\n" TROUPE);
+  EXPECT_FALSE(result.config);
+  EXPECT_TRUE(
+      has_error(result, "auth.identities[0].token_sha256", "make one with `trouped hash-token`"))
+      << all_errors(result);
+  EXPECT_TRUE(has_error(result, "auth.identities[1]", "has no credential")) << all_errors(result);
+  EXPECT_TRUE(has_error(result, "auth.identities[2].token_file", "not both")) << all_errors(result);
+  EXPECT_TRUE(has_error(result, "auth.identities[3].certificate_subject", "needs mTLS"))
+      << all_errors(result);
+  EXPECT_TRUE(has_error(result, "auth.identities[3].permissions.x[0]", "unknown value \"write\""))
+      << all_errors(result);
+  EXPECT_TRUE(has_error(result, "auth.identities[4].token_file", "cannot read /nonexistent/token"))
+      << all_errors(result);
+  EXPECT_TRUE(has_error(result, "auth.identities[6]", "has the same token as \"f\""))
+      << all_errors(result);
+  EXPECT_TRUE(has_error(result, "auth.identities[6].permissions.bad name", "not a troupe name"))
+      << all_errors(result);
+}
+
+TEST(LoadString, TokensOffLoopbackStillNeedTls) {
+  const auto result = load_string(
+      "server: {grpc_address: 0.0.0.0:1}\nauth:\n  identities:\n    - name: a\n"
+      "      token_sha256: " +
+      std::string(64, 'a') + "\n" TROUPE);
+  EXPECT_TRUE(has_error(result, "server.grpc_address", "and without TLS anyone who reaches it"))
+      << all_errors(result);
 }
 
 TEST(LoadFile, ShippedConfigIsValid) {

@@ -21,8 +21,8 @@ class JobServiceTest : public ::testing::Test {
  protected:
   void SetUp() override {
     limits_.max_payload = 1024;
-    jobs_ = std::make_unique<JobServiceImpl>(runtime_, limits_, kMaxWatchers);
-    admin_ = std::make_unique<AdminServiceImpl>(runtime_);
+    jobs_ = std::make_unique<JobServiceImpl>(runtime_, limits_, kMaxWatchers, authorizer_);
+    admin_ = std::make_unique<AdminServiceImpl>(runtime_, authorizer_);
     grpc::ServerBuilder builder;
     int port = 0;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
@@ -67,6 +67,8 @@ class JobServiceTest : public ::testing::Test {
   config::LimitsOptions limits_;
   std::string address_;
   FakeRuntime runtime_;
+  prometheus::Registry registry_;
+  Authorizer authorizer_{config::AuthOptions{}, registry_};  // no identities: all allowed
   std::unique_ptr<JobServiceImpl> jobs_;
   std::unique_ptr<AdminServiceImpl> admin_;
   std::unique_ptr<grpc::Server> server_;

@@ -109,4 +109,15 @@ TEST(IsHostname, FollowsRfc1123Labels) {
 }
 
 }  // namespace
+TEST(IsLoopback, OnlyAddressesThisMachineAloneCanReach) {
+  for (const char* local : {"127.0.0.1:1", "127.3.2.1:1", "[::1]:1", "localhost:1"}) {
+    EXPECT_TRUE(is_loopback(*parse_address(local).value)) << local;
+  }
+  for (const char* exposed :
+       {"0.0.0.0:1", "[::]:1", "10.0.0.1:1", "128.0.0.1:1", "[::ffff:127.0.0.1]:1",
+        "worker-1.example.com:1", "localhost.example.com:1"}) {
+    EXPECT_FALSE(is_loopback(*parse_address(exposed).value)) << exposed;
+  }
+}
+
 }  // namespace troupe::syntax

@@ -117,3 +117,41 @@ TEST(TroupectlOptions, HelpDocumentsEveryExitCode) {
 
 }  // namespace
 }  // namespace troupe::troupectl
+
+namespace troupe::troupectl {
+namespace {
+
+TEST(TroupectlOptions, ConnectionFlagsForTlsAndTokens) {
+  const auto o = ok({"--tls", "--ca", "ca.pem", "--cert=c.pem", "--cert-key", "k.pem",
+                     "--token-file", "t", "troupes"});
+  EXPECT_TRUE(o.connection.tls);
+  EXPECT_EQ(o.connection.ca_file, "ca.pem");
+  EXPECT_EQ(o.connection.cert_file, "c.pem");
+  EXPECT_EQ(o.connection.key_file, "k.pem");
+  EXPECT_EQ(o.connection.token_file, "t");
+  EXPECT_EQ(ok({"--token", "abc", "troupes"}).connection.token, "abc");
+  EXPECT_NE(bad({"--tls=yes", "troupes"}).find("--tls takes no value"), std::string::npos);
+  EXPECT_NE(bad({"troupes", "--ca"}).find("--ca needs a value"), std::string::npos);
+}
+
+TEST(OpenConnection, TheTokenComesFromTheFlagThenTheFileThenTheEnvironment) {
+  tools::ConnectionOptions options;
+  EXPECT_EQ(tools::open_connection(options, " env-token\n").token, "env-token");
+  EXPECT_EQ(tools::open_connection(options, nullptr).token, "");
+  options.token = "flag-token";
+  EXPECT_EQ(tools::open_connection(options, "env-token").token, "flag-token");
+  options.token.reset();
+  options.token_file = "/nonexistent/token";
+  EXPECT_EQ(tools::open_connection(options, "env-token").error,
+            "cannot read --token-file /nonexistent/token");
+}
+
+TEST(OpenConnection, ACertificateNeedsItsKey) {
+  tools::ConnectionOptions options;
+  options.cert_file = "c.pem";
+  EXPECT_EQ(tools::open_connection(options, nullptr).error,
+            "give --cert and --cert-key together (a client certificate and its key)");
+}
+
+}  // namespace
+}  // namespace troupe::troupectl
