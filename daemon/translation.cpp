@@ -123,9 +123,23 @@ std::variant<core::JobRequest, RpcError> to_job_request(v1::SubmitRequest& reque
         d.seconds() > kMaxTimestampSeconds) {
       return invalid_argument("deadline", "is not a valid google.protobuf.Timestamp");
     }
-    job.deadline = std::chrono::system_clock::time_point(
-        std::chrono::duration_cast<std::chrono::system_clock::duration>(
-            std::chrono::seconds(d.seconds()) + std::chrono::nanoseconds(d.nanos())));
+    // A valid Timestamp spans years 1 to 9999; the system clock counts
+    // nanoseconds in 64 bits (about 1677 to 2262). Converting a deadline
+    // outside that range overflowed (undefined behaviour, seen by UBSan):
+    // one that far ahead is no deadline at all, one that far back has passed.
+    using Clock = std::chrono::system_clock;
+    constexpr auto kLatest =
+        std::chrono::floor<std::chrono::seconds>(Clock::time_point::max().time_since_epoch());
+    constexpr auto kEarliest =
+        std::chrono::ceil<std::chrono::seconds>(Clock::time_point::min().time_since_epoch());
+    if (d.seconds() >= kLatest.count()) {
+      job.deadline = Clock::time_point::max();
+    } else if (d.seconds() <= kEarliest.count()) {
+      job.deadline = Clock::time_point::min();
+    } else {
+      job.deadline = Clock::time_point(std::chrono::duration_cast<Clock::duration>(
+          std::chrono::seconds(d.seconds()) + std::chrono::nanoseconds(d.nanos())));
+    }
   }
 
   job.troupe = request.troupe();

@@ -192,6 +192,30 @@ TEST(Translation, TheLargestValidRequestFitsTheReceiveLimit) {
   EXPECT_EQ(max_receive_message_bytes(limits), INT32_MAX);
 }
 
+// A Timestamp deadline may name any year from 1 to 9999, the system clock
+// only about 1677 to 2262: beyond it a deadline is clamped (no deadline, or
+// one already passed) instead of overflowing in the conversion.
+TEST(Translation, DeadlinesBeyondTheClocksRangeAreClamped) {
+  const config::LimitsOptions limits;
+  auto with_deadline = [&](std::int64_t seconds) {
+    v1::SubmitRequest r;
+    r.set_troupe("t");
+    r.mutable_deadline()->set_seconds(seconds);
+    r.mutable_deadline()->set_nanos(999'999'999);
+    auto job = to_job_request(r, limits, SubmitSource::kUnary);
+    EXPECT_TRUE(std::holds_alternative<core::JobRequest>(job));
+    return std::get<core::JobRequest>(job).deadline.value();
+  };
+  using Clock = std::chrono::system_clock;
+  EXPECT_EQ(with_deadline(253'402'300'799), Clock::time_point::max());  // 9999-12-31
+  EXPECT_EQ(with_deadline(-62'135'596'800), Clock::time_point::min());  // 0001-01-01
+  const std::int64_t in_range = 4'102'444'800;                          // 2100-01-01
+  EXPECT_EQ(
+      std::chrono::duration_cast<std::chrono::seconds>(with_deadline(in_range).time_since_epoch())
+          .count(),
+      in_range);
+}
+
 TEST(Translation, JobRecordToProto) {
   core::JobRecord rec;
   rec.id = core::JobId{0xabc};
