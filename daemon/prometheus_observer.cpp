@@ -21,14 +21,18 @@ struct PrometheusObserver::Families {
   prometheus::Family<prometheus::Counter>& circuit_transitions;
   prometheus::Family<prometheus::Counter>& autoscale_events;
   prometheus::Family<prometheus::Gauge>& degraded;
+  prometheus::Family<prometheus::Counter>& supervisor_events;
+  prometheus::Family<prometheus::Counter>& illegal_transitions;
   prometheus::Family<prometheus::Gauge>& build_info;
 };
 
 namespace {
 
 constexpr std::array kRejectReasons = {
-    core::RejectReason::kUnknownTroupe, core::RejectReason::kFull, core::RejectReason::kDraining,
-    core::RejectReason::kCircuitOpen, core::RejectReason::kRateLimited};
+    core::RejectReason::kUnknownTroupe, core::RejectReason::kFull,
+    core::RejectReason::kDraining,      core::RejectReason::kCircuitOpen,
+    core::RejectReason::kRateLimited,   core::RejectReason::kStoreFull,
+    core::RejectReason::kDegraded};
 constexpr std::array kTerminalStates = {core::JobState::kSucceeded, core::JobState::kFailed,
                                         core::JobState::kDead, core::JobState::kCancelled,
                                         core::JobState::kAborted};
@@ -84,7 +88,10 @@ class TroupeMetrics final : public core::TroupeObserver {
         circuit_state_(f.circuit_state.Add({{"troupe", troupe}})),
         degraded_(f.degraded.Add({{"troupe", troupe}})),
         autoscale_up_(f.autoscale_events.Add({{"troupe", troupe}, {"direction", "up"}})),
-        autoscale_down_(f.autoscale_events.Add({{"troupe", troupe}, {"direction", "down"}})) {
+        autoscale_down_(f.autoscale_events.Add({{"troupe", troupe}, {"direction", "down"}})),
+        give_ups_(f.supervisor_events.Add({{"troupe", troupe}, {"event", "give_up"}})),
+        recoveries_(f.supervisor_events.Add({{"troupe", troupe}, {"event", "recovery"}})),
+        illegal_(f.illegal_transitions.Add({{"troupe", troupe}})) {
     for (auto r : kRejectReasons) {
       rejected_[static_cast<std::size_t>(r)] =
           &f.rejected.Add({{"troupe", troupe}, {"reason", std::string(core::to_string(r))}});
@@ -133,6 +140,13 @@ class TroupeMetrics final : public core::TroupeObserver {
     (direction == core::ScaleDirection::kUp ? autoscale_up_ : autoscale_down_).Increment();
     actors_.Set(actors_now);
   }
+  void actor_gave_up(std::uint32_t, std::string_view, core::Duration) override {
+    give_ups_.Increment();
+  }
+  void actor_recovered(std::uint32_t) override { recoveries_.Increment(); }
+  void illegal_transition(core::JobId, core::JobState, core::JobState) override {
+    illegal_.Increment();
+  }
 
  private:
   static std::size_t index(core::JobState terminal) {
@@ -156,6 +170,9 @@ class TroupeMetrics final : public core::TroupeObserver {
   std::array<prometheus::Counter*, kCircuitStates.size()> transitions_{};
   prometheus::Counter& autoscale_up_;
   prometheus::Counter& autoscale_down_;
+  prometheus::Counter& give_ups_;
+  prometheus::Counter& recoveries_;
+  prometheus::Counter& illegal_;
 };
 
 }  // namespace
@@ -223,7 +240,16 @@ PrometheusObserver::PrometheusObserver(std::string_view version)
           .Register(r),
       BuildGauge()
           .Name("troupe_degraded")
-          .Help("1 when an actor stopped after too many restarts, else 0.")
+          .Help("1 while the supervisor has given up on an actor (paused or stopped), else 0.")
+          .Register(r),
+      BuildCounter()
+          .Name("troupe_supervisor_events_total")
+          .Help("Supervisor give-ups (restart limit exceeded, handler not rebuilt) and "
+                "recoveries, by event.")
+          .Register(r),
+      BuildCounter()
+          .Name("troupe_illegal_transitions_total")
+          .Help("Job state transitions refused by the job lifecycle (a trouped bug when > 0).")
           .Register(r),
       BuildGauge()
           .Name("troupe_build_info")
