@@ -149,6 +149,7 @@ bool JobLifecycle::request_abort(const JobPtr& job) {
 
 JobLifecycle::CancelResult JobLifecycle::cancel(const JobPtr& job) {
   CancelResult r;
+  const std::int64_t now_ns = to_ns(clock_.now());  // not under the job's lock
   {
     std::lock_guard lock(job->lock);
     r.was = job->state.load(std::memory_order_relaxed);
@@ -161,7 +162,7 @@ JobLifecycle::CancelResult JobLifecycle::cancel(const JobPtr& job) {
       job->cancel_requested = true;
       if (job->runner != nullptr) r.runner = job->runner->self();
     } else {
-      r.now_ns = to_ns(clock_.now());
+      r.now_ns = now_ns;
       job->failure = FailureClass::kCancelled;
       job->output = "cancelled by request";
       job->finished_ns = wall_ns(r.now_ns);

@@ -151,8 +151,8 @@ class JobLifecycle {
   // Entered by submitters, left as jobs end.
   alignas(kCacheLine) Gate gate_;
 
-  mutable std::mutex dead_mutex_;    // guards the dead letters
-  std::deque<JobPtr> dead_letters_;  // newest at the front
+  alignas(kCacheLine) mutable std::mutex dead_mutex_;  // guards the dead letters
+  std::deque<JobPtr> dead_letters_;                    // newest at the front
   std::size_t dead_bytes_ = 0;
   std::size_t dead_limit_ = 1000;
   std::size_t dead_bytes_limit_ = 64u << 20;

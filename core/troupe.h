@@ -164,6 +164,10 @@ class Troupe : public std::enable_shared_from_this<Troupe>,
   RateLimiter limiter_;
 
   // Lock-free mirrors of configuration read on the hot path; written rarely.
+  // These and the members above are read on every submit; the counters
+  // below are written by refused submitters and by actors on every attempt.
+  // Each group has cache lines of its own: sharing one, every submit missed
+  // on a line an actor had just written (false sharing, docs/performance.md).
   std::atomic<bool> breaker_enabled_{false};
   std::atomic<bool> breaker_rejects_{false};
   std::atomic<bool> limiter_enabled_{false};
@@ -171,11 +175,12 @@ class Troupe : public std::enable_shared_from_this<Troupe>,
   std::atomic<bool> stopped_{false};
   std::atomic<bool> degraded_{false};  // mirror of degraded_locked_, checked by submit
 
-  std::atomic<std::uint64_t> rejected_{0};
-  std::atomic<std::uint64_t> attempts_{0};
+  alignas(kCacheLine) std::atomic<std::uint64_t> rejected_{0};
+  alignas(kCacheLine) std::atomic<std::uint64_t> attempts_{0};
   std::atomic<std::uint64_t> restarts_{0};
   std::atomic<std::int64_t> mean_run_ns_{0};  // moving average, for retry-after hints
 
+  // Each part keeps its hot fields on lines of its own (see their headers).
   JobLifecycle lifecycle_;
   alignas(kCacheLine) Dispatcher dispatcher_;
   RetryScheduler retry_;
