@@ -287,6 +287,11 @@ void JobLifecycle::set_dead_letter_limits(std::size_t count, std::size_t bytes) 
   std::lock_guard lock(dead_mutex_);
   dead_limit_ = count;
   dead_bytes_limit_ = bytes;
+  trim_dead_letters_locked();
+}
+
+void JobLifecycle::trim_dead_letters_locked() {
+  // Oldest first; a dead job's payload and output no longer change.
   while (!dead_letters_.empty() &&
          (dead_letters_.size() > dead_limit_ || dead_bytes_ > dead_bytes_limit_)) {
     const auto& j = dead_letters_.back();
@@ -302,11 +307,7 @@ void JobLifecycle::keep_dead_letter(const JobPtr& job) {
   if (dead_limit_ == 0 || bytes > dead_bytes_limit_) return;
   dead_letters_.push_front(job);
   dead_bytes_ += bytes;
-  while (dead_letters_.size() > dead_limit_ || dead_bytes_ > dead_bytes_limit_) {
-    const auto& j = dead_letters_.back();
-    dead_bytes_ -= j->payload.size() + j->output.size();
-    dead_letters_.pop_back();
-  }
+  trim_dead_letters_locked();
 }
 
 std::vector<JobRecord> JobLifecycle::dead_jobs(std::size_t limit) const {

@@ -132,6 +132,7 @@ class JobLifecycle {
   void finalize(const JobPtr& job, JobState terminal, JobState from, std::int64_t now_ns);
   void refuse(const Job& job, JobState from, JobState to);
   void keep_dead_letter(const JobPtr& job);
+  void trim_dead_letters_locked();
 
   Clock& clock_;
   JobStore& store_;
