@@ -21,8 +21,8 @@ bool RetryScheduler::schedule(const JobPtr& job, Duration backoff) {
     timer = clock_.make_timer(strand_);
     timer->wait(backoff, [this, owner, job](bool fired) {
       if (!fired) return;
-      auto alive = owner.lock();
-      if (!alive) return;
+      auto still_alive = owner.lock();
+      if (!still_alive) return;
       timers_.erase(job->id.value);
       {
         std::lock_guard lock(mutex_);

@@ -238,7 +238,7 @@ Dispatcher::Take Troupe::take(Actor& actor) {
       // attempt is used; the breaker's next transition wakes the parked.
       boost::asio::post(control_, [self = shared_from_this()] {
         self->breaker_->when_not_open([weak = self->weak_from_this()] {
-          if (auto t = weak.lock()) t->unpark_breaker();
+          if (auto troupe = weak.lock()) troupe->unpark_breaker();
         });
       });
     }

@@ -27,7 +27,7 @@ struct TroupeSpec {
   std::string fail_mode = "retryable";
   std::uint32_t fail_every = 1;
   /// The supervisor map as YAML flow (e.g. "{max_restarts: 2}"); empty: defaults.
-  std::string supervisor;
+  std::string supervisor{};
 };
 
 struct ServerSpec {

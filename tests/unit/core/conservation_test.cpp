@@ -131,9 +131,9 @@ TEST(Conservation, EveryAcceptedJobEndsExactlyOnceUnderLoadFaultsCancelsAndDrain
         }
         if (i == kJobsEach / 2 && ++halfway == kProducers) {
           // The drain races the second half of the submits.
-          runtime->drain(20ms, [&](DrainReport r) {
+          runtime->drain(20ms, [&](DrainReport drain_report) {
             std::lock_guard lock(drain_mutex);
-            report = r;
+            report = drain_report;
             drained.notify_all();
           });
         }
