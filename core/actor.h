@@ -8,6 +8,7 @@
 #include <random>
 #include <string>
 
+#include "core/backoff.h"
 #include "core/clock.h"
 #include "core/dispatcher.h"
 #include "core/handler.h"
@@ -86,7 +87,7 @@ class Actor final : public Worker {
   std::unique_ptr<Timer> timer_;  // attempt timeout, then restart backoff
   boost::asio::cancellation_signal signal_;
   Supervisor supervisor_;
-  std::mt19937_64 rng_;  // retry and restart jitter, this strand's own
+  JitterRng rng_;  // retry and restart jitter, this strand's own
 };
 
 }  // namespace troupe::core::detail

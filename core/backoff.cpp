@@ -19,7 +19,7 @@ Duration capped_backoff(Duration initial, Duration max, double multiplier, std::
 }
 
 Duration exponential_backoff(Duration initial, Duration max, double multiplier, std::uint32_t n,
-                             bool jitter, std::mt19937_64& rng) {
+                             bool jitter, JitterRng& rng) {
   const Duration capped = capped_backoff(initial, max, multiplier, n);
   if (!jitter || capped == Duration::zero()) return capped;
   std::uniform_int_distribution<Duration::rep> full_jitter(0, capped.count());

@@ -16,8 +16,7 @@ Duration max_give_up_pause(const SupervisorOptions& options) {
 }
 
 SupervisorDecision Supervisor::on_crash(const SupervisorOptions& options,
-                                        std::chrono::steady_clock::time_point now,
-                                        std::mt19937_64& rng) {
+                                        std::chrono::steady_clock::time_point now, JitterRng& rng) {
   using Action = SupervisorDecision::Action;
   switch (options.strategy) {
     case SupervisorOptions::Strategy::kResume:

@@ -6,6 +6,7 @@
 #include <random>
 #include <vector>
 
+#include "core/backoff.h"
 #include "core/options.h"
 
 namespace troupe::core::detail {
@@ -39,7 +40,7 @@ Duration max_give_up_pause(const SupervisorOptions& options);
 class Supervisor {
  public:
   SupervisorDecision on_crash(const SupervisorOptions& options,
-                              std::chrono::steady_clock::time_point now, std::mt19937_64& rng);
+                              std::chrono::steady_clock::time_point now, JitterRng& rng);
   /// The handler could not be rebuilt: always a give-up (or a stop).
   SupervisorDecision on_rebuild_failed(const SupervisorOptions& options,
                                        std::chrono::steady_clock::time_point now);

@@ -20,7 +20,7 @@ SupervisorOptions restart(std::uint32_t max_restarts) {
 
 TEST(Supervisor, RestartsWithBackoffThenGivesUpWithAnEscalatingCappedPause) {
   Supervisor s;
-  std::mt19937_64 rng(1);
+  JitterRng rng(1);
   std::chrono::steady_clock::time_point t{1000s};
   const auto o = restart(2);
   for (int i = 0; i < 2; ++i) {
@@ -47,7 +47,7 @@ TEST(Supervisor, RestartsWithBackoffThenGivesUpWithAnEscalatingCappedPause) {
 
 TEST(Supervisor, AWholeWindowWithoutACrashStartsAfresh) {
   Supervisor s;
-  std::mt19937_64 rng(1);
+  JitterRng rng(1);
   std::chrono::steady_clock::time_point t{1000s};
   const auto o = restart(1);
   EXPECT_EQ(s.on_crash(o, t, rng).action, Action::kRestart);
@@ -60,7 +60,7 @@ TEST(Supervisor, AWholeWindowWithoutACrashStartsAfresh) {
 
 TEST(Supervisor, StopAndResumeAreTakenAsConfigured) {
   Supervisor s;
-  std::mt19937_64 rng(1);
+  JitterRng rng(1);
   auto o = restart(5);
   o.strategy = SupervisorOptions::Strategy::kStop;
   EXPECT_EQ(s.on_crash(o, {}, rng).action, Action::kStop);
