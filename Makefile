@@ -6,7 +6,7 @@ BUILD   := build/$(PRESET)
 CONFIG  ?= config/trouped.yaml
 JOBS    ?= 2
 
-.PHONY: deps configure build run test check-config asan tsan perf perf-memory format format-check clean
+.PHONY: deps configure build run test check-config asan tsan perf perf-memory perf-tls format format-check clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -26,11 +26,15 @@ check-config: build
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS) --timeout 300
 
+# The whole suite under AddressSanitizer+UBSan / ThreadSanitizer; a report
+# from any process the tests start fails the run (scripts/sanitizer-test.sh).
 asan:
-	@$(MAKE) --no-print-directory test PRESET=asan
+	@$(MAKE) --no-print-directory build PRESET=asan
+	@bash scripts/sanitizer-test.sh asan
 
 tsan:
-	@$(MAKE) --no-print-directory test PRESET=tsan
+	@$(MAKE) --no-print-directory build PRESET=tsan
+	@bash scripts/sanitizer-test.sh tsan
 
 # trouped against the bare gRPC baseline (tests/bench/echo_server), side by
 # side, always on the release preset. PERF_ARGS e.g. "--style cq --rounds 3".
@@ -38,6 +42,13 @@ perf: deps
 	@cmake --preset release >/dev/null
 	@cmake --build build/release -j$(JOBS) --target trouped troupe-bench echo_server
 	BUILD_DIR=build/release bash scripts/perf-compare.sh $(PERF_ARGS)
+
+# What TLS and per-call token checks cost: plaintext vs TLS vs TLS + token,
+# alternating rounds (scripts/perf-tls.sh; docs/performance.md).
+perf-tls: deps
+	@cmake --preset release >/dev/null
+	@cmake --build build/release -j$(JOBS) --target trouped troupe-bench
+	BUILD_DIR=build/release bash scripts/perf-tls.sh $(PERF_ARGS)
 
 # trouped's resident memory: idle on config/trouped.yaml, and with 1M queued
 # 64-byte jobs (scripts/perf-memory.sh; docs/performance.md).

@@ -13,8 +13,12 @@
 #include <sstream>
 #include <system_error>
 
+#include "config/crypto.h"
 #include "config/value_parsers.h"
 #include "config/yaml_reader.h"
+#include "handlers/builtin/builtin_options.h"
+#include "handlers/exec/exec_options.h"
+#include "handlers/http/http_options.h"
 
 namespace troupe::config {
 namespace {
@@ -223,15 +227,305 @@ void read_string_map(MapReader& m, std::string_view key, std::map<std::string, s
   if (ok) out = std::move(values);
 }
 
+// ---------------------------------------------------------------- files
+
+/// The content of the file `path` that `key` names; an unreadable file is
+/// reported at the key.
+std::optional<std::string> read_file_for(MapReader& m, std::string_view key,
+                                         const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    const int error = errno;
+    m.diag().error(m.at(key), m.path(key), "cannot read " + path + ": " + std::strerror(error));
+    return std::nullopt;
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// ---------------------------------------------------------------- auth
+
+bool is_troupe_pattern(std::string_view pattern) {
+  return !pattern.empty() && pattern.size() <= 64 &&
+         std::all_of(pattern.begin(), pattern.end(), [](unsigned char c) {
+           return std::isalnum(c) != 0 || c == '_' || c == '.' || c == '-' || c == '*';
+         });
+}
+
+std::optional<Sha256> parse_sha256_hex(std::string_view hex) {
+  if (hex.size() != 64) return std::nullopt;
+  Sha256 out{};
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    unsigned value = 0;
+    for (const char c : hex.substr(2 * i, 2)) {
+      const int digit = std::isdigit(static_cast<unsigned char>(c)) != 0 ? c - '0'
+                        : c >= 'a' && c <= 'f'                           ? c - 'a' + 10
+                        : c >= 'A' && c <= 'F'                           ? c - 'A' + 10
+                                                                         : -1;
+      if (digit < 0) return std::nullopt;
+      value = value * 16 + static_cast<unsigned>(digit);
+    }
+    out[i] = static_cast<std::uint8_t>(value);
+  }
+  return out;
+}
+
+/// The token in a secret file: its content without surrounding whitespace
+/// (a trailing newline, typically).
+std::optional<std::string> read_secret_file(MapReader& m, std::string_view key,
+                                            const std::string& path) {
+  const auto content = read_file_for(m, key, path);
+  if (!content) return std::nullopt;
+  const std::string_view token = trim_token(*content);
+  if (token.empty()) {
+    m.diag().error(m.at(key), m.path(key), path + " is empty; it must hold the secret");
+    return std::nullopt;
+  }
+  return std::string(token);
+}
+
+void read_permissions(MapReader& identity, Identity& out) {
+  const Field* f = identity.find("permissions");
+  if (f == nullptr) return;
+  Diagnostics& diag = identity.diag();
+  const YAML::Node& node = f->node();
+  if (node.IsNull()) return;
+  if (!node.IsMap()) {
+    diag.error(f->where(), f->path(),
+               "expected a map of troupe name (or pattern with '*') to a list of permissions, "
+               "e.g. {\"*\": [read], \"batch-*\": [submit, read, cancel]}; got " +
+                   describe(node));
+    return;
+  }
+  for (auto it = node.begin(); it != node.end(); ++it) {
+    const Location key_at = location_of(it->first);
+    const std::string pattern = it->first.IsScalar() ? it->first.Scalar() : "";
+    const Field entry(it->second, f->child(pattern), key_at);
+    if (!is_troupe_pattern(pattern)) {
+      diag.error(key_at, entry.path(),
+                 "\"" + pattern +
+                     "\" is not a troupe name or pattern; use letters, digits, '_', '.', '-' "
+                     "and '*' for any run of characters");
+      continue;
+    }
+    auto items = read_list(diag, entry);
+    if (!items) continue;
+    Grant grant{pattern, 0};
+    for (const Field& item : *items) {
+      if (auto bits =
+              read_choice<Permissions>(diag, item,
+                                       {{"submit", static_cast<Permissions>(Permission::kSubmit)},
+                                        {"read", static_cast<Permissions>(Permission::kRead)},
+                                        {"cancel", static_cast<Permissions>(Permission::kCancel)},
+                                        {"admin", static_cast<Permissions>(Permission::kAdmin)},
+                                        {"*", kAllPermissions}})) {
+        grant.permissions |= *bits;
+      }
+    }
+    out.grants.push_back(std::move(grant));
+  }
+}
+
+/// A secret given as `<name>_sha256` (hex) or `<name>_file` (the secret
+/// itself, hashed here); reports both, neither (when `required`), or a bad
+/// value. Returns the hash.
+std::optional<Sha256> read_secret(MapReader& m, const std::string& name, bool required) {
+  const std::string hash_key = name + "_sha256";
+  const std::string file_key = name + "_file";
+  if (m.has(hash_key) && m.has(file_key)) {
+    m.diag().error(m.at(file_key), m.path(file_key),
+                   "give " + hash_key + " or " + file_key + ", not both");
+    return std::nullopt;
+  }
+  if (std::string hex; m.string(hash_key, hex)) {
+    auto hash = parse_sha256_hex(hex);
+    if (!hash) {
+      m.diag().error(m.at(hash_key), m.path(hash_key),
+                     "expected 64 hex digits (a SHA-256); make one with `trouped hash-token` "
+                     "(never put the " +
+                         name + " itself in the config)");
+    }
+    return hash;
+  }
+  if (std::string path; m.string(file_key, path)) {
+    if (auto secret = read_secret_file(m, file_key, path)) return sha256(*secret);
+    return std::nullopt;
+  }
+  if (required) {
+    m.diag().error(m.self().where(), m.path(hash_key),
+                   "missing; give " + hash_key + " (from `trouped hash-token`) or " + file_key);
+  }
+  return std::nullopt;
+}
+
+void read_metrics_auth(Diagnostics& diag, const Field& f, MetricsAuthOptions& auth) {
+  MapReader m(diag, f, {"username", "password_sha256", "password_file"});
+  if (!m.is_map()) return;
+  if (!m.string("username", auth.username) || auth.username.empty() ||
+      auth.username.find(':') != std::string::npos) {
+    diag.error(m.at("username"), m.path("username"),
+               "needs a user name without ':' (basic auth), e.g. username: prometheus");
+  }
+  auth.password_sha256 = read_secret(m, "password", true);
+}
+
+void read_auth(Diagnostics& diag, const Field& f, Config& config) {
+  MapReader m(diag, f, {"identities"});
+  if (!m.is_map()) return;
+  const Field* list = m.find("identities");
+  if (list == nullptr) return;
+  auto items = read_list(diag, *list);
+  if (!items) return;
+  std::map<std::string, int> names;      // name -> line of first use
+  std::map<Sha256, std::string> tokens;  // hash -> identity
+  std::map<std::string, std::string> subjects;
+  for (const Field& item : *items) {
+    MapReader i(diag, item,
+                {"name", "token_sha256", "token_file", "certificate_subject", "permissions"});
+    if (!i.is_map()) continue;
+    Identity identity;
+    if (!i.string("name", identity.name) || identity.name.empty()) {
+      if (!i.has("name")) {
+        diag.error(item.where(), i.path("name"),
+                   "missing; every identity needs a name (it appears in logs and errors)");
+      }
+      continue;
+    }
+    if (const auto [it, inserted] = names.emplace(identity.name, i.at("name").line); !inserted) {
+      diag.error(i.at("name"), i.path("name"),
+                 "identity \"" + identity.name + "\" is already defined on line " +
+                     std::to_string(it->second) + "; names must be unique");
+    }
+    identity.token_sha256 = read_secret(i, "token", false);
+    i.string("certificate_subject", identity.certificate_subject);
+    if (!i.has("token_sha256") && !i.has("token_file") && !i.has("certificate_subject")) {
+      diag.error(item.where(), item.path(),
+                 "identity \"" + identity.name +
+                     "\" has no credential; give token_sha256, token_file or "
+                     "certificate_subject");
+    }
+    if (identity.token_sha256) {
+      if (const auto [it, inserted] = tokens.emplace(*identity.token_sha256, identity.name);
+          !inserted) {
+        diag.error(i.at(i.has("token_file") ? "token_file" : "token_sha256"), item.path(),
+                   "identity \"" + identity.name + "\" has the same token as \"" + it->second +
+                       "\"; give each identity its own token");
+      }
+    }
+    if (!identity.certificate_subject.empty()) {
+      if (!config.server.tls.mutual()) {
+        diag.error(i.at("certificate_subject"), i.path("certificate_subject"),
+                   "needs mTLS: set server.tls.client_ca_file so that clients present "
+                   "certificates");
+      }
+      if (const auto [it, inserted] = subjects.emplace(identity.certificate_subject, identity.name);
+          !inserted) {
+        diag.error(i.at("certificate_subject"), i.path("certificate_subject"),
+                   "identity \"" + it->second + "\" already has this subject");
+      }
+    }
+    read_permissions(i, identity);
+    config.auth.identities.push_back(std::move(identity));
+  }
+}
+
 // ---------------------------------------------------------------- server
+
+/// Reads a PEM file for `key`; reports (at the key) a file that cannot be
+/// read or holds no PEM block. Returns the text, or nullopt.
+std::optional<std::string> read_pem_file(MapReader& m, std::string_view key, std::string& path) {
+  if (!m.string(key, path)) return std::nullopt;
+  auto text = read_file_for(m, key, path);
+  if (text && text->find("-----BEGIN ") == std::string::npos) {
+    m.diag().error(m.at(key), m.path(key), path + " holds no PEM block (-----BEGIN ...)");
+    return std::nullopt;
+  }
+  return text;
+}
+
+void read_tls(Diagnostics& diag, const Field& f, TlsOptions& tls) {
+  MapReader m(diag, f, {"cert_file", "key_file", "client_ca_file", "refresh_interval"});
+  if (!m.is_map()) return;
+  const auto cert = read_pem_file(m, "cert_file", tls.cert_file);
+  const auto key = read_pem_file(m, "key_file", tls.key_file);
+  const auto ca = read_pem_file(m, "client_ca_file", tls.client_ca_file);
+  m.duration("refresh_interval", tls.refresh_interval,
+             {std::chrono::seconds(1), false, std::chrono::hours(24)});
+  if (!m.has("cert_file") || !m.has("key_file")) {
+    report_pair(m, "cert_file", "key_file",
+                "TLS needs both cert_file (the server's certificate chain) and key_file (its "
+                "private key)");
+    return;
+  }
+  if (cert && key) {
+    if (auto why = detail::check_key_pair(*cert, *key); !why.empty()) {
+      diag.error(m.at("key_file"), m.path("key_file"),
+                 tls.key_file + " does not go with " + tls.cert_file + ": " + why);
+    }
+  }
+  if (ca) {
+    if (auto why = detail::check_certificates(*ca); !why.empty()) {
+      diag.error(m.at("client_ca_file"), m.path("client_ca_file"), tls.client_ca_file + ": " + why);
+    }
+  }
+}
+
+/// server.tls alone (read before auth; read_server skips it).
+void read_server_tls(Diagnostics& diag, const Field& f, Config& config) {
+  if (!f.node().IsMap()) return;  // read_server reports it
+  for (auto it = f.node().begin(); it != f.node().end(); ++it) {
+    if (it->first.IsScalar() && it->first.Scalar() == "tls") {
+      read_tls(diag, Field(it->second, f.child("tls"), location_of(it->first)), config.server.tls);
+      return;
+    }
+  }
+}
+
+/// Off loopback, anyone who reaches the port may submit, read and cancel:
+/// refused without TLS and authentication unless `insecure: true` says so.
+void check_exposure(MapReader& m, const Config& config) {
+  const ServerOptions& server = config.server;
+  const auto address = parse_address(server.grpc_address).value;
+  // mTLS authenticates every client by its certificate.
+  const bool authenticated = config.auth.enabled() || server.tls.mutual();
+  if (server.insecure || !address || is_loopback(*address) ||
+      (server.tls.enabled() && authenticated)) {
+    return;
+  }
+  const std::string missing = server.tls.enabled() ? "without authentication"
+                              : authenticated      ? "without TLS"
+                                                   : "without TLS and authentication";
+  m.diag().error(m.at("grpc_address"), m.path("grpc_address"),
+                 server.grpc_address + " is reachable from other machines, and " + missing +
+                     " anyone who reaches it can submit, read and cancel jobs; configure "
+                     "server.tls and auth (docs/security.md), listen on 127.0.0.1, or set "
+                     "server.insecure: true to accept that");
+}
+
+/// The same rule for /metrics (what the troupes are and how busy they are).
+void check_metrics_exposure(MapReader& m, const Config& config) {
+  const ServerOptions& server = config.server;
+  const auto address = parse_address(server.metrics_address).value;
+  if (server.insecure || !address || is_loopback(*address)) return;
+  m.diag().error(m.at("metrics_address"), m.path("metrics_address"),
+                 server.metrics_address +
+                     " is reachable from other machines without TLS and basic auth; listen on "
+                     "127.0.0.1 (docs/security.md), or set server.insecure: true to accept that");
+}
 
 void read_server(Diagnostics& diag, const Field& f, Config& config) {
   MapReader m(diag, f,
-              {"grpc_address", "metrics_address", "threads", "shutdown", "limits", "job_store"});
+              {"grpc_address", "metrics_address", "metrics_auth", "insecure", "tls", "reflection",
+               "threads", "shutdown", "limits", "job_store", "grpc"});
   if (!m.is_map()) return;
   ServerOptions& server = config.server;
   const bool grpc_ok = read_address(m, "grpc_address", server.grpc_address);
   const bool metrics_ok = read_address(m, "metrics_address", server.metrics_address);
+  m.boolean("insecure", server.insecure);
+  m.boolean("reflection", server.reflection);
+  if (const Field* auth = m.find("metrics_auth"))
+    read_metrics_auth(diag, *auth, server.metrics_auth);
   m.u32("threads", server.threads, {0, 1024});
 
   if (const Field* shutdown = m.find("shutdown")) {
@@ -239,10 +533,24 @@ void read_server(Diagnostics& diag, const Field& f, Config& config) {
     s.duration("drain_timeout", server.drain_timeout, kNonNegative);
   }
   if (const Field* limits = m.find("limits")) {
-    MapReader l(diag, *limits, {"max_payload", "max_metadata_entries", "max_metadata_bytes"});
+    MapReader l(
+        diag, *limits,
+        {"max_payload", "max_metadata_entries", "max_metadata_bytes", "max_waiters_per_job"});
     l.size("max_payload", server.limits.max_payload, 1, kGiB);
     l.count("max_metadata_entries", server.limits.max_metadata_entries, {0, 4096});
     l.size("max_metadata_bytes", server.limits.max_metadata_bytes, 0, 16 * kMiB);
+    l.count("max_waiters_per_job", config.runtime.max_listeners_per_job, {1, 100'000});
+  }
+  if (const Field* grpc = m.find("grpc")) {
+    MapReader g(diag, *grpc,
+                {"max_concurrent_streams", "keepalive_time", "keepalive_timeout",
+                 "min_client_ping_interval", "max_memory"});
+    g.u32("max_concurrent_streams", server.grpc.max_concurrent_streams, {1, 1'000'000});
+    g.duration("keepalive_time", server.grpc.keepalive_time, kPositive);
+    g.duration("keepalive_timeout", server.grpc.keepalive_timeout, kPositive);
+    g.duration("min_client_ping_interval", server.grpc.min_client_ping_interval, kPositive);
+    g.size("max_memory", server.grpc.max_memory, 64 * kMiB,
+           std::numeric_limits<std::size_t>::max());
   }
   if (const Field* store = m.find("job_store")) {
     MapReader j(diag, *store, {"result_ttl", "max_jobs", "max_bytes", "idempotency_ttl"});
@@ -263,6 +571,8 @@ void read_server(Diagnostics& diag, const Field& f, Config& config) {
                      "); give the metrics endpoint its own port");
     }
   }
+  if (grpc_ok) check_exposure(m, config);
+  if (metrics_ok) check_metrics_exposure(m, config);
 }
 
 void read_logging(Diagnostics& diag, const Field& f, Config& config) {
@@ -685,9 +995,9 @@ TroupeRead read_troupe(Diagnostics& diag, const Field& f) {
   TroupeRead result;
   core::TroupeOptions& t = result.options;
   MapReader m(diag, f,
-              {"name", "mode", "actors", "mailbox", "dispatch", "timeout", "dead_letter_capacity",
-               "dead_letter_max_bytes", "supervisor", "autoscale", "circuit_breaker", "retry",
-               "rate_limit", "handler"});
+              {"name", "mode", "actors", "mailbox", "dispatch", "timeout", "max_timeout",
+               "dead_letter_capacity", "dead_letter_max_bytes", "supervisor", "autoscale",
+               "circuit_breaker", "retry", "rate_limit", "handler"});
   if (!m.is_map() || f.node().IsNull()) {
     if (f.node().IsNull()) {
       diag.error(f.where(), f.path(), "empty troupe; it needs at least a name and a handler");
@@ -717,7 +1027,19 @@ TroupeRead read_troupe(Diagnostics& diag, const Field& f) {
                                    {{"least_loaded", core::DispatchStrategy::kLeastLoaded},
                                     {"round_robin", core::DispatchStrategy::kRoundRobin},
                                     {"key", core::DispatchStrategy::kKey}});
-  m.duration("timeout", t.timeout, kPositive);
+  const bool timeout = !m.has("timeout") || m.duration("timeout", t.timeout, kPositive);
+  if (m.has("max_timeout")) {
+    core::Duration max_timeout{};
+    if (m.duration("max_timeout", max_timeout, kPositive)) {
+      t.max_timeout = max_timeout;
+      if (timeout && max_timeout < t.timeout) {
+        report_pair(m, "max_timeout", "timeout",
+                    "max_timeout (" + format_duration(max_timeout) + ") is shorter than timeout (" +
+                        given_or_default(m, "timeout", format_duration(t.timeout)) +
+                        "); a job may ask for a timeout up to max_timeout");
+      }
+    }
+  }
   m.count("dead_letter_capacity", t.dead_letter_capacity, {0, 10'000'000});
   m.size("dead_letter_max_bytes", t.dead_letter_max_bytes, 0, 64 * kGiB);
   if (const Field* s = m.find("supervisor")) read_supervisor(diag, *s, t.supervisor);
@@ -766,8 +1088,12 @@ void read_troupes(Diagnostics& diag, const Field& f, Config& config) {
 Config read_config(Diagnostics& diag, const YAML::Node& root) {
   Config config;
   const Field root_field(root, "", Location{1, 1});
-  MapReader m(diag, root_field, {"server", "logging", "troupes"});
+  MapReader m(diag, root_field, {"server", "auth", "logging", "troupes"});
   if (!m.is_map()) return config;
+  // The server's exposure check needs auth, and auth's subjects need
+  // server.tls: TLS first, then auth, then the rest of the server section.
+  if (const Field* server = m.find("server")) read_server_tls(diag, *server, config);
+  if (const Field* auth = m.find("auth")) read_auth(diag, *auth, config);
   if (const Field* server = m.find("server")) read_server(diag, *server, config);
   if (const Field* logging = m.find("logging")) read_logging(diag, *logging, config);
   if (const Field* troupes = m.find("troupes")) {

@@ -2,6 +2,7 @@
 
 /// Loads and validates trouped's YAML configuration.
 
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -18,28 +19,112 @@ struct LimitsOptions {
   std::size_t max_payload = 4u << 20;  // bytes per job payload
   std::size_t max_metadata_entries = 32;
   std::size_t max_metadata_bytes = 8u << 10;  // keys + values
+
+  bool operator==(const LimitsOptions&) const = default;
+};
+
+/// The gRPC transport's own limits (server.grpc).
+struct GrpcOptions {
+  std::uint32_t max_concurrent_streams = 1000;                  // per connection (HTTP/2 setting)
+  core::Duration keepalive_time = std::chrono::minutes(1);      // ping a quiet connection
+  core::Duration keepalive_timeout = std::chrono::seconds(20);  // close it unanswered
+  core::Duration min_client_ping_interval = std::chrono::seconds(10);  // faster: GOAWAY
+  std::size_t max_memory = std::size_t{1} << 30;                       // gRPC's resource quota
+
+  bool operator==(const GrpcOptions&) const = default;
+};
+
+/// TLS on the gRPC port. The files are PEM; gRPC re-reads them every
+/// `refresh_interval` (certificate rotation without a restart).
+struct TlsOptions {
+  std::string cert_file;       // server certificate chain
+  std::string key_file;        // its private key
+  std::string client_ca_file;  // set: mTLS, client certificates required and verified
+  core::Duration refresh_interval = std::chrono::seconds(10);
+
+  bool enabled() const { return !cert_file.empty(); }
+  bool mutual() const { return !client_ca_file.empty(); }
+  friend bool operator==(const TlsOptions&, const TlsOptions&) = default;
+};
+
+/// HTTP basic auth on /metrics; the password is kept only as its SHA-256.
+struct MetricsAuthOptions {
+  std::string username;
+  std::optional<std::array<std::uint8_t, 32>> password_sha256;
+  bool enabled() const { return password_sha256.has_value(); }
+  friend bool operator==(const MetricsAuthOptions&, const MetricsAuthOptions&) = default;
 };
 
 struct ServerOptions {
-  std::string grpc_address = "0.0.0.0:50051";
-  std::string metrics_address = "0.0.0.0:9464";
+  std::string grpc_address = "127.0.0.1:50051";
+  std::string metrics_address = "127.0.0.1:9464";
+  /// Listen off loopback without TLS and authentication anyway (logged
+  /// loudly at start). Without it such a config is refused.
+  bool insecure = false;
+  TlsOptions tls;
+  MetricsAuthOptions metrics_auth;
+  bool reflection = true;     // serve grpc.reflection (grpcurl without .proto files)
   std::uint32_t threads = 0;  // 0 = hardware concurrency
   core::Duration drain_timeout = std::chrono::seconds(30);
   LimitsOptions limits;
+  GrpcOptions grpc;
+
+  bool operator==(const ServerOptions&) const = default;
+};
+
+/// What an identity may do on a troupe; a set is a bit mask of these.
+enum class Permission : std::uint8_t {
+  kSubmit = 1,  // Submit, SubmitStream
+  kRead = 2,    // GetJob, WatchJob, ListDeadJobs
+  kCancel = 4,  // CancelJob
+  kAdmin = 8,   // ListTroupes, GetTroupe
+};
+using Permissions = std::uint8_t;
+inline constexpr Permissions kAllPermissions = 15;
+
+/// Permissions on the troupes whose names match `troupes` ('*' matches any
+/// run of characters: "*", "batch-*").
+struct Grant {
+  std::string troupes;
+  Permissions permissions = 0;
+  friend bool operator==(const Grant&, const Grant&) = default;
+};
+
+/// Someone who may call trouped: known by a bearer token (kept only as its
+/// SHA-256) and/or by the subject of a client certificate (mTLS).
+struct Identity {
+  std::string name;
+  std::optional<std::array<std::uint8_t, 32>> token_sha256;
+  std::string certificate_subject;  // RFC 2253, as gRPC reports it: "O=Example,CN=ci"
+  std::vector<Grant> grants;
+  friend bool operator==(const Identity&, const Identity&) = default;
+};
+
+/// Authentication and per-troupe permissions. No identities: every caller
+/// may do everything (allowed on loopback, or with server.insecure / mTLS).
+struct AuthOptions {
+  std::vector<Identity> identities;
+  bool enabled() const { return !identities.empty(); }
+  friend bool operator==(const AuthOptions&, const AuthOptions&) = default;
 };
 
 struct LoggingOptions {
   enum class Format { kText, kJson };
   std::string level = "info";
   Format format = Format::kText;
+
+  bool operator==(const LoggingOptions&) const = default;
 };
 
 /// The whole file, validated.
 struct Config {
   ServerOptions server;
   LoggingOptions logging;
+  AuthOptions auth;
   core::RuntimeOptions runtime;
   std::vector<core::TroupeOptions> troupes;
+
+  bool operator==(const Config&) const = default;
 };
 
 /// One problem in a config file, located precisely.

@@ -12,45 +12,27 @@
 #include <string>
 #include <string_view>
 
-#include "core/options.h"
+#include "syntax/duration.h"
+#include "syntax/parsed.h"
+#include "syntax/url.h"
 
 namespace troupe::config {
 
-/// A parsed value, or the reason it could not be parsed.
-template <class T>
-struct Parsed {
-  std::optional<T> value;
-  std::string error;  // set iff !value
+using syntax::Parsed;
 
-  static Parsed ok(T v) { return Parsed{std::move(v), {}}; }
-  static Parsed fail(std::string why) { return Parsed{std::nullopt, std::move(why)}; }
-};
-
-/// "250ms", "30s", "5m", "1h", compound "1m30s"; units ns, us, ms, s, m, h in
-/// descending order. "0" alone is accepted. Never negative.
-Parsed<core::Duration> parse_duration(std::string_view text);
+// Durations, addresses and URLs have one parser each, shared with tools and
+// handlers (syntax/); the config reads them through these names.
+using syntax::format_duration;
+using syntax::HostPort;
+using syntax::is_hostname;
+using syntax::is_loopback;
+using syntax::parse_address;
+using syntax::parse_duration;
+using syntax::parse_url;
+using syntax::Url;
 
 /// "512", "512B", "64KiB", "4MiB", "1GiB" (binary units only).
 Parsed<std::size_t> parse_size(std::string_view text);
-
-struct HostPort {
-  std::string host;  // IPv6 without brackets
-  std::uint16_t port = 0;
-};
-/// "127.0.0.1:50051", "[::1]:50051", "localhost:0".
-Parsed<HostPort> parse_address(std::string_view text);
-
-struct Url {
-  std::string scheme;  // "http" or "https"
-  std::string host;
-  std::uint16_t port = 0;  // 0 when the URL does not name one
-  std::string target;      // path and query, "/" when empty
-};
-/// "http://host[:port][/path]" or "https://...".
-Parsed<Url> parse_url(std::string_view text);
-
-/// True for a DNS host name (RFC 1123 labels).
-bool is_hostname(std::string_view text);
 
 /// Levenshtein distance, for suggestions.
 std::size_t edit_distance(std::string_view a, std::string_view b);
@@ -60,8 +42,7 @@ std::size_t edit_distance(std::string_view a, std::string_view b);
 std::optional<std::string_view> closest_match(std::string_view word,
                                               std::span<const std::string_view> candidates);
 
-/// Human forms used in summaries and messages: "1m30s", "4MiB".
-std::string format_duration(core::Duration d);
+/// Human form used in summaries and messages: "4MiB".
 std::string format_size(std::size_t bytes);
 
 }  // namespace troupe::config

@@ -24,8 +24,12 @@ std::string describe_exception(const char* what_failed) {
 }
 }  // namespace
 
-Actor::Actor(Troupe& troupe, Strand strand, std::uint32_t index)
-    : Worker(index), troupe_(troupe), strand_(std::move(strand)), rng_(std::random_device{}()) {}
+Actor::Actor(std::shared_ptr<Troupe> troupe, Strand strand, std::uint32_t index)
+    : Worker(index),
+      troupe_(*troupe),
+      troupe_alive_(std::move(troupe)),
+      strand_(std::move(strand)),
+      rng_(std::random_device{}()) {}
 
 Actor::~Actor() = default;
 
@@ -35,7 +39,17 @@ void Actor::post_pump() {
 
 void Actor::release(std::shared_ptr<Actor> actor) {
   Strand strand = actor->strand_;
-  boost::asio::post(strand, [a = std::move(actor)]() mutable { a.reset(); });
+  boost::asio::post(strand, [a = std::move(actor)]() mutable {
+    if (a->current_) {
+      // An attempt still runs (a troupe shut down undrained): its handler
+      // answers the cancellation into this actor, which must outlive it.
+      // The actor keeps itself until then (complete_async lets it go).
+      a->released_ = a;
+      a->signal_.emit(boost::asio::cancellation_type::terminal);
+      return;
+    }
+    a.reset();
+  });
 }
 
 void Actor::post_cancel(const JobPtr& job) {
@@ -87,8 +101,17 @@ bool Actor::run_job(JobPtr job, bool breaker_permit) {
                             "aborted: the drain deadline passed before the job started", now_ns);
     ended = true;
   } else if (job->extras && job->extras->deadline && clock.wall_now() > *job->extras->deadline) {
-    lifecycle.end_unstarted(job, JobState::kFailed, "deadline passed before the job started",
-                            now_ns);
+    // Checked before every attempt, never while one runs (docs/api.md).
+    std::uint32_t done;
+    {
+      std::lock_guard lock(job->lock);  // attempts is the lifecycle's, read under the job's lock
+      done = job->attempts;
+    }
+    lifecycle.end_unstarted(
+        job, JobState::kFailed,
+        done == 0 ? "deadline passed before the job started"
+                  : "deadline passed before attempt " + std::to_string(done + 1) + " started",
+        now_ns);
     ended = true;
   }
   std::uint32_t attempt = 0;
@@ -166,6 +189,10 @@ void Actor::on_done(std::uint32_t seq, AttemptResult result) {
 void Actor::complete_async(std::uint32_t seq, AttemptResult result) {
   if (seq != seq_ || !current_) return;  // stale: a completion after its attempt ended
   finish_attempt(std::move(result));
+  if (released_) {
+    release(std::move(released_));
+    return;
+  }
   pump();
 }
 

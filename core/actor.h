@@ -31,12 +31,14 @@ struct TroupeConfig;
 /// dispatcher keeps about it is the dispatcher's, under its lock). The
 /// handler's completion callback may come from any thread; it is brought
 /// back onto the strand. Owned by the dispatcher through shared_ptr; work
-/// posted to the strand keeps it alive.
+/// posted to the strand keeps it alive, and it keeps its troupe alive (the
+/// troupe breaks the cycle in shutdown()), so a troupe is freed only after
+/// its last actor, never while one still runs on its strand.
 class Actor final : public Worker {
  public:
   using Strand = boost::asio::strand<boost::asio::io_context::executor_type>;
 
-  Actor(Troupe& troupe, Strand strand, std::uint32_t index);
+  Actor(std::shared_ptr<Troupe> troupe, Strand strand, std::uint32_t index);
   ~Actor() override;
 
   std::shared_ptr<Actor> self() { return std::static_pointer_cast<Actor>(shared_from_this()); }
@@ -52,7 +54,8 @@ class Actor final : public Worker {
   /// cancelled and its job will end ABORTED.
   void post_abort();
   /// Any thread: destroys the actor's last reference on its own strand,
-  /// after whatever it runs now has returned.
+  /// after whatever it runs now has returned; a running attempt is
+  /// cancelled first and the actor goes once its handler has answered.
   static void release(std::shared_ptr<Actor> actor);
 
  private:
@@ -67,6 +70,7 @@ class Actor final : public Worker {
   Timer& timer();
 
   Troupe& troupe_;
+  const std::shared_ptr<Troupe> troupe_alive_;  // see the class comment
   Strand strand_;
 
   // Strand state.
@@ -82,6 +86,7 @@ class Actor final : public Worker {
   bool timer_armed_ = false;
   bool restarting_ = false;  // waiting out a restart backoff or a give-up pause
   bool stopped_ = false;
+  std::shared_ptr<Actor> released_;  // itself, released while an attempt ran
   std::optional<AttemptResult> inline_result_;
   std::chrono::steady_clock::time_point attempt_started_{};
   std::unique_ptr<Timer> timer_;  // attempt timeout, then restart backoff

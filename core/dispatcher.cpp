@@ -175,11 +175,26 @@ bool Dispatcher::parked_by_breaker() const {
   return gated_;
 }
 
-void Dispatcher::add(const std::vector<WorkerPtr>& workers) {
+bool Dispatcher::add(const std::vector<WorkerPtr>& workers) {
   std::lock_guard lock(mutex_);
+  if (closed_) return false;
   for (const auto& w : workers) workers_.push_back(w);
   update_capacity_locked();
   report_actors_locked();
+  return true;
+}
+
+std::vector<WorkerPtr> Dispatcher::close() {
+  std::lock_guard lock(mutex_);
+  closed_ = true;
+  for (Worker* w : idle_) w->idle_ = false;
+  idle_.clear();
+  for (auto& [key, owner] : keys_) owner.worker = nullptr;
+  std::vector<WorkerPtr> gone;
+  gone.swap(workers_);
+  update_capacity_locked();
+  report_actors_locked();
+  return gone;
 }
 
 Dispatcher::Removal Dispatcher::remove(std::uint32_t n, bool idle_only) {

@@ -103,7 +103,11 @@ class Dispatcher {
   std::vector<WorkerPtr> unpark(Park which);
   bool parked_by_breaker() const;
 
-  void add(const std::vector<WorkerPtr>& workers);
+  /// New workers; false (and nothing added: release them) once closed.
+  bool add(const std::vector<WorkerPtr>& workers);
+  /// The troupe shuts down: every worker leaves (release them), and from
+  /// now on take() parks no one and add() is refused. Queued jobs stay.
+  std::vector<WorkerPtr> close();
   struct Removal {
     std::uint32_t removed = 0;       // dropped at once or marked retiring
     std::vector<WorkerPtr> dropped;  // idle workers that left at once (release them)
@@ -175,6 +179,7 @@ class Dispatcher {
   bool gate_asked_ = false;  // ... and the troupe was told to wait for it
   bool throttled_ = false;   // workers parked because the rate limiter had no token
   bool throttle_asked_ = false;
+  bool closed_ = false;  // close(): no worker is kept any more
 };
 
 template <class GateKeeper>
@@ -185,6 +190,8 @@ Dispatcher::Take Dispatcher::take(Worker& worker, GateKeeper&& pass) {
     worker.woken_ = false;
     --waking_;
   }
+  // Closed: the worker is on its way out (idle_ must not point at it).
+  if (closed_) return t;
   if (worker.retiring_) {
     move_keyed_jobs_locked(worker, t.woken);
     t.retired = drop_locked(worker);

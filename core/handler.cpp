@@ -1,45 +1,27 @@
 #include "core/handler.h"
 
+#include <stdexcept>
 #include <string>
-#include <type_traits>
-
-#include "core/handlers/builtin_handler.h"
-#include "core/handlers/exec_handler.h"
-#include "core/handlers/http_handler.h"
 
 namespace troupe::core {
 
+bool HandlerOptions::operator==(const HandlerOptions& other) const {
+  if (config_ == other.config_) return true;
+  return config_ != nullptr && other.config_ != nullptr && config_->equals(*other.config_);
+}
+
 std::unique_ptr<Handler> make_handler(const HandlerOptions& options,
                                       boost::asio::any_io_executor executor, Clock& clock) {
-  return std::visit(
-      [&](const auto& o) -> std::unique_ptr<Handler> {
-        using T = std::decay_t<decltype(o)>;
-        if constexpr (std::is_same_v<T, BuiltinHandlerOptions>) {
-          return make_builtin_handler(o, std::move(executor), clock);
-        } else if constexpr (std::is_same_v<T, ExecHandlerOptions>) {
-          return make_exec_handler(o, std::move(executor), clock);
-        } else {
-          return make_http_handler(o, std::move(executor), clock);
-        }
-      },
-      options);
+  if (options.config() == nullptr) throw std::invalid_argument("the troupe has no handler");
+  return options.config()->make(std::move(executor), clock);
 }
 
 std::string describe(const HandlerOptions& options) {
-  if (const auto* b = std::get_if<BuiltinHandlerOptions>(&options)) {
-    switch (b->kind) {
-      case BuiltinHandlerOptions::Kind::kNoop:
-        return "builtin:noop";
-      case BuiltinHandlerOptions::Kind::kEcho:
-        return "builtin:echo";
-      case BuiltinHandlerOptions::Kind::kSleep:
-        return "builtin:sleep";
-      case BuiltinHandlerOptions::Kind::kFail:
-        return "builtin:fail";
-    }
-  }
-  if (std::holds_alternative<ExecHandlerOptions>(options)) return "exec";
-  return "http";
+  return options.config() != nullptr ? options.config()->describe() : "none";
+}
+
+std::string summarize(const HandlerOptions& options) {
+  return options.config() != nullptr ? options.config()->summary() : "none";
 }
 
 }  // namespace troupe::core

@@ -57,12 +57,77 @@ class Handler {
   virtual void start(const AttemptContext& ctx, AttemptCallback done) = 0;
 };
 
+/// One handler kind's options as core sees them: what to build per actor,
+/// how to name it, and whether a reload changed it. Each kind gets it from
+/// KindHandlerConfig below; core never names a kind. Immutable once built,
+/// so thread-safe.
+class HandlerConfig {
+ public:
+  virtual ~HandlerConfig() = default;
+  /// `kind:` in the config: "builtin", "exec", "http".
+  virtual std::string_view kind() const = 0;
+  /// "builtin:echo", "exec", "http": for status displays.
+  virtual std::string describe() const = 0;
+  /// One line for `trouped --check-config`: "builtin sleep 100ms".
+  virtual std::string summary() const = 0;
+  /// Same kind and every option equal.
+  virtual bool equals(const HandlerConfig& other) const = 0;
+  /// Builds the handler for one actor; `executor` is the actor's strand.
+  virtual std::unique_ptr<Handler> make(boost::asio::any_io_executor executor,
+                                        Clock& clock) const = 0;
+};
+
+namespace detail {
+
+/// HandlerConfig for a kind's options struct: equality is the struct's
+/// operator==; the rest is the kind's build_handler, describe_handler and
+/// summarize_handler, found by argument-dependent lookup.
+template <class KindOptions>
+class KindHandlerConfig final : public HandlerConfig {
+ public:
+  explicit KindHandlerConfig(KindOptions options) : options_(std::move(options)) {}
+  const KindOptions& options() const { return options_; }
+
+  std::string_view kind() const override { return KindOptions::kKind; }
+  std::string describe() const override { return describe_handler(options_); }
+  std::string summary() const override { return summarize_handler(options_); }
+  bool equals(const HandlerConfig& other) const override {
+    const auto* same_kind = dynamic_cast<const KindHandlerConfig*>(&other);
+    return same_kind != nullptr && same_kind->options_ == options_;
+  }
+  std::unique_ptr<Handler> make(boost::asio::any_io_executor executor,
+                                Clock& clock) const override {
+    return build_handler(options_, std::move(executor), clock);
+  }
+
+ private:
+  KindOptions options_;
+};
+
+}  // namespace detail
+
+template <class KindOptions>
+requires requires {
+  KindOptions::kKind;
+}
+HandlerOptions::HandlerOptions(KindOptions options)
+    : config_(std::make_shared<const detail::KindHandlerConfig<KindOptions>>(std::move(options))) {}
+
+template <class KindOptions>
+const KindOptions* HandlerOptions::get_if() const {
+  const auto* config = dynamic_cast<const detail::KindHandlerConfig<KindOptions>*>(config_.get());
+  return config != nullptr ? &config->options() : nullptr;
+}
+
 /// Builds the handler for one actor from its options. `executor` is the
-/// actor's strand.
+/// actor's strand. Throws std::invalid_argument when no handler is set.
 std::unique_ptr<Handler> make_handler(const HandlerOptions& options,
                                       boost::asio::any_io_executor executor, Clock& clock);
 
-/// "builtin:echo", "exec", "http": for status displays.
+/// HandlerConfig::describe(), or "none" when no handler is set.
 std::string describe(const HandlerOptions& options);
+
+/// HandlerConfig::summary(), or "none" when no handler is set.
+std::string summarize(const HandlerOptions& options);
 
 }  // namespace troupe::core

@@ -80,6 +80,10 @@ std::string_view to_string(RejectReason r) {
       return "degraded";
     case RejectReason::kRateLimited:
       return "rate_limited";
+    case RejectReason::kTimeoutOverMax:
+      return "timeout_over_max";
+    case RejectReason::kTooManyListeners:
+      return "too_many_listeners";
   }
   return "unknown";
 }

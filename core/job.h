@@ -59,13 +59,14 @@ struct JobRequest {
 };
 
 /// A consistent snapshot of one job. Timestamps are wall-clock for display;
-/// unset ones are the epoch.
+/// unset ones are the epoch. Without the payload: no reply sends it back, and
+/// copying it for every GetJob, watch event and callback cost up to
+/// max_payload each.
 struct JobRecord {
   JobId id;
   std::string troupe;
   JobState state = JobState::kQueued;
   std::uint32_t attempts = 0;
-  std::string payload;
   std::string result;
   std::string error;
   FailureClass failure_class = FailureClass::kNone;
@@ -80,12 +81,14 @@ struct JobRecord {
 /// Why a submit was refused. The job was never accepted and is not counted.
 enum class RejectReason : std::uint8_t {
   kUnknownTroupe,
-  kFull,         // every mailbox of the troupe is at capacity
-  kDraining,     // the daemon drains, or a reload removes the troupe
-  kCircuitOpen,  // the breaker is open (policy reject)
-  kRateLimited,  // rate limited and the queue is full
-  kStoreFull,    // the job store holds job_store.max_jobs / max_bytes of unfinished jobs
-  kDegraded,     // no actor runs: the supervisor gave up on all of them for now
+  kFull,              // every mailbox of the troupe is at capacity
+  kDraining,          // the daemon drains, or a reload removes the troupe
+  kCircuitOpen,       // the breaker is open (policy reject)
+  kRateLimited,       // rate limited and the queue is full
+  kStoreFull,         // the job store holds job_store.max_jobs / max_bytes of unfinished jobs
+  kDegraded,          // no actor runs: the supervisor gave up on all of them for now
+  kTimeoutOverMax,    // the job's own timeout is over its troupe's max_timeout
+  kTooManyListeners,  // a duplicate's on_terminal past max_listeners_per_job
 };
 std::string_view to_string(RejectReason r);
 
@@ -97,9 +100,12 @@ struct Rejection {
   /// the next restart of a degraded troupe, or the queue's expected drain.
   /// Zero when core cannot tell (draining, unknown troupe, strategy stop).
   std::chrono::milliseconds retry_after{0};
-  std::uint64_t queued = 0;    // kFull, kRateLimited: jobs waiting in the troupe
-  std::uint64_t capacity = 0;  // kFull: actors x mailbox_capacity
-  std::uint32_t actors = 0;    // kFull, kDegraded: the troupe's actors (kDegraded: none running)
+  std::uint64_t queued = 0;  // kFull, kRateLimited: jobs waiting in the troupe
+  /// kFull: actors x mailbox_capacity; kTooManyListeners: max_listeners_per_job.
+  std::uint64_t capacity = 0;
+  std::uint32_t actors = 0;  // kFull, kDegraded: the troupe's actors (kDegraded: none running)
+  Duration limit{0};         // kTimeoutOverMax: the troupe's max_timeout
+  JobId job{};               // kTooManyListeners: the job already waited on
 };
 
 struct Accepted {

@@ -2,41 +2,45 @@
 
 namespace troupe::core::detail {
 
-namespace {
-std::chrono::system_clock::time_point from_ns(std::int64_t ns) {
-  return std::chrono::system_clock::time_point(
-      std::chrono::duration_cast<std::chrono::system_clock::duration>(
-          std::chrono::nanoseconds(ns)));
-}
-}  // namespace
-
 JobRecord Job::snapshot() const {
+  JobRecord r;
+  copy_request(r);
   std::lock_guard guard(lock);
-  return snapshot_locked();
+  copy_progress_locked(r);
+  return r;
 }
 
 JobRecord Job::snapshot_locked() const {
   JobRecord r;
+  copy_request(r);
+  copy_progress_locked(r);
+  return r;
+}
+
+void Job::copy_request(JobRecord& r) const {
+  // Immutable after submit: copied without the lock, so the spin lock is
+  // held only for what changes.
   r.id = id;
   r.troupe = *troupe_name;
+  if (extras) {
+    r.key = extras->key;
+    r.idempotency_key = extras->idempotency_key;
+    r.metadata = extras->metadata;
+  }
+}
+
+void Job::copy_progress_locked(JobRecord& r) const {
   r.state = state.load(std::memory_order_relaxed);
   r.attempts = attempts;
-  r.payload = payload;
   if (r.state == JobState::kSucceeded) {
     r.result = output;
   } else {
     r.error = output;
   }
   r.failure_class = failure;
-  if (extras) {
-    r.key = extras->key;
-    r.idempotency_key = extras->idempotency_key;
-    r.metadata = extras->metadata;
-  }
-  r.submitted_at = from_ns(submitted_ns);
-  r.started_at = from_ns(started_ns);
-  r.finished_at = from_ns(finished_ns);
-  return r;
+  r.submitted_at = from_wall_ns(submitted_ns);
+  r.started_at = from_wall_ns(started_ns);
+  r.finished_at = from_wall_ns(finished_ns);
 }
 
 }  // namespace troupe::core::detail

@@ -94,10 +94,22 @@ class Job {
   JobRecord snapshot() const;
   /// The same, for a caller already holding the lock.
   JobRecord snapshot_locked() const;
+
+ private:
+  /// The request's fields (immutable after submit; no lock needed).
+  void copy_request(JobRecord& r) const;
+  /// The fields guarded by `lock`.
+  void copy_progress_locked(JobRecord& r) const;
 };
 
 using JobPtr = std::shared_ptr<Job>;
 
+/// The wall-clock time point for ns since the epoch (Job's timestamps).
+inline std::chrono::system_clock::time_point from_wall_ns(std::int64_t ns) {
+  return std::chrono::system_clock::time_point(
+      std::chrono::duration_cast<std::chrono::system_clock::duration>(
+          std::chrono::nanoseconds(ns)));
+}
 inline std::int64_t to_ns(std::chrono::system_clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
 }

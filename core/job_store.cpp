@@ -1,9 +1,17 @@
 #include "core/job_store.h"
 
+#include <limits>
+
 namespace troupe::core {
 
 using detail::Job;
 using detail::JobPtr;
+
+namespace {
+std::int64_t ns(Duration d) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
+}
+}  // namespace
 
 InMemoryJobStore::InMemoryJobStore(JobStoreOptions options, Clock& clock)
     : options_(options), clock_(clock), shards_(std::make_unique<Shard[]>(kShards)) {
@@ -34,7 +42,8 @@ bool InMemoryJobStore::over_limits() const {
 bool InMemoryJobStore::has_room(std::size_t payload_bytes) {
   const bool full = count_.load(std::memory_order_relaxed) >= options_.max_jobs ||
                     bytes_.load(std::memory_order_relaxed) + payload_bytes > options_.max_bytes;
-  return !full || terminal_count_.load(std::memory_order_relaxed) > 0;
+  return !full || terminal_count_.load(std::memory_order_relaxed) > 0 ||
+         keys_.load(std::memory_order_relaxed) > 0;
 }
 
 bool InMemoryJobStore::evict_front_locked(Shard& shard) {
@@ -87,13 +96,56 @@ void InMemoryJobStore::add(const JobPtr& job) {
     }
     trim_locked(shard, now_ns, over_limits());
   }
-  // Still over: evict the oldest terminal records of other shards. Bounded:
-  // one pass over the shards per add.
+  if (!over_limits()) return;
+  // Still over: the oldest go first. Each step is one bounded pass.
+  // Expired records of other shards (their expiry is lazy).
+  trim_other_shards(job->id.value, now_ns, false);
+  // Keys registered before every kept result finished (more than
+  // result_ttl ago) are older than any terminal record.
+  evict_keys(now_ns - ns(options_.result_ttl));
+  // The oldest terminal records of other shards.
+  trim_other_shards(job->id.value, now_ns, true);
+  // The newer keys.
+  evict_keys(std::numeric_limits<std::int64_t>::max());
+}
+
+void InMemoryJobStore::trim_other_shards(std::uint64_t id, std::int64_t now_ns, bool evict) {
   for (std::size_t i = 1;
        i < kShards && over_limits() && terminal_count_.load(std::memory_order_relaxed) > 0; ++i) {
-    Shard& other = shards_[(job->id.value + i) % kShards];
+    Shard& other = shards_[(id + i) % kShards];
     std::lock_guard lock(other.mutex);
-    trim_locked(other, now_ns, true);
+    trim_locked(other, now_ns, evict);
+  }
+}
+
+std::size_t InMemoryJobStore::key_bytes(const std::string& index_key) {
+  return 2 * index_key.size();  // the index's key and its FIFO's copy
+}
+
+void InMemoryJobStore::drop_oldest_key_locked() {
+  auto old = idempotency_order_.pop_front();
+  auto it = idempotency_.find(old.first);
+  // The FIFO item of a key registered again later is not that entry's.
+  if (it == idempotency_.end() || it->second.expires_ns != old.second) return;
+  idempotency_.erase(it);
+  keys_.fetch_sub(1, std::memory_order_relaxed);
+  count_.fetch_sub(1, std::memory_order_relaxed);
+  bytes_.fetch_sub(key_bytes(old.first), std::memory_order_relaxed);
+}
+
+void InMemoryJobStore::expire_keys_locked(std::int64_t now_ns) {
+  while (!idempotency_order_.empty() && idempotency_order_.front().second <= now_ns) {
+    drop_oldest_key_locked();
+  }
+}
+
+void InMemoryJobStore::evict_keys(std::int64_t registered_before_ns) {
+  if (keys_.load(std::memory_order_relaxed) == 0) return;
+  const std::int64_t ttl_ns = ns(options_.idempotency_ttl);
+  std::lock_guard lock(idempotency_mutex_);
+  while (over_limits() && !idempotency_order_.empty() &&
+         idempotency_order_.front().second - ttl_ns < registered_before_ns) {
+    drop_oldest_key_locked();
   }
 }
 
@@ -109,8 +161,10 @@ JobPtr InMemoryJobStore::find(JobId id) {
 }
 
 void InMemoryJobStore::finished(const JobPtr& job, std::int64_t now) {
-  const std::int64_t expires_ns =
-      now + std::chrono::duration_cast<std::chrono::nanoseconds>(options_.result_ttl).count();
+  // Before the expiry is set: once find() stops answering for the record,
+  // its idempotency key must already hold the final state.
+  record_final(*job);
+  const std::int64_t expires_ns = now + ns(options_.result_ttl);
   Shard& shard = shard_of(job->id.value);
   std::lock_guard lock(shard.mutex);
   // finished_steady_ns holds the expiry; it is only touched under this lock.
@@ -124,41 +178,91 @@ void InMemoryJobStore::finished(const JobPtr& job, std::int64_t now) {
   terminal_count_.fetch_add(1, std::memory_order_relaxed);
 }
 
-JobPtr InMemoryJobStore::find_idempotent(std::string_view troupe, std::string_view key) {
-  const std::int64_t now_ns = detail::to_ns(clock_.now());
+std::string InMemoryJobStore::index_key(std::string_view troupe, std::string_view key) {
   std::string k;
   k.reserve(troupe.size() + 1 + key.size());
   k.append(troupe).push_back('\0');
   k.append(key);
+  return k;
+}
+
+void InMemoryJobStore::copy_final(const Job& job, IdempotencyEntry& entry) {
+  std::lock_guard lock(job.lock);
+  entry.final = true;
+  entry.state = job.state.load(std::memory_order_relaxed);
+  entry.failure = job.failure;
+  entry.attempts = job.attempts;
+  entry.submitted_ns = job.submitted_ns;
+  entry.started_ns = job.started_ns;
+  entry.finished_ns = job.finished_ns;
+}
+
+void InMemoryJobStore::record_final(const Job& job) {
+  if (!job.extras || job.extras->idempotency_key.empty()) return;
+  // Read the job first, then take the index lock: the two are never nested
+  // this way round.
+  IdempotencyEntry final_state;
+  copy_final(job, final_state);
+  const std::string k = index_key(*job.troupe_name, job.extras->idempotency_key);
   std::lock_guard lock(idempotency_mutex_);
-  while (!idempotency_order_.empty() && idempotency_order_.front().second <= now_ns) {
-    auto old = idempotency_order_.pop_front();
-    auto it = idempotency_.find(old.first);
-    if (it != idempotency_.end() && it->second.expires_ns <= now_ns) idempotency_.erase(it);
-  }
   auto it = idempotency_.find(k);
-  if (it == idempotency_.end() || it->second.expires_ns <= now_ns) return nullptr;
-  JobPtr job = it->second.job.lock();
-  if (!job) return nullptr;
-  // An expired (or evicted) record no longer answers for its key.
-  Shard& shard = shard_of(job->id.value);
-  std::lock_guard shard_lock(shard.mutex);
-  if (job->finished_steady_ns != 0 && job->finished_steady_ns <= now_ns) return nullptr;
-  if (!shard.jobs.contains(job->id.value)) return nullptr;
-  return job;
+  // Not there yet: remember_idempotent() will find the job terminal and copy
+  // it itself (the state is terminal before finished() is called).
+  if (it == idempotency_.end() || it->second.id != job.id.value) return;
+  final_state.id = it->second.id;
+  final_state.expires_ns = it->second.expires_ns;
+  it->second = final_state;
+}
+
+std::optional<IdempotentMatch> InMemoryJobStore::find_idempotent(std::string_view troupe,
+                                                                 std::string_view key) {
+  const std::int64_t now_ns = detail::to_ns(clock_.now());
+  const std::string k = index_key(troupe, key);
+  std::lock_guard lock(idempotency_mutex_);
+  expire_keys_locked(now_ns);
+  auto it = idempotency_.find(k);
+  if (it == idempotency_.end() || it->second.expires_ns <= now_ns) return std::nullopt;
+  const IdempotencyEntry& entry = it->second;
+  IdempotentMatch match;
+  match.id = JobId{entry.id};
+  match.job = find(match.id);
+  if (match.job) return match;
+  // The record is gone: only a terminal one expires or is evicted, and
+  // finished() copied its final state here before setting its expiry.
+  if (!entry.final) return std::nullopt;
+  JobRecord& r = match.final_state;
+  r.id = match.id;
+  r.troupe = troupe;
+  r.idempotency_key = key;
+  r.state = entry.state;
+  r.failure_class = entry.failure;
+  r.attempts = entry.attempts;
+  r.submitted_at = detail::from_wall_ns(entry.submitted_ns);
+  r.started_at = detail::from_wall_ns(entry.started_ns);
+  r.finished_at = detail::from_wall_ns(entry.finished_ns);
+  return match;
 }
 
 void InMemoryJobStore::remember_idempotent(std::string_view troupe, std::string_view key,
                                            const JobPtr& job) {
-  const std::int64_t expires_ns =
-      detail::to_ns(clock_.now()) +
-      std::chrono::duration_cast<std::chrono::nanoseconds>(options_.idempotency_ttl).count();
-  std::string k;
-  k.reserve(troupe.size() + 1 + key.size());
-  k.append(troupe).push_back('\0');
-  k.append(key);
+  const std::int64_t now_ns = detail::to_ns(clock_.now());
+  const std::int64_t expires_ns = now_ns + ns(options_.idempotency_ttl);
+  std::string k = index_key(troupe, key);
   std::lock_guard lock(idempotency_mutex_);
-  idempotency_[k] = IdempotencyEntry{job, expires_ns};
+  expire_keys_locked(now_ns);
+  IdempotencyEntry entry;
+  // Already over: finished() ran before the entry existed and left the
+  // copy to us.
+  if (is_terminal(job->state.load(std::memory_order_acquire))) copy_final(*job, entry);
+  entry.id = job->id.value;
+  entry.expires_ns = expires_ns;
+  // Counted in the store's limits like a record: the next add() evicts (the
+  // oldest keys or terminal records) when this goes over.
+  if (auto [it, added] = idempotency_.insert_or_assign(k, entry); added) {
+    keys_.fetch_add(1, std::memory_order_relaxed);
+    count_.fetch_add(1, std::memory_order_relaxed);
+    bytes_.fetch_add(key_bytes(k), std::memory_order_relaxed);
+  }
   idempotency_order_.push_back({std::move(k), expires_ns});
 }
 

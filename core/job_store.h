@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -19,6 +20,19 @@
 #include "core/ring_queue.h"
 
 namespace troupe::core {
+
+/// What an idempotency key answers: the original job. Its record while the
+/// store keeps it; after its result expired (or was evicted), for the rest of
+/// the idempotency TTL, a tombstone: the original's final state.
+struct IdempotentMatch {
+  JobId id;
+  /// The original job; null once its record is gone.
+  detail::JobPtr job;
+  /// When `job` is null: id, troupe, idempotency_key, state, failure class,
+  /// attempts and timestamps of the original (no payload, result, error,
+  /// key or metadata: those expired with the record).
+  JobRecord final_state;
+};
 
 /// Keeps every accepted job findable by id until its result expires, and
 /// the idempotency index. Thread-safe: every method may be called from any
@@ -46,11 +60,19 @@ class JobStore {
   /// `now` is the steady clock's reading at the end, in ns (the caller
   /// has it already).
   virtual void finished(const detail::JobPtr& job, std::int64_t now) = 0;
-  /// The job registered under (troupe, key) within the idempotency TTL.
-  virtual detail::JobPtr find_idempotent(std::string_view troupe, std::string_view key) = 0;
+  /// The job registered under (troupe, key) within the idempotency TTL, also
+  /// after its record expired: a key never answers "unknown" while its TTL
+  /// runs (unless evicted to stay within the limits).
+  virtual std::optional<IdempotentMatch> find_idempotent(std::string_view troupe,
+                                                         std::string_view key) = 0;
+  /// Registers `job` (accepted, added) under (troupe, key) for the
+  /// idempotency TTL; its final state is kept with the key when it ends.
   virtual void remember_idempotent(std::string_view troupe, std::string_view key,
                                    const detail::JobPtr& job) = 0;
+  /// What counts against max_jobs: records plus idempotency keys.
   virtual std::size_t size() const = 0;
+  /// What counts against max_bytes: payloads, keys and results of records,
+  /// plus the idempotency index's keys.
   virtual std::size_t bytes() const = 0;
   /// True when the records survive a restart of the process.
   virtual bool durable() const = 0;
@@ -59,9 +81,11 @@ class JobStore {
 /// The bounded in-memory JobStore: a sharded hash table by id (the id's low
 /// bits pick the shard, one mutex each), a FIFO of terminal records per
 /// shard for expiry and eviction (terminal ones go first; in-flight ones are
-/// never evicted), and an idempotency index with its own TTL. Expiry is
-/// lazy: records past result_ttl are dropped on the next add() of their
-/// shard and are invisible to find() at once.
+/// never evicted), and an idempotency index with its own TTL and FIFO. Expiry
+/// is lazy: records past result_ttl are dropped on the next add() of their
+/// shard and are invisible to find() at once. Index entries count against
+/// the limits like records (one each, their key bytes); past the limits the
+/// oldest go first, keys older than result_ttl before terminal records.
 class InMemoryJobStore final : public JobStore {
  public:
   InMemoryJobStore(JobStoreOptions options, Clock& clock);
@@ -71,11 +95,14 @@ class InMemoryJobStore final : public JobStore {
   void add(const detail::JobPtr& job) override;
   detail::JobPtr find(JobId id) override;
   void finished(const detail::JobPtr& job, std::int64_t now) override;
-  detail::JobPtr find_idempotent(std::string_view troupe, std::string_view key) override;
+  std::optional<IdempotentMatch> find_idempotent(std::string_view troupe,
+                                                 std::string_view key) override;
   void remember_idempotent(std::string_view troupe, std::string_view key,
                            const detail::JobPtr& job) override;
   std::size_t size() const override { return count_.load(std::memory_order_relaxed); }
   std::size_t bytes() const override { return bytes_.load(std::memory_order_relaxed); }
+  /// Idempotency keys held (tombstones included); part of size().
+  std::size_t idempotency_keys() const { return keys_.load(std::memory_order_relaxed); }
   bool durable() const override { return false; }
 
  private:
@@ -105,9 +132,20 @@ class InMemoryJobStore final : public JobStore {
     std::unordered_set<detail::JobPtr, ById, ById> jobs;
     detail::RingQueue<Terminal> terminal;  // in finishing order
   };
+  /// An idempotency key's answer. By id, not by pointer: the key outlives
+  /// the record (result_ttl is usually the shorter) and must not pin it.
   struct IdempotencyEntry {
-    std::weak_ptr<detail::Job> job;
-    std::int64_t expires_ns;
+    std::uint64_t id = 0;
+    std::int64_t expires_ns = 0;
+    // The job's final state once it is terminal (`final`): the tombstone
+    // the key answers with after the record is gone.
+    bool final = false;
+    JobState state = JobState::kQueued;
+    FailureClass failure = FailureClass::kNone;
+    std::uint32_t attempts = 0;
+    std::int64_t submitted_ns = 0;  // wall clock, as in Job
+    std::int64_t started_ns = 0;
+    std::int64_t finished_ns = 0;
   };
 
   /// Bytes fixed at submit (payload, keys).
@@ -119,7 +157,24 @@ class InMemoryJobStore final : public JobStore {
   /// over the limits) the oldest terminal ones. Shard lock held.
   void trim_locked(Shard& shard, std::int64_t now_ns, bool over_limits);
   bool evict_front_locked(Shard& shard);
+  /// While over the limits, one pass over the shards other than `id`'s:
+  /// drops their expired records, and with `evict` their oldest terminal one.
+  void trim_other_shards(std::uint64_t id, std::int64_t now_ns, bool evict);
   bool over_limits() const;
+  /// Bytes an index entry is counted for.
+  static std::size_t key_bytes(const std::string& index_key);
+  /// Pops the index FIFO's front, dropping its entry. idempotency_mutex_ held.
+  void drop_oldest_key_locked();
+  void expire_keys_locked(std::int64_t now_ns);
+  /// While over the limits, drops the oldest keys registered before
+  /// `registered_before_ns` (steady clock). Takes idempotency_mutex_.
+  void evict_keys(std::int64_t registered_before_ns);
+  /// The index's key for (troupe, idempotency key).
+  static std::string index_key(std::string_view troupe, std::string_view key);
+  /// Copies a terminal job's final state into its idempotency entry, if it
+  /// has one. Takes the job's lock and then idempotency_mutex_.
+  void record_final(const detail::Job& job);
+  static void copy_final(const detail::Job& job, IdempotencyEntry& entry);
 
   JobStoreOptions options_;
   Clock& clock_;
@@ -129,6 +184,8 @@ class InMemoryJobStore final : public JobStore {
   alignas(detail::kCacheLine) std::atomic<std::size_t> count_{0};
   std::atomic<std::size_t> bytes_{0};
   alignas(detail::kCacheLine) std::atomic<std::size_t> terminal_count_{0};
+
+  std::atomic<std::size_t> keys_{0};  // idempotency entries, also in count_
 
   std::mutex idempotency_mutex_;  // guards the index and its FIFO
   std::unordered_map<std::string, IdempotencyEntry> idempotency_;

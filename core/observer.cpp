@@ -20,12 +20,13 @@ class NullTroupeObserver final : public TroupeObserver {
   void actor_gave_up(std::uint32_t, std::string_view, Duration) override {}
   void actor_recovered(std::uint32_t) override {}
   void illegal_transition(JobId, JobState, JobState) override {}
+  void removed() override {}
 };
 
 class NullObserver final : public Observer {
  public:
   std::shared_ptr<TroupeObserver> troupe_added(std::string_view) override { return troupe_; }
-  void troupe_removed(std::string_view) override {}
+  void unknown_troupe_rejected() override {}
 
  private:
   std::shared_ptr<TroupeObserver> troupe_ = std::make_shared<NullTroupeObserver>();

@@ -17,8 +17,11 @@ enum class ScaleDirection : std::uint8_t { kUp, kDown };
 std::string_view to_string(CircuitState s);
 std::string_view to_string(ScaleDirection d);
 
-/// Events of one troupe. Called concurrently from any core thread, on hot
-/// paths: implementations must be thread-safe and must not block.
+/// Events of one generation of a troupe: a troupe removed by a reload and
+/// added again under the same name is a new generation with its own
+/// observer, while the old one still drains. Called concurrently from any
+/// core thread, on hot paths: implementations must be thread-safe and must
+/// not block.
 class TroupeObserver {
  public:
   virtual ~TroupeObserver() = default;
@@ -45,14 +48,21 @@ class TroupeObserver {
   /// terminal state, a retry of an ended job): a bug, never applied; daemon/
   /// logs it and counts it.
   virtual void illegal_transition(JobId job, JobState from, JobState to) = 0;
+  /// This generation is gone (removed by a reload and drained); called once,
+  /// last. It must not touch a newer generation of the same name.
+  virtual void removed() = 0;
 };
 
-/// Hands out one TroupeObserver per troupe. Thread-safe.
+/// Hands out one TroupeObserver per troupe generation. Thread-safe.
 class Observer {
  public:
   virtual ~Observer() = default;
+  /// A troupe (generation) starts; its removal is TroupeObserver::removed().
   virtual std::shared_ptr<TroupeObserver> troupe_added(std::string_view troupe) = 0;
-  virtual void troupe_removed(std::string_view troupe) = 0;
+  /// A submit named a troupe that is not hosted (rejected kUnknownTroupe).
+  /// Not per troupe: the name is the client's, and a series per name would
+  /// let clients create series.
+  virtual void unknown_troupe_rejected() = 0;
 };
 
 /// Observes nothing; for tests and benchmarks that do not look.

@@ -3,15 +3,18 @@
 /// Option structs a troupe and the runtime are built from. config/ fills them
 /// from YAML and validates them; core/ trusts what it is given (it asserts
 /// only invariants that validation guarantees). Every default here is the
-/// documented default (docs/configuration.md) — change both together.
+/// documented default (docs/configuration.md) — change both together. Each
+/// struct compares with a defaulted operator==, so a field added later is
+/// compared too (a reload rebuilds handlers exactly when their options differ).
 
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <memory>
+#include <optional>
 #include <set>
 #include <string>
-#include <variant>
 #include <vector>
 
 namespace troupe::core {
@@ -47,6 +50,8 @@ struct SupervisorOptions {
   Duration window = 60s;
   Duration backoff_initial = 100ms;  // min(max, initial * 2^n) with jitter
   Duration backoff_max = 10s;
+
+  bool operator==(const SupervisorOptions&) const = default;
 };
 
 struct AutoscaleOptions {
@@ -57,6 +62,8 @@ struct AutoscaleOptions {
   std::uint32_t scale_up_step = 1;
   std::uint32_t scale_down_step = 1;
   Duration cooldown = 30s;
+
+  bool operator==(const AutoscaleOptions&) const = default;
 };
 
 struct CircuitBreakerOptions {
@@ -77,6 +84,8 @@ struct CircuitBreakerOptions {
   /// Which failure classes count as breaker failures.
   std::set<FailureClass> record = {FailureClass::kRetryable, FailureClass::kTimeout,
                                    FailureClass::kCrash};
+
+  bool operator==(const CircuitBreakerOptions&) const = default;
 };
 
 struct RetryOptions {
@@ -87,47 +96,44 @@ struct RetryOptions {
   bool jitter = true;       // full jitter: uniform in [0, computed backoff]
   /// Failure classes never retried (kPermanent is never retried regardless).
   std::set<FailureClass> non_retryable = {};
+
+  bool operator==(const RetryOptions&) const = default;
 };
 
 struct RateLimitOptions {
   bool enabled = false;
   double per_second = 0;    // dispatches per second, > 0 when enabled
   std::uint32_t burst = 1;  // bucket size, >= 1
+
+  bool operator==(const RateLimitOptions&) const = default;
 };
 
-struct BuiltinHandlerOptions {
-  enum class Kind : std::uint8_t { kNoop, kEcho, kSleep, kFail };
-  enum class FailMode : std::uint8_t { kThrow, kRetryable, kPermanent };
-  Kind kind = Kind::kNoop;
-  Duration sleep = 100ms;  // kSleep: used when the payload is not a duration
-  FailMode fail_mode = FailMode::kRetryable;
-  std::uint32_t fail_every = 1;  // kFail: fail every Nth call (1 = always)
-};
+class HandlerConfig;  // core/handler.h
 
-struct ExecHandlerOptions {
-  std::vector<std::string> argv;              // argv[0] resolved via PATH; never a shell
-  std::string working_dir;                    // empty = daemon's cwd
-  std::vector<std::string> env_allow;         // inherited by name, besides PATH
-  std::map<std::string, std::string> env;     // fixed values
-  std::size_t max_output = 1 << 20;           // stdout bytes; over -> permanent failure
-  std::size_t max_stderr = 64 << 10;          // kept in the error, truncated
-  Duration kill_grace = 5s;                   // SIGTERM -> SIGKILL
-  std::vector<int> non_retryable_exit_codes;  // -> kPermanent
-  std::string metadata_env_prefix = "TROUPE_META_";
-};
+/// A troupe's handler: one handler kind's options (handlers/<kind>/, e.g.
+/// BuiltinHandlerOptions) behind a shared immutable value, so that core
+/// knows no kind. Two compare equal when they are of the same kind and
+/// every option is equal (the kind's defaulted operator==). Empty until set;
+/// config always sets one. Copies share the value; thread-safe to read.
+class HandlerOptions {
+ public:
+  HandlerOptions() = default;
+  /// From a kind's options struct; defined in core/handler.h, which the
+  /// kind's header includes.
+  template <class KindOptions>
+  requires requires { KindOptions::kKind; }
+  HandlerOptions(KindOptions options);  // NOLINT(google-explicit-constructor)
 
-struct HttpHandlerOptions {
-  std::string url;  // http:// or https://
-  std::string method = "POST";
-  std::map<std::string, std::string> headers;
-  std::size_t max_response = 1 << 20;
-  std::uint32_t connections_per_actor = 1;           // kept alive
-  std::vector<int> retryable_statuses = {408, 429};  // plus every 5xx
-  std::string metadata_header_prefix = "X-Troupe-Meta-";
-  std::string ca_file;  // https: PEM file of trusted CAs; empty = system default verify paths
-};
+  const HandlerConfig* config() const { return config_.get(); }
+  /// The kind's options, or nullptr when the handler is of another kind.
+  template <class KindOptions>
+  const KindOptions* get_if() const;
 
-using HandlerOptions = std::variant<BuiltinHandlerOptions, ExecHandlerOptions, HttpHandlerOptions>;
+  bool operator==(const HandlerOptions& other) const;
+
+ private:
+  std::shared_ptr<const HandlerConfig> config_;
+};
 
 struct TroupeOptions {
   std::string name;
@@ -138,26 +144,42 @@ struct TroupeOptions {
   std::uint32_t mailbox_capacity = 1024;  // per actor
   DispatchStrategy dispatch = DispatchStrategy::kLeastLoaded;
   Duration timeout = 30s;  // per attempt
+  /// The most a job may ask for as its own attempt timeout; unset: `timeout`.
+  std::optional<Duration> max_timeout;
   SupervisorOptions supervisor;
   AutoscaleOptions autoscale;
   CircuitBreakerOptions circuit_breaker;
   RetryOptions retry;
   RateLimitOptions rate_limit;
-  HandlerOptions handler = BuiltinHandlerOptions{};
+  HandlerOptions handler;
   std::size_t dead_letter_capacity = 1000;
   /// Bytes (payload + error) the dead letters keep; the oldest go first.
   std::size_t dead_letter_max_bytes = 64u << 20;
+
+  bool operator==(const TroupeOptions&) const = default;
 };
+
+/// The cap on a job's own attempt timeout: max_timeout, else the timeout.
+inline Duration max_timeout(const TroupeOptions& o) {
+  return o.max_timeout.value_or(o.timeout);
+}
 
 struct JobStoreOptions {
   Duration result_ttl = 10min;         // terminal jobs stay visible this long
   std::size_t max_jobs = 1'000'000;    // records kept (terminal ones evicted first)
   std::size_t max_bytes = 512u << 20;  // payload + result bytes kept
   Duration idempotency_ttl = 24h;
+
+  bool operator==(const JobStoreOptions&) const = default;
 };
 
 struct RuntimeOptions {
   JobStoreOptions job_store;
+  /// Per job: at most this many watches, and at most this many on_terminal
+  /// callbacks (the submit's own and those of duplicates waiting on it).
+  std::size_t max_listeners_per_job = 64;
+
+  bool operator==(const RuntimeOptions&) const = default;
 };
 
 }  // namespace troupe::core

@@ -67,6 +67,11 @@ struct CancelOutcome {
 /// Called with a job snapshot, on a core thread; must not block.
 using JobCallback = std::function<void(const JobRecord&)>;
 using WatchId = std::uint64_t;
+/// Why watch() refused.
+enum class WatchRefusal : std::uint8_t {
+  kUnknownJob,        // unknown, or its record expired
+  kTooManyListeners,  // it has RuntimeOptions::max_listeners_per_job watches
+};
 
 /// Hosts the troupes. Every method is thread-safe and non-blocking: callers
 /// (gRPC threads) never wait on a job. Callbacks run on the io_context's
@@ -96,8 +101,9 @@ class Runtime {
 
   /// Calls on_change with the current snapshot, then with every state
   /// change up to and including the terminal one; then the watch ends by
-  /// itself. nullopt when the job is unknown.
-  virtual std::optional<WatchId> watch(JobId id, JobCallback on_change) = 0;
+  /// itself. Refused (and on_change never called) when the job is unknown,
+  /// or already has RuntimeOptions::max_listeners_per_job watches.
+  virtual std::variant<WatchId, WatchRefusal> watch(JobId id, JobCallback on_change) = 0;
   /// Ends a watch early; no callback runs after unwatch returns... except
   /// one already running. Unknown ids are ignored.
   virtual void unwatch(WatchId id) = 0;

@@ -11,6 +11,10 @@ using detail::Troupe;
 
 namespace {
 
+// How long a caller refused for too many listeners is told to wait: they
+// leave when the job ends.
+constexpr std::chrono::milliseconds kTooManyListenersRetry{1000};
+
 std::uint64_t make_id_prefix(Clock& clock) {
   // 24 bits from the wall clock and the OS entropy source: a restarted
   // daemon starts a new id space, so ids do not repeat across restarts.
@@ -96,38 +100,52 @@ std::shared_ptr<Troupe> RuntimeImpl::owner_of(const Job& job) const {
   return nullptr;
 }
 
+Rejection RuntimeImpl::reject_unknown() {
+  observer_.unknown_troupe_rejected();
+  return Rejection{RejectReason::kUnknownTroupe};
+}
+
 std::variant<Accepted, Rejection> RuntimeImpl::submit(JobRequest request, JobCallback on_terminal) {
   if (request.idempotency_key.empty()) {
     // The hot path: the table lock is held shared for the submit itself, so
     // no reference count is touched.
     std::shared_lock lock(troupes_mutex_);
     auto it = troupes_.find(std::string_view(request.troupe));
-    if (it == troupes_.end()) return Rejection{RejectReason::kUnknownTroupe};
+    if (it == troupes_.end()) return reject_unknown();
     return it->second->submit(std::move(request), std::move(on_terminal));
   }
 
   auto t = find_troupe(request.troupe);
-  if (!t) return Rejection{RejectReason::kUnknownTroupe};
+  if (!t) return reject_unknown();
   // Idempotent submits are serialised so two racing ones cannot both miss.
   std::lock_guard idem(idempotency_mutex_);
-  if (JobPtr existing = store_->find_idempotent(request.troupe, request.idempotency_key)) {
+  if (auto match = store_->find_idempotent(request.troupe, request.idempotency_key)) {
     if (on_terminal) {
-      bool done = false;
-      {
+      const JobPtr& existing = match->job;
+      bool done = !existing;  // only a terminal record expires into a tombstone
+      if (existing) {
         std::lock_guard lock(existing->lock);
         if (is_terminal(existing->state.load(std::memory_order_relaxed))) {
           done = true;
         } else {
           if (!existing->listeners) existing->listeners = std::make_unique<detail::JobListeners>();
+          if (existing->listeners->on_terminal.size() >= options_.max_listeners_per_job) {
+            Rejection r{RejectReason::kTooManyListeners, kTooManyListenersRetry};
+            r.capacity = options_.max_listeners_per_job;
+            r.job = existing->id;
+            return r;
+          }
           existing->listeners->on_terminal.push_back(on_terminal);
         }
       }
       if (done) {
-        boost::asio::post(io_,
-                          [existing, cb = std::move(on_terminal)] { cb(existing->snapshot()); });
+        boost::asio::post(io_, [existing, final_state = std::move(match->final_state),
+                                cb = std::move(on_terminal)] {
+          cb(existing ? existing->snapshot() : final_state);
+        });
       }
     }
-    return Accepted{existing->id, true};
+    return Accepted{match->id, true};
   }
   const std::string troupe_name = request.troupe;
   const std::string key = request.idempotency_key;
@@ -155,9 +173,9 @@ std::optional<CancelOutcome> RuntimeImpl::cancel(JobId id) {
   return t->cancel(job);
 }
 
-std::optional<WatchId> RuntimeImpl::watch(JobId id, JobCallback on_change) {
+std::variant<WatchId, WatchRefusal> RuntimeImpl::watch(JobId id, JobCallback on_change) {
   JobPtr job = store_->find(id);
-  if (!job) return std::nullopt;
+  if (!job) return WatchRefusal::kUnknownJob;
   const WatchId wid = next_watch_.fetch_add(1, std::memory_order_relaxed);
   detail::JobListeners* listeners;
   {
@@ -166,6 +184,9 @@ std::optional<WatchId> RuntimeImpl::watch(JobId id, JobCallback on_change) {
     listeners = job->listeners.get();
   }
   std::lock_guard notify(listeners->notify);
+  if (listeners->watchers.size() >= options_.max_listeners_per_job) {
+    return WatchRefusal::kTooManyListeners;
+  }
   const JobRecord record = job->snapshot();
   if (!is_terminal(record.state)) {
     listeners->watchers.push_back({wid, on_change, record.state, record.attempts});
@@ -235,10 +256,12 @@ void RuntimeImpl::remove_drained(Troupe* troupe) {
     if (it == retiring_.end()) return;
     gone = *it;
     retiring_.erase(it);
-    retired_.push_back(gone);
   }
+  // Freed once its actors are (an actor may still be finishing its strand
+  // turn inside the troupe now): see Troupe::shutdown().
   gone->shutdown();
-  observer_.troupe_removed(gone->name());
+  // This generation only: the name may already host a new one.
+  gone->observer().removed();
 }
 
 void RuntimeImpl::drain_ended(bool running) {

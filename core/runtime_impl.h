@@ -34,7 +34,7 @@ class RuntimeImpl final : public Runtime, private detail::TroupeHost {
   std::variant<Accepted, Rejection> submit(JobRequest request, JobCallback on_terminal) override;
   std::optional<JobRecord> get(JobId id) const override;
   std::optional<CancelOutcome> cancel(JobId id) override;
-  std::optional<WatchId> watch(JobId id, JobCallback on_change) override;
+  std::variant<WatchId, WatchRefusal> watch(JobId id, JobCallback on_change) override;
   void unwatch(WatchId id) override;
   std::vector<TroupeStatus> troupes() const override;
   std::optional<TroupeStatus> troupe(std::string_view name) const override;
@@ -49,6 +49,8 @@ class RuntimeImpl final : public Runtime, private detail::TroupeHost {
   void drain_ended(bool running) override;
 
   std::shared_ptr<detail::Troupe> find_troupe(std::string_view name) const;
+  /// Counts the rejection (no troupe to count it) and says why.
+  Rejection reject_unknown();
   std::shared_ptr<detail::Troupe> owner_of(const detail::Job& job) const;
   const std::string* intern(const std::string& name);
   /// A troupe's gate reported empty (or drain() finished closing them).
@@ -68,12 +70,7 @@ class RuntimeImpl final : public Runtime, private detail::TroupeHost {
   mutable std::shared_mutex troupes_mutex_;  // guards troupes_, retiring_ and names_
   std::map<std::string, std::shared_ptr<detail::Troupe>, std::less<>> troupes_;
   std::vector<std::shared_ptr<detail::Troupe>> retiring_;  // removed, still draining
-  // Removed troupes, shut down but kept until the runtime is destroyed (after
-  // the io threads stopped): an actor may still be finishing its strand turn
-  // inside the troupe when its last job ends, so freeing it then would be a
-  // use-after-free. Bounded by the number of troupes removed by reloads.
-  std::vector<std::shared_ptr<detail::Troupe>> retired_;  // guarded by troupes_mutex_
-  std::set<std::string> names_;                           // interned, never erased
+  std::set<std::string> names_;                            // interned, never erased
 
   std::mutex idempotency_mutex_;  // serialises submits that carry an idempotency key
 

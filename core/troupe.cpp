@@ -20,29 +20,6 @@ std::uint32_t minimum_actor_count(const TroupeOptions& o) {
   return o.mode == TroupeMode::kFixed ? o.max_actors : o.min_actors;
 }
 
-bool same_handler(const HandlerOptions& a, const HandlerOptions& b) {
-  if (a.index() != b.index()) return false;
-  if (const auto* x = std::get_if<BuiltinHandlerOptions>(&a)) {
-    const auto& y = std::get<BuiltinHandlerOptions>(b);
-    return x->kind == y.kind && x->sleep == y.sleep && x->fail_mode == y.fail_mode &&
-           x->fail_every == y.fail_every;
-  }
-  if (const auto* x = std::get_if<ExecHandlerOptions>(&a)) {
-    const auto& y = std::get<ExecHandlerOptions>(b);
-    return x->argv == y.argv && x->working_dir == y.working_dir && x->env_allow == y.env_allow &&
-           x->env == y.env && x->max_output == y.max_output && x->max_stderr == y.max_stderr &&
-           x->kill_grace == y.kill_grace &&
-           x->non_retryable_exit_codes == y.non_retryable_exit_codes &&
-           x->metadata_env_prefix == y.metadata_env_prefix;
-  }
-  const auto& x = std::get<HttpHandlerOptions>(a);
-  const auto& y = std::get<HttpHandlerOptions>(b);
-  return x.url == y.url && x.method == y.method && x.headers == y.headers &&
-         x.max_response == y.max_response && x.connections_per_actor == y.connections_per_actor &&
-         x.retryable_statuses == y.retryable_statuses &&
-         x.metadata_header_prefix == y.metadata_header_prefix;
-}
-
 std::chrono::milliseconds to_ms_ceil(Duration d) {
   return std::chrono::ceil<std::chrono::milliseconds>(std::max(d, Duration::zero()));
 }
@@ -69,6 +46,7 @@ Troupe::Troupe(TroupeOptions options, boost::asio::io_context& io, Clock& clock,
   breaker_rejects_ = options.circuit_breaker.policy == CircuitBreakerOptions::OpenPolicy::kReject;
   limiter_enabled_ = options.rate_limit.enabled;
   lifecycle_.set_dead_letter_limits(options.dead_letter_capacity, options.dead_letter_max_bytes);
+  max_timeout_ns_ = max_timeout(options).count();
   // The breaker's transitions wake actors parked waiting for it.
   breaker_ = std::make_unique<CircuitBreaker>(options.circuit_breaker, control_, clock,
                                               [this, obs = observer_](CircuitState to) {
@@ -93,6 +71,10 @@ void Troupe::start() {
 void Troupe::shutdown() {
   stopped_.store(true, std::memory_order_release);
   retry_.shutdown();
+  // Each actor holds the troupe: destroyed on its own strand after whatever
+  // it runs now, the last one frees the troupe with its handlers (their
+  // keep-alive sockets) and dead letters, once nothing can reach it.
+  release(dispatcher_.close());
   boost::asio::post(control_, [self = shared_from_this()] {
     if (self->autoscale_timer_) self->autoscale_timer_->cancel();
     if (self->throttle_timer_) self->throttle_timer_->cancel();
@@ -122,17 +104,30 @@ void Troupe::add_actors(std::uint32_t n) {
   {
     std::lock_guard lock(state_mutex_);
     for (std::uint32_t i = 0; i < n; ++i) {
-      fresh.push_back(std::make_shared<Actor>(*this, boost::asio::make_strand(io_.get_executor()),
-                                              next_actor_index_++));
+      fresh.push_back(std::make_shared<Actor>(
+          shared_from_this(), boost::asio::make_strand(io_.get_executor()), next_actor_index_++));
     }
   }
-  dispatcher_.add(fresh);
+  if (!dispatcher_.add(fresh)) {
+    // Shut down meanwhile (an auto-scaler tick raced it): they would keep
+    // the troupe alive for good.
+    release(std::move(fresh));
+    return;
+  }
   // A new actor starts busy (not in the idle list) and looks for work at
   // once: it either takes a queued job or parks itself as idle.
   wake(fresh);
 }
 
 std::variant<Accepted, Rejection> Troupe::submit(JobRequest&& request, JobCallback on_terminal) {
+  if (request.attempt_timeout) {
+    const Duration cap(max_timeout_ns_.load(std::memory_order_relaxed));
+    if (*request.attempt_timeout > cap) {
+      Rejection r{RejectReason::kTimeoutOverMax};
+      r.limit = cap;
+      return reject(std::move(r));
+    }
+  }
   if (closed()) return reject({RejectReason::kDraining});
   if (breaker_enabled_.load(std::memory_order_relaxed) &&
       breaker_rejects_.load(std::memory_order_relaxed) &&
@@ -337,6 +332,7 @@ void Troupe::update(TroupeOptions options) {
   breaker_rejects_ = options.circuit_breaker.policy == CircuitBreakerOptions::OpenPolicy::kReject;
   limiter_enabled_ = options.rate_limit.enabled;
   lifecycle_.set_dead_letter_limits(options.dead_letter_capacity, options.dead_letter_max_bytes);
+  max_timeout_ns_ = max_timeout(options).count();
   std::uint32_t add = 0;
   std::uint32_t remove = 0;
   bool arm = false;
@@ -344,7 +340,7 @@ void Troupe::update(TroupeOptions options) {
   {
     std::lock_guard lock(state_mutex_);
     const bool was_dynamic = config_->options.mode == TroupeMode::kDynamic;
-    if (!same_handler(config_->options.handler, options.handler)) ++handler_generation_;
+    if (config_->options.handler != options.handler) ++handler_generation_;
     RetryPolicy retry(options.retry);
     config_ = std::make_shared<const TroupeConfig>(
         TroupeConfig{std::move(options), std::move(retry), handler_generation_});

@@ -78,7 +78,9 @@ class Troupe : public std::enable_shared_from_this<Troupe>,
   /// Creates the initial actors and arms the auto-scaler. Call once, before
   /// the troupe is visible to other threads.
   void start();
-  /// Cancels the troupe's timers; queued work is dropped with it.
+  /// Cancels the troupe's timers and lets its actors go (each on its own
+  /// strand); queued work is dropped with it. The troupe is freed once the
+  /// last actor and the last work posted for it are gone.
   void shutdown();
 
   std::variant<Accepted, Rejection> submit(JobRequest&& request, JobCallback on_terminal);
@@ -100,6 +102,8 @@ class Troupe : public std::enable_shared_from_this<Troupe>,
   std::uint64_t in_flight() const { return lifecycle_.in_flight(); }
   std::vector<JobRecord> dead_jobs(std::size_t limit) const { return lifecycle_.dead_jobs(limit); }
   const std::string& name() const { return *name_; }
+  /// This generation's observer.
+  TroupeObserver& observer() const { return *obs_; }
 
   // Called by actors (on their strands).
   /// The configuration, when its version differs from `version` (which is
@@ -168,6 +172,7 @@ class Troupe : public std::enable_shared_from_this<Troupe>,
   // below are written by refused submitters and by actors on every attempt.
   // Each group has cache lines of its own: sharing one, every submit missed
   // on a line an actor had just written (false sharing, docs/performance.md).
+  std::atomic<std::int64_t> max_timeout_ns_{0};
   std::atomic<bool> breaker_enabled_{false};
   std::atomic<bool> breaker_rejects_{false};
   std::atomic<bool> limiter_enabled_{false};

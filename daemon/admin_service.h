@@ -1,37 +1,48 @@
 #pragma once
 
-/// troupe.v1.AdminService over a core::Runtime, on the gRPC callback API.
+/// troupe.v1.AdminService over a core::Runtime, on the gRPC callback API, with
+/// raw methods (daemon/raw_messages.h says why).
 
 #include <grpcpp/grpcpp.h>
 
 #include "core/runtime.h"
+#include "daemon/authorizer.h"
 #include "troupe/v1/troupe.grpc.pb.h"
 
 namespace troupe::daemon {
 
+/// Every AdminService method, raw (see RawJobService).
+using RawAdminService = v1::AdminService::WithRawCallbackMethod_ListTroupes<
+    v1::AdminService::WithRawCallbackMethod_GetTroupe<
+        v1::AdminService::WithRawCallbackMethod_ListDeadJobs<v1::AdminService::Service>>>;
+
 /// Serves AdminService: read-only views built from core::TroupeStatus.
 /// Every method answers inline on its gRPC thread (runtime reads are
-/// non-blocking snapshots). Thread-safe; `runtime` must outlive the server.
-class AdminServiceImpl final : public v1::AdminService::CallbackService {
+/// non-blocking snapshots); a request that does not parse is
+/// INVALID_ARGUMENT. Thread-safe; `runtime` must outlive the server.
+/// `authorizer` checks admin on the troupe (ListTroupes lists only the
+/// troupes the caller administers) and read for ListDeadJobs.
+class AdminServiceImpl final : public RawAdminService {
  public:
   /// ListDeadJobs' default and maximum page size.
   static constexpr std::uint32_t kDefaultDeadJobs = 100;
   static constexpr std::uint32_t kMaxDeadJobs = 10'000;
 
-  explicit AdminServiceImpl(core::Runtime& runtime);
+  AdminServiceImpl(core::Runtime& runtime, const Authorizer& authorizer);
 
   grpc::ServerUnaryReactor* ListTroupes(grpc::CallbackServerContext* context,
-                                        const v1::ListTroupesRequest* request,
-                                        v1::ListTroupesResponse* response) override;
+                                        const grpc::ByteBuffer* request,
+                                        grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* GetTroupe(grpc::CallbackServerContext* context,
-                                      const v1::GetTroupeRequest* request,
-                                      v1::Troupe* response) override;
+                                      const grpc::ByteBuffer* request,
+                                      grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* ListDeadJobs(grpc::CallbackServerContext* context,
-                                         const v1::ListDeadJobsRequest* request,
-                                         v1::ListDeadJobsResponse* response) override;
+                                         const grpc::ByteBuffer* request,
+                                         grpc::ByteBuffer* response) override;
 
  private:
   core::Runtime& runtime_;
+  const Authorizer& authorizer_;
 };
 
 }  // namespace troupe::daemon

@@ -6,7 +6,9 @@
 #include <variant>
 #include <vector>
 
+#include "config/crypto.h"
 #include "config/value_parsers.h"
+#include "core/handler.h"
 #include "daemon/version.h"
 
 namespace troupe::daemon {
@@ -40,35 +42,6 @@ std::string format_number(double value) {
 std::string actors_text(const core::TroupeOptions& t) {
   return std::to_string(t.min_actors) + "/" + std::to_string(t.initial_actors) + "/" +
          std::to_string(t.max_actors);
-}
-
-std::string handler_text(const core::HandlerOptions& handler) {
-  struct Describe {
-    std::string operator()(const core::BuiltinHandlerOptions& b) const {
-      switch (b.kind) {
-        case core::BuiltinHandlerOptions::Kind::kNoop:
-          return "builtin noop";
-        case core::BuiltinHandlerOptions::Kind::kEcho:
-          return "builtin echo";
-        case core::BuiltinHandlerOptions::Kind::kSleep:
-          return "builtin sleep " + format_duration(b.sleep);
-        case core::BuiltinHandlerOptions::Kind::kFail:
-          return "builtin fail every " + std::to_string(b.fail_every);
-      }
-      return "builtin";
-    }
-    std::string operator()(const core::ExecHandlerOptions& e) const {
-      std::string text = "exec";
-      for (const auto& arg : e.argv) text += " " + arg;
-      constexpr std::size_t kMaxWidth = 40;
-      if (text.size() > kMaxWidth) text = text.substr(0, kMaxWidth - 3) + "...";
-      return text;
-    }
-    std::string operator()(const core::HttpHandlerOptions& h) const {
-      return "http " + h.method + " " + h.url;
-    }
-  };
-  return std::visit(Describe{}, handler);
 }
 
 std::string breaker_text(const core::CircuitBreakerOptions& c) {
@@ -115,6 +88,12 @@ ParsedCommandLine parse_command_line(std::span<const std::string_view> args) {
   bool help = false;
   bool version = false;
   std::vector<CommandLine> commands;
+  if (!args.empty() && args.front() == "hash-token") {
+    if (args.size() > 1) {
+      return fail("hash-token takes no arguments; it reads the token from stdin");
+    }
+    return {CommandLine{CommandLine::Command::kHashToken, {}}, {}};
+  }
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string_view arg = args[i];
     if (arg == "--help" || arg == "-h") {
@@ -168,6 +147,8 @@ std::string version_line() {
 std::string usage() {
   return R"(Usage: trouped --config FILE          run the daemon with FILE
        trouped --check-config FILE    validate FILE, print a summary, and exit
+       trouped hash-token             read a token on stdin, print its SHA-256
+                                      (for auth.identities[].token_sha256)
        trouped --version              print the version and exit
        trouped --help                 print this help and exit
 
@@ -197,8 +178,8 @@ std::string describe_troupe(const core::TroupeOptions& t) {
   return t.name + ": " + std::string(mode_name(t.mode)) + ", actors " + actors_text(t) +
          " (min/initial/max), mailbox " + std::to_string(t.mailbox_capacity) + ", dispatch " +
          std::string(dispatch_name(t.dispatch)) + ", timeout " + format_duration(t.timeout) +
-         ", handler " + handler_text(t.handler) + ", breaker " + breaker_text(t.circuit_breaker) +
-         ", retry " + retry_text(t.retry) +
+         ", handler " + core::summarize(t.handler) + ", breaker " +
+         breaker_text(t.circuit_breaker) + ", retry " + retry_text(t.retry) +
          (t.rate_limit.enabled ? ", rate " + format_number(t.rate_limit.per_second) + "/s" : "");
 }
 
@@ -216,7 +197,7 @@ std::string describe_config(const config::Config& config) {
       {"NAME", "MODE", "ACTORS", "MAILBOX", "HANDLER", "BREAKER", "RETRY"}};
   for (const auto& t : config.troupes) {
     rows.push_back({t.name, std::string(mode_name(t.mode)), actors_text(t),
-                    std::to_string(t.mailbox_capacity), handler_text(t.handler),
+                    std::to_string(t.mailbox_capacity), core::summarize(t.handler),
                     breaker_text(t.circuit_breaker), retry_text(t.retry)});
   }
   out << table(rows);
@@ -228,6 +209,23 @@ int run_check_config(const std::string& path, std::ostream& out, std::ostream& e
   if (!config) return kExitBadConfig;
   out << path << ": OK\n" << describe_config(*config);
   out.flush();
+  return kExitOk;
+}
+
+}  // namespace troupe::daemon
+
+namespace troupe::daemon {
+
+int run_hash_token(std::istream& in, std::ostream& out, std::ostream& err) {
+  std::string token;
+  std::getline(in, token);
+  const std::string_view trimmed = config::trim_token(token);
+  if (trimmed.empty()) {
+    err << "trouped hash-token: no token on stdin; e.g. head -c 32 /dev/urandom | base64 | tee "
+           "token | trouped hash-token\n";
+    return kExitBadUsage;
+  }
+  out << config::to_hex(config::sha256(trimmed)) << "\n";
   return kExitOk;
 }
 

@@ -4,6 +4,7 @@
 /// --check-config command. Pure functions over streams so tests and main.cpp
 /// share them; nothing here touches global state.
 
+#include <istream>
 #include <optional>
 #include <ostream>
 #include <span>
@@ -23,7 +24,7 @@ inline constexpr int kExitBadConfig = 2;       // unreadable or invalid config
 
 /// What the command line asks for.
 struct CommandLine {
-  enum class Command { kRun, kCheckConfig, kVersion, kHelp };
+  enum class Command { kRun, kCheckConfig, kHashToken, kVersion, kHelp };
   Command command = Command::kHelp;
   std::string config_path;  // kRun and kCheckConfig
 };
@@ -55,5 +56,11 @@ std::string describe_config(const config::Config& config);
 
 /// The whole --check-config command; returns the exit code.
 int run_check_config(const std::string& path, std::ostream& out, std::ostream& err);
+
+/// `trouped hash-token`: reads a token from `in` (one line; surrounding
+/// whitespace dropped, as token_file does) and writes its SHA-256 in hex, the
+/// value auth.identities[].token_sha256 takes. The token never appears on a
+/// command line. Returns the exit code.
+int run_hash_token(std::istream& in, std::ostream& out, std::ostream& err);
 
 }  // namespace troupe::daemon

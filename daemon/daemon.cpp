@@ -3,7 +3,9 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/resource_quota.h>
 #include <netinet/in.h>
+#include <openssl/crypto.h>
 #include <prometheus/exposer.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
@@ -26,16 +28,22 @@
 #include <thread>
 #include <vector>
 
+#include "config/crypto.h"
+#include "config/value_parsers.h"
 #include "core/clock.h"
 #include "core/runtime.h"
 #include "daemon/admin_service.h"
+#include "daemon/authorizer.h"
 #include "daemon/grpc_runtime.h"
 #include "daemon/health_observer.h"
 #include "daemon/job_service.h"
 #include "daemon/observer_fanout.h"
 #include "daemon/process_collector.h"
 #include "daemon/prometheus_observer.h"
+#include "daemon/server_credentials.h"
+#include "daemon/translation.h"
 #include "daemon/version.h"
+#include "handlers/exec/exec_handler.h"
 
 namespace troupe::daemon {
 namespace {
@@ -45,8 +53,29 @@ using namespace std::chrono_literals;
 // How long gRPC may take to finish calls still open after the drain (idle
 // SubmitStream clients, say) before they are cancelled.
 constexpr auto kGrpcShutdownGrace = 1s;
-// Room for the non-payload part of a SubmitRequest (metadata, keys, framing).
-constexpr std::size_t kRequestOverhead = 64 << 10;
+
+int milliseconds(core::Duration d) {
+  return static_cast<int>(std::min<std::int64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(d).count(), INT32_MAX));
+}
+
+/// server.grpc: streams per connection, keepalive, and a memory quota.
+void apply_grpc_limits(const config::GrpcOptions& grpc, grpc::ServerBuilder& builder) {
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
+                             static_cast<int>(grpc.max_concurrent_streams));
+  // Ping a quiet connection (an idle WatchJob stream, a stopped client) and
+  // close it when the ping goes unanswered; keep pinging while no data flows.
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, milliseconds(grpc.keepalive_time));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, milliseconds(grpc.keepalive_timeout));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  // A client that pings more often than this is sent GOAWAY.
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+                             milliseconds(grpc.min_client_ping_interval));
+  grpc::ResourceQuota quota("trouped");
+  quota.Resize(grpc.max_memory);
+  builder.SetResourceQuota(quota);
+}
 
 std::string with_port(const std::string& address, int port) {
   const auto colon = address.rfind(':');
@@ -81,6 +110,29 @@ std::string join(const std::vector<std::string>& items) {
     out += item;
   }
   return out;
+}
+
+/// server.insecure lets trouped listen off loopback without TLS and
+/// authentication; say so loudly, once per exposed listener, at start.
+void warn_if_exposed(const config::ServerOptions& server) {
+  if (!server.insecure) return;
+  const auto exposed = [](const std::string& address) {
+    const auto parsed = config::parse_address(address).value;
+    return parsed && !config::is_loopback(*parsed);
+  };
+  if (exposed(server.grpc_address)) {
+    spdlog::warn(
+        "INSECURE (server.insecure: true): gRPC on {} is reachable from other machines without "
+        "TLS and authentication; anyone who reaches it can submit, read and cancel jobs "
+        "(docs/security.md)",
+        server.grpc_address);
+  }
+  if (exposed(server.metrics_address)) {
+    spdlog::warn(
+        "INSECURE (server.insecure: true): /metrics on {} is reachable from other machines "
+        "without TLS and basic auth (docs/security.md)",
+        server.metrics_address);
+  }
 }
 
 double as_seconds(core::Duration d) {
@@ -131,6 +183,7 @@ class Daemon {
         clock_(core::make_steady_clock()),
         metrics_(kVersion),
         observer_(metrics_, health_),
+        authorizer_(config.auth, *metrics_.registry()),
         signals_(io_, SIGTERM, SIGINT, SIGHUP) {}
 
   int run() {
@@ -145,6 +198,7 @@ class Daemon {
     threads_.reserve(threads);
     for (std::uint32_t i = 0; i < threads; ++i) threads_.emplace_back([this] { io_.run(); });
 
+    warn_if_exposed(config_.server);
     const bool started = start_listeners();
     if (started) {
       sd_notify(0, "READY=1\nSTATUS=serving");
@@ -159,19 +213,20 @@ class Daemon {
  private:
   bool start_listeners() {
     grpc::EnableDefaultHealthCheckService(true);
-    grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-    job_service_ = std::make_unique<JobServiceImpl>(*runtime_, config_.server.limits);
-    admin_service_ = std::make_unique<AdminServiceImpl>(*runtime_);
+    if (config_.server.reflection) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+    job_service_ = std::make_unique<JobServiceImpl>(
+        *runtime_, config_.server.limits, config_.runtime.max_listeners_per_job, authorizer_);
+    admin_service_ = std::make_unique<AdminServiceImpl>(*runtime_, authorizer_);
 
     grpc::ServerBuilder builder;
     int grpc_port = 0;
-    builder.AddListeningPort(config_.server.grpc_address, grpc::InsecureServerCredentials(),
-                             &grpc_port);
+    builder.AddListeningPort(config_.server.grpc_address,
+                             make_server_credentials(config_.server.tls), &grpc_port);
     // Without this a port taken by another SO_REUSEPORT socket binds
     // silently and the two servers split the traffic.
     builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-    builder.SetMaxReceiveMessageSize(static_cast<int>(
-        std::min<std::size_t>(config_.server.limits.max_payload + kRequestOverhead, INT32_MAX)));
+    builder.SetMaxReceiveMessageSize(max_receive_message_bytes(config_.server.limits));
+    apply_grpc_limits(config_.server.grpc, builder);
     builder.RegisterService(job_service_.get());
     builder.RegisterService(admin_service_.get());
     server_ = builder.BuildAndStart();
@@ -193,6 +248,17 @@ class Daemon {
           "another address",
           config_.server.metrics_address, e.what());
       return false;
+    }
+    if (const auto& auth = config_.server.metrics_auth; auth.enabled()) {
+      // Called on civetweb's threads; owns copies of what it compares.
+      exposer_->RegisterAuth(
+          [username = auth.username, hash = *auth.password_sha256](const std::string& user,
+                                                                   const std::string& password) {
+            const auto presented = config::sha256(password);
+            const bool password_ok = CRYPTO_memcmp(presented.data(), hash.data(), hash.size()) == 0;
+            return password_ok && user == username;
+          },
+          "trouped", "/metrics");
     }
     exposer_->RegisterCollectable(metrics_.registry());
     exposer_->RegisterCollectable(process_);
@@ -220,7 +286,11 @@ class Daemon {
       return;
     }
     if (draining_) {
-      spdlog::warn("second {} while draining: stopping at once", signal_name(signo));
+      // Job processes run in process groups of their own: kill them first,
+      // or they outlive trouped.
+      const std::size_t killed = core::kill_exec_process_groups();
+      spdlog::warn("second {} while draining: stopping at once ({} running job processes killed)",
+                   signal_name(signo), killed);
       spdlog::default_logger()->flush();
       std::_Exit(128 + signo);
     }
@@ -255,14 +325,21 @@ class Daemon {
     }
     const auto& next = *loaded.config;
     const auto& now = config_.server;
-    if (next.server.grpc_address != now.grpc_address ||
-        next.server.metrics_address != now.metrics_address || next.server.threads != now.threads ||
-        next.server.limits.max_payload != now.limits.max_payload ||
-        next.server.limits.max_metadata_entries != now.limits.max_metadata_entries ||
-        next.server.limits.max_metadata_bytes != now.limits.max_metadata_bytes) {
+    // Every server setting but drain_timeout applies only at start.
+    config::ServerOptions at_start = next.server;
+    at_start.drain_timeout = now.drain_timeout;
+    if (at_start != now ||
+        next.runtime.max_listeners_per_job != config_.runtime.max_listeners_per_job) {
       spdlog::warn(
-          "reload: server addresses, threads and limits apply only at start; restart trouped "
-          "to change them (server.drain_timeout and troupes apply now)");
+          "reload: server addresses, insecure, tls, metrics_auth, reflection, threads, limits and "
+          "grpc settings apply only at start; restart trouped to change them "
+          "(server.drain_timeout, auth and troupes apply now)");
+    }
+    if (now.tls.enabled()) {
+      spdlog::info(
+          "reload: {} and {} hold a matching certificate and key; gRPC serves new connections "
+          "with them within {}s (server.tls.refresh_interval), open connections keep theirs",
+          now.tls.cert_file, now.tls.key_file, as_seconds(now.tls.refresh_interval));
     }
     const auto before = names(config_.troupes);
     const auto after = names(next.troupes);
@@ -273,6 +350,12 @@ class Daemon {
     std::set_difference(before.begin(), before.end(), after.begin(), after.end(),
                         std::back_inserter(removed));
     runtime_->apply(next.troupes);
+    if (next.auth != config_.auth) {
+      authorizer_.update(next.auth);
+      config_.auth = next.auth;
+      spdlog::info("reload: auth now has {} identities (new calls are checked against them)",
+                   next.auth.identities.size());
+    }
     // A removed troupe refuses new jobs at once, though core reports it gone
     // only once it has drained: health says so now.
     for (const auto& name : removed) health_.troupe_removed(name);
@@ -306,6 +389,7 @@ class Daemon {
   PrometheusObserver metrics_;
   HealthObserver health_;
   ObserverFanout observer_;
+  Authorizer authorizer_;
   std::shared_ptr<ProcessCollector> process_ = std::make_shared<ProcessCollector>();
   std::unique_ptr<core::Runtime> runtime_;
   std::unique_ptr<JobServiceImpl> job_service_;

@@ -20,6 +20,7 @@ class HealthObserver::TroupeHealth final : public core::TroupeObserver {
   void actors(std::uint32_t, std::uint32_t) override {}
   void actor_restarted() override {}
   void autoscaled(core::ScaleDirection, std::uint32_t) override {}
+  void removed() override { owner_.generation_removed(*this); }
 
   // What takes a troupe out of service, or brings it back, is also a
   // warning in the log: the operator sees the cause next to the health change.
@@ -107,6 +108,14 @@ void HealthObserver::troupe_removed(std::string_view troupe) {
   std::lock_guard lock(mutex_);
   auto it = troupes_.find(troupe);
   if (it == troupes_.end()) return;
+  publish_locked(it->first, false);
+  troupes_.erase(it);
+}
+
+void HealthObserver::generation_removed(const TroupeHealth& troupe) {
+  std::lock_guard lock(mutex_);
+  auto it = troupes_.find(troupe.name());
+  if (it == troupes_.end() || it->second.get() != &troupe) return;
   publish_locked(it->first, false);
   troupes_.erase(it);
 }

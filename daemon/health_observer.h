@@ -37,13 +37,20 @@ class HealthObserver final : public core::Observer {
   bool serving(std::string_view service) const;
 
   std::shared_ptr<core::TroupeObserver> troupe_added(std::string_view troupe) override;
-  void troupe_removed(std::string_view troupe) override;
+  /// The troupe named `troupe` is no longer hosted (a reload removed it; it
+  /// may still drain): NOT_SERVING now. A troupe added again under the name
+  /// is a new generation and serves.
+  void troupe_removed(std::string_view troupe);
+  void unknown_troupe_rejected() override {}
 
   class TroupeHealth;
 
  private:
   friend class TroupeHealth;
   void changed(const TroupeHealth& troupe);
+  /// `troupe`'s generation is gone: forget it, unless the name is already a
+  /// newer generation's.
+  void generation_removed(const TroupeHealth& troupe);
   void publish_locked(const std::string& service, bool serving);
   bool serving_locked(const TroupeHealth& troupe) const;
 

@@ -2,15 +2,17 @@
 
 #include <atomic>
 #include <chrono>
-#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <utility>
+#include <variant>
 
 #include "daemon/ordered_reply_stream.h"
+#include "daemon/raw_messages.h"
 #include "daemon/status_mapping.h"
 #include "daemon/translation.h"
+#include "daemon/write_queue.h"
 
 namespace troupe::daemon {
 namespace {
@@ -22,7 +24,7 @@ namespace {
 /// submit is rejected the callback is never made and only OnDone releases.
 class WaitingSubmit final : public grpc::ServerUnaryReactor {
  public:
-  WaitingSubmit(grpc::CallbackServerContext& context, v1::SubmitResponse& response)
+  WaitingSubmit(grpc::CallbackServerContext& context, grpc::ByteBuffer& response)
       : context_(context), response_(response) {}
 
   void start(core::Runtime& runtime, core::JobRequest job) {
@@ -73,9 +75,11 @@ class WaitingSubmit final : public grpc::ServerUnaryReactor {
 
   void complete() {
     if (claimed_.exchange(true, std::memory_order_acq_rel)) return;
-    response_.set_job_id(std::move(job_id_));
-    response_.set_duplicate(duplicate_);
-    response_.mutable_job()->Swap(&terminal_);
+    v1::SubmitResponse response;
+    response.set_job_id(std::move(job_id_));
+    response.set_duplicate(duplicate_);
+    response.mutable_job()->Swap(&terminal_);
+    serialize_reply(response, response_);
     Finish(grpc::Status::OK);
   }
 
@@ -84,7 +88,7 @@ class WaitingSubmit final : public grpc::ServerUnaryReactor {
   }
 
   grpc::CallbackServerContext& context_;
-  v1::SubmitResponse& response_;
+  grpc::ByteBuffer& response_;
   std::string job_id_;
   bool duplicate_ = false;
   v1::Job terminal_;
@@ -95,18 +99,38 @@ class WaitingSubmit final : public grpc::ServerUnaryReactor {
 
 /// SubmitStream: one ack per request, in order (OrderedReplyStream: one
 /// Write outstanding, acks queued and bounded, reading paused while full).
-class SubmitStreamReactor final
-    : public OrderedReplyStream<v1::StreamSubmitRequest, v1::StreamSubmitAck> {
+/// A request that does not parse ends the stream with INVALID_ARGUMENT once
+/// the acks before it are written.
+class SubmitStreamReactor final : public OrderedReplyStream<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
-  SubmitStreamReactor(core::Runtime& runtime, const config::LimitsOptions& limits)
-      : runtime_(runtime), limits_(limits) {
+  SubmitStreamReactor(core::Runtime& runtime, const config::LimitsOptions& limits,
+                      const Authorizer& authorizer, grpc::CallbackServerContext& context,
+                      Authorizer::Caller caller)
+      : runtime_(runtime),
+        limits_(limits),
+        authorizer_(authorizer),
+        context_(context),
+        caller_(std::move(caller)) {
     start();
   }
 
  private:
-  v1::StreamSubmitAck reply_to(v1::StreamSubmitRequest& in) override {
+  std::variant<grpc::ByteBuffer, grpc::Status> reply_to(grpc::ByteBuffer& bytes) override {
+    v1::StreamSubmitRequest in;
+    if (auto error = parse_request(bytes, in)) return error->status();
+    grpc::ByteBuffer out;
+    serialize_reply(ack_for(in), out);
+    return out;
+  }
+
+  v1::StreamSubmitAck ack_for(v1::StreamSubmitRequest& in) {
     v1::StreamSubmitAck ack;
     ack.set_correlation_id(in.correlation_id());
+    if (auto denied = authorizer_.authorize(context_, caller_, config::Permission::kSubmit,
+                                            in.request().troupe(), "SubmitStream")) {
+      fill_ack(*denied, ack);
+      return ack;
+    }
     auto translated = to_job_request(*in.mutable_request(), limits_, SubmitSource::kStream);
     if (auto* error = std::get_if<RpcError>(&translated)) {
       fill_ack(*error, ack);
@@ -125,21 +149,26 @@ class SubmitStreamReactor final
 
   core::Runtime& runtime_;
   const config::LimitsOptions& limits_;
+  const Authorizer& authorizer_;
+  grpc::CallbackServerContext& context_;
+  const Authorizer::Caller caller_;  // authenticated when the stream opened
 };
 
 /// WatchJob: the runtime's watch callbacks (core threads) queue snapshots;
-/// one Write at a time sends them; the terminal snapshot ends the stream.
-/// A watch callback may still be running when unwatch() returns, so the
-/// callback reaches the reactor through `Link`, which OnDone severs under
-/// its mutex before the reactor is deleted.
-class WatchReactor final : public grpc::ServerWriteReactor<v1::Job> {
+/// one Write at a time sends them; the terminal snapshot ends the stream
+/// (WriteQueue keeps the books, correct under either order of OnCancel and
+/// OnWriteDone). A watch callback may still be running when unwatch()
+/// returns, so the callback reaches the reactor through `Link`, which OnDone
+/// severs under its mutex before the reactor is deleted.
+class WatchReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
   struct Link {
-    std::mutex mutex;  // guards `reactor` and the reactor's queue and flags
+    std::mutex mutex;  // guards `reactor` and the reactor's queue
     WatchReactor* reactor = nullptr;
   };
 
-  WatchReactor(core::Runtime& runtime, core::JobId id)
+  WatchReactor(grpc::CallbackServerContext& context, core::Runtime& runtime, core::JobId id,
+               std::size_t max_watchers)
       : runtime_(runtime), link_(std::make_shared<Link>()) {
     link_->reactor = this;
     auto watch = runtime_.watch(id, [link = link_](const core::JobRecord& record) {
@@ -147,31 +176,25 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::Job> {
       if (link->reactor != nullptr) link->reactor->on_change_locked(record);
     });
     std::lock_guard lock(link_->mutex);
-    if (!watch) {
-      finished_ = true;
-      const RpcError error = job_not_found(id.to_string());
-      Finish(error.status());
+    if (const auto* refusal = std::get_if<core::WatchRefusal>(&watch)) {
+      const RpcError error = *refusal == core::WatchRefusal::kUnknownJob
+                                 ? job_not_found(id.to_string())
+                                 : too_many_watchers(id.to_string(), max_watchers);
+      add_retry_hint(context, error);
+      take_locked(queue_.finish(error.status()));
       return;
     }
-    watch_id_ = *watch;
+    watch_id_ = std::get<core::WatchId>(watch);
   }
 
   void OnWriteDone(bool ok) override {
     std::lock_guard lock(link_->mutex);
-    writing_ = false;
-    pending_.pop_front();
-    if (!ok) {
-      pending_.clear();
-      finish_locked({grpc::StatusCode::CANCELLED, "the stream broke while writing"});
-      return;
-    }
-    write_next_locked();
+    take_locked(queue_.write_done(ok));
   }
 
   void OnCancel() override {
     std::lock_guard lock(link_->mutex);
-    pending_.clear();
-    finish_locked({grpc::StatusCode::CANCELLED, "the client cancelled the watch"});
+    take_locked(queue_.cancel({grpc::StatusCode::CANCELLED, "the client cancelled the watch"}));
   }
 
   void OnDone() override {
@@ -186,130 +209,171 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::Job> {
 
  private:
   void on_change_locked(const core::JobRecord& record) {
-    if (finished_ || terminal_queued_) return;
-    to_proto(record, pending_.emplace_back());
-    terminal_queued_ = core::is_terminal(record.state);
-    if (!writing_) write_next_locked();
+    if (queue_.finished()) return;
+    v1::Job snapshot;
+    to_proto(record, snapshot);
+    grpc::ByteBuffer bytes;
+    serialize_reply(snapshot, bytes);
+    take_locked(queue_.push(std::move(bytes), core::is_terminal(record.state)));
   }
 
-  void write_next_locked() {
-    if (finished_) return;
-    if (pending_.empty()) {
-      if (terminal_queued_) finish_locked(grpc::Status::OK);
-      return;
-    }
-    writing_ = true;
-    StartWrite(&pending_.front());
-  }
-
-  void finish_locked(const grpc::Status& status) {
-    if (finished_) return;
-    finished_ = true;
-    Finish(status);
+  void take_locked(const WriteQueue<grpc::ByteBuffer>::Step& step) {
+    if (step.write != nullptr) StartWrite(step.write);
+    if (step.finish) Finish(*step.finish);
   }
 
   core::Runtime& runtime_;
   std::shared_ptr<Link> link_;
   std::optional<core::WatchId> watch_id_;
-  std::deque<v1::Job> pending_;
-  bool writing_ = false;
-  bool terminal_queued_ = false;
-  bool finished_ = false;
+  WriteQueue<grpc::ByteBuffer> queue_;
 };
 
 }  // namespace
 
-JobServiceImpl::JobServiceImpl(core::Runtime& runtime, const config::LimitsOptions& limits)
-    : runtime_(runtime), limits_(limits) {}
+/// A call refused before it started (bad request, or denied).
+template <class Reactor>
+class Refusal final : public Reactor {
+ public:
+  explicit Refusal(const grpc::Status& status) { this->Finish(status); }
+  void OnDone() override { delete this; }
+};
+
+/// A call naming a job: who calls and which job, once authenticated and
+/// parsed; the job's troupe is checked by the caller (it needs the record).
+struct JobCall {
+  Authorizer::Caller caller;
+  core::JobId id;
+};
+
+std::variant<JobCall, RpcError> job_call(const Authorizer& authorizer,
+                                         grpc::CallbackServerContext& context,
+                                         std::string_view job_id, std::string_view method) {
+  auto caller = authorizer.authenticate(context, method);
+  if (auto* error = std::get_if<RpcError>(&caller)) return std::move(*error);
+  auto id = parse_job_id(job_id, "job_id");
+  if (auto* error = std::get_if<RpcError>(&id)) return std::move(*error);
+  return JobCall{std::get<Authorizer::Caller>(std::move(caller)), std::get<core::JobId>(id)};
+}
+
+JobServiceImpl::JobServiceImpl(core::Runtime& runtime, const config::LimitsOptions& limits,
+                               std::size_t max_watchers, const Authorizer& authorizer)
+    : runtime_(runtime), limits_(limits), max_watchers_(max_watchers), authorizer_(authorizer) {}
 
 grpc::ServerUnaryReactor* JobServiceImpl::Submit(grpc::CallbackServerContext* context,
-                                                 const v1::SubmitRequest* request,
-                                                 v1::SubmitResponse* response) {
-  // The request message belongs to this call and is not defined const; taking
-  // its payload by move instead of copying it is the point of the cast.
-  auto& mutable_request = const_cast<v1::SubmitRequest&>(*request);
-  auto translated = to_job_request(mutable_request, limits_, SubmitSource::kUnary);
+                                                 const grpc::ByteBuffer* in,
+                                                 grpc::ByteBuffer* out) {
+  v1::SubmitRequest request;
+  if (auto error = parse_request(*in, request)) {
+    auto* reactor = context->DefaultReactor();
+    finish(*context, *reactor, *error);
+    return reactor;
+  }
+  if (auto denied =
+          authorizer_.check(*context, config::Permission::kSubmit, request.troupe(), "Submit")) {
+    auto* reactor = context->DefaultReactor();
+    finish(*context, *reactor, *denied);
+    return reactor;
+  }
+  auto translated = to_job_request(request, limits_, SubmitSource::kUnary);
   if (auto* error = std::get_if<RpcError>(&translated)) {
     auto* reactor = context->DefaultReactor();
     finish(*context, *reactor, *error);
     return reactor;
   }
   auto& job = std::get<core::JobRequest>(translated);
-  if (request->wait()) {
-    auto* reactor = new WaitingSubmit(*context, *response);
+  if (request.wait()) {
+    auto* reactor = new WaitingSubmit(*context, *out);
     reactor->start(runtime_, std::move(job));
     return reactor;
   }
   auto* reactor = context->DefaultReactor();
   auto outcome = runtime_.submit(std::move(job));
   if (auto* accepted = std::get_if<core::Accepted>(&outcome)) {
-    response->set_job_id(accepted->id.to_string());
-    response->set_duplicate(accepted->duplicate);
+    v1::SubmitResponse response;
+    response.set_job_id(accepted->id.to_string());
+    response.set_duplicate(accepted->duplicate);
+    serialize_reply(response, *out);
     reactor->Finish(grpc::Status::OK);
   } else {
-    finish(*context, *reactor, to_rpc_error(std::get<core::Rejection>(outcome), request->troupe()));
+    finish(*context, *reactor, to_rpc_error(std::get<core::Rejection>(outcome), request.troupe()));
   }
   return reactor;
 }
 
-grpc::ServerBidiReactor<v1::StreamSubmitRequest, v1::StreamSubmitAck>* JobServiceImpl::SubmitStream(
-    grpc::CallbackServerContext* /*context*/) {
-  return new SubmitStreamReactor(runtime_, limits_);
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* JobServiceImpl::SubmitStream(
+    grpc::CallbackServerContext* context) {
+  auto caller = authorizer_.authenticate(*context, "SubmitStream");
+  if (auto* error = std::get_if<RpcError>(&caller)) {
+    return new Refusal<grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>>(
+        error->status());
+  }
+  return new SubmitStreamReactor(runtime_, limits_, authorizer_, *context,
+                                 std::get<Authorizer::Caller>(std::move(caller)));
 }
 
 grpc::ServerUnaryReactor* JobServiceImpl::GetJob(grpc::CallbackServerContext* context,
-                                                 const v1::GetJobRequest* request,
-                                                 v1::Job* response) {
-  auto* reactor = context->DefaultReactor();
-  auto id = parse_job_id(request->job_id(), "job_id");
-  if (auto* error = std::get_if<RpcError>(&id)) {
-    finish(*context, *reactor, *error);
-    return reactor;
-  }
-  auto record = runtime_.get(std::get<core::JobId>(id));
-  if (!record) {
-    finish(*context, *reactor, job_not_found(request->job_id()));
-    return reactor;
-  }
-  to_proto(*record, *response);
-  reactor->Finish(grpc::Status::OK);
-  return reactor;
+                                                 const grpc::ByteBuffer* in,
+                                                 grpc::ByteBuffer* out) {
+  return answer_now<v1::GetJobRequest, v1::Job>(
+      *context, *in, *out,
+      [this, context](const v1::GetJobRequest& request,
+                      v1::Job& response) -> std::optional<RpcError> {
+        auto call = job_call(authorizer_, *context, request.job_id(), "GetJob");
+        if (auto* error = std::get_if<RpcError>(&call)) return *error;
+        const auto& [caller, id] = std::get<JobCall>(call);
+        auto record = runtime_.get(id);
+        if (!record) return job_not_found(request.job_id());
+        if (auto denied = authorizer_.authorize(*context, caller, config::Permission::kRead,
+                                                record->troupe, "GetJob")) {
+          return denied;
+        }
+        to_proto(*record, response);
+        return std::nullopt;
+      });
 }
 
-grpc::ServerWriteReactor<v1::Job>* JobServiceImpl::WatchJob(grpc::CallbackServerContext* context,
-                                                            const v1::WatchJobRequest* request) {
-  auto id = parse_job_id(request->job_id(), "job_id");
-  if (auto* error = std::get_if<RpcError>(&id)) {
-    // A one-shot reactor that only reports the bad request.
-    class Refusal final : public grpc::ServerWriteReactor<v1::Job> {
-     public:
-      explicit Refusal(const grpc::Status& status) { Finish(status); }
-      void OnDone() override { delete this; }
-    };
-    (void)context;
-    return new Refusal(error->status());
+grpc::ServerWriteReactor<grpc::ByteBuffer>* JobServiceImpl::WatchJob(
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* in) {
+  using Refused = Refusal<grpc::ServerWriteReactor<grpc::ByteBuffer>>;
+  v1::WatchJobRequest request;
+  if (auto error = parse_request(*in, request)) return new Refused(error->status());
+  auto call = job_call(authorizer_, *context, request.job_id(), "WatchJob");
+  if (auto* error = std::get_if<RpcError>(&call)) return new Refused(error->status());
+  const auto& [caller, id] = std::get<JobCall>(call);
+  // An unknown job is the watch's own NOT_FOUND; a known one needs read on
+  // its troupe.
+  if (auto record = runtime_.get(id)) {
+    if (auto denied = authorizer_.authorize(*context, caller, config::Permission::kRead,
+                                            record->troupe, "WatchJob")) {
+      return new Refused(denied->status());
+    }
   }
-  return new WatchReactor(runtime_, std::get<core::JobId>(id));
+  return new WatchReactor(*context, runtime_, id, max_watchers_);
 }
 
 grpc::ServerUnaryReactor* JobServiceImpl::CancelJob(grpc::CallbackServerContext* context,
-                                                    const v1::CancelJobRequest* request,
-                                                    v1::CancelJobResponse* response) {
-  auto* reactor = context->DefaultReactor();
-  auto id = parse_job_id(request->job_id(), "job_id");
-  if (auto* error = std::get_if<RpcError>(&id)) {
-    finish(*context, *reactor, *error);
-    return reactor;
-  }
-  auto outcome = runtime_.cancel(std::get<core::JobId>(id));
-  if (!outcome) {
-    finish(*context, *reactor, job_not_found(request->job_id()));
-    return reactor;
-  }
-  to_proto(outcome->job, *response->mutable_job());
-  response->set_cancelled(outcome->cancelled);
-  reactor->Finish(grpc::Status::OK);
-  return reactor;
+                                                    const grpc::ByteBuffer* in,
+                                                    grpc::ByteBuffer* out) {
+  return answer_now<v1::CancelJobRequest, v1::CancelJobResponse>(
+      *context, *in, *out,
+      [this, context](const v1::CancelJobRequest& request,
+                      v1::CancelJobResponse& response) -> std::optional<RpcError> {
+        auto call = job_call(authorizer_, *context, request.job_id(), "CancelJob");
+        if (auto* error = std::get_if<RpcError>(&call)) return *error;
+        const auto& [caller, id] = std::get<JobCall>(call);
+        // A job's troupe never changes: checking it before cancelling is exact.
+        if (auto record = runtime_.get(id)) {
+          if (auto denied = authorizer_.authorize(*context, caller, config::Permission::kCancel,
+                                                  record->troupe, "CancelJob")) {
+            return denied;
+          }
+        }
+        auto outcome = runtime_.cancel(id);
+        if (!outcome) return job_not_found(request.job_id());
+        to_proto(outcome->job, *response.mutable_job());
+        response.set_cancelled(outcome->cancelled);
+        return std::nullopt;
+      });
 }
 
 }  // namespace troupe::daemon

@@ -6,6 +6,9 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <string>
+
+#include "core/utf8.h"
 
 namespace troupe::daemon {
 namespace {
@@ -37,8 +40,16 @@ void append(spdlog::memory_buf_t& dest, std::string_view text) {
   dest.append(text.data(), text.data() + text.size());
 }
 
-/// Appends `text` as the body of a JSON string (RFC 8259 escapes).
-void append_escaped(spdlog::memory_buf_t& dest, std::string_view text) {
+/// Appends `text` as the body of a JSON string (RFC 8259 escapes). JSON is
+/// Unicode: bytes that are not UTF-8 (a troupe name from a config file, a
+/// program's output) become U+FFFD.
+void append_escaped(spdlog::memory_buf_t& dest, std::string_view raw) {
+  std::string repaired;
+  std::string_view text = raw;
+  if (!core::is_valid_utf8(raw)) {
+    repaired = core::valid_utf8(raw);
+    text = repaired;
+  }
   for (const char c : text) {
     switch (c) {
       case '"':

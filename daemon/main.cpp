@@ -28,6 +28,8 @@ int main(int argc, char** argv) {
       return troupe::daemon::kExitOk;
     case CommandLine::Command::kCheckConfig:
       return troupe::daemon::run_check_config(command_line.config_path, std::cout, std::cerr);
+    case CommandLine::Command::kHashToken:
+      return troupe::daemon::run_hash_token(std::cin, std::cout, std::cerr);
     case CommandLine::Command::kRun:
       break;
   }

@@ -68,6 +68,10 @@ class TroupeFanout final : public core::TroupeObserver {
     first_->illegal_transition(job, from, to);
     second_->illegal_transition(job, from, to);
   }
+  void removed() override {
+    first_->removed();
+    second_->removed();
+  }
 
  private:
   std::shared_ptr<core::TroupeObserver> first_;
@@ -83,9 +87,9 @@ std::shared_ptr<core::TroupeObserver> ObserverFanout::troupe_added(std::string_v
   return std::make_shared<TroupeFanout>(first_.troupe_added(troupe), second_.troupe_added(troupe));
 }
 
-void ObserverFanout::troupe_removed(std::string_view troupe) {
-  first_.troupe_removed(troupe);
-  second_.troupe_removed(troupe);
+void ObserverFanout::unknown_troupe_rejected() {
+  first_.unknown_troupe_rejected();
+  second_.unknown_troupe_rejected();
 }
 
 }  // namespace troupe::daemon

@@ -17,7 +17,7 @@ class ObserverFanout final : public core::Observer {
   ObserverFanout(core::Observer& first, core::Observer& second);
 
   std::shared_ptr<core::TroupeObserver> troupe_added(std::string_view troupe) override;
-  void troupe_removed(std::string_view troupe) override;
+  void unknown_troupe_rejected() override;
 
  private:
   core::Observer& first_;

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <deque>
 #include <mutex>
+#include <variant>
 
 namespace troupe::daemon {
 
@@ -30,10 +31,17 @@ class OrderedReplyStream : public grpc::ServerBidiReactor<Request, Reply> {
       maybe_finish_locked();
       return;
     }
-    Reply reply = reply_to(request_);
+    auto outcome = reply_to(request_);
     std::lock_guard lock(mutex_);
     if (finished_) return;
-    replies_.push_back(std::move(reply));
+    if (auto* status = std::get_if<grpc::Status>(&outcome)) {
+      // Read no more; end with `status` once the replies queued are written.
+      reads_done_ = true;
+      end_status_ = std::move(*status);
+      maybe_finish_locked();
+      return;
+    }
+    replies_.push_back(std::move(std::get<Reply>(outcome)));
     if (!writing_) write_front_locked();
     if (replies_.size() < kMaxQueuedReplies) {
       this->StartRead(&request_);
@@ -76,8 +84,9 @@ class OrderedReplyStream : public grpc::ServerBidiReactor<Request, Reply> {
   /// complete, and call reply_to, on another thread at once).
   void start() { this->StartRead(&request_); }
 
-  /// The reply to one request (which it may move from).
-  virtual Reply reply_to(Request& request) = 0;
+  /// The reply to one request (which it may move from); or a status, which
+  /// stops reading and ends the stream with it after the replies before.
+  virtual std::variant<Reply, grpc::Status> reply_to(Request& request) = 0;
 
  private:
   void write_front_locked() {
@@ -88,7 +97,7 @@ class OrderedReplyStream : public grpc::ServerBidiReactor<Request, Reply> {
   void maybe_finish_locked() {
     if (reads_done_ && replies_.empty() && !writing_ && !finished_) {
       finished_ = true;
-      this->Finish(grpc::Status::OK);
+      this->Finish(end_status_);
     }
   }
 
@@ -99,6 +108,7 @@ class OrderedReplyStream : public grpc::ServerBidiReactor<Request, Reply> {
   bool read_paused_ = false;
   bool reads_done_ = false;
   bool finished_ = false;
+  grpc::Status end_status_;  // OK unless reply_to() ended the stream
 };
 
 }  // namespace troupe::daemon

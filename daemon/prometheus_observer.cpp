@@ -1,6 +1,7 @@
 #include "daemon/prometheus_observer.h"
 
 #include <array>
+#include <atomic>
 #include <chrono>
 
 namespace troupe::daemon {
@@ -28,11 +29,15 @@ struct PrometheusObserver::Families {
 
 namespace {
 
+// A troupe's own reasons; kUnknownTroupe has one series for the daemon.
 constexpr std::array kRejectReasons = {
-    core::RejectReason::kUnknownTroupe, core::RejectReason::kFull,
-    core::RejectReason::kDraining,      core::RejectReason::kCircuitOpen,
-    core::RejectReason::kRateLimited,   core::RejectReason::kStoreFull,
-    core::RejectReason::kDegraded};
+    core::RejectReason::kFull,          core::RejectReason::kDraining,
+    core::RejectReason::kCircuitOpen,   core::RejectReason::kRateLimited,
+    core::RejectReason::kStoreFull,     core::RejectReason::kDegraded,
+    core::RejectReason::kTimeoutOverMax};
+// Indexed by the reason's value: every reason has a slot, unused ones stay null.
+constexpr std::size_t kRejectSlots =
+    static_cast<std::size_t>(core::RejectReason::kTooManyListeners) + 1;
 constexpr std::array kTerminalStates = {core::JobState::kSucceeded, core::JobState::kFailed,
                                         core::JobState::kDead, core::JobState::kCancelled,
                                         core::JobState::kAborted};
@@ -71,8 +76,11 @@ double seconds(core::Duration d) {
   return std::chrono::duration<double>(d).count();
 }
 
-/// One troupe's series, resolved once. Thread-safe (prometheus-cpp metrics are).
-class TroupeMetrics final : public core::TroupeObserver {
+}  // namespace
+
+/// One troupe name's series, resolved once, shared by the name's
+/// generations. Thread-safe (prometheus-cpp metrics are).
+class PrometheusObserver::TroupeMetrics final {
  public:
   TroupeMetrics(PrometheusObserver::Families& f, const std::string& troupe)
       : submitted_(f.submitted.Add({{"troupe", troupe}})),
@@ -110,43 +118,45 @@ class TroupeMetrics final : public core::TroupeObserver {
     }
   }
 
-  void job_submitted() override { submitted_.Increment(); }
-  void job_rejected(core::RejectReason reason) override {
-    rejected_.at(static_cast<std::size_t>(reason))->Increment();
+  void job_submitted() { submitted_.Increment(); }
+  void job_rejected(core::RejectReason reason) {
+    // kUnknownTroupe never comes from a troupe (it has no slot here).
+    if (auto* c = rejected_.at(static_cast<std::size_t>(reason))) c->Increment();
   }
-  void job_completed(core::JobState terminal) override {
+  void job_completed(core::JobState terminal) {
     if (core::is_terminal(terminal)) completed_.at(index(terminal))->Increment();
   }
-  void attempt_finished(core::FailureClass outcome, core::Duration run_time) override {
+  void attempt_finished(core::FailureClass outcome, core::Duration run_time) {
     attempts_.at(static_cast<std::size_t>(outcome))->Increment();
     run_seconds_.Observe(seconds(run_time));
   }
-  void queue_wait(core::Duration waited) override { queue_wait_seconds_.Observe(seconds(waited)); }
-  void mailbox(std::uint64_t depth, std::uint64_t capacity) override {
+  void queue_wait(core::Duration waited) { queue_wait_seconds_.Observe(seconds(waited)); }
+  void mailbox(std::uint64_t depth, std::uint64_t capacity) {
     mailbox_depth_.Set(static_cast<double>(depth));
     mailbox_capacity_.Set(static_cast<double>(capacity));
   }
-  void actors(std::uint32_t total, std::uint32_t busy) override {
+  void actors(std::uint32_t total, std::uint32_t busy) {
     actors_.Set(total);
     actors_busy_.Set(busy);
   }
-  void actor_restarted() override { actor_restarts_.Increment(); }
-  void circuit_changed(core::CircuitState to) override {
-    circuit_state_.Set(circuit_value(to));
+  void actor_restarted() { actor_restarts_.Increment(); }
+  void circuit_transition(core::CircuitState to) {
     transitions_.at(static_cast<std::size_t>(to))->Increment();
   }
-  void degraded_changed(bool degraded) override { degraded_.Set(degraded ? 1 : 0); }
-  void autoscaled(core::ScaleDirection direction, std::uint32_t actors_now) override {
+  void circuit_state(core::CircuitState s) { circuit_state_.Set(circuit_value(s)); }
+  void degraded_changed(bool degraded) { degraded_.Set(degraded ? 1 : 0); }
+  void autoscaled(core::ScaleDirection direction) {
     (direction == core::ScaleDirection::kUp ? autoscale_up_ : autoscale_down_).Increment();
-    actors_.Set(actors_now);
   }
-  void actor_gave_up(std::uint32_t, std::string_view, core::Duration) override {
-    give_ups_.Increment();
-  }
-  void actor_recovered(std::uint32_t) override { recoveries_.Increment(); }
-  void illegal_transition(core::JobId, core::JobState, core::JobState) override {
-    illegal_.Increment();
-  }
+  void actors_now(std::uint32_t actors) { actors_.Set(actors); }
+  void actor_gave_up() { give_ups_.Increment(); }
+  void actor_recovered() { recoveries_.Increment(); }
+  void illegal_transition() { illegal_.Increment(); }
+
+  /// The generation whose gauges these are: the newest added. An older one
+  /// still draining after a reload re-added the name adds to the counters
+  /// and histograms (they count the name's jobs) but no longer sets gauges.
+  std::atomic<const core::TroupeObserver*> owner{nullptr};
 
  private:
   static std::size_t index(core::JobState terminal) {
@@ -155,7 +165,7 @@ class TroupeMetrics final : public core::TroupeObserver {
   }
 
   prometheus::Counter& submitted_;
-  std::array<prometheus::Counter*, kRejectReasons.size()> rejected_{};
+  std::array<prometheus::Counter*, kRejectSlots> rejected_{};
   std::array<prometheus::Counter*, kTerminalStates.size()> completed_{};
   std::array<prometheus::Counter*, kFailureClasses.size()> attempts_{};
   prometheus::Histogram& run_seconds_;
@@ -173,6 +183,60 @@ class TroupeMetrics final : public core::TroupeObserver {
   prometheus::Counter& give_ups_;
   prometheus::Counter& recoveries_;
   prometheus::Counter& illegal_;
+};
+
+namespace {
+
+/// One generation of a troupe: its events go to the name's series; its
+/// gauges only while it is the name's newest generation.
+class Generation final : public core::TroupeObserver {
+ public:
+  explicit Generation(std::shared_ptr<PrometheusObserver::TroupeMetrics> metrics)
+      : m_(std::move(metrics)) {}
+
+  void job_submitted() override { m_->job_submitted(); }
+  void job_rejected(core::RejectReason reason) override { m_->job_rejected(reason); }
+  void job_completed(core::JobState terminal) override { m_->job_completed(terminal); }
+  void attempt_finished(core::FailureClass outcome, core::Duration run_time) override {
+    m_->attempt_finished(outcome, run_time);
+  }
+  void queue_wait(core::Duration waited) override { m_->queue_wait(waited); }
+  void mailbox(std::uint64_t depth, std::uint64_t capacity) override {
+    if (current()) m_->mailbox(depth, capacity);
+  }
+  void actors(std::uint32_t total, std::uint32_t busy) override {
+    if (current()) m_->actors(total, busy);
+  }
+  void actor_restarted() override { m_->actor_restarted(); }
+  void circuit_changed(core::CircuitState to) override {
+    m_->circuit_transition(to);
+    if (current()) m_->circuit_state(to);
+  }
+  void degraded_changed(bool degraded) override {
+    if (current()) m_->degraded_changed(degraded);
+  }
+  void autoscaled(core::ScaleDirection direction, std::uint32_t actors_now) override {
+    m_->autoscaled(direction);
+    if (current()) m_->actors_now(actors_now);
+  }
+  void actor_gave_up(std::uint32_t, std::string_view, core::Duration) override {
+    m_->actor_gave_up();
+  }
+  void actor_recovered(std::uint32_t) override { m_->actor_recovered(); }
+  void illegal_transition(core::JobId, core::JobState, core::JobState) override {
+    m_->illegal_transition();
+  }
+  void removed() override {
+    // The name's series stay (see PrometheusObserver); only a newer
+    // generation may set its gauges from now on.
+    const core::TroupeObserver* self = this;
+    m_->owner.compare_exchange_strong(self, nullptr, std::memory_order_relaxed);
+  }
+
+ private:
+  bool current() const { return m_->owner.load(std::memory_order_relaxed) == this; }
+
+  std::shared_ptr<PrometheusObserver::TroupeMetrics> m_;
 };
 
 }  // namespace
@@ -257,6 +321,8 @@ PrometheusObserver::PrometheusObserver(std::string_view version)
           .Register(r),
   });
   families_->build_info.Add({{"version", std::string(version)}}).Set(1);
+  unknown_troupe_ = &families_->rejected.Add(
+      {{"reason", std::string(core::to_string(core::RejectReason::kUnknownTroupe))}});
 }
 
 PrometheusObserver::~PrometheusObserver() = default;
@@ -268,11 +334,13 @@ std::shared_ptr<core::TroupeObserver> PrometheusObserver::troupe_added(std::stri
     const std::string name(troupe);
     it = troupes_.emplace(name, std::make_shared<TroupeMetrics>(*families_, name)).first;
   }
-  return it->second;
+  auto generation = std::make_shared<Generation>(it->second);
+  it->second->owner.store(generation.get(), std::memory_order_relaxed);
+  return generation;
 }
 
-void PrometheusObserver::troupe_removed(std::string_view /*troupe*/) {
-  // Series stay: see the class comment.
+void PrometheusObserver::unknown_troupe_rejected() {
+  unknown_troupe_->Increment();
 }
 
 }  // namespace troupe::daemon

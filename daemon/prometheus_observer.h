@@ -23,7 +23,10 @@ namespace troupe::daemon {
 /// metric of a troupe is resolved once in troupe_added(), so the hot-path
 /// calls are an atomic add (histograms: prometheus-cpp's per-series lock).
 /// Thread-safe. A removed troupe's series stay (counters keep their totals,
-/// as Prometheus expects of counters) and are reused if it is added again.
+/// as Prometheus expects of counters) and are reused if it is added again:
+/// its draining old generation and the new one then add to the same
+/// counters, and the gauges (actors, mailbox, circuit, degraded) follow the
+/// new one only.
 class PrometheusObserver final : public core::Observer {
  public:
   /// Run-time and queue-wait buckets, seconds: 100us .. 5min.
@@ -32,19 +35,26 @@ class PrometheusObserver final : public core::Observer {
   explicit PrometheusObserver(std::string_view version);
   ~PrometheusObserver() override;
 
+  /// A new generation of `troupe`: counters and histograms continue the
+  /// name's series; the gauges are this generation's from now on.
   std::shared_ptr<core::TroupeObserver> troupe_added(std::string_view troupe) override;
-  void troupe_removed(std::string_view troupe) override;
+  /// troupe_jobs_rejected_total{reason="unknown_troupe"}, without a troupe
+  /// label (the one series of that reason).
+  void unknown_troupe_rejected() override;
 
   const std::shared_ptr<prometheus::Registry>& registry() const { return registry_; }
 
   /// The families, for TroupeMetrics. Owned by registry_.
   struct Families;
+  /// One troupe name's series.
+  class TroupeMetrics;
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<Families> families_;
-  std::mutex mutex_;  // guards troupes_
-  std::map<std::string, std::shared_ptr<core::TroupeObserver>, std::less<>> troupes_;
+  prometheus::Counter* unknown_troupe_ = nullptr;  // owned by registry_
+  std::mutex mutex_;                               // guards troupes_
+  std::map<std::string, std::shared_ptr<TroupeMetrics>, std::less<>> troupes_;
 };
 
 }  // namespace troupe::daemon

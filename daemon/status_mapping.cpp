@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <string>
 
+#include "config/value_parsers.h"
+#include "core/utf8.h"
 #include "troupe/v1/troupe.pb.h"
 
 namespace troupe::daemon {
@@ -19,6 +21,8 @@ constexpr std::chrono::milliseconds kCircuitOpenRetryFloor = 1000ms;
 constexpr std::chrono::milliseconds kDrainingRetryFloor = 1000ms;
 constexpr std::chrono::milliseconds kStoreFullRetryFloor = 1000ms;
 constexpr std::chrono::milliseconds kDegradedRetryFloor = 1000ms;
+// Waiters leave when the job ends.
+constexpr std::chrono::milliseconds kTooManyWaitersRetryFloor = 1000ms;
 
 std::string quoted(std::string_view s) {
   std::string out;
@@ -30,6 +34,10 @@ std::string quoted(std::string_view s) {
 }
 
 }  // namespace
+
+grpc::Status RpcError::status() const {
+  return {code, core::valid_utf8(message)};
+}
 
 // Core says why and gives the numbers; the words are written here, once.
 RpcError to_rpc_error(const core::Rejection& r, std::string_view troupe) {
@@ -84,6 +92,21 @@ RpcError to_rpc_error(const core::Rejection& r, std::string_view troupe) {
                   " is degraded: every actor stopped (supervisor strategy stop; the trouped log "
                   "says why); fix the handler and reload the configuration to restart it",
               hint(kDegradedRetryFloor)};
+    case core::RejectReason::kTimeoutOverMax: {
+      const std::string limit = config::format_duration(r.limit);
+      return {grpc::StatusCode::INVALID_ARGUMENT,
+              "timeout: longer than the max_timeout of troupe " + name + " (" + limit +
+                  "); ask for at most " + limit +
+                  ", leave it unset to use the troupe's timeout, or raise max_timeout in the "
+                  "troupe's config",
+              std::nullopt};
+    }
+    case core::RejectReason::kTooManyListeners:
+      return {grpc::StatusCode::RESOURCE_EXHAUSTED,
+              "job " + r.job.to_string() + " already has " + std::to_string(r.capacity) +
+                  " callers waiting for it (server.limits.max_waiters_per_job); retry after the "
+                  "retry-after-ms hint, or poll GetJob with its id",
+              hint(kTooManyWaitersRetryFloor)};
   }
   return {grpc::StatusCode::INTERNAL, "unknown rejection reason; this is a trouped bug",
           std::nullopt};
@@ -98,12 +121,29 @@ RpcError invalid_argument(std::string_view field, std::string_view problem) {
   return {grpc::StatusCode::INVALID_ARGUMENT, std::move(message), std::nullopt};
 }
 
+RpcError unparseable_request(std::string_view message_type) {
+  std::string message = "could not parse request: the bytes are not a ";
+  message += message_type;
+  message +=
+      " (a malformed protobuf, a field of the wrong type, or a string field that is not UTF-8); "
+      "send a message built from proto/troupe/v1/troupe.proto";
+  return {grpc::StatusCode::INVALID_ARGUMENT, std::move(message), std::nullopt};
+}
+
 RpcError job_not_found(std::string_view job_id) {
   return {grpc::StatusCode::NOT_FOUND,
           "job " + quoted(job_id) +
               " is unknown or its result has expired (results are kept for "
               "job_store.result_ttl); check the id",
           std::nullopt};
+}
+
+RpcError too_many_watchers(std::string_view job_id, std::size_t limit) {
+  return {grpc::StatusCode::RESOURCE_EXHAUSTED,
+          "job " + quoted(job_id) + " already has " + std::to_string(limit) +
+              " WatchJob streams (server.limits.max_waiters_per_job); retry after the "
+              "retry-after-ms hint, or poll GetJob",
+          kTooManyWaitersRetryFloor};
 }
 
 RpcError troupe_not_found(std::string_view troupe) {
@@ -129,7 +169,7 @@ void finish(grpc::CallbackServerContext& context, grpc::ServerUnaryReactor& reac
 
 void fill_ack(const RpcError& error, v1::StreamSubmitAck& ack) {
   ack.set_code(static_cast<std::int32_t>(error.code));
-  ack.set_message(error.message);
+  ack.set_message(core::valid_utf8(error.message));
   if (error.retry_after) {
     ack.set_retry_after_ms(static_cast<std::uint32_t>(error.retry_after->count()));
   }

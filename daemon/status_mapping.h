@@ -32,7 +32,8 @@ struct RpcError {
   std::string message;
   std::optional<std::chrono::milliseconds> retry_after;
 
-  grpc::Status status() const { return {code, message}; }
+  /// The status to finish with; its message made valid UTF-8.
+  grpc::Status status() const;
 };
 
 /// Core's refusal of a submit -> NOT_FOUND, RESOURCE_EXHAUSTED or
@@ -41,8 +42,14 @@ RpcError to_rpc_error(const core::Rejection& rejection, std::string_view troupe)
 
 /// INVALID_ARGUMENT naming the offending request field.
 RpcError invalid_argument(std::string_view field, std::string_view problem);
+/// INVALID_ARGUMENT for request bytes that are not a `message_type` (e.g.
+/// "troupe.v1.SubmitRequest"): garbage, or a string field that is not UTF-8.
+RpcError unparseable_request(std::string_view message_type);
 /// NOT_FOUND for a well-formed job id that is unknown or expired.
 RpcError job_not_found(std::string_view job_id);
+/// RESOURCE_EXHAUSTED (with a retry hint) for a WatchJob on a job that has
+/// `limit` watches already.
+RpcError too_many_watchers(std::string_view job_id, std::size_t limit);
 /// NOT_FOUND for a troupe name that is not hosted.
 RpcError troupe_not_found(std::string_view troupe);
 

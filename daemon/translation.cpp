@@ -1,8 +1,12 @@
 #include "daemon/translation.h"
 
+#include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <string>
 #include <utility>
+
+#include "core/utf8.h"
 
 namespace troupe::daemon {
 namespace {
@@ -38,7 +42,23 @@ std::string too_large(std::size_t size, std::size_t limit, std::string_view what
   return m;
 }
 
+// Framing of one metadata map entry: its tag and length, and the key's and
+// the value's tags and lengths (varints of at most 5 bytes), rounded up.
+constexpr std::size_t kMetadataEntryFraming = 24;
+// Tags and lengths of the keys, and the troupe name, timeout, deadline,
+// wait flag and the stream's correlation id and wrapper, with room to spare.
+constexpr std::size_t kRequestOverhead = 64 << 10;
+
 }  // namespace
+
+std::size_t max_valid_request_bytes(const config::LimitsOptions& limits) {
+  return limits.max_payload + limits.max_metadata_bytes +
+         limits.max_metadata_entries * kMetadataEntryFraming + 2 * kMaxKeyBytes + kRequestOverhead;
+}
+
+int max_receive_message_bytes(const config::LimitsOptions& limits) {
+  return static_cast<int>(std::min<std::size_t>(2 * max_valid_request_bytes(limits), INT32_MAX));
+}
 
 std::variant<core::JobRequest, RpcError> to_job_request(v1::SubmitRequest& request,
                                                         const config::LimitsOptions& limits,
@@ -183,17 +203,19 @@ v1::CircuitState to_proto(core::CircuitState state) {
 }
 
 void to_proto(const core::JobRecord& record, v1::Job& out) {
+  // Every `string` field is valid UTF-8 (a reply that is not cannot be
+  // parsed); the handler's raw bytes travel in `result`, a `bytes` field.
   out.set_id(record.id.to_string());
-  out.set_troupe(record.troupe);
+  out.set_troupe(core::valid_utf8(record.troupe));
   out.set_state(to_proto(record.state));
   out.set_attempts(record.attempts);
   out.set_result(record.result);
-  out.set_error(record.error);
+  out.set_error(core::valid_utf8(record.error));
   out.set_failure_class(to_proto(record.failure_class));
-  out.set_key(record.key);
-  out.set_idempotency_key(record.idempotency_key);
+  out.set_key(core::valid_utf8(record.key));
+  out.set_idempotency_key(core::valid_utf8(record.idempotency_key));
   auto& metadata = *out.mutable_metadata();
-  for (const auto& [k, v] : record.metadata) metadata[k] = v;
+  for (const auto& [k, v] : record.metadata) metadata[core::valid_utf8(k)] = core::valid_utf8(v);
   const std::chrono::system_clock::time_point unset{};
   if (record.submitted_at != unset) set_timestamp(record.submitted_at, *out.mutable_submitted_at());
   if (record.started_at != unset) set_timestamp(record.started_at, *out.mutable_started_at());
@@ -201,9 +223,9 @@ void to_proto(const core::JobRecord& record, v1::Job& out) {
 }
 
 void to_proto(const core::TroupeStatus& status, v1::Troupe& out) {
-  out.set_name(status.name);
+  out.set_name(core::valid_utf8(status.name));
   out.set_mode(status.mode == core::TroupeMode::kFixed ? "fixed" : "dynamic");
-  out.set_handler(status.handler);
+  out.set_handler(core::valid_utf8(status.handler));
   out.set_actors(status.actors);
   out.set_actors_busy(status.actors_busy);
   out.set_min_actors(status.min_actors);

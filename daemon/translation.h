@@ -17,6 +17,18 @@ namespace troupe::daemon {
 /// Longest accepted `key` and `idempotency_key`, in bytes.
 inline constexpr std::size_t kMaxKeyBytes = 1024;
 
+/// The largest serialized SubmitRequest (or StreamSubmitRequest) that passes
+/// validation under `limits`: payload, metadata and keys at their limits,
+/// plus framing and room for the troupe name and the small fields.
+std::size_t max_valid_request_bytes(const config::LimitsOptions& limits);
+
+/// The gRPC server's receive limit (SetMaxReceiveMessageSize): twice
+/// max_valid_request_bytes(), at most INT32_MAX. Every request up to it is
+/// parsed and validated, so one over a limit gets INVALID_ARGUMENT naming
+/// the field; only past it does gRPC refuse the message itself
+/// (RESOURCE_EXHAUSTED, "Received message larger than max", no retry hint).
+int max_receive_message_bytes(const config::LimitsOptions& limits);
+
 /// Where a SubmitRequest came from: `wait` is refused on a stream.
 enum class SubmitSource : std::uint8_t { kUnary, kStream };
 

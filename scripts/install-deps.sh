@@ -16,7 +16,7 @@ packages=(
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   prometheus yamllint python3-grpcio python3-yaml systemd
-  libssl-dev curl procps
+  libssl-dev openssl curl procps
 )
 
 missing=()

@@ -16,6 +16,7 @@
 
 #include "core/clock.h"
 #include "core/runtime.h"
+#include "handlers/builtin/builtin_options.h"
 
 namespace {
 

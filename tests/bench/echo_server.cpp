@@ -25,9 +25,9 @@
 #include <vector>
 
 #include "daemon/grpc_runtime.h"
+#include "syntax/duration.h"
 #include "tests/bench/echo_callback_service.h"
 #include "tests/bench/echo_cq_server.h"
-#include "tools/common/duration.h"
 
 namespace {
 
@@ -70,7 +70,7 @@ std::optional<Options> parse(int argc, char** argv) {
         return std::nullopt;
       }
     } else if (name == "--max-lifetime") {
-      const auto d = troupe::tools::parse_duration(value);
+      const auto d = troupe::syntax::parse_duration(value).value;
       if (!d || d->count() == 0) return std::nullopt;
       o.max_lifetime = *d;
     } else {

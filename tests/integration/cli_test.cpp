@@ -7,8 +7,10 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -188,6 +190,20 @@ TEST(Cli, RunWithABadConfigExitsTwoWithoutStarting) {
   EXPECT_TRUE(contains(result.err, file.path() + ":2:5: troupes[0].handler: missing"))
       << result.err;
   EXPECT_FALSE(contains(result.err, "ready")) << result.err;
+}
+
+// docs/operations.md states the exit code of an invalid config; it must be
+// the one trouped exits with (and the one README and --help give).
+TEST(Cli, OperationsDocGivesTheBadConfigExitCode) {
+  std::ifstream doc(TROUPE_OPERATIONS_DOC);
+  ASSERT_TRUE(doc) << TROUPE_OPERATIONS_DOC;
+  const std::string text((std::istreambuf_iterator<char>(doc)), std::istreambuf_iterator<char>());
+  constexpr std::string_view kSentence = "Any error stops start-up with exit code ";
+  const auto at = text.find(kSentence);
+  ASSERT_NE(at, std::string::npos) << "operations.md no longer says how a bad config exits";
+  const int documented = std::atoi(text.c_str() + at + kSentence.size());
+  const TempFile file("troupes:\n  - name: x\n");
+  EXPECT_EQ(run({"--config", file.path()}).exit_code, documented);
 }
 
 /// Starts trouped on `config`, waits for its ready line, sends `signal_number`

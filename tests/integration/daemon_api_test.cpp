@@ -211,6 +211,23 @@ TEST_F(DaemonApiTest, SubmitInvalidRequestsNameTheField) {
   EXPECT_TRUE(submit(request("echo", std::string(1024, 'x')), resp).ok());
 }
 
+// A job's own timeout may not exceed its troupe's max_timeout (by default the
+// troupe's timeout, 30s here): one client cannot pin every actor for years.
+TEST_F(DaemonApiTest, ATimeoutOverTheTroupesMaxTimeoutIsInvalidArgument) {
+  auto r = request("echo");
+  r.mutable_timeout()->set_seconds(3600);
+  v1::SubmitResponse resp;
+  auto status = submit(r, resp);
+  EXPECT_EQ(status.error_code(), StatusCode::INVALID_ARGUMENT) << status.error_message();
+  EXPECT_EQ(status.error_message().rfind("timeout:", 0), 0u) << status.error_message();
+  EXPECT_NE(status.error_message().find("max_timeout"), std::string::npos)
+      << status.error_message();
+  EXPECT_NE(status.error_message().find("30s"), std::string::npos) << status.error_message();
+  r.mutable_timeout()->set_seconds(30);
+  status = submit(r, resp);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+}
+
 TEST_F(DaemonApiTest, SubmitToAnUnknownTroupeIsNotFound) {
   v1::SubmitResponse resp;
   auto status = submit(request("no-such-troupe"), resp);

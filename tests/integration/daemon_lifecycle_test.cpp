@@ -1,11 +1,19 @@
 // The real trouped's lifecycle: drain on SIGTERM (complete and cut short),
 // a second signal, taken ports, systemd notify, SIGHUP reload.
+#include <arpa/inet.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <condition_variable>
 #include <csignal>
+#include <mutex>
 #include <regex>
+#include <thread>
 
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "support/async_submitter.h"
@@ -36,17 +44,6 @@ grpc::Status submit_once(TroupedProcess& p, const std::string& troupe,
   auto status = stub->Submit(&ctx, request(troupe, false), &resp);
   if (out != nullptr) *out = resp;
   return status;
-}
-
-std::optional<v1::Troupe> get_troupe(TroupedProcess& p, const std::string& name) {
-  auto stub = v1::AdminService::NewStub(p.channel());
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-  v1::GetTroupeRequest r;
-  r.set_name(name);
-  v1::Troupe t;
-  if (!stub->GetTroupe(&ctx, r, &t).ok()) return std::nullopt;
-  return t;
 }
 
 HealthCheckResponse::ServingStatus health(TroupedProcess& p, const std::string& service) {
@@ -134,6 +131,83 @@ TEST(DaemonLifecycle, ACrashingTroupeRecoversAndEveryJobEndsBeforeTheDrain) {
       std::regex_search(trouped->log(), std::regex("drained: [0-9]+ jobs finished, none aborted")))
       << trouped->log();
 }
+/// A one-connection HTTP/1.1 upstream on 127.0.0.1: answers every request
+/// on its connection with 200 "ok", keep-alive, and says when the client
+/// closed it. Runs on a thread of its own; every wait is bounded.
+class KeepAliveUpstream {
+ public:
+  KeepAliveUpstream() {
+    listener_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    if (::bind(listener_, reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
+        ::listen(listener_, 4) != 0 ||
+        ::getsockname(listener_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      return;
+    }
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~KeepAliveUpstream() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+    ::close(listener_);
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/job"; }
+  /// True once the client closed the connection it opened, within `bound`.
+  bool wait_closed(std::chrono::milliseconds bound) {
+    std::unique_lock lock(mutex_);
+    return changed_.wait_for(lock, bound, [this] { return closed_; });
+  }
+
+ private:
+  // Waits (bounded slices, until stop_) for `fd` to be readable.
+  bool readable(int fd) {
+    pollfd p{fd, POLLIN, 0};
+    while (!stop_) {
+      if (::poll(&p, 1, 50) > 0) return true;
+    }
+    return false;
+  }
+  void serve() {
+    if (!readable(listener_)) return;
+    const int conn = ::accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC);
+    if (conn < 0) return;
+    std::string in;
+    char buf[4096];
+    while (readable(conn)) {
+      const ssize_t n = ::recv(conn, buf, sizeof buf, 0);
+      if (n <= 0) break;  // the client closed it
+      in.append(buf, static_cast<std::size_t>(n));
+      // One request: headers, then Content-Length bytes of body.
+      const auto end = in.find("\r\n\r\n");
+      if (end == std::string::npos) continue;
+      std::size_t body = 0;
+      if (auto cl = in.find("Content-Length: "); cl != std::string::npos && cl < end) {
+        body = std::stoul(in.substr(cl + 16));
+      }
+      if (in.size() < end + 4 + body) continue;
+      in.erase(0, end + 4 + body);
+      const std::string reply =
+          "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok";
+      if (::send(conn, reply.data(), reply.size(), MSG_NOSIGNAL) < 0) break;
+    }
+    ::close(conn);
+    std::lock_guard lock(mutex_);
+    closed_ = !stop_;
+    changed_.notify_all();
+  }
+
+  int listener_ = -1;
+  std::uint16_t port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  bool closed_ = false;
+};
 
 TEST(DaemonLifecycle, SigtermDrainsEveryAcceptedJobThenExitsZero) {
   ServerSpec server;
@@ -333,6 +407,75 @@ TEST(DaemonLifecycle, ReloadAddsRemovesAndResizesUnderLoadWithoutLosingJobs) {
   EXPECT_TRUE(submit_once(*trouped, "c").ok());
   EXPECT_TRUE(get_troupe(*trouped, "a").has_value());
   EXPECT_EQ(health(*trouped, ""), HealthCheckResponse::SERVING);
+
+  trouped->send_signal(SIGTERM);
+  EXPECT_EQ(trouped->wait_exit(std::chrono::seconds(30)), 0);
+}
+
+TEST(DaemonLifecycle, ARemovedTroupeClosesItsKeepAliveConnectionsOnceDrained) {
+  KeepAliveUpstream upstream;
+  ServerSpec server;
+  TroupeSpec web{.name = "web", .max_actors = 1, .http_url = upstream.url()};
+  TroupeSpec z{.name = "z", .builtin = "echo", .max_actors = 1};
+  auto trouped = start_trouped({.config_yaml = config_yaml(server, {web, z})});
+  ASSERT_NE(trouped, nullptr);
+
+  AsyncSubmitter submitter(trouped->channel());
+  submitter.submit(request("web", true), std::chrono::seconds(30));
+  const auto outcomes = submitter.collect(std::chrono::seconds(30));
+  ASSERT_TRUE(outcomes[0].status.ok()) << outcomes[0].status.error_message();
+  ASSERT_EQ(outcomes[0].response.job().state(), v1::JOB_STATE_SUCCEEDED);
+  EXPECT_EQ(outcomes[0].response.job().result(), "ok");
+  EXPECT_FALSE(upstream.wait_closed(std::chrono::milliseconds(0)));  // kept alive
+
+  // Removed with nothing in flight: drained at once, its actors and their
+  // connections go (not left in CLOSE_WAIT until trouped exits).
+  trouped->write_config(config_yaml(server, {z}));
+  trouped->send_signal(SIGHUP);
+  ASSERT_TRUE(trouped->wait_for_log(std::regex("removed \\(draining\\): web"))) << trouped->log();
+  EXPECT_TRUE(upstream.wait_closed(std::chrono::seconds(10)));
+
+  trouped->send_signal(SIGTERM);
+  EXPECT_EQ(trouped->wait_exit(std::chrono::seconds(30)), 0);
+}
+
+TEST(DaemonLifecycle, ATroupeRemovedAndAddedBackServesAfterItsOldGenerationDrains) {
+  ServerSpec server;
+  TroupeSpec a{.name = "a", .builtin = "sleep", .sleep = "20ms", .max_actors = 1};
+  TroupeSpec z{.name = "z", .builtin = "echo", .max_actors = 1};
+  auto trouped = start_trouped({.config_yaml = config_yaml(server, {a, z})});
+  ASSERT_NE(trouped, nullptr);
+
+  AsyncSubmitter old_job(trouped->channel());
+  auto slow = request("a", true);
+  slow.set_payload("1s");  // still running across both reloads
+  old_job.submit(slow, std::chrono::seconds(60));
+  ASSERT_TRUE(wait_accepted(*trouped, "a", 1));
+
+  trouped->write_config(config_yaml(server, {z}));
+  trouped->send_signal(SIGHUP);
+  ASSERT_TRUE(trouped->wait_for_log(std::regex("removed \\(draining\\): a"))) << trouped->log();
+  EXPECT_EQ(health(*trouped, "a"), HealthCheckResponse::NOT_SERVING);
+  trouped->write_config(config_yaml(server, {a, z}));
+  trouped->send_signal(SIGHUP);
+  ASSERT_TRUE(trouped->wait_for_log(std::regex("added: a;"))) << trouped->log();
+  EXPECT_EQ(health(*trouped, "a"), HealthCheckResponse::SERVING);
+
+  // The old generation's job ends: it has drained, and goes.
+  const auto outcomes = old_job.collect(std::chrono::seconds(60));
+  ASSERT_EQ(outcomes.size(), 1u);
+  ASSERT_TRUE(outcomes[0].status.ok()) << outcomes[0].status.error_message();
+  EXPECT_EQ(outcomes[0].response.job().state(), v1::JOB_STATE_SUCCEEDED);
+  // A job through the new generation: a round trip after the old one's
+  // removal was posted. The name's health and gauges are still the new one's.
+  AsyncSubmitter next(trouped->channel());
+  next.submit(request("a", true), std::chrono::seconds(30));
+  const auto ran = next.collect(std::chrono::seconds(30));
+  ASSERT_TRUE(ran[0].status.ok()) << ran[0].status.error_message();
+  EXPECT_EQ(health(*trouped, "a"), HealthCheckResponse::SERVING);
+  const auto scrape = http_get(trouped->metrics_address(), "/metrics");
+  EXPECT_EQ(metric_value(scrape.body, R"(troupe_actors{troupe="a"})"), 1);
+  EXPECT_EQ(metric_value(scrape.body, R"(troupe_jobs_submitted_total{troupe="a"})"), 2);
 
   trouped->send_signal(SIGTERM);
   EXPECT_EQ(trouped->wait_exit(std::chrono::seconds(30)), 0);

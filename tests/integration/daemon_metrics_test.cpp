@@ -34,7 +34,7 @@ TEST(DaemonMetrics, CountersMatchKnownWorkAndPromtoolPasses) {
     for (int i = 0; i < kFailing; ++i) {
       submitter.submit(request("failing", true), std::chrono::seconds(30));
     }
-    submitter.submit(request("nope", false), std::chrono::seconds(30));  // not counted
+    submitter.submit(request("nope", false), std::chrono::seconds(30));  // not a job
     const auto outcomes = submitter.collect(std::chrono::seconds(60));
     for (int i = 0; i < kEcho + kFailing; ++i) {
       ASSERT_TRUE(outcomes[i].status.ok()) << outcomes[i].status.error_message();
@@ -53,6 +53,11 @@ TEST(DaemonMetrics, CountersMatchKnownWorkAndPromtoolPasses) {
   EXPECT_EQ(value(R"(troupe_jobs_completed_total{outcome="succeeded",troupe="echo"})"), kEcho);
   EXPECT_EQ(value(R"(troupe_jobs_completed_total{outcome="dead",troupe="failing"})"), kFailing);
   EXPECT_EQ(value(R"(troupe_jobs_completed_total{outcome="failed",troupe="echo"})"), 0);
+  // The unknown troupe's rejection is counted once for the daemon, not under
+  // a name (neither the client's nor a hosted troupe's).
+  EXPECT_EQ(value(R"(troupe_jobs_rejected_total{reason="unknown_troupe"})"), 1);
+  EXPECT_EQ(value(R"(troupe_jobs_rejected_total{reason="unknown_troupe",troupe="echo"})"), -1);
+  EXPECT_EQ(text.find(R"(troupe="nope")"), std::string::npos);
   EXPECT_EQ(value(R"(troupe_job_attempts_total{outcome="success",troupe="echo"})"), kEcho);
   EXPECT_EQ(value(R"(troupe_job_attempts_total{outcome="retryable",troupe="failing"})"),
             2 * kFailing);

@@ -80,7 +80,7 @@ std::ostream& operator<<(std::ostream& os, const ProcessResult& result) {
 
 pid_t spawn_in_own_group(const std::vector<std::string>& argv_strings,
                          const std::map<std::string, std::string>& env, int stdin_fd, int stdout_fd,
-                         int stderr_fd, std::string& error) {
+                         int stderr_fd, std::string& error, int inherited_fd) {
   if (argv_strings.empty()) {
     error = "empty argv";
     return -1;
@@ -94,6 +94,9 @@ pid_t spawn_in_own_group(const std::vector<std::string>& argv_strings,
   }
   posix_spawn_file_actions_adddup2(&actions, stdout_fd, STDOUT_FILENO);
   posix_spawn_file_actions_adddup2(&actions, stderr_fd, STDERR_FILENO);
+  // dup2 clears close-on-exec on the copy (also when inherited_fd is 3).
+  if (inherited_fd >= 0) posix_spawn_file_actions_adddup2(&actions, inherited_fd, 3);
+  posix_spawn_file_actions_addclosefrom_np(&actions, inherited_fd >= 0 ? 4 : 3);
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
   // Its own process group, so a kill reaches whatever it started; no signal

@@ -49,10 +49,12 @@ std::ostream& operator<<(std::ostream& os, const ProcessResult& result);
 /// group of its own, with no signal blocked and SIGPIPE, SIGINT, SIGTERM,
 /// SIGHUP and SIGCHLD at their defaults, the inherited environment plus
 /// `env`, and the given descriptors as its stdin (-1: /dev/null), stdout and
-/// stderr. Returns its pid, or -1 with `error` saying why.
+/// stderr. No other descriptor of the test process reaches it, except
+/// `inherited_fd` (when >= 0) as its descriptor 3 (without close-on-exec).
+/// Returns its pid, or -1 with `error` saying why.
 pid_t spawn_in_own_group(const std::vector<std::string>& argv,
                          const std::map<std::string, std::string>& env, int stdin_fd, int stdout_fd,
-                         int stderr_fd, std::string& error);
+                         int stderr_fd, std::string& error, int inherited_fd = -1);
 
 /// One child process in its own process group, with stdout and stderr on
 /// pipes. Single-threaded: all methods run on the test's thread and block

@@ -2,7 +2,7 @@
 
 #include <charconv>
 
-#include "tools/common/duration.h"
+#include "syntax/duration.h"
 
 namespace troupe::bench {
 namespace {
@@ -39,7 +39,7 @@ Usage: troupe-bench [options]
   --rounds N          with --baseline: rounds (default 5)
   --output text|json  report format (default text)
   -h, --help          this text
-
+%CONNECTION%
 The report gives throughput and latency (min, mean, p50, p90, p99, p99.9, max;
 exact, from every measured sample) and errors by status code. Stream latency is
 from a job's write to its ack.
@@ -86,7 +86,8 @@ Mode baseline_mode(Mode m) {
 }
 
 const char* bench_usage_text() {
-  return kUsage;
+  static const std::string text = tools::with_connection_usage(kUsage);
+  return text.c_str();
 }
 
 std::variant<BenchOptions, BenchUsageError> parse_bench_options(
@@ -99,6 +100,10 @@ std::variant<BenchOptions, BenchUsageError> parse_bench_options(
     if (arg == "-h" || arg == "--help") {
       o.help = true;
       return o;
+    }
+    if (tools::is_tls_flag(arg)) {
+      o.connection.tls = true;
+      continue;
     }
     std::string name = arg;
     std::optional<std::string> value;
@@ -120,11 +125,12 @@ std::variant<BenchOptions, BenchUsageError> parse_bench_options(
     };
     auto duration =
         [&](bool allow_zero) -> std::variant<std::chrono::nanoseconds, BenchUsageError> {
-      const auto d = troupe::tools::parse_duration(v);
-      if (!d || (!allow_zero && d->count() == 0)) {
+      const auto d = troupe::syntax::parse_duration(v);
+      if (!d.value) return usage(name + " needs a duration: " + d.error);
+      if (!allow_zero && d.value->count() == 0) {
         return usage(name + " needs a duration like 500ms or 10s, not '" + v + "'");
       }
-      return *d;
+      return *d.value;
     };
     std::optional<BenchUsageError> err;
     if (name == "--mode") {
@@ -142,6 +148,8 @@ std::variant<BenchOptions, BenchUsageError> parse_bench_options(
         return usage("--mode must be submit, submit-wait, stream, echo or echo-stream, not '" + v +
                      "'");
       }
+    } else if (tools::set_connection_option(o.connection, name, v)) {
+      if (v.empty()) return usage(name + " needs a value");
     } else if (name == "--troupe") {
       if (v.empty()) return usage("--troupe needs a name");
       o.troupe = v;

@@ -7,6 +7,8 @@
 #include <variant>
 #include <vector>
 
+#include "tools/common/connection.h"
+
 namespace troupe::bench {
 
 /// What each call is. A new target adds a value here and one small class in
@@ -28,6 +30,9 @@ Mode baseline_mode(Mode m);
 struct BenchOptions {
   Mode mode = Mode::kSubmit;
   std::string address = "localhost:50051";
+  /// How to reach the daemon at `address` (the --baseline echo_server is
+  /// always plaintext).
+  tools::ConnectionOptions connection;
   std::string troupe = "echo";
   std::uint32_t concurrency = 16;  // unary: calls in flight
   std::uint32_t streams = 1;       // stream: concurrent streams

@@ -100,8 +100,9 @@ SideFigures figures_of(const BenchReport& report) {
 }
 
 std::vector<CompareRound> run_compare(
-    const BenchOptions& options,
+    const BenchOptions& options, const tools::Connection& connection,
     const std::function<void(std::size_t index, const CompareRound&)>& on_round) {
+  const tools::Connection plaintext{grpc::InsecureChannelCredentials(), {}, {}};
   BenchOptions baseline_options = options;
   baseline_options.mode = baseline_mode(options.mode);
   baseline_options.address = options.baseline.value_or("");
@@ -113,9 +114,9 @@ std::vector<CompareRound> run_compare(
     // earlier round's) warmed-up connections.
     CompareRound round;
     round.baseline = run_bench(baseline_options, *baseline_target,
-                               make_channels(baseline_options.address, options.threads));
-    round.daemon =
-        run_bench(options, *daemon_target, make_channels(options.address, options.threads));
+                               make_channels(baseline_options.address, plaintext, options.threads));
+    round.daemon = run_bench(options, *daemon_target,
+                             make_channels(options.address, connection, options.threads));
     if (on_round) on_round(i, round);
     rounds.push_back(std::move(round));
   }

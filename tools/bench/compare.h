@@ -56,10 +56,11 @@ struct CompareRound {
 
 /// Runs options.rounds rounds, each the baseline (baseline_mode(options.mode)
 /// at *options.baseline) then the daemon (options.mode at options.address),
-/// back to back, with the same load over fresh channels. Blocks the calling
-/// thread. `on_round` (may be empty) runs on it after each round.
+/// back to back, with the same load over fresh channels (the daemon's over
+/// `connection`, the baseline's plaintext). Blocks the calling thread.
+/// `on_round` (may be empty) runs on it after each round.
 std::vector<CompareRound> run_compare(
-    const BenchOptions& options,
+    const BenchOptions& options, const tools::Connection& connection,
     const std::function<void(std::size_t index, const CompareRound&)>& on_round);
 
 /// One round as text (two lines) and the whole comparison as text / JSON

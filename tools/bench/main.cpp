@@ -12,9 +12,10 @@ namespace {
 
 using namespace troupe::bench;
 
-int run_single(const BenchOptions& opts) {
+int run_single(const BenchOptions& opts, const troupe::tools::Connection& connection) {
   auto target = make_target(opts);
-  const BenchReport report = run_bench(opts, *target, make_channels(opts.address, opts.threads));
+  const BenchReport report =
+      run_bench(opts, *target, make_channels(opts.address, connection, opts.threads));
   if (opts.json) {
     std::printf("%s\n", report_json(report).c_str());
   } else {
@@ -29,12 +30,13 @@ int run_single(const BenchOptions& opts) {
   return code;
 }
 
-int run_side_by_side(const BenchOptions& opts) {
-  const auto rounds = run_compare(opts, [&opts](std::size_t i, const CompareRound& round) {
-    if (opts.json) return;
-    std::fputs(compare_round_text(i, opts.rounds, round).c_str(), stdout);
-    std::fflush(stdout);
-  });
+int run_side_by_side(const BenchOptions& opts, const troupe::tools::Connection& connection) {
+  const auto rounds =
+      run_compare(opts, connection, [&opts](std::size_t i, const CompareRound& round) {
+        if (opts.json) return;
+        std::fputs(compare_round_text(i, opts.rounds, round).c_str(), stdout);
+        std::fflush(stdout);
+      });
   std::vector<RoundFigures> figures;
   for (const auto& r : rounds) figures.push_back({figures_of(r.baseline), figures_of(r.daemon)});
   const CompareSummary summary = summarize_rounds(figures);
@@ -67,5 +69,11 @@ int main(int argc, char** argv) {
     std::fputs(bench_usage_text(), stdout);
     return 0;
   }
-  return opts.baseline ? run_side_by_side(opts) : run_single(opts);
+  const auto connection =
+      troupe::tools::open_connection(opts.connection, std::getenv("TROUPE_TOKEN"));
+  if (!connection.error.empty()) {
+    std::fprintf(stderr, "troupe-bench: %s\n", connection.error.c_str());
+    return static_cast<int>(troupe::tools::ExitCode::kUsage);
+  }
+  return opts.baseline ? run_side_by_side(opts, connection) : run_single(opts, connection);
 }

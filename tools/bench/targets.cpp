@@ -157,6 +157,7 @@ std::unique_ptr<Target> make_target(const BenchOptions& options) {
 }
 
 std::vector<std::shared_ptr<grpc::Channel>> make_channels(const std::string& address,
+                                                          const tools::Connection& connection,
                                                           std::uint32_t count) {
   std::vector<std::shared_ptr<grpc::Channel>> channels;
   for (std::uint32_t i = 0; i < count; ++i) {
@@ -164,8 +165,7 @@ std::vector<std::shared_ptr<grpc::Channel>> make_channels(const std::string& add
     // A distinct argument per channel keeps gRPC from sharing one connection.
     args.SetInt("troupe.bench.channel", static_cast<int>(i));
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-    channels.push_back(
-        grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args));
+    channels.push_back(tools::make_channel(address, connection, args));
   }
   return channels;
 }

@@ -1,6 +1,14 @@
 #include "tools/common/exit_code.h"
 
 namespace troupe::tools {
+namespace {
+
+// What gRPC's C++ client reports for a unary reply it could not parse
+// (grpcpp/impl/client_unary_call.h): UNIMPLEMENTED, though the server does
+// serve the method.
+constexpr std::string_view kUnparsedReply = "No message returned for unary request";
+
+}  // namespace
 
 ExitCode exit_code_for(grpc::StatusCode code) {
   switch (code) {
@@ -61,6 +69,7 @@ std::string status_code_name(grpc::StatusCode code) {
 }
 
 std::string describe_rpc_error(const grpc::Status& status, std::string_view address) {
+  const std::string& message = status.error_message();
   std::string out = status_code_name(status.error_code());
   if (!status.error_message().empty()) out += ": " + status.error_message();
   switch (status.error_code()) {
@@ -80,13 +89,27 @@ std::string describe_rpc_error(const grpc::Status& status, std::string_view addr
           "with `troupectl get ID`)";
       break;
     case grpc::StatusCode::NOT_FOUND:
+      // trouped names what it did not find first (status_mapping.cpp).
+      if (message.rfind("troupe ", 0) == 0) {
+        out += " (list the troupes with `troupectl troupes` and check the name)";
+      } else if (message.rfind("job ", 0) == 0) {
+        out += " (check the id; finished jobs expire after the server's result_ttl)";
+      }
+      break;
+    case grpc::StatusCode::UNAUTHENTICATED:
       out +=
-          " (list the troupes with `troupectl troupes`; finished jobs expire after the "
-          "server's result_ttl)";
+          " (give a token with --token-file or TROUPE_TOKEN, or a client certificate with "
+          "--cert/--cert-key)";
       break;
     case grpc::StatusCode::UNIMPLEMENTED:
-      out += " (the server at " + std::string(address) +
-             " does not serve this API: is it trouped, and of a matching version?)";
+      if (message == kUnparsedReply) {
+        out += " (the server at " + std::string(address) +
+               " answered with a reply troupectl cannot parse: a server bug, or troupectl "
+               "and trouped from different versions; report it with the command you ran)";
+      } else {
+        out += " (the server at " + std::string(address) +
+               " does not serve this API: is it trouped, and of a matching version?)";
+      }
       break;
     default:
       break;

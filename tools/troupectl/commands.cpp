@@ -8,12 +8,14 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <map>
 #include <sstream>
 #include <string>
 
+#include "tools/common/connection.h"
 #include "tools/common/exit_code.h"
 #include "tools/common/health_client.h"
 #include "tools/common/json_writer.h"
@@ -40,9 +42,12 @@ int rpc_failed(const grpc::Status& status, const Options& opts) {
 
 void set_deadline(grpc::ClientContext& ctx, const Options& opts, bool unbounded_by_default) {
   if (opts.deadline) {
-    ctx.set_deadline(
-        std::chrono::system_clock::now() +
-        std::chrono::duration_cast<std::chrono::system_clock::duration>(*opts.deadline));
+    // A duration may reach ~292 years, past the clock's range: saturate
+    // (gRPC reads time_point::max() as no deadline) instead of overflowing.
+    using TimePoint = std::chrono::system_clock::time_point;
+    const TimePoint now = std::chrono::system_clock::now();
+    const auto d = std::chrono::duration_cast<TimePoint::duration>(*opts.deadline);
+    ctx.set_deadline(d > TimePoint::max() - now ? TimePoint::max() : now + d);
   } else if (!unbounded_by_default) {
     ctx.set_deadline(std::chrono::system_clock::now() + kDefaultDeadline);
   }
@@ -479,7 +484,12 @@ int health(const std::shared_ptr<grpc::Channel>& channel, const Options& opts) {
 }  // namespace
 
 int run_command(const Options& opts) {
-  auto channel = grpc::CreateChannel(opts.address, grpc::InsecureChannelCredentials());
+  const auto connection = tools::open_connection(opts.connection, std::getenv("TROUPE_TOKEN"));
+  if (!connection.error.empty()) {
+    std::fprintf(stderr, "troupectl: %s\n", connection.error.c_str());
+    return code(ExitCode::kUsage);
+  }
+  auto channel = tools::make_channel(opts.address, connection);
   pb::JobService::Stub jobs(channel);
   pb::AdminService::Stub admin(channel);
   switch (opts.command) {

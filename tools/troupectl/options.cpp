@@ -3,7 +3,7 @@
 #include <charconv>
 #include <string_view>
 
-#include "tools/common/duration.h"
+#include "syntax/duration.h"
 
 namespace troupe::troupectl {
 namespace {
@@ -36,7 +36,7 @@ Global options:
                        watch and submit --wait)
   --no-progress        no progress bar for bulk submit
   -h, --help           this text
-
+%CONNECTION%
 Durations: a number and a unit (ns, us, ms, s, m, h), e.g. 250ms, 30s, 1m30s.
 
 Exit codes:
@@ -69,7 +69,8 @@ UsageError usage(std::string message) {
 }  // namespace
 
 const char* usage_text() {
-  return kUsage;
+  static const std::string text = tools::with_connection_usage(kUsage);
+  return text.c_str();
 }
 
 std::variant<Options, UsageError> parse_options(const std::vector<std::string>& args,
@@ -116,12 +117,16 @@ std::variant<Options, UsageError> parse_options(const std::vector<std::string>& 
       if (!v) return usage(name + " needs a value");
       return std::nullopt;
     };
-    auto parse_dur = [&](const std::string& text) -> std::optional<std::chrono::nanoseconds> {
-      return tools::parse_duration(text);
-    };
     std::optional<std::string> v;
     if (name == "--wait") {
       if (auto e = flag(opts.wait)) return *e;
+    } else if (tools::is_tls_flag(name)) {
+      if (auto e = flag(opts.connection.tls)) return *e;
+    } else if (name == "--ca" || name == "--cert" || name == "--cert-key" || name == "--token" ||
+               name == "--token-file") {
+      if (auto e = need(v)) return *e;
+      if (v->empty()) return usage(name + " needs a value");
+      tools::set_connection_option(opts.connection, name, *v);
     } else if (name == "--no-progress") {
       bool on = false;
       if (auto e = flag(on)) return *e;
@@ -141,11 +146,12 @@ std::variant<Options, UsageError> parse_options(const std::vector<std::string>& 
       }
     } else if (name == "--deadline" || name == "--timeout") {
       if (auto e = need(v)) return *e;
-      const auto d = parse_dur(*v);
-      if (!d || d->count() <= 0) {
+      const auto d = syntax::parse_duration(*v);
+      if (!d.value) return usage(name + " needs a duration: " + d.error);
+      if (d.value->count() <= 0) {
         return usage(name + " needs a positive duration like 500ms or 10s, not '" + *v + "'");
       }
-      (name == "--deadline" ? opts.deadline : opts.timeout) = *d;
+      (name == "--deadline" ? opts.deadline : opts.timeout) = *d.value;
     } else if (name == "--payload" || name == "--payload-file") {
       if (auto e = need(v)) return *e;
       if (payload_given) return usage("give the payload once: --payload, --payload-file or -");

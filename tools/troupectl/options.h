@@ -7,6 +7,8 @@
 #include <variant>
 #include <vector>
 
+#include "tools/common/connection.h"
+
 namespace troupe::troupectl {
 
 enum class Command { kSubmit, kGet, kWatch, kCancel, kTroupes, kTroupe, kDead, kHealth, kHelp };
@@ -17,7 +19,8 @@ enum class PayloadSource { kNone, kString, kFile, kStdinLines };
 /// A parsed troupectl command line.
 struct Options {
   Command command = Command::kHelp;
-  std::string address;  // --address, else TROUPE_ADDRESS, else localhost:50051
+  std::string address;                  // --address, else TROUPE_ADDRESS, else localhost:50051
+  tools::ConnectionOptions connection;  // --tls, --ca, --cert, --cert-key, --token(-file)
   OutputFormat output = OutputFormat::kText;
   /// Per-RPC deadline; unset = 10s for quick calls, none for watch / submit --wait.
   std::optional<std::chrono::nanoseconds> deadline;

@@ -16,7 +16,7 @@ std::string config_yaml(const ServerSpec& server, const std::vector<TroupeSpec>&
     << "    max_payload: " << server.max_payload << "\n"
     << "    max_metadata_entries: " << server.max_metadata_entries << "\n"
     << "    max_metadata_bytes: " << server.max_metadata_bytes << "\n"
-    << "logging:\n"
+    << server.extra << server.sections << "logging:\n"
     << "  level: info\n"
     << "troupes:\n";
   for (const auto& t : troupes) {
@@ -38,6 +38,10 @@ std::string config_yaml(const ServerSpec& server, const std::vector<TroupeSpec>&
       y << "    circuit_breaker: {enabled: false}\n";
     }
     if (!t.supervisor.empty()) y << "    supervisor: " << t.supervisor << "\n";
+    if (!t.http_url.empty()) {
+      y << "    handler: {kind: http, url: \"" << t.http_url << "\"}\n";
+      continue;
+    }
     y << "    handler: {kind: builtin, name: " << t.builtin;
     if (t.builtin == "sleep") y << ", sleep: " << t.sleep;
     if (t.builtin == "fail")

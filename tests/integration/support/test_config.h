@@ -9,7 +9,7 @@
 
 namespace troupe::test {
 
-/// One troupe with a builtin handler.
+/// One troupe with a builtin handler (or an http one, with http_url).
 struct TroupeSpec {
   std::string name = "default";
   std::string builtin = "echo";  // noop, echo, sleep, fail
@@ -28,6 +28,7 @@ struct TroupeSpec {
   std::uint32_t fail_every = 1;
   /// The supervisor map as YAML flow (e.g. "{max_restarts: 2}"); empty: defaults.
   std::string supervisor{};
+  std::string http_url{};  // set: handler kind http, POST to this URL (not builtin)
 };
 
 struct ServerSpec {
@@ -38,6 +39,10 @@ struct ServerSpec {
   std::size_t max_payload = 1 << 20;
   std::size_t max_metadata_entries = 8;
   std::size_t max_metadata_bytes = 1024;
+  /// More `server:` keys, each line indented by two spaces (e.g. tls).
+  std::string extra = {};
+  /// More top-level sections (e.g. auth), written after `server:`.
+  std::string sections = {};
 };
 
 /// The YAML text of a config with `server` and `troupes`.

@@ -37,6 +37,17 @@ const std::regex& serving_line() {
 
 }  // namespace
 
+std::optional<v1::Troupe> get_troupe(TroupedProcess& p, const std::string& name) {
+  auto stub = v1::AdminService::NewStub(p.channel());
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  v1::GetTroupeRequest r;
+  r.set_name(name);
+  v1::Troupe t;
+  if (!stub->GetTroupe(&ctx, r, &t).ok()) return std::nullopt;
+  return t;
+}
+
 std::string trouped_binary() {
   if (const char* env = std::getenv("TROUPED_BINARY"); env != nullptr && *env != '\0') return env;
   return TROUPED_PATH;
@@ -50,7 +61,7 @@ TroupedProcess::TroupedProcess(TroupedOptions options) {
   const std::string binary = options.binary.empty() ? trouped_binary() : options.binary;
   std::vector<std::string> args = {binary, "--config", config_path_.string()};
   args.insert(args.end(), options.extra_args.begin(), options.extra_args.end());
-  spawn(args, options.env);
+  spawn(args, options.env, options.inherited_fd);
 }
 
 TroupedProcess::TroupedProcess(CommandOptions command) {
@@ -59,7 +70,7 @@ TroupedProcess::TroupedProcess(CommandOptions command) {
 }
 
 void TroupedProcess::spawn(const std::vector<std::string>& args,
-                           const std::map<std::string, std::string>& extra_env) {
+                           const std::map<std::string, std::string>& extra_env, int inherited_fd) {
   int pipe_fds[2];
   if (pipe2(pipe_fds, O_CLOEXEC) != 0) {
     throw std::system_error(errno, std::generic_category(), "pipe2");
@@ -67,7 +78,7 @@ void TroupedProcess::spawn(const std::vector<std::string>& args,
   // Its own process group: the destructor can kill it with every child it
   // started (exec handlers). stdout and stderr both go to the log.
   std::string error;
-  pid_ = spawn_in_own_group(args, extra_env, -1, pipe_fds[1], pipe_fds[1], error);
+  pid_ = spawn_in_own_group(args, extra_env, -1, pipe_fds[1], pipe_fds[1], error, inherited_fd);
   ::close(pipe_fds[1]);
   if (pid_ <= 0) {
     ::close(pipe_fds[0]);
@@ -158,7 +169,12 @@ void TroupedProcess::send_signal(int signo) const {
 
 std::optional<int> TroupedProcess::wait_exit(std::chrono::milliseconds bound) {
   std::unique_lock lock(mutex_);
-  changed_.wait_for(lock, bound, [&] { return exit_code_.has_value(); });
+  const auto until = std::chrono::steady_clock::now() + bound;
+  changed_.wait_until(lock, until, [&] { return exit_code_.has_value(); });
+  // The reader may not have drained the pipe yet when the process is reaped:
+  // callers read log() next, so let it reach the end (a descendant holding
+  // the pipe open keeps it open; the bound still holds).
+  changed_.wait_until(lock, until, [&] { return log_closed_ || !exit_code_.has_value(); });
   return exit_code_;
 }
 

@@ -19,6 +19,8 @@
 #include <thread>
 #include <vector>
 
+#include "troupe/v1/troupe.grpc.pb.h"
+
 namespace troupe::test {
 
 using namespace std::chrono_literals;
@@ -28,6 +30,9 @@ struct TroupedOptions {
   std::vector<std::string> extra_args = {};     // after `--config FILE`
   std::map<std::string, std::string> env = {};  // added to the inherited environment
   std::string binary = {};                      // empty = the trouped built with the tests
+  /// When >= 0: trouped inherits this descriptor as its fd 3 (as from a
+  /// parent that leaks one); it inherits no other beyond stdio.
+  int inherited_fd = -1;
 };
 
 /// Another command run under the same harness (e.g. tests/bench/echo_server,
@@ -69,7 +74,8 @@ class TroupedProcess {
   pid_t pid() const { return pid_; }
   void send_signal(int signo) const;
   /// The exit code (128 + signal when killed by one), or nullopt if the
-  /// process still runs after `bound`.
+  /// process still runs after `bound`. Once it has exited, also waits
+  /// (within `bound`) until its whole log has been read.
   std::optional<int> wait_exit(std::chrono::milliseconds bound = 30s);
   bool exited() const;
 
@@ -80,7 +86,7 @@ class TroupedProcess {
 
  private:
   void spawn(const std::vector<std::string>& args,
-             const std::map<std::string, std::string>& extra_env);
+             const std::map<std::string, std::string>& extra_env, int inherited_fd = -1);
   void read_log(int fd);
   void reap();
 
@@ -105,6 +111,9 @@ std::unique_ptr<TroupedProcess> start_trouped(TroupedOptions options);
 
 /// The trouped binary built alongside the tests.
 std::string trouped_binary();
+
+/// AdminService.GetTroupe on `p` (10 s deadline); nullopt when it fails.
+std::optional<v1::Troupe> get_troupe(TroupedProcess& p, const std::string& name);
 
 struct HttpResponse {
   int status = 0;

@@ -2,11 +2,17 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <ostream>
 #include <string>
 #include <variant>
+
+#include "handlers/builtin/builtin_options.h"
+#include "handlers/exec/exec_options.h"
+#include "handlers/http/http_options.h"
+#include "config/crypto.h"
 
 namespace troupe::config {
 namespace {
@@ -43,6 +49,12 @@ TEST(LoadString, MinimalTroupeTakesEveryDefault) {
   EXPECT_EQ(config.server.limits.max_payload, 4u << 20);
   EXPECT_EQ(config.server.limits.max_metadata_entries, 32u);
   EXPECT_EQ(config.server.limits.max_metadata_bytes, 8u << 10);
+  EXPECT_EQ(config.runtime.max_listeners_per_job, 64u);
+  EXPECT_EQ(config.server.grpc.max_concurrent_streams, 1000u);
+  EXPECT_EQ(config.server.grpc.keepalive_time, Duration(1min));
+  EXPECT_EQ(config.server.grpc.keepalive_timeout, Duration(20s));
+  EXPECT_EQ(config.server.grpc.min_client_ping_interval, Duration(10s));
+  EXPECT_EQ(config.server.grpc.max_memory, std::size_t{1} << 30);
   EXPECT_EQ(config.logging.level, "info");
   EXPECT_EQ(config.logging.format, LoggingOptions::Format::kText);
   EXPECT_EQ(config.runtime.job_store.result_ttl, Duration(10min));
@@ -60,6 +72,8 @@ TEST(LoadString, MinimalTroupeTakesEveryDefault) {
   EXPECT_EQ(t.mailbox_capacity, 1024u);
   EXPECT_EQ(t.dispatch, core::DispatchStrategy::kLeastLoaded);
   EXPECT_EQ(t.timeout, Duration(30s));
+  EXPECT_FALSE(t.max_timeout.has_value());
+  EXPECT_EQ(core::max_timeout(t), Duration(30s));  // the troupe's timeout
   EXPECT_EQ(t.dead_letter_capacity, 1000u);
 
   EXPECT_EQ(t.supervisor.strategy, core::SupervisorOptions::Strategy::kRestart);
@@ -102,7 +116,7 @@ TEST(LoadString, MinimalTroupeTakesEveryDefault) {
 
   EXPECT_FALSE(t.rate_limit.enabled);
 
-  const auto* builtin = std::get_if<core::BuiltinHandlerOptions>(&t.handler);
+  const auto* builtin = t.handler.get_if<core::BuiltinHandlerOptions>();
   ASSERT_NE(builtin, nullptr);
   EXPECT_EQ(builtin->kind, core::BuiltinHandlerOptions::Kind::kEcho);
   EXPECT_EQ(builtin->sleep, Duration(100ms));
@@ -115,7 +129,10 @@ constexpr std::string_view kFullFile = R"(server:
   metrics_address: localhost:6001
   threads: 8
   shutdown: {drain_timeout: 1m30s}
-  limits: {max_payload: 1MiB, max_metadata_entries: 4, max_metadata_bytes: 512}
+  limits: {max_payload: 1MiB, max_metadata_entries: 4, max_metadata_bytes: 512,
+           max_waiters_per_job: 7}
+  grpc: {max_concurrent_streams: 50, keepalive_time: 30s, keepalive_timeout: 5s,
+         min_client_ping_interval: 1s, max_memory: 256MiB}
   job_store: {result_ttl: 2m, max_jobs: 5000, max_bytes: 64MiB, idempotency_ttl: 1h}
 logging: {level: debug, format: json}
 troupes:
@@ -125,6 +142,7 @@ troupes:
     mailbox: 77
     dispatch: key
     timeout: 1500ms
+    max_timeout: 2m
     dead_letter_capacity: 12
     supervisor: {strategy: resume, max_restarts: 7, window: 2m, backoff_initial: 50ms, backoff_max: 3s}
     autoscale: {interval: 1s, high_threshold: 6, low_threshold: 1.5, low_busy_ratio: 0.25, scale_up_step: 2, scale_down_step: 3, cooldown: 0s}
@@ -186,6 +204,12 @@ TEST(LoadString, FullFileSetsEveryField) {
   EXPECT_EQ(config.server.limits.max_payload, 1u << 20);
   EXPECT_EQ(config.server.limits.max_metadata_entries, 4u);
   EXPECT_EQ(config.server.limits.max_metadata_bytes, 512u);
+  EXPECT_EQ(config.runtime.max_listeners_per_job, 7u);
+  EXPECT_EQ(config.server.grpc.max_concurrent_streams, 50u);
+  EXPECT_EQ(config.server.grpc.keepalive_time, Duration(30s));
+  EXPECT_EQ(config.server.grpc.keepalive_timeout, Duration(5s));
+  EXPECT_EQ(config.server.grpc.min_client_ping_interval, Duration(1s));
+  EXPECT_EQ(config.server.grpc.max_memory, 256u << 20);
   EXPECT_EQ(config.runtime.job_store.result_ttl, Duration(2min));
   EXPECT_EQ(config.runtime.job_store.max_jobs, 5000u);
   EXPECT_EQ(config.runtime.job_store.max_bytes, 64u << 20);
@@ -203,6 +227,8 @@ TEST(LoadString, FullFileSetsEveryField) {
   EXPECT_EQ(t.mailbox_capacity, 77u);
   EXPECT_EQ(t.dispatch, core::DispatchStrategy::kKey);
   EXPECT_EQ(t.timeout, Duration(1500ms));
+  EXPECT_EQ(t.max_timeout, Duration(2min));
+  EXPECT_EQ(core::max_timeout(t), Duration(2min));
   EXPECT_EQ(t.dead_letter_capacity, 12u);
   EXPECT_EQ(t.supervisor.strategy, core::SupervisorOptions::Strategy::kResume);
   EXPECT_EQ(t.supervisor.max_restarts, 7u);
@@ -241,7 +267,7 @@ TEST(LoadString, FullFileSetsEveryField) {
   EXPECT_TRUE(t.rate_limit.enabled);
   EXPECT_DOUBLE_EQ(t.rate_limit.per_second, 12.5);
   EXPECT_EQ(t.rate_limit.burst, 4u);
-  const auto* fail = std::get_if<core::BuiltinHandlerOptions>(&t.handler);
+  const auto* fail = t.handler.get_if<core::BuiltinHandlerOptions>();
   ASSERT_NE(fail, nullptr);
   EXPECT_EQ(fail->kind, core::BuiltinHandlerOptions::Kind::kFail);
   EXPECT_EQ(fail->fail_mode, core::BuiltinHandlerOptions::FailMode::kThrow);
@@ -252,7 +278,7 @@ TEST(LoadString, FullFileSetsEveryField) {
   EXPECT_EQ(proc.min_actors, 3u);
   EXPECT_EQ(proc.initial_actors, 3u);
   EXPECT_EQ(proc.max_actors, 3u);
-  const auto* exec = std::get_if<core::ExecHandlerOptions>(&proc.handler);
+  const auto* exec = proc.handler.get_if<core::ExecHandlerOptions>();
   ASSERT_NE(exec, nullptr);
   EXPECT_EQ(exec->argv, (std::vector<std::string>{"tr", "a-z", "A-Z"}));
   EXPECT_EQ(exec->working_dir, "/tmp");
@@ -269,7 +295,7 @@ TEST(LoadString, FullFileSetsEveryField) {
   EXPECT_EQ(web.initial_actors, 5u);
   EXPECT_EQ(web.max_actors, 5u);
   EXPECT_FALSE(web.rate_limit.enabled);
-  const auto* http = std::get_if<core::HttpHandlerOptions>(&web.handler);
+  const auto* http = web.handler.get_if<core::HttpHandlerOptions>();
   ASSERT_NE(http, nullptr);
   EXPECT_EQ(http->url, "https://example.com:8443/hook");
   EXPECT_EQ(http->method, "PUT");
@@ -280,7 +306,7 @@ TEST(LoadString, FullFileSetsEveryField) {
   EXPECT_EQ(http->retryable_statuses, (std::vector<int>{409, 503}));
   EXPECT_EQ(http->metadata_header_prefix, "X-Meta-");
 
-  const auto* nap = std::get_if<core::BuiltinHandlerOptions>(&config.troupes[3].handler);
+  const auto* nap = config.troupes[3].handler.get_if<core::BuiltinHandlerOptions>();
   ASSERT_NE(nap, nullptr);
   EXPECT_EQ(nap->kind, core::BuiltinHandlerOptions::Kind::kSleep);
   EXPECT_EQ(nap->sleep, Duration(5ms));
@@ -370,6 +396,14 @@ const BadCase kBadCases[] = {
      "server.limits.max_metadata_bytes", 2, 32, "cannot be negative"},
     {"SizeTooLarge", "server: {limits: {max_payload: 2GiB}}\n" TROUPE, "server.limits.max_payload",
      1, 32, "must be between 1B and 1GiB"},
+    {"NoWaitersPerJob", "server: {limits: {max_waiters_per_job: 0}}\n" TROUPE,
+     "server.limits.max_waiters_per_job", 1, 40, "between 1 and 100000"},
+    {"ZeroConcurrentStreams", "server: {grpc: {max_concurrent_streams: 0}}\n" TROUPE,
+     "server.grpc.max_concurrent_streams", 1, 41, "between 1 and 1000000"},
+    {"ZeroKeepalive", "server: {grpc: {keepalive_time: 0s}}\n" TROUPE, "server.grpc.keepalive_time",
+     1, 33, "must be longer than 0s"},
+    {"TinyGrpcMemory", "server: {grpc: {max_memory: 1MiB}}\n" TROUPE, "server.grpc.max_memory", 1,
+     29, "must be between 64MiB"},
     {"PortTooLarge", "server:\n  grpc_address: 127.0.0.1:70000\n" TROUPE, "server.grpc_address", 2,
      17, "is not a number from 0 to 65535"},
     {"BadIpv4", "server:\n  grpc_address: 300.1.1.1:80\n" TROUPE, "server.grpc_address", 2, 17,
@@ -381,6 +415,19 @@ const BadCase kBadCases[] = {
     {"SameGrpcAndMetricsAddress",
      "server:\n  grpc_address: 127.0.0.1:7000\n  metrics_address: 127.0.0.1:7000\n" TROUPE,
      "server.metrics_address", 3, 20, "same as grpc_address"},
+    {"GrpcOffLoopbackWithoutTlsOrInsecure", "server:\n  grpc_address: 0.0.0.0:50051\n" TROUPE,
+     "server.grpc_address", 2, 17,
+     "0.0.0.0:50051 is reachable from other machines, and without TLS and authentication"},
+    {"GrpcOnAnyIpv6WithoutTlsOrInsecure", "server:\n  grpc_address: \"[::]:50051\"\n" TROUPE,
+     "server.grpc_address", 2, 17, "or set server.insecure: true to accept that"},
+    {"GrpcOnHostNameWithInsecureFalse",
+     "server:\n  grpc_address: worker-1.example.com:1\n  insecure: false\n" TROUPE,
+     "server.grpc_address", 2, 17, "configure server.tls and auth"},
+    {"MetricsOffLoopbackWithoutInsecure", "server:\n  metrics_address: 10.1.2.3:9464\n" TROUPE,
+     "server.metrics_address", 2, 20,
+     "10.1.2.3:9464 is reachable from other machines without TLS and basic auth"},
+    {"TlsWithoutKeyFile", "server:\n  tls: {refresh_interval: 5s}\n" TROUPE, "server.tls.cert_file",
+     2, 8, "TLS needs both cert_file (the server's certificate chain) and key_file"},
     {"TooManyThreads", "server: {threads: 5000}\n" TROUPE, "server.threads", 1, 19,
      "must be between 0 and 1024, got 5000"},
     {"QuotedNumber", TROUPE "    mailbox: \"1024\"\n", "troupes[0].mailbox", 4, 14,
@@ -435,6 +482,12 @@ const BadCase kBadCases[] = {
     {"MaxOpenTimeoutBelowOpenTimeout", TROUPE "    circuit_breaker: {open_timeout: 10m}\n",
      "troupes[0].circuit_breaker.open_timeout", 4, 37,
      "max_open_timeout (5m, the default) is shorter than open_timeout (10m)"},
+    {"MaxTimeoutBelowTimeout", TROUPE "    timeout: 1m\n    max_timeout: 10s\n",
+     "troupes[0].max_timeout", 5, 18, "max_timeout (10s) is shorter than timeout (1m)"},
+    {"MaxTimeoutBelowDefaultTimeout", TROUPE "    max_timeout: 10s\n", "troupes[0].max_timeout", 4,
+     18, "max_timeout (10s) is shorter than timeout (30s, the default)"},
+    {"MaxTimeoutZero", TROUPE "    max_timeout: 0s\n", "troupes[0].max_timeout", 4, 18,
+     "must be longer than 0s, got \"0s\""},
     {"EmptyRecordList", TROUPE "    circuit_breaker: {record: []}\n",
      "troupes[0].circuit_breaker.record", 4, 31, "the breaker can never open"},
     {"UnknownFailureClass", TROUPE "    retry: {non_retryable: [timeout, crashed]}\n",
@@ -594,6 +647,105 @@ TEST(LoadFile, ReportsErrorsUnderTheFilesPath) {
             path.string() + ":4:14: troupes[0].mailbox: must be between 1 and 1000000, got 0");
 }
 
+TEST(LoadString, ListenersDefaultToLoopback) {
+  const Config config = load_valid(TROUPE);
+  EXPECT_EQ(config.server.grpc_address, "127.0.0.1:50051");
+  EXPECT_EQ(config.server.metrics_address, "127.0.0.1:9464");
+  EXPECT_FALSE(config.server.insecure);
+}
+
+TEST(LoadString, InsecureTrueAllowsListeningOffLoopbackWithoutTls) {
+  const Config config = load_valid(
+      "server:\n  grpc_address: 0.0.0.0:50051\n  metrics_address: \"[::]:9464\"\n"
+      "  insecure: true\n" TROUPE);
+  EXPECT_TRUE(config.server.insecure);
+  EXPECT_EQ(config.server.grpc_address, "0.0.0.0:50051");
+}
+
+/// True when `result` has an error at `path` whose message contains `text`.
+bool has_error(const LoadResult& result, std::string_view path, std::string_view text) {
+  return std::any_of(result.errors.begin(), result.errors.end(), [&](const ConfigError& e) {
+    return e.path == path && e.message.find(text) != std::string::npos;
+  });
+}
+
+TEST(LoadString, TlsFilesMustBeReadablePemAndRefreshAtLeastOneSecond) {
+  const auto result = load_string(
+      "server:\n  tls:\n    cert_file: /nonexistent/troupe.crt\n    key_file: /dev/null\n"
+      "    refresh_interval: 500ms\n" TROUPE);
+  EXPECT_FALSE(result.config);
+  EXPECT_TRUE(has_error(result, "server.tls.cert_file",
+                        "cannot read /nonexistent/troupe.crt: No such file or directory"))
+      << all_errors(result);
+  EXPECT_TRUE(has_error(result, "server.tls.key_file", "/dev/null holds no PEM block"))
+      << all_errors(result);
+  EXPECT_TRUE(has_error(result, "server.tls.refresh_interval", "500ms")) << all_errors(result);
+}
+
+TEST(LoadString, AuthIdentitiesKeepTokenHashesAndPermissionsByPattern) {
+  const Config config = load_valid(
+      "auth:\n  identities:\n    - name: ci\n      token_sha256: "
+      "2BB80D537B1DA3E38BD30361AA855686BDE0EACD7162FEF6A25FE97BF527A25B\n"
+      "      permissions: {\"batch-*\": [submit, read], \"*\": [read]}\n"
+      "    - name: ops\n      token_sha256: "
+      "0000000000000000000000000000000000000000000000000000000000000001\n"
+      "      permissions: {\"*\": [\"*\"]}\n" TROUPE);
+  ASSERT_EQ(config.auth.identities.size(), 2u);
+  const Identity& ci = config.auth.identities[0];
+  EXPECT_EQ(ci.name, "ci");
+  ASSERT_TRUE(ci.token_sha256);
+  EXPECT_EQ(to_hex(*ci.token_sha256), to_hex(sha256("secret")));
+  ASSERT_EQ(ci.grants.size(), 2u);
+  EXPECT_EQ(ci.grants[0].troupes, "batch-*");
+  EXPECT_EQ(ci.grants[0].permissions, static_cast<Permissions>(Permission::kSubmit) |
+                                          static_cast<Permissions>(Permission::kRead));
+  EXPECT_EQ(config.auth.identities[1].grants[0].permissions, kAllPermissions);
+}
+
+TEST(LoadString, AuthMistakesAreReportedAtTheirKeys) {
+  const auto result = load_string(
+      "auth:\n  identities:\n"
+      "    - name: a\n      token_sha256: secret\n"
+      "    - name: b\n"
+      "    - name: c\n      token_sha256: " +
+      std::string(64, 'a') +
+      "\n      token_file: /x\n"
+      "    - name: d\n      certificate_subject: CN=d\n      permissions: {x: [write]}\n"
+      "    - name: e\n      token_file: /nonexistent/token\n"
+      "    - name: f\n      token_sha256: " +
+      std::string(64, 'b') +
+      "\n"
+      "    - name: g\n      token_sha256: " +
+      std::string(64, 'b') +
+      "\n"
+      "      permissions: {\"bad name\": [read]}\n" TROUPE);
+  EXPECT_FALSE(result.config);
+  EXPECT_TRUE(
+      has_error(result, "auth.identities[0].token_sha256", "make one with `trouped hash-token`"))
+      << all_errors(result);
+  EXPECT_TRUE(has_error(result, "auth.identities[1]", "has no credential")) << all_errors(result);
+  EXPECT_TRUE(has_error(result, "auth.identities[2].token_file", "not both")) << all_errors(result);
+  EXPECT_TRUE(has_error(result, "auth.identities[3].certificate_subject", "needs mTLS"))
+      << all_errors(result);
+  EXPECT_TRUE(has_error(result, "auth.identities[3].permissions.x[0]", "unknown value \"write\""))
+      << all_errors(result);
+  EXPECT_TRUE(has_error(result, "auth.identities[4].token_file", "cannot read /nonexistent/token"))
+      << all_errors(result);
+  EXPECT_TRUE(has_error(result, "auth.identities[6]", "has the same token as \"f\""))
+      << all_errors(result);
+  EXPECT_TRUE(has_error(result, "auth.identities[6].permissions.bad name", "not a troupe name"))
+      << all_errors(result);
+}
+
+TEST(LoadString, TokensOffLoopbackStillNeedTls) {
+  const auto result = load_string(
+      "server: {grpc_address: 0.0.0.0:1}\nauth:\n  identities:\n    - name: a\n"
+      "      token_sha256: " +
+      std::string(64, 'a') + "\n" TROUPE);
+  EXPECT_TRUE(has_error(result, "server.grpc_address", "and without TLS anyone who reaches it"))
+      << all_errors(result);
+}
+
 TEST(LoadFile, ShippedConfigIsValid) {
   const LoadResult result = load_file(TROUPE_SHIPPED_CONFIG);
   ASSERT_TRUE(result.config.has_value()) << all_errors(result);
@@ -603,7 +755,7 @@ TEST(LoadFile, ShippedConfigIsValid) {
   std::vector<std::string> names;
   for (const auto& t : config.troupes) names.push_back(t.name);
   EXPECT_EQ(names, (std::vector<std::string>{"echo", "upper", "sleep"}));
-  const auto* exec = std::get_if<core::ExecHandlerOptions>(&config.troupes[1].handler);
+  const auto* exec = config.troupes[1].handler.get_if<core::ExecHandlerOptions>();
   ASSERT_NE(exec, nullptr);
   EXPECT_EQ(exec->argv, (std::vector<std::string>{"tr", "a-z", "A-Z"}));
 }

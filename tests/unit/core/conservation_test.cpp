@@ -29,12 +29,12 @@ using Kind = BuiltinHandlerOptions::Kind;
 std::vector<TroupeOptions> fault_troupes() {
   auto ok = builtin_troupe("ok", Kind::kNoop, 2);
   auto retry = builtin_troupe("retry", Kind::kFail, 2);
-  builtin(retry).fail_every = 2;
+  builtin(retry)->fail_every = 2;
   retry.retry.max_attempts = 3;
   retry.retry.initial_backoff = 1ms;
   auto crash = builtin_troupe("crash", Kind::kFail, 2);
-  builtin(crash).fail_mode = BuiltinHandlerOptions::FailMode::kThrow;
-  builtin(crash).fail_every = 3;
+  builtin(crash)->fail_mode = BuiltinHandlerOptions::FailMode::kThrow;
+  builtin(crash)->fail_every = 3;
   crash.retry.max_attempts = 2;
   crash.retry.initial_backoff = 1ms;
   crash.supervisor.max_restarts = 1000000;
@@ -46,7 +46,7 @@ std::vector<TroupeOptions> fault_troupes() {
   slow.retry.initial_backoff = 1ms;
   auto keyed = builtin_troupe("keyed", Kind::kFail, 3);
   keyed.dispatch = DispatchStrategy::kKey;
-  builtin(keyed).fail_every = 4;
+  builtin(keyed)->fail_every = 4;
   keyed.retry.max_attempts = 2;
   keyed.retry.initial_backoff = 1ms;
   auto scaling = builtin_troupe("scaling", Kind::kFail, 1);
@@ -59,8 +59,8 @@ std::vector<TroupeOptions> fault_troupes() {
   scaling.autoscale.high_threshold = 2;
   scaling.autoscale.low_threshold = 1;
   scaling.autoscale.low_busy_ratio = 1.0;
-  builtin(scaling).fail_mode = BuiltinHandlerOptions::FailMode::kThrow;
-  builtin(scaling).fail_every = 7;
+  builtin(scaling)->fail_mode = BuiltinHandlerOptions::FailMode::kThrow;
+  builtin(scaling)->fail_every = 7;
   scaling.retry.max_attempts = 2;
   scaling.retry.initial_backoff = 1ms;
   scaling.supervisor.max_restarts = 2;  // give-ups and recoveries race the rest too

@@ -25,6 +25,14 @@ JobPtr make_job(std::uint64_t id, std::string payload = "p") {
   return j;
 }
 
+/// A job submitted with an idempotency key.
+JobPtr make_idempotent_job(std::uint64_t id, std::string key, std::string payload = "p") {
+  auto j = make_job(id, std::move(payload));
+  j->extras = std::make_unique<detail::JobExtras>();
+  j->extras->idempotency_key = std::move(key);
+  return j;
+}
+
 void finish(JobStore& store, Clock& clock, const JobPtr& j, std::string output = "r") {
   {
     std::lock_guard lock(j->lock);
@@ -107,10 +115,103 @@ TEST(InMemoryJobStore, IdempotencyKeysExpire) {
   auto j = make_job(1);
   store.add(j);
   store.remember_idempotent("t", "k", j);
-  EXPECT_EQ(store.find_idempotent("t", "k"), j);
-  EXPECT_EQ(store.find_idempotent("other", "k"), nullptr);
+  auto match = store.find_idempotent("t", "k");
+  ASSERT_TRUE(match);
+  EXPECT_EQ(match->id, JobId{1});
+  EXPECT_EQ(match->job, j);
+  EXPECT_FALSE(store.find_idempotent("other", "k"));
   clock.advance(1min);
-  EXPECT_EQ(store.find_idempotent("t", "k"), nullptr);
+  EXPECT_FALSE(store.find_idempotent("t", "k"));
+}
+
+TEST(InMemoryJobStore, AnIdempotencyKeyKeepsTheFinalStateAfterTheResultExpires) {
+  ManualClock clock;
+  g_clock = &clock;
+  JobStoreOptions o;
+  o.result_ttl = 1s;
+  o.idempotency_ttl = 1h;
+  InMemoryJobStore store(o, clock);
+  auto j = make_idempotent_job(1, "k");
+  j->attempts = 2;
+  store.add(j);
+  store.remember_idempotent("t", "k", j);
+  finish(store, clock, j, "result");
+  clock.advance(1s);
+  EXPECT_EQ(store.find(JobId{1}), nullptr);
+  auto match = store.find_idempotent("t", "k");
+  ASSERT_TRUE(match);
+  EXPECT_EQ(match->id, JobId{1});
+  EXPECT_EQ(match->job, nullptr);
+  EXPECT_EQ(match->final_state.id, JobId{1});
+  EXPECT_EQ(match->final_state.state, JobState::kSucceeded);
+  EXPECT_EQ(match->final_state.attempts, 2u);
+  EXPECT_EQ(match->final_state.troupe, "t");
+  clock.advance(1h);
+  EXPECT_FALSE(store.find_idempotent("t", "k"));
+}
+
+TEST(InMemoryJobStore, AJobFinishedBeforeItsKeyIsRememberedKeepsItsFinalState) {
+  ManualClock clock;
+  g_clock = &clock;
+  JobStoreOptions o;
+  o.result_ttl = 1s;
+  InMemoryJobStore store(o, clock);
+  auto j = make_idempotent_job(1, "k");
+  store.add(j);
+  finish(store, clock, j);  // an actor was quicker than the submitting thread
+  store.remember_idempotent("t", "k", j);
+  clock.advance(1s);
+  auto match = store.find_idempotent("t", "k");
+  ASSERT_TRUE(match);
+  EXPECT_EQ(match->job, nullptr);
+  EXPECT_EQ(match->final_state.state, JobState::kSucceeded);
+}
+
+TEST(InMemoryJobStore, IdempotencyKeysCountAgainstTheLimitsAndTheOldestGoFirst) {
+  ManualClock clock;
+  g_clock = &clock;
+  JobStoreOptions o;
+  o.max_jobs = 4;
+  o.result_ttl = 1s;
+  o.idempotency_ttl = 1h;
+  InMemoryJobStore store(o, clock);
+  const std::string long_key(100, 'k');
+  for (std::uint64_t i = 1; i <= 20; ++i) {
+    auto j = make_idempotent_job(i, long_key + std::to_string(i));
+    store.add(j);
+    store.remember_idempotent("t", j->extras->idempotency_key, j);
+    finish(store, clock, j);
+    clock.advance(2s);  // its result expires; its key stays (a tombstone)
+  }
+  store.add(make_job(21));
+  EXPECT_LE(store.size(), o.max_jobs);
+  EXPECT_GE(store.idempotency_keys(), 1u);
+  EXPECT_LT(store.idempotency_keys(), o.max_jobs);
+  // The keys' bytes are counted (two copies of troupe, separator and key each).
+  EXPECT_EQ(store.bytes(), 1 + store.idempotency_keys() * 2 * (1 + 1 + long_key.size() + 2));
+  EXPECT_FALSE(store.find_idempotent("t", long_key + "1"));  // the oldest went
+  EXPECT_TRUE(store.find_idempotent("t", long_key + "20"));  // the newest stayed
+}
+
+TEST(InMemoryJobStore, IdempotencyKeysCountAgainstMaxBytes) {
+  ManualClock clock;
+  g_clock = &clock;
+  JobStoreOptions o;
+  o.max_bytes = 1000;
+  o.result_ttl = 1s;
+  InMemoryJobStore store(o, clock);
+  for (std::uint64_t i = 1; i <= 50; ++i) {
+    auto j = make_job(i, "");
+    store.add(j);
+    store.remember_idempotent(
+        "t", std::string(100, 'a' + static_cast<char>(i % 26)) + std::to_string(i), j);
+    finish(store, clock, j, "");
+    clock.advance(2s);
+  }
+  store.add(make_job(51, ""));
+  EXPECT_LE(store.bytes(), o.max_bytes);
+  EXPECT_LE(store.idempotency_keys(), o.max_bytes / 200);
+  EXPECT_TRUE(store.has_room(0));
 }
 
 TEST(InMemoryJobStore, AJobFinishedBeforeItsAddIsStillAccounted) {

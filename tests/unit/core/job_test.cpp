@@ -19,6 +19,18 @@ TEST(JobId, RejectsAnythingButSixteenLowercaseHexDigits) {
   EXPECT_FALSE(JobId::parse("0123456789abcdef0"));
 }
 
+template <typename T>
+concept CarriesAPayload = requires(T record) {
+  record.payload;
+};
+
+// Every GetJob, watch event and callback takes a JobRecord; none sends the
+// payload back, so a record must not copy it (up to max_payload each).
+TEST(JobRecord, CarriesNoPayload) {
+  EXPECT_TRUE(CarriesAPayload<JobRequest>);  // the check itself works
+  EXPECT_FALSE(CarriesAPayload<JobRecord>);
+}
+
 TEST(JobState, TerminalStatesAreExactlyTheFiveEnds) {
   EXPECT_FALSE(is_terminal(JobState::kQueued));
   EXPECT_FALSE(is_terminal(JobState::kRunning));

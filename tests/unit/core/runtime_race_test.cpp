@@ -98,7 +98,7 @@ class RaceTrial {
 // and ABORTED); in_flight underflowed and the drain never completed.
 TEST(RuntimeRace, ACancelRacingARetryAtTheDrainDeadlineEndsTheJobOnce) {
   auto o = builtin_troupe("t", Kind::kFail, 8);
-  builtin(o).fail_mode = BuiltinHandlerOptions::FailMode::kRetryable;
+  builtin(o)->fail_mode = BuiltinHandlerOptions::FailMode::kRetryable;
   o.retry.max_attempts = 1000000;
   o.retry.initial_backoff = 1us;
   o.retry.max_backoff = 1us;

@@ -121,9 +121,14 @@ TEST_F(RuntimeTest, JobIdsAreUnique) {
   EXPECT_EQ(ids.size(), 1000u);
 }
 
-TEST_F(RuntimeTest, UnknownTroupeIsRejected) {
+TEST_F(RuntimeTest, UnknownTroupeIsRejectedAndCounted) {
   auto r = submit_rejected("nope");
   EXPECT_EQ(r.reason, RejectReason::kUnknownTroupe);
+  JobRequest keyed;
+  keyed.troupe = "nope";
+  keyed.idempotency_key = "k";  // the other submit path
+  EXPECT_TRUE(std::holds_alternative<Rejection>(runtime_->submit(keyed)));
+  EXPECT_EQ(observer_.unknown_troupe.load(), 2);
 }
 
 TEST_F(RuntimeTest, FullTroupeRejectsAtOnceWithARetryHint) {
@@ -215,7 +220,7 @@ TEST_F(RuntimeTest, RoundRobinSpreadsJobsOverIdleActors) {
 
 TEST_F(RuntimeTest, ThrowingHandlerIsRestartedWithBackoffAndTheJobFollowsRetry) {
   auto o = builtin_troupe("t", Kind::kFail, 1);
-  builtin(o).fail_mode = BuiltinHandlerOptions::FailMode::kThrow;
+  builtin(o)->fail_mode = BuiltinHandlerOptions::FailMode::kThrow;
   o.retry.max_attempts = 2;
   o.retry.initial_backoff = 10ms;
   o.supervisor.max_restarts = 5;
@@ -247,7 +252,7 @@ TEST_F(RuntimeTest, ThrowingHandlerIsRestartedWithBackoffAndTheJobFollowsRetry) 
 
 TEST_F(RuntimeTest, PastMaxRestartsTheSupervisorPausesTheActorAndTheTroupeIsDegraded) {
   auto o = builtin_troupe("t", Kind::kFail, 2);
-  builtin(o).fail_mode = BuiltinHandlerOptions::FailMode::kThrow;
+  builtin(o)->fail_mode = BuiltinHandlerOptions::FailMode::kThrow;
   o.supervisor.max_restarts = 1;
   o.supervisor.backoff_initial = 10ms;  // a restart waits at most 10ms
   o.supervisor.backoff_max = 1s;        // a give-up pauses 1s, then 2s, ...
@@ -298,8 +303,8 @@ TEST_F(RuntimeTest, PastMaxRestartsTheSupervisorPausesTheActorAndTheTroupeIsDegr
 // accepted job ends within the documented bound.
 TEST_F(RuntimeTest, ACrashingFixedTroupeBacksOffRecoversAndEndsEveryJob) {
   auto o = builtin_troupe("t", Kind::kFail, 2);
-  builtin(o).fail_mode = BuiltinHandlerOptions::FailMode::kThrow;
-  builtin(o).fail_every = 5;
+  builtin(o)->fail_mode = BuiltinHandlerOptions::FailMode::kThrow;
+  builtin(o)->fail_every = 5;
   o.retry.max_attempts = 2;
   o.retry.initial_backoff = 10ms;
   o.mailbox_capacity = 64;
@@ -368,7 +373,7 @@ TEST_F(RuntimeTest, AThrowingRejectionObserverLeavesTheTroupeUsable) {
 
 TEST_F(RuntimeTest, DegradedClearsWhenAReloadBringsTheMinimumActorsBack) {
   auto crashing = builtin_troupe("t", Kind::kFail, 2);
-  builtin(crashing).fail_mode = BuiltinHandlerOptions::FailMode::kThrow;
+  builtin(crashing)->fail_mode = BuiltinHandlerOptions::FailMode::kThrow;
   crashing.supervisor.strategy = SupervisorOptions::Strategy::kStop;
   runtime_->apply({crashing});
   run();
@@ -401,8 +406,8 @@ TEST_F(RuntimeTest, ADynamicTroupeIsDegradedBelowItsMinimumUntilAReloadRefillsIt
   o.min_actors = 2;
   o.initial_actors = 2;
   o.max_actors = 4;
-  builtin(o).fail_mode = BuiltinHandlerOptions::FailMode::kThrow;
-  builtin(o).fail_every = 2;  // per actor: its second job crashes it
+  builtin(o)->fail_mode = BuiltinHandlerOptions::FailMode::kThrow;
+  builtin(o)->fail_every = 2;  // per actor: its second job crashes it
   o.supervisor.strategy = SupervisorOptions::Strategy::kStop;
   runtime_->apply({o});
   run();
@@ -421,8 +426,8 @@ TEST_F(RuntimeTest, ADynamicTroupeIsDegradedBelowItsMinimumUntilAReloadRefillsIt
 
 TEST_F(RuntimeTest, ResumeKeepsTheActorAndStopStopsIt) {
   auto resume = builtin_troupe("resume", Kind::kFail, 1);
-  builtin(resume).fail_mode = BuiltinHandlerOptions::FailMode::kThrow;
-  builtin(resume).fail_every = 2;
+  builtin(resume)->fail_mode = BuiltinHandlerOptions::FailMode::kThrow;
+  builtin(resume)->fail_every = 2;
   resume.supervisor.strategy = SupervisorOptions::Strategy::kResume;
   auto stop = resume;
   stop.name = "stop";
@@ -449,8 +454,8 @@ TEST_F(RuntimeTest, ResumeKeepsTheActorAndStopStopsIt) {
 TEST_F(RuntimeTest, AStoppedActorsKeyedJobsMoveToAnotherActorInOrder) {
   auto o = builtin_troupe("t", Kind::kFail, 2);
   o.dispatch = DispatchStrategy::kKey;
-  builtin(o).fail_mode = BuiltinHandlerOptions::FailMode::kThrow;
-  builtin(o).fail_every = 2;  // per actor: its second job crashes it
+  builtin(o)->fail_mode = BuiltinHandlerOptions::FailMode::kThrow;
+  builtin(o)->fail_every = 2;  // per actor: its second job crashes it
   o.supervisor.strategy = SupervisorOptions::Strategy::kStop;
   runtime_->apply({o});
   run();
@@ -496,7 +501,7 @@ TEST_F(RuntimeTest, RetryableFailuresBackOffThenGoDead) {
 
 TEST_F(RuntimeTest, PermanentFailureIsNotRetried) {
   auto o = builtin_troupe("t", Kind::kFail, 1);
-  builtin(o).fail_mode = BuiltinHandlerOptions::FailMode::kPermanent;
+  builtin(o)->fail_mode = BuiltinHandlerOptions::FailMode::kPermanent;
   o.retry.max_attempts = 5;
   runtime_->apply({o});
   run();
@@ -510,7 +515,7 @@ TEST_F(RuntimeTest, PermanentFailureIsNotRetried) {
 
 TEST_F(RuntimeTest, RetrySucceedsOnALaterAttempt) {
   auto o = builtin_troupe("t", Kind::kFail, 1);
-  builtin(o).fail_every = 2;  // calls 2, 4, ... fail
+  builtin(o)->fail_every = 2;  // calls 2, 4, ... fail
   o.retry.max_attempts = 3;
   o.retry.initial_backoff = 10ms;
   runtime_->apply({o});
@@ -561,6 +566,41 @@ TEST_F(RuntimeTest, DeadlinePassedBeforeStartFailsWithoutRunning) {
   EXPECT_EQ(rec->state, JobState::kFailed);
   EXPECT_EQ(rec->attempts, 0u);
   EXPECT_NE(rec->error.find("deadline passed before the job started"), std::string::npos);
+}
+
+// The deadline is a start deadline, checked before every attempt (the first
+// and each retry); an attempt that started in time runs to its end, bounded by
+// its timeout, not by the deadline (docs/api.md).
+TEST_F(RuntimeTest, DeadlineIsCheckedBeforeEveryAttemptNotWhileOneRuns) {
+  auto flaky = builtin_troupe("flaky", Kind::kFail, 1);
+  flaky.retry.max_attempts = 3;
+  flaky.retry.initial_backoff = 1s;
+  flaky.retry.jitter = false;
+  runtime_->apply({builtin_troupe("t", Kind::kSleep, 1), flaky});
+  run();
+
+  JobRequest r;
+  r.troupe = "t";
+  r.payload = "1s";
+  r.deadline = clock_.wall_now() + 500ms;
+  const JobId ran_past = std::get<Accepted>(runtime_->submit(std::move(r))).id;
+  run();
+  EXPECT_EQ(state_of(ran_past), JobState::kRunning);
+  advance(1s);
+  EXPECT_EQ(state_of(ran_past), JobState::kSucceeded);
+
+  JobRequest retried;
+  retried.troupe = "flaky";
+  retried.deadline = clock_.wall_now() + 500ms;
+  const JobId id = std::get<Accepted>(runtime_->submit(std::move(retried))).id;
+  run();
+  EXPECT_EQ(state_of(id), JobState::kRetryWait);
+  advance(1s);  // the retry is due after the deadline: not started
+  auto rec = runtime_->get(id);
+  EXPECT_EQ(rec->state, JobState::kFailed);
+  EXPECT_EQ(rec->attempts, 1u);
+  EXPECT_NE(rec->error.find("deadline passed before attempt 2 started"), std::string::npos)
+      << rec->error;
 }
 
 TEST_F(RuntimeTest, CancelQueuedJobEndsItAtOnce) {
@@ -616,7 +656,7 @@ TEST_F(RuntimeTest, OpenBreakerRejectsSubmitsWithTimeUntilHalfOpen) {
 
 TEST_F(RuntimeTest, HoldPolicyKeepsQueuedJobsWaitingWithoutUsingAttempts) {
   auto o = builtin_troupe("t", Kind::kFail, 1);
-  builtin(o).fail_every = 1;
+  builtin(o)->fail_every = 1;
   o.circuit_breaker.enabled = true;
   o.circuit_breaker.consecutive_failures = 1;
   o.circuit_breaker.open_timeout = 1s;
@@ -634,6 +674,34 @@ TEST_F(RuntimeTest, HoldPolicyKeepsQueuedJobsWaitingWithoutUsingAttempts) {
   advance(1s);  // half-open: one probe runs (and fails: reopens)
   EXPECT_EQ(runtime_->get(held)->attempts, 1u);
   EXPECT_EQ(runtime_->troupe("t")->circuit, CircuitState::kOpen);
+}
+
+TEST_F(RuntimeTest, AJobsOwnTimeoutIsCappedByMaxTimeout) {
+  auto o = builtin_troupe("t", Kind::kNoop, 1);
+  o.timeout = 1s;
+  runtime_->apply({o});
+  run();
+  const auto submit_with_timeout = [&](Duration timeout) {
+    JobRequest r;
+    r.troupe = "t";
+    r.attempt_timeout = timeout;
+    return runtime_->submit(std::move(r));
+  };
+  // Unset, max_timeout is the troupe's timeout.
+  EXPECT_TRUE(std::holds_alternative<Accepted>(submit_with_timeout(1s)));
+  auto over = submit_with_timeout(1001ms);
+  ASSERT_TRUE(std::holds_alternative<Rejection>(over));
+  EXPECT_EQ(std::get<Rejection>(over).reason, RejectReason::kTimeoutOverMax);
+  EXPECT_EQ(std::get<Rejection>(over).limit, Duration(1s));
+  // A reload raises it.
+  o.max_timeout = 1h;
+  runtime_->apply({o});
+  run();
+  EXPECT_TRUE(std::holds_alternative<Accepted>(submit_with_timeout(1h)));
+  over = submit_with_timeout(1h + 1ns);
+  ASSERT_TRUE(std::holds_alternative<Rejection>(over));
+  EXPECT_EQ(std::get<Rejection>(over).limit, Duration(1h));
+  EXPECT_EQ(runtime_->troupe("t")->counters.rejected, 2u);
 }
 
 TEST_F(RuntimeTest, RateLimitDelaysDispatchOnATimer) {
@@ -805,9 +873,55 @@ TEST_F(RuntimeTest, ApplyAddsUpdatesAndRemovesTroupes) {
   EXPECT_EQ(runtime_->troupes().size(), 1u);
 }
 
+TEST_F(RuntimeTest, ATroupeReaddedWhileItsOldGenerationDrainsIsANewGeneration) {
+  const auto a = builtin_troupe("a", Kind::kSleep, 1);
+  runtime_->apply({a});
+  run();
+  const JobId old_job = submit_ok("a", "1s");
+  run();
+  const auto old_generation = observer_.latest("a");
+  runtime_->apply({});  // a drains: its job still runs
+  run();
+  runtime_->apply({a});  // and is back, as a new generation
+  run();
+  const auto new_generation = observer_.latest("a");
+  ASSERT_NE(new_generation, old_generation);
+  EXPECT_FALSE(old_generation->was_removed);
+  advance(1s);  // the old generation's job ends: it has drained and goes
+  EXPECT_EQ(state_of(old_job), JobState::kSucceeded);
+  EXPECT_TRUE(old_generation->was_removed);
+  EXPECT_FALSE(new_generation->was_removed);  // the name's current troupe is untouched
+  EXPECT_EQ(observer_.removed, std::vector<std::string>{"a"});
+  submit_ok("a");
+  run();
+  EXPECT_EQ(new_generation->submitted.load(), 1);
+  EXPECT_EQ(old_generation->submitted.load(), 1);
+}
+
+TEST_F(RuntimeTest, ARemovedTroupeIsFreedOnceItHasDrained) {
+  runtime_->apply({builtin_troupe("a", Kind::kSleep, 2), builtin_troupe("z", Kind::kEcho)});
+  run();
+  const JobId job = submit_ok("a", "1s");
+  run();
+  // The troupe holds its generation's observer until it is freed.
+  std::weak_ptr<testing::RecordingTroupeObserver> troupe_alive = observer_.latest("a");
+  runtime_->apply({builtin_troupe("z", Kind::kEcho)});  // a drains
+  runtime_->apply({builtin_troupe("a", Kind::kEcho), builtin_troupe("z", Kind::kEcho)});
+  run();
+  EXPECT_FALSE(troupe_alive.expired());  // still draining its job
+  advance(1s);
+  EXPECT_EQ(state_of(job), JobState::kSucceeded);
+  // Drained: its actors, their handlers and its dead letters are gone with it,
+  // and the job's record no longer needs it.
+  EXPECT_TRUE(troupe_alive.expired());
+  EXPECT_EQ(runtime_->get(job)->troupe, "a");
+  submit_ok("a");
+  run();
+}
+
 TEST_F(RuntimeTest, WatchSeesEveryStateChangeThenEnds) {
   auto o = builtin_troupe("t", Kind::kFail, 1);
-  builtin(o).fail_every = 1;
+  builtin(o)->fail_every = 1;
   o.retry.max_attempts = 2;
   o.retry.initial_backoff = 10ms;
   runtime_->apply({o});
@@ -815,13 +929,15 @@ TEST_F(RuntimeTest, WatchSeesEveryStateChangeThenEnds) {
   const JobId id = submit_ok("t");
   std::vector<JobState> seen;
   auto w = runtime_->watch(id, [&](const JobRecord& r) { seen.push_back(r.state); });
-  ASSERT_TRUE(w);
+  ASSERT_TRUE(std::holds_alternative<WatchId>(w));
   run();
   advance(10ms);
   EXPECT_EQ(seen,
             (std::vector<JobState>{JobState::kQueued, JobState::kRunning, JobState::kRetryWait,
                                    JobState::kQueued, JobState::kRunning, JobState::kDead}));
-  EXPECT_FALSE(runtime_->watch(JobId{42}, [](const JobRecord&) {}));
+  auto unknown = runtime_->watch(JobId{42}, [](const JobRecord&) {});
+  ASSERT_TRUE(std::holds_alternative<WatchRefusal>(unknown));
+  EXPECT_EQ(std::get<WatchRefusal>(unknown), WatchRefusal::kUnknownJob);
 }
 
 TEST_F(RuntimeTest, UnwatchStopsCallbacks) {
@@ -830,7 +946,7 @@ TEST_F(RuntimeTest, UnwatchStopsCallbacks) {
   const JobId id = submit_ok("t");
   int calls = 0;
   auto w = runtime_->watch(id, [&](const JobRecord&) { ++calls; });
-  runtime_->unwatch(*w);
+  runtime_->unwatch(std::get<WatchId>(w));
   run();
   EXPECT_EQ(calls, 1);
 }
@@ -853,9 +969,96 @@ TEST_F(RuntimeTest, IdempotencyKeyReturnsTheSameJob) {
   EXPECT_EQ(runtime_->troupe("t")->counters.submitted, 1u);
 }
 
+// One job's watches are bounded: one too many is refused as such, and a
+// slot frees when a watch ends.
+TEST_F(RuntimeTest, WatchesPastTheCapAreRefused) {
+  runtime_.reset();
+  options_.max_listeners_per_job = 2;
+  runtime_ = make_runtime(io_, clock_, observer_, options_);
+  runtime_->apply({builtin_troupe("t", Kind::kNoop, 1)});
+  const JobId id = submit_ok("t");  // queued: the io_context has not run
+  auto first = runtime_->watch(id, [](const JobRecord&) {});
+  auto second = runtime_->watch(id, [](const JobRecord&) {});
+  ASSERT_TRUE(std::holds_alternative<WatchId>(first));
+  ASSERT_TRUE(std::holds_alternative<WatchId>(second));
+  auto third =
+      runtime_->watch(id, [](const JobRecord&) { ADD_FAILURE() << "refused, yet called"; });
+  ASSERT_TRUE(std::holds_alternative<WatchRefusal>(third));
+  EXPECT_EQ(std::get<WatchRefusal>(third), WatchRefusal::kTooManyListeners);
+  runtime_->unwatch(std::get<WatchId>(first));
+  EXPECT_TRUE(std::holds_alternative<WatchId>(runtime_->watch(id, [](const JobRecord&) {})));
+  run();
+  EXPECT_EQ(state_of(id), JobState::kSucceeded);
+}
+
+// Duplicates that wait (an on_terminal each) are bounded too: one too many
+// is rejected with a retry hint, while one that does not wait is accepted.
+TEST_F(RuntimeTest, WaitingDuplicatesPastTheCapAreRejected) {
+  runtime_.reset();
+  options_.max_listeners_per_job = 2;
+  runtime_ = make_runtime(io_, clock_, observer_, options_);
+  runtime_->apply({builtin_troupe("t", Kind::kNoop, 1)});
+  JobRequest r;
+  r.troupe = "t";
+  r.idempotency_key = "once";
+  int calls = 0;
+  auto count = [&](const JobRecord&) { ++calls; };
+  ASSERT_TRUE(std::holds_alternative<Accepted>(runtime_->submit(r, count)));
+  ASSERT_TRUE(std::holds_alternative<Accepted>(runtime_->submit(r, count)));
+  auto third = runtime_->submit(r, count);
+  ASSERT_TRUE(std::holds_alternative<Rejection>(third));
+  EXPECT_EQ(std::get<Rejection>(third).reason, RejectReason::kTooManyListeners);
+  EXPECT_GT(std::get<Rejection>(third).retry_after, std::chrono::milliseconds(0));
+  EXPECT_TRUE(std::holds_alternative<Accepted>(runtime_->submit(r)));
+  run();
+  EXPECT_EQ(calls, 2);
+}
+
+TEST_F(RuntimeTest, IdempotencyKeyOutlivesTheResultForItsWholeTtl) {
+  RuntimeOptions options;
+  options.job_store.result_ttl = 1s;
+  options.job_store.idempotency_ttl = 1h;
+  runtime_.reset();
+  runtime_ = make_runtime(io_, clock_, observer_, options);
+  runtime_->apply({builtin_troupe("t", Kind::kEcho, 1)});
+  JobRequest r;
+  r.troupe = "t";
+  r.payload = "hi";
+  r.idempotency_key = "once";
+  const auto first = std::get<Accepted>(runtime_->submit(r));
+  run();
+  ASSERT_EQ(state_of(first.id), JobState::kSucceeded);
+  advance(2s);
+  EXPECT_FALSE(runtime_->get(first.id));  // the result expired: GetJob says NOT_FOUND
+
+  // The key still answers for the original, from its tombstone; nothing runs.
+  std::optional<JobRecord> waited;
+  auto again = runtime_->submit(r, [&](const JobRecord& rec) { waited = rec; });
+  ASSERT_TRUE(std::holds_alternative<Accepted>(again));
+  EXPECT_TRUE(std::get<Accepted>(again).duplicate);
+  EXPECT_EQ(std::get<Accepted>(again).id, first.id);
+  run();
+  ASSERT_TRUE(waited);
+  EXPECT_EQ(waited->id, first.id);
+  EXPECT_EQ(waited->troupe, "t");
+  EXPECT_EQ(waited->idempotency_key, "once");
+  EXPECT_EQ(waited->state, JobState::kSucceeded);
+  EXPECT_EQ(waited->attempts, 1u);
+  EXPECT_TRUE(waited->result.empty());  // expired with the record
+  EXPECT_NE(waited->finished_at.time_since_epoch().count(), 0);
+  EXPECT_EQ(runtime_->troupe("t")->counters.submitted, 1u);
+
+  // Past the idempotency TTL the key is free again.
+  advance(1h);
+  const auto later = std::get<Accepted>(runtime_->submit(r));
+  EXPECT_FALSE(later.duplicate);
+  EXPECT_NE(later.id, first.id);
+  EXPECT_EQ(runtime_->troupe("t")->counters.submitted, 2u);
+}
+
 TEST_F(RuntimeTest, CountersAlwaysBalance) {
   auto o = builtin_troupe("t", Kind::kFail, 2);
-  builtin(o).fail_every = 3;
+  builtin(o)->fail_every = 3;
   o.retry.max_attempts = 2;
   o.retry.initial_backoff = 10ms;
   runtime_->apply({o});
@@ -874,7 +1077,7 @@ TEST_F(RuntimeTest, CountersAlwaysBalance) {
 
 TEST_F(RuntimeTest, ObserverSeesTheEvents) {
   auto o = builtin_troupe("t", Kind::kFail, 1);
-  builtin(o).fail_every = 2;
+  builtin(o)->fail_every = 2;
   runtime_->apply({o});
   run();
   submit_ok("t");

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <boost/asio/io_context.hpp>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -13,6 +14,7 @@
 #include "core/observer.h"
 #include "core/options.h"
 #include "core/runtime.h"
+#include "handlers/builtin/builtin_options.h"
 
 namespace troupe::core::testing {
 
@@ -57,6 +59,10 @@ class RecordingTroupeObserver final : public TroupeObserver {
     std::lock_guard lock(mutex);
     scaled.emplace_back(d, now);
   }
+  void removed() override {
+    was_removed = true;
+    if (on_removed) on_removed();
+  }
 
   void actor_gave_up(std::uint32_t actor, std::string_view cause, Duration retry_in) override {
     std::lock_guard lock(mutex);
@@ -76,7 +82,9 @@ class RecordingTroupeObserver final : public TroupeObserver {
     std::string cause;
     Duration retry_in;
   };
+  std::function<void()> on_removed;  // set before the troupe uses it
   std::mutex mutex;
+  std::atomic<bool> was_removed{false};
   std::atomic<bool> throw_on_reject{false};  // breaks the observer's contract, on purpose
   std::atomic<int> submitted{0};
   std::atomic<int> queue_waits{0};
@@ -98,21 +106,25 @@ class RecordingTroupeObserver final : public TroupeObserver {
 
 class RecordingObserver final : public Observer {
  public:
+  /// A new generation each time; of() returns the newest.
   std::shared_ptr<TroupeObserver> troupe_added(std::string_view name) override {
+    auto t = std::make_shared<RecordingTroupeObserver>();
+    t->on_removed = [this, n = std::string(name)] {
+      std::lock_guard lock(mutex_);
+      removed.push_back(n);
+    };
     std::lock_guard lock(mutex_);
-    auto& t = troupes_[std::string(name)];
-    if (!t) t = std::make_shared<RecordingTroupeObserver>();
+    troupes_[std::string(name)] = t;
     return t;
   }
-  void troupe_removed(std::string_view name) override {
+  void unknown_troupe_rejected() override { ++unknown_troupe; }
+  RecordingTroupeObserver& of(const std::string& name) { return *latest(name); }
+  std::shared_ptr<RecordingTroupeObserver> latest(const std::string& name) {
     std::lock_guard lock(mutex_);
-    removed.emplace_back(name);
-  }
-  RecordingTroupeObserver& of(const std::string& name) {
-    std::lock_guard lock(mutex_);
-    return *troupes_.at(name);
+    return troupes_.at(name);
   }
   std::vector<std::string> removed;
+  std::atomic<int> unknown_troupe{0};
 
  private:
   std::mutex mutex_;
@@ -138,8 +150,25 @@ inline TroupeOptions builtin_troupe(std::string name, BuiltinHandlerOptions::Kin
   return o;
 }
 
-inline BuiltinHandlerOptions& builtin(TroupeOptions& o) {
-  return std::get<BuiltinHandlerOptions>(o.handler);
+/// Edits a troupe's builtin handler options: `builtin(o)->fail_every = 2;`
+/// (handler options are immutable values: the edit is stored back into `o`
+/// at the end of the statement).
+class BuiltinEdit {
+ public:
+  explicit BuiltinEdit(TroupeOptions& o)
+      : troupe_(o), edited_(*o.handler.get_if<BuiltinHandlerOptions>()) {}
+  ~BuiltinEdit() { troupe_.handler = edited_; }
+  BuiltinEdit(const BuiltinEdit&) = delete;
+  BuiltinEdit& operator=(const BuiltinEdit&) = delete;
+  BuiltinHandlerOptions* operator->() { return &edited_; }
+
+ private:
+  TroupeOptions& troupe_;
+  BuiltinHandlerOptions edited_;
+};
+
+inline BuiltinEdit builtin(TroupeOptions& o) {
+  return BuiltinEdit(o);
 }
 
 }  // namespace troupe::core::testing

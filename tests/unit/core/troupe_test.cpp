@@ -60,7 +60,7 @@ class TroupeTest : public ::testing::Test {
 // why. Now it is a give-up with its cause, reported, and retried later.
 TEST_F(TroupeTest, AHandlerThatCannotBeRebuiltIsReportedWithItsCauseAndRetried) {
   auto o = testing::builtin_troupe("t", Kind::kFail, 1);
-  testing::builtin(o).fail_mode = BuiltinHandlerOptions::FailMode::kThrow;
+  testing::builtin(o)->fail_mode = BuiltinHandlerOptions::FailMode::kThrow;
   o.supervisor.backoff_initial = 10ms;
   o.supervisor.backoff_max = 100ms;
   int builds = 0;

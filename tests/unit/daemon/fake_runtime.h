@@ -46,7 +46,6 @@ class FakeRuntime final : public core::Runtime {
     Job job;
     job.record.id = id;
     job.record.troupe = request.troupe;
-    job.record.payload = std::move(request.payload);
     job.record.key = request.key;
     job.record.idempotency_key = request.idempotency_key;
     job.record.metadata = request.metadata;
@@ -76,10 +75,12 @@ class FakeRuntime final : public core::Runtime {
     return out;
   }
 
-  std::optional<core::WatchId> watch(core::JobId id, core::JobCallback on_change) override {
+  std::variant<core::WatchId, core::WatchRefusal> watch(core::JobId id,
+                                                        core::JobCallback on_change) override {
     std::unique_lock lock(mutex_);
     auto it = jobs_.find(id);
-    if (it == jobs_.end()) return std::nullopt;
+    if (it == jobs_.end()) return core::WatchRefusal::kUnknownJob;
+    if (refuse_watches_) return core::WatchRefusal::kTooManyListeners;
     const core::WatchId watch_id = next_watch_++;
     auto record = it->second.record;
     watches_[watch_id] = {id, on_change};
@@ -180,6 +181,11 @@ class FakeRuntime final : public core::Runtime {
     std::lock_guard lock(mutex_);
     return last_dead_limit_;
   }
+  /// Makes watch() refuse every job it knows as having too many listeners.
+  void refuse_watches(bool refuse) {
+    std::lock_guard lock(mutex_);
+    refuse_watches_ = refuse;
+  }
   /// Adds a record directly (e.g. a DEAD job for ListDeadJobs).
   void put(core::JobRecord record) {
     std::lock_guard lock(mutex_);
@@ -214,6 +220,7 @@ class FakeRuntime final : public core::Runtime {
   std::uint64_t next_id_ = 0x1000;
   core::WatchId next_watch_ = 1;
   std::size_t unwatched_ = 0;
+  bool refuse_watches_ = false;
   mutable std::size_t last_dead_limit_ = 0;
 };
 

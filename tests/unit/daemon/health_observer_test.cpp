@@ -88,6 +88,21 @@ TEST(HealthObserver, RemovedTroupeIsNotServingAndItsLateEventsAreIgnored) {
   EXPECT_FALSE(health.serving("unknown"));
 }
 
+TEST(HealthObserver, AnOldGenerationGoingDoesNotTouchTheNewOne) {
+  HealthObserver health;
+  RecordingHealthService service;
+  health.attach(service);
+  auto old = health.troupe_added("t");
+  health.troupe_removed("t");             // a reload removes t; it drains
+  auto fresh = health.troupe_added("t");  // the next reload adds it back
+  old->removed();                         // the old generation has drained
+  EXPECT_EQ(service.status("t"), true);
+  EXPECT_TRUE(health.serving("t"));
+  fresh->removed();
+  EXPECT_EQ(service.status("t"), false);
+  EXPECT_FALSE(health.serving("t"));
+}
+
 TEST(HealthObserver, DetachedObserverKeepsStateWithoutPublishing) {
   HealthObserver health;
   RecordingHealthService service;

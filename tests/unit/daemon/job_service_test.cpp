@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <thread>
+#include <vector>
 
 #include "daemon/admin_service.h"
 #include "fake_runtime.h"
@@ -20,8 +21,8 @@ class JobServiceTest : public ::testing::Test {
  protected:
   void SetUp() override {
     limits_.max_payload = 1024;
-    jobs_ = std::make_unique<JobServiceImpl>(runtime_, limits_);
-    admin_ = std::make_unique<AdminServiceImpl>(runtime_);
+    jobs_ = std::make_unique<JobServiceImpl>(runtime_, limits_, kMaxWatchers, authorizer_);
+    admin_ = std::make_unique<AdminServiceImpl>(runtime_, authorizer_);
     grpc::ServerBuilder builder;
     int port = 0;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
@@ -30,8 +31,8 @@ class JobServiceTest : public ::testing::Test {
     server_ = builder.BuildAndStart();
     ASSERT_NE(server_, nullptr);
     ASSERT_NE(port, 0);
-    auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
-                                       grpc::InsecureChannelCredentials());
+    address_ = "127.0.0.1:" + std::to_string(port);
+    auto channel = grpc::CreateChannel(address_, grpc::InsecureChannelCredentials());
     stub_ = v1::JobService::NewStub(channel);
     admin_stub_ = v1::AdminService::NewStub(channel);
   }
@@ -62,8 +63,12 @@ class JobServiceTest : public ::testing::Test {
     return it == md.end() ? "" : std::string(it->second.data(), it->second.size());
   }
 
+  static constexpr std::size_t kMaxWatchers = 3;
   config::LimitsOptions limits_;
+  std::string address_;
   FakeRuntime runtime_;
+  prometheus::Registry registry_;
+  Authorizer authorizer_{config::AuthOptions{}, registry_};  // no identities: all allowed
   std::unique_ptr<JobServiceImpl> jobs_;
   std::unique_ptr<AdminServiceImpl> admin_;
   std::unique_ptr<grpc::Server> server_;
@@ -363,6 +368,28 @@ TEST_F(JobServiceTest, WatchJobErrors) {
   }
 }
 
+// Past the runtime's per-job cap a watch is RESOURCE_EXHAUSTED with a
+// message naming the setting and a retry hint.
+TEST_F(JobServiceTest, WatchJobPastTheCapIsResourceExhausted) {
+  core::JobRecord job;
+  job.id = core::JobId{0x77};
+  runtime_.put(job);
+  runtime_.refuse_watches(true);
+  grpc::ClientContext ctx;
+  set_deadline(ctx);
+  v1::WatchJobRequest r;
+  r.set_job_id(job.id.to_string());
+  auto reader = stub_->WatchJob(&ctx, r);
+  v1::Job out;
+  EXPECT_FALSE(reader->Read(&out));
+  const auto status = reader->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_NE(status.error_message().find("already has 3 WatchJob streams"), std::string::npos)
+      << status.error_message();
+  EXPECT_NE(status.error_message().find("max_waiters_per_job"), std::string::npos);
+  EXPECT_EQ(retry_after(ctx), "1000");
+}
+
 TEST_F(JobServiceTest, AdminListsAndGetsTroupes) {
   core::TroupeStatus a;
   a.name = "a";
@@ -425,6 +452,76 @@ TEST_F(JobServiceTest, AdminListsDeadJobs) {
     v1::ListDeadJobsResponse out;
     EXPECT_EQ(admin_stub_->ListDeadJobs(&ctx, r, &out).error_code(), code) << troupe;
   }
+}
+
+/// Calls `method` with `request` as raw bytes (what a broken or hostile
+/// client can send) and returns the call's status. Any call shape fits:
+/// one message, half-close, read every reply.
+grpc::Status raw_call(grpc::Channel& channel, const std::string& method,
+                      const std::string& request) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + 10s);
+  const grpc::internal::RpcMethod rpc(method.c_str(), grpc::internal::RpcMethod::BIDI_STREAMING);
+  auto stream = std::unique_ptr<grpc::ClientReaderWriter<grpc::ByteBuffer, grpc::ByteBuffer>>(
+      grpc::internal::ClientReaderWriterFactory<grpc::ByteBuffer, grpc::ByteBuffer>::Create(
+          &channel, rpc, &ctx));
+  grpc::Slice slice(request);
+  grpc::ByteBuffer bytes(&slice, 1);
+  stream->Write(bytes);
+  stream->WritesDone();
+  grpc::ByteBuffer reply;
+  while (stream->Read(&reply)) {
+  }
+  return stream->Finish();
+}
+
+// Requests protobuf cannot parse get INVALID_ARGUMENT with a message on
+// every method (as the health service does), not UNIMPLEMENTED: the method
+// exists.
+TEST_F(JobServiceTest, UnparseableRequestsAreInvalidArgumentOnEveryMethod) {
+  core::JobRecord job;
+  job.id = core::JobId{0x1000};
+  job.troupe = "t";
+  runtime_.put(job);
+  const std::string garbage = "\xFF\xFF\xFF\xFF";   // a varint that never ends
+  const std::string bad_wire_type = "\x0F";         // field 1, wire type 7
+  const std::string not_utf8 = "\x0A\x02\xFF\xFE";  // string field 1 = 0xFF 0xFE
+  // On the stream, the bad troupe name sits in `request` (field 2).
+  const std::string stream_not_utf8 = "\x12\x04" + not_utf8;
+  struct Case {
+    const char* method;
+    std::vector<std::string> requests;
+  };
+  const std::vector<Case> cases = {
+      {"/troupe.v1.JobService/Submit", {garbage, bad_wire_type, not_utf8}},
+      {"/troupe.v1.JobService/SubmitStream", {garbage, bad_wire_type, stream_not_utf8}},
+      {"/troupe.v1.JobService/GetJob", {garbage, bad_wire_type, not_utf8}},
+      {"/troupe.v1.JobService/WatchJob", {garbage, bad_wire_type, not_utf8}},
+      {"/troupe.v1.JobService/CancelJob", {garbage, bad_wire_type, not_utf8}},
+      {"/troupe.v1.AdminService/ListTroupes", {garbage, bad_wire_type}},
+      {"/troupe.v1.AdminService/GetTroupe", {garbage, bad_wire_type, not_utf8}},
+      {"/troupe.v1.AdminService/ListDeadJobs", {garbage, bad_wire_type, not_utf8}},
+  };
+  auto channel = grpc::CreateChannel(address_, grpc::InsecureChannelCredentials());
+  for (const auto& c : cases) {
+    for (const auto& request : c.requests) {
+      const auto status = raw_call(*channel, c.method, request);
+      EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+          << c.method << " " << ::testing::PrintToString(request) << ": " << status.error_code()
+          << " " << status.error_message();
+      EXPECT_EQ(status.error_message().rfind("could not parse request", 0), 0u)
+          << c.method << ": " << status.error_message();
+    }
+  }
+  // Nothing reached the runtime.
+  EXPECT_TRUE(runtime_.wait_submitted(0).empty());
+}
+
+// Well-formed requests still work over raw bytes (the server parses them
+// itself): an empty message is a valid ListTroupesRequest.
+TEST_F(JobServiceTest, WellFormedRawRequestsAreServed) {
+  auto channel = grpc::CreateChannel(address_, grpc::InsecureChannelCredentials());
+  EXPECT_TRUE(raw_call(*channel, "/troupe.v1.AdminService/ListTroupes", "").ok());
 }
 
 }  // namespace

@@ -90,11 +90,50 @@ TEST(PrometheusObserver, ReaddedTroupeContinuesItsCounters) {
   PrometheusObserver observer("x");
   auto first = observer.troupe_added("t");
   first->job_submitted();
-  observer.troupe_removed("t");
   first->job_submitted();  // a removed troupe still drains: its events count
   auto second = observer.troupe_added("t");
   second->job_submitted();
+  first->removed();
   EXPECT_EQ(sample(scrape(observer), R"(troupe_jobs_submitted_total{troupe="t"})"), 3);
+}
+
+TEST(PrometheusObserver, GaugesFollowTheNewestGenerationOfATroupe) {
+  PrometheusObserver observer("x");
+  auto old = observer.troupe_added("t");
+  old->actors(4, 1);
+  auto fresh = observer.troupe_added("t");  // removed, then added again while it drains
+  fresh->actors(2, 0);
+  fresh->mailbox(0, 32);
+  old->actors(4, 4);
+  old->mailbox(9, 64);
+  old->circuit_changed(core::CircuitState::kOpen);
+  old->degraded_changed(true);
+  old->autoscaled(core::ScaleDirection::kDown, 3);
+  auto text = scrape(observer);
+  EXPECT_EQ(sample(text, R"(troupe_actors{troupe="t"})"), 2);
+  EXPECT_EQ(sample(text, R"(troupe_actors_busy{troupe="t"})"), 0);
+  EXPECT_EQ(sample(text, R"(troupe_mailbox_capacity{troupe="t"})"), 32);
+  EXPECT_EQ(sample(text, R"(troupe_circuit_state{troupe="t"})"), 0);
+  EXPECT_EQ(sample(text, R"(troupe_degraded{troupe="t"})"), 0);
+  // Its events still count.
+  EXPECT_EQ(sample(text, R"(troupe_circuit_transitions_total{to="open",troupe="t"})"), 1);
+  EXPECT_EQ(sample(text, R"(troupe_autoscale_events_total{direction="down",troupe="t"})"), 1);
+  old->removed();  // the old generation drained: the new one keeps the gauges
+  fresh->actors(3, 1);
+  EXPECT_EQ(sample(scrape(observer), R"(troupe_actors{troupe="t"})"), 3);
+}
+
+TEST(PrometheusObserver, CountsUnknownTroupesInOneSeriesWithoutATroupeLabel) {
+  PrometheusObserver observer("1.2.3");
+  observer.troupe_added("alpha");
+  observer.unknown_troupe_rejected();
+  observer.unknown_troupe_rejected();
+  const auto text = scrape(observer);
+  EXPECT_EQ(sample(text, R"(troupe_jobs_rejected_total{reason="unknown_troupe"})"), 2);
+  // A hosted troupe never rejects for that reason: no series that cannot move.
+  EXPECT_EQ(sample(text, R"(troupe_jobs_rejected_total{reason="unknown_troupe",troupe="alpha"})"),
+            -1);
+  EXPECT_EQ(sample(text, R"(troupe_jobs_rejected_total{reason="full",troupe="alpha"})"), 0);
 }
 
 TEST(PrometheusObserver, HistogramBucketsSpanSubMillisecondToMinutes) {
@@ -128,6 +167,7 @@ TEST(PrometheusObserver, ExpositionPassesPromtool) {
   t->job_submitted();
   t->attempt_finished(core::FailureClass::kNone, 1ms);
   t->job_completed(core::JobState::kSucceeded);
+  observer.unknown_troupe_rejected();
   const auto path = ::testing::TempDir() + "/metrics.txt";
   std::ofstream(path) << scrape(observer, true);
   const std::string command = std::string(TROUPE_PROMTOOL) + " check metrics < " + path + " 2>&1";

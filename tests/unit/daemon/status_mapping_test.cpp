@@ -43,6 +43,16 @@ TEST(StatusMapping, DrainingAndCircuitOpenAreUnavailableWithHint) {
   EXPECT_NE(open.message.find("circuit"), std::string::npos);
 }
 
+TEST(StatusMapping, TimeoutOverMaxIsInvalidArgumentNamingTheLimit) {
+  auto r = rejection(core::RejectReason::kTimeoutOverMax);
+  r.limit = 90s;
+  auto e = to_rpc_error(r, "t");
+  EXPECT_EQ(e.code, grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(e.message.rfind("timeout: ", 0), 0u) << e.message;
+  EXPECT_NE(e.message.find("max_timeout of troupe \"t\" (1m30s)"), std::string::npos) << e.message;
+  EXPECT_FALSE(e.retry_after.has_value());
+}
+
 TEST(StatusMapping, ZeroHintGetsAFloor) {
   auto e = to_rpc_error(rejection(core::RejectReason::kFull, 0ms), "t");
   ASSERT_TRUE(e.retry_after.has_value());
@@ -76,6 +86,19 @@ TEST(StatusMapping, DegradedIsUnavailableAndSaysWhenItRetries) {
   auto stopped = to_rpc_error(rejection(core::RejectReason::kDegraded), "t");
   EXPECT_EQ(stopped.code, grpc::StatusCode::UNAVAILABLE);
   EXPECT_NE(stopped.message.find("reload"), std::string::npos) << stopped.message;
+}
+
+TEST(StatusMapping, TooManyListenersNamesTheJobAndTheLimit) {
+  core::Rejection r{core::RejectReason::kTooManyListeners, 0ms};
+  r.capacity = 8;
+  r.job = core::JobId{0xff};
+  auto e = to_rpc_error(r, "t");
+  EXPECT_EQ(e.code, grpc::StatusCode::RESOURCE_EXHAUSTED);
+  ASSERT_TRUE(e.retry_after.has_value());
+  EXPECT_GT(e.retry_after->count(), 0);
+  EXPECT_NE(e.message.find("job 00000000000000ff already has 8 callers"), std::string::npos)
+      << e.message;
+  EXPECT_NE(e.message.find("max_waiters_per_job"), std::string::npos) << e.message;
 }
 
 TEST(StatusMapping, InvalidArgumentNamesTheField) {

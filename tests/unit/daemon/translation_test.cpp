@@ -153,13 +153,51 @@ TEST(Translation, ParseJobId) {
   }
 }
 
+// The transport cap is sized from the limits: the largest valid request
+// fits in max_valid_request_bytes, and the cap leaves as much again for
+// requests over a limit to reach validation (INVALID_ARGUMENT naming it).
+TEST(Translation, TheLargestValidRequestFitsTheReceiveLimit) {
+  config::LimitsOptions limits;
+  limits.max_payload = 100'000;
+  limits.max_metadata_entries = 64;
+  limits.max_metadata_bytes = 50'000;
+  v1::StreamSubmitRequest stream;
+  stream.set_correlation_id(UINT64_MAX);
+  auto& r = *stream.mutable_request();
+  r.set_troupe(std::string(1000, 't'));
+  r.set_payload(std::string(limits.max_payload, 'p'));
+  r.set_key(std::string(kMaxKeyBytes, 'k'));
+  r.set_idempotency_key(std::string(kMaxKeyBytes, 'i'));
+  r.mutable_timeout()->set_seconds(1'000'000);
+  r.mutable_timeout()->set_nanos(999'999'999);
+  r.mutable_deadline()->set_seconds(253'402'300'799);
+  r.mutable_deadline()->set_nanos(999'999'999);
+  // 63 one-byte keys with one-byte values, and one entry with the rest.
+  std::size_t used = 0;
+  for (std::size_t i = 0; i + 1 < limits.max_metadata_entries; ++i) {
+    (*r.mutable_metadata())[std::string(1, static_cast<char>('0' + i))] = "v";
+    used += 2;
+  }
+  (*r.mutable_metadata())["big"] = std::string(limits.max_metadata_bytes - used - 3, 'm');
+  v1::SubmitRequest copy = r;
+  ASSERT_TRUE(std::holds_alternative<core::JobRequest>(
+      to_job_request(copy, limits, SubmitSource::kStream)));
+  EXPECT_LE(stream.ByteSizeLong(), max_valid_request_bytes(limits));
+  EXPECT_GE(static_cast<std::size_t>(max_receive_message_bytes(limits)), 2 * stream.ByteSizeLong());
+
+  // The largest limits config accepts: capped at what gRPC takes (an int).
+  limits.max_payload = std::size_t{1} << 30;
+  limits.max_metadata_entries = 4096;
+  limits.max_metadata_bytes = 16u << 20;
+  EXPECT_EQ(max_receive_message_bytes(limits), INT32_MAX);
+}
+
 TEST(Translation, JobRecordToProto) {
   core::JobRecord rec;
   rec.id = core::JobId{0xabc};
   rec.troupe = "t";
   rec.state = core::JobState::kDead;
   rec.attempts = 3;
-  rec.payload = "secret-payload";
   rec.result = "r";
   rec.error = "boom";
   rec.failure_class = core::FailureClass::kTimeout;
@@ -183,6 +221,41 @@ TEST(Translation, JobRecordToProto) {
   EXPECT_EQ(job.submitted_at().nanos(), 250'000'000);
   EXPECT_FALSE(job.has_started_at());  // epoch = unset
   EXPECT_FALSE(job.has_finished_at());
+}
+
+// A client must be able to parse every reply: protobuf refuses a `string`
+// field that is not UTF-8, so the handler's raw bytes are repaired (the
+// result, a `bytes` field, keeps them).
+TEST(Translation, JobWithBadBytesStillParses) {
+  core::JobRecord rec;
+  rec.id = core::JobId{0xabc};
+  rec.troupe = "t\xFF";
+  rec.state = core::JobState::kDead;
+  rec.result = "raw \xFF\xFE";
+  rec.error =
+      "exec: exited with status 1: \xFF\xFE"
+      "cut \xE2\x82";  // invalid, then cut short
+  rec.key = "k\xC3";
+  rec.metadata = {{"m\x80", "v\xFF"}};
+  v1::Job job;
+  to_proto(rec, job);
+  std::string wire;
+  ASSERT_TRUE(job.SerializeToString(&wire));
+  v1::Job parsed;
+  ASSERT_TRUE(parsed.ParseFromString(wire)) << "a client could not read this job";
+  EXPECT_EQ(parsed.error(), "exec: exited with status 1: \uFFFD\uFFFDcut \uFFFD");
+  EXPECT_EQ(parsed.result(), "raw \xFF\xFE");
+  EXPECT_EQ(parsed.troupe(), "t\uFFFD");
+  EXPECT_EQ(parsed.key(), "k\uFFFD");
+  EXPECT_EQ(parsed.metadata().at("m\uFFFD"), "v\uFFFD");
+
+  core::TroupeStatus status;
+  status.name = "\xFFname";
+  status.handler = "exec \xFF";
+  v1::Troupe troupe;
+  to_proto(status, troupe);
+  ASSERT_TRUE(troupe.SerializeToString(&wire));
+  ASSERT_TRUE(v1::Troupe().ParseFromString(wire));
 }
 
 TEST(Translation, EveryStateHasAWireValue) {

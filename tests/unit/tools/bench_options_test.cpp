@@ -48,6 +48,8 @@ TEST(BenchOptions, RejectsBadValues) {
            {"--window", "x"},
            {"--count", "0"},
            {"--duration", "5"},
+           {"--duration", "1.5s"},
+           {"--warmup", "1.5s"},
            {"--duration", "0s"},
            {"--duration", "1s", "--count", "5"},
            {"--output", "xml"},

@@ -96,12 +96,61 @@ TEST(TroupectlOptions, RejectsBadCommandLinesWithAHint) {
   EXPECT_NE(bad({"frobnicate"}).find("troupectl --help"), std::string::npos);
 }
 
+// Durations are the config's syntax (syntax/duration.h): compounds yes,
+// fractions no, with the same words as a config error.
+TEST(TroupectlOptions, DurationsFollowTheConfigSyntax) {
+  EXPECT_EQ(ok({"--deadline", "1m30s", "troupes"}).deadline, std::chrono::nanoseconds(90s));
+  EXPECT_EQ(ok({"submit", "e", "--timeout", "250ms"}).timeout, std::chrono::nanoseconds(250ms));
+  const std::string fraction = bad({"--deadline", "1.5s", "troupes"});
+  EXPECT_NE(fraction.find("fractions are not supported"), std::string::npos) << fraction;
+  EXPECT_NE(fraction.find("1500ms"), std::string::npos) << fraction;
+  EXPECT_NE(bad({"--deadline", "99999999h", "troupes"}).find("too large"), std::string::npos);
+}
+
 TEST(TroupectlOptions, HelpDocumentsEveryExitCode) {
   const std::string help = usage_text();
   for (const char* line : {"  0  success", "  1  the job ended", "  2  usage error",
                            "  3  not found", "  4  unavailable", "  5  any other"}) {
     EXPECT_NE(help.find(line), std::string::npos) << line;
   }
+}
+
+}  // namespace
+}  // namespace troupe::troupectl
+
+namespace troupe::troupectl {
+namespace {
+
+TEST(TroupectlOptions, ConnectionFlagsForTlsAndTokens) {
+  const auto o = ok({"--tls", "--ca", "ca.pem", "--cert=c.pem", "--cert-key", "k.pem",
+                     "--token-file", "t", "troupes"});
+  EXPECT_TRUE(o.connection.tls);
+  EXPECT_EQ(o.connection.ca_file, "ca.pem");
+  EXPECT_EQ(o.connection.cert_file, "c.pem");
+  EXPECT_EQ(o.connection.key_file, "k.pem");
+  EXPECT_EQ(o.connection.token_file, "t");
+  EXPECT_EQ(ok({"--token", "abc", "troupes"}).connection.token, "abc");
+  EXPECT_NE(bad({"--tls=yes", "troupes"}).find("--tls takes no value"), std::string::npos);
+  EXPECT_NE(bad({"troupes", "--ca"}).find("--ca needs a value"), std::string::npos);
+}
+
+TEST(OpenConnection, TheTokenComesFromTheFlagThenTheFileThenTheEnvironment) {
+  tools::ConnectionOptions options;
+  EXPECT_EQ(tools::open_connection(options, " env-token\n").token, "env-token");
+  EXPECT_EQ(tools::open_connection(options, nullptr).token, "");
+  options.token = "flag-token";
+  EXPECT_EQ(tools::open_connection(options, "env-token").token, "flag-token");
+  options.token.reset();
+  options.token_file = "/nonexistent/token";
+  EXPECT_EQ(tools::open_connection(options, "env-token").error,
+            "cannot read --token-file /nonexistent/token");
+}
+
+TEST(OpenConnection, ACertificateNeedsItsKey) {
+  tools::ConnectionOptions options;
+  options.cert_file = "c.pem";
+  EXPECT_EQ(tools::open_connection(options, nullptr).error,
+            "give --cert and --cert-key together (a client certificate and its key)");
 }
 
 }  // namespace

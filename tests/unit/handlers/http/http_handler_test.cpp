@@ -1,4 +1,4 @@
-#include "core/handlers/http_handler.h"
+#include "handlers/http/http_handler.h"
 
 #include <atomic>
 #include <boost/asio/io_context.hpp>
@@ -11,8 +11,8 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/unit/core/handlers/test_http_server.h"
-#include "tests/unit/core/handlers/test_support.h"
+#include "tests/unit/handlers/http/test_http_server.h"
+#include "tests/unit/handlers/test_support.h"
 
 namespace troupe::core {
 namespace {
@@ -58,38 +58,6 @@ TEST(HttpRetryAfterTest, SecondsAndDates) {
   EXPECT_EQ(parse_retry_after("soon", now), std::nullopt);
   EXPECT_EQ(parse_retry_after("", now), std::nullopt);
   EXPECT_EQ(parse_retry_after("-5", now), std::nullopt);
-}
-
-TEST(HttpUrlTest, Parses) {
-  auto u = parse_http_url("http://example.com/a/b?c=d#frag");
-  ASSERT_TRUE(u);
-  EXPECT_FALSE(u->tls);
-  EXPECT_EQ(u->host, "example.com");
-  EXPECT_EQ(u->port, "80");
-  EXPECT_EQ(u->host_header, "example.com");
-  EXPECT_EQ(u->target, "/a/b?c=d");
-
-  u = parse_http_url("https://api.example.com:8443");
-  ASSERT_TRUE(u);
-  EXPECT_TRUE(u->tls);
-  EXPECT_EQ(u->port, "8443");
-  EXPECT_EQ(u->host_header, "api.example.com:8443");
-  EXPECT_EQ(u->target, "/");
-
-  u = parse_http_url("http://[::1]:9000?x=1");
-  ASSERT_TRUE(u);
-  EXPECT_EQ(u->host, "::1");
-  EXPECT_EQ(u->host_header, "[::1]:9000");
-  EXPECT_EQ(u->target, "/?x=1");
-
-  u = parse_http_url("https://h:443/p");
-  ASSERT_TRUE(u);
-  EXPECT_EQ(u->host_header, "h");
-
-  for (const char* bad : {"ftp://h/", "http://", "http://:80/", "http://h:0/", "http://h:99999/",
-                          "http://h:x/", "http://user@h/", "http://[::1/", "h/path"}) {
-    EXPECT_FALSE(parse_http_url(bad)) << bad;
-  }
 }
 
 class HttpHandlerTest : public ::testing::Test {
@@ -224,6 +192,23 @@ TEST_F(HttpHandlerTest, ServerErrorsAndThrottlingAreRetryableHonouringRetryAfter
   EXPECT_EQ(run(*h, "x").result.failure, FailureClass::kRetryable);
   // All on the one kept-alive connection.
   EXPECT_EQ(server.connections(), 1);
+}
+
+// The 512-byte clip of an error body cuts between characters: "a" then
+// 2-byte characters puts byte 512 inside one.
+TEST_F(HttpHandlerTest, ErrorBodyIsClippedBetweenCharacters) {
+  std::string accents;
+  for (int i = 0; i < 600; ++i) accents += "\xC3\xA9";
+  TestHttpServer server(io_, [&](const auto&) { return Reply{500, "a" + accents}; });
+  auto h = make(server.url());
+  const Outcome out = run(*h, "x");
+  ASSERT_EQ(out.result.failure, FailureClass::kRetryable);
+  const auto begin = out.result.output.find(": a");
+  const auto end = out.result.output.find("... (");
+  ASSERT_NE(begin, std::string::npos) << out.result.output;
+  ASSERT_NE(end, std::string::npos) << out.result.output;
+  EXPECT_EQ(out.result.output.substr(begin + 2, end - begin - 2), "a" + accents.substr(0, 510));
+  EXPECT_THAT(out.result.output, HasSubstr("(690 bytes more)"));
 }
 
 TEST_F(HttpHandlerTest, DroppedConnectionIsRetryableAndTheNextJobReconnects) {

@@ -1,4 +1,4 @@
-#include "core/handlers/exec_handler.h"
+#include "handlers/exec/exec_handler.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -23,7 +23,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/unit/core/handlers/test_support.h"
+#include "tests/unit/handlers/test_support.h"
 
 namespace troupe::core {
 namespace {
@@ -124,8 +124,10 @@ TEST(ExecClassifyTest, MapsExitStatusesAndSignals) {
   EXPECT_EQ(classify_exit(o, exited(2)), FailureClass::kPermanent);
   EXPECT_EQ(classify_exit(o, exited(64)), FailureClass::kPermanent);
   EXPECT_EQ(classify_exit(o, exited(255)), FailureClass::kRetryable);
-  EXPECT_EQ(classify_exit(o, SIGSEGV), FailureClass::kRetryable);
-  EXPECT_EQ(classify_exit(o, SIGKILL), FailureClass::kRetryable);
+  // Death by a signal nobody in trouped sent is a crash (a timeout or a
+  // cancel kills too, but those attempts are classified before this).
+  EXPECT_EQ(classify_exit(o, SIGSEGV), FailureClass::kCrash);
+  EXPECT_EQ(classify_exit(o, SIGKILL), FailureClass::kCrash);
   EXPECT_EQ(describe_exit(exited(3)), "exited with status 3");
   EXPECT_EQ(describe_exit(SIGSEGV), "killed by SIGSEGV");
   EXPECT_EQ(describe_exit(SIGKILL), "killed by SIGKILL");
@@ -170,12 +172,12 @@ TEST_F(ExecHandlerTest, ConfiguredExitCodeIsPermanent) {
   EXPECT_THAT(out.result.output, HasSubstr("exited with status 65"));
 }
 
-TEST_F(ExecHandlerTest, CrashBySignalIsRetryableAndNamesTheSignal) {
+TEST_F(ExecHandlerTest, DeathBySignalIsACrashAndNamesTheSignal) {
   ExecHandlerOptions o;
   o.argv = {script("crash.sh", "kill -SEGV $$")};
   auto h = make(o);
   const Outcome out = run(*h, "");
-  EXPECT_EQ(out.result.failure, FailureClass::kRetryable);
+  EXPECT_EQ(out.result.failure, FailureClass::kCrash);
   EXPECT_THAT(out.result.output, HasSubstr("killed by SIGSEGV"));
 }
 
@@ -259,6 +261,27 @@ TEST_F(ExecHandlerTest, StderrIsBoundedKeepingTheTail) {
   EXPECT_THAT(out.result.output, HasSubstr("THE-END"));
   EXPECT_THAT(out.result.output, HasSubstr("dropped"));
   EXPECT_LT(out.result.output.size(), 1300u);
+}
+
+// The tail kept starts at a character: 2-byte characters clipped at an odd
+// limit must not leave half of one at the front.
+TEST_F(ExecHandlerTest, StderrTailIsCutBetweenCharacters) {
+  ExecHandlerOptions o;
+  o.argv = {script("accents.sh",
+                   "i=0; while [ $i -lt 1000 ]; do printf '\\303\\251'; i=$((i+1)); "
+                   "done >&2; exit 1")};
+  o.max_stderr = 1001;
+  auto h = make(o);
+  const Outcome out = run(*h, "");
+  ASSERT_EQ(out.result.failure, FailureClass::kRetryable) << out.result.output;
+  const auto colon = out.result.output.rfind(": ");
+  ASSERT_NE(colon, std::string::npos) << out.result.output;
+  const std::string tail = out.result.output.substr(colon + 2);
+  EXPECT_EQ(tail.size(), 1000u);
+  std::string expected;
+  for (int i = 0; i < 500; ++i) expected += "\xC3\xA9";
+  EXPECT_EQ(tail, expected);
+  EXPECT_THAT(out.result.output, HasSubstr("1000 dropped"));
 }
 
 TEST_F(ExecHandlerTest, EnvironmentIsAllowListPlusFixedPlusMetadata) {

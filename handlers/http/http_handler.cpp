@@ -1,9 +1,11 @@
-#include "core/handlers/http_handler.h"
+#include "handlers/http/http_handler.h"
 
+#include <netinet/in.h>
 #include <openssl/ssl.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
-#include <boost/asio/connect.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -16,10 +18,14 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 #include <cctype>
+#include <cerrno>
 #include <ctime>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "core/utf8.h"
+#include "syntax/url.h"
 
 namespace troupe::core {
 namespace {
@@ -67,7 +73,8 @@ struct HttpShared {
       : options(std::move(o)), executor(std::move(ex)), clock(c), resolver(executor) {}
 
   HttpHandlerOptions options;
-  std::optional<HttpUrl> url;
+  std::optional<syntax::Url> url;
+  std::string port;  // url->port, as the resolver takes it
   std::string url_error;
   asio::any_io_executor executor;
   Clock& clock;
@@ -96,8 +103,8 @@ std::string sanitize_header_value(std::string_view value) {
 
 std::string clip(std::string_view text, std::size_t n) {
   if (text.size() <= n) return std::string(text);
-  return std::string(text.substr(0, n)) + "... (" + std::to_string(text.size() - n) +
-         " bytes more)";
+  const std::string_view kept = utf8_prefix(text, n);  // not inside a character
+  return std::string(kept) + "... (" + std::to_string(text.size() - kept.size()) + " bytes more)";
 }
 
 /// One attempt: acquire a connection (idle, or resolve/connect/handshake),
@@ -129,7 +136,8 @@ class HttpAttempt : public std::enable_shared_from_this<HttpAttempt> {
 
  private:
   const HttpHandlerOptions& options() const { return shared_->options; }
-  const HttpUrl& url() const { return *shared_->url; }
+  const syntax::Url& url() const { return *shared_->url; }
+  const std::string& port() const { return shared_->port; }
 
   void build_request(const AttemptContext& ctx) {
     const http::verb verb = http::string_to_verb(options().method);
@@ -140,7 +148,7 @@ class HttpAttempt : public std::enable_shared_from_this<HttpAttempt> {
     }
     request_.target(url().target);
     request_.version(11);
-    request_.set(http::field::host, url().host_header);
+    request_.set(http::field::host, url().host_header());
     request_.set(http::field::user_agent, "troupe");
     request_.set(http::field::content_type, "application/octet-stream");
     for (const auto& [name, value] : options().headers) request_.set(name, value);
@@ -169,7 +177,7 @@ class HttpAttempt : public std::enable_shared_from_this<HttpAttempt> {
       return;
     }
     shared_->resolver.async_resolve(
-        url().host, url().port,
+        url().host, port(),
         [self = shared_from_this()](const error_code& ec, tcp::resolver::results_type results) {
           if (self->cancelled_) return self->finish_cancelled();
           if (ec) {
@@ -182,22 +190,42 @@ class HttpAttempt : public std::enable_shared_from_this<HttpAttempt> {
         });
   }
 
+  /// Tries the resolved endpoints in order, each on a socket opened
+  /// close-on-exec: asio opens sockets without SOCK_CLOEXEC, and a process
+  /// another thread spawns meanwhile (an exec job) must never inherit a
+  /// connection. Replaces asio::async_connect, which opens its own sockets.
   void connect() {
-    asio::async_connect(
-        connection_->socket(), *shared_->endpoints,
-        [self = shared_from_this()](const error_code& ec, const tcp::endpoint&) {
-          if (self->cancelled_) return self->finish_cancelled();
-          if (ec) {
-            // The address may have moved: resolve again next time.
-            self->shared_->endpoints.reset();
-            return self->fail_connection(
-                "connect to " + self->url().host + ":" + self->url().port + " failed", ec);
-          }
-          error_code ignored;
-          self->connection_->socket().set_option(tcp::no_delay(true), ignored);
-          if (self->connection_->tls) return self->handshake();
-          self->send();
-        });
+    endpoints_ = *shared_->endpoints;
+    connect_to(endpoints_.begin(), asio::error::host_not_found);
+  }
+
+  void connect_to(tcp::resolver::results_type::const_iterator next, error_code last) {
+    auto& socket = connection_->socket();
+    error_code ignored;
+    socket.close(ignored);
+    if (next == endpoints_.end()) {
+      // The address may have moved: resolve again next time.
+      shared_->endpoints.reset();
+      return fail_connection("connect to " + url().host + ":" + port() + " failed", last);
+    }
+    const tcp::endpoint endpoint = next->endpoint();
+    const int fd = ::socket(endpoint.protocol().family(), SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP);
+    error_code open_ec;
+    if (fd < 0) {
+      open_ec.assign(errno, boost::system::system_category());
+    } else {
+      socket.assign(endpoint.protocol(), fd, open_ec);
+      if (open_ec) ::close(fd);
+    }
+    if (open_ec) return connect_to(std::next(next), open_ec);
+    socket.async_connect(endpoint, [self = shared_from_this(), next](const error_code& ec) {
+      if (self->cancelled_) return self->finish_cancelled();
+      if (ec) return self->connect_to(std::next(next), ec);
+      error_code no_delay_ec;
+      self->connection_->socket().set_option(tcp::no_delay(true), no_delay_ec);
+      if (self->connection_->tls) return self->handshake();
+      self->send();
+    });
   }
 
   void handshake() {
@@ -276,7 +304,7 @@ class HttpAttempt : public std::enable_shared_from_this<HttpAttempt> {
       connection_.reset();
       return acquire();
     }
-    fail_connection("request to " + url().host + ":" + url().port + " failed", ec);
+    fail_connection("request to " + url().host + ":" + port() + " failed", ec);
   }
 
   void on_response() {
@@ -294,7 +322,7 @@ class HttpAttempt : public std::enable_shared_from_this<HttpAttempt> {
     if (cls == FailureClass::kNone)
       return finish(AttemptResult::success(std::move(response.body())));
     AttemptResult result = AttemptResult::failed(
-        cls, "http: " + request_.method_string().to_string() + " " + url().host_header +
+        cls, "http: " + request_.method_string().to_string() + " " + url().host_header() +
                  url().target + " -> " + std::to_string(status) + " " +
                  response.reason().to_string() +
                  (response.body().empty() ? "" : ": " + clip(response.body(), 512)));
@@ -353,6 +381,7 @@ class HttpAttempt : public std::enable_shared_from_this<HttpAttempt> {
   http::request<http::string_body> request_;
   std::optional<http::response_parser<http::string_body>> parser_;
   std::unique_ptr<Connection> connection_;
+  tcp::resolver::results_type endpoints_;  // being tried by connect_to()
   bool retried_stale_ = false;
   bool cancelled_ = false;
   bool finished_ = false;
@@ -415,65 +444,16 @@ std::optional<Duration> parse_retry_after(std::string_view value,
   return std::chrono::duration_cast<Duration>(at - now);
 }
 
-std::optional<HttpUrl> parse_http_url(std::string_view url) {
-  HttpUrl out;
-  constexpr std::string_view kHttp = "http://";
-  constexpr std::string_view kHttps = "https://";
-  if (url.substr(0, kHttps.size()) == kHttps) {
-    out.tls = true;
-    url.remove_prefix(kHttps.size());
-  } else if (url.substr(0, kHttp.size()) == kHttp) {
-    url.remove_prefix(kHttp.size());
-  } else {
-    return std::nullopt;
-  }
-  const std::size_t slash = url.find_first_of("/?#");
-  std::string_view authority = url.substr(0, slash);
-  std::string_view rest = slash == std::string_view::npos ? "" : url.substr(slash);
-  if (const auto hash = rest.find('#'); hash != std::string_view::npos) rest = rest.substr(0, hash);
-  if (authority.find('@') != std::string_view::npos) return std::nullopt;  // no userinfo
-  std::string_view port;
-  if (!authority.empty() && authority.front() == '[') {
-    const std::size_t close = authority.find(']');
-    if (close == std::string_view::npos) return std::nullopt;
-    out.host = std::string(authority.substr(1, close - 1));
-    std::string_view after = authority.substr(close + 1);
-    if (!after.empty()) {
-      if (after.front() != ':') return std::nullopt;
-      port = after.substr(1);
-    }
-  } else {
-    const std::size_t colon = authority.rfind(':');
-    out.host = std::string(authority.substr(0, colon));
-    if (colon != std::string_view::npos) port = authority.substr(colon + 1);
-  }
-  if (out.host.empty()) return std::nullopt;
-  if (!port.empty()) {
-    if (port.size() > 5 ||
-        !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-      return std::nullopt;
-    }
-    const int n = std::stoi(std::string(port));
-    if (n < 1 || n > 65535) return std::nullopt;
-  }
-  const std::string_view default_port = out.tls ? "443" : "80";
-  out.port = port.empty() ? std::string(default_port) : std::string(port);
-  out.host_header = std::string(authority);
-  if (port == default_port)
-    out.host_header = std::string(authority.substr(0, authority.size() - port.size() - 1));
-  out.target = rest.empty() || rest.front() == '?' ? "/" + std::string(rest) : std::string(rest);
-  return out;
-}
-
 std::unique_ptr<Handler> make_http_handler(const HttpHandlerOptions& options,
                                            boost::asio::any_io_executor actor_executor,
                                            Clock& clock) {
   auto shared = std::make_shared<HttpShared>(options, std::move(actor_executor), clock);
-  shared->url = parse_http_url(options.url);
+  auto parsed = syntax::parse_url(options.url);
+  shared->url = std::move(parsed.value);
+  if (shared->url) shared->port = std::to_string(shared->url->port);
   if (!shared->url) {
-    shared->url_error = "http: invalid url '" + options.url +
-                        "': expected http://host[:port]/path or https://host[:port]/path";
-  } else if (shared->url->tls) {
+    shared->url_error = "http: invalid url: " + parsed.error;
+  } else if (shared->url->tls()) {
     shared->tls_context = std::make_unique<ssl::context>(ssl::context::tls_client);
     shared->tls_context->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
                                      ssl::context::no_sslv3 | ssl::context::no_tlsv1 |

@@ -1,4 +1,4 @@
-#include "core/handlers/builtin_handler.h"
+#include "handlers/builtin/builtin_handler.h"
 
 #include <gtest/gtest.h>
 
@@ -29,14 +29,25 @@ struct Fixture {
   }
 };
 
-TEST(BuiltinHandlers, ParseDuration) {
-  EXPECT_EQ(parse_duration("50ms"), Duration(50ms));
-  EXPECT_EQ(parse_duration("2s"), Duration(2s));
-  EXPECT_EQ(parse_duration("1m"), Duration(1min));
-  EXPECT_EQ(parse_duration("7us"), Duration(7us));
-  EXPECT_FALSE(parse_duration("fast"));
-  EXPECT_FALSE(parse_duration("10"));
-  EXPECT_FALSE(parse_duration("-1s"));
+TEST(BuiltinHandlers, SleepReadsItsPayloadInTheConfigsDurationSyntax) {
+  Fixture f;
+  BuiltinHandlerOptions o;
+  o.kind = BuiltinHandlerOptions::Kind::kSleep;
+  o.sleep = 30ms;
+  auto h = make_builtin_handler(o, f.io.get_executor(), f.clock);
+  std::optional<AttemptResult> out;
+  f.payload = "1m30s";
+  AttemptContext ctx{JobId{1}, "t", 1, f.payload, f.metadata, 1s, f.signal.slot()};
+  h->start(ctx, [&](AttemptResult res) { out = std::move(res); });
+  f.clock.advance(89s);
+  f.io.restart();
+  f.io.poll();
+  EXPECT_FALSE(out);  // not the configured 30ms: the compound payload was understood
+  f.clock.advance(1s);
+  f.io.restart();
+  f.io.poll();
+  ASSERT_TRUE(out);
+  EXPECT_EQ(out->failure, FailureClass::kNone);
 }
 
 TEST(BuiltinHandlers, NoopAndEchoCompleteSynchronously) {
@@ -100,29 +111,6 @@ TEST(BuiltinHandlers, FailEveryNthCallInTheConfiguredWay) {
   o.fail_mode = BuiltinHandlerOptions::FailMode::kThrow;
   h = make_builtin_handler(o, f.io.get_executor(), f.clock);
   EXPECT_THROW(f.run(*h, ""), std::runtime_error);
-}
-
-TEST(HandlerFactory, DescribesAndBuildsEveryKind) {
-  ManualClock clock;
-  boost::asio::io_context io;
-  EXPECT_EQ(describe(BuiltinHandlerOptions{}), "builtin:noop");
-  EXPECT_EQ(describe(ExecHandlerOptions{}), "exec");
-  EXPECT_EQ(describe(HttpHandlerOptions{}), "http");
-  ExecHandlerOptions exec;
-  exec.argv = {"/nonexistent/troupe-test-program"};
-  auto h = make_handler(exec, io.get_executor(), clock);
-  ASSERT_TRUE(h);
-  std::string payload;
-  Metadata md;
-  std::optional<AttemptResult> out;
-  h->start(AttemptContext{JobId{1}, "t", 1, payload, md, 1s, {}},
-           [&](AttemptResult r) { out = std::move(r); });
-  const auto give_up = std::chrono::steady_clock::now() + 20s;
-  while (!out && std::chrono::steady_clock::now() < give_up) io.run_for(10ms);
-  ASSERT_TRUE(out);
-  // The real exec handler: a program that cannot be spawned fails permanently.
-  EXPECT_EQ(out->failure, FailureClass::kPermanent);
-  EXPECT_EQ(out->output.find("not available"), std::string::npos) << out->output;
 }
 
 }  // namespace

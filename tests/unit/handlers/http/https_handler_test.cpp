@@ -21,12 +21,16 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
+#include <variant>
 
-#include "core/handlers/http_handler.h"
+#include "core/runtime.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/unit/core/handlers/test_support.h"
+#include "handlers/http/http_handler.h"
+#include "tests/unit/handlers/test_support.h"
 
 namespace troupe::core {
 namespace {
@@ -249,6 +253,56 @@ TEST_F(HttpsHandlerTest, MissingCaFileFailsEveryAttemptPermanently) {
   const AttemptResult r = run(*h, "x");
   EXPECT_EQ(r.failure, FailureClass::kPermanent);
   EXPECT_THAT(r.output, HasSubstr("cannot load TLS trust store"));
+}
+
+// A reload that changes nothing but ca_file must rebuild the handler: the old
+// one holds the trust store it loaded at construction.
+TEST_F(HttpsHandlerTest, AReloadChangingOnlyTheCaFileRebuildsTheTrustStore) {
+  TlsTestServer server(io_, identity_);
+  TroupeOptions t;
+  t.name = "tls";
+  t.mode = TroupeMode::kFixed;
+  t.max_actors = 1;
+  t.retry.max_attempts = 1;
+  t.circuit_breaker.enabled = false;
+  HttpHandlerOptions o;
+  o.url = "https://localhost:" + std::to_string(server.port()) + "/";
+  o.ca_file = dir_ + "/missing.pem";
+  t.handler = o;
+  auto runtime = make_runtime(io_, clock_, null_observer(), {});
+  runtime->apply({t});
+
+  auto run_job = [&] {
+    std::optional<JobRecord> terminal;
+    std::mutex mutex;
+    JobRequest request;
+    request.troupe = "tls";
+    request.payload = "x";
+    auto submitted = runtime->submit(std::move(request), [&](const JobRecord& r) {
+      std::lock_guard lock(mutex);
+      terminal = r;
+    });
+    EXPECT_TRUE(std::holds_alternative<Accepted>(submitted));
+    EXPECT_TRUE(testing::run_until(io_, [&] {
+      std::lock_guard lock(mutex);
+      return terminal.has_value();
+    }));
+    std::lock_guard lock(mutex);
+    return terminal.value_or(JobRecord{});
+  };
+
+  const JobRecord before = run_job();
+  EXPECT_EQ(before.state, JobState::kFailed);
+  EXPECT_THAT(before.error, HasSubstr("cannot load TLS trust store"));
+
+  o.ca_file = ca_file_;
+  t.handler = o;
+  runtime->apply({t});
+  const JobRecord after = run_job();
+  EXPECT_EQ(after.state, JobState::kSucceeded) << after.error;
+  EXPECT_EQ(after.result, "tls:x");
+  runtime.reset();
+  server.stop();
 }
 
 }  // namespace

@@ -1,8 +1,9 @@
-#include "core/handlers/builtin_handler.h"
+#include "handlers/builtin/builtin_handler.h"
 
-#include <charconv>
 #include <stdexcept>
 #include <string>
+
+#include "syntax/duration.h"
 
 namespace troupe::core {
 
@@ -58,7 +59,7 @@ class SleepHandler final : public Handler {
       : sleep_(sleep), timer_(clock.make_timer(std::move(executor))) {}
 
   void start(const AttemptContext& ctx, AttemptCallback done) override {
-    const Duration d = parse_duration(ctx.payload).value_or(sleep_);
+    const Duration d = syntax::parse_duration(ctx.payload).value.value_or(sleep_);
     auto slot = ctx.cancellation;
     if (slot.is_connected()) {
       slot.assign([this](boost::asio::cancellation_type) { timer_->cancel(); });
@@ -75,21 +76,6 @@ class SleepHandler final : public Handler {
 };
 
 }  // namespace
-
-std::optional<Duration> parse_duration(std::string_view text) {
-  std::int64_t n = 0;
-  const char* end = text.data() + text.size();
-  auto [ptr, ec] = std::from_chars(text.data(), end, n);
-  if (ec != std::errc() || ptr == text.data() || n < 0) return std::nullopt;
-  const std::string_view unit(ptr, static_cast<std::size_t>(end - ptr));
-  if (unit == "ns") return Duration(n);
-  if (unit == "us") return std::chrono::microseconds(n);
-  if (unit == "ms") return std::chrono::milliseconds(n);
-  if (unit == "s") return std::chrono::seconds(n);
-  if (unit == "m") return std::chrono::minutes(n);
-  if (unit == "h") return std::chrono::hours(n);
-  return std::nullopt;
-}
 
 std::unique_ptr<Handler> make_builtin_handler(const BuiltinHandlerOptions& options,
                                               boost::asio::any_io_executor executor, Clock& clock) {

@@ -2,20 +2,19 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <memory>
-#include <optional>
-#include <string_view>
 
 #include "core/clock.h"
 #include "core/handler.h"
-#include "core/options.h"
+#include "handlers/builtin/builtin_options.h"
 
 namespace troupe::core {
 
 /// The builtin handlers, for tests, demos and benchmarks:
 /// - noop: succeeds at once with an empty result;
 /// - echo: succeeds at once with the payload as the result;
-/// - sleep: succeeds after the payload's duration ("50ms", "2s"), or the
-///   configured one when the payload is not a duration; cancellation ends it
+/// - sleep: succeeds after the payload's duration ("50ms", "1m30s"; the
+///   config's duration syntax, syntax/duration.h), or the configured one
+///   when the payload is not a duration; cancellation ends it
 ///   early with kCancelled;
 /// - fail: fails every `fail_every`-th call (1 = every call) by throwing,
 ///   or returning a retryable or a permanent failure; succeeds otherwise.
@@ -23,9 +22,5 @@ namespace troupe::core {
 /// per actor, used on the actor's strand only.
 std::unique_ptr<Handler> make_builtin_handler(const BuiltinHandlerOptions& options,
                                               boost::asio::any_io_executor executor, Clock& clock);
-
-/// "250ms", "2s", "1m", "500us", "10ns", "1h" (an integer and a unit);
-/// nullopt for anything else.
-std::optional<Duration> parse_duration(std::string_view text);
 
 }  // namespace troupe::core

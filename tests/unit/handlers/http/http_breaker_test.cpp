@@ -10,8 +10,9 @@
 #include "core/manual_clock.h"
 #include "core/runtime.h"
 #include "gtest/gtest.h"
-#include "tests/unit/core/handlers/test_http_server.h"
-#include "tests/unit/core/handlers/test_support.h"
+#include "handlers/http/http_options.h"
+#include "tests/unit/handlers/http/test_http_server.h"
+#include "tests/unit/handlers/test_support.h"
 
 namespace troupe::core {
 namespace {

@@ -13,7 +13,7 @@
 
 #include "core/clock.h"
 #include "core/handler.h"
-#include "core/options.h"
+#include "handlers/http/http_options.h"
 
 namespace troupe::core {
 
@@ -28,17 +28,6 @@ FailureClass classify_http(const HttpHandlerOptions& options, int status);
 /// zero delay; anything unparsable is nullopt.
 std::optional<Duration> parse_retry_after(std::string_view value,
                                           std::chrono::system_clock::time_point now);
-
-/// An http:// or https:// URL, split for connecting.
-struct HttpUrl {
-  bool tls = false;
-  std::string host;         // without brackets for IPv6 literals
-  std::string port;         // "80" / "443" when absent
-  std::string host_header;  // what the Host header carries
-  std::string target;       // path and query; "/" when absent
-};
-/// nullopt for anything but a well-formed http(s) URL with a host.
-std::optional<HttpUrl> parse_http_url(std::string_view url);
 
 /// Builds the http handler for one actor. `actor_executor` is the actor's
 /// strand: every completion (resolve, connect, TLS, read, write) runs there and

@@ -1,4 +1,4 @@
-#include "core/handlers/exec_handler.h"
+#include "handlers/exec/exec_handler.h"
 
 // How a child is run (the choice the design leaves open):
 //   posix_spawn (never a shell; argv[0] resolved via PATH by us, so "no such
@@ -7,7 +7,9 @@
 //   SETSIGDEF/SETSIGMASK (the child starts with default dispositions and an
 //   empty mask whatever the daemon does), pipes made with O_CLOEXEC (so a
 //   concurrent spawn on another thread never inherits them) and the child's
-//   ends closed in the parent right after the spawn.
+//   ends closed in the parent right after the spawn. The child gets stdin,
+//   stdout and stderr only: every descriptor above 2 is closed in it
+//   (posix_spawn_file_actions_addclosefrom_np, glibc >= 2.34).
 //   Exit is awaited with a pidfd (pidfd_open, Linux >= 5.3) wrapped in an
 //   asio stream_descriptor: it becomes readable when the child exits, so an
 //   actor waiting on a child holds no thread and no SIGCHLD handler is needed.
@@ -33,8 +35,11 @@
 #include <optional>
 #include <string>
 #include <system_error>
+#include <unordered_set>
 #include <utility>
 #include <vector>
+
+#include "core/utf8.h"
 
 namespace troupe::core {
 namespace {
@@ -160,6 +165,44 @@ void ignore_sigpipe_once() {
   });
 }
 
+/// The process groups of this process's running exec children, for
+/// kill_exec_process_groups(). A group is listed from its spawn until just
+/// before its leader is reaped: while listed, the unreaped leader pins the
+/// group id, so a kill through the list never reaches a recycled one.
+/// Thread-safe; once killed, it kills every group added after too.
+class LiveGroups {
+ public:
+  void add(pid_t group) {
+    std::lock_guard lock(mutex_);
+    if (killed_) {
+      ::kill(-group, SIGKILL);
+      return;
+    }
+    groups_.insert(group);
+  }
+  void remove(pid_t group) {
+    std::lock_guard lock(mutex_);
+    groups_.erase(group);
+  }
+  std::size_t kill_all() {
+    std::lock_guard lock(mutex_);
+    killed_ = true;
+    for (const pid_t group : groups_) ::kill(-group, SIGKILL);
+    return groups_.size();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::unordered_set<pid_t> groups_;
+  bool killed_ = false;
+};
+
+LiveGroups& live_groups() {
+  // Never destroyed: attempts may outlive static destruction.
+  static auto* groups = new LiveGroups();
+  return *groups;
+}
+
 /// What every attempt of one handler shares: options and the environment
 /// inherited from the daemon, captured once when the handler is built.
 struct ExecConfig {
@@ -192,6 +235,7 @@ class ExecAttempt : public std::enable_shared_from_this<ExecAttempt> {
     if (pid_ > 0 && !reaped_) {
       ::kill(-pid_, SIGKILL);
       ::kill(pid_, SIGKILL);
+      live_groups().remove(pid_);
       int status = 0;
       while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
       }
@@ -272,6 +316,9 @@ class ExecAttempt : public std::enable_shared_from_this<ExecAttempt> {
     ::posix_spawn_file_actions_adddup2(&actions, in->read.get(), STDIN_FILENO);
     ::posix_spawn_file_actions_adddup2(&actions, out->write.get(), STDOUT_FILENO);
     ::posix_spawn_file_actions_adddup2(&actions, errp->write.get(), STDERR_FILENO);
+    // Nothing else reaches the job: not what trouped inherited from its
+    // parent, nor a descriptor another thread opened without close-on-exec.
+    ::posix_spawn_file_actions_addclosefrom_np(&actions, STDERR_FILENO + 1);
     if (!options.working_dir.empty()) {
       ::posix_spawn_file_actions_addchdir_np(&actions, options.working_dir.c_str());
     }
@@ -297,6 +344,7 @@ class ExecAttempt : public std::enable_shared_from_this<ExecAttempt> {
       return false;
     }
     pid_ = pid;
+    live_groups().add(pid_);
     // The child's ends close here (UniqueFd), so EOF reaches us when it exits.
     in->read.reset();
     out->write.reset();
@@ -306,6 +354,7 @@ class ExecAttempt : public std::enable_shared_from_this<ExecAttempt> {
     if (pidfd < 0) {
       const int pidfd_err = errno;
       ::kill(-pid_, SIGKILL);
+      live_groups().remove(pid_);
       int status = 0;
       while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
       }
@@ -389,8 +438,10 @@ class ExecAttempt : public std::enable_shared_from_this<ExecAttempt> {
       stderr_text_.append(stderr_chunk_.data(), n);
       const std::size_t limit = config_->options.max_stderr;
       if (stderr_text_.size() > limit) {
-        stderr_dropped_ += stderr_text_.size() - limit;
-        stderr_text_.erase(0, stderr_text_.size() - limit);
+        // Cut where a character starts, so UTF-8 stays UTF-8.
+        const std::size_t drop = stderr_text_.size() - utf8_suffix(stderr_text_, limit).size();
+        stderr_dropped_ += drop;
+        stderr_text_.erase(0, drop);
       }
     }
     if (ec) {
@@ -439,6 +490,7 @@ class ExecAttempt : public std::enable_shared_from_this<ExecAttempt> {
     // while the zombie leader still pins the group id, then reap the leader
     // (it has exited: this does not block).
     ::kill(-pid_, SIGKILL);
+    live_groups().remove(pid_);
     int status = 0;
     pid_t r = 0;
     do {
@@ -612,7 +664,9 @@ FailureClass classify_exit(const ExecHandlerOptions& options, int wait_status) {
     }
     return FailureClass::kRetryable;
   }
-  return FailureClass::kRetryable;  // killed by a signal (or stopped)
+  // Killed by a signal trouped did not send (those for a timeout, a cancel or
+  // max_output are classified before this is asked): its process died.
+  return FailureClass::kCrash;
 }
 
 std::string describe_exit(int wait_status) {
@@ -624,6 +678,10 @@ std::string describe_exit(int wait_status) {
     return out;
   }
   return "ended with wait status " + std::to_string(wait_status);
+}
+
+std::size_t kill_exec_process_groups() {
+  return live_groups().kill_all();
 }
 
 std::unique_ptr<Handler> make_exec_handler(const ExecHandlerOptions& options,

@@ -1,0 +1,64 @@
+#pragma once
+
+/// trouped's services register every method raw (requests and replies as
+/// grpc::ByteBuffer) and parse and serialize the messages here, so that a
+/// request protobuf cannot parse (garbage, an invalid wire type, a `string`
+/// field that is not UTF-8) is answered INVALID_ARGUMENT "could not parse
+/// request ...", as docs/api.md promises and as gRPC's health service does.
+/// With typed callback methods gRPC 1.51 answers such a request itself, with
+/// UNIMPLEMENTED and an empty message (CallbackUnaryHandler::RunHandler and
+/// its streaming siblings give up on a failed Deserialize). Pure functions;
+/// thread-safe.
+
+#include <grpcpp/impl/codegen/proto_utils.h>  // SerializationTraits for protobuf messages
+#include <grpcpp/support/byte_buffer.h>
+#include <grpcpp/support/server_callback.h>
+
+#include <optional>
+
+#include "daemon/status_mapping.h"
+
+namespace troupe::daemon {
+
+/// Parses `bytes` into `out`; INVALID_ARGUMENT naming the message type when
+/// they are not one.
+template <class Message>
+std::optional<RpcError> parse_request(const grpc::ByteBuffer& bytes, Message& out) {
+  grpc::ByteBuffer view(bytes);  // shares the slices; the reader consumes the view
+  if (grpc::SerializationTraits<Message>::Deserialize(&view, &out).ok()) return std::nullopt;
+  return unparseable_request(Message::descriptor()->full_name());
+}
+
+/// Serializes `message` into `out`.
+template <class Message>
+void serialize_reply(const Message& message, grpc::ByteBuffer& out) {
+  bool own_buffer = false;
+  // Fails only past 2 GiB, which no reply of ours reaches (the server's send
+  // limit would refuse it first).
+  (void)grpc::SerializationTraits<Message>::Serialize(message, &out, &own_buffer);
+}
+
+/// A unary call answered at once on the gRPC thread: parses the request,
+/// runs `serve(const Request&, Response&) -> std::optional<RpcError>` and
+/// finishes with the serialized response, or with the error.
+template <class Request, class Response, class Serve>
+grpc::ServerUnaryReactor* answer_now(grpc::CallbackServerContext& context,
+                                     const grpc::ByteBuffer& in, grpc::ByteBuffer& out,
+                                     Serve&& serve) {
+  auto* reactor = context.DefaultReactor();
+  Request request;
+  if (auto error = parse_request(in, request)) {
+    finish(context, *reactor, *error);
+    return reactor;
+  }
+  Response response;
+  if (auto error = serve(request, response)) {
+    finish(context, *reactor, *error);
+    return reactor;
+  }
+  serialize_reply(response, out);
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+}  // namespace troupe::daemon
