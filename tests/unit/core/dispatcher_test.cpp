@@ -140,5 +140,22 @@ TEST_F(DispatcherTest, RemovingIdleWorkersShrinksCapacityAndBusyOnesRetireAfterT
   EXPECT_EQ(d.load().workers, 0u);
 }
 
+// Shutdown: every worker leaves at once (the troupe releases them, which
+// frees it); a worker still finishing its turn parks nowhere afterwards (the
+// idle list must not point at it once it is freed), and no worker joins.
+TEST_F(DispatcherTest, CloseLetsEveryWorkerGoAndKeepsNone) {
+  auto w = workers(2);
+  EXPECT_FALSE(d.take(*w[0], go).job);  // idle
+  auto gone = d.close();
+  EXPECT_EQ(gone.size(), 2u);
+  EXPECT_EQ(d.load().workers, 0u);
+  EXPECT_EQ(d.load().idle, 0u);
+  EXPECT_EQ(gauges.total, 0u);
+  EXPECT_FALSE(d.take(*w[1], go).job);
+  EXPECT_EQ(d.load().idle, 0u);
+  EXPECT_FALSE(d.add({std::make_shared<Worker>(7)}));
+  EXPECT_EQ(d.load().workers, 0u);
+}
+
 }  // namespace
 }  // namespace troupe::core::detail
