@@ -996,8 +996,8 @@ TroupeRead read_troupe(Diagnostics& diag, const Field& f) {
   core::TroupeOptions& t = result.options;
   MapReader m(diag, f,
               {"name", "mode", "actors", "mailbox", "dispatch", "timeout", "max_timeout",
-               "dead_letter_capacity", "supervisor", "autoscale", "circuit_breaker", "retry",
-               "rate_limit", "handler"});
+               "dead_letter_capacity", "dead_letter_max_bytes", "supervisor", "autoscale",
+               "circuit_breaker", "retry", "rate_limit", "handler"});
   if (!m.is_map() || f.node().IsNull()) {
     if (f.node().IsNull()) {
       diag.error(f.where(), f.path(), "empty troupe; it needs at least a name and a handler");
@@ -1041,6 +1041,7 @@ TroupeRead read_troupe(Diagnostics& diag, const Field& f) {
     }
   }
   m.count("dead_letter_capacity", t.dead_letter_capacity, {0, 10'000'000});
+  m.size("dead_letter_max_bytes", t.dead_letter_max_bytes, 0, 64 * kGiB);
   if (const Field* s = m.find("supervisor")) read_supervisor(diag, *s, t.supervisor);
   if (const Field* a = m.find("autoscale")) read_autoscale(diag, *a, t.mode, t.autoscale);
   if (const Field* c = m.find("circuit_breaker")) read_circuit_breaker(diag, *c, t.circuit_breaker);

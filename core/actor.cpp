@@ -3,7 +3,6 @@
 #include <boost/asio/post.hpp>
 #include <exception>
 
-#include "core/backoff.h"
 #include "core/failure_policy.h"
 #include "core/troupe.h"
 
@@ -13,41 +12,58 @@ namespace {
 // Jobs one actor runs in a single strand turn before it re-posts itself, so
 // a stream of synchronous handlers cannot monopolise an io thread.
 constexpr int kBatch = 64;
+
+std::string describe_exception(const char* what_failed) {
+  try {
+    throw;
+  } catch (const std::exception& e) {
+    return std::string(what_failed) + ": " + e.what();
+  } catch (...) {
+    return std::string(what_failed) + ": an exception of unknown type";
+  }
+}
 }  // namespace
 
 Actor::Actor(std::shared_ptr<Troupe> troupe, Strand strand, std::uint32_t index)
-    : troupe_(*troupe),
+    : Worker(index),
+      troupe_(*troupe),
       troupe_alive_(std::move(troupe)),
       strand_(std::move(strand)),
-      index_(index) {}
+      rng_(std::random_device{}()) {}
 
 Actor::~Actor() = default;
 
 void Actor::post_pump() {
-  boost::asio::post(strand_, [self = shared_from_this()] { self->pump(); });
+  boost::asio::post(strand_, [self = self()] { self->pump(); });
 }
 
 void Actor::release(std::shared_ptr<Actor> actor) {
   Strand strand = actor->strand_;
-  boost::asio::post(strand, [a = std::move(actor)]() mutable { a.reset(); });
+  boost::asio::post(strand, [a = std::move(actor)]() mutable {
+    if (a->current_) {
+      // An attempt still runs (a troupe shut down undrained): its handler
+      // answers the cancellation into this actor, which must outlive it.
+      // The actor keeps itself until then (complete_async lets it go).
+      a->released_ = a;
+      a->signal_.emit(boost::asio::cancellation_type::terminal);
+      return;
+    }
+    a.reset();
+  });
 }
 
 void Actor::post_cancel(const JobPtr& job) {
-  boost::asio::post(strand_, [self = shared_from_this(), job] {
+  boost::asio::post(strand_, [self = self(), job] {
     if (self->current_ == job) self->signal_.emit(boost::asio::cancellation_type::terminal);
   });
 }
 
 void Actor::post_abort() {
-  boost::asio::post(strand_, [self = shared_from_this()] {
+  boost::asio::post(strand_, [self = self()] {
     if (!self->current_) return;
-    {
-      std::lock_guard lock(self->current_->lock);
-      if (self->current_->abort_requested) return;
-      self->current_->abort_requested = true;
+    if (self->troupe_.lifecycle().request_abort(self->current_)) {
+      self->signal_.emit(boost::asio::cancellation_type::terminal);
     }
-    self->troupe_.host().drain_ended(true);
-    self->signal_.emit(boost::asio::cancellation_type::terminal);
   });
 }
 
@@ -56,67 +72,58 @@ Timer& Actor::timer() {
   return *timer_;
 }
 
+void Actor::refresh_config() {
+  if (auto c = troupe_.config_if_changed(config_version_)) config_ = std::move(c);
+}
+
 void Actor::pump() {
   for (int n = 0; n < kBatch; ++n) {
     if (restarting_ || stopped_ || current_) return;
-    bool permit = false;
-    std::shared_ptr<Actor> chain;
-    JobPtr job = troupe_.take(*this, permit, chain);
-    if (chain) chain->post_pump();
-    if (!job) return;
-    if (!run_job(std::move(job), permit)) return;
+    auto t = troupe_.take(*this);
+    if (t.chain) static_cast<Actor&>(*t.chain).post_pump();
+    if (!t.job) return;
+    if (!run_job(std::move(t.job), t.breaker_permit)) return;
   }
   post_pump();
 }
 
 bool Actor::run_job(JobPtr job, bool breaker_permit) {
+  refresh_config();
   const TroupeConfig& config = *config_;
   Clock& clock = troupe_.clock();
+  JobLifecycle& lifecycle = troupe_.lifecycle();
   const auto now = clock.now();
   const std::int64_t now_ns = to_ns(now);
-  const bool deadline_passed =
-      job->extras && job->extras->deadline && clock.wall_now() > *job->extras->deadline;
 
-  JobState terminal = JobState::kQueued;
+  bool ended = false;
+  if (troupe_.aborting()) {
+    lifecycle.end_unstarted(job, JobState::kAborted,
+                            "aborted: the drain deadline passed before the job started", now_ns);
+    ended = true;
+  } else if (job->extras && job->extras->deadline && clock.wall_now() > *job->extras->deadline) {
+    // Checked before every attempt, never while one runs (docs/api.md).
+    std::uint32_t done;
+    {
+      std::lock_guard lock(job->lock);  // attempts is the lifecycle's, read under the job's lock
+      done = job->attempts;
+    }
+    lifecycle.end_unstarted(
+        job, JobState::kFailed,
+        done == 0 ? "deadline passed before the job started"
+                  : "deadline passed before attempt " + std::to_string(done + 1) + " started",
+        now_ns);
+    ended = true;
+  }
   std::uint32_t attempt = 0;
   bool watched = false;
-  {
-    std::lock_guard lock(job->lock);
-    if (job->state.load(std::memory_order_relaxed) != JobState::kQueued) {
-      // Cancelled between the queue and here: it was finalised by cancel().
-      if (breaker_permit) troupe_.breaker().release();
-      return true;
-    }
-    if (troupe_.aborting()) {
-      troupe_.host().drain_ended(false);
-      terminal = JobState::kAborted;
-      job->output = "aborted: the drain deadline passed before the job started";
-    } else if (deadline_passed) {
-      // Checked before every attempt, never while one runs (docs/api.md).
-      terminal = JobState::kFailed;
-      job->output = job->attempts == 0 ? "deadline passed before the job started"
-                                       : "deadline passed before attempt " +
-                                             std::to_string(job->attempts + 1) + " started";
-    }
-    if (terminal != JobState::kQueued) {
-      job->finished_ns = troupe_.wall_ns(now_ns);
-      job->state.store(terminal, std::memory_order_release);
-    } else {
-      watched = job->listeners != nullptr;
-      attempt = ++job->attempts;
-      if (attempt == 1) job->started_ns = troupe_.wall_ns(now_ns);
-      job->runner = this;
-      job->state.store(JobState::kRunning, std::memory_order_release);
-    }
-  }
-  if (terminal != JobState::kQueued) {
+  if (ended || !lifecycle.start(job, this, now_ns, attempt, watched)) {
+    // Ended before it started (or cancelled between the queue and here).
     if (breaker_permit) troupe_.breaker().release();
-    troupe_.complete(job, terminal, now_ns);
     return true;
   }
 
   troupe_.attempt_started(*job, now);
-  if (watched) Troupe::notify_watchers(job, troupe_.host());
+  if (watched) lifecycle.notify_watchers(job);
   current_ = std::move(job);
   permit_ = breaker_permit;
   timed_out_ = false;
@@ -133,21 +140,16 @@ bool Actor::run_job(JobPtr job, bool breaker_permit) {
     // A new handler generation (reload) takes effect between attempts.
     if (handler_generation_ != config.handler_generation || !handler_) {
       handler_.reset();
-      handler_ = make_handler(config.options.handler, strand_, clock);
+      handler_ = troupe_.build_handler(config.options.handler, strand_);
       handler_generation_ = config.handler_generation;
     }
     handler_->start(ctx, [this, seq](AttemptResult r) { on_done(seq, std::move(r)); });
-  } catch (const std::exception& e) {
+  } catch (...) {
     // The supervisor's boundary: a throwing handler is a crash of this
     // actor, never of the daemon.
     if (!inline_result_) {
       inline_result_ =
-          AttemptResult::failed(FailureClass::kCrash, std::string("handler threw: ") + e.what());
-    }
-  } catch (...) {
-    if (!inline_result_) {
-      inline_result_ =
-          AttemptResult::failed(FailureClass::kCrash, "handler threw an exception of unknown type");
+          AttemptResult::failed(FailureClass::kCrash, describe_exception("handler threw"));
     }
   }
   in_start_ = false;
@@ -179,7 +181,7 @@ void Actor::on_done(std::uint32_t seq, AttemptResult result) {
     complete_async(seq, std::move(result));
     return;
   }
-  boost::asio::post(strand_, [self = shared_from_this(), seq, r = std::move(result)]() mutable {
+  boost::asio::post(strand_, [self = self(), seq, r = std::move(result)]() mutable {
     self->complete_async(seq, std::move(r));
   });
 }
@@ -187,6 +189,10 @@ void Actor::on_done(std::uint32_t seq, AttemptResult result) {
 void Actor::complete_async(std::uint32_t seq, AttemptResult result) {
   if (seq != seq_ || !current_) return;  // stale: a completion after its attempt ended
   finish_attempt(std::move(result));
+  if (released_) {
+    release(std::move(released_));
+    return;
+  }
   pump();
 }
 
@@ -207,102 +213,83 @@ void Actor::finish_attempt(AttemptResult result) {
   const Verdict verdict = classify(outcome, config.options.retry, config.options.circuit_breaker);
   troupe_.attempt_finished(outcome, run_time);
 
-  bool cancelled = false;
-  bool retry = false;
-  JobState next = JobState::kQueued;
-  std::uint32_t attempts = 0;
+  AttemptEnd attempt;
+  attempt.failure = outcome;
+  attempt.success = verdict.success;
+  attempt.retryable = verdict.retryable;
+  attempt.output = std::move(result.output);
+  std::uint32_t attempts;
   {
-    std::lock_guard lock(job->lock);
-    job->runner = nullptr;
+    std::lock_guard lock(job->lock);  // attempts is the lifecycle's, read under the job's lock
     attempts = job->attempts;
-    job->failure = outcome;
-    if (job->abort_requested) {
-      next = JobState::kAborted;
-      job->output = "aborted: the drain deadline passed while the job ran";
-      cancelled = true;
-    } else if (job->cancel_requested) {
-      next = JobState::kCancelled;
-      job->output = "cancelled by request";
-      cancelled = true;
-    } else if (verdict.success) {
-      next = JobState::kSucceeded;
-      job->output = std::move(result.output);
-    } else {
-      job->output = std::move(result.output);
-      if (outcome == FailureClass::kTimeout && job->output.empty()) {
-        job->output = "attempt timed out";
-      }
-      if (config.retry.should_retry(verdict, attempts)) {
-        next = JobState::kRetryWait;
-        retry = true;
-      } else {
-        next = verdict.retryable ? JobState::kDead : JobState::kFailed;
-      }
-    }
-    if (is_terminal(next)) job->finished_ns = troupe_.wall_ns(end_ns);
-    job->state.store(next, std::memory_order_release);
   }
+  attempt.retry = !verdict.success && config.retry.should_retry(verdict, attempts);
+  const JobState next = troupe_.lifecycle().attempt_ended(job, std::move(attempt), end_ns);
 
   if (permit_) {
     permit_ = false;
-    if (cancelled && outcome == FailureClass::kCancelled) {
+    const bool ended_by_request = next == JobState::kCancelled || next == JobState::kAborted;
+    if (ended_by_request && outcome == FailureClass::kCancelled) {
       troupe_.breaker().release();
     } else {
       troupe_.breaker().record(verdict.breaker_failure, run_time);
     }
     troupe_.breaker_recorded();
   }
-  if (retry) {
-    troupe_.schedule_retry(job, troupe_.retry_backoff(config, attempts, result.retry_after));
-  } else {
-    troupe_.complete(job, next, end_ns);
+  if (next == JobState::kRetryWait) {
+    troupe_.retry(job, config.retry.backoff(attempts, result.retry_after, rng_));
   }
   if (outcome == FailureClass::kCrash) supervise();
 }
 
 void Actor::supervise() {
-  const SupervisorOptions& options = config_->options.supervisor;
-  switch (options.strategy) {
-    case SupervisorOptions::Strategy::kResume:
+  const auto decision =
+      supervisor_.on_crash(config_->options.supervisor, troupe_.clock().now(), rng_);
+  apply(decision, "restart limit exceeded (" +
+                      std::to_string(config_->options.supervisor.max_restarts) +
+                      " restarts within the supervisor window): its handler keeps crashing");
+}
+
+void Actor::apply(const SupervisorDecision& decision, const std::string& cause) {
+  using Action = SupervisorDecision::Action;
+  switch (decision.action) {
+    case Action::kResume:
       return;
-    case SupervisorOptions::Strategy::kStop:
+    case Action::kStop:
       stopped_ = true;
       handler_.reset();
-      troupe_.actor_stopped(*this);
+      troupe_.actor_stopped(*this, "actor " + std::to_string(index()) +
+                                       " stopped (supervisor strategy stop): " +
+                                       (cause.empty() ? "its handler crashed" : cause));
       return;
-    case SupervisorOptions::Strategy::kRestart:
+    case Action::kRestart:
+    case Action::kGiveUp:
       break;
   }
-  const auto now = troupe_.clock().now();
-  std::erase_if(restarts_, [&](auto t) { return now - t >= options.window; });
-  if (restarts_.size() >= options.max_restarts) {
-    stopped_ = true;
-    handler_.reset();
-    troupe_.actor_stopped(*this);
-    return;
-  }
-  const auto n = static_cast<std::uint32_t>(restarts_.size());
-  restarts_.push_back(now);
+  const bool give_up = decision.action == Action::kGiveUp;
+  if (give_up) troupe_.actor_gave_up(*this, cause, decision.wait);
   restarting_ = true;
   handler_.reset();
-  timer().wait(troupe_.restart_backoff(options, n), [this](bool fired) {
+  timer().wait(decision.wait, [this, give_up](bool fired) {
     if (!fired) return;
-    restart_now();
+    restart_now(give_up);
   });
 }
 
-void Actor::restart_now() {
+void Actor::restart_now(bool recovering) {
   restarting_ = false;
+  refresh_config();
   try {
-    handler_ = make_handler(config_->options.handler, strand_, troupe_.clock());
+    handler_ = troupe_.build_handler(config_->options.handler, strand_);
     handler_generation_ = config_->handler_generation;
-  } catch (const std::exception&) {
-    // A handler that cannot even be built is not worth restarting again.
-    stopped_ = true;
-    troupe_.actor_stopped(*this);
+  } catch (...) {
+    // Reported, never swallowed: the operator sees why the actor is out.
+    const std::string cause = describe_exception("its handler could not be rebuilt");
+    apply(supervisor_.on_rebuild_failed(config_->options.supervisor, troupe_.clock().now()), cause);
     return;
   }
   troupe_.actor_restarted();
+  if (recovering) troupe_.actor_recovered(*this);
   pump();
 }
 

@@ -5,40 +5,43 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
-#include <vector>
+#include <random>
+#include <string>
 
+#include "core/backoff.h"
 #include "core/clock.h"
+#include "core/dispatcher.h"
 #include "core/handler.h"
 #include "core/job_entry.h"
-#include "core/ring_queue.h"
+#include "core/supervisor.h"
 
 namespace troupe::core::detail {
 
 class Troupe;
 struct TroupeConfig;
 
-/// One actor of a troupe: a strand, a Handler instance, and a mailbox for
-/// the jobs routed to it by key (unkeyed jobs wait in the troupe's shared
-/// queue, which every actor pulls from). Runs one job at a time, to the
+/// One actor of a troupe: a strand, a Handler instance and its supervisor.
+/// Takes jobs from the troupe's dispatcher and runs one at a time, to the
 /// completion of its handler, then takes the next; several jobs whose
 /// handlers complete synchronously run in one strand turn (bounded, then the
-/// actor yields its thread by re-posting itself).
+/// actor yields its thread by re-posting itself). Every change of a job's
+/// state goes through the troupe's job lifecycle.
 ///
-/// Threading: everything marked "strand" is touched only on `strand_`;
-/// fields marked "troupe" are guarded by the troupe's mutex. The handler's
-/// completion callback may come from any thread; it is brought back onto the
-/// strand. Owned by its troupe through shared_ptr; work posted to the strand
-/// keeps it alive, and it keeps its troupe alive (the troupe breaks the
-/// cycle in shutdown()), so a troupe is freed only after its last actor,
-/// never while one still runs on its strand.
-class Actor : public std::enable_shared_from_this<Actor> {
+/// Threading: all its state is touched only on `strand_` (what the
+/// dispatcher keeps about it is the dispatcher's, under its lock). The
+/// handler's completion callback may come from any thread; it is brought
+/// back onto the strand. Owned by the dispatcher through shared_ptr; work
+/// posted to the strand keeps it alive, and it keeps its troupe alive (the
+/// troupe breaks the cycle in shutdown()), so a troupe is freed only after
+/// its last actor, never while one still runs on its strand.
+class Actor final : public Worker {
  public:
   using Strand = boost::asio::strand<boost::asio::io_context::executor_type>;
 
   Actor(std::shared_ptr<Troupe> troupe, Strand strand, std::uint32_t index);
-  ~Actor();
-  Actor(const Actor&) = delete;
-  Actor& operator=(const Actor&) = delete;
+  ~Actor() override;
+
+  std::shared_ptr<Actor> self() { return std::static_pointer_cast<Actor>(shared_from_this()); }
 
   /// Strand: takes and runs jobs until none is available or one runs
   /// asynchronously.
@@ -51,19 +54,9 @@ class Actor : public std::enable_shared_from_this<Actor> {
   /// cancelled and its job will end ABORTED.
   void post_abort();
   /// Any thread: destroys the actor's last reference on its own strand,
-  /// after whatever it runs now has returned.
+  /// after whatever it runs now has returned; a running attempt is
+  /// cancelled first and the actor goes once its handler has answered.
   static void release(std::shared_ptr<Actor> actor);
-
-  const Strand& strand() const { return strand_; }
-  std::uint32_t index() const { return index_; }
-
-  // Troupe-guarded state (the troupe's mutex).
-  RingQueue<JobPtr> keyed_;  // jobs routed here by key, in submission order
-  std::shared_ptr<const TroupeConfig> config_;
-  std::uint64_t config_version_ = 0;
-  bool idle_ = false;      // in the troupe's idle list
-  bool woken_ = false;     // woken, has not reached take() yet
-  bool retiring_ = false;  // leaves once its current job is done
 
  private:
   bool run_job(JobPtr job, bool breaker_permit);
@@ -71,15 +64,18 @@ class Actor : public std::enable_shared_from_this<Actor> {
   void complete_async(std::uint32_t seq, AttemptResult result);
   void finish_attempt(AttemptResult result);
   void supervise();
-  void restart_now();
+  void apply(const SupervisorDecision& decision, const std::string& cause);
+  void restart_now(bool recovering);
+  void refresh_config();
   Timer& timer();
 
   Troupe& troupe_;
   const std::shared_ptr<Troupe> troupe_alive_;  // see the class comment
   Strand strand_;
-  std::uint32_t index_;
 
   // Strand state.
+  std::shared_ptr<const TroupeConfig> config_;
+  std::uint64_t config_version_ = 0;
   std::unique_ptr<Handler> handler_;
   std::uint64_t handler_generation_ = ~std::uint64_t{0};
   JobPtr current_;
@@ -88,13 +84,15 @@ class Actor : public std::enable_shared_from_this<Actor> {
   bool permit_ = false;  // current attempt holds a breaker permit
   bool timed_out_ = false;
   bool timer_armed_ = false;
-  bool restarting_ = false;
+  bool restarting_ = false;  // waiting out a restart backoff or a give-up pause
   bool stopped_ = false;
+  std::shared_ptr<Actor> released_;  // itself, released while an attempt ran
   std::optional<AttemptResult> inline_result_;
   std::chrono::steady_clock::time_point attempt_started_{};
   std::unique_ptr<Timer> timer_;  // attempt timeout, then restart backoff
   boost::asio::cancellation_signal signal_;
-  std::vector<std::chrono::steady_clock::time_point> restarts_;  // within the window
+  Supervisor supervisor_;
+  JitterRng rng_;  // retry and restart jitter, this strand's own
 };
 
 }  // namespace troupe::core::detail

@@ -5,8 +5,7 @@
 
 namespace troupe::core {
 
-Duration exponential_backoff(Duration initial, Duration max, double multiplier, std::uint32_t n,
-                             bool jitter, std::mt19937_64& rng) {
+Duration capped_backoff(Duration initial, Duration max, double multiplier, std::uint32_t n) {
   if (max <= Duration::zero() || initial <= Duration::zero()) return Duration::zero();
   Duration capped = max;
   // In floating point: initial * multiplier^n overflows int64 long before n
@@ -16,7 +15,13 @@ Duration exponential_backoff(Duration initial, Duration max, double multiplier, 
   if (std::isfinite(scaled) && scaled < static_cast<double>(max.count())) {
     capped = Duration(static_cast<Duration::rep>(scaled));
   }
-  if (!jitter) return capped;
+  return capped;
+}
+
+Duration exponential_backoff(Duration initial, Duration max, double multiplier, std::uint32_t n,
+                             bool jitter, JitterRng& rng) {
+  const Duration capped = capped_backoff(initial, max, multiplier, n);
+  if (!jitter || capped == Duration::zero()) return capped;
   std::uniform_int_distribution<Duration::rep> full_jitter(0, capped.count());
   return Duration(full_jitter(rng));
 }

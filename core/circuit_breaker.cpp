@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <boost/asio/post.hpp>
 #include <mutex>
-#include <random>
 #include <utility>
 #include <vector>
 
@@ -270,10 +269,9 @@ struct CircuitBreaker::Impl : std::enable_shared_from_this<CircuitBreaker::Impl>
 
   // open_timeout * multiplier^(consecutive reopens), capped.
   Duration next_open_timeout_locked() {
-    std::mt19937_64 unused;  // no jitter: the rng is not drawn from
-    return exponential_backoff(options_.open_timeout,
-                               std::max(options_.max_open_timeout, options_.open_timeout),
-                               options_.open_timeout_multiplier, consecutive_opens_, false, unused);
+    return capped_backoff(options_.open_timeout,
+                          std::max(options_.max_open_timeout, options_.open_timeout),
+                          options_.open_timeout_multiplier, consecutive_opens_);
   }
 
   void release_waiters_locked() {

@@ -74,6 +74,10 @@ std::string_view to_string(RejectReason r) {
       return "draining";
     case RejectReason::kCircuitOpen:
       return "circuit_open";
+    case RejectReason::kStoreFull:
+      return "store_full";
+    case RejectReason::kDegraded:
+      return "degraded";
     case RejectReason::kRateLimited:
       return "rate_limited";
     case RejectReason::kTimeoutOverMax:

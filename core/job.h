@@ -81,20 +81,31 @@ struct JobRecord {
 /// Why a submit was refused. The job was never accepted and is not counted.
 enum class RejectReason : std::uint8_t {
   kUnknownTroupe,
-  kFull,
-  kDraining,
-  kCircuitOpen,
-  kRateLimited,
+  kFull,              // every mailbox of the troupe is at capacity
+  kDraining,          // the daemon drains, or a reload removes the troupe
+  kCircuitOpen,       // the breaker is open (policy reject)
+  kRateLimited,       // rate limited and the queue is full
+  kStoreFull,         // the job store holds job_store.max_jobs / max_bytes of unfinished jobs
+  kDegraded,          // no actor runs: the supervisor gave up on all of them for now
   kTimeoutOverMax,    // the job's own timeout is over its troupe's max_timeout
   kTooManyListeners,  // a duplicate's on_terminal past max_listeners_per_job
 };
 std::string_view to_string(RejectReason r);
 
+/// A refused submit, as facts: the reason and the numbers behind it. The
+/// words a client reads are written by daemon/ (status_mapping), not here.
 struct Rejection {
-  RejectReason reason;
-  std::string message;  // says what was wrong and what to do
+  RejectReason reason = RejectReason::kFull;
+  /// When a retry may succeed: the breaker's half-open time, the next token,
+  /// the next restart of a degraded troupe, or the queue's expected drain.
+  /// Zero when core cannot tell (draining, unknown troupe, strategy stop).
   std::chrono::milliseconds retry_after{0};
-  Duration limit{0};  // kTimeoutOverMax: the troupe's max_timeout
+  std::uint64_t queued = 0;  // kFull, kRateLimited: jobs waiting in the troupe
+  /// kFull: actors x mailbox_capacity; kTooManyListeners: max_listeners_per_job.
+  std::uint64_t capacity = 0;
+  std::uint32_t actors = 0;  // kFull, kDegraded: the troupe's actors (kDegraded: none running)
+  Duration limit{0};         // kTimeoutOverMax: the troupe's max_timeout
+  JobId job{};               // kTooManyListeners: the job already waited on
 };
 
 struct Accepted {

@@ -53,8 +53,8 @@ struct JobListeners {
 /// One accepted job. Immutable after submit: id, troupe_name, troupe, payload
 /// and the request fields of extras. Everything else is guarded by `lock`;
 /// `state` is also readable without it (a queue skips cancelled entries by
-/// peeking at it). Lock order: a troupe's mutex, then a job's lock; never
-/// the reverse.
+/// peeking at it). Its state is written only by the troupe's JobLifecycle.
+/// No other lock is taken while a job's lock is held.
 class Job {
  public:
   JobId id;

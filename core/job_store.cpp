@@ -69,7 +69,12 @@ void InMemoryJobStore::trim_locked(Shard& shard, std::int64_t now_ns, bool over)
 }
 
 void InMemoryJobStore::add(const JobPtr& job) {
-  const std::int64_t now_ns = job->enqueued_ns;
+  std::int64_t now_ns;
+  {
+    // The job is already queued when it is added: a retry may be stamping it.
+    std::lock_guard lock(job->lock);
+    now_ns = job->enqueued_ns;
+  }
   Shard& shard = shard_of(job->id.value);
   {
     std::lock_guard lock(shard.mutex);

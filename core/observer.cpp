@@ -17,6 +17,9 @@ class NullTroupeObserver final : public TroupeObserver {
   void circuit_changed(CircuitState) override {}
   void degraded_changed(bool) override {}
   void autoscaled(ScaleDirection, std::uint32_t) override {}
+  void actor_gave_up(std::uint32_t, std::string_view, Duration) override {}
+  void actor_recovered(std::uint32_t) override {}
+  void illegal_transition(JobId, JobState, JobState) override {}
   void removed() override {}
 };
 

@@ -37,6 +37,17 @@ class TroupeObserver {
   virtual void circuit_changed(CircuitState to) = 0;
   virtual void degraded_changed(bool degraded) = 0;
   virtual void autoscaled(ScaleDirection direction, std::uint32_t actors_now) = 0;
+  /// The supervisor gave up on an actor for now (restart limit exceeded, or
+  /// its handler could not be rebuilt): `cause` says why; it restarts after
+  /// `retry_in`, or never (zero) under strategy `stop`. Rare: daemon/ logs a
+  /// warning and counts it.
+  virtual void actor_gave_up(std::uint32_t actor, std::string_view cause, Duration retry_in) = 0;
+  /// An actor given up on runs again.
+  virtual void actor_recovered(std::uint32_t actor) = 0;
+  /// The job lifecycle refused a transition that must not happen (a second
+  /// terminal state, a retry of an ended job): a bug, never applied; daemon/
+  /// logs it and counts it.
+  virtual void illegal_transition(JobId job, JobState from, JobState to) = 0;
   /// This generation is gone (removed by a reload and drained); called once,
   /// last. It must not touch a newer generation of the same name.
   virtual void removed() = 0;

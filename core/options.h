@@ -153,6 +153,8 @@ struct TroupeOptions {
   RateLimitOptions rate_limit;
   HandlerOptions handler;
   std::size_t dead_letter_capacity = 1000;
+  /// Bytes (payload + error) the dead letters keep; the oldest go first.
+  std::size_t dead_letter_max_bytes = 64u << 20;
 
   bool operator==(const TroupeOptions&) const = default;
 };

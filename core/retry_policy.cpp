@@ -11,7 +11,7 @@ bool RetryPolicy::should_retry(const Verdict& verdict, std::uint32_t attempts_ma
 }
 
 Duration RetryPolicy::backoff(std::uint32_t attempts_made, std::optional<Duration> retry_after,
-                              std::mt19937_64& rng) const {
+                              JitterRng& rng) const {
   const std::uint32_t n = attempts_made == 0 ? 0 : attempts_made - 1;
   Duration wait = exponential_backoff(options_.initial_backoff, options_.max_backoff,
                                       options_.multiplier, n, options_.jitter, rng);

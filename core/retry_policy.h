@@ -4,6 +4,7 @@
 #include <optional>
 #include <random>
 
+#include "core/backoff.h"
 #include "core/failure_policy.h"
 #include "core/options.h"
 
@@ -26,7 +27,7 @@ class RetryPolicy {
   /// but never less than the handler's retry_after hint (capped at
   /// max_backoff).
   Duration backoff(std::uint32_t attempts_made, std::optional<Duration> retry_after,
-                   std::mt19937_64& rng) const;
+                   JitterRng& rng) const;
 
  private:
   RetryOptions options_;

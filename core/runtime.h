@@ -27,7 +27,8 @@ struct TroupeCounters {
   std::uint64_t dead = 0;
   std::uint64_t cancelled = 0;
   std::uint64_t aborted = 0;
-  std::uint64_t in_flight = 0;  // submitted - every terminal count
+  std::uint64_t in_flight = 0;  // its own counter: +1 at accept, -1 at the terminal transition
+  std::uint64_t illegal_transitions = 0;  // refused by the job lifecycle (a bug when non-zero)
   std::uint64_t attempts = 0;
   std::uint64_t actor_restarts = 0;
 };
@@ -38,12 +39,14 @@ struct TroupeStatus {
   std::string handler;  // describe(options.handler)
   std::uint32_t actors = 0;
   std::uint32_t actors_busy = 0;
+  std::uint32_t actors_running = 0;  // not given up on by the supervisor
   std::uint32_t min_actors = 0;
   std::uint32_t max_actors = 0;
   std::uint64_t mailbox_depth = 0;
   std::uint64_t mailbox_capacity = 0;
   CircuitState circuit = CircuitState::kClosed;
   bool degraded = false;
+  std::string degraded_cause;  // the supervisor's last give-up, while degraded
   bool draining = false;
   TroupeCounters counters;
   std::uint64_t dead_letters = 0;

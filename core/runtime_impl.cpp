@@ -54,41 +54,32 @@ const std::string* RuntimeImpl::intern(const std::string& name) {
 }
 
 void RuntimeImpl::apply(const std::vector<TroupeOptions>& troupes) {
-  std::vector<std::shared_ptr<Troupe>> started;
-  std::vector<Troupe*> empty_retirees;
-  {
-    std::unique_lock lock(troupes_mutex_);
-    std::set<std::string, std::less<>> wanted;
-    for (const auto& o : troupes) wanted.insert(o.name);
-    for (auto it = troupes_.begin(); it != troupes_.end();) {
-      if (wanted.contains(it->first)) {
-        ++it;
-        continue;
-      }
-      // Removed: it drains (its accepted jobs finish) and then goes.
-      auto t = std::move(it->second);
-      it = troupes_.erase(it);
-      t->mark_removing();
-      t->begin_drain();
-      if (t->in_flight() == 0) empty_retirees.push_back(t.get());
-      retiring_.push_back(std::move(t));
+  std::unique_lock lock(troupes_mutex_);
+  std::set<std::string, std::less<>> wanted;
+  for (const auto& o : troupes) wanted.insert(o.name);
+  for (auto it = troupes_.begin(); it != troupes_.end();) {
+    if (wanted.contains(it->first)) {
+      ++it;
+      continue;
     }
-    for (const auto& o : troupes) {
-      auto it = troupes_.find(o.name);
-      if (it != troupes_.end()) {
-        it->second->update(o);
-        continue;
-      }
-      auto t = std::make_shared<Troupe>(o, io_, clock_, observer_, *store_,
-                                        static_cast<detail::TroupeHost&>(*this), intern(o.name));
-      if (draining_.load(std::memory_order_acquire)) t->begin_drain();
-      troupes_.emplace(o.name, t);
-      started.push_back(std::move(t));
-    }
+    // Removed: its gate closes; its accepted jobs finish, then it goes.
+    auto t = std::move(it->second);
+    it = troupes_.erase(it);
+    Troupe* raw = t.get();
+    retiring_.push_back(std::move(t));
+    raw->close([this, raw] { boost::asio::post(io_, [this, raw] { remove_drained(raw); }); });
   }
-  for (auto& t : started) t->start();
-  for (auto* t : empty_retirees) {
-    boost::asio::post(io_, [this, t] { remove_drained(t); });
+  for (const auto& o : troupes) {
+    auto it = troupes_.find(o.name);
+    if (it != troupes_.end()) {
+      it->second->update(o);
+      continue;
+    }
+    auto t = std::make_shared<Troupe>(o, io_, clock_, observer_, *store_,
+                                      static_cast<detail::TroupeHost&>(*this), intern(o.name));
+    t->start();  // before other threads can see it
+    if (draining_.load(std::memory_order_acquire)) t->close({});
+    troupes_.emplace(o.name, std::move(t));
   }
 }
 
@@ -109,12 +100,9 @@ std::shared_ptr<Troupe> RuntimeImpl::owner_of(const Job& job) const {
   return nullptr;
 }
 
-Rejection RuntimeImpl::reject_unknown(const std::string& name) {
+Rejection RuntimeImpl::reject_unknown() {
   observer_.unknown_troupe_rejected();
-  return Rejection{
-      RejectReason::kUnknownTroupe,
-      "no troupe named '" + name + "' is configured; check the name against ListTroupes",
-      std::chrono::milliseconds(0)};
+  return Rejection{RejectReason::kUnknownTroupe};
 }
 
 std::variant<Accepted, Rejection> RuntimeImpl::submit(JobRequest request, JobCallback on_terminal) {
@@ -123,12 +111,12 @@ std::variant<Accepted, Rejection> RuntimeImpl::submit(JobRequest request, JobCal
     // no reference count is touched.
     std::shared_lock lock(troupes_mutex_);
     auto it = troupes_.find(std::string_view(request.troupe));
-    if (it == troupes_.end()) return reject_unknown(request.troupe);
+    if (it == troupes_.end()) return reject_unknown();
     return it->second->submit(std::move(request), std::move(on_terminal));
   }
 
   auto t = find_troupe(request.troupe);
-  if (!t) return reject_unknown(request.troupe);
+  if (!t) return reject_unknown();
   // Idempotent submits are serialised so two racing ones cannot both miss.
   std::lock_guard idem(idempotency_mutex_);
   if (auto match = store_->find_idempotent(request.troupe, request.idempotency_key)) {
@@ -142,12 +130,10 @@ std::variant<Accepted, Rejection> RuntimeImpl::submit(JobRequest request, JobCal
         } else {
           if (!existing->listeners) existing->listeners = std::make_unique<detail::JobListeners>();
           if (existing->listeners->on_terminal.size() >= options_.max_listeners_per_job) {
-            return Rejection{RejectReason::kTooManyListeners,
-                             "job " + existing->id.to_string() + " already has " +
-                                 std::to_string(options_.max_listeners_per_job) +
-                                 " callers waiting for it (server.limits.max_waiters_per_job); "
-                                 "retry later, or poll GetJob with its id",
-                             kTooManyListenersRetry};
+            Rejection r{RejectReason::kTooManyListeners, kTooManyListenersRetry};
+            r.capacity = options_.max_listeners_per_job;
+            r.job = existing->id;
+            return r;
           }
           existing->listeners->on_terminal.push_back(on_terminal);
         }
@@ -261,20 +247,13 @@ std::optional<std::vector<JobRecord>> RuntimeImpl::dead_jobs(std::string_view na
   return t->dead_jobs(limit);
 }
 
-void RuntimeImpl::job_terminal(Troupe& troupe) {
-  if (troupe.removing() && troupe.in_flight() == 0) {
-    boost::asio::post(io_, [this, t = &troupe] { remove_drained(t); });
-  }
-  if (draining_.load(std::memory_order_acquire)) check_drained();
-}
-
 void RuntimeImpl::remove_drained(Troupe* troupe) {
   std::shared_ptr<Troupe> gone;
   {
     std::unique_lock lock(troupes_mutex_);
     auto it = std::find_if(retiring_.begin(), retiring_.end(),
                            [troupe](const auto& t) { return t.get() == troupe; });
-    if (it == retiring_.end() || (*it)->in_flight() != 0) return;
+    if (it == retiring_.end()) return;
     gone = *it;
     retiring_.erase(it);
   }
@@ -292,12 +271,14 @@ void RuntimeImpl::drain_ended(bool running) {
 void RuntimeImpl::drain(Duration timeout, std::function<void(DrainReport)> done) {
   std::vector<std::shared_ptr<Troupe>> all;
   {
-    std::shared_lock lock(troupes_mutex_);
-    for (const auto& [name, t] : troupes_) all.push_back(t);
-    for (const auto& t : retiring_) all.push_back(t);
-  }
-  {
+    // Exclusive: no submit is inside a troupe while the gates close, and a
+    // troupe added by a reload from now on starts closed.
+    std::unique_lock table(troupes_mutex_);
     std::lock_guard lock(drain_mutex_);
+    if (drain_reported_) {
+      if (done) boost::asio::post(io_, [done = std::move(done), r = final_report_] { done(r); });
+      return;
+    }
     if (draining_.load(std::memory_order_acquire)) {
       // A second drain waits for the first.
       auto first = std::move(drain_done_);
@@ -307,13 +288,17 @@ void RuntimeImpl::drain(Duration timeout, std::function<void(DrainReport)> done)
       };
       return;
     }
-    for (auto& t : all) t->begin_drain();
-    std::uint64_t in_flight = 0;
-    for (auto& t : all) in_flight += t->in_flight();
-    in_flight_at_drain_ = in_flight;
+    for (const auto& [name, t] : troupes_) all.push_back(t);
+    for (const auto& t : retiring_) all.push_back(t);
     drain_done_ = std::move(done);
     draining_.store(true, std::memory_order_release);
+    // One count per troupe, plus one released below once every gate has
+    // been closed, so the report cannot fire half-way through.
+    gates_open_ = all.size() + 1;
+    for (auto& t : all) t->close({});
+    for (auto& t : all) in_flight_at_drain_ += t->in_flight();
   }
+  for (auto& t : all) t->close([this] { gate_drained(); });
   boost::asio::post(control_, [this, timeout] {
     drain_timer_ = clock_.make_timer(control_);
     drain_timer_->wait(timeout, [this](bool fired) {
@@ -329,25 +314,17 @@ void RuntimeImpl::drain(Duration timeout, std::function<void(DrainReport)> done)
         report_.deadline_reached = true;
       }
       for (auto& t : every) t->abort_all();
-      check_drained();
     });
   });
-  check_drained();
+  gate_drained();
 }
 
-void RuntimeImpl::check_drained() {
-  std::uint64_t in_flight = 0;
-  {
-    std::shared_lock lock(troupes_mutex_);
-    for (const auto& [name, t] : troupes_) in_flight += t->in_flight();
-    for (const auto& t : retiring_) in_flight += t->in_flight();
-  }
-  if (in_flight != 0) return;
+void RuntimeImpl::gate_drained() {
   std::function<void(DrainReport)> done;
   DrainReport report;
   {
     std::lock_guard lock(drain_mutex_);
-    if (drain_reported_.exchange(true)) return;
+    if (--gates_open_ != 0) return;
     report = report_;
     report.cancelled = drain_cancelled_.load(std::memory_order_relaxed);
     report.aborted = drain_aborted_.load(std::memory_order_relaxed);
@@ -355,6 +332,8 @@ void RuntimeImpl::check_drained() {
     report.finished =
         in_flight_at_drain_ > ended_by_drain ? in_flight_at_drain_ - ended_by_drain : 0;
     done = std::move(drain_done_);
+    drain_reported_ = true;
+    final_report_ = report;
   }
   boost::asio::post(control_, [this] {
     if (drain_timer_) drain_timer_->cancel();

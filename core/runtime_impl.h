@@ -20,11 +20,10 @@
 namespace troupe::core {
 
 /// The Runtime: a table of troupes, the job store, id generation, watches
-/// and the drain. Thread-safe: the troupe table is guarded by a reader/writer
-/// lock (submits take it shared); watches and the drain have their own
-/// mutexes; timers run on `control_`. Destroy it only after the io_context
-/// has stopped running (or after a completed drain): pending work is then
-/// discarded with the io_context.
+/// and the drain (which closes every troupe's gate and waits for them). Thread-safe: the troupe
+/// table is guarded by a reader/writer lock (submits take it shared); watches and the drain have
+/// their own mutexes; timers run on `control_`. Destroy it only after the io_context has stopped
+/// running (or after a completed drain): pending work is then discarded with the io_context.
 class RuntimeImpl final : public Runtime, private detail::TroupeHost {
  public:
   RuntimeImpl(boost::asio::io_context& io, Clock& clock, Observer& observer,
@@ -46,16 +45,16 @@ class RuntimeImpl final : public Runtime, private detail::TroupeHost {
  private:
   // TroupeHost
   JobId next_id() override;
-  void job_terminal(detail::Troupe& troupe) override;
   void watch_ended(WatchId id) override;
   void drain_ended(bool running) override;
 
   std::shared_ptr<detail::Troupe> find_troupe(std::string_view name) const;
   /// Counts the rejection (no troupe to count it) and says why.
-  Rejection reject_unknown(const std::string& name);
+  Rejection reject_unknown();
   std::shared_ptr<detail::Troupe> owner_of(const detail::Job& job) const;
   const std::string* intern(const std::string& name);
-  void check_drained();
+  /// A troupe's gate reported empty (or drain() finished closing them).
+  void gate_drained();
   void remove_drained(detail::Troupe* troupe);
 
   boost::asio::io_context& io_;
@@ -86,7 +85,9 @@ class RuntimeImpl final : public Runtime, private detail::TroupeHost {
   std::uint64_t in_flight_at_drain_ = 0;
   std::atomic<std::uint64_t> drain_cancelled_{0};
   std::atomic<std::uint64_t> drain_aborted_{0};
-  std::atomic<bool> drain_reported_{false};
+  std::size_t gates_open_ = 0;  // troupes whose gate has not reported empty, + 1
+  bool drain_reported_ = false;
+  DrainReport final_report_;            // once reported: what a later drain() is told
   std::unique_ptr<Timer> drain_timer_;  // control_ only
 };
 

@@ -4,28 +4,29 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/strand.hpp>
 #include <cstdint>
-#include <deque>
+#include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <random>
 #include <string>
-#include <unordered_map>
 #include <variant>
 #include <vector>
 
 #include "core/actor.h"
-#include "core/adaptive_mutex.h"
 #include "core/cache_line.h"
 #include "core/circuit_breaker.h"
 #include "core/clock.h"
+#include "core/dispatcher.h"
+#include "core/handler.h"
 #include "core/job_entry.h"
+#include "core/job_lifecycle.h"
 #include "core/job_store.h"
 #include "core/observer.h"
 #include "core/options.h"
 #include "core/rate_limiter.h"
 #include "core/retry_policy.h"
-#include "core/ring_queue.h"
+#include "core/retry_scheduler.h"
 #include "core/runtime.h"
 
 namespace troupe::core::detail {
@@ -43,40 +44,39 @@ class TroupeHost {
  public:
   virtual ~TroupeHost() = default;
   virtual JobId next_id() = 0;
-  /// A job of `troupe` reached its terminal state (any core thread).
-  virtual void job_terminal(Troupe& troupe) = 0;
   virtual void watch_ended(WatchId id) = 0;
   /// The drain deadline ended a job: a running attempt it cancelled
   /// (`running`), or a queued or backing-off job it aborted.
   virtual void drain_ended(bool running) = 0;
 };
 
-/// A named pool of actors behind one queue, with its breaker, rate limiter,
-/// retry policy, supervisor and auto-scaler.
+/// Builds an actor's handler (make_handler; tests inject their own).
+using HandlerFactory = std::function<std::unique_ptr<Handler>(
+    const HandlerOptions&, boost::asio::any_io_executor, Clock&)>;
+
+/// A named pool of actors: the wiring of a job lifecycle (the only writer
+/// of job state), a dispatcher (queues, idle actors, key pins), a retry
+/// scheduler, a circuit breaker, a rate limiter, the actors with their
+/// supervisors, and the auto-scaler's timer.
 ///
-/// Dispatch design: unkeyed jobs wait in one troupe-level bounded queue
-/// (capacity = actors x mailbox_capacity) that every actor pulls from when it
-/// finishes a job, so no job waits behind a slow one while another actor is
-/// idle. A submit wakes one idle actor (least-loaded: the most recently idle
-/// one, whose cache is warm; round-robin: the next idle one in actor order).
-/// Jobs with a key and `dispatch: key` go to a per-actor queue instead: the
-/// key is pinned to one actor while it has jobs pending (queued, running or
-/// backing off), so one key's jobs run in submission order, one at a time.
-///
-/// Threading: submit/cancel/status are thread-safe. `mutex_` guards the
-/// queues, the actor lists and the flags below it; its critical sections
-/// are short and call out to nothing but the observer's non-blocking
-/// actors() gauge (never a handler or a user callback). Timers (auto-scaler, throttle, retries) and
-/// the breaker live on `control_`, a strand. Counters are atomics.
-class Troupe : public std::enable_shared_from_this<Troupe> {
+/// Threading: submit/cancel/status/update/close are thread-safe. The parts
+/// each own their lock (see their headers); the troupe's own `state_mutex_`
+/// guards only the configuration and the supervision bookkeeping. Timers
+/// (auto-scaler, throttle, retries) and the breaker live on `control_`, a
+/// strand. Created with make_shared and start()ed before it is shared.
+class Troupe : public std::enable_shared_from_this<Troupe>,
+               private LifecycleHost,
+               private DispatchGauges {
  public:
   Troupe(TroupeOptions options, boost::asio::io_context& io, Clock& clock, Observer& observer,
-         JobStore& store, TroupeHost& host, const std::string* name);
-  ~Troupe();
+         JobStore& store, TroupeHost& host, const std::string* name,
+         HandlerFactory handler_factory = make_handler);
+  ~Troupe() override;
   Troupe(const Troupe&) = delete;
   Troupe& operator=(const Troupe&) = delete;
 
-  /// Creates the initial actors and arms the auto-scaler.
+  /// Creates the initial actors and arms the auto-scaler. Call once, before
+  /// the troupe is visible to other threads.
   void start();
   /// Cancels the troupe's timers and lets its actors go (each on its own
   /// strand); queued work is dropped with it. The troupe is freed once the
@@ -84,160 +84,127 @@ class Troupe : public std::enable_shared_from_this<Troupe> {
   void shutdown();
 
   std::variant<Accepted, Rejection> submit(JobRequest&& request, JobCallback on_terminal);
-  Rejection reject(RejectReason reason, std::string message, std::chrono::milliseconds after);
-
   /// Job of this troupe, not terminal when the lock was taken.
   CancelOutcome cancel(const JobPtr& job);
   /// New options (reload).
   void update(TroupeOptions options);
-  /// Stop accepting.
-  void begin_drain();
-  bool draining() const { return draining_.load(std::memory_order_acquire); }
+  /// The gate: stops accepting (submits get kDraining); `when_empty` runs
+  /// once every accepted job has ended (at once when none is in flight).
+  /// Drain and removal by a reload both use it.
+  void close(std::function<void()> when_empty);
+  bool closed() const { return lifecycle_.gate().closed(); }
   /// Drain deadline: queued and backing-off jobs end ABORTED now, running
   /// ones are cancelled and end ABORTED when their handler returns. Returns
   /// how many were aborted at once.
   std::uint64_t abort_all();
 
-  void mark_removing() { removing_.store(true, std::memory_order_release); }
-  bool removing() const { return removing_.load(std::memory_order_acquire); }
-
   TroupeStatus status() const;
-  std::uint64_t in_flight() const;
-  std::vector<JobRecord> dead_jobs(std::size_t limit) const;
+  std::uint64_t in_flight() const { return lifecycle_.in_flight(); }
+  std::vector<JobRecord> dead_jobs(std::size_t limit) const { return lifecycle_.dead_jobs(limit); }
   const std::string& name() const { return *name_; }
   /// This generation's observer.
   TroupeObserver& observer() const { return *obs_; }
 
-  // Called by actors.
-  /// The actor's next job, or null (the actor is then idle). `chain` is an
-  /// idle actor to wake for the work that remains.
-  JobPtr take(Actor& actor, bool& breaker_permit, std::shared_ptr<Actor>& chain);
-  /// `now_ns`: the steady clock's reading, when the caller has it (0: read it).
-  void complete(const JobPtr& job, JobState terminal, std::int64_t now_ns = 0);
-  /// Wall-clock ns for a steady-clock reading: record timestamps are derived
-  /// from the steady clock (one clock read per transition, not two).
-  std::int64_t wall_ns(std::int64_t steady_ns) const { return steady_ns + wall_offset_ns_; }
-  void schedule_retry(const JobPtr& job, Duration backoff);
+  // Called by actors (on their strands).
+  /// The configuration, when its version differs from `version` (which is
+  /// then updated); null otherwise.
+  std::shared_ptr<const TroupeConfig> config_if_changed(std::uint64_t& version) const;
+  Dispatcher::Take take(Actor& actor);
+  JobLifecycle& lifecycle() { return lifecycle_; }
+  Clock& clock() { return clock_; }
+  CircuitBreaker& breaker() { return *breaker_; }
+  bool aborting() const { return aborting_.load(std::memory_order_acquire); }
+  std::unique_ptr<Handler> build_handler(const HandlerOptions& options,
+                                         boost::asio::any_io_executor executor) {
+    return handler_factory_(options, std::move(executor), clock_);
+  }
   void attempt_started(const Job& job, std::chrono::steady_clock::time_point now);
   void attempt_finished(FailureClass outcome, Duration run_time);
   void breaker_recorded();
-  void actor_stopped(Actor& actor);
+  /// Hands a job that is to be retried to the retry scheduler (or ends it
+  /// ABORTED when the drain deadline has passed).
+  void retry(const JobPtr& job, Duration backoff);
+  /// Supervision: an actor given up on for `pause`, one running again, one
+  /// stopped for good (strategy stop), one restarted.
+  void actor_gave_up(Actor& actor, const std::string& cause, Duration pause);
+  void actor_recovered(Actor& actor);
+  void actor_stopped(Actor& actor, const std::string& cause);
   void actor_restarted();
-  bool aborting() const { return aborting_.load(std::memory_order_acquire); }
-  Duration retry_backoff(const TroupeConfig& config, std::uint32_t attempts,
-                         std::optional<Duration> retry_after);
-  Duration restart_backoff(const SupervisorOptions& options, std::uint32_t n);
-  CircuitBreaker& breaker() { return *breaker_; }
-  Clock& clock() { return clock_; }
-  TroupeHost& host() { return host_; }
-  /// Sends every watcher of `job` its current state (any thread, no lock held).
-  static void notify_watchers(const JobPtr& job, TroupeHost& host);
-  static bool watched(const Job& job);
 
  private:
-  struct KeyOwner {
-    Actor* actor = nullptr;
-    std::uint32_t pending = 0;  // queued + running + backing off
-  };
+  // LifecycleHost
+  void job_ended(const Job& job) override { dispatcher_.job_ended(job); }
+  void watch_ended(WatchId id) override { host_.watch_ended(id); }
+  void drain_ended(bool running) override { host_.drain_ended(running); }
+  // DispatchGauges (under the dispatcher's lock)
+  void mailbox(std::uint64_t depth, std::uint64_t capacity) override {
+    obs_->mailbox(depth, capacity);
+  }
+  void actors(std::uint32_t total, std::uint32_t busy) override { obs_->actors(total, busy); }
 
-  std::shared_ptr<Actor> make_actor();
+  Rejection reject(Rejection rejection);
+  std::optional<Rejection> degraded_rejection() const;
+  void on_retry_due(const JobPtr& job);
   void add_actors(std::uint32_t n);
-  /// Removes up to n actors, idle ones first; busy ones retire after their
-  /// current job. Returns how many were removed or marked.
-  std::uint32_t remove_actors_locked(std::uint32_t n, bool idle_only);
-  void retire_locked(Actor& actor);
-  void drop_actor_locked(Actor& actor);
-  void move_keyed_jobs_locked(Actor& from);
-  Actor* route_key_locked(const std::string& key);
-  void enqueue_locked(JobPtr job, std::shared_ptr<Actor>& wake);
-  void go_idle_locked(Actor& actor);
-  std::shared_ptr<Actor> pick_idle_locked();
-  std::shared_ptr<Actor> claim_idle_locked(Actor& actor);
-  /// Takes idle_[pos] out of the idle list (the last one moves into its
-  /// place), marks it woken and reports the busy count.
-  std::shared_ptr<Actor> wake_idle_at_locked(std::size_t pos);
-  std::vector<std::shared_ptr<Actor>> wake_locked(std::uint64_t n);
-  void release_key_locked(const std::string& key);
-  void update_capacity_locked();
-  void report_actors_locked();
-  void report_mailbox_locked();
+  void release(std::vector<WorkerPtr> workers);
+  static void wake(const std::vector<WorkerPtr>& workers);
+  void set_degraded_locked(bool degraded);
+  void end_stranded();
   void arm_throttle();
   void arm_autoscale();
   void autoscale_tick();
-  void wake_gated();
-  std::uint32_t total_actors_locked() const;
+  void unpark_breaker();
 
   boost::asio::io_context& io_;
   Clock& clock_;
   JobStore& store_;
   TroupeHost& host_;
   const std::string* name_;
+  HandlerFactory handler_factory_;
   Actor::Strand control_;
   std::shared_ptr<TroupeObserver> observer_;
   TroupeObserver* obs_;  // observer_.get(), for the hot path
   std::unique_ptr<CircuitBreaker> breaker_;
   RateLimiter limiter_;
 
-  const std::int64_t wall_offset_ns_;  // wall - steady, taken at construction
-
-  // Lock-free mirrors of configuration read on the hot path. These and the
-  // members above are read on every submit and written rarely; the counters
-  // below and the lock are written by submitters and by actors on every job.
-  // Each group has cache lines of its own: sharing one, every submit missed on
-  // a line an actor had just written (false sharing, docs/performance.md).
+  // Lock-free mirrors of configuration read on the hot path; written rarely.
+  // These and the members above are read on every submit; the counters
+  // below are written by refused submitters and by actors on every attempt.
+  // Each group has cache lines of its own: sharing one, every submit missed
+  // on a line an actor had just written (false sharing, docs/performance.md).
   std::atomic<std::int64_t> max_timeout_ns_{0};
   std::atomic<bool> breaker_enabled_{false};
   std::atomic<bool> breaker_rejects_{false};
   std::atomic<bool> limiter_enabled_{false};
-  std::atomic<bool> draining_{false};
-  std::atomic<bool> removing_{false};
   std::atomic<bool> aborting_{false};
   std::atomic<bool> stopped_{false};
+  std::atomic<bool> degraded_{false};  // mirror of degraded_locked_, checked by submit
 
-  struct Counters {
-    // Written by submitters.
-    alignas(kCacheLine) std::atomic<std::uint64_t> submitted{0};
-    std::atomic<std::uint64_t> rejected{0};
-    // Written by actors as attempts and jobs end.
-    alignas(kCacheLine) std::atomic<std::uint64_t> succeeded{0};
-    std::atomic<std::uint64_t> failed{0};
-    std::atomic<std::uint64_t> dead{0};
-    std::atomic<std::uint64_t> cancelled{0};
-    std::atomic<std::uint64_t> aborted{0};
-    std::atomic<std::uint64_t> attempts{0};
-    std::atomic<std::uint64_t> restarts{0};
-  };
-  Counters counters_;
+  alignas(kCacheLine) std::atomic<std::uint64_t> rejected_{0};
+  alignas(kCacheLine) std::atomic<std::uint64_t> attempts_{0};
+  std::atomic<std::uint64_t> restarts_{0};
   std::atomic<std::int64_t> mean_run_ns_{0};  // moving average, for retry-after hints
 
-  alignas(kCacheLine) mutable AdaptiveMutex mutex_;  // guards everything below
+  // Each part keeps its hot fields on lines of its own (see their headers).
+  JobLifecycle lifecycle_;
+  alignas(kCacheLine) Dispatcher dispatcher_;
+  RetryScheduler retry_;
+
+  mutable std::mutex state_mutex_;  // guards everything below
   std::shared_ptr<const TroupeConfig> config_;
-  std::uint64_t config_version_ = 1;
+  std::atomic<std::uint64_t> config_version_{1};  // written under state_mutex_
   std::uint64_t handler_generation_ = 1;
-  std::vector<std::shared_ptr<Actor>> actors_;  // live ones (running, idle or restarting)
-  std::vector<Actor*> idle_;
-  RingQueue<JobPtr> queue_;   // unkeyed jobs
-  std::uint64_t queued_ = 0;  // queue_ + every keyed_, cancelled entries included
-  std::uint64_t capacity_ = 0;
-  std::uint32_t stopped_actors_ = 0;
   std::uint32_t next_actor_index_ = 0;
-  std::uint32_t rr_cursor_ = 0;
-  std::uint32_t waking_ = 0;  // actors woken that have not reached take() yet
-  std::unordered_map<std::string, KeyOwner> keys_;
-  std::unordered_map<std::uint64_t, JobPtr> retry_waiting_;
-  std::deque<JobPtr> dead_letters_;  // newest at the front
-  std::mt19937_64 rng_;
-  bool throttled_ = false;
+  std::uint32_t stopped_actors_ = 0;  // strategy stop; replaced by a reload
+  std::map<const Actor*, std::chrono::steady_clock::time_point> given_up_;  // until when
+  bool degraded_locked_ = false;
+  std::string degraded_cause_;
   bool throttle_armed_ = false;
-  bool gated_ = false;  // actors went idle because the breaker refused a permit
-  bool hold_armed_ = false;
-  bool degraded_ = false;
   std::optional<std::chrono::steady_clock::time_point> last_scale_;
 
   // Control strand only.
   std::unique_ptr<Timer> autoscale_timer_;
   std::unique_ptr<Timer> throttle_timer_;
-  std::unordered_map<std::uint64_t, std::unique_ptr<Timer>> retry_timers_;
 };
 
 }  // namespace troupe::core::detail

@@ -1,5 +1,9 @@
 #include "daemon/health_observer.h"
 
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+
 namespace troupe::daemon {
 
 /// One troupe's health inputs. Its flags are guarded by the owner's mutex.
@@ -17,6 +21,26 @@ class HealthObserver::TroupeHealth final : public core::TroupeObserver {
   void actor_restarted() override {}
   void autoscaled(core::ScaleDirection, std::uint32_t) override {}
   void removed() override { owner_.generation_removed(*this); }
+
+  // What takes a troupe out of service, or brings it back, is also a
+  // warning in the log: the operator sees the cause next to the health change.
+  void actor_gave_up(std::uint32_t actor, std::string_view cause,
+                     core::Duration retry_in) override {
+    if (retry_in > core::Duration::zero()) {
+      spdlog::warn("troupe '{}': supervisor gave up on actor {} for {} ms: {}", name_, actor,
+                   std::chrono::ceil<std::chrono::milliseconds>(retry_in).count(), cause);
+    } else {
+      spdlog::warn("troupe '{}': {}", name_, cause);
+    }
+  }
+  void actor_recovered(std::uint32_t actor) override {
+    spdlog::warn("troupe '{}': actor {} restarted after the supervisor's pause and runs again",
+                 name_, actor);
+  }
+  void illegal_transition(core::JobId job, core::JobState from, core::JobState to) override {
+    spdlog::error("troupe '{}': job {}: refused illegal transition {} -> {} (a trouped bug)", name_,
+                  job.to_string(), core::to_string(from), core::to_string(to));
+  }
 
   void circuit_changed(core::CircuitState to) override {
     {

@@ -55,6 +55,19 @@ class TroupeFanout final : public core::TroupeObserver {
     first_->autoscaled(direction, actors_now);
     second_->autoscaled(direction, actors_now);
   }
+  void actor_gave_up(std::uint32_t actor, std::string_view cause,
+                     core::Duration retry_in) override {
+    first_->actor_gave_up(actor, cause, retry_in);
+    second_->actor_gave_up(actor, cause, retry_in);
+  }
+  void actor_recovered(std::uint32_t actor) override {
+    first_->actor_recovered(actor);
+    second_->actor_recovered(actor);
+  }
+  void illegal_transition(core::JobId job, core::JobState from, core::JobState to) override {
+    first_->illegal_transition(job, from, to);
+    second_->illegal_transition(job, from, to);
+  }
   void removed() override {
     first_->removed();
     second_->removed();

@@ -22,6 +22,8 @@ struct PrometheusObserver::Families {
   prometheus::Family<prometheus::Counter>& circuit_transitions;
   prometheus::Family<prometheus::Counter>& autoscale_events;
   prometheus::Family<prometheus::Gauge>& degraded;
+  prometheus::Family<prometheus::Counter>& supervisor_events;
+  prometheus::Family<prometheus::Counter>& illegal_transitions;
   prometheus::Family<prometheus::Gauge>& build_info;
 };
 
@@ -29,8 +31,10 @@ namespace {
 
 // A troupe's own reasons; kUnknownTroupe has one series for the daemon.
 constexpr std::array kRejectReasons = {
-    core::RejectReason::kFull, core::RejectReason::kDraining, core::RejectReason::kCircuitOpen,
-    core::RejectReason::kRateLimited, core::RejectReason::kTimeoutOverMax};
+    core::RejectReason::kFull,          core::RejectReason::kDraining,
+    core::RejectReason::kCircuitOpen,   core::RejectReason::kRateLimited,
+    core::RejectReason::kStoreFull,     core::RejectReason::kDegraded,
+    core::RejectReason::kTimeoutOverMax};
 // Indexed by the reason's value: every reason has a slot, unused ones stay null.
 constexpr std::size_t kRejectSlots =
     static_cast<std::size_t>(core::RejectReason::kTooManyListeners) + 1;
@@ -92,7 +96,10 @@ class PrometheusObserver::TroupeMetrics final {
         circuit_state_(f.circuit_state.Add({{"troupe", troupe}})),
         degraded_(f.degraded.Add({{"troupe", troupe}})),
         autoscale_up_(f.autoscale_events.Add({{"troupe", troupe}, {"direction", "up"}})),
-        autoscale_down_(f.autoscale_events.Add({{"troupe", troupe}, {"direction", "down"}})) {
+        autoscale_down_(f.autoscale_events.Add({{"troupe", troupe}, {"direction", "down"}})),
+        give_ups_(f.supervisor_events.Add({{"troupe", troupe}, {"event", "give_up"}})),
+        recoveries_(f.supervisor_events.Add({{"troupe", troupe}, {"event", "recovery"}})),
+        illegal_(f.illegal_transitions.Add({{"troupe", troupe}})) {
     for (auto r : kRejectReasons) {
       rejected_[static_cast<std::size_t>(r)] =
           &f.rejected.Add({{"troupe", troupe}, {"reason", std::string(core::to_string(r))}});
@@ -142,6 +149,9 @@ class PrometheusObserver::TroupeMetrics final {
     (direction == core::ScaleDirection::kUp ? autoscale_up_ : autoscale_down_).Increment();
   }
   void actors_now(std::uint32_t actors) { actors_.Set(actors); }
+  void actor_gave_up() { give_ups_.Increment(); }
+  void actor_recovered() { recoveries_.Increment(); }
+  void illegal_transition() { illegal_.Increment(); }
 
   /// The generation whose gauges these are: the newest added. An older one
   /// still draining after a reload re-added the name adds to the counters
@@ -170,6 +180,9 @@ class PrometheusObserver::TroupeMetrics final {
   std::array<prometheus::Counter*, kCircuitStates.size()> transitions_{};
   prometheus::Counter& autoscale_up_;
   prometheus::Counter& autoscale_down_;
+  prometheus::Counter& give_ups_;
+  prometheus::Counter& recoveries_;
+  prometheus::Counter& illegal_;
 };
 
 namespace {
@@ -205,6 +218,13 @@ class Generation final : public core::TroupeObserver {
   void autoscaled(core::ScaleDirection direction, std::uint32_t actors_now) override {
     m_->autoscaled(direction);
     if (current()) m_->actors_now(actors_now);
+  }
+  void actor_gave_up(std::uint32_t, std::string_view, core::Duration) override {
+    m_->actor_gave_up();
+  }
+  void actor_recovered(std::uint32_t) override { m_->actor_recovered(); }
+  void illegal_transition(core::JobId, core::JobState, core::JobState) override {
+    m_->illegal_transition();
   }
   void removed() override {
     // The name's series stay (see PrometheusObserver); only a newer
@@ -284,7 +304,16 @@ PrometheusObserver::PrometheusObserver(std::string_view version)
           .Register(r),
       BuildGauge()
           .Name("troupe_degraded")
-          .Help("1 when an actor stopped after too many restarts, else 0.")
+          .Help("1 while the supervisor has given up on an actor (paused or stopped), else 0.")
+          .Register(r),
+      BuildCounter()
+          .Name("troupe_supervisor_events_total")
+          .Help("Supervisor give-ups (restart limit exceeded, handler not rebuilt) and "
+                "recoveries, by event.")
+          .Register(r),
+      BuildCounter()
+          .Name("troupe_illegal_transitions_total")
+          .Help("Job state transitions refused by the job lifecycle (a trouped bug when > 0).")
           .Register(r),
       BuildGauge()
           .Name("troupe_build_info")

@@ -12,12 +12,15 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// Floors for the retry hint when core gives none: a full mailbox frees up
-// within a job's run time; draining means "go to another replica".
+// Floors for the retry hint when core gives none (or a tiny one): a full
+// mailbox frees up within a job's run time; draining means "go to another
+// replica".
 constexpr std::chrono::milliseconds kFullRetryFloor = 50ms;
 constexpr std::chrono::milliseconds kRateLimitedRetryFloor = 10ms;
 constexpr std::chrono::milliseconds kCircuitOpenRetryFloor = 1000ms;
 constexpr std::chrono::milliseconds kDrainingRetryFloor = 1000ms;
+constexpr std::chrono::milliseconds kStoreFullRetryFloor = 1000ms;
+constexpr std::chrono::milliseconds kDegradedRetryFloor = 1000ms;
 // Waiters leave when the job ends.
 constexpr std::chrono::milliseconds kTooManyWaitersRetryFloor = 1000ms;
 
@@ -30,55 +33,69 @@ std::string quoted(std::string_view s) {
   return out;
 }
 
-std::string message_or(const core::Rejection& r, std::string fallback) {
-  if (!r.message.empty()) return r.message;
-  return fallback;
-}
-
 }  // namespace
 
 grpc::Status RpcError::status() const {
   return {code, core::valid_utf8(message)};
 }
 
-RpcError to_rpc_error(const core::Rejection& rejection, std::string_view troupe) {
-  const auto hint = [&](std::chrono::milliseconds floor) {
-    return std::max(rejection.retry_after, floor);
-  };
-  switch (rejection.reason) {
+// Core says why and gives the numbers; the words are written here, once.
+RpcError to_rpc_error(const core::Rejection& r, std::string_view troupe) {
+  const auto hint = [&](std::chrono::milliseconds floor) { return std::max(r.retry_after, floor); };
+  const std::string name = quoted(troupe);
+  switch (r.reason) {
     case core::RejectReason::kUnknownTroupe:
-      return {grpc::StatusCode::NOT_FOUND,
-              message_or(rejection, "troupe " + quoted(troupe) +
-                                        " is not hosted here; list troupes with "
-                                        "AdminService.ListTroupes and check the name"),
-              std::nullopt};
+      return troupe_not_found(troupe);
     case core::RejectReason::kFull:
       return {grpc::StatusCode::RESOURCE_EXHAUSTED,
-              message_or(rejection, "troupe " + quoted(troupe) +
-                                        " is full (every mailbox is at capacity); retry "
-                                        "after the retry-after-ms hint or slow down"),
+              "troupe " + name + " is full: " + std::to_string(r.queued) +
+                  " jobs queued, capacity " + std::to_string(r.capacity) + " (" +
+                  std::to_string(r.actors) +
+                  " actors x mailbox_capacity); retry after the retry-after-ms hint or raise "
+                  "mailbox_capacity / max_actors",
               hint(kFullRetryFloor)};
     case core::RejectReason::kRateLimited:
       return {grpc::StatusCode::RESOURCE_EXHAUSTED,
-              message_or(rejection, "troupe " + quoted(troupe) +
-                                        " is rate limited; retry after the retry-after-ms hint"),
+              "troupe " + name + " is rate limited and its queue is full (" +
+                  std::to_string(r.queued) + " jobs queued); retry after the retry-after-ms hint",
               hint(kRateLimitedRetryFloor)};
+    case core::RejectReason::kStoreFull:
+      return {grpc::StatusCode::RESOURCE_EXHAUSTED,
+              "the job store is full of unfinished jobs; retry after the retry-after-ms hint or "
+              "raise job_store.max_jobs / job_store.max_bytes",
+              hint(kStoreFullRetryFloor)};
     case core::RejectReason::kDraining:
       return {grpc::StatusCode::UNAVAILABLE,
-              message_or(rejection,
-                         "trouped is draining (shutting down) and accepts no new jobs; "
-                         "submit to another replica or retry after the restart"),
+              "troupe " + name +
+                  " is draining (trouped is shutting down, or a reload removed the troupe) and "
+                  "accepts no new jobs; submit to another replica or retry after the restart",
               hint(kDrainingRetryFloor)};
     case core::RejectReason::kCircuitOpen:
       return {grpc::StatusCode::UNAVAILABLE,
-              message_or(rejection, "troupe " + quoted(troupe) +
-                                        " has its circuit breaker open (its handler keeps "
-                                        "failing); retry after the retry-after-ms hint"),
+              "troupe " + name +
+                  " has its circuit breaker open (its handler keeps failing); retry after the "
+                  "retry-after-ms hint",
               hint(kCircuitOpenRetryFloor)};
+    case core::RejectReason::kDegraded:
+      if (r.retry_after > 0ms) {
+        return {grpc::StatusCode::UNAVAILABLE,
+                "troupe " + name + " is degraded: none of its " + std::to_string(r.actors) +
+                    " actors runs (the supervisor paused them after repeated handler "
+                    "crashes; the trouped log says why); the next restart is in " +
+                    std::to_string(r.retry_after.count()) +
+                    " ms, retry after the retry-after-ms "
+                    "hint",
+                hint(kDegradedRetryFloor)};
+      }
+      return {grpc::StatusCode::UNAVAILABLE,
+              "troupe " + name +
+                  " is degraded: every actor stopped (supervisor strategy stop; the trouped log "
+                  "says why); fix the handler and reload the configuration to restart it",
+              hint(kDegradedRetryFloor)};
     case core::RejectReason::kTimeoutOverMax: {
-      const std::string limit = config::format_duration(rejection.limit);
+      const std::string limit = config::format_duration(r.limit);
       return {grpc::StatusCode::INVALID_ARGUMENT,
-              "timeout: longer than the max_timeout of troupe " + quoted(troupe) + " (" + limit +
+              "timeout: longer than the max_timeout of troupe " + name + " (" + limit +
                   "); ask for at most " + limit +
                   ", leave it unset to use the troupe's timeout, or raise max_timeout in the "
                   "troupe's config",
@@ -86,9 +103,9 @@ RpcError to_rpc_error(const core::Rejection& rejection, std::string_view troupe)
     }
     case core::RejectReason::kTooManyListeners:
       return {grpc::StatusCode::RESOURCE_EXHAUSTED,
-              message_or(rejection,
-                         "too many callers are waiting for this job "
-                         "(server.limits.max_waiters_per_job); retry later or poll GetJob"),
+              "job " + r.job.to_string() + " already has " + std::to_string(r.capacity) +
+                  " callers waiting for it (server.limits.max_waiters_per_job); retry after the "
+                  "retry-after-ms hint, or poll GetJob with its id",
               hint(kTooManyWaitersRetryFloor)};
   }
   return {grpc::StatusCode::INTERNAL, "unknown rejection reason; this is a trouped bug",

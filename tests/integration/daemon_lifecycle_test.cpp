@@ -69,6 +69,68 @@ bool wait_accepted(TroupedProcess& p, const std::string& troupe, std::uint64_t n
   return false;
 }
 
+// Issue 11, defect 3, over the wire: a fixed troupe of 2 whose builtin
+// handler throws on every 5th call (retry 2 attempts, breaker off). Both
+// actors used to stop for good within a second; the queued jobs then sat
+// until SIGTERM aborted them after the full drain. Now the supervisor pauses
+// and restarts them (a warning line each way) and every job ends on its own.
+TEST(DaemonLifecycle, ACrashingTroupeRecoversAndEveryJobEndsBeforeTheDrain) {
+  ServerSpec server;
+  server.drain_timeout = "30s";
+  TroupeSpec crashing{
+      .name = "crashing",
+      .builtin = "fail",
+      .max_actors = 2,
+      .mailbox_capacity = 4096,
+      .max_attempts = 2,
+      .fail_mode = "throw",
+      .fail_every = 5,
+      .supervisor = "{max_restarts: 2, window: 60s, backoff_initial: 1ms, backoff_max: 20ms}"};
+  auto trouped = start_trouped({.config_yaml = config_yaml(server, {crashing})});
+  ASSERT_NE(trouped, nullptr);
+
+  constexpr int kJobs = 2000;
+  AsyncSubmitter submitter(trouped->channel());
+  for (int i = 0; i < kJobs; ++i) {
+    submitter.submit(request("crashing", false), std::chrono::seconds(30));
+  }
+  int accepted = 0;
+  for (const auto& o : submitter.collect(std::chrono::seconds(60))) {
+    if (o.status.ok()) {
+      ++accepted;
+    } else {
+      // Only while no actor runs, and then it says so and when it retries.
+      EXPECT_EQ(o.status.error_code(), StatusCode::UNAVAILABLE) << o.status.error_message();
+      EXPECT_NE(o.status.error_message().find("degraded"), std::string::npos)
+          << o.status.error_message();
+    }
+  }
+  ASSERT_GT(accepted, 0);
+  ASSERT_TRUE(trouped->wait_for_log(std::regex("supervisor gave up on actor [01] for [0-9]+ ms")))
+      << trouped->log();
+  // Every accepted job ends on its own: within the bound (32 x backoff_max
+  // per pause), far below the 30s drain.
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  std::optional<v1::Troupe> t;
+  while (std::chrono::steady_clock::now() < until) {
+    t = get_troupe(*trouped, "crashing");
+    if (t && t->counters().in_flight() == 0) break;
+  }
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t->counters().in_flight(), 0u) << trouped->log();
+  EXPECT_EQ(t->counters().submitted(), static_cast<std::uint64_t>(accepted));
+  EXPECT_TRUE(
+      trouped->wait_for_log(std::regex("actor [01] restarted after the supervisor's pause")))
+      << trouped->log();
+
+  trouped->send_signal(SIGTERM);
+  const auto code = trouped->wait_exit(std::chrono::seconds(30));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0) << trouped->log();
+  EXPECT_TRUE(
+      std::regex_search(trouped->log(), std::regex("drained: [0-9]+ jobs finished, none aborted")))
+      << trouped->log();
+}
 /// A one-connection HTTP/1.1 upstream on 127.0.0.1: answers every request
 /// on its connection with 200 "ok", keep-alive, and says when the client
 /// closed it. Runs on a thread of its own; every wait is bounded.

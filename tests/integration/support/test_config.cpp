@@ -37,13 +37,15 @@ std::string config_yaml(const ServerSpec& server, const std::vector<TroupeSpec>&
     } else {
       y << "    circuit_breaker: {enabled: false}\n";
     }
+    if (!t.supervisor.empty()) y << "    supervisor: " << t.supervisor << "\n";
     if (!t.http_url.empty()) {
       y << "    handler: {kind: http, url: \"" << t.http_url << "\"}\n";
       continue;
     }
     y << "    handler: {kind: builtin, name: " << t.builtin;
     if (t.builtin == "sleep") y << ", sleep: " << t.sleep;
-    if (t.builtin == "fail") y << ", fail_mode: retryable";
+    if (t.builtin == "fail")
+      y << ", fail_mode: " << t.fail_mode << ", fail_every: " << t.fail_every;
     y << "}\n";
   }
   return y.str();

@@ -23,7 +23,12 @@ struct TroupeSpec {
   /// Circuit breaker: consecutive failures that open it (when enabled).
   std::uint32_t breaker_failures = 2;
   std::string breaker_open_timeout = "60s";
-  std::string http_url;  // set: handler kind http, POST to this URL (not builtin)
+  /// Builtin fail: how (retryable, permanent, throw) and how often.
+  std::string fail_mode = "retryable";
+  std::uint32_t fail_every = 1;
+  /// The supervisor map as YAML flow (e.g. "{max_restarts: 2}"); empty: defaults.
+  std::string supervisor{};
+  std::string http_url{};  // set: handler kind http, POST to this URL (not builtin)
 };
 
 struct ServerSpec {

@@ -8,7 +8,7 @@ namespace troupe::core {
 namespace {
 
 TEST(BackoffTest, ExactValuesWithoutJitter) {
-  std::mt19937_64 rng(1);
+  JitterRng rng(1);
   EXPECT_EQ(exponential_backoff(100ms, 30s, 2.0, 0, false, rng), 100ms);
   EXPECT_EQ(exponential_backoff(100ms, 30s, 2.0, 1, false, rng), 200ms);
   EXPECT_EQ(exponential_backoff(100ms, 30s, 2.0, 2, false, rng), 400ms);
@@ -19,19 +19,19 @@ TEST(BackoffTest, ExactValuesWithoutJitter) {
 }
 
 TEST(BackoffTest, InitialAboveMaxIsCapped) {
-  std::mt19937_64 rng(1);
+  JitterRng rng(1);
   EXPECT_EQ(exponential_backoff(5s, 1s, 2.0, 0, false, rng), 1s);
 }
 
 TEST(BackoffTest, ZeroInitialOrMaxIsZero) {
-  std::mt19937_64 rng(1);
+  JitterRng rng(1);
   EXPECT_EQ(exponential_backoff(0ms, 1s, 2.0, 3, false, rng), 0ms);
   EXPECT_EQ(exponential_backoff(10ms, 0ms, 2.0, 3, false, rng), 0ms);
   EXPECT_EQ(exponential_backoff(10ms, 0ms, 2.0, 3, true, rng), 0ms);
 }
 
 TEST(BackoffTest, LargeExponentsSaturateAtMaxWithoutOverflow) {
-  std::mt19937_64 rng(1);
+  JitterRng rng(1);
   for (std::uint32_t n : {62u, 63u, 64u, 1000u, 1'000'000u, UINT32_MAX}) {
     EXPECT_EQ(exponential_backoff(100ms, 30s, 2.0, n, false, rng), 30s) << n;
     EXPECT_EQ(exponential_backoff(Duration::max(), Duration::max(), 10.0, n, false, rng),
@@ -44,7 +44,7 @@ TEST(BackoffTest, LargeExponentsSaturateAtMaxWithoutOverflow) {
 }
 
 TEST(BackoffTest, FullJitterStaysWithinZeroAndComputedBound) {
-  std::mt19937_64 rng(42);
+  JitterRng rng(42);
   Duration lowest = Duration::max();
   Duration highest = Duration::zero();
   std::set<Duration::rep> distinct;
@@ -64,8 +64,8 @@ TEST(BackoffTest, FullJitterStaysWithinZeroAndComputedBound) {
 }
 
 TEST(BackoffTest, JitterIsReproducibleForASeed) {
-  std::mt19937_64 a(7);
-  std::mt19937_64 b(7);
+  JitterRng a(7);
+  JitterRng b(7);
   for (std::uint32_t n = 0; n < 20; ++n) {
     EXPECT_EQ(exponential_backoff(1ms, 1min, 2.0, n, true, a),
               exponential_backoff(1ms, 1min, 2.0, n, true, b));

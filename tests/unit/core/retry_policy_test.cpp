@@ -39,7 +39,7 @@ TEST(RetryPolicyTest, SingleAttemptMeansNoRetry) {
 
 TEST(RetryPolicyTest, BackoffFollowsExponentialFromFirstRetry) {
   const RetryPolicy policy(fixed_options());
-  std::mt19937_64 rng(1);
+  JitterRng rng(1);
   EXPECT_EQ(policy.backoff(1, std::nullopt, rng), 100ms);
   EXPECT_EQ(policy.backoff(2, std::nullopt, rng), 200ms);
   EXPECT_EQ(policy.backoff(3, std::nullopt, rng), 400ms);
@@ -49,7 +49,7 @@ TEST(RetryPolicyTest, BackoffFollowsExponentialFromFirstRetry) {
 
 TEST(RetryPolicyTest, RetryAfterHintIsAFloorCappedAtMax) {
   const RetryPolicy policy(fixed_options());
-  std::mt19937_64 rng(1);
+  JitterRng rng(1);
   EXPECT_EQ(policy.backoff(1, 300ms, rng), 300ms) << "hint above computed backoff wins";
   EXPECT_EQ(policy.backoff(3, 300ms, rng), 400ms) << "computed backoff above hint wins";
   EXPECT_EQ(policy.backoff(1, 1h, rng), 1s) << "hint capped at max_backoff";
@@ -60,7 +60,7 @@ TEST(RetryPolicyTest, JitteredBackoffStaysInRangeAndRespectsHint) {
   RetryOptions o = fixed_options();
   o.jitter = true;
   const RetryPolicy policy(o);
-  std::mt19937_64 rng(3);
+  JitterRng rng(3);
   for (int i = 0; i < 2000; ++i) {
     const Duration d = policy.backoff(3, std::nullopt, rng);
     ASSERT_GE(d, 0ms);

@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -22,8 +23,11 @@ class RecordingTroupeObserver final : public TroupeObserver {
  public:
   void job_submitted() override { ++submitted; }
   void job_rejected(RejectReason r) override {
-    std::lock_guard lock(mutex);
-    rejected.push_back(r);
+    {
+      std::lock_guard lock(mutex);
+      rejected.push_back(r);
+    }
+    if (throw_on_reject) throw std::runtime_error("observer configured to throw");
   }
   void job_completed(JobState s) override {
     std::lock_guard lock(mutex);
@@ -60,9 +64,28 @@ class RecordingTroupeObserver final : public TroupeObserver {
     if (on_removed) on_removed();
   }
 
+  void actor_gave_up(std::uint32_t actor, std::string_view cause, Duration retry_in) override {
+    std::lock_guard lock(mutex);
+    gave_up.push_back({actor, std::string(cause), retry_in});
+  }
+  void actor_recovered(std::uint32_t actor) override {
+    std::lock_guard lock(mutex);
+    recovered.push_back(actor);
+  }
+  void illegal_transition(JobId, JobState from, JobState to) override {
+    std::lock_guard lock(mutex);
+    illegal.emplace_back(from, to);
+  }
+
+  struct GaveUp {
+    std::uint32_t actor;
+    std::string cause;
+    Duration retry_in;
+  };
   std::function<void()> on_removed;  // set before the troupe uses it
   std::mutex mutex;
   std::atomic<bool> was_removed{false};
+  std::atomic<bool> throw_on_reject{false};  // breaks the observer's contract, on purpose
   std::atomic<int> submitted{0};
   std::atomic<int> queue_waits{0};
   std::atomic<int> restarts{0};
@@ -76,6 +99,9 @@ class RecordingTroupeObserver final : public TroupeObserver {
   std::vector<CircuitState> circuit;
   std::vector<bool> degraded;
   std::vector<std::pair<ScaleDirection, std::uint32_t>> scaled;
+  std::vector<GaveUp> gave_up;
+  std::vector<std::uint32_t> recovered;
+  std::vector<std::pair<JobState, JobState>> illegal;
 };
 
 class RecordingObserver final : public Observer {

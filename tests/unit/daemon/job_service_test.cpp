@@ -101,9 +101,9 @@ TEST_F(JobServiceTest, SubmitInvalidIsInvalidArgumentNamingTheField) {
 }
 
 TEST_F(JobServiceTest, RejectionsMapToCodesWithRetryHints) {
-  runtime_.reject("full", {core::RejectReason::kFull, "", 120ms});
-  runtime_.reject("open", {core::RejectReason::kCircuitOpen, "", 3000ms});
-  runtime_.reject("nope", {core::RejectReason::kUnknownTroupe, "", 0ms});
+  runtime_.reject("full", {core::RejectReason::kFull, 120ms});
+  runtime_.reject("open", {core::RejectReason::kCircuitOpen, 3000ms});
+  runtime_.reject("nope", {core::RejectReason::kUnknownTroupe, 0ms});
   {
     grpc::ClientContext ctx;
     v1::SubmitResponse resp;
@@ -182,7 +182,7 @@ TEST_F(JobServiceTest, IdempotentDuplicateIsFlaggedAndWaitGetsTheOriginal) {
 }
 
 TEST_F(JobServiceTest, SubmitStreamAcksEveryRequestInOrderAndSurvivesRejections) {
-  runtime_.reject("full", {core::RejectReason::kFull, "", 75ms});
+  runtime_.reject("full", {core::RejectReason::kFull, 75ms});
   grpc::ClientContext ctx;
   set_deadline(ctx);
   auto stream = stub_->SubmitStream(&ctx);
@@ -217,7 +217,7 @@ TEST_F(JobServiceTest, SubmitStreamAcksEveryRequestInOrderAndSurvivesRejections)
 }
 
 TEST_F(JobServiceTest, SubmitWaitRejectedAnswersAtOnceWithTheHint) {
-  runtime_.reject("full", {core::RejectReason::kFull, "", 90ms});
+  runtime_.reject("full", {core::RejectReason::kFull, 90ms});
   auto req = request("full");
   req.set_wait(true);
   grpc::ClientContext ctx;
@@ -231,7 +231,7 @@ TEST_F(JobServiceTest, SubmitStreamKeepsOrderUnderBackpressure) {
   // Rejection acks carry a message, so 5000 of them exceed the HTTP/2 flow
   // control windows: the server's ack queue fills and it stops reading
   // while this client's reader catches up.
-  runtime_.reject("full", {core::RejectReason::kFull, "", 10ms});
+  runtime_.reject("full", {core::RejectReason::kFull, 10ms});
   grpc::ClientContext ctx;
   set_deadline(ctx, 60s);
   auto stream = stub_->SubmitStream(&ctx);

@@ -9,9 +9,8 @@ namespace {
 
 using namespace std::chrono_literals;
 
-core::Rejection rejection(core::RejectReason reason, std::chrono::milliseconds after = 0ms,
-                          std::string message = "") {
-  return core::Rejection{reason, std::move(message), after};
+core::Rejection rejection(core::RejectReason reason, std::chrono::milliseconds after = 0ms) {
+  return core::Rejection{reason, after};
 }
 
 TEST(StatusMapping, UnknownTroupeIsNotFoundWithoutHint) {
@@ -60,9 +59,46 @@ TEST(StatusMapping, ZeroHintGetsAFloor) {
   EXPECT_GT(e.retry_after->count(), 0);
 }
 
-TEST(StatusMapping, CoreMessageIsKept) {
-  auto e = to_rpc_error(rejection(core::RejectReason::kFull, 1ms, "troupe t is full; retry"), "t");
-  EXPECT_EQ(e.message, "troupe t is full; retry");
+TEST(StatusMapping, TheWordsCarryCoresFacts) {
+  core::Rejection full{core::RejectReason::kFull, 10ms};
+  full.queued = 128;
+  full.capacity = 128;
+  full.actors = 2;
+  auto e = to_rpc_error(full, "t");
+  EXPECT_NE(e.message.find("128 jobs queued, capacity 128 (2 actors"), std::string::npos)
+      << e.message;
+  EXPECT_NE(e.message.find("mailbox_capacity"), std::string::npos) << e.message;
+
+  auto store = to_rpc_error(rejection(core::RejectReason::kStoreFull, 1000ms), "t");
+  EXPECT_EQ(store.code, grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_NE(store.message.find("job_store.max_jobs"), std::string::npos) << store.message;
+}
+
+TEST(StatusMapping, DegradedIsUnavailableAndSaysWhenItRetries) {
+  core::Rejection paused{core::RejectReason::kDegraded, 3200ms};
+  paused.actors = 2;
+  auto e = to_rpc_error(paused, "t");
+  EXPECT_EQ(e.code, grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(*e.retry_after, 3200ms);
+  EXPECT_NE(e.message.find("degraded"), std::string::npos) << e.message;
+  EXPECT_NE(e.message.find("3200 ms"), std::string::npos) << e.message;
+
+  auto stopped = to_rpc_error(rejection(core::RejectReason::kDegraded), "t");
+  EXPECT_EQ(stopped.code, grpc::StatusCode::UNAVAILABLE);
+  EXPECT_NE(stopped.message.find("reload"), std::string::npos) << stopped.message;
+}
+
+TEST(StatusMapping, TooManyListenersNamesTheJobAndTheLimit) {
+  core::Rejection r{core::RejectReason::kTooManyListeners, 0ms};
+  r.capacity = 8;
+  r.job = core::JobId{0xff};
+  auto e = to_rpc_error(r, "t");
+  EXPECT_EQ(e.code, grpc::StatusCode::RESOURCE_EXHAUSTED);
+  ASSERT_TRUE(e.retry_after.has_value());
+  EXPECT_GT(e.retry_after->count(), 0);
+  EXPECT_NE(e.message.find("job 00000000000000ff already has 8 callers"), std::string::npos)
+      << e.message;
+  EXPECT_NE(e.message.find("max_waiters_per_job"), std::string::npos) << e.message;
 }
 
 TEST(StatusMapping, InvalidArgumentNamesTheField) {

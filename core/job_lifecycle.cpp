@@ -1,0 +1,333 @@
+#include "core/job_lifecycle.h"
+
+#include <utility>
+
+#include "core/actor.h"
+
+namespace troupe::core::detail {
+
+JobLifecycle::JobLifecycle(Clock& clock, JobStore& store, TroupeObserver& observer,
+                           LifecycleHost& host)
+    : clock_(clock),
+      store_(store),
+      obs_(observer),
+      host_(host),
+      wall_offset_ns_(to_ns(clock.wall_now()) - to_ns(clock.now())) {}
+
+void JobLifecycle::accepted(const JobPtr& job) {
+  submitted_.fetch_add(1, std::memory_order_release);
+  store_.add(job);
+  obs_.job_submitted();
+}
+
+bool JobLifecycle::start(const JobPtr& job, Actor* runner, std::int64_t now_ns,
+                         std::uint32_t& attempt, bool& watched) {
+  JobState was;
+  {
+    std::lock_guard lock(job->lock);
+    was = job->state.load(std::memory_order_relaxed);
+    if (was == JobState::kQueued) {
+      watched = job->listeners != nullptr;
+      attempt = ++job->attempts;
+      if (attempt == 1) job->started_ns = wall_ns(now_ns);
+      job->runner = runner;
+      job->state.store(JobState::kRunning, std::memory_order_release);
+      return true;
+    }
+  }
+  if (!is_terminal(was)) refuse(*job, was, JobState::kRunning);
+  return false;
+}
+
+bool JobLifecycle::end_unstarted(const JobPtr& job, JobState terminal, std::string reason,
+                                 std::int64_t now_ns) {
+  JobState was;
+  {
+    std::lock_guard lock(job->lock);
+    was = job->state.load(std::memory_order_relaxed);
+    if (was == JobState::kQueued) {
+      job->output = std::move(reason);
+      job->finished_ns = wall_ns(now_ns);
+      job->state.store(terminal, std::memory_order_release);
+    }
+  }
+  if (was != JobState::kQueued) {
+    if (!is_terminal(was)) refuse(*job, was, terminal);
+    return false;
+  }
+  finalize(job, terminal, was, now_ns);
+  return true;
+}
+
+JobState JobLifecycle::attempt_ended(const JobPtr& job, AttemptEnd end, std::int64_t now_ns) {
+  JobState was;
+  JobState next = JobState::kRunning;
+  bool watched = false;
+  {
+    std::lock_guard lock(job->lock);
+    was = job->state.load(std::memory_order_relaxed);
+    if (was == JobState::kRunning) {
+      watched = job->listeners != nullptr;
+      job->runner = nullptr;
+      job->failure = end.failure;
+      if (job->abort_requested) {
+        next = JobState::kAborted;
+        job->output = "aborted: the drain deadline passed while the job ran";
+      } else if (job->cancel_requested) {
+        next = JobState::kCancelled;
+        job->output = "cancelled by request";
+      } else if (end.success) {
+        next = JobState::kSucceeded;
+        job->output = std::move(end.output);
+      } else {
+        job->output = std::move(end.output);
+        if (end.failure == FailureClass::kTimeout && job->output.empty()) {
+          job->output = "attempt timed out";
+        }
+        next = end.retry       ? JobState::kRetryWait
+               : end.retryable ? JobState::kDead
+                               : JobState::kFailed;
+      }
+      if (is_terminal(next)) job->finished_ns = wall_ns(now_ns);
+      job->state.store(next, std::memory_order_release);
+    }
+  }
+  if (was != JobState::kRunning) {
+    refuse(*job, was, end.success ? JobState::kSucceeded : JobState::kFailed);
+    return JobState::kRunning;
+  }
+  if (is_terminal(next)) {
+    finalize(job, next, was, now_ns);
+  } else if (watched) {
+    notify_watchers(job);
+  }
+  return next;
+}
+
+bool JobLifecycle::requeue(const JobPtr& job, std::int64_t now_ns) {
+  JobState was;
+  bool watched = false;
+  {
+    std::lock_guard lock(job->lock);
+    was = job->state.load(std::memory_order_relaxed);
+    if (was == JobState::kRetryWait) {
+      job->enqueued_ns = now_ns;
+      job->state.store(JobState::kQueued, std::memory_order_release);
+      watched = job->listeners != nullptr;
+    }
+  }
+  if (was != JobState::kRetryWait) {
+    if (!is_terminal(was)) refuse(*job, was, JobState::kQueued);
+    return false;
+  }
+  if (watched) notify_watchers(job);
+  return true;
+}
+
+bool JobLifecycle::abort_waiting(const JobPtr& job, std::string reason) {
+  const std::int64_t now_ns = to_ns(clock_.now());
+  JobState was;
+  {
+    std::lock_guard lock(job->lock);
+    was = job->state.load(std::memory_order_relaxed);
+    if (was != JobState::kQueued && was != JobState::kRetryWait) return false;
+    job->output = std::move(reason);
+    job->finished_ns = wall_ns(now_ns);
+    job->state.store(JobState::kAborted, std::memory_order_release);
+  }
+  finalize(job, JobState::kAborted, was, now_ns);
+  return true;
+}
+
+bool JobLifecycle::request_abort(const JobPtr& job) {
+  std::lock_guard lock(job->lock);
+  if (job->state.load(std::memory_order_relaxed) != JobState::kRunning) return false;
+  if (job->abort_requested) return false;
+  job->abort_requested = true;
+  return true;
+}
+
+JobLifecycle::CancelResult JobLifecycle::cancel(const JobPtr& job) {
+  CancelResult r;
+  const std::int64_t now_ns = to_ns(clock_.now());  // not under the job's lock
+  {
+    std::lock_guard lock(job->lock);
+    r.was = job->state.load(std::memory_order_relaxed);
+    if (is_terminal(r.was)) {
+      r.outcome.job = job->snapshot_locked();
+      return r;
+    }
+    r.outcome.cancelled = true;
+    if (r.was == JobState::kRunning) {
+      job->cancel_requested = true;
+      if (job->runner != nullptr) r.runner = job->runner->self();
+    } else {
+      r.now_ns = now_ns;
+      job->failure = FailureClass::kCancelled;
+      job->output = "cancelled by request";
+      job->finished_ns = wall_ns(r.now_ns);
+      job->state.store(JobState::kCancelled, std::memory_order_release);
+      r.ended = true;
+    }
+    r.outcome.job = job->snapshot_locked();
+  }
+  return r;
+}
+
+void JobLifecycle::cancelled(const JobPtr& job, const CancelResult& r) {
+  if (r.ended) finalize(job, JobState::kCancelled, r.was, r.now_ns);
+}
+
+void JobLifecycle::finalize(const JobPtr& job, JobState terminal, JobState from,
+                            std::int64_t now_ns) {
+  switch (terminal) {
+    case JobState::kSucceeded:
+      succeeded_.fetch_add(1, std::memory_order_release);
+      break;
+    case JobState::kFailed:
+      failed_.fetch_add(1, std::memory_order_release);
+      break;
+    case JobState::kDead:
+      dead_.fetch_add(1, std::memory_order_release);
+      keep_dead_letter(job);
+      break;
+    case JobState::kCancelled:
+      cancelled_.fetch_add(1, std::memory_order_release);
+      break;
+    case JobState::kAborted:
+      aborted_.fetch_add(1, std::memory_order_release);
+      host_.drain_ended(from == JobState::kRunning);
+      break;
+    default:
+      break;
+  }
+  store_.finished(job, now_ns);
+  obs_.job_completed(terminal);
+
+  std::vector<JobCallback> callbacks;
+  bool has_listeners = false;
+  {
+    std::lock_guard lock(job->lock);
+    if (job->listeners) {
+      callbacks.swap(job->listeners->on_terminal);
+      has_listeners = true;
+    }
+  }
+  if (!callbacks.empty()) {
+    const JobRecord record = job->snapshot();
+    for (auto& cb : callbacks) cb(record);
+  }
+  if (has_listeners) notify_watchers(job);
+  host_.job_ended(*job);
+  // Last: a drain or a removal waiting on the gate sees this job ended only
+  // after everything above has run.
+  gate_.leave();
+}
+
+void JobLifecycle::refuse(const Job& job, JobState from, JobState to) {
+  illegal_.fetch_add(1, std::memory_order_relaxed);
+  obs_.illegal_transition(job.id, from, to);
+}
+
+void JobLifecycle::notify_watchers(const JobPtr& job) {
+  JobListeners* listeners;
+  {
+    std::lock_guard lock(job->lock);
+    listeners = job->listeners.get();
+  }
+  if (listeners == nullptr) return;
+  std::lock_guard notify(listeners->notify);
+  if (listeners->watchers.empty()) return;
+  // Snapshot under `notify`: deliveries are ordered, and two notifications
+  // that raced to the same state deliver it once.
+  const JobRecord record = job->snapshot();
+  std::vector<std::pair<WatchId, JobCallback*>> due;
+  for (auto& w : listeners->watchers) {
+    if (w.last_state == record.state && w.last_attempts == record.attempts) continue;
+    w.last_state = record.state;
+    w.last_attempts = record.attempts;
+    due.emplace_back(w.id, &w.callback);
+  }
+  if (is_terminal(record.state)) {
+    auto ended = std::move(listeners->watchers);
+    listeners->watchers.clear();
+    for (auto& w : ended) {
+      for (auto& d : due) {
+        if (d.first == w.id) w.callback(record);
+      }
+      host_.watch_ended(w.id);
+    }
+    return;
+  }
+  // Copies: a callback may unwatch (and so erase from the vector).
+  std::vector<JobCallback> calls;
+  calls.reserve(due.size());
+  for (auto& d : due) calls.push_back(*d.second);
+  for (auto& cb : calls) cb(record);
+}
+
+TroupeCounters JobLifecycle::counters() const {
+  TroupeCounters c;
+  // Read in this order, each counter rises before the one read earlier
+  // falls, so even under load submitted <= ended + in_flight (a job is
+  // counted in flight before it is counted submitted, and counted ended
+  // before it leaves in_flight).
+  c.submitted = submitted_.load(std::memory_order_acquire);
+  c.in_flight = gate_.count();
+  c.succeeded = succeeded_.load(std::memory_order_acquire);
+  c.failed = failed_.load(std::memory_order_acquire);
+  c.dead = dead_.load(std::memory_order_acquire);
+  c.cancelled = cancelled_.load(std::memory_order_acquire);
+  c.aborted = aborted_.load(std::memory_order_acquire);
+  c.illegal_transitions = illegal_.load(std::memory_order_relaxed);
+  return c;
+}
+
+void JobLifecycle::set_dead_letter_limits(std::size_t count, std::size_t bytes) {
+  std::lock_guard lock(dead_mutex_);
+  dead_limit_ = count;
+  dead_bytes_limit_ = bytes;
+  trim_dead_letters_locked();
+}
+
+void JobLifecycle::trim_dead_letters_locked() {
+  // Oldest first; a dead job's payload and output no longer change.
+  while (!dead_letters_.empty() &&
+         (dead_letters_.size() > dead_limit_ || dead_bytes_ > dead_bytes_limit_)) {
+    const auto& j = dead_letters_.back();
+    dead_bytes_ -= j->payload.size() + j->output.size();
+    dead_letters_.pop_back();
+  }
+}
+
+void JobLifecycle::keep_dead_letter(const JobPtr& job) {
+  // Terminal: payload and output no longer change.
+  const std::size_t bytes = job->payload.size() + job->output.size();
+  std::lock_guard lock(dead_mutex_);
+  if (dead_limit_ == 0 || bytes > dead_bytes_limit_) return;
+  dead_letters_.push_front(job);
+  dead_bytes_ += bytes;
+  trim_dead_letters_locked();
+}
+
+std::vector<JobRecord> JobLifecycle::dead_jobs(std::size_t limit) const {
+  std::vector<JobPtr> jobs;
+  {
+    std::lock_guard lock(dead_mutex_);
+    for (const auto& j : dead_letters_) {
+      if (jobs.size() >= limit) break;
+      jobs.push_back(j);
+    }
+  }
+  std::vector<JobRecord> out;
+  out.reserve(jobs.size());
+  for (const auto& j : jobs) out.push_back(j->snapshot());
+  return out;
+}
+
+std::size_t JobLifecycle::dead_letter_count() const {
+  std::lock_guard lock(dead_mutex_);
+  return dead_letters_.size();
+}
+
+}  // namespace troupe::core::detail

@@ -1,0 +1,162 @@
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "core/cache_line.h"
+#include "core/clock.h"
+#include "core/gate.h"
+#include "core/job_entry.h"
+#include "core/job_store.h"
+#include "core/observer.h"
+#include "core/runtime.h"
+
+namespace troupe::core::detail {
+
+class Actor;
+
+/// What the job lifecycle needs from the troupe and runtime around it.
+class LifecycleHost {
+ public:
+  virtual ~LifecycleHost() = default;
+  /// A job reached its terminal state; its callbacks and watchers have run.
+  /// (The troupe releases its key pin.) Any core thread, no lock held.
+  virtual void job_ended(const Job& job) = 0;
+  /// A watch ended with its job's terminal state.
+  virtual void watch_ended(WatchId id) = 0;
+  /// The drain deadline ended a job: a running attempt (`running`), or a
+  /// queued or backing-off job.
+  virtual void drain_ended(bool running) = 0;
+};
+
+/// How an attempt ended, as the actor judged it (the retry decision is the
+/// retry policy's; the lifecycle applies it unless a cancel or an abort
+/// requested earlier wins).
+struct AttemptEnd {
+  FailureClass failure = FailureClass::kNone;
+  bool success = false;
+  bool retry = false;      // retry policy: try again
+  bool retryable = false;  // not retried: DEAD when retryable, FAILED otherwise
+  std::string output;
+};
+
+/// The one writer of a job's state and of a troupe's conservation counters.
+/// Every transition (accept, start, attempt end, requeue, each terminal) is
+/// one call here that checks the transition is legal, stamps the times,
+/// updates the counters and notifies the store, the observer, the
+/// submitter's callbacks and the watchers exactly once.
+///
+/// A transition that may lose a race by design (a start, a requeue or an
+/// abort that finds the job already ended by a cancel) returns false. A
+/// transition that must not happen (ending an ended job, ending an attempt
+/// of a job that is not running) is refused: never applied, counted, and
+/// reported once to the observer, which daemon/ logs.
+///
+/// `in_flight` is the gate's count: entered at admission, left at the
+/// terminal transition (after the callbacks), never derived by subtraction.
+/// Thread-safe: a job's fields are guarded by its lock; counters are
+/// atomics; the dead letters have their own mutex. Callbacks run on the
+/// calling (core) thread with no lock held.
+class JobLifecycle {
+ public:
+  JobLifecycle(Clock& clock, JobStore& store, TroupeObserver& observer, LifecycleHost& host);
+
+  /// Admission: false once the gate is closed (draining or removed). An
+  /// admitted job is accepted() or, when the dispatcher refuses it, unadmitted().
+  bool admit() { return gate_.enter(); }
+  void unadmit() { gate_.leave(); }
+  Gate& gate() { return gate_; }
+  const Gate& gate() const { return gate_; }
+
+  /// A new job, admitted and queued: counts it, stamps it, stores it.
+  void accepted(const JobPtr& job);
+
+  /// Queued -> Running on `runner`. False when the job is no longer queued
+  /// (a cancel or an abort ended it first). `attempt` and `watched` report
+  /// the attempt number and whether anyone watches.
+  bool start(const JobPtr& job, Actor* runner, std::int64_t now_ns, std::uint32_t& attempt,
+             bool& watched);
+  /// Queued -> terminal without an attempt (deadline passed, drain deadline,
+  /// no actor left). False when the job is no longer queued.
+  bool end_unstarted(const JobPtr& job, JobState terminal, std::string reason, std::int64_t now_ns);
+  /// Running -> RetryWait or a terminal state. A cancel or drain abort
+  /// requested while it ran wins. Returns the state the job is in now
+  /// (kRunning when refused as illegal).
+  JobState attempt_ended(const JobPtr& job, AttemptEnd end, std::int64_t now_ns);
+  /// RetryWait -> Queued. False when the job ended meanwhile (a cancel).
+  bool requeue(const JobPtr& job, std::int64_t now_ns);
+  /// Queued or RetryWait -> ABORTED (drain deadline). False when the job is
+  /// running (its actor ends it) or already ended.
+  bool abort_waiting(const JobPtr& job, std::string reason);
+  /// Running: the drain deadline passed; the attempt ends ABORTED. False
+  /// when it is not running or was already asked.
+  bool request_abort(const JobPtr& job);
+
+  /// A cancel request. A queued or backing-off job is CANCELLED now
+  /// (`ended`: pass the result to cancelled() on a core thread, which
+  /// counts it and calls its listeners); a running one is marked and ends
+  /// when its attempt returns (`runner` is then set, to be told).
+  struct CancelResult {
+    CancelOutcome outcome;
+    JobState was = JobState::kQueued;
+    bool ended = false;
+    std::int64_t now_ns = 0;
+    std::shared_ptr<Actor> runner;
+  };
+  CancelResult cancel(const JobPtr& job);
+  void cancelled(const JobPtr& job, const CancelResult& result);
+
+  /// Sends every watcher of `job` its current state (no lock held).
+  void notify_watchers(const JobPtr& job);
+
+  /// Counters, each read on its own (exact whenever the troupe is quiet:
+  /// submitted == every terminal count + in_flight).
+  TroupeCounters counters() const;
+  std::uint64_t in_flight() const { return gate_.count(); }
+
+  void set_dead_letter_limits(std::size_t count, std::size_t bytes);
+  std::vector<JobRecord> dead_jobs(std::size_t limit) const;
+  std::size_t dead_letter_count() const;
+
+  /// Wall-clock ns for a steady-clock reading (one clock read per transition).
+  std::int64_t wall_ns(std::int64_t steady_ns) const { return steady_ns + wall_offset_ns_; }
+
+ private:
+  /// After the state was set under the job's lock: counters, store, dead
+  /// letters, callbacks, watchers, host, and last the gate.
+  void finalize(const JobPtr& job, JobState terminal, JobState from, std::int64_t now_ns);
+  void refuse(const Job& job, JobState from, JobState to);
+  void keep_dead_letter(const JobPtr& job);
+  void trim_dead_letters_locked();
+
+  Clock& clock_;
+  JobStore& store_;
+  TroupeObserver& obs_;
+  LifecycleHost& host_;
+  const std::int64_t wall_offset_ns_;  // wall - steady, taken at construction
+
+  // Written by submitters.
+  alignas(kCacheLine) std::atomic<std::uint64_t> submitted_{0};
+  // Written as jobs end.
+  alignas(kCacheLine) std::atomic<std::uint64_t> succeeded_{0};
+  std::atomic<std::uint64_t> failed_{0};
+  std::atomic<std::uint64_t> dead_{0};
+  std::atomic<std::uint64_t> cancelled_{0};
+  std::atomic<std::uint64_t> aborted_{0};
+  std::atomic<std::uint64_t> illegal_{0};
+  // Entered by submitters, left as jobs end.
+  alignas(kCacheLine) Gate gate_;
+
+  alignas(kCacheLine) mutable std::mutex dead_mutex_;  // guards the dead letters
+  std::deque<JobPtr> dead_letters_;                    // newest at the front
+  std::size_t dead_bytes_ = 0;
+  std::size_t dead_limit_ = 1000;
+  std::size_t dead_bytes_limit_ = 64u << 20;
+};
+
+}  // namespace troupe::core::detail
