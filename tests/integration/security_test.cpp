@@ -464,8 +464,8 @@ std::string prometheus_up(const std::string& address, const std::string& job) {
   std::smatch match;
   if (!std::regex_search(reply.body, match, std::regex(R"re("value":\[[0-9.]+,"([01])"\])re"))) {
     return "";
-}
-return match[1];
+  }
+  return match[1];
 }
 
 TEST(SecurityMetrics, BasicAuthOnMetricsIsScrapedByTheRealPrometheus) {

@@ -9,10 +9,10 @@
 #include <string>
 #include <variant>
 
+#include "config/crypto.h"
 #include "handlers/builtin/builtin_options.h"
 #include "handlers/exec/exec_options.h"
 #include "handlers/http/http_options.h"
-#include "config/crypto.h"
 
 namespace troupe::config {
 namespace {
