@@ -42,13 +42,6 @@ std::string openssl_reason() {
 
 }  // namespace
 
-std::string_view trim_token(std::string_view text) {
-  constexpr std::string_view kSpace = " \t\r\n";
-  const auto first = text.find_first_not_of(kSpace);
-  if (first == std::string_view::npos) return {};
-  return text.substr(first, text.find_last_not_of(kSpace) - first + 1);
-}
-
 Sha256 sha256(std::string_view text) {
   Sha256 digest{};
   unsigned int size = 0;

@@ -9,13 +9,14 @@
 #include <string>
 #include <string_view>
 
+#include "syntax/token.h"
+
 namespace troupe::config {
 
 using Sha256 = std::array<std::uint8_t, 32>;
 
-/// A token as written in a token file or on stdin: `text` without the
-/// whitespace around it (a trailing newline, typically); empty when none.
-std::string_view trim_token(std::string_view text);
+// Tokens are trimmed the same way by trouped and the tools (syntax/).
+using syntax::trim_token;
 
 /// SHA-256 of `text`.
 Sha256 sha256(std::string_view text);

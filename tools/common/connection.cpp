@@ -7,6 +7,8 @@
 #include <sstream>
 #include <vector>
 
+#include "syntax/token.h"
+
 namespace troupe::tools {
 namespace {
 
@@ -19,10 +21,7 @@ std::optional<std::string> read_file(const std::string& path) {
 }
 
 std::string trimmed(const std::string& text) {
-  constexpr const char* kSpace = " \t\r\n";
-  const auto first = text.find_first_not_of(kSpace);
-  if (first == std::string::npos) return "";
-  return text.substr(first, text.find_last_not_of(kSpace) - first + 1);
+  return std::string(syntax::trim_token(text));
 }
 
 /// Adds the bearer token to each call's initial metadata. gRPC's own call
