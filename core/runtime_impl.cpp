@@ -1,7 +1,11 @@
 #include "core/runtime_impl.h"
 
+#include <sys/random.h>
+
+#include <array>
 #include <boost/asio/post.hpp>
-#include <random>
+#include <cerrno>
+#include <system_error>
 
 namespace troupe::core {
 
@@ -15,15 +19,29 @@ namespace {
 // leave when the job ends.
 constexpr std::chrono::milliseconds kTooManyListenersRetry{1000};
 
-std::uint64_t make_id_prefix(Clock& clock) {
-  // 24 bits from the wall clock and the OS entropy source: a restarted
-  // daemon starts a new id space, so ids do not repeat across restarts.
-  std::uint64_t x = static_cast<std::uint64_t>(detail::to_ns(clock.wall_now())) ^
-                    (static_cast<std::uint64_t>(std::random_device{}()) << 32);
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdULL;
-  x ^= x >> 33;
-  return (x & 0xFFFFFFu) << 40;
+/// 64 bits from the kernel's CSPRNG, read a page at a time per thread (one
+/// getrandom() per 512 ids): ids cannot be guessed from others a client saw,
+/// so knowing the endpoint does not give other clients' results.
+std::uint64_t random_id_bits() {
+  struct Pool {
+    std::array<std::uint64_t, 512> bits;
+    std::size_t next = 512;
+  };
+  thread_local Pool pool;
+  if (pool.next == pool.bits.size()) {
+    auto* out = reinterpret_cast<char*>(pool.bits.data());
+    std::size_t filled = 0;
+    while (filled < sizeof pool.bits) {
+      const ssize_t n = ::getrandom(out + filled, sizeof pool.bits - filled, 0);
+      if (n > 0) {
+        filled += static_cast<std::size_t>(n);
+      } else if (n < 0 && errno != EINTR) {
+        throw std::system_error(errno, std::generic_category(), "getrandom");
+      }
+    }
+    pool.next = 0;
+  }
+  return pool.bits[pool.next++];
 }
 
 }  // namespace
@@ -35,8 +53,7 @@ RuntimeImpl::RuntimeImpl(boost::asio::io_context& io, Clock& clock, Observer& ob
       observer_(observer),
       options_(options),
       store_(std::make_unique<InMemoryJobStore>(options.job_store, clock)),
-      control_(boost::asio::make_strand(io.get_executor())),
-      id_prefix_(make_id_prefix(clock)) {}
+      control_(boost::asio::make_strand(io.get_executor())) {}
 
 RuntimeImpl::~RuntimeImpl() {
   std::unique_lock lock(troupes_mutex_);
@@ -45,8 +62,11 @@ RuntimeImpl::~RuntimeImpl() {
 }
 
 JobId RuntimeImpl::next_id() {
-  const std::uint64_t n = id_counter_.fetch_add(1, std::memory_order_relaxed) + 1;
-  return JobId{id_prefix_ | (n & ((std::uint64_t{1} << 40) - 1))};
+  // Zero is no job's id; a live id (2^-64 per draw and job) is drawn again.
+  for (;;) {
+    const JobId id{random_id_bits()};
+    if (id.value != 0 && !store_->find(id)) return id;
+  }
 }
 
 const std::string* RuntimeImpl::intern(const std::string& name) {

@@ -64,9 +64,6 @@ class RuntimeImpl final : public Runtime, private detail::TroupeHost {
   std::unique_ptr<JobStore> store_;
   boost::asio::strand<boost::asio::io_context::executor_type> control_;
 
-  const std::uint64_t id_prefix_;  // time-seeded: ids do not repeat across restarts
-  std::atomic<std::uint64_t> id_counter_{0};
-
   mutable std::shared_mutex troupes_mutex_;  // guards troupes_, retiring_ and names_
   std::map<std::string, std::shared_ptr<detail::Troupe>, std::less<>> troupes_;
   std::vector<std::shared_ptr<detail::Troupe>> retiring_;  // removed, still draining

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <boost/asio/io_context.hpp>
 #include <map>
 #include <set>
@@ -119,6 +120,23 @@ TEST_F(RuntimeTest, JobIdsAreUnique) {
     if (i % 10 == 0) run();
   }
   EXPECT_EQ(ids.size(), 1000u);
+}
+
+// Issue 15: ids are not a prefix plus a counter that a client could walk.
+// Each bit is set in about half of 1,000 random ids (a fixed bit, as in a
+// shared prefix or a counter's high bits, is set in none or all).
+TEST_F(RuntimeTest, JobIdsAreRandomInEveryBit) {
+  runtime_->apply({builtin_troupe("t", Kind::kNoop, 2)});
+  std::array<int, 64> set{};
+  for (int i = 0; i < 1000; ++i) {
+    const std::uint64_t id = submit_ok("t").value;
+    for (int b = 0; b < 64; ++b) set[b] += static_cast<int>((id >> b) & 1);
+    if (i % 10 == 0) run();
+  }
+  for (int b = 0; b < 64; ++b) {
+    EXPECT_GT(set[b], 350) << "bit " << b;  // 9.5 standard deviations from 500
+    EXPECT_LT(set[b], 650) << "bit " << b;
+  }
 }
 
 TEST_F(RuntimeTest, UnknownTroupeIsRejectedAndCounted) {
