@@ -1,0 +1,145 @@
+#pragma once
+
+/// The durable half of the job store: an append-only stream of lifecycle
+/// transitions that a journal makes durable in groups, and reads back at
+/// start. core/ defines the contract and a memory journal; the SQLite
+/// journal lives in store/ (no database client in core/).
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "core/job.h"
+
+namespace troupe::core {
+
+/// A job as accepted: everything needed to run it again after a restart.
+/// Wall-clock times in ns since the epoch (0 = unset).
+struct JournalAccepted {
+  JobId id;
+  std::string troupe;
+  std::string payload;
+  std::string key;
+  std::string idempotency_key;
+  Metadata metadata;
+  std::int64_t submitted_ns = 0;
+  std::int64_t deadline_ns = 0;         // 0: none
+  std::int64_t attempt_timeout_ns = 0;  // 0: the troupe's timeout
+};
+
+/// Queued -> Running: attempt number `attempts` (1 for the first) started.
+struct JournalStarted {
+  JobId id;
+  std::uint32_t attempts = 0;
+  std::int64_t started_ns = 0;
+};
+
+/// Running -> RetryWait: the attempt failed and runs again at `next_run_ns`
+/// (wall clock). `error` and `failure` are the failed attempt's.
+struct JournalRetryWait {
+  JobId id;
+  std::uint32_t attempts = 0;
+  std::int64_t next_run_ns = 0;
+  std::string error;
+  FailureClass failure = FailureClass::kNone;
+};
+
+/// Running or RetryWait -> Queued without a terminal state: the drain
+/// deadline handed the job back for the next start (`attempts` is the count
+/// to keep: an interrupted attempt is not counted against the job).
+struct JournalRequeued {
+  JobId id;
+  std::uint32_t attempts = 0;
+};
+
+/// Any -> a terminal state. `output` is the result on success, the error
+/// otherwise.
+struct JournalTerminal {
+  JobId id;
+  JobState state = JobState::kSucceeded;
+  FailureClass failure = FailureClass::kNone;
+  std::uint32_t attempts = 0;
+  std::string output;
+  std::int64_t started_ns = 0;
+  std::int64_t finished_ns = 0;
+};
+
+using JournalEntry = std::variant<JournalAccepted, JournalStarted, JournalRetryWait,
+                                  JournalRequeued, JournalTerminal>;
+
+/// Why a journal cannot make entries durable. Once a journal has failed it
+/// stays failed for the life of the process (after a failed fsync the page
+/// cache's state is unknown; recovery on the next start is the only way
+/// back).
+struct JournalFailure {
+  std::string message;  // names the store and the problem, e.g. "sqlite /var/lib/...: disk full"
+};
+
+/// Called once the entries appended before the barrier are durable
+/// (`failure` null), or once the journal has failed (`failure` set: they
+/// may not be). Runs on the journal's writer thread or inline; must not
+/// block.
+using DurableCallback = std::function<void(const JournalFailure* failure)>;
+
+/// One job as read back at start, in its last journaled state. Times are
+/// wall clock, ns since the epoch.
+struct RecoveredJob {
+  JournalAccepted request;
+  JobState state = JobState::kQueued;  // kRunning: it was running when the process died
+  FailureClass failure = FailureClass::kNone;
+  std::uint32_t attempts = 0;
+  std::string output;
+  std::int64_t started_ns = 0;
+  std::int64_t finished_ns = 0;
+  std::int64_t next_run_ns = 0;  // kRetryWait
+};
+
+/// The journal's contract. Thread-safe: append() and after_durable() may be
+/// called from any thread concurrently and never block on I/O.
+///
+/// Order: entries become durable in the order they were appended (per
+/// journal, not only per job); a barrier's callback runs once every entry
+/// appended before after_durable() was called is durable. Callbacks run in
+/// barrier order. Group commit: the writer commits everything that arrived
+/// while the previous commit was in progress, in one transaction.
+class Journal {
+ public:
+  virtual ~Journal() = default;
+
+  /// True when entries survive a restart of the process.
+  virtual bool durable() const = 0;
+
+  /// Reads back, once, before the first append: every job the journal still
+  /// holds, non-terminal ones in the order they were accepted, and terminal
+  /// ones whose result or idempotency key has not expired. `each` is called
+  /// for each job, on the calling thread.
+  virtual void recover(const std::function<void(RecoveredJob&&)>& each) = 0;
+
+  /// Queues `entry` for the next commit.
+  virtual void append(JournalEntry entry) = 0;
+
+  /// Calls `done` once everything appended so far is durable, or the
+  /// journal failed.
+  virtual void after_durable(DurableCallback done) = 0;
+
+  /// The failure that stopped the journal, if any.
+  virtual std::optional<JournalFailure> failure() const = 0;
+
+  /// Called once, on the writer thread, when the journal fails (to stop
+  /// admission, report NOT_SERVING and exit for a restart). Set before the
+  /// first append.
+  virtual void on_failure(std::function<void(const JournalFailure&)> handler) = 0;
+
+  /// Commits what is pending, stops the writer. After it, append() is ignored.
+  virtual void close() = 0;
+};
+
+/// The journal of `store: {kind: memory}`: nothing survives a restart;
+/// every barrier is durable at once (inline).
+std::unique_ptr<Journal> make_memory_journal();
+
+}  // namespace troupe::core
