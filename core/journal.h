@@ -5,6 +5,8 @@
 /// start. core/ defines the contract and a memory journal; the SQLite
 /// journal lives in store/ (no database client in core/).
 
+#include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -98,8 +100,31 @@ struct RecoveredJob {
   std::int64_t next_run_ns = 0;  // kRetryWait
 };
 
+/// What a journal reports for metrics. Called on the journal's writer
+/// thread; must not block. Every method has an empty default.
+class JournalObserver {
+ public:
+  virtual ~JournalObserver() = default;
+  /// A commit made `entries` durable (`accepted` of them new jobs) and took
+  /// `latency` from its first entry's arrival to the end of its fsync.
+  virtual void committed(std::chrono::nanoseconds latency, std::size_t entries,
+                         std::size_t accepted) {
+    (void)latency, (void)entries, (void)accepted;
+  }
+  /// The store's size on disk (database plus write-ahead log).
+  virtual void store_bytes(std::uint64_t bytes) { (void)bytes; }
+  /// Rows held per state (sampled now and then, not per commit).
+  virtual void rows(JobState state, std::uint64_t count) { (void)state, (void)count; }
+  /// Expired rows deleted.
+  virtual void expired(std::uint64_t rows) { (void)rows; }
+};
+
 /// The journal's contract. Thread-safe: append() and after_durable() may be
 /// called from any thread concurrently and never block on I/O.
+///
+/// Per job, entries are appended in lifecycle order, its JournalAccepted
+/// first (the caller guarantees it: the job is not visible to an actor
+/// before its accept is appended).
 ///
 /// Order: entries become durable in the order they were appended (per
 /// journal, not only per job); a barrier's callback runs once every entry
