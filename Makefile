@@ -17,8 +17,13 @@ configure: deps
 build: configure
 	@cmake --build $(BUILD) -j$(JOBS)
 
+# The job store of `make run` lives in .trouped/ (git-ignored): trouped keeps
+# it at $$STATE_DIRECTORY/jobs.db unless the config sets store.path. Delete
+# the directory to start empty.
+STATE_DIR ?= $(CURDIR)/.trouped
+
 run: build
-	$(BUILD)/daemon/trouped --config $(CONFIG)
+	STATE_DIRECTORY=$(STATE_DIR) $(BUILD)/daemon/trouped --config $(CONFIG)
 
 check-config: build
 	$(BUILD)/daemon/trouped --check-config $(CONFIG)
