@@ -6,7 +6,7 @@ BUILD   := build/$(PRESET)
 CONFIG  ?= config/trouped.yaml
 JOBS    ?= 2
 
-.PHONY: deps configure build run test check-config asan tsan perf perf-memory perf-tls format format-check clean
+.PHONY: deps configure build run test check-config asan tsan perf perf-memory perf-store perf-tls format format-check clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -61,6 +61,14 @@ perf-memory: deps
 	@cmake --preset release >/dev/null
 	@cmake --build build/release -j$(JOBS) --target trouped troupe-bench troupectl
 	BUILD_DIR=build/release bash scripts/perf-memory.sh $(PERF_ARGS)
+
+# What durability costs, in one run: trouped with the memory store vs the
+# SQLite store (sync full) vs beanstalkd -f 0, then recovery of 1M queued jobs
+# after kill -9 (scripts/perf-store.sh; docs/performance.md).
+perf-store: deps
+	@cmake --preset release >/dev/null
+	@cmake --build build/release -j$(JOBS) --target trouped troupe-bench beanstalk_load
+	BUILD_DIR=build/release bash scripts/perf-store.sh $(PERF_ARGS)
 
 format:
 	@git ls-files '*.h' '*.cpp' | xargs clang-format -i
