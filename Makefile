@@ -17,13 +17,11 @@ configure: deps
 build: configure
 	@cmake --build $(BUILD) -j$(JOBS)
 
-# The job store of `make run` lives in .trouped/ (git-ignored): trouped keeps
-# it at $$STATE_DIRECTORY/jobs.db unless the config sets store.path. Delete
-# the directory to start empty.
-STATE_DIR ?= $(CURDIR)/.trouped
-
+# The job store of `make run` is config/trouped-data/jobs.db (git-ignored):
+# without store.path trouped keeps it in trouped-data/ next to the config
+# (docs/durability.md). Delete the directory to start empty.
 run: build
-	STATE_DIRECTORY=$(STATE_DIR) $(BUILD)/daemon/trouped --config $(CONFIG)
+	$(BUILD)/daemon/trouped --config $(CONFIG)
 
 check-config: build
 	$(BUILD)/daemon/trouped --check-config $(CONFIG)
