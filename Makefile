@@ -6,7 +6,7 @@ BUILD   := build/$(PRESET)
 CONFIG  ?= config/trouped.yaml
 JOBS    ?= 2
 
-.PHONY: deps configure build run test check-config asan tsan perf perf-memory perf-store perf-tls format format-check clean
+.PHONY: deps configure build run test crash check-config asan tsan perf perf-memory perf-store perf-tls format format-check clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -27,7 +27,13 @@ check-config: build
 	$(BUILD)/daemon/trouped --check-config $(CONFIG)
 
 test: build
-	cd $(BUILD) && ctest --output-on-failure -j$(JOBS) --timeout 300
+	cd $(BUILD) && ctest --output-on-failure -j$(JOBS) --timeout 300 -LE crash
+
+# The crash test (tests/crash, label crash): trouped SIGKILLed and restarted
+# 30 times under load on one SQLite store. TROUPE_CRASH_SEED=N reruns a
+# schedule, TROUPE_CRASH_ROUNDS=N lengthens it (docs/testing.md).
+crash: build
+	cd $(BUILD) && ctest --output-on-failure -L crash --timeout 300
 
 # The whole suite under AddressSanitizer+UBSan / ThreadSanitizer; a report
 # from any process the tests start fails the run (scripts/sanitizer-test.sh).
