@@ -23,6 +23,7 @@
 
 #include "store/lock_file.h"
 #include "store/metadata_codec.h"
+#include "store/row_counts.h"
 #include "store/sqlite_statement.h"
 
 namespace troupe::store {
@@ -45,7 +46,7 @@ static_assert(static_cast<int>(JobState::kRetryWait) == 2);
 static_assert(static_cast<int>(JobState::kSucceeded) == 3);
 static_assert(static_cast<int>(JobState::kDead) == 5);
 static_assert(static_cast<int>(JobState::kAborted) == 7);
-constexpr int kStates = 8;
+constexpr int kStates = detail::RowCounts::kStates;
 
 // rowid (seq) is the acceptance order: recovery replays queued jobs in it.
 // A row expires at expires_ns; NULL while it is not terminal, and for DEAD
@@ -88,10 +89,9 @@ constexpr int kAutocheckpointPages = 1000;
 constexpr std::int64_t kWalSizeLimit = 64 << 20;
 /// Idle this long after a commit: checkpoint and truncate the WAL.
 constexpr auto kIdleCheckpoint = 1s;
-/// Rows by state are counted (a scan) when idle this long after a change,
-/// and under continuous load at most this far apart.
-constexpr auto kSampleIdle = 5s;
-constexpr auto kSampleBusy = 30s;
+/// Rows by state and bytes on disk go to the observer at most this often
+/// (after a change).
+constexpr auto kSampleEvery = 1s;
 /// A TTL beyond this is taken as this, so that finished + ttl cannot
 /// overflow (about 100 years).
 constexpr std::int64_t kMaxTtlNs = 100LL * 365 * 24 * 3600 * 1'000'000'000LL;
@@ -172,13 +172,13 @@ struct Statements {
                       "WHERE id = ?1 RETURNING troupe"),
         expire(db,
                "DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs WHERE expires_ns IS NOT NULL "
-               "AND expires_ns <= ?1 ORDER BY expires_ns LIMIT ?2)"),
+               "AND expires_ns <= ?1 ORDER BY expires_ns LIMIT ?2) RETURNING state"),
         next_expiry(db, "SELECT min(expires_ns) FROM jobs WHERE expires_ns IS NOT NULL"),
         trim_dead(db,
                   "DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs WHERE state = 5 AND "
                   "troupe = ?1 ORDER BY finished_ns DESC LIMIT -1 OFFSET ?2)"),
         dead_troupes(db, "SELECT DISTINCT troupe FROM jobs WHERE state = 5"),
-        count_rows(db, "SELECT state, count(*) FROM jobs GROUP BY state"),
+        all_states(db, "SELECT id, state FROM jobs"),
         recover_open(db,
                      std::string("SELECT ") + kColumns + " FROM jobs WHERE state < 3 ORDER BY seq"),
         recover_terminal(db, std::string("SELECT ") + kColumns +
@@ -187,7 +187,7 @@ struct Statements {
 
   Statement begin, commit;
   Statement insert, started, retry_wait, requeued, terminal, terminal_dead;
-  Statement expire, next_expiry, trim_dead, dead_troupes, count_rows;
+  Statement expire, next_expiry, trim_dead, dead_troupes, all_states;
   Statement recover_open, recover_terminal;
 };
 
@@ -352,6 +352,15 @@ class SqliteJournal final : public core::Journal {
         dead_to_trim_.insert(statements_->dead_troupes.column_blob(0));
       }
       statements_->dead_troupes.reset();
+      if (options_.observer != nullptr) {
+        // One scan at open; from then on the entries move the counts.
+        Statement& all = statements_->all_states;
+        while (all.step()) {
+          counts_.add(core::JobId{std::bit_cast<std::uint64_t>(all.column_int(0))},
+                      static_cast<JobState>(all.column_int(1)));
+        }
+        all.reset();
+      }
     } catch (const SqliteError& error) {
       statements_.reset();
       if (is_corrupt(error)) throw StoreError(corrupt_message(path_, error));
@@ -485,7 +494,7 @@ class SqliteJournal final : public core::Journal {
     ++commits_since_sample_;
     if (options_.observer != nullptr) {
       options_.observer->committed(last_commit_ - arrival, batch.size(), accepted);
-      if (last_commit_ - last_sample_ >= kSampleBusy) sample();
+      if (last_commit_ - last_sample_ >= kSampleEvery) sample();
     }
     return std::nullopt;
   }
@@ -504,6 +513,7 @@ class SqliteJournal final : public core::Journal {
     s.bind(9, e.attempt_timeout_ns);
     s.run();
     ++accepted;
+    if (counting() && changed()) counts_.accepted();
   }
 
   void apply(const core::JournalStarted& e, std::size_t&) {
@@ -512,6 +522,7 @@ class SqliteJournal final : public core::Journal {
     s.bind(2, e.attempts);
     s.bind(3, e.started_ns);
     s.run();
+    if (counting() && changed()) counts_.started(e.id);
   }
 
   void apply(const core::JournalRetryWait& e, std::size_t&) {
@@ -522,6 +533,7 @@ class SqliteJournal final : public core::Journal {
     s.bind_blob(4, e.error);
     s.bind(5, static_cast<std::int64_t>(e.failure));
     s.run();
+    if (counting() && changed()) counts_.retry_wait(e.id);
   }
 
   void apply(const core::JournalRequeued& e, std::size_t&) {
@@ -529,6 +541,7 @@ class SqliteJournal final : public core::Journal {
     s.bind(1, to_sql(e.id));
     s.bind(2, e.attempts);
     s.run();
+    if (counting() && changed()) counts_.requeued(e.id);
   }
 
   void apply(const core::JournalTerminal& e, std::size_t&) {
@@ -545,6 +558,7 @@ class SqliteJournal final : public core::Journal {
       s.bind(8, result_ttl_ns_);
       s.bind(9, idempotency_ttl_ns_);
       s.run();
+      if (counting() && changed()) counts_.terminal(e.id, e.state);
       // A lower bound of the row's expiry: the idempotency TTL can only
       // make it later.
       std::int64_t expires =
@@ -555,7 +569,10 @@ class SqliteJournal final : public core::Journal {
       return;
     }
     try {
-      if (s.step()) dead_to_trim_.insert(s.column_blob(0));
+      if (s.step()) {
+        dead_to_trim_.insert(s.column_blob(0));
+        if (counting()) counts_.terminal(e.id, e.state);
+      }
     } catch (...) {
       s.reset();
       throw;
@@ -571,8 +588,17 @@ class SqliteJournal final : public core::Journal {
       Statement& s = statements_->expire;
       s.bind(1, now_ns);
       s.bind(2, kExpiryBatch);
-      s.run();
-      auto deleted = static_cast<std::uint64_t>(sqlite3_changes64(db_.get()));
+      std::uint64_t deleted = 0;
+      try {
+        while (s.step()) {
+          ++deleted;
+          if (counting()) counts_.deleted(static_cast<JobState>(s.column_int(0)), 1);
+        }
+      } catch (...) {
+        s.reset();
+        throw;
+      }
+      s.reset();
       if (deleted == static_cast<std::uint64_t>(kExpiryBatch)) {
         next_expiry_ns_ = now_ns;  // more are due: the next round goes on
       } else {
@@ -588,6 +614,8 @@ class SqliteJournal final : public core::Journal {
       s.bind_text(1, troupe);
       s.bind(2, static_cast<std::int64_t>(options_.dead_letters_per_troupe));
       s.run();
+      if (counting())
+        counts_.deleted(JobState::kDead, static_cast<std::uint64_t>(sqlite3_changes64(db_.get())));
     }
     dead_to_trim_.clear();
   }
@@ -611,7 +639,7 @@ class SqliteJournal final : public core::Journal {
     }
     if (wal_dirty_) due = std::min(due, last_commit_ + kIdleCheckpoint);
     if (options_.observer != nullptr && commits_since_sample_ > 0) {
-      due = std::min(due, std::max(last_commit_, last_sample_) + kSampleIdle);
+      due = std::min(due, last_sample_ + kSampleEvery);
     }
     return due;
   }
@@ -650,36 +678,28 @@ class SqliteJournal final : public core::Journal {
       }
     }
     if (options_.observer != nullptr && commits_since_sample_ > 0 &&
-        now >= std::max(last_commit_, last_sample_) + kSampleIdle) {
+        now >= last_sample_ + kSampleEvery) {
       sample();
     }
     return std::nullopt;
   }
 
-  /// Reports rows by state (a scan of the table) and the bytes on disk.
-  /// db_mutex_ held; observer set.
+  /// Reports rows by state and the bytes on disk. db_mutex_ held;
+  /// observer set.
   void sample() {
     last_sample_ = Clock::now();
     commits_since_sample_ = 0;
-    std::array<std::uint64_t, kStates> counts{};
-    Statement& s = statements_->count_rows;
-    try {
-      while (s.step()) {
-        auto state = s.column_int(0);
-        if (state >= 0 && state < kStates)
-          counts[state] = static_cast<std::uint64_t>(s.column_int(1));
-      }
-    } catch (const SqliteError&) {
-      // A read that fails only skips this sample; writes report failures.
-      s.reset();
-      return;
-    }
-    s.reset();
     for (int state = 0; state < kStates; ++state) {
-      options_.observer->rows(static_cast<JobState>(state), counts[state]);
+      options_.observer->rows(static_cast<JobState>(state),
+                              counts_.count(static_cast<JobState>(state)));
     }
     options_.observer->store_bytes(bytes_on_disk());
   }
+
+  bool counting() const { return options_.observer != nullptr; }
+  /// Whether the last statement changed a row (an update of a deleted row,
+  /// an accept of a known id do not).
+  bool changed() const { return sqlite3_changes64(db_.get()) > 0; }
 
   std::uint64_t bytes_on_disk() const {
     std::uint64_t total = 0;
@@ -710,6 +730,7 @@ class SqliteJournal final : public core::Journal {
   Clock::time_point last_sample_{};
   bool wal_dirty_ = false;  // commits since the last idle checkpoint
   std::uint64_t commits_since_sample_ = 1;
+  detail::RowCounts counts_;  // only with an observer
 
   mutable std::mutex mutex_;  // guards the members below
   std::condition_variable wake_;

@@ -84,8 +84,30 @@ class Recorder : public core::JournalObserver {
     changed_.notify_all();
   }
   void rows(JobState state, std::uint64_t count) override {
-    std::lock_guard lock(mutex_);
-    rows_[state] = count;
+    {
+      std::lock_guard lock(mutex_);
+      rows_[state] = count;
+    }
+    changed_.notify_all();
+  }
+  /// True once the last report of every state is `expected`'s (0 for the
+  /// states it leaves out); else the last reports.
+  ::testing::AssertionResult wait_rows(const std::map<JobState, std::uint64_t>& expected) {
+    std::unique_lock lock(mutex_);
+    auto matches = [&] {
+      for (int s = 0; s < 8; ++s) {
+        auto state = static_cast<JobState>(s);
+        auto want = expected.count(state) ? expected.at(state) : 0;
+        auto it = rows_.find(state);
+        if (it == rows_.end() || it->second != want) return false;
+      }
+      return true;
+    };
+    if (changed_.wait_for(lock, kBound, matches)) return ::testing::AssertionSuccess();
+    auto failure = ::testing::AssertionFailure() << "rows by state:";
+    for (const auto& [state, count] : rows_)
+      failure << " " << core::to_string(state) << "=" << count;
+    return failure;
   }
   /// True once `rows` rows expired in all.
   bool wait_expired(std::uint64_t rows) {
@@ -320,6 +342,40 @@ TEST_F(SqliteJournalTest, RecoverReturnsOpenJobsInAcceptanceOrderThenLiveTermina
   EXPECT_EQ(jobs[6].attempts, 3u);
   EXPECT_EQ(jobs[7].state, JobState::kSucceeded);
   EXPECT_EQ(jobs[7].request.idempotency_key, "once");
+}
+
+TEST_F(SqliteJournalTest, RowsByStateFollowTheEntriesAndSurviveAReopen) {
+  Recorder recorder;
+  options_.observer = &recorder;
+  std::int64_t now = now_ns();
+  const std::map<JobState, std::uint64_t> expected{{JobState::kQueued, 2},
+                                                   {JobState::kRetryWait, 1},
+                                                   {JobState::kSucceeded, 1},
+                                                   {JobState::kCancelled, 1},
+                                                   {JobState::kDead, 1}};
+  {
+    auto journal = open();
+    for (std::uint64_t id = 1; id <= 6; ++id) journal->append(accepted(id));
+    for (std::uint64_t id : {1, 2, 3}) journal->append(core::JournalStarted{JobId{id}, 1, now});
+    journal->append(core::JournalRetryWait{JobId{2}, 1, now, "e", core::FailureClass::kRetryable});
+    journal->append(core::JournalStarted{JobId{2}, 2, now});
+    journal->append(core::JournalRequeued{JobId{3}, 0});
+    journal->append(core::JournalTerminal{JobId{1}, JobState::kSucceeded, core::FailureClass::kNone,
+                                          1, "r", now, now});
+    journal->append(core::JournalTerminal{JobId{4}, JobState::kCancelled,
+                                          core::FailureClass::kCancelled, 0, "", 0, now});
+    journal->append(core::JournalTerminal{JobId{5}, JobState::kDead, core::FailureClass::kPermanent,
+                                          1, "", 0, now});
+    journal->append(core::JournalRetryWait{JobId{2}, 2, now, "e", core::FailureClass::kRetryable});
+    // An entry for a job the store does not hold moves nothing.
+    journal->append(core::JournalStarted{JobId{99}, 1, now});
+    EXPECT_EQ(wait_durable(*journal), std::nullopt);
+    EXPECT_TRUE(recorder.wait_rows(expected));
+  }
+  Recorder reopened;
+  options_.observer = &reopened;
+  auto journal = open();
+  EXPECT_TRUE(reopened.wait_rows(expected));
 }
 
 TEST_F(SqliteJournalTest, ExpiredRowsAreDeletedAndReported) {
