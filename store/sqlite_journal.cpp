@@ -1,5 +1,6 @@
 #include "store/sqlite_journal.h"
 
+#include <pthread.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
 
@@ -211,7 +212,10 @@ class SqliteJournal final : public core::Journal {
     create_parent_directories(path_);
     lock_ = std::make_unique<detail::LockFile>(path_ + "-lock", path_);
     open_database();
-    writer_ = std::thread([this] { writer_loop(); });
+    writer_ = std::thread([this] {
+      pthread_setname_np(pthread_self(), "troupe-journal");
+      writer_loop();
+    });
   }
 
   ~SqliteJournal() override { close(); }
@@ -278,6 +282,14 @@ class SqliteJournal final : public core::Journal {
   }
 
   void close() override {
+    if (std::this_thread::get_id() == writer_.get_id()) {
+      // From a barrier or the failure handler: the writer cannot join
+      // itself. It stops after the callback; the destructor (or a close()
+      // from another thread) joins it and closes the file.
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+      return;
+    }
     std::lock_guard close_lock(close_mutex_);
     {
       std::lock_guard lock(mutex_);

@@ -199,6 +199,23 @@ TEST_F(SqliteJournalTest, CloseCommitsWhatIsPendingAndIgnoresLaterAppends) {
   EXPECT_EQ(recover_all(*journal).size(), 100u);
 }
 
+TEST_F(SqliteJournalTest, CloseFromABarrierStopsTheWriterWithoutJoiningItself) {
+  auto journal = open();
+  journal->append(accepted(1));
+  auto closed = std::make_shared<std::promise<void>>();
+  journal->after_durable([&, closed](const core::JournalFailure*) {
+    journal->close();
+    closed->set_value();
+  });
+  ASSERT_EQ(closed->get_future().wait_for(kBound), std::future_status::ready);
+  journal->append(accepted(2));  // ignored: closed
+  journal.reset();               // joins the writer
+  journal = open();
+  std::vector<std::uint64_t> ids;
+  for (const auto& job : recover_all(*journal)) ids.push_back(job.request.id.value);
+  EXPECT_EQ(ids, std::vector<std::uint64_t>{1});
+}
+
 TEST_F(SqliteJournalTest, BarrierWithNothingPendingRunsInline) {
   auto journal = open();
   bool called = false;
