@@ -45,7 +45,23 @@ struct SqliteJournalOptions {
   core::JournalObserver* observer = nullptr;
 };
 
-/// Opens (creating when missing) the journal at `options.path`, holding an
+/// Opens (creating when missing) the journal at `options.path`.
+///
+/// The journal keeps core::Journal's contract. Executor: one writer thread
+/// of its own ("troupe-journal") does every write, in group commits: one
+/// transaction (BEGIN IMMEDIATE..COMMIT, fsynced with sync_full) holds
+/// every entry appended while the previous one ran, then the barriers it
+/// covers run on that thread; when idle it deletes expired rows (at most
+/// 1,000 per transaction), trims dead letters and truncates the WAL.
+/// Thread-safety: append() and after_durable() may be called from any
+/// thread and take one mutex briefly; recover() runs on the caller's thread
+/// (before the first append). Any SQLite error on the write path fails the
+/// journal for good (failure(), the on_failure handler once on the writer
+/// thread, every waiting and later barrier). close(), also called by the
+/// destructor, commits what is pending and closes the file; called from a
+/// callback it only stops the writer, and the destructor finishes.
+///
+/// Holds an
 /// exclusive lock on `<path>-lock` (with this process's pid in it) until
 /// the journal is destroyed. Throws StoreError with an operator-facing
 /// message when the file or its directory cannot be created or opened, when
