@@ -360,18 +360,14 @@ class SqliteJournal final : public core::Journal {
       }
       statements_ = std::make_unique<Statements>(db);
       refresh_next_expiry();
-      while (statements_->dead_troupes.step()) {
-        dead_to_trim_.insert(statements_->dead_troupes.column_blob(0));
-      }
-      statements_->dead_troupes.reset();
+      statements_->dead_troupes.each_row(
+          [&](Statement& row) { dead_to_trim_.insert(row.column_blob(0)); });
       if (options_.observer != nullptr) {
         // One scan at open; from then on the entries move the counts.
-        Statement& all = statements_->all_states;
-        while (all.step()) {
-          counts_.add(core::JobId{std::bit_cast<std::uint64_t>(all.column_int(0))},
-                      static_cast<JobState>(all.column_int(1)));
-        }
-        all.reset();
+        statements_->all_states.each_row([&](Statement& row) {
+          counts_.add(core::JobId{std::bit_cast<std::uint64_t>(row.column_int(0))},
+                      static_cast<JobState>(row.column_int(1)));
+        });
       }
     } catch (const SqliteError& error) {
       statements_.reset();
@@ -386,36 +382,32 @@ class SqliteJournal final : public core::Journal {
   }
 
   void read_back(Statement& query, const std::function<void(core::RecoveredJob&&)>& each) {
-    struct ResetOnExit {
-      Statement& statement;
-      ~ResetOnExit() { statement.reset(); }
-    } reset{query};
-    while (query.step()) {
+    query.each_row([&](Statement& row) {
       core::RecoveredJob job;
       auto& request = job.request;
-      request.id = core::JobId{std::bit_cast<std::uint64_t>(query.column_int(0))};
-      request.troupe = query.column_blob(1);
-      job.state = static_cast<JobState>(query.column_int(2));
-      job.attempts = static_cast<std::uint32_t>(query.column_int(3));
-      request.payload = query.column_blob(4);
-      request.key = query.column_blob(5);
-      request.idempotency_key = query.column_blob(6);
-      auto metadata = detail::decode_metadata(query.column_blob(7));
+      request.id = core::JobId{std::bit_cast<std::uint64_t>(row.column_int(0))};
+      request.troupe = row.column_blob(1);
+      job.state = static_cast<JobState>(row.column_int(2));
+      job.attempts = static_cast<std::uint32_t>(row.column_int(3));
+      request.payload = row.column_blob(4);
+      request.key = row.column_blob(5);
+      request.idempotency_key = row.column_blob(6);
+      auto metadata = detail::decode_metadata(row.column_blob(7));
       if (!metadata) {
         throw SqliteError(SQLITE_CORRUPT, "recover",
                           "job " + request.id.to_string() + " has unreadable metadata");
       }
       request.metadata = std::move(*metadata);
-      request.submitted_ns = query.column_int(8);
-      request.deadline_ns = query.column_int(9);
-      request.attempt_timeout_ns = query.column_int(10);
-      job.failure = static_cast<core::FailureClass>(query.column_int(11));
-      job.output = query.column_blob(12);
-      job.started_ns = query.column_int(13);
-      job.finished_ns = query.column_int(14);
-      job.next_run_ns = query.column_int(15);
+      request.submitted_ns = row.column_int(8);
+      request.deadline_ns = row.column_int(9);
+      request.attempt_timeout_ns = row.column_int(10);
+      job.failure = static_cast<core::FailureClass>(row.column_int(11));
+      job.output = row.column_blob(12);
+      job.started_ns = row.column_int(13);
+      job.finished_ns = row.column_int(14);
+      job.next_run_ns = row.column_int(15);
       each(std::move(job));
-    }
+    });
   }
 
   // ---- the writer thread ----
@@ -580,16 +572,10 @@ class SqliteJournal final : public core::Journal {
       next_expiry_ns_ = std::min(next_expiry_ns_, expires);
       return;
     }
-    try {
-      if (s.step()) {
-        dead_to_trim_.insert(s.column_blob(0));
-        if (counting()) counts_.terminal(e.id, e.state);
-      }
-    } catch (...) {
-      s.reset();
-      throw;
-    }
-    s.reset();
+    s.each_row([&](Statement& row) {  // the updated row's troupe
+      dead_to_trim_.insert(row.column_blob(0));
+      if (counting()) counts_.terminal(e.id, e.state);
+    });
   }
 
   /// Deletes up to kExpiryBatch expired rows when some are due, and the
@@ -601,16 +587,10 @@ class SqliteJournal final : public core::Journal {
       s.bind(1, now_ns);
       s.bind(2, kExpiryBatch);
       std::uint64_t deleted = 0;
-      try {
-        while (s.step()) {
-          ++deleted;
-          if (counting()) counts_.deleted(static_cast<JobState>(s.column_int(0)), 1);
-        }
-      } catch (...) {
-        s.reset();
-        throw;
-      }
-      s.reset();
+      s.each_row([&](Statement& row) {  // each deleted row's state
+        ++deleted;
+        if (counting()) counts_.deleted(static_cast<JobState>(row.column_int(0)), 1);
+      });
       if (deleted == static_cast<std::uint64_t>(kExpiryBatch)) {
         next_expiry_ns_ = now_ns;  // more are due: the next round goes on
       } else {
@@ -633,10 +613,10 @@ class SqliteJournal final : public core::Journal {
   }
 
   void refresh_next_expiry() {
-    Statement& s = statements_->next_expiry;
     next_expiry_ns_ = std::numeric_limits<std::int64_t>::max();
-    if (s.step() && !s.column_null(0)) next_expiry_ns_ = s.column_int(0);
-    s.reset();
+    statements_->next_expiry.each_row([&](Statement& row) {
+      if (!row.column_null(0)) next_expiry_ns_ = row.column_int(0);
+    });
   }
 
   /// When the idle writer next has something to do without new entries.

@@ -76,17 +76,6 @@ bool Statement::step() {
   return false;
 }
 
-void Statement::run() {
-  try {
-    while (step()) {
-    }
-  } catch (...) {
-    sqlite3_reset(stmt_);
-    throw;
-  }
-  sqlite3_reset(stmt_);
-}
-
 void Statement::reset() {
   sqlite3_reset(stmt_);
 }

@@ -61,8 +61,20 @@ class Statement {
 
   /// True for a row, false when done. Throws SqliteError.
   bool step();
+  /// Calls `row(*this)` for each row, then resets (also when a step or
+  /// `row` throws).
+  template <typename Row>
+  void each_row(Row&& row) {
+    struct ResetOnExit {
+      Statement& statement;
+      ~ResetOnExit() { statement.reset(); }
+    } reset{*this};
+    while (step()) row(*this);
+  }
   /// Steps to the end (a statement without rows) and resets.
-  void run();
+  void run() {
+    each_row([](Statement&) {});
+  }
   /// Resets for the next use; bindings are kept until rebound.
   void reset();
 
