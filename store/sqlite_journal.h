@@ -59,7 +59,8 @@ struct SqliteJournalOptions {
 /// journal for good (failure(), the on_failure handler once on the writer
 /// thread, every waiting and later barrier). close(), also called by the
 /// destructor, commits what is pending and closes the file; called from a
-/// callback it only stops the writer, and the destructor finishes.
+/// callback it only stops the writer, and the destructor finishes (which
+/// must not run on the writer thread).
 ///
 /// Holds an
 /// exclusive lock on `<path>-lock` (with this process's pid in it) until
