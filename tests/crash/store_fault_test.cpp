@@ -32,7 +32,7 @@ constexpr int kExitStoreFailed = 75;  // EX_TEMPFAIL (docs/operations.md)
 class StoreDir {
  public:
   StoreDir() {
-    std::string pattern = (fs::temp_directory_path() / "troupe-store-XXXXXX").string();
+    std::string pattern = (fs::temp_directory_path() / "troupe-faults-XXXXXX").string();
     if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp");
     path_ = pattern;
   }
@@ -109,12 +109,13 @@ HealthCheckResponse::ServingStatus health(TroupedProcess& p) {
 /// After the store failed: submits are refused with UNAVAILABLE naming the
 /// store, health turns NOT_SERVING while the drain runs (the sleep job keeps
 /// it running), and trouped exits with 75. `first_refusal` is the submit
-/// that failed first.
-void expect_store_failure_handled(TroupedProcess& p, const grpc::Status& first_refusal) {
+/// that failed first; its message must match `problem`.
+void expect_store_failure_handled(TroupedProcess& p, const grpc::Status& first_refusal,
+                                  const std::string& problem) {
   EXPECT_EQ(first_refusal.error_code(), grpc::StatusCode::UNAVAILABLE)
       << first_refusal.error_message();
   EXPECT_TRUE(
-      std::regex_search(first_refusal.error_message(), std::regex("store", std::regex::icase)))
+      std::regex_search(first_refusal.error_message(), std::regex(problem, std::regex::icase)))
       << first_refusal.error_message();
   // Never acknowledged again, whatever comes next.
   for (int i = 0; i < 5; ++i) {
@@ -207,7 +208,7 @@ TEST(StoreFault, FullStoreRefusesSubmitsAndExits75WithoutLosingAcknowledgedJobs)
   }
   ASSERT_FALSE(refusal.ok()) << "2000 submits of 8 KiB fit in a 1 MiB store";
   std::cout << acked.size() << " jobs acknowledged, then: " << refusal.error_message() << std::endl;
-  expect_store_failure_handled(*p, refusal);
+  expect_store_failure_handled(*p, refusal, "(database or disk is full|disk full)");
   p.reset();
   expect_all_known_after_restart(dir.db(), acked);
 }
@@ -238,7 +239,7 @@ TEST(StoreFault, FsyncFailureRefusesSubmitsAndExits75WithoutLosingAcknowledgedJo
   }
   ASSERT_FALSE(refusal.ok());
   std::cout << "fsync failing: " << refusal.error_message() << std::endl;
-  expect_store_failure_handled(*p, refusal);
+  expect_store_failure_handled(*p, refusal, "(fsync|I/O error)");
   EXPECT_TRUE(std::regex_search(p->log(), std::regex("(I/O|fsync|disk)", std::regex::icase)))
       << p->log();
   p.reset();
