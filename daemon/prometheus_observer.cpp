@@ -31,13 +31,13 @@ namespace {
 
 // A troupe's own reasons; kUnknownTroupe has one series for the daemon.
 constexpr std::array kRejectReasons = {
-    core::RejectReason::kFull,          core::RejectReason::kDraining,
-    core::RejectReason::kCircuitOpen,   core::RejectReason::kRateLimited,
-    core::RejectReason::kStoreFull,     core::RejectReason::kDegraded,
-    core::RejectReason::kTimeoutOverMax};
+    core::RejectReason::kFull,           core::RejectReason::kDraining,
+    core::RejectReason::kCircuitOpen,    core::RejectReason::kRateLimited,
+    core::RejectReason::kStoreFull,      core::RejectReason::kDegraded,
+    core::RejectReason::kTimeoutOverMax, core::RejectReason::kStoreUnavailable};
 // Indexed by the reason's value: every reason has a slot, unused ones stay null.
 constexpr std::size_t kRejectSlots =
-    static_cast<std::size_t>(core::RejectReason::kTooManyListeners) + 1;
+    static_cast<std::size_t>(core::RejectReason::kStoreUnavailable) + 1;
 constexpr std::array kTerminalStates = {core::JobState::kSucceeded, core::JobState::kFailed,
                                         core::JobState::kDead, core::JobState::kCancelled,
                                         core::JobState::kAborted};
