@@ -21,8 +21,10 @@ namespace {
 /// Submit with wait=true: answered from the runtime's on_terminal callback
 /// (a core thread) or, when the client's deadline passes or it cancels, from
 /// OnCancel (a gRPC thread); whichever claims the reactor first finishes it.
-/// Two owners release it: gRPC (OnDone) and the runtime's callback. When the
-/// submit is rejected the callback is never made and only OnDone releases.
+/// Two owners release it: gRPC (OnDone) and the runtime's callback, once
+/// it has run, or when the runtime drops it without calling it (a rejected
+/// submit; a job a durable drain left for the next start, never terminal
+/// in this process).
 class WaitingSubmit final : public grpc::ServerUnaryReactor {
  public:
   WaitingSubmit(grpc::CallbackServerContext& context, grpc::ByteBuffer& response)
@@ -31,10 +33,25 @@ class WaitingSubmit final : public grpc::ServerUnaryReactor {
   void start(core::Runtime& runtime, core::JobRequest job) {
     runtime_ = &runtime;
     const std::string troupe = job.troupe;
-    auto outcome =
-        runtime.submit(std::move(job), [this](const core::JobRecord& r) { on_terminal(r); });
+    // The runtime's reference: released by on_terminal, or by the last copy
+    // of the callback when it is dropped uncalled.
+    struct Owner {
+      explicit Owner(WaitingSubmit* s) : self(s) {}
+      Owner(const Owner&) = delete;
+      Owner& operator=(const Owner&) = delete;
+      WaitingSubmit* self;
+      bool called = false;
+      ~Owner() {
+        if (!called) self->release();
+      }
+    };
+    auto owner = std::make_shared<Owner>(this);
+    auto outcome = runtime.submit(std::move(job), [owner](const core::JobRecord& r) {
+      owner->called = true;
+      owner->self->on_terminal(r);
+    });
     if (auto* rejection = std::get_if<core::Rejection>(&outcome)) {
-      refs_.fetch_sub(1, std::memory_order_relaxed);  // no callback will come
+      // The callback was dropped: only gRPC's reference is left.
       if (!claimed_.exchange(true, std::memory_order_acq_rel)) {
         finish(context_, *this, to_rpc_error(*rejection, troupe));
       }
