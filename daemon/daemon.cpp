@@ -189,6 +189,14 @@ class Daemon {
         authorizer_(config.auth, *metrics_.registry()),
         signals_(io_, SIGTERM, SIGINT, SIGHUP) {}
 
+  // A start that threw (the store's recovery, say) never reached stop(): the
+  // writer stops before the runtime its failure handler calls into goes.
+  ~Daemon() {
+    if (journal_) journal_->close();
+  }
+  Daemon(const Daemon&) = delete;
+  Daemon& operator=(const Daemon&) = delete;
+
   int run() {
     journal_ = open_journal(config_, &store_metrics_);
     if (journal_->durable()) {
@@ -437,9 +445,10 @@ class Daemon {
     io_.stop();
     for (auto& t : threads_) t.join();
     server_.reset();
-    runtime_.reset();
-    // Commits what is pending (terminal states, requeues) and stops the writer.
+    // Commits what is pending (terminal states, requeues) and stops the
+    // writer, before the runtime its failure handler calls into goes.
     journal_->close();
+    runtime_.reset();
     journal_.reset();
     spdlog::info("trouped stopped");
   }
