@@ -12,7 +12,7 @@ packages=(
   libboost-dev libboost-program-options-dev libboost-system-dev
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   libyaml-cpp-dev libspdlog-dev libfmt-dev
-  prometheus-cpp-dev libsystemd-dev
+  prometheus-cpp-dev libsystemd-dev libsqlite3-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   prometheus yamllint python3-grpcio python3-yaml systemd

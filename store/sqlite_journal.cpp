@@ -1,0 +1,749 @@
+#include "store/sqlite_journal.h"
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <filesystem>
+#include <limits>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "store/lock_file.h"
+#include "store/metadata_codec.h"
+#include "store/row_counts.h"
+#include "store/sqlite_statement.h"
+
+namespace troupe::store {
+
+namespace {
+
+using namespace std::chrono_literals;
+using core::JobState;
+using detail::SqliteError;
+using detail::Statement;
+
+/// PRAGMA user_version of the schema below. A newer file is refused.
+constexpr int kSchemaVersion = 1;
+
+// The schema stores JobState and FailureClass as their numbers: these are
+// part of the file format (a change needs a new schema version).
+static_assert(static_cast<int>(JobState::kQueued) == 0);
+static_assert(static_cast<int>(JobState::kRunning) == 1);
+static_assert(static_cast<int>(JobState::kRetryWait) == 2);
+static_assert(static_cast<int>(JobState::kSucceeded) == 3);
+static_assert(static_cast<int>(JobState::kDead) == 5);
+static_assert(static_cast<int>(JobState::kAborted) == 7);
+constexpr int kStates = detail::RowCounts::kStates;
+
+// rowid (seq) is the acceptance order: recovery replays queued jobs in it.
+// A row expires at expires_ns; NULL while it is not terminal, and for DEAD
+// rows, which are trimmed per troupe by count instead (jobs_dead).
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS jobs (
+  seq INTEGER PRIMARY KEY,
+  id INTEGER NOT NULL UNIQUE,
+  troupe TEXT NOT NULL,
+  state INTEGER NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  payload BLOB NOT NULL,
+  key TEXT NOT NULL DEFAULT '',
+  idempotency_key TEXT NOT NULL DEFAULT '',
+  metadata BLOB NOT NULL DEFAULT x'',
+  submitted_ns INTEGER NOT NULL DEFAULT 0,
+  started_ns INTEGER NOT NULL DEFAULT 0,
+  finished_ns INTEGER NOT NULL DEFAULT 0,
+  next_run_ns INTEGER NOT NULL DEFAULT 0,
+  deadline_ns INTEGER NOT NULL DEFAULT 0,
+  timeout_ns INTEGER NOT NULL DEFAULT 0,
+  failure INTEGER NOT NULL DEFAULT 0,
+  output BLOB NOT NULL DEFAULT x'',
+  expires_ns INTEGER
+);
+CREATE INDEX IF NOT EXISTS jobs_expiry ON jobs(expires_ns) WHERE expires_ns IS NOT NULL;
+CREATE INDEX IF NOT EXISTS jobs_dead ON jobs(troupe, finished_ns) WHERE state = 5;
+)sql";
+
+constexpr const char* kColumns =
+    "id, troupe, state, attempts, payload, key, idempotency_key, metadata, submitted_ns, "
+    "deadline_ns, timeout_ns, failure, output, started_ns, finished_ns, next_run_ns";
+
+/// Expired rows deleted per transaction: bounds the time one commit spends
+/// on expiry when many rows come due at once.
+constexpr std::int64_t kExpiryBatch = 1000;
+/// WAL pages before SQLite checkpoints on commit (its default), and the size
+/// the WAL file is truncated back to after a checkpoint.
+constexpr int kAutocheckpointPages = 1000;
+constexpr std::int64_t kWalSizeLimit = 64 << 20;
+/// Idle this long after a commit: checkpoint and truncate the WAL.
+constexpr auto kIdleCheckpoint = 1s;
+/// Rows by state and bytes on disk go to the observer at most this often
+/// (after a change).
+constexpr auto kSampleEvery = 1s;
+/// A TTL beyond this is taken as this, so that finished + ttl cannot
+/// overflow (about 100 years).
+constexpr std::int64_t kMaxTtlNs = 100LL * 365 * 24 * 3600 * 1'000'000'000LL;
+
+std::int64_t wall_now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::int64_t clamp_ttl(core::Duration ttl) {
+  return std::clamp<std::int64_t>(ttl.count(), 0, kMaxTtlNs);
+}
+
+std::int64_t to_sql(core::JobId id) {
+  return std::bit_cast<std::int64_t>(id.value);
+}
+
+std::string corrupt_message(const std::string& path, const SqliteError& error) {
+  return "the store " + path + " is corrupt (" + error.sqlite_message() +
+         "): move it aside (with its -wal and -shm files) to start empty, or restore a backup";
+}
+
+bool is_corrupt(const SqliteError& error) {
+  return error.primary() == SQLITE_CORRUPT || error.primary() == SQLITE_NOTADB;
+}
+
+/// Creates the missing directories above `path`, 0700.
+void create_parent_directories(const std::string& path) {
+  namespace fs = std::filesystem;
+  fs::path dir = fs::path(path).parent_path();
+  std::vector<fs::path> missing;
+  std::error_code ec;
+  for (fs::path p = dir; !p.empty() && !fs::exists(p, ec); p = p.parent_path()) {
+    missing.push_back(p);
+    if (p == p.parent_path()) break;
+  }
+  for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
+    if (::mkdir(it->c_str(), 0700) != 0 && errno != EEXIST) {
+      throw StoreError("cannot create the directory " + it->string() + " for the store " + path +
+                       ": " + std::strerror(errno));
+    }
+  }
+  if (!dir.empty() && !fs::is_directory(dir, ec)) {
+    throw StoreError("cannot create the store " + path + ": " + dir.string() +
+                     " exists and is not a directory");
+  }
+}
+
+struct CloseDatabase {
+  void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
+};
+
+/// SqliteJournal's prepared statements, prepared once at open.
+struct Statements {
+  explicit Statements(sqlite3* db)
+      : begin(db, "BEGIN IMMEDIATE"),
+        commit(db, "COMMIT"),
+        insert(db,
+               "INSERT INTO jobs(id, troupe, state, attempts, payload, key, idempotency_key, "
+               "metadata, submitted_ns, deadline_ns, timeout_ns) "
+               "VALUES(?1, ?2, 0, 0, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT(id) DO NOTHING"),
+        started(db, "UPDATE jobs SET state = 1, attempts = ?2, started_ns = ?3 WHERE id = ?1"),
+        retry_wait(db,
+                   "UPDATE jobs SET state = 2, attempts = ?2, next_run_ns = ?3, output = ?4, "
+                   "failure = ?5 WHERE id = ?1"),
+        requeued(db, "UPDATE jobs SET state = 0, attempts = ?2, next_run_ns = 0 WHERE id = ?1"),
+        terminal(db,
+                 "UPDATE jobs SET state = ?2, failure = ?3, attempts = ?4, output = ?5, "
+                 "started_ns = CASE WHEN ?6 <> 0 THEN ?6 ELSE started_ns END, finished_ns = ?7, "
+                 "next_run_ns = 0, expires_ns = CASE WHEN length(idempotency_key) > 0 "
+                 "THEN max(?7 + ?8, submitted_ns + ?9) ELSE ?7 + ?8 END WHERE id = ?1"),
+        // DEAD rows do not expire; the troupe comes back to trim its dead letters.
+        terminal_dead(db,
+                      "UPDATE jobs SET state = 5, failure = ?3, attempts = ?4, output = ?5, "
+                      "started_ns = CASE WHEN ?6 <> 0 THEN ?6 ELSE started_ns END, "
+                      "finished_ns = ?7, next_run_ns = 0, expires_ns = NULL "
+                      "WHERE id = ?1 RETURNING troupe"),
+        expire(db,
+               "DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs WHERE expires_ns IS NOT NULL "
+               "AND expires_ns <= ?1 ORDER BY expires_ns LIMIT ?2) RETURNING state"),
+        next_expiry(db, "SELECT min(expires_ns) FROM jobs WHERE expires_ns IS NOT NULL"),
+        trim_dead(db,
+                  "DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs WHERE state = 5 AND "
+                  "troupe = ?1 ORDER BY finished_ns DESC LIMIT -1 OFFSET ?2)"),
+        dead_troupes(db, "SELECT DISTINCT troupe FROM jobs WHERE state = 5"),
+        all_states(db, "SELECT id, state FROM jobs"),
+        recover_open(db,
+                     std::string("SELECT ") + kColumns + " FROM jobs WHERE state < 3 ORDER BY seq"),
+        recover_terminal(db, std::string("SELECT ") + kColumns +
+                                 " FROM jobs WHERE state >= 3 AND (expires_ns IS NULL OR "
+                                 "expires_ns > ?1) ORDER BY seq") {}
+
+  Statement begin, commit;
+  Statement insert, started, retry_wait, requeued, terminal, terminal_dead;
+  Statement expire, next_expiry, trim_dead, dead_troupes, all_states;
+  Statement recover_open, recover_terminal;
+};
+
+/// core::Journal on SQLite. Executor: one writer thread, started at open,
+/// owns every write to the database: it swaps out the entries appended
+/// while its previous commit ran and commits them in one transaction
+/// (group commit), then runs the barriers that commit covers, then (when
+/// idle) expiry, checkpoints and sampling. Thread-safe as core::Journal
+/// promises: append() and after_durable() take one mutex briefly and never
+/// touch the disk. recover() runs on the caller's thread, serialized with
+/// the writer by the connection's mutex. Owns the connection and the lock
+/// file until destroyed.
+class SqliteJournal final : public core::Journal {
+ public:
+  explicit SqliteJournal(const SqliteJournalOptions& options)
+      : options_(options),
+        path_(options.path),
+        result_ttl_ns_(clamp_ttl(options.result_ttl)),
+        idempotency_ttl_ns_(clamp_ttl(options.idempotency_ttl)) {
+    if (path_.empty()) throw StoreError("the store's path is empty");
+    create_parent_directories(path_);
+    lock_ = std::make_unique<detail::LockFile>(path_ + "-lock", path_);
+    open_database();
+    writer_ = std::thread([this] {
+      pthread_setname_np(pthread_self(), "troupe-journal");
+      writer_loop();
+    });
+  }
+
+  ~SqliteJournal() override { close(); }
+
+  bool durable() const override { return true; }
+
+  void recover(const std::function<void(core::RecoveredJob&&)>& each) override {
+    std::lock_guard db_lock(db_mutex_);
+    if (!statements_) return;  // closed
+    try {
+      read_back(statements_->recover_open, each);
+      statements_->recover_terminal.bind(1, wall_now_ns());
+      read_back(statements_->recover_terminal, each);
+    } catch (const SqliteError& error) {
+      if (is_corrupt(error)) throw StoreError(corrupt_message(path_, error));
+      throw StoreError("cannot read back the store " + path_ + ": " + detail::describe(error));
+    }
+  }
+
+  void append(core::JournalEntry entry) override {
+    bool wake = false;
+    {
+      std::lock_guard lock(mutex_);
+      if (failure_ || stopping_) return;
+      if (pending_.empty()) {
+        first_arrival_ = std::chrono::steady_clock::now();
+        wake = true;  // the writer waits only while nothing is pending
+      }
+      pending_.push_back(std::move(entry));
+      ++appended_;
+    }
+    if (wake) wake_.notify_one();
+  }
+
+  void after_durable(core::DurableCallback done) override {
+    std::unique_lock lock(mutex_);
+    if (failure_) {
+      core::JournalFailure failure = *failure_;
+      lock.unlock();
+      done(&failure);
+      return;
+    }
+    // Inline only when no earlier barrier can still be waiting to run, so
+    // that callbacks keep barrier order.
+    if (durable_ == appended_ && barriers_.empty() && !running_callbacks_) {
+      lock.unlock();
+      done(nullptr);
+      return;
+    }
+    bool ready = durable_ == appended_;
+    barriers_.push_back(Barrier{appended_, std::move(done)});
+    lock.unlock();
+    if (ready) wake_.notify_one();
+  }
+
+  std::optional<core::JournalFailure> failure() const override {
+    std::lock_guard lock(mutex_);
+    return failure_;
+  }
+
+  void on_failure(std::function<void(const core::JournalFailure&)> handler) override {
+    std::lock_guard lock(mutex_);
+    on_failure_ = std::move(handler);
+  }
+
+  void close() override {
+    if (std::this_thread::get_id() == writer_.get_id()) {
+      // From a barrier or the failure handler: the writer cannot join
+      // itself. It stops after the callback; the destructor (or a close()
+      // from another thread) joins it and closes the file.
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+      return;
+    }
+    std::lock_guard close_lock(close_mutex_);
+    {
+      std::lock_guard lock(mutex_);
+      if (stopping_ && !writer_.joinable()) return;
+      stopping_ = true;
+    }
+    wake_.notify_one();
+    if (writer_.joinable()) writer_.join();
+    std::lock_guard db_lock(db_mutex_);
+    if (!failure() && db_) {
+      // Leaves a small file behind: the WAL folded into the database.
+      sqlite3_wal_checkpoint_v2(db_.get(), nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
+    }
+    statements_.reset();
+    db_.reset();
+    lock_.reset();
+  }
+
+ private:
+  struct Barrier {
+    std::uint64_t seq;  // durable once durable_ >= seq
+    core::DurableCallback done;
+  };
+  using Clock = std::chrono::steady_clock;
+
+  void open_database() {
+    sqlite3* raw = nullptr;
+    int rc =
+        sqlite3_open_v2(path_.c_str(), &raw,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+    db_.reset(raw);
+    if (rc != SQLITE_OK) {
+      throw StoreError("cannot open the store " + path_ + ": " +
+                       (raw != nullptr ? sqlite3_errmsg(raw) : sqlite3_errstr(rc)));
+    }
+    sqlite3* db = db_.get();
+    sqlite3_extended_result_codes(db, 1);
+    // Only this process writes (the lock file); a reader such as the sqlite3
+    // shell may hold the file briefly.
+    sqlite3_busy_timeout(db, 5000);
+    try {
+      int version = pragma_int("PRAGMA user_version");
+      if (version > kSchemaVersion) {
+        throw StoreError("the store " + path_ + " was written by a newer trouped (schema version " +
+                         std::to_string(version) + "; this one reads up to " +
+                         std::to_string(kSchemaVersion) +
+                         "): run that version, or move the file aside");
+      }
+      Statement mode(db, "PRAGMA journal_mode = WAL");
+      if (!mode.step() || mode.column_blob(0) != "wal") {
+        throw StoreError("cannot put the store " + path_ + " in WAL mode");
+      }
+      mode.reset();
+      detail::exec(
+          db, options_.sync_full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
+      detail::exec(db,
+                   ("PRAGMA wal_autocheckpoint = " + std::to_string(kAutocheckpointPages)).c_str());
+      detail::exec(db, ("PRAGMA journal_size_limit = " + std::to_string(kWalSizeLimit)).c_str());
+      if (options_.max_page_count > 0) {
+        detail::exec(
+            db, ("PRAGMA max_page_count = " + std::to_string(options_.max_page_count)).c_str());
+      }
+      if (version < kSchemaVersion) {
+        detail::exec(db, "BEGIN IMMEDIATE");
+        detail::exec(db, kSchema);
+        detail::exec(db, ("PRAGMA user_version = " + std::to_string(kSchemaVersion)).c_str());
+        detail::exec(db, "COMMIT");
+      }
+      statements_ = std::make_unique<Statements>(db);
+      refresh_next_expiry();
+      statements_->dead_troupes.each_row(
+          [&](Statement& row) { dead_to_trim_.insert(row.column_blob(0)); });
+      if (options_.observer != nullptr) {
+        // One scan at open; from then on the entries move the counts.
+        statements_->all_states.each_row([&](Statement& row) {
+          counts_.add(core::JobId{std::bit_cast<std::uint64_t>(row.column_int(0))},
+                      static_cast<JobState>(row.column_int(1)));
+        });
+      }
+    } catch (const SqliteError& error) {
+      statements_.reset();
+      if (is_corrupt(error)) throw StoreError(corrupt_message(path_, error));
+      throw StoreError("cannot open the store " + path_ + ": " + detail::describe(error));
+    }
+  }
+
+  int pragma_int(const char* sql) {
+    Statement statement(db_.get(), sql);
+    return statement.step() ? static_cast<int>(statement.column_int(0)) : 0;
+  }
+
+  void read_back(Statement& query, const std::function<void(core::RecoveredJob&&)>& each) {
+    query.each_row([&](Statement& row) {
+      core::RecoveredJob job;
+      auto& request = job.request;
+      request.id = core::JobId{std::bit_cast<std::uint64_t>(row.column_int(0))};
+      request.troupe = row.column_blob(1);
+      job.state = static_cast<JobState>(row.column_int(2));
+      job.attempts = static_cast<std::uint32_t>(row.column_int(3));
+      request.payload = row.column_blob(4);
+      request.key = row.column_blob(5);
+      request.idempotency_key = row.column_blob(6);
+      auto metadata = detail::decode_metadata(row.column_blob(7));
+      if (!metadata) {
+        throw SqliteError(SQLITE_CORRUPT, "recover",
+                          "job " + request.id.to_string() + " has unreadable metadata");
+      }
+      request.metadata = std::move(*metadata);
+      request.submitted_ns = row.column_int(8);
+      request.deadline_ns = row.column_int(9);
+      request.attempt_timeout_ns = row.column_int(10);
+      job.failure = static_cast<core::FailureClass>(row.column_int(11));
+      job.output = row.column_blob(12);
+      job.started_ns = row.column_int(13);
+      job.finished_ns = row.column_int(14);
+      job.next_run_ns = row.column_int(15);
+      each(std::move(job));
+    });
+  }
+
+  // ---- the writer thread ----
+
+  void writer_loop() {
+    std::vector<core::JournalEntry> batch;
+    std::vector<Barrier> ready;
+    std::unique_lock lock(mutex_);
+    for (;;) {
+      if (!barriers_.empty() && barriers_.front().seq <= durable_) {
+        while (!barriers_.empty() && barriers_.front().seq <= durable_) {
+          ready.push_back(std::move(barriers_.front()));
+          barriers_.pop_front();
+        }
+        running_callbacks_ = true;
+        lock.unlock();
+        for (auto& barrier : ready) barrier.done(nullptr);
+        ready.clear();
+        lock.lock();
+        running_callbacks_ = false;
+        continue;
+      }
+      if (!pending_.empty()) {
+        batch.swap(pending_);
+        std::uint64_t covered = appended_;
+        Clock::time_point arrival = first_arrival_;
+        lock.unlock();
+        auto failed = commit(batch, arrival);
+        batch.clear();
+        lock.lock();
+        if (failed) return fail(lock, std::move(*failed));
+        durable_ = covered;
+        continue;
+      }
+      if (stopping_) return;
+      Clock::time_point due = maintenance_due();
+      if (Clock::now() >= due) {
+        lock.unlock();
+        auto failed = maintain();
+        lock.lock();
+        if (failed) return fail(lock, std::move(*failed));
+        continue;
+      }
+      wake_.wait_until(lock, due);
+    }
+  }
+
+  /// The journal failed for good: drops what is pending, tells the handler,
+  /// then every waiting barrier. `lock` holds mutex_.
+  void fail(std::unique_lock<std::mutex>& lock, core::JournalFailure failure) {
+    failure_ = failure;
+    pending_.clear();
+    std::deque<Barrier> waiting = std::move(barriers_);
+    barriers_.clear();
+    auto handler = on_failure_;
+    lock.unlock();
+    if (handler) handler(failure);
+    for (auto& barrier : waiting) barrier.done(&failure);
+  }
+
+  core::JournalFailure failure_of(const SqliteError& error) {
+    return core::JournalFailure{"sqlite " + path_ + ": " + detail::describe(error)};
+  }
+
+  void rollback() {
+    // May fail when SQLite rolled back already; the journal fails anyway.
+    sqlite3_exec(db_.get(), "ROLLBACK", nullptr, nullptr, nullptr);
+  }
+
+  std::optional<core::JournalFailure> commit(std::vector<core::JournalEntry>& batch,
+                                             Clock::time_point arrival) {
+    std::lock_guard db_lock(db_mutex_);
+    std::size_t accepted = 0;
+    std::int64_t now_ns = wall_now_ns();
+    try {
+      statements_->begin.run();
+      for (auto& entry : batch) {
+        std::visit([&](auto& e) { apply(e, accepted); }, entry);
+      }
+      expire_and_trim(now_ns);
+      statements_->commit.run();
+    } catch (const SqliteError& error) {
+      rollback();
+      return failure_of(error);
+    }
+    last_commit_ = Clock::now();
+    wal_dirty_ = true;
+    ++commits_since_sample_;
+    if (options_.observer != nullptr) {
+      options_.observer->committed(last_commit_ - arrival, batch.size(), accepted);
+      if (last_commit_ - last_sample_ >= kSampleEvery) sample();
+    }
+    return std::nullopt;
+  }
+
+  void apply(const core::JournalAccepted& e, std::size_t& accepted) {
+    Statement& s = statements_->insert;
+    metadata_buffer_ = detail::encode_metadata(e.metadata);
+    s.bind(1, to_sql(e.id));
+    s.bind_text(2, e.troupe);
+    s.bind_blob(3, e.payload);
+    s.bind_text(4, e.key);
+    s.bind_text(5, e.idempotency_key);
+    s.bind_blob(6, metadata_buffer_);
+    s.bind(7, e.submitted_ns);
+    s.bind(8, e.deadline_ns);
+    s.bind(9, e.attempt_timeout_ns);
+    s.run();
+    ++accepted;
+    if (counting() && changed()) counts_.accepted();
+  }
+
+  void apply(const core::JournalStarted& e, std::size_t&) {
+    Statement& s = statements_->started;
+    s.bind(1, to_sql(e.id));
+    s.bind(2, e.attempts);
+    s.bind(3, e.started_ns);
+    s.run();
+    if (counting() && changed()) counts_.started(e.id);
+  }
+
+  void apply(const core::JournalRetryWait& e, std::size_t&) {
+    Statement& s = statements_->retry_wait;
+    s.bind(1, to_sql(e.id));
+    s.bind(2, e.attempts);
+    s.bind(3, e.next_run_ns);
+    s.bind_blob(4, e.error);
+    s.bind(5, static_cast<std::int64_t>(e.failure));
+    s.run();
+    if (counting() && changed()) counts_.retry_wait(e.id);
+  }
+
+  void apply(const core::JournalRequeued& e, std::size_t&) {
+    Statement& s = statements_->requeued;
+    s.bind(1, to_sql(e.id));
+    s.bind(2, e.attempts);
+    s.run();
+    if (counting() && changed()) counts_.requeued(e.id);
+  }
+
+  void apply(const core::JournalTerminal& e, std::size_t&) {
+    bool dead = e.state == JobState::kDead;
+    Statement& s = dead ? statements_->terminal_dead : statements_->terminal;
+    s.bind(1, to_sql(e.id));
+    if (!dead) s.bind(2, static_cast<std::int64_t>(e.state));  // ?2 is unused by terminal_dead
+    s.bind(3, static_cast<std::int64_t>(e.failure));
+    s.bind(4, e.attempts);
+    s.bind_blob(5, e.output);
+    s.bind(6, e.started_ns);
+    s.bind(7, e.finished_ns);
+    if (!dead) {
+      s.bind(8, result_ttl_ns_);
+      s.bind(9, idempotency_ttl_ns_);
+      s.run();
+      if (counting() && changed()) counts_.terminal(e.id, e.state);
+      // A lower bound of the row's expiry: the idempotency TTL can only
+      // make it later.
+      std::int64_t expires =
+          e.finished_ns > std::numeric_limits<std::int64_t>::max() - result_ttl_ns_
+              ? std::numeric_limits<std::int64_t>::max()
+              : e.finished_ns + result_ttl_ns_;
+      next_expiry_ns_ = std::min(next_expiry_ns_, expires);
+      return;
+    }
+    s.each_row([&](Statement& row) {  // the updated row's troupe
+      dead_to_trim_.insert(row.column_blob(0));
+      if (counting()) counts_.terminal(e.id, e.state);
+    });
+  }
+
+  /// Deletes up to kExpiryBatch expired rows when some are due, and the
+  /// dead letters beyond the limit of each troupe that got new ones. Inside
+  /// the caller's transaction.
+  void expire_and_trim(std::int64_t now_ns) {
+    if (now_ns >= next_expiry_ns_) {
+      Statement& s = statements_->expire;
+      s.bind(1, now_ns);
+      s.bind(2, kExpiryBatch);
+      std::uint64_t deleted = 0;
+      s.each_row([&](Statement& row) {  // each deleted row's state
+        ++deleted;
+        if (counting()) counts_.deleted(static_cast<JobState>(row.column_int(0)), 1);
+      });
+      if (deleted == static_cast<std::uint64_t>(kExpiryBatch)) {
+        next_expiry_ns_ = now_ns;  // more are due: the next round goes on
+      } else {
+        refresh_next_expiry();
+      }
+      if (deleted > 0) {
+        ++commits_since_sample_;
+        if (options_.observer != nullptr) options_.observer->expired(deleted);
+      }
+    }
+    for (const auto& troupe : dead_to_trim_) {
+      Statement& s = statements_->trim_dead;
+      s.bind_text(1, troupe);
+      s.bind(2, static_cast<std::int64_t>(options_.dead_letters_per_troupe));
+      s.run();
+      if (counting())
+        counts_.deleted(JobState::kDead, static_cast<std::uint64_t>(sqlite3_changes64(db_.get())));
+    }
+    dead_to_trim_.clear();
+  }
+
+  void refresh_next_expiry() {
+    next_expiry_ns_ = std::numeric_limits<std::int64_t>::max();
+    statements_->next_expiry.each_row([&](Statement& row) {
+      if (!row.column_null(0)) next_expiry_ns_ = row.column_int(0);
+    });
+  }
+
+  /// When the idle writer next has something to do without new entries.
+  Clock::time_point maintenance_due() const {
+    Clock::time_point now = Clock::now();
+    Clock::time_point due = now + 1h;
+    if (!dead_to_trim_.empty()) return now;
+    if (next_expiry_ns_ != std::numeric_limits<std::int64_t>::max()) {
+      std::int64_t wait_ns = next_expiry_ns_ - wall_now_ns();
+      due = std::min(due, now + std::chrono::nanoseconds(std::clamp<std::int64_t>(
+                                    wait_ns, 0, std::chrono::nanoseconds(1h).count())));
+    }
+    if (wal_dirty_) due = std::min(due, last_commit_ + kIdleCheckpoint);
+    if (options_.observer != nullptr && commits_since_sample_ > 0) {
+      due = std::min(due, last_sample_ + kSampleEvery);
+    }
+    return due;
+  }
+
+  /// The idle writer's housekeeping: expiry and trimming in a transaction
+  /// of their own, the WAL checkpoint, the rows sample.
+  std::optional<core::JournalFailure> maintain() {
+    std::lock_guard db_lock(db_mutex_);
+    Clock::time_point now = Clock::now();
+    std::int64_t now_ns = wall_now_ns();
+    if (now_ns >= next_expiry_ns_ || !dead_to_trim_.empty()) {
+      try {
+        statements_->begin.run();
+        expire_and_trim(now_ns);
+        statements_->commit.run();
+      } catch (const SqliteError& error) {
+        rollback();
+        return failure_of(error);
+      }
+      last_commit_ = now;
+      wal_dirty_ = true;
+      return std::nullopt;
+    }
+    if (wal_dirty_ && now >= last_commit_ + kIdleCheckpoint) {
+      wal_dirty_ = false;
+      int rc = sqlite3_wal_checkpoint_v2(db_.get(), nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr,
+                                         nullptr);
+      // SQLITE_BUSY: a reader (the sqlite3 shell) holds the WAL; the next
+      // idle period tries again. Anything else is a write error.
+      if (rc == SQLITE_BUSY) {
+        wal_dirty_ = true;
+        last_commit_ = now;
+      } else if (rc != SQLITE_OK) {
+        return failure_of(SqliteError(sqlite3_extended_errcode(db_.get()), "checkpoint",
+                                      sqlite3_errmsg(db_.get())));
+      }
+    }
+    if (options_.observer != nullptr && commits_since_sample_ > 0 &&
+        now >= last_sample_ + kSampleEvery) {
+      sample();
+    }
+    return std::nullopt;
+  }
+
+  /// Reports rows by state and the bytes on disk. db_mutex_ held;
+  /// observer set.
+  void sample() {
+    last_sample_ = Clock::now();
+    commits_since_sample_ = 0;
+    for (int state = 0; state < kStates; ++state) {
+      options_.observer->rows(static_cast<JobState>(state),
+                              counts_.count(static_cast<JobState>(state)));
+    }
+    options_.observer->store_bytes(bytes_on_disk());
+  }
+
+  bool counting() const { return options_.observer != nullptr; }
+  /// Whether the last statement changed a row (an update of a deleted row,
+  /// an accept of a known id do not).
+  bool changed() const { return sqlite3_changes64(db_.get()) > 0; }
+
+  std::uint64_t bytes_on_disk() const {
+    std::uint64_t total = 0;
+    for (const auto& file : {path_, path_ + "-wal"}) {
+      struct stat st {};
+      if (::stat(file.c_str(), &st) == 0) total += static_cast<std::uint64_t>(st.st_size);
+    }
+    return total;
+  }
+
+  const SqliteJournalOptions options_;
+  const std::string path_;
+  const std::int64_t result_ttl_ns_;
+  const std::int64_t idempotency_ttl_ns_;
+
+  std::unique_ptr<detail::LockFile> lock_;
+  // Guards the connection and its statements: the writer's transactions and
+  // recover() (which may run while the writer waits).
+  std::mutex db_mutex_;
+  std::unique_ptr<sqlite3, CloseDatabase> db_;
+  std::unique_ptr<Statements> statements_;  // destroyed before db_
+
+  // Writer-thread state (also touched at open, before the thread starts).
+  std::int64_t next_expiry_ns_ = std::numeric_limits<std::int64_t>::max();  // wall clock
+  std::set<std::string> dead_to_trim_;  // troupes with new DEAD rows
+  std::string metadata_buffer_;         // bound until the insert is reset
+  Clock::time_point last_commit_{};
+  Clock::time_point last_sample_{};
+  bool wal_dirty_ = false;  // commits since the last idle checkpoint
+  std::uint64_t commits_since_sample_ = 1;
+  detail::RowCounts counts_;  // only with an observer
+
+  mutable std::mutex mutex_;  // guards the members below
+  std::condition_variable wake_;
+  std::vector<core::JournalEntry> pending_;
+  Clock::time_point first_arrival_{};  // of pending_'s first entry
+  std::uint64_t appended_ = 0;         // entries appended so far
+  std::uint64_t durable_ = 0;          // of which committed
+  std::deque<Barrier> barriers_;       // in barrier order, seq not decreasing
+  bool running_callbacks_ = false;     // the writer runs barriers outside the lock
+  bool stopping_ = false;
+  std::optional<core::JournalFailure> failure_;
+  std::function<void(const core::JournalFailure&)> on_failure_;
+
+  std::mutex close_mutex_;  // one close() at a time
+  std::thread writer_;
+};
+
+}  // namespace
+
+std::unique_ptr<core::Journal> open_sqlite_journal(const SqliteJournalOptions& options) {
+  return std::make_unique<SqliteJournal>(options);
+}
+
+}  // namespace troupe::store
