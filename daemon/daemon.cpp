@@ -301,7 +301,7 @@ class Daemon {
     store_metrics_.recovered(r);
     if (!journal_->durable()) return;
     spdlog::info(
-        "recovered from the store in {}s: {} queued, {} waiting to retry ({} of them were "
+        "recovered from the store in {:.3f}s: {} queued, {} waiting to retry ({} of them were "
         "running: counted as a crash), {} ended DEAD after a crash, {} finished jobs kept for "
         "GetJob and idempotency keys",
         as_seconds(r.took), r.queued, r.retry_waiting, r.crashed - r.crashed_dead, r.crashed_dead,

@@ -1,12 +1,9 @@
 #include "daemon/journal_factory.h"
 
 #include <algorithm>
-#include <stdexcept>
 #include <string>
 
-#ifdef TROUPE_HAVE_SQLITE_STORE
 #include "store/sqlite_journal.h"
-#endif
 
 namespace troupe::daemon {
 
@@ -18,7 +15,6 @@ constexpr std::size_t kPageBytes = 4096;
 std::unique_ptr<core::Journal> open_journal(const config::Config& config,
                                             core::JournalObserver* observer) {
   if (config.store.kind == config::StoreOptions::Kind::kMemory) return core::make_memory_journal();
-#ifdef TROUPE_HAVE_SQLITE_STORE
   store::SqliteJournalOptions options;
   options.path = config.store.path;
   options.sync_full = config.store.sync_full;
@@ -33,13 +29,6 @@ std::unique_ptr<core::Journal> open_journal(const config::Config& config,
   }
   options.observer = observer;
   return store::open_sqlite_journal(options);  // StoreError is a std::runtime_error
-#else
-  (void)observer;
-  (void)kPageBytes;
-  throw std::runtime_error("store: kind sqlite (" + config.store.path +
-                           "): this trouped was built without the SQLite store; use "
-                           "store: {kind: memory}");
-#endif
 }
 
 std::string describe_store(const config::StoreOptions& store) {

@@ -98,7 +98,6 @@ TEST(DaemonExec, AJobSeesOnlyItsStdio) {
   grpc_address: "127.0.0.1:0"
   metrics_address: "127.0.0.1:0"
   threads: 2
-store: {kind: memory}
 troupes:
   - name: web
     mode: fixed
@@ -143,7 +142,6 @@ TEST(DaemonExec, DeathBySignalIsACrashButAKillForTimeoutIsATimeout) {
   grpc_address: "127.0.0.1:0"
   metrics_address: "127.0.0.1:0"
   threads: 2
-store: {kind: memory}
 troupes:
   - name: crashing
     mode: fixed
@@ -205,7 +203,6 @@ TEST(DaemonExec, SecondSignalKillsRunningJobsBeforeExiting) {
   metrics_address: "127.0.0.1:0"
   threads: 2
   shutdown: {drain_timeout: 5m}
-store: {kind: memory}
 troupes:
   - name: lingering
     mode: fixed

@@ -29,7 +29,6 @@ constexpr const char* kConfig = R"(server:
   shutdown: {drain_timeout: 1s}
   limits: {max_payload: 4MiB, max_metadata_bytes: 1MiB, max_waiters_per_job: 8}
   grpc: {max_concurrent_streams: 12}
-store: {kind: memory}
 troupes:
   - name: stuck
     handler: {kind: builtin, name: sleep, sleep: 60s}

@@ -47,7 +47,7 @@ struct ServerSpec {
   /// so trouped's default applies (sqlite in trouped-data/ next to the
   /// config file: every test trouped gets a store of its own in its temp
   /// directory).
-  std::string store = "{kind: memory}";
+  std::string store = {};
 };
 
 /// The YAML text of a config with `server` and `troupes`.
