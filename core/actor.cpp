@@ -231,7 +231,9 @@ void Actor::finish_attempt(AttemptResult result) {
 
   if (permit_) {
     permit_ = false;
-    const bool ended_by_request = next == JobState::kCancelled || next == JobState::kAborted;
+    // kQueued: the drain deadline requeued it for the next start (durable journal).
+    const bool ended_by_request =
+        next == JobState::kCancelled || next == JobState::kAborted || next == JobState::kQueued;
     if (ended_by_request && outcome == FailureClass::kCancelled) {
       troupe_.breaker().release();
     } else {
