@@ -162,12 +162,27 @@ TEST(DaemonStore, TheDrainDeadlineLeavesUnfinishedJobsForTheNextStart) {
       ids.push_back(resp.job_id());
     }
     ASSERT_EQ(wait_state(*trouped, ids[0], v1::JOB_STATE_RUNNING), v1::JOB_STATE_RUNNING);
+    // A caller waiting for a job that is left gets no terminal state from
+    // this process: its call ends with the server.
+    AsyncSubmitter waiting(trouped->channel());
+    auto wait = request("sleepy", "1s");
+    wait.set_wait(true);
+    waiting.submit(wait, std::chrono::seconds(30));
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (get_troupe(*trouped, "sleepy")->counters().submitted() < 4 &&
+           std::chrono::steady_clock::now() < until) {
+    }
     trouped->send_signal(SIGTERM);
     EXPECT_EQ(trouped->wait_exit(std::chrono::seconds(20)), 0);
     EXPECT_NE(trouped->log().find("drain deadline reached: 0 jobs finished, 1 running jobs "
-                                  "cancelled and requeued; 3 jobs left in the store"),
+                                  "cancelled and requeued; 4 jobs left in the store"),
               std::string::npos)
         << trouped->log();
+    const auto outcomes = waiting.collect(std::chrono::seconds(30));
+    ASSERT_EQ(outcomes.size(), 1u);
+    // As docs/durability.md says: UNAVAILABLE as gRPC shuts down.
+    EXPECT_EQ(outcomes[0].status.error_code(), StatusCode::UNAVAILABLE)
+        << outcomes[0].status.error_message();
     EXPECT_EQ(trouped->log().find("ABORTED"), std::string::npos) << trouped->log();
   }
 
