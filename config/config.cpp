@@ -4,6 +4,7 @@
 #include <array>
 #include <cctype>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -594,6 +595,31 @@ void read_logging(Diagnostics& diag, const Field& f, Config& config) {
       {{"text", LoggingOptions::Format::kText}, {"json", LoggingOptions::Format::kJson}});
 }
 
+void read_store(Diagnostics& diag, const Field& f, Config& config) {
+  MapReader m(diag, f, {"kind", "path", "sync", "max_size"});
+  if (!m.is_map()) return;
+  StoreOptions& store = config.store;
+  m.choice<StoreOptions::Kind>(
+      "kind", store.kind,
+      {{"sqlite", StoreOptions::Kind::kSqlite}, {"memory", StoreOptions::Kind::kMemory}});
+  m.choice<bool>("sync", store.sync_full, {{"full", true}, {"normal", false}});
+  if (m.string("path", store.path) && store.path.empty()) {
+    diag.error(m.at("path"), m.path("path"),
+               "empty; give the SQLite file (e.g. /var/lib/trouped/jobs.db) or leave path out "
+               "for the default");
+  }
+  m.size("max_size", store.max_size, 0, std::numeric_limits<std::size_t>::max());
+  if (store.kind == StoreOptions::Kind::kMemory) {
+    for (const char* key : {"path", "sync", "max_size"}) {
+      if (m.has(key)) {
+        diag.error(m.at(key), m.path(key),
+                   "only for kind sqlite; kind memory keeps nothing on disk (remove it, or use "
+                   "kind: sqlite)");
+      }
+    }
+  }
+}
+
 // ---------------------------------------------------------------- troupes
 
 void read_actors(MapReader& troupe, core::TroupeOptions& t) {
@@ -1088,7 +1114,7 @@ void read_troupes(Diagnostics& diag, const Field& f, Config& config) {
 Config read_config(Diagnostics& diag, const YAML::Node& root) {
   Config config;
   const Field root_field(root, "", Location{1, 1});
-  MapReader m(diag, root_field, {"server", "auth", "logging", "troupes"});
+  MapReader m(diag, root_field, {"server", "store", "auth", "logging", "troupes"});
   if (!m.is_map()) return config;
   // The server's exposure check needs auth, and auth's subjects need
   // server.tls: TLS first, then auth, then the rest of the server section.
@@ -1096,6 +1122,7 @@ Config read_config(Diagnostics& diag, const YAML::Node& root) {
   if (const Field* auth = m.find("auth")) read_auth(diag, *auth, config);
   if (const Field* server = m.find("server")) read_server(diag, *server, config);
   if (const Field* logging = m.find("logging")) read_logging(diag, *logging, config);
+  if (const Field* store = m.find("store")) read_store(diag, *store, config);
   if (const Field* troupes = m.find("troupes")) {
     read_troupes(diag, *troupes, config);
   } else {
@@ -1167,7 +1194,32 @@ LoadResult load_file(const std::string& path) {
   }
   std::ostringstream text;
   text << in.rdbuf();
-  return load_string(text.str(), path);
+  LoadResult result = load_string(text.str(), path);
+  if (result.config) {
+    result.config->store.path =
+        resolve_store_path(result.config->store, path, std::getenv("STATE_DIRECTORY"));
+  }
+  return result;
+}
+
+std::string resolve_store_path(const StoreOptions& store, const std::string& config_path,
+                               const char* state_directory) {
+  namespace fs = std::filesystem;
+  if (store.kind != StoreOptions::Kind::kSqlite) return {};
+  std::error_code ec;
+  fs::path config_dir = fs::absolute(fs::path(config_path), ec).parent_path();
+  fs::path file;
+  if (!store.path.empty()) {
+    file = fs::path(store.path).is_absolute() ? fs::path(store.path) : config_dir / store.path;
+  } else if (state_directory != nullptr && *state_directory != '\0') {
+    // systemd may list several directories, separated by ':'.
+    const std::string_view dirs(state_directory);
+    file = fs::path(std::string(dirs.substr(0, dirs.find(':')))) / "jobs.db";
+    if (file.is_relative()) file = config_dir / file;
+  } else {
+    file = config_dir / "trouped-data" / "jobs.db";
+  }
+  return file.lexically_normal().string();
 }
 
 }  // namespace troupe::config

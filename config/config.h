@@ -116,9 +116,26 @@ struct LoggingOptions {
   bool operator==(const LoggingOptions&) const = default;
 };
 
+/// Where jobs are kept (`store:`; docs/durability.md). Opened only at
+/// start: a reload that changes it is refused.
+struct StoreOptions {
+  enum class Kind { kSqlite, kMemory };
+  Kind kind = Kind::kSqlite;
+  /// The SQLite file, absolute once load_file() resolved it: as given
+  /// (relative to the config file's directory), else
+  /// $STATE_DIRECTORY/jobs.db under systemd, else
+  /// <config file's directory>/trouped-data/jobs.db. Empty for kMemory.
+  std::string path;
+  bool sync_full = true;     // sync: full (default) or normal
+  std::size_t max_size = 0;  // bytes the database may grow to; 0: unlimited
+
+  bool operator==(const StoreOptions&) const = default;
+};
+
 /// The whole file, validated.
 struct Config {
   ServerOptions server;
+  StoreOptions store;
   LoggingOptions logging;
   AuthOptions auth;
   core::RuntimeOptions runtime;
@@ -144,9 +161,20 @@ struct LoadResult {
   std::vector<ConfigError> errors;
 };
 
-/// Reads, parses and validates a whole file. Never throws.
+/// Reads, parses and validates a whole file, and resolves store.path
+/// against `path`'s directory (resolve_store_path). Never throws.
 LoadResult load_file(const std::string& path);
 /// Same for YAML text; `name` stands in for the file name in errors.
+/// store.path is left as written (empty when not given).
 LoadResult load_string(std::string_view yaml, const std::string& name = "<config>");
+
+/// The store's path for a config loaded from `config_path`: an absolute
+/// store.path as it is; a relative one under the config file's directory;
+/// none: $STATE_DIRECTORY/jobs.db when `state_directory` (systemd's
+/// STATE_DIRECTORY, its first entry) is set and not empty, else
+/// <config file's directory>/trouped-data/jobs.db. Absolute, lexically
+/// normal. Empty for kind memory. Reads no file.
+std::string resolve_store_path(const StoreOptions& store, const std::string& config_path,
+                               const char* state_directory);
 
 }  // namespace troupe::config

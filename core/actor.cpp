@@ -97,8 +97,8 @@ bool Actor::run_job(JobPtr job, bool breaker_permit) {
 
   bool ended = false;
   if (troupe_.aborting()) {
-    lifecycle.end_unstarted(job, JobState::kAborted,
-                            "aborted: the drain deadline passed before the job started", now_ns);
+    // ABORTED, or left for the next start with a durable journal.
+    lifecycle.abort_waiting(job, "aborted: the drain deadline passed before the job started");
     ended = true;
   } else if (job->extras && job->extras->deadline && clock.wall_now() > *job->extras->deadline) {
     // Checked before every attempt, never while one runs (docs/api.md).
@@ -224,11 +224,16 @@ void Actor::finish_attempt(AttemptResult result) {
     attempts = job->attempts;
   }
   attempt.retry = !verdict.success && config.retry.should_retry(verdict, attempts);
+  // Before the transition: the journal records when the retry is due.
+  if (attempt.retry) attempt.backoff = config.retry.backoff(attempts, result.retry_after, rng_);
+  const Duration backoff = attempt.backoff;
   const JobState next = troupe_.lifecycle().attempt_ended(job, std::move(attempt), end_ns);
 
   if (permit_) {
     permit_ = false;
-    const bool ended_by_request = next == JobState::kCancelled || next == JobState::kAborted;
+    // kQueued: the drain deadline requeued it for the next start (durable journal).
+    const bool ended_by_request =
+        next == JobState::kCancelled || next == JobState::kAborted || next == JobState::kQueued;
     if (ended_by_request && outcome == FailureClass::kCancelled) {
       troupe_.breaker().release();
     } else {
@@ -237,7 +242,7 @@ void Actor::finish_attempt(AttemptResult result) {
     troupe_.breaker_recorded();
   }
   if (next == JobState::kRetryWait) {
-    troupe_.retry(job, config.retry.backoff(attempts, result.retry_after, rng_));
+    troupe_.retry(job, backoff);
   }
   if (outcome == FailureClass::kCrash) supervise();
 }

@@ -9,15 +9,16 @@ Dispatcher::Dispatcher(DispatchStrategy strategy, std::uint32_t mailbox_capacity
                        DispatchGauges& gauges)
     : gauges_(gauges), strategy_(strategy), mailbox_capacity_(mailbox_capacity) {}
 
-Dispatcher::Admission Dispatcher::admit(JobPtr job) {
+Dispatcher::Admission Dispatcher::admit(JobPtr job, const std::function<void()>& on_queued,
+                                        bool force) {
   Admission a;
   std::lock_guard lock(mutex_);
   const bool by_key = strategy_ == DispatchStrategy::kKey && job->keyed();
   Worker* owner = nullptr;
-  bool full = queued_ >= capacity_;
+  bool full = !force && queued_ >= capacity_;
   if (!full && by_key) {
     owner = route_key_locked(job->key());
-    full = owner == nullptr || owner->keyed_.size() >= mailbox_capacity_;
+    full = owner == nullptr || (!force && owner->keyed_.size() >= mailbox_capacity_);
   }
   a.throttled = throttled_;
   a.workers = static_cast<std::uint32_t>(workers_.size());
@@ -31,6 +32,7 @@ Dispatcher::Admission Dispatcher::admit(JobPtr job) {
     return a;
   }
   a.queued = true;
+  if (on_queued) on_queued();
   if (by_key) {
     keys_[job->key()].pending++;
     owner->keyed_.push_back(std::move(job));
@@ -90,6 +92,14 @@ void Dispatcher::release_key_locked(const std::string& key) {
   if (it == keys_.end()) return;
   if (it->second.pending > 0) --it->second.pending;
   if (it->second.pending == 0) keys_.erase(it);
+}
+
+void Dispatcher::pin(const Job& job) {
+  if (!job.keyed()) return;
+  std::lock_guard lock(mutex_);
+  if (strategy_ != DispatchStrategy::kKey) return;
+  if (route_key_locked(job.key()) == nullptr) return;
+  keys_[job.key()].pending++;
 }
 
 void Dispatcher::job_ended(const Job& job) {

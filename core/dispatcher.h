@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -80,8 +81,14 @@ class Dispatcher {
     std::uint64_t capacity = 0;
     std::uint32_t workers = 0;
   };
-  /// A new job: queued unless the troupe is full.
-  Admission admit(JobPtr job);
+  /// A new job: queued unless the troupe is full (or, `force`, a recovered
+  /// one: never refused for capacity). `on_queued`, when set, is called
+  /// under the lock once the job is queued, before any worker can take it
+  /// (the troupe journals the accept there).
+  Admission admit(JobPtr job, const std::function<void()>& on_queued = {}, bool force = false);
+  /// A recovered job that is running or backing off: pins its key (as
+  /// admit() would) without queuing it.
+  void pin(const Job& job);
   /// A job re-entering the queue (a retry): never refused for capacity.
   WorkerPtr requeue(JobPtr job);
 

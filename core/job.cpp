@@ -84,6 +84,8 @@ std::string_view to_string(RejectReason r) {
       return "timeout_over_max";
     case RejectReason::kTooManyListeners:
       return "too_many_listeners";
+    case RejectReason::kStoreUnavailable:
+      return "store_unavailable";
   }
   return "unknown";
 }

@@ -89,6 +89,7 @@ enum class RejectReason : std::uint8_t {
   kDegraded,          // no actor runs: the supervisor gave up on all of them for now
   kTimeoutOverMax,    // the job's own timeout is over its troupe's max_timeout
   kTooManyListeners,  // a duplicate's on_terminal past max_listeners_per_job
+  kStoreUnavailable,  // the journal failed: nothing can be made durable in this process
 };
 std::string_view to_string(RejectReason r);
 
@@ -103,9 +104,10 @@ struct Rejection {
   std::uint64_t queued = 0;  // kFull, kRateLimited: jobs waiting in the troupe
   /// kFull: actors x mailbox_capacity; kTooManyListeners: max_listeners_per_job.
   std::uint64_t capacity = 0;
-  std::uint32_t actors = 0;  // kFull, kDegraded: the troupe's actors (kDegraded: none running)
-  Duration limit{0};         // kTimeoutOverMax: the troupe's max_timeout
-  JobId job{};               // kTooManyListeners: the job already waited on
+  std::uint32_t actors = 0;     // kFull, kDegraded: the troupe's actors (kDegraded: none running)
+  Duration limit{0};            // kTimeoutOverMax: the troupe's max_timeout
+  JobId job{};                  // kTooManyListeners: the job already waited on
+  std::string store_failure{};  // kStoreUnavailable: the journal's message
 };
 
 struct Accepted {

@@ -6,12 +6,19 @@
 
 namespace troupe::core::detail {
 
+JournalLink& JournalLink::none() {
+  static const std::unique_ptr<Journal> journal = make_memory_journal();
+  static JournalLink link(*journal);
+  return link;
+}
+
 JobLifecycle::JobLifecycle(Clock& clock, JobStore& store, TroupeObserver& observer,
-                           LifecycleHost& host)
+                           LifecycleHost& host, JournalLink& journal)
     : clock_(clock),
       store_(store),
       obs_(observer),
       host_(host),
+      journal_(journal),
       wall_offset_ns_(to_ns(clock.wall_now()) - to_ns(clock.now())) {}
 
 void JobLifecycle::accepted(const JobPtr& job) {
@@ -20,18 +27,65 @@ void JobLifecycle::accepted(const JobPtr& job) {
   obs_.job_submitted();
 }
 
+JournalAccepted JobLifecycle::accepted_entry(const Job& job) const {
+  JournalAccepted e;
+  e.id = job.id;
+  e.troupe = *job.troupe_name;
+  e.payload = job.payload;
+  e.submitted_ns = job.submitted_ns;
+  if (job.extras) {
+    e.key = job.extras->key;
+    e.idempotency_key = job.extras->idempotency_key;
+    e.metadata = job.extras->metadata;
+    if (job.extras->deadline) e.deadline_ns = to_ns(*job.extras->deadline);
+    if (job.extras->attempt_timeout) e.attempt_timeout_ns = job.extras->attempt_timeout->count();
+  }
+  return e;
+}
+
+bool JobLifecycle::recovered(const JobPtr& job) {
+  if (!gate_.enter()) return false;
+  submitted_.fetch_add(1, std::memory_order_release);
+  store_.add(job);
+  obs_.job_submitted();
+  return true;
+}
+
+void JobLifecycle::recovered_terminal(const JobPtr& job) {
+  store_.add(job);
+  store_.finished(job, to_ns(clock_.now()));
+  if (job->state.load(std::memory_order_relaxed) == JobState::kDead) keep_dead_letter(job);
+}
+
+void JobLifecycle::journal_terminal_locked(const Job& job) {
+  if (!journal_.durable) return;
+  JournalTerminal e;
+  e.id = job.id;
+  e.state = job.state.load(std::memory_order_relaxed);
+  e.failure = job.failure;
+  e.attempts = job.attempts;
+  e.output = job.output;
+  e.started_ns = job.started_ns;
+  e.finished_ns = job.finished_ns;
+  journal_.journal.append(std::move(e));
+}
+
 bool JobLifecycle::start(const JobPtr& job, Actor* runner, std::int64_t now_ns,
                          std::uint32_t& attempt, bool& watched) {
   JobState was;
   {
     std::lock_guard lock(job->lock);
     was = job->state.load(std::memory_order_relaxed);
+    if (job->left) return false;
     if (was == JobState::kQueued) {
       watched = job->listeners != nullptr;
       attempt = ++job->attempts;
       if (attempt == 1) job->started_ns = wall_ns(now_ns);
       job->runner = runner;
       job->state.store(JobState::kRunning, std::memory_order_release);
+      if (journal_.durable) {
+        journal_.journal.append(JournalStarted{job->id, attempt, wall_ns(now_ns)});
+      }
       return true;
     }
   }
@@ -45,10 +99,13 @@ bool JobLifecycle::end_unstarted(const JobPtr& job, JobState terminal, std::stri
   {
     std::lock_guard lock(job->lock);
     was = job->state.load(std::memory_order_relaxed);
-    if (was == JobState::kQueued) {
+    if (was == JobState::kQueued && !job->left) {
       job->output = std::move(reason);
       job->finished_ns = wall_ns(now_ns);
       job->state.store(terminal, std::memory_order_release);
+      journal_terminal_locked(*job);
+    } else if (job->left) {
+      return false;
     }
   }
   if (was != JobState::kQueued) {
@@ -63,10 +120,20 @@ JobState JobLifecycle::attempt_ended(const JobPtr& job, AttemptEnd end, std::int
   JobState was;
   JobState next = JobState::kRunning;
   bool watched = false;
+  bool requeued = false;
   {
     std::lock_guard lock(job->lock);
     was = job->state.load(std::memory_order_relaxed);
-    if (was == JobState::kRunning) {
+    if (was == JobState::kRunning && job->abort_requested && journal_.durable) {
+      // The drain deadline cancelled it: requeued for the next start, the
+      // interrupted attempt not counted against the job.
+      job->runner = nullptr;
+      if (job->attempts > 0) --job->attempts;
+      job->left = true;
+      job->state.store(JobState::kQueued, std::memory_order_release);
+      journal_.journal.append(JournalRequeued{job->id, job->attempts});
+      requeued = true;
+    } else if (was == JobState::kRunning) {
       watched = job->listeners != nullptr;
       job->runner = nullptr;
       job->failure = end.failure;
@@ -90,7 +157,18 @@ JobState JobLifecycle::attempt_ended(const JobPtr& job, AttemptEnd end, std::int
       }
       if (is_terminal(next)) job->finished_ns = wall_ns(now_ns);
       job->state.store(next, std::memory_order_release);
+      if (is_terminal(next)) {
+        journal_terminal_locked(*job);
+      } else if (journal_.durable) {
+        journal_.journal.append(JournalRetryWait{job->id, job->attempts,
+                                                 wall_ns(now_ns) + end.backoff.count(), job->output,
+                                                 job->failure});
+      }
     }
+  }
+  if (requeued) {
+    left_for_next_start(job, true);
+    return JobState::kQueued;
   }
   if (was != JobState::kRunning) {
     refuse(*job, was, end.success ? JobState::kSucceeded : JobState::kFailed);
@@ -107,17 +185,19 @@ JobState JobLifecycle::attempt_ended(const JobPtr& job, AttemptEnd end, std::int
 bool JobLifecycle::requeue(const JobPtr& job, std::int64_t now_ns) {
   JobState was;
   bool watched = false;
+  bool left = false;
   {
     std::lock_guard lock(job->lock);
     was = job->state.load(std::memory_order_relaxed);
-    if (was == JobState::kRetryWait) {
+    left = job->left;
+    if (was == JobState::kRetryWait && !left) {
       job->enqueued_ns = now_ns;
       job->state.store(JobState::kQueued, std::memory_order_release);
       watched = job->listeners != nullptr;
     }
   }
-  if (was != JobState::kRetryWait) {
-    if (!is_terminal(was)) refuse(*job, was, JobState::kQueued);
+  if (was != JobState::kRetryWait || left) {
+    if (!is_terminal(was) && was != JobState::kRetryWait) refuse(*job, was, JobState::kQueued);
     return false;
   }
   if (watched) notify_watchers(job);
@@ -131,12 +211,31 @@ bool JobLifecycle::abort_waiting(const JobPtr& job, std::string reason) {
     std::lock_guard lock(job->lock);
     was = job->state.load(std::memory_order_relaxed);
     if (was != JobState::kQueued && was != JobState::kRetryWait) return false;
-    job->output = std::move(reason);
-    job->finished_ns = wall_ns(now_ns);
-    job->state.store(JobState::kAborted, std::memory_order_release);
+    if (job->left) return false;
+    if (journal_.durable) {
+      // Left as journaled: it runs (or waits for its retry) after a restart.
+      job->left = true;
+    } else {
+      job->output = std::move(reason);
+      job->finished_ns = wall_ns(now_ns);
+      job->state.store(JobState::kAborted, std::memory_order_release);
+    }
   }
-  finalize(job, JobState::kAborted, was, now_ns);
+  if (journal_.durable) {
+    left_for_next_start(job, false);
+  } else {
+    finalize(job, JobState::kAborted, was, now_ns);
+  }
   return true;
+}
+
+void JobLifecycle::left_for_next_start(const JobPtr& job, bool running) {
+  // Not terminal: no terminal counter, no callbacks or watchers (the
+  // process is about to stop; the job ends after the restart).
+  left_.fetch_add(1, std::memory_order_release);
+  host_.drain_left(running);
+  host_.job_ended(*job);
+  gate_.leave();
 }
 
 bool JobLifecycle::request_abort(const JobPtr& job) {
@@ -153,7 +252,7 @@ JobLifecycle::CancelResult JobLifecycle::cancel(const JobPtr& job) {
   {
     std::lock_guard lock(job->lock);
     r.was = job->state.load(std::memory_order_relaxed);
-    if (is_terminal(r.was)) {
+    if (is_terminal(r.was) || job->left) {
       r.outcome.job = job->snapshot_locked();
       return r;
     }
@@ -167,6 +266,7 @@ JobLifecycle::CancelResult JobLifecycle::cancel(const JobPtr& job) {
       job->output = "cancelled by request";
       job->finished_ns = wall_ns(r.now_ns);
       job->state.store(JobState::kCancelled, std::memory_order_release);
+      journal_terminal_locked(*job);
       r.ended = true;
     }
     r.outcome.job = job->snapshot_locked();
@@ -279,6 +379,7 @@ TroupeCounters JobLifecycle::counters() const {
   c.dead = dead_.load(std::memory_order_acquire);
   c.cancelled = cancelled_.load(std::memory_order_acquire);
   c.aborted = aborted_.load(std::memory_order_acquire);
+  c.left = left_.load(std::memory_order_acquire);
   c.illegal_transitions = illegal_.load(std::memory_order_relaxed);
   return c;
 }

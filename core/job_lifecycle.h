@@ -13,12 +13,25 @@
 #include "core/gate.h"
 #include "core/job_entry.h"
 #include "core/job_store.h"
+#include "core/journal.h"
 #include "core/observer.h"
 #include "core/runtime.h"
 
 namespace troupe::core::detail {
 
 class Actor;
+
+/// The runtime's journal as its troupes see it: `durable` is fixed at
+/// construction (entries are built and appended only then); `failed` is
+/// set once when the journal fails and read on every submit.
+struct JournalLink {
+  explicit JournalLink(Journal& j) : journal(j), durable(j.durable()) {}
+  Journal& journal;
+  const bool durable;
+  std::atomic<bool> failed{false};
+  /// A memory journal's link, for lifecycles built without a runtime (tests).
+  static JournalLink& none();
+};
 
 /// What the job lifecycle needs from the troupe and runtime around it.
 class LifecycleHost {
@@ -32,6 +45,10 @@ class LifecycleHost {
   /// The drain deadline ended a job: a running attempt (`running`), or a
   /// queued or backing-off job.
   virtual void drain_ended(bool running) = 0;
+  /// The drain deadline left a job for the next start (durable journal): a
+  /// running attempt it cancelled and requeued (`running`), or a queued or
+  /// backing-off job left as it is.
+  virtual void drain_left(bool running) = 0;
 };
 
 /// How an attempt ended, as the actor judged it (the retry decision is the
@@ -42,6 +59,7 @@ struct AttemptEnd {
   bool success = false;
   bool retry = false;      // retry policy: try again
   bool retryable = false;  // not retried: DEAD when retryable, FAILED otherwise
+  Duration backoff{0};     // retry: the wait before the next attempt (journaled)
   std::string output;
 };
 
@@ -59,12 +77,19 @@ struct AttemptEnd {
 ///
 /// `in_flight` is the gate's count: entered at admission, left at the
 /// terminal transition (after the callbacks), never derived by subtraction.
+/// With a durable journal every transition is also appended to it, under
+/// the job's lock (the one exception to "no other lock under a job's lock":
+/// the journal's append lock is a leaf), so a job's entries are appended in
+/// the order of its transitions. The accept is appended by the troupe,
+/// under the dispatcher's lock, before any actor can take the job.
+///
 /// Thread-safe: a job's fields are guarded by its lock; counters are
 /// atomics; the dead letters have their own mutex. Callbacks run on the
 /// calling (core) thread with no lock held.
 class JobLifecycle {
  public:
-  JobLifecycle(Clock& clock, JobStore& store, TroupeObserver& observer, LifecycleHost& host);
+  JobLifecycle(Clock& clock, JobStore& store, TroupeObserver& observer, LifecycleHost& host,
+               JournalLink& journal = JournalLink::none());
 
   /// Admission: false once the gate is closed (draining or removed). An
   /// admitted job is accepted() or, when the dispatcher refuses it, unadmitted().
@@ -75,6 +100,18 @@ class JobLifecycle {
 
   /// A new job, admitted and queued: counts it, stamps it, stores it.
   void accepted(const JobPtr& job);
+  /// The journal entry of a new job (a copy of its request). Only for a
+  /// durable journal.
+  JournalAccepted accepted_entry(const Job& job) const;
+  bool durable() const { return journal_.durable; }
+
+  /// Recovery: a non-terminal job read back from the journal (admitted:
+  /// counted as submitted, in flight, stored). Its state is as journaled;
+  /// the troupe queues it, schedules its retry or ends its crashed attempt.
+  bool recovered(const JobPtr& job);
+  /// Recovery: a terminal job, stored for GetJob (and a dead letter when
+  /// DEAD). In no counter: it ended in an earlier process.
+  void recovered_terminal(const JobPtr& job);
 
   /// Queued -> Running on `runner`. False when the job is no longer queued
   /// (a cancel or an abort ended it first). `attempt` and `watched` report
@@ -91,7 +128,9 @@ class JobLifecycle {
   /// RetryWait -> Queued. False when the job ended meanwhile (a cancel).
   bool requeue(const JobPtr& job, std::int64_t now_ns);
   /// Queued or RetryWait -> ABORTED (drain deadline). False when the job is
-  /// running (its actor ends it) or already ended.
+  /// running (its actor ends it) or already ended. With a durable journal
+  /// the job is left for the next start instead: not ended, no entry, it
+  /// leaves the gate and counts as `left`.
   bool abort_waiting(const JobPtr& job, std::string reason);
   /// Running: the drain deadline passed; the attempt ends ABORTED. False
   /// when it is not running or was already asked.
@@ -130,6 +169,10 @@ class JobLifecycle {
   /// After the state was set under the job's lock: counters, store, dead
   /// letters, callbacks, watchers, host, and last the gate.
   void finalize(const JobPtr& job, JobState terminal, JobState from, std::int64_t now_ns);
+  /// A job handed to the next start (durable drain): key pin, host, gate.
+  void left_for_next_start(const JobPtr& job, bool running);
+  /// Appends the terminal entry of `job` (state, output and times set). Job lock held.
+  void journal_terminal_locked(const Job& job);
   void refuse(const Job& job, JobState from, JobState to);
   void keep_dead_letter(const JobPtr& job);
   void trim_dead_letters_locked();
@@ -138,6 +181,7 @@ class JobLifecycle {
   JobStore& store_;
   TroupeObserver& obs_;
   LifecycleHost& host_;
+  JournalLink& journal_;
   const std::int64_t wall_offset_ns_;  // wall - steady, taken at construction
 
   // Written by submitters.
@@ -148,6 +192,7 @@ class JobLifecycle {
   std::atomic<std::uint64_t> dead_{0};
   std::atomic<std::uint64_t> cancelled_{0};
   std::atomic<std::uint64_t> aborted_{0};
+  std::atomic<std::uint64_t> left_{0};
   std::atomic<std::uint64_t> illegal_{0};
   // Entered by submitters, left as jobs end.
   alignas(kCacheLine) Gate gate_;

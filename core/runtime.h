@@ -5,6 +5,7 @@
 #include <boost/asio/io_context.hpp>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -14,6 +15,7 @@
 
 #include "core/clock.h"
 #include "core/job.h"
+#include "core/journal.h"
 #include "core/observer.h"
 #include "core/options.h"
 
@@ -28,6 +30,10 @@ struct TroupeCounters {
   std::uint64_t cancelled = 0;
   std::uint64_t aborted = 0;
   std::uint64_t in_flight = 0;  // its own counter: +1 at accept, -1 at the terminal transition
+  /// Left for the next start by a drain with a durable journal (queued,
+  /// backing off, or running and requeued): not terminal, no longer in
+  /// flight in this process. Always 0 with the memory journal.
+  std::uint64_t left = 0;
   std::uint64_t illegal_transitions = 0;  // refused by the job lifecycle (a bug when non-zero)
   std::uint64_t attempts = 0;
   std::uint64_t actor_restarts = 0;
@@ -53,10 +59,36 @@ struct TroupeStatus {
 };
 
 struct DrainReport {
-  std::uint64_t finished = 0;   // reached a terminal state on their own during the drain
-  std::uint64_t cancelled = 0;  // running at the deadline, cancelled (-> ABORTED)
-  std::uint64_t aborted = 0;    // queued or backing off at the deadline (-> ABORTED)
+  std::uint64_t finished = 0;  // reached a terminal state on their own during the drain
+  /// Running at the deadline, cancelled: ABORTED with the memory journal;
+  /// requeued for the next start (and counted in `left` too) with a durable one.
+  std::uint64_t cancelled = 0;
+  std::uint64_t aborted = 0;  // queued or backing off at the deadline (-> ABORTED; memory journal)
+  /// Durable journal: left for the next start (queued, backing off, or
+  /// running and requeued): not ended, they run again after a restart.
+  std::uint64_t left = 0;
   bool deadline_reached = false;
+};
+
+/// What Runtime::recover() did with the journal's rows. Counted per row.
+struct RecoveryReport {
+  std::uint64_t queued = 0;         // re-entered their troupe's queue
+  std::uint64_t retry_waiting = 0;  // wait for their journaled next run time
+  /// Running when the process died: the attempt counted as CRASH, then
+  /// retried (retry_waiting includes them) or ended DEAD (crashed_dead).
+  std::uint64_t crashed = 0;
+  std::uint64_t crashed_dead = 0;
+  std::uint64_t terminal = 0;      // finished ones, for GetJob and idempotency keys
+  std::uint64_t dead_letters = 0;  // of `terminal`: DEAD, into their troupe's dead letters
+  /// Rows of troupes the configuration no longer has: kept in the journal,
+  /// not loaded; per troupe name.
+  std::map<std::string, std::uint64_t, std::less<>> orphaned;
+  std::uint64_t orphaned_total() const {
+    std::uint64_t n = 0;
+    for (const auto& [name, count] : orphaned) n += count;
+    return n;
+  }
+  Duration took{0};
 };
 
 struct CancelOutcome {
@@ -117,7 +149,34 @@ class Runtime {
   /// Stops accepting (submits get kDraining), lets accepted jobs finish,
   /// and after `timeout` cancels what runs and aborts what waits. `done` is
   /// called once, on a core thread, when every accepted job is terminal.
+  /// With a durable journal, at the deadline queued and backing-off jobs
+  /// are left as they are for the next start and running ones are
+  /// cancelled and requeued (DrainReport::left); with the memory journal
+  /// they end ABORTED.
   virtual void drain(Duration timeout, std::function<void(DrainReport)> done) = 0;
+
+  /// Reads the journal back, once, after the first apply() and before the
+  /// first submit: non-terminal jobs of known troupes re-enter them in
+  /// acceptance order (never refused for capacity); retry-waiting ones keep
+  /// their next run time; one that was running counts that attempt as
+  /// CRASH and follows its retry policy (DEAD after max_attempts); terminal
+  /// ones become findable (GetJob, idempotency keys) and DEAD ones dead
+  /// letters. Rows of unknown troupes are left in the journal and counted.
+  /// Recovered non-terminal jobs count as submitted in this process (the
+  /// conservation check holds: submitted == ended + left + in_flight);
+  /// terminal ones are in no counter.
+  virtual RecoveryReport recover() = 0;
+
+  /// Calls `done` once everything journaled so far (the accept of a job
+  /// submit() just returned, a terminal state a callback just reported) is
+  /// durable, or the journal failed (`failure` set). Inline with the memory
+  /// journal.
+  virtual void after_durable(DurableCallback done) = 0;
+
+  /// Called once, on the journal's writer thread, when the journal fails;
+  /// submits are refused with kStoreUnavailable from then on. Set it before
+  /// the first submit.
+  virtual void on_journal_failure(std::function<void(const JournalFailure&)> handler) = 0;
 };
 
 /// Destroy the returned runtime only once the io_context is no longer being
@@ -126,5 +185,9 @@ class Runtime {
 /// destroyed runtime.
 std::unique_ptr<Runtime> make_runtime(boost::asio::io_context& io, Clock& clock, Observer& observer,
                                       RuntimeOptions options);
+/// The same on `journal` (which must outlive the runtime): every lifecycle
+/// transition is appended to it when it is durable.
+std::unique_ptr<Runtime> make_runtime(boost::asio::io_context& io, Clock& clock, Observer& observer,
+                                      RuntimeOptions options, Journal& journal);
 
 }  // namespace troupe::core

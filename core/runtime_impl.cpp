@@ -47,13 +47,88 @@ std::uint64_t random_id_bits() {
 }  // namespace
 
 RuntimeImpl::RuntimeImpl(boost::asio::io_context& io, Clock& clock, Observer& observer,
-                         RuntimeOptions options)
+                         RuntimeOptions options, Journal* journal)
     : io_(io),
       clock_(clock),
       observer_(observer),
       options_(options),
       store_(std::make_unique<InMemoryJobStore>(options.job_store, clock)),
-      control_(boost::asio::make_strand(io.get_executor())) {}
+      own_journal_(journal == nullptr ? make_memory_journal() : nullptr),
+      journal_(journal == nullptr ? *own_journal_ : *journal),
+      control_(boost::asio::make_strand(io.get_executor())) {
+  journal_.journal.on_failure([this](const JournalFailure& failure) {
+    journal_.failed.store(true, std::memory_order_relaxed);
+    std::function<void(const JournalFailure&)> handler;
+    {
+      std::lock_guard lock(failure_mutex_);
+      handler = on_failure_;
+    }
+    if (handler) handler(failure);
+  });
+}
+
+void RuntimeImpl::after_durable(DurableCallback done) {
+  journal_.journal.after_durable(std::move(done));
+}
+
+void RuntimeImpl::on_journal_failure(std::function<void(const JournalFailure&)> handler) {
+  std::lock_guard lock(failure_mutex_);
+  on_failure_ = std::move(handler);
+}
+
+RecoveryReport RuntimeImpl::recover() {
+  RecoveryReport report;
+  const auto began = clock_.now();
+  std::map<std::string, std::shared_ptr<Troupe>, std::less<>> troupes;
+  {
+    std::shared_lock lock(troupes_mutex_);
+    troupes = troupes_;
+  }
+  const std::int64_t wall_now_ns = detail::to_ns(clock_.wall_now());
+  journal_.journal.recover([&](RecoveredJob&& r) {
+    auto it = troupes.find(r.request.troupe);
+    if (it == troupes.end()) {
+      ++report.orphaned[r.request.troupe];
+      return;
+    }
+    Troupe& troupe = *it->second;
+    auto job = std::make_shared<Job>();
+    job->id = r.request.id;
+    job->troupe_name = &troupe.name();  // interned
+    job->troupe = &troupe;
+    job->payload = std::move(r.request.payload);
+    auto& q = r.request;
+    if (!q.key.empty() || !q.idempotency_key.empty() || !q.metadata.empty() ||
+        q.attempt_timeout_ns != 0 || q.deadline_ns != 0) {
+      job->extras = std::make_unique<detail::JobExtras>();
+      job->extras->key = std::move(q.key);
+      job->extras->idempotency_key = q.idempotency_key;
+      job->extras->metadata = std::move(q.metadata);
+      if (q.attempt_timeout_ns != 0) job->extras->attempt_timeout = Duration(q.attempt_timeout_ns);
+      if (q.deadline_ns != 0) job->extras->deadline = detail::from_wall_ns(q.deadline_ns);
+    }
+    job->state.store(r.state, std::memory_order_relaxed);
+    job->failure = r.failure;
+    job->attempts = r.attempts;
+    job->output = std::move(r.output);
+    job->submitted_ns = q.submitted_ns;
+    job->started_ns = r.started_ns;
+    job->finished_ns = r.finished_ns;
+    // Queue wait is measured from the restart, not from the first accept.
+    job->enqueued_ns = detail::to_ns(clock_.now());
+    if (is_terminal(r.state)) {
+      ++report.terminal;
+      if (r.state == JobState::kDead) ++report.dead_letters;
+      job->troupe = nullptr;  // a terminal job's troupe is never used
+      troupe.lifecycle().recovered_terminal(job);
+    } else {
+      troupe.recover(job, r.next_run_ns != 0 ? r.next_run_ns : wall_now_ns, report);
+    }
+    if (!q.idempotency_key.empty()) store_->remember_idempotent(q.troupe, q.idempotency_key, job);
+  });
+  report.took = clock_.now() - began;
+  return report;
+}
 
 RuntimeImpl::~RuntimeImpl() {
   std::unique_lock lock(troupes_mutex_);
@@ -96,7 +171,8 @@ void RuntimeImpl::apply(const std::vector<TroupeOptions>& troupes) {
       continue;
     }
     auto t = std::make_shared<Troupe>(o, io_, clock_, observer_, *store_,
-                                      static_cast<detail::TroupeHost&>(*this), intern(o.name));
+                                      static_cast<detail::TroupeHost&>(*this), intern(o.name),
+                                      make_handler, journal_);
     t->start();  // before other threads can see it
     if (draining_.load(std::memory_order_acquire)) t->close({});
     troupes_.emplace(o.name, std::move(t));
@@ -288,6 +364,10 @@ void RuntimeImpl::drain_ended(bool running) {
   (running ? drain_cancelled_ : drain_aborted_).fetch_add(1, std::memory_order_relaxed);
 }
 
+void RuntimeImpl::drain_left(bool running) {
+  (running ? drain_requeued_ : drain_left_waiting_).fetch_add(1, std::memory_order_relaxed);
+}
+
 void RuntimeImpl::drain(Duration timeout, std::function<void(DrainReport)> done) {
   std::vector<std::shared_ptr<Troupe>> all;
   {
@@ -346,9 +426,12 @@ void RuntimeImpl::gate_drained() {
     std::lock_guard lock(drain_mutex_);
     if (--gates_open_ != 0) return;
     report = report_;
-    report.cancelled = drain_cancelled_.load(std::memory_order_relaxed);
+    const std::uint64_t cancelled = drain_cancelled_.load(std::memory_order_relaxed);
+    const std::uint64_t requeued = drain_requeued_.load(std::memory_order_relaxed);
+    report.cancelled = cancelled + requeued;
     report.aborted = drain_aborted_.load(std::memory_order_relaxed);
-    const std::uint64_t ended_by_drain = report.cancelled + report.aborted;
+    report.left = requeued + drain_left_waiting_.load(std::memory_order_relaxed);
+    const std::uint64_t ended_by_drain = cancelled + report.aborted + report.left;
     report.finished =
         in_flight_at_drain_ > ended_by_drain ? in_flight_at_drain_ - ended_by_drain : 0;
     done = std::move(drain_done_);
@@ -364,6 +447,11 @@ void RuntimeImpl::gate_drained() {
 std::unique_ptr<Runtime> make_runtime(boost::asio::io_context& io, Clock& clock, Observer& observer,
                                       RuntimeOptions options) {
   return std::make_unique<RuntimeImpl>(io, clock, observer, options);
+}
+
+std::unique_ptr<Runtime> make_runtime(boost::asio::io_context& io, Clock& clock, Observer& observer,
+                                      RuntimeOptions options, Journal& journal) {
+  return std::make_unique<RuntimeImpl>(io, clock, observer, options, &journal);
 }
 
 }  // namespace troupe::core

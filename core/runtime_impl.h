@@ -26,8 +26,9 @@ namespace troupe::core {
 /// running (or after a completed drain): pending work is then discarded with the io_context.
 class RuntimeImpl final : public Runtime, private detail::TroupeHost {
  public:
-  RuntimeImpl(boost::asio::io_context& io, Clock& clock, Observer& observer,
-              RuntimeOptions options);
+  /// `journal` null: a memory journal of its own.
+  RuntimeImpl(boost::asio::io_context& io, Clock& clock, Observer& observer, RuntimeOptions options,
+              Journal* journal = nullptr);
   ~RuntimeImpl() override;
 
   void apply(const std::vector<TroupeOptions>& troupes) override;
@@ -41,12 +42,16 @@ class RuntimeImpl final : public Runtime, private detail::TroupeHost {
   std::optional<std::vector<JobRecord>> dead_jobs(std::string_view troupe,
                                                   std::size_t limit) const override;
   void drain(Duration timeout, std::function<void(DrainReport)> done) override;
+  RecoveryReport recover() override;
+  void after_durable(DurableCallback done) override;
+  void on_journal_failure(std::function<void(const JournalFailure&)> handler) override;
 
  private:
   // TroupeHost
   JobId next_id() override;
   void watch_ended(WatchId id) override;
   void drain_ended(bool running) override;
+  void drain_left(bool running) override;
 
   std::shared_ptr<detail::Troupe> find_troupe(std::string_view name) const;
   /// Counts the rejection (no troupe to count it) and says why.
@@ -62,6 +67,10 @@ class RuntimeImpl final : public Runtime, private detail::TroupeHost {
   Observer& observer_;
   RuntimeOptions options_;
   std::unique_ptr<JobStore> store_;
+  std::unique_ptr<Journal> own_journal_;  // when none was given
+  detail::JournalLink journal_;
+  std::mutex failure_mutex_;  // guards on_failure_
+  std::function<void(const JournalFailure&)> on_failure_;
   boost::asio::strand<boost::asio::io_context::executor_type> control_;
 
   mutable std::shared_mutex troupes_mutex_;  // guards troupes_, retiring_ and names_
@@ -82,6 +91,8 @@ class RuntimeImpl final : public Runtime, private detail::TroupeHost {
   std::uint64_t in_flight_at_drain_ = 0;
   std::atomic<std::uint64_t> drain_cancelled_{0};
   std::atomic<std::uint64_t> drain_aborted_{0};
+  std::atomic<std::uint64_t> drain_requeued_{0};      // running, left for the next start
+  std::atomic<std::uint64_t> drain_left_waiting_{0};  // queued or backing off, left
   std::size_t gates_open_ = 0;  // troupes whose gate has not reported empty, + 1
   bool drain_reported_ = false;
   DrainReport final_report_;            // once reported: what a later drain() is told

@@ -4,6 +4,8 @@
 #include <boost/asio/post.hpp>
 
 #include "core/autoscaler.h"
+#include "core/backoff.h"
+#include "core/failure_policy.h"
 #include "core/supervisor.h"
 
 namespace troupe::core::detail {
@@ -28,18 +30,19 @@ std::chrono::milliseconds to_ms_ceil(Duration d) {
 
 Troupe::Troupe(TroupeOptions options, boost::asio::io_context& io, Clock& clock, Observer& observer,
                JobStore& store, TroupeHost& host, const std::string* name,
-               HandlerFactory handler_factory)
+               HandlerFactory handler_factory, JournalLink& journal)
     : io_(io),
       clock_(clock),
       store_(store),
       host_(host),
       name_(name),
       handler_factory_(std::move(handler_factory)),
+      journal_(journal),
       control_(boost::asio::make_strand(io.get_executor())),
       observer_(observer.troupe_added(*name)),
       obs_(observer_.get()),
       limiter_(options.rate_limit, clock),
-      lifecycle_(clock, store, *observer_, static_cast<LifecycleHost&>(*this)),
+      lifecycle_(clock, store, *observer_, static_cast<LifecycleHost&>(*this), journal),
       dispatcher_(options.dispatch, options.mailbox_capacity, static_cast<DispatchGauges&>(*this)),
       retry_(control_, clock, [this](const JobPtr& job) { on_retry_due(job); }) {
   breaker_enabled_ = options.circuit_breaker.enabled;
@@ -120,6 +123,7 @@ void Troupe::add_actors(std::uint32_t n) {
 }
 
 std::variant<Accepted, Rejection> Troupe::submit(JobRequest&& request, JobCallback on_terminal) {
+  if (journal_.failed.load(std::memory_order_relaxed)) return reject(store_unavailable());
   if (request.attempt_timeout) {
     const Duration cap(max_timeout_ns_.load(std::memory_order_relaxed));
     if (*request.attempt_timeout > cap) {
@@ -163,7 +167,16 @@ std::variant<Accepted, Rejection> Troupe::submit(JobRequest&& request, JobCallba
   job->enqueued_ns = to_ns(clock_.now());
   job->submitted_ns = lifecycle_.wall_ns(job->enqueued_ns);
 
-  auto admission = dispatcher_.admit(job);
+  Dispatcher::Admission admission;
+  if (journal_.durable) {
+    // Journaled under the dispatcher's lock once the job is queued: before
+    // any actor can take it (and journal its start), and not at all when
+    // the troupe is full. The copy of the request is made outside the lock.
+    auto entry = lifecycle_.accepted_entry(*job);
+    admission = dispatcher_.admit(job, [&] { journal_.journal.append(std::move(entry)); });
+  } else {
+    admission = dispatcher_.admit(job);
+  }
   if (!admission.queued) {
     lifecycle_.unadmit();
     Rejection r;
@@ -188,6 +201,69 @@ std::variant<Accepted, Rejection> Troupe::submit(JobRequest&& request, JobCallba
   lifecycle_.accepted(job);
   if (admission.wake) static_cast<Actor&>(*admission.wake).post_pump();
   return Accepted{job->id, false};
+}
+
+Rejection Troupe::store_unavailable() {
+  Rejection r{RejectReason::kStoreUnavailable};
+  if (auto failure = journal_.journal.failure()) r.store_failure = std::move(failure->message);
+  return r;
+}
+
+void Troupe::recover(const JobPtr& job, std::int64_t next_run_ns, RecoveryReport& report) {
+  const JobState state = job->state.load(std::memory_order_relaxed);
+  if (!lifecycle_.recovered(job)) return;  // closed: cannot happen before the first submit
+  switch (state) {
+    case JobState::kQueued: {
+      auto admission = dispatcher_.admit(job, {}, true);
+      // Keyed with no actor to pin it to: the shared queue takes it.
+      WorkerPtr wake = admission.queued ? std::move(admission.wake) : dispatcher_.requeue(job);
+      if (wake) static_cast<Actor&>(*wake).post_pump();
+      ++report.queued;
+      return;
+    }
+    case JobState::kRetryWait: {
+      dispatcher_.pin(*job);
+      const std::int64_t wait_ns = next_run_ns - to_ns(clock_.wall_now());
+      retry(job, Duration(std::max<std::int64_t>(wait_ns, 0)));
+      ++report.retry_waiting;
+      return;
+    }
+    case JobState::kRunning: {
+      // The process died while the attempt ran: it counts as a CRASH and
+      // the retry policy decides, so a job that kills the daemon every
+      // time ends DEAD after max_attempts restarts.
+      dispatcher_.pin(*job);
+      ++report.crashed;
+      std::shared_ptr<const TroupeConfig> config;
+      {
+        std::lock_guard lock(state_mutex_);
+        config = config_;
+      }
+      const Verdict verdict =
+          classify(FailureClass::kCrash, config->options.retry, config->options.circuit_breaker);
+      AttemptEnd end;
+      end.failure = FailureClass::kCrash;
+      end.retryable = verdict.retryable;
+      end.retry = config->retry.should_retry(verdict, job->attempts);
+      end.output = "trouped stopped while attempt " + std::to_string(job->attempts) +
+                   " ran (crash or kill); counted as a crash";
+      if (end.retry) {
+        JitterRng rng(job->id.value);
+        end.backoff = config->retry.backoff(job->attempts, std::nullopt, rng);
+      }
+      const Duration backoff = end.backoff;
+      const JobState next = lifecycle_.attempt_ended(job, std::move(end), to_ns(clock_.now()));
+      if (next == JobState::kRetryWait) {
+        retry(job, backoff);
+        ++report.retry_waiting;
+      } else if (next == JobState::kDead) {
+        ++report.crashed_dead;
+      }
+      return;
+    }
+    default:
+      return;
+  }
 }
 
 Rejection Troupe::reject(Rejection rejection) {

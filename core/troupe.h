@@ -48,6 +48,8 @@ class TroupeHost {
   /// The drain deadline ended a job: a running attempt it cancelled
   /// (`running`), or a queued or backing-off job it aborted.
   virtual void drain_ended(bool running) = 0;
+  /// ... or left it for the next start (durable journal).
+  virtual void drain_left(bool running) = 0;
 };
 
 /// Builds an actor's handler (make_handler; tests inject their own).
@@ -70,7 +72,7 @@ class Troupe : public std::enable_shared_from_this<Troupe>,
  public:
   Troupe(TroupeOptions options, boost::asio::io_context& io, Clock& clock, Observer& observer,
          JobStore& store, TroupeHost& host, const std::string* name,
-         HandlerFactory handler_factory = make_handler);
+         HandlerFactory handler_factory = make_handler, JournalLink& journal = JournalLink::none());
   ~Troupe() override;
   Troupe(const Troupe&) = delete;
   Troupe& operator=(const Troupe&) = delete;
@@ -84,6 +86,11 @@ class Troupe : public std::enable_shared_from_this<Troupe>,
   void shutdown();
 
   std::variant<Accepted, Rejection> submit(JobRequest&& request, JobCallback on_terminal);
+  /// Recovery: a non-terminal job read back from the journal (its state as
+  /// journaled): queued ones re-enter the queue (never refused for
+  /// capacity), retry-waiting ones wait until `next_run_ns` (wall clock),
+  /// running ones end their crashed attempt per the retry policy.
+  void recover(const JobPtr& job, std::int64_t next_run_ns, RecoveryReport& report);
   /// Job of this troupe, not terminal when the lock was taken.
   CancelOutcome cancel(const JobPtr& job);
   /// New options (reload).
@@ -136,6 +143,7 @@ class Troupe : public std::enable_shared_from_this<Troupe>,
   void job_ended(const Job& job) override { dispatcher_.job_ended(job); }
   void watch_ended(WatchId id) override { host_.watch_ended(id); }
   void drain_ended(bool running) override { host_.drain_ended(running); }
+  void drain_left(bool running) override { host_.drain_left(running); }
   // DispatchGauges (under the dispatcher's lock)
   void mailbox(std::uint64_t depth, std::uint64_t capacity) override {
     obs_->mailbox(depth, capacity);
@@ -143,6 +151,7 @@ class Troupe : public std::enable_shared_from_this<Troupe>,
   void actors(std::uint32_t total, std::uint32_t busy) override { obs_->actors(total, busy); }
 
   Rejection reject(Rejection rejection);
+  Rejection store_unavailable();
   std::optional<Rejection> degraded_rejection() const;
   void on_retry_due(const JobPtr& job);
   void add_actors(std::uint32_t n);
@@ -161,6 +170,7 @@ class Troupe : public std::enable_shared_from_this<Troupe>,
   TroupeHost& host_;
   const std::string* name_;
   HandlerFactory handler_factory_;
+  JournalLink& journal_;
   Actor::Strand control_;
   std::shared_ptr<TroupeObserver> observer_;
   TroupeObserver* obs_;  // observer_.get(), for the hot path

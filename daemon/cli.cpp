@@ -9,6 +9,7 @@
 #include "config/crypto.h"
 #include "config/value_parsers.h"
 #include "core/handler.h"
+#include "daemon/journal_factory.h"
 #include "daemon/version.h"
 
 namespace troupe::daemon {
@@ -158,9 +159,12 @@ drains and stops the daemon.
 
 Exit codes:
   0  success (including a clean stop on SIGTERM/SIGINT)
-  1  runtime failure after a valid start
+  1  runtime failure after a valid start (a port taken, the store in use by
+     another trouped, corrupt or not writable)
   2  bad command line, or an unreadable or invalid config file (every error is
      printed as FILE:LINE:COLUMN: KEY.PATH: MESSAGE)
+  75 the store failed while running (write or fsync error, disk full): it
+     drained and stopped; restart it and recovery runs
 )";
 }
 
@@ -190,6 +194,7 @@ std::string describe_config(const config::Config& config) {
       << (config.server.threads == 0 ? std::string("auto") : std::to_string(config.server.threads))
       << ", drain " << format_duration(config.server.drain_timeout) << ", max payload "
       << format_size(config.server.limits.max_payload) << "\n";
+  out << describe_store(config.store) << "\n";
   out << "logging: " << config.logging.level << ", "
       << (config.logging.format == config::LoggingOptions::Format::kJson ? "json" : "text") << "\n";
   out << config.troupes.size() << (config.troupes.size() == 1 ? " troupe:\n" : " troupes:\n");

@@ -12,8 +12,10 @@
 #include <systemd/sd-daemon.h>
 
 #include <algorithm>
+#include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <charconv>
 #include <chrono>
@@ -37,6 +39,7 @@
 #include "daemon/grpc_runtime.h"
 #include "daemon/health_observer.h"
 #include "daemon/job_service.h"
+#include "daemon/journal_factory.h"
 #include "daemon/observer_fanout.h"
 #include "daemon/process_collector.h"
 #include "daemon/prometheus_observer.h"
@@ -186,9 +189,28 @@ class Daemon {
         authorizer_(config.auth, *metrics_.registry()),
         signals_(io_, SIGTERM, SIGINT, SIGHUP) {}
 
+  // A start that threw (the store's recovery, say) never reached stop(): the
+  // writer stops before the runtime its failure handler calls into goes.
+  ~Daemon() {
+    if (journal_) journal_->close();
+  }
+  Daemon(const Daemon&) = delete;
+  Daemon& operator=(const Daemon&) = delete;
+
   int run() {
-    runtime_ = core::make_runtime(io_, *clock_, observer_, config_.runtime);
+    journal_ = open_journal(config_, &store_metrics_);
+    if (journal_->durable()) {
+      spdlog::info("{}", describe_store(config_.store));
+    } else {
+      spdlog::warn("{}", describe_store(config_.store));
+    }
+    runtime_ = core::make_runtime(io_, *clock_, observer_, config_.runtime, *journal_);
+    // On the journal's writer thread: the rest happens on an io thread.
+    runtime_->on_journal_failure([this](const core::JournalFailure& failure) {
+      boost::asio::post(io_, [this, message = failure.message] { on_store_failure(message); });
+    });
     runtime_->apply(config_.troupes);
+    log_recovery(runtime_->recover());
 
     const std::uint32_t threads = config_.server.threads != 0
                                       ? config_.server.threads
@@ -207,7 +229,7 @@ class Daemon {
       stopped_.get_future().wait();
     }
     stop(work);
-    return started ? 0 : kExitListenFailed;
+    return started ? exit_code_.load() : kExitListenFailed;
   }
 
  private:
@@ -275,6 +297,36 @@ class Daemon {
     });
   }
 
+  void log_recovery(const core::RecoveryReport& r) {
+    store_metrics_.recovered(r);
+    if (!journal_->durable()) return;
+    spdlog::info(
+        "recovered from the store in {:.3f}s: {} queued, {} waiting to retry ({} of them were "
+        "running: counted as a crash), {} ended DEAD after a crash, {} finished jobs kept for "
+        "GetJob and idempotency keys",
+        as_seconds(r.took), r.queued, r.retry_waiting, r.crashed - r.crashed_dead, r.crashed_dead,
+        r.terminal);
+    for (const auto& [troupe, count] : r.orphaned) {
+      spdlog::warn(
+          "the store holds {} jobs of troupe {}, which the configuration no longer has: kept in "
+          "the store, not loaded (add the troupe back to run them)",
+          count, troupe);
+    }
+  }
+
+  // Runs on an io thread: the journal failed for good.
+  void on_store_failure(const std::string& message) {
+    store_metrics_.failed();
+    exit_code_ = kExitStoreFailed;
+    spdlog::critical(
+        "the job store failed: {}; no job can be made durable any more: new submits get "
+        "UNAVAILABLE, trouped drains (up to {}s) and exits with status {} so that its supervisor "
+        "restarts it and recovery runs",
+        message, as_seconds(config_.server.drain_timeout), kExitStoreFailed);
+    if (draining_.exchange(true)) return;  // already draining: it exits with the status above
+    begin_drain();
+  }
+
   // Runs on an io thread; signal handlers are serialised by the wait chain.
   void on_signal(int signo) {
     if (signo == SIGHUP) {
@@ -285,7 +337,7 @@ class Daemon {
       }
       return;
     }
-    if (draining_) {
+    if (draining_.exchange(true)) {
       // Job processes run in process groups of their own: kill them first,
       // or they outlive trouped.
       const std::size_t killed = core::kill_exec_process_groups();
@@ -294,15 +346,23 @@ class Daemon {
       spdlog::default_logger()->flush();
       std::_Exit(128 + signo);
     }
-    draining_ = true;
     spdlog::info(
         "{}: stopping; draining for up to {}s, new submits get UNAVAILABLE; send it again to "
         "stop at once",
         signal_name(signo), as_seconds(config_.server.drain_timeout));
+    begin_drain();
+  }
+
+  void begin_drain() {
     health_.set_draining();
     sd_notify(0, "STOPPING=1\nSTATUS=draining");
     runtime_->drain(config_.server.drain_timeout, [this](core::DrainReport report) {
-      if (report.deadline_reached) {
+      if (report.deadline_reached && journal_->durable()) {
+        spdlog::warn(
+            "drain deadline reached: {} jobs finished, {} running jobs cancelled and requeued; "
+            "{} jobs left in the store for the next start (they run again after a restart)",
+            report.finished, report.cancelled, report.left);
+      } else if (report.deadline_reached) {
         spdlog::warn(
             "drain deadline reached: {} jobs finished, {} running jobs cancelled and {} waiting "
             "jobs aborted (ABORTED: {} in total)",
@@ -324,6 +384,13 @@ class Daemon {
       return;
     }
     const auto& next = *loaded.config;
+    if (next.store != config_.store) {
+      spdlog::error(
+          "reload refused: store: changed ({} -> {}); the store is opened only at start, so "
+          "restart trouped to use another one; the running config stays",
+          describe_store(config_.store), describe_store(next.store));
+      return;
+    }
     const auto& now = config_.server;
     // Every server setting but drain_timeout applies only at start.
     config::ServerOptions at_start = next.server;
@@ -378,7 +445,11 @@ class Daemon {
     io_.stop();
     for (auto& t : threads_) t.join();
     server_.reset();
+    // Commits what is pending (terminal states, requeues) and stops the
+    // writer, before the runtime its failure handler calls into goes.
+    journal_->close();
     runtime_.reset();
+    journal_.reset();
     spdlog::info("trouped stopped");
   }
 
@@ -389,8 +460,10 @@ class Daemon {
   PrometheusObserver metrics_;
   HealthObserver health_;
   ObserverFanout observer_;
+  StoreMetrics store_metrics_{*metrics_.registry()};
   Authorizer authorizer_;
   std::shared_ptr<ProcessCollector> process_ = std::make_shared<ProcessCollector>();
+  std::unique_ptr<core::Journal> journal_;  // outlives the runtime
   std::unique_ptr<core::Runtime> runtime_;
   std::unique_ptr<JobServiceImpl> job_service_;
   std::unique_ptr<AdminServiceImpl> admin_service_;
@@ -399,7 +472,8 @@ class Daemon {
   boost::asio::signal_set signals_;
   std::vector<std::thread> threads_;
   std::promise<void> stopped_;
-  bool draining_ = false;  // touched only by on_signal (serialised)
+  std::atomic<bool> draining_{false};  // set by the first signal or the store's failure
+  std::atomic<int> exit_code_{0};      // kExitStoreFailed once the store failed
   std::string grpc_address_;
   std::string metrics_address_;
 };

@@ -12,6 +12,9 @@ namespace troupe::daemon {
 /// run_daemon()'s exit code when a listener cannot be bound (0 otherwise;
 /// the same value as cli.h's kExitRuntimeFailure).
 inline constexpr int kExitListenFailed = 1;
+/// run_daemon()'s exit code after the store failed (EX_TEMPFAIL): it drained
+/// and stopped so that its supervisor restarts it and recovery runs.
+inline constexpr int kExitStoreFailed = 75;
 
 /// Runs trouped with an already validated `config` until SIGTERM/SIGINT has
 /// drained it; returns the process exit code. `config_path` is re-read on
@@ -24,9 +27,16 @@ inline constexpr int kExitListenFailed = 1;
 /// with the bound addresses. A listener that cannot be bound is logged and
 /// returns kExitListenFailed.
 ///
+/// Before serving: the journal of `store:` is opened (a store that cannot be
+/// opened throws: main logs it and exits 1) and recovered (one log line,
+/// and one per troupe the store holds jobs of but the config lacks).
+///
 /// SIGTERM/SIGINT: health NOT_SERVING, STOPPING=1, new submits UNAVAILABLE,
-/// accepted jobs finish up to server.drain_timeout (then ABORTED), a summary
-/// line, gRPC shutdown, 0. A second signal exits at once with
+/// accepted jobs finish up to server.drain_timeout (then, with the memory
+/// store, ABORTED; with a durable one, running jobs are requeued and the
+/// others left in the store for the next start), a summary line, gRPC
+/// shutdown, 0. The store failing (a write or fsync error, a full disk):
+/// one critical log line, the same drain, exit kExitStoreFailed. A second signal exits at once with
 /// 128 + signal number. SIGHUP: reload `config_path` (invalid: every error
 /// logged, the running config kept).
 ///

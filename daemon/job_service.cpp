@@ -4,6 +4,7 @@
 #include <chrono>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
 #include <variant>
@@ -20,19 +21,37 @@ namespace {
 /// Submit with wait=true: answered from the runtime's on_terminal callback
 /// (a core thread) or, when the client's deadline passes or it cancels, from
 /// OnCancel (a gRPC thread); whichever claims the reactor first finishes it.
-/// Two owners release it: gRPC (OnDone) and the runtime's callback. When the
-/// submit is rejected the callback is never made and only OnDone releases.
+/// Two owners release it: gRPC (OnDone) and the runtime's callback, once
+/// it has run, or when the runtime drops it without calling it (a rejected
+/// submit; a job a durable drain left for the next start, never terminal
+/// in this process).
 class WaitingSubmit final : public grpc::ServerUnaryReactor {
  public:
   WaitingSubmit(grpc::CallbackServerContext& context, grpc::ByteBuffer& response)
       : context_(context), response_(response) {}
 
   void start(core::Runtime& runtime, core::JobRequest job) {
+    runtime_ = &runtime;
     const std::string troupe = job.troupe;
-    auto outcome =
-        runtime.submit(std::move(job), [this](const core::JobRecord& r) { on_terminal(r); });
+    // The runtime's reference: released by on_terminal, or by the last copy
+    // of the callback when it is dropped uncalled.
+    struct Owner {
+      explicit Owner(WaitingSubmit* s) : self(s) {}
+      Owner(const Owner&) = delete;
+      Owner& operator=(const Owner&) = delete;
+      WaitingSubmit* self;
+      bool called = false;
+      ~Owner() {
+        if (!called) self->release();
+      }
+    };
+    auto owner = std::make_shared<Owner>(this);
+    auto outcome = runtime.submit(std::move(job), [owner](const core::JobRecord& r) {
+      owner->called = true;
+      owner->self->on_terminal(r);
+    });
     if (auto* rejection = std::get_if<core::Rejection>(&outcome)) {
-      refs_.fetch_sub(1, std::memory_order_relaxed);  // no callback will come
+      // The callback was dropped: only gRPC's reference is left.
       if (!claimed_.exchange(true, std::memory_order_acq_rel)) {
         finish(context_, *this, to_rpc_error(*rejection, troupe));
       }
@@ -69,12 +88,20 @@ class WaitingSubmit final : public grpc::ServerUnaryReactor {
 
   void on_terminal(const core::JobRecord& record) {
     to_proto(record, terminal_);
-    if (stage_.fetch_or(kTerminal, std::memory_order_acq_rel) & kSubmitted) complete();
-    release();
+    // Answered once the terminal entry (and so the accept) is durable.
+    runtime_->after_durable([this](const core::JournalFailure* failure) {
+      if (failure != nullptr) store_failure_ = failure->message;
+      if (stage_.fetch_or(kTerminal, std::memory_order_acq_rel) & kSubmitted) complete();
+      release();
+    });
   }
 
   void complete() {
     if (claimed_.exchange(true, std::memory_order_acq_rel)) return;
+    if (store_failure_) {
+      finish(context_, *this, store_unavailable(*store_failure_));
+      return;
+    }
     v1::SubmitResponse response;
     response.set_job_id(std::move(job_id_));
     response.set_duplicate(duplicate_);
@@ -89,6 +116,8 @@ class WaitingSubmit final : public grpc::ServerUnaryReactor {
 
   grpc::CallbackServerContext& context_;
   grpc::ByteBuffer& response_;
+  core::Runtime* runtime_ = nullptr;
+  std::optional<std::string> store_failure_;  // written before kTerminal is set
   std::string job_id_;
   bool duplicate_ = false;
   v1::Job terminal_;
@@ -115,15 +144,34 @@ class SubmitStreamReactor final : public OrderedReplyStream<grpc::ByteBuffer, gr
   }
 
  private:
-  std::variant<grpc::ByteBuffer, grpc::Status> reply_to(grpc::ByteBuffer& bytes) override {
+  std::variant<grpc::ByteBuffer, grpc::Status, Deferred> reply_to(
+      grpc::ByteBuffer& bytes) override {
     v1::StreamSubmitRequest in;
     if (auto error = parse_request(bytes, in)) return error->status();
-    grpc::ByteBuffer out;
-    serialize_reply(ack_for(in), out);
-    return out;
+    bool accepted = false;
+    v1::StreamSubmitAck ack = ack_for(in, accepted);
+    if (!accepted) {
+      grpc::ByteBuffer out;
+      serialize_reply(ack, out);
+      return out;
+    }
+    // An accepted job is acknowledged once its accept is durable; later
+    // acks wait behind it (the stream's replies stay in request order).
+    runtime_.after_durable(
+        [later = defer(), ack = std::move(ack)](const core::JournalFailure* failure) mutable {
+          if (failure != nullptr) {
+            ack.clear_job_id();
+            ack.clear_duplicate();
+            fill_ack(store_unavailable(failure->message), ack);
+          }
+          grpc::ByteBuffer out;
+          serialize_reply(ack, out);
+          later(std::move(out));
+        });
+    return Deferred{};
   }
 
-  v1::StreamSubmitAck ack_for(v1::StreamSubmitRequest& in) {
+  v1::StreamSubmitAck ack_for(v1::StreamSubmitRequest& in, bool& accepted) {
     v1::StreamSubmitAck ack;
     ack.set_correlation_id(in.correlation_id());
     if (auto denied = authorizer_.authorize(context_, caller_, config::Permission::kSubmit,
@@ -141,9 +189,10 @@ class SubmitStreamReactor final : public OrderedReplyStream<grpc::ByteBuffer, gr
       fill_ack(to_rpc_error(*rejection, in.request().troupe()), ack);
       return ack;
     }
-    const auto& accepted = std::get<core::Accepted>(outcome);
-    ack.set_job_id(accepted.id.to_string());
-    ack.set_duplicate(accepted.duplicate);
+    const auto& job = std::get<core::Accepted>(outcome);
+    ack.set_job_id(job.id.to_string());
+    ack.set_duplicate(job.duplicate);
+    accepted = true;
     return ack;
   }
 
@@ -293,7 +342,14 @@ grpc::ServerUnaryReactor* JobServiceImpl::Submit(grpc::CallbackServerContext* co
     response.set_job_id(accepted->id.to_string());
     response.set_duplicate(accepted->duplicate);
     serialize_reply(response, *out);
-    reactor->Finish(grpc::Status::OK);
+    // Acknowledged once the accept is durable (inline with the memory journal).
+    runtime_.after_durable([context, reactor](const core::JournalFailure* failure) {
+      if (failure != nullptr) {
+        finish(*context, *reactor, store_unavailable(failure->message));
+      } else {
+        reactor->Finish(grpc::Status::OK);
+      }
+    });
   } else {
     finish(*context, *reactor, to_rpc_error(std::get<core::Rejection>(outcome), request.troupe()));
   }

@@ -21,7 +21,11 @@ using RawJobService =
 
 /// Serves JobService. Every method runs on a gRPC thread and returns without
 /// waiting on a job: Submit with wait=true and WatchJob are completed from the
-/// runtime's callbacks (core threads). A request that does not parse is
+/// runtime's callbacks (core threads). A submit is acknowledged (Submit's
+/// reply, a stream's ack) only once the runtime reports its accept durable
+/// (Runtime::after_durable; the journal's writer thread), and wait=true once
+/// its terminal state is; a failed barrier answers UNAVAILABLE naming the
+/// store's failure. A request that does not parse is
 /// INVALID_ARGUMENT. Thread-safe; `runtime` must outlive the gRPC server this
 /// service is registered with. Every call is checked by `authorizer` (submit
 /// on the troupe; read/cancel on the job's troupe).

@@ -31,13 +31,13 @@ namespace {
 
 // A troupe's own reasons; kUnknownTroupe has one series for the daemon.
 constexpr std::array kRejectReasons = {
-    core::RejectReason::kFull,          core::RejectReason::kDraining,
-    core::RejectReason::kCircuitOpen,   core::RejectReason::kRateLimited,
-    core::RejectReason::kStoreFull,     core::RejectReason::kDegraded,
-    core::RejectReason::kTimeoutOverMax};
+    core::RejectReason::kFull,           core::RejectReason::kDraining,
+    core::RejectReason::kCircuitOpen,    core::RejectReason::kRateLimited,
+    core::RejectReason::kStoreFull,      core::RejectReason::kDegraded,
+    core::RejectReason::kTimeoutOverMax, core::RejectReason::kStoreUnavailable};
 // Indexed by the reason's value: every reason has a slot, unused ones stay null.
 constexpr std::size_t kRejectSlots =
-    static_cast<std::size_t>(core::RejectReason::kTooManyListeners) + 1;
+    static_cast<std::size_t>(core::RejectReason::kStoreUnavailable) + 1;
 constexpr std::array kTerminalStates = {core::JobState::kSucceeded, core::JobState::kFailed,
                                         core::JobState::kDead, core::JobState::kCancelled,
                                         core::JobState::kAborted};
@@ -341,6 +341,100 @@ std::shared_ptr<core::TroupeObserver> PrometheusObserver::troupe_added(std::stri
 
 void PrometheusObserver::unknown_troupe_rejected() {
   unknown_troupe_->Increment();
+}
+
+const prometheus::Histogram::BucketBoundaries& StoreMetrics::commit_buckets() {
+  static const prometheus::Histogram::BucketBoundaries b = {
+      0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+      0.025,   0.05,   0.1,     0.25,   0.5,   1,      2.5,   5};
+  return b;
+}
+
+const prometheus::Histogram::BucketBoundaries& StoreMetrics::batch_buckets() {
+  static const prometheus::Histogram::BucketBoundaries b = {1, 4, 16, 64, 256, 1024, 4096, 16384};
+  return b;
+}
+
+StoreMetrics::StoreMetrics(prometheus::Registry& r)
+    : commit_seconds_(prometheus::BuildHistogram()
+                          .Name("troupe_store_commit_seconds")
+                          .Help("Journal commits: from the first entry's arrival to the end of "
+                                "the commit (fsync included).")
+                          .Register(r)
+                          .Add({}, commit_buckets())),
+      jobs_per_commit_(prometheus::BuildHistogram()
+                           .Name("troupe_store_jobs_per_commit")
+                           .Help("Journal entries (job transitions) made durable per commit "
+                                 "(group commit).")
+                           .Register(r)
+                           .Add({}, batch_buckets())),
+      bytes_(prometheus::BuildGauge()
+                 .Name("troupe_store_bytes")
+                 .Help("Size of the store on disk (database plus write-ahead log).")
+                 .Register(r)
+                 .Add({})),
+      rows_(prometheus::BuildGauge()
+                .Name("troupe_store_rows")
+                .Help("Jobs held by the store, by state (sampled).")
+                .Register(r)),
+      expired_(prometheus::BuildCounter()
+                   .Name("troupe_store_expired_rows_total")
+                   .Help("Terminal rows deleted after their result or idempotency TTL.")
+                   .Register(r)
+                   .Add({})),
+      recovered_(prometheus::BuildGauge()
+                     .Name("troupe_store_recovered_jobs")
+                     .Help("Jobs read back from the store at start, by what became of them.")
+                     .Register(r)),
+      recovery_seconds_(prometheus::BuildGauge()
+                            .Name("troupe_store_recovery_seconds")
+                            .Help("How long recovery took at start.")
+                            .Register(r)
+                            .Add({})),
+      orphaned_(prometheus::BuildGauge()
+                    .Name("troupe_store_orphaned_jobs")
+                    .Help("Rows of troupes the configuration no longer has (kept, not loaded).")
+                    .Register(r)
+                    .Add({})),
+      failed_(prometheus::BuildGauge()
+                  .Name("troupe_store_failed")
+                  .Help("1 once the store failed (trouped drains and exits with status 75).")
+                  .Register(r)
+                  .Add({})) {}
+
+void StoreMetrics::committed(std::chrono::nanoseconds latency, std::size_t entries,
+                             std::size_t /*accepted*/) {
+  commit_seconds_.Observe(std::chrono::duration<double>(latency).count());
+  jobs_per_commit_.Observe(static_cast<double>(entries));
+}
+
+void StoreMetrics::store_bytes(std::uint64_t bytes) {
+  bytes_.Set(static_cast<double>(bytes));
+}
+
+void StoreMetrics::rows(core::JobState state, std::uint64_t count) {
+  rows_.Add({{"state", lower(core::to_string(state))}}).Set(static_cast<double>(count));
+}
+
+void StoreMetrics::expired(std::uint64_t rows) {
+  expired_.Increment(static_cast<double>(rows));
+}
+
+void StoreMetrics::recovered(const core::RecoveryReport& report) {
+  const auto set = [this](const char* state, std::uint64_t n) {
+    recovered_.Add({{"state", state}}).Set(static_cast<double>(n));
+  };
+  set("queued", report.queued);
+  set("retry_wait", report.retry_waiting);
+  set("crashed", report.crashed);
+  set("crashed_dead", report.crashed_dead);
+  set("terminal", report.terminal);
+  recovery_seconds_.Set(seconds(report.took));
+  orphaned_.Set(static_cast<double>(report.orphaned_total()));
+}
+
+void StoreMetrics::failed() {
+  failed_.Set(1);
 }
 
 }  // namespace troupe::daemon

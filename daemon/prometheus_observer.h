@@ -15,7 +15,9 @@
 #include <string>
 #include <string_view>
 
+#include "core/journal.h"
 #include "core/observer.h"
+#include "core/runtime.h"
 
 namespace troupe::daemon {
 
@@ -55,6 +57,44 @@ class PrometheusObserver final : public core::Observer {
   prometheus::Counter* unknown_troupe_ = nullptr;  // owned by registry_
   std::mutex mutex_;                               // guards troupes_
   std::map<std::string, std::shared_ptr<TroupeMetrics>, std::less<>> troupes_;
+};
+
+/// The store's metrics, troupe_store_* (docs/metrics.md), in `registry`:
+/// what the journal reports (commit latency, entries per commit, bytes on
+/// disk, rows by state, expired rows; called on its writer thread), what
+/// recovery found (once, at start) and whether the journal failed.
+/// Thread-safe (prometheus-cpp metrics are); never blocks.
+class StoreMetrics final : public core::JournalObserver {
+ public:
+  /// Commit latency buckets, seconds: 50us .. 5s.
+  static const prometheus::Histogram::BucketBoundaries& commit_buckets();
+  /// Entries per commit: 1 .. 16384, powers of 4.
+  static const prometheus::Histogram::BucketBoundaries& batch_buckets();
+
+  explicit StoreMetrics(prometheus::Registry& registry);
+
+  void committed(std::chrono::nanoseconds latency, std::size_t entries,
+                 std::size_t accepted) override;
+  void store_bytes(std::uint64_t bytes) override;
+  void rows(core::JobState state, std::uint64_t count) override;
+  void expired(std::uint64_t rows) override;
+
+  /// What Runtime::recover() did (troupe_store_recovered_jobs{state},
+  /// troupe_store_recovery_seconds, troupe_store_orphaned_jobs).
+  void recovered(const core::RecoveryReport& report);
+  /// troupe_store_failed 1: the journal failed (the process stops).
+  void failed();
+
+ private:
+  prometheus::Histogram& commit_seconds_;
+  prometheus::Histogram& jobs_per_commit_;
+  prometheus::Gauge& bytes_;
+  prometheus::Family<prometheus::Gauge>& rows_;
+  prometheus::Counter& expired_;
+  prometheus::Family<prometheus::Gauge>& recovered_;
+  prometheus::Gauge& recovery_seconds_;
+  prometheus::Gauge& orphaned_;
+  prometheus::Gauge& failed_;
 };
 
 }  // namespace troupe::daemon

@@ -21,6 +21,8 @@ constexpr std::chrono::milliseconds kCircuitOpenRetryFloor = 1000ms;
 constexpr std::chrono::milliseconds kDrainingRetryFloor = 1000ms;
 constexpr std::chrono::milliseconds kStoreFullRetryFloor = 1000ms;
 constexpr std::chrono::milliseconds kDegradedRetryFloor = 1000ms;
+// A failed store ends the process; its supervisor restarts it.
+constexpr std::chrono::milliseconds kStoreUnavailableRetryFloor = 1000ms;
 // Waiters leave when the job ends.
 constexpr std::chrono::milliseconds kTooManyWaitersRetryFloor = 1000ms;
 
@@ -107,9 +109,19 @@ RpcError to_rpc_error(const core::Rejection& r, std::string_view troupe) {
                   " callers waiting for it (server.limits.max_waiters_per_job); retry after the "
                   "retry-after-ms hint, or poll GetJob with its id",
               hint(kTooManyWaitersRetryFloor)};
+    case core::RejectReason::kStoreUnavailable:
+      return store_unavailable(r.store_failure);
   }
   return {grpc::StatusCode::INTERNAL, "unknown rejection reason; this is a trouped bug",
           std::nullopt};
+}
+
+RpcError store_unavailable(std::string_view store_failure) {
+  return {grpc::StatusCode::UNAVAILABLE,
+          "the job store failed (" + std::string(store_failure) +
+              "): no job can be made durable; trouped stops and restarts with recovery; retry "
+              "after the restart or submit to another replica",
+          kStoreUnavailableRetryFloor};
 }
 
 RpcError invalid_argument(std::string_view field, std::string_view problem) {

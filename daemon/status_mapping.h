@@ -40,6 +40,10 @@ struct RpcError {
 /// UNAVAILABLE (the last two always carry a retry hint).
 RpcError to_rpc_error(const core::Rejection& rejection, std::string_view troupe);
 
+/// UNAVAILABLE naming the journal's failure: a submit refused, or one whose
+/// accept (or, wait=true, terminal state) could not be made durable.
+RpcError store_unavailable(std::string_view store_failure);
+
 /// INVALID_ARGUMENT naming the offending request field.
 RpcError invalid_argument(std::string_view field, std::string_view problem);
 /// INVALID_ARGUMENT for request bytes that are not a `message_type` (e.g.

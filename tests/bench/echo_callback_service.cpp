@@ -13,7 +13,8 @@ class EchoStreamReactor final : public daemon::OrderedReplyStream<v1::EchoReques
   EchoStreamReactor() { start(); }
 
  private:
-  std::variant<v1::EchoReply, grpc::Status> reply_to(v1::EchoRequest& request) override {
+  std::variant<v1::EchoReply, grpc::Status, daemon::Deferred> reply_to(
+      v1::EchoRequest& request) override {
     v1::EchoReply reply;
     reply.set_correlation_id(request.correlation_id());
     *reply.mutable_payload() = std::move(*request.mutable_payload());

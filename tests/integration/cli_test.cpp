@@ -74,6 +74,7 @@ bool contains(const std::string& text, std::string_view part) {
 constexpr std::string_view kRunnableConfig = R"(server:
   grpc_address: 127.0.0.1:0
   metrics_address: 127.0.0.1:0
+store: {kind: memory}
 logging: {level: info, format: LOG_FORMAT}
 troupes:
   - name: first
@@ -103,7 +104,7 @@ TEST(Cli, HelpDocumentsEveryCommandAndExitCode) {
   const ProcessResult result = run({"--help"});
   EXPECT_EQ(result.exit_code, 0);
   for (const char* part : {"--config FILE", "--check-config FILE", "--version", "--help",
-                           "Exit codes:", "  0  ", "  1  ", "  2  "}) {
+                           "Exit codes:", "  0  ", "  1  ", "  2  ", "  75 "}) {
     EXPECT_TRUE(contains(result.out, part)) << part << " missing from:\n" << result.out;
   }
 }
@@ -151,6 +152,21 @@ TEST(Cli, CheckConfigSummarisesTheShippedConfig) {
                                     [&](const std::string& line) { return line.starts_with(row); });
     EXPECT_TRUE(listed) << troupe.name << " missing from:\n" << result.out;
   }
+}
+
+TEST(Cli, CheckConfigNamesTheStoreAndOpensNothing) {
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("trouped_cli_store_" + std::to_string(getpid()));
+  const TempFile file("store: {path: " + (dir / "jobs.db").string() + R"(, sync: normal}
+troupes:
+  - name: a
+    handler: {kind: builtin, name: echo}
+)");
+  const ProcessResult result = run({"--check-config", file.path()});
+  EXPECT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_TRUE(contains(result.out, "store: sqlite " + (dir / "jobs.db").string() + ", sync normal"))
+      << result.out;
+  EXPECT_FALSE(std::filesystem::exists(dir));  // validated, not created
 }
 
 TEST(Cli, CheckConfigPrintsEveryErrorOnItsOwnLine) {
@@ -220,6 +236,8 @@ void run_until_signal(const std::string& format, int signal_number) {
   EXPECT_TRUE(contains(result.err, "hosting troupe first:")) << result.err;
   EXPECT_TRUE(contains(result.err, "hosting troupe second:")) << result.err;
   EXPECT_TRUE(contains(result.err, "stopping")) << result.err;
+  // kind memory says at start that jobs do not survive a restart.
+  EXPECT_TRUE(contains(result.err, "store: memory; jobs do not survive a restart")) << result.err;
   EXPECT_EQ(result.out, "");
 }
 
@@ -242,7 +260,9 @@ TEST(Cli, JsonLoggingWritesOneObjectPerLine) {
   ASSERT_GE(lines.size(), 4u) << child.err();
   for (const auto& line : lines) {
     EXPECT_TRUE(line.starts_with(R"({"ts":")")) << line;
-    EXPECT_TRUE(contains(line, R"(","level":"info",)")) << line;
+    // info, and one warning: the memory store's (jobs do not survive a restart).
+    EXPECT_TRUE(contains(line, R"(","level":"info",)") || contains(line, R"(","level":"warn",)"))
+        << line;
     EXPECT_TRUE(contains(line, R"(,"msg":")")) << line;
     EXPECT_TRUE(line.ends_with("\"}")) << line;
   }

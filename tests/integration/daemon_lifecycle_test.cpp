@@ -11,6 +11,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <csignal>
+#include <filesystem>
 #include <mutex>
 #include <regex>
 #include <thread>
@@ -251,6 +252,7 @@ TEST(DaemonLifecycle, SigtermDrainsEveryAcceptedJobThenExitsZero) {
 TEST(DaemonLifecycle, ShortDrainAbortsTheRemainderAndReportsIt) {
   ServerSpec server;
   server.drain_timeout = "300ms";
+  server.store = "{kind: memory}";  // with a durable store the remainder waits for the next start
   TroupeSpec sleepers{.name = "sleepers", .builtin = "sleep", .sleep = "200ms", .max_actors = 4};
   auto trouped = start_trouped({.config_yaml = config_yaml(server, {sleepers})});
   ASSERT_NE(trouped, nullptr);
@@ -408,6 +410,27 @@ TEST(DaemonLifecycle, ReloadAddsRemovesAndResizesUnderLoadWithoutLosingJobs) {
   EXPECT_TRUE(get_troupe(*trouped, "a").has_value());
   EXPECT_EQ(health(*trouped, ""), HealthCheckResponse::SERVING);
 
+  trouped->send_signal(SIGTERM);
+  EXPECT_EQ(trouped->wait_exit(std::chrono::seconds(30)), 0);
+}
+
+TEST(DaemonLifecycle, ReloadRefusesAChangedStoreSection) {
+  ServerSpec server;
+  server.store = "{kind: memory}";
+  TroupeSpec a{.name = "a", .builtin = "echo", .max_actors = 1};
+  auto trouped = start_trouped({.config_yaml = config_yaml(server, {a})});
+  ASSERT_NE(trouped, nullptr);
+  // Another store, and a troupe more: the whole reload is refused.
+  ServerSpec moved = server;
+  moved.store = "{kind: sqlite, path: " + (trouped->dir() / "elsewhere.db").string() + "}";
+  TroupeSpec b{.name = "b", .builtin = "echo", .max_actors = 1};
+  trouped->write_config(config_yaml(moved, {a, b}));
+  trouped->send_signal(SIGHUP);
+  ASSERT_TRUE(trouped->wait_for_log(std::regex("reload refused: store: changed")))
+      << trouped->log();
+  EXPECT_FALSE(get_troupe(*trouped, "b").has_value());
+  EXPECT_TRUE(submit_once(*trouped, "a").ok());
+  EXPECT_FALSE(std::filesystem::exists(trouped->dir() / "elsewhere.db"));
   trouped->send_signal(SIGTERM);
   EXPECT_EQ(trouped->wait_exit(std::chrono::seconds(30)), 0);
 }

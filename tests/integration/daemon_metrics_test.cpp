@@ -66,6 +66,14 @@ TEST(DaemonMetrics, CountersMatchKnownWorkAndPromtoolPasses) {
   EXPECT_EQ(value(R"(troupe_actors{troupe="echo"})"), 2);
   EXPECT_EQ(value(R"(troupe_circuit_state{troupe="echo"})"), 0);
   EXPECT_EQ(value(R"(troupe_build_info{version="0.1.0"})"), 1);
+  // The default store (sqlite in the test's directory): every transition was
+  // committed before its wait=true answer: accept, start and terminal for an
+  // echo job; accept, start, retry wait, start and terminal for a failing one.
+  EXPECT_GE(value("troupe_store_commit_seconds_count"), 1);
+  EXPECT_EQ(value("troupe_store_jobs_per_commit_sum"), 3 * kEcho + 5 * kFailing);
+  EXPECT_EQ(value("troupe_store_failed"), 0);
+  EXPECT_EQ(value(R"(troupe_store_recovered_jobs{state="queued"})"), 0);
+  EXPECT_EQ(value("troupe_store_orphaned_jobs"), 0);
   EXPECT_GT(value("process_resident_memory_bytes"), 0);
   EXPECT_GT(value("process_open_fds"), 0);
   EXPECT_GE(value("process_cpu_seconds_total"), 0);

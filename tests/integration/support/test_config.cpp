@@ -16,7 +16,9 @@ std::string config_yaml(const ServerSpec& server, const std::vector<TroupeSpec>&
     << "    max_payload: " << server.max_payload << "\n"
     << "    max_metadata_entries: " << server.max_metadata_entries << "\n"
     << "    max_metadata_bytes: " << server.max_metadata_bytes << "\n"
-    << server.extra << server.sections << "logging:\n"
+    << server.extra << server.sections;
+  if (!server.store.empty()) y << "store: " << server.store << "\n";
+  y << "logging:\n"
     << "  level: info\n"
     << "troupes:\n";
   for (const auto& t : troupes) {

@@ -43,6 +43,11 @@ struct ServerSpec {
   std::string extra = {};
   /// More top-level sections (e.g. auth), written after `server:`.
   std::string sections = {};
+  /// The `store:` section as YAML flow (e.g. "{kind: memory}"); empty: none,
+  /// so trouped's default applies (sqlite in trouped-data/ next to the
+  /// config file: every test trouped gets a store of its own in its temp
+  /// directory).
+  std::string store = {};
 };
 
 /// The YAML text of a config with `server` and `troupes`.

@@ -647,6 +647,105 @@ TEST(LoadFile, ReportsErrorsUnderTheFilesPath) {
             path.string() + ":4:14: troupes[0].mailbox: must be between 1 and 1000000, got 0");
 }
 
+// ------------------------------------------------------------ store
+
+TEST(LoadString, StoreDefaultsToSqliteWithSyncFull) {
+  const Config config = load_valid(R"(troupes:
+  - name: echo
+    handler: {kind: builtin, name: echo}
+)");
+  EXPECT_EQ(config.store.kind, StoreOptions::Kind::kSqlite);
+  EXPECT_TRUE(config.store.sync_full);
+  EXPECT_EQ(config.store.max_size, 0u);
+  EXPECT_EQ(config.store.path, "");  // resolved by load_file
+}
+
+TEST(LoadString, StoreSectionSetsEveryField) {
+  const Config sqlite =
+      load_valid(R"(store: {kind: sqlite, path: /srv/jobs.db, sync: normal, max_size: 1GiB}
+troupes:
+  - name: echo
+    handler: {kind: builtin, name: echo}
+)");
+  EXPECT_EQ(sqlite.store.kind, StoreOptions::Kind::kSqlite);
+  EXPECT_EQ(sqlite.store.path, "/srv/jobs.db");
+  EXPECT_FALSE(sqlite.store.sync_full);
+  EXPECT_EQ(sqlite.store.max_size, std::size_t{1} << 30);
+  const Config memory = load_valid(R"(store: {kind: memory}
+troupes:
+  - name: echo
+    handler: {kind: builtin, name: echo}
+)");
+  EXPECT_EQ(memory.store.kind, StoreOptions::Kind::kMemory);
+}
+
+TEST(LoadString, StoreMistakesAreReportedAtTheirKeys) {
+  const LoadResult result = load_string(R"(store: {kind: postgres, sync: always, path: ""}
+troupes:
+  - name: echo
+    handler: {kind: builtin, name: echo}
+)",
+                                        "s.yaml");
+  std::vector<std::string> lines;
+  for (const auto& error : result.errors) lines.push_back(error.to_string());
+  ASSERT_EQ(lines.size(), 3u) << all_errors(result);
+  EXPECT_NE(lines[0].find("store.kind: unknown value \"postgres\""), std::string::npos) << lines[0];
+  EXPECT_NE(lines[1].find("store.sync: unknown value \"always\""), std::string::npos) << lines[1];
+  EXPECT_NE(lines[2].find("store.path: empty"), std::string::npos) << lines[2];
+
+  const LoadResult memory = load_string(R"(store: {kind: memory, path: /srv/jobs.db}
+troupes:
+  - name: echo
+    handler: {kind: builtin, name: echo}
+)",
+                                        "m.yaml");
+  ASSERT_EQ(memory.errors.size(), 1u);
+  EXPECT_NE(memory.errors[0].to_string().find("store.path: only for kind sqlite"),
+            std::string::npos)
+      << all_errors(memory);
+}
+
+TEST(ResolveStorePath, FollowsTheDefaultRule) {
+  StoreOptions store;
+  EXPECT_EQ(resolve_store_path(store, "/etc/troupe/trouped.yaml", nullptr),
+            "/etc/troupe/trouped-data/jobs.db");
+  EXPECT_EQ(resolve_store_path(store, "/etc/troupe/trouped.yaml", ""),
+            "/etc/troupe/trouped-data/jobs.db");
+  EXPECT_EQ(resolve_store_path(store, "/etc/troupe/trouped.yaml", "/var/lib/trouped"),
+            "/var/lib/trouped/jobs.db");
+  EXPECT_EQ(resolve_store_path(store, "/etc/troupe/trouped.yaml", "/var/lib/a:/var/lib/b"),
+            "/var/lib/a/jobs.db");
+  store.path = "data/../jobs.db";
+  EXPECT_EQ(resolve_store_path(store, "/etc/troupe/trouped.yaml", "/var/lib/trouped"),
+            "/etc/troupe/jobs.db");
+  store.path = "/srv/jobs.db";
+  EXPECT_EQ(resolve_store_path(store, "/etc/troupe/trouped.yaml", nullptr), "/srv/jobs.db");
+  store.kind = StoreOptions::Kind::kMemory;
+  EXPECT_EQ(resolve_store_path(store, "/etc/troupe/trouped.yaml", nullptr), "");
+  // A relative config path is taken from the working directory.
+  store = StoreOptions{};
+  EXPECT_EQ(resolve_store_path(store, "trouped.yaml", nullptr),
+            (std::filesystem::current_path() / "trouped-data" / "jobs.db").string());
+}
+
+TEST(LoadFile, ResolvesTheStorePathNextToTheConfig) {
+  const auto dir =
+      std::filesystem::temp_directory_path() /
+      ("troupe_store_path_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()));
+  std::filesystem::create_directories(dir);
+  {
+    std::ofstream out(dir / "t.yaml");
+    out << "troupes:\n  - name: x\n    handler: {kind: builtin, name: echo}\n";
+  }
+  const LoadResult result = load_file((dir / "t.yaml").string());
+  std::filesystem::remove_all(dir);
+  ASSERT_TRUE(result.config.has_value()) << all_errors(result);
+  const char* state = std::getenv("STATE_DIRECTORY");
+  if (state == nullptr || *state == '\0') {
+    EXPECT_EQ(result.config->store.path, (dir / "trouped-data" / "jobs.db").string());
+  }
+}
+
 TEST(LoadString, ListenersDefaultToLoopback) {
   const Config config = load_valid(TROUPE);
   EXPECT_EQ(config.server.grpc_address, "127.0.0.1:50051");

@@ -16,6 +16,7 @@
 
 #include "core/clock.h"
 #include "core/runtime.h"
+#include "tests/unit/core/test_journal.h"
 #include "tests/unit/core/test_support.h"
 
 namespace troupe::core {
@@ -194,6 +195,121 @@ TEST(Conservation, EveryAcceptedJobEndsExactlyOnceUnderLoadFaultsCancelsAndDrain
   work.reset();
   io.stop();
   for (auto& t : io_threads) t.join();
+  runtime.reset();
+}
+
+// The same load on a durable journal: at the drain deadline the unfinished
+// jobs are left for the next start instead of ABORTED. Every accepted job is
+// either terminal exactly once (its journal's last entry is that terminal
+// state) or left (no callback, its last entry an accept, a retry wait or a
+// requeue); the counters balance with `left`; no entry follows a terminal.
+TEST(Conservation, WithADurableJournalEveryJobEndsOrIsLeftExactlyOnce) {
+  auto clock = make_steady_clock();
+  boost::asio::io_context io;
+  auto work = boost::asio::make_work_guard(io);
+  testing::RecordingObserver observer;
+  testing::TestJournal journal;
+  auto runtime = make_runtime(io, *clock, observer, {}, journal);
+  runtime->apply(fault_troupes());
+  std::vector<std::thread> io_threads;
+  for (int i = 0; i < 2; ++i) io_threads.emplace_back([&io] { io.run(); });
+
+  std::mutex mutex;  // guards the maps below
+  std::unordered_map<std::uint64_t, int> terminal_calls;
+  std::unordered_map<std::uint64_t, JobState> terminal_state;
+  std::vector<std::uint64_t> accepted;
+  const std::vector<std::string> names{"ok", "retry", "crash", "slow", "keyed", "scaling"};
+  std::mutex drain_mutex;
+  std::condition_variable drained;
+  std::optional<DrainReport> report;
+  std::atomic<int> halfway{0};
+  constexpr int kProducers = 3;
+  constexpr int kJobsEach = 1500;
+  std::vector<std::thread> producers;
+  for (int p = 0; p < kProducers; ++p) {
+    producers.emplace_back([&, p] {
+      std::mt19937 rng(4321 + p);
+      std::vector<JobId> mine;
+      for (int i = 0; i < kJobsEach; ++i) {
+        JobRequest r;
+        r.troupe = names[rng() % names.size()];
+        // Slow jobs that outlive the drain deadline are requeued.
+        if (r.troupe == "slow") r.payload = rng() % 2 ? "20ms" : "0ms";
+        if (r.troupe == "keyed") r.key = "k" + std::to_string(rng() % 5);
+        auto result = runtime->submit(std::move(r), [&](const JobRecord& rec) {
+          EXPECT_TRUE(is_terminal(rec.state));
+          std::lock_guard lock(mutex);
+          ++terminal_calls[rec.id.value];
+          terminal_state[rec.id.value] = rec.state;
+        });
+        if (auto* a = std::get_if<Accepted>(&result)) {
+          mine.push_back(a->id);
+          std::lock_guard lock(mutex);
+          accepted.push_back(a->id.value);
+        }
+        if (!mine.empty() && rng() % 10 == 0) (void)runtime->cancel(mine[rng() % mine.size()]);
+        if (i == kJobsEach / 2 && ++halfway == kProducers) {
+          runtime->drain(5ms, [&](DrainReport drain_report) {
+            std::lock_guard lock(drain_mutex);
+            report = drain_report;
+            drained.notify_all();
+          });
+        }
+      }
+    });
+  }
+  for (auto& t : producers) t.join();
+  {
+    std::unique_lock lock(drain_mutex);
+    ASSERT_TRUE(drained.wait_for(lock, 60s, [&] { return report.has_value(); }))
+        << "drain did not complete";
+  }
+  work.reset();
+  io.stop();
+  for (auto& t : io_threads) t.join();
+
+  std::uint64_t left = 0;
+  for (const auto& s : runtime->troupes()) {
+    const auto& c = s.counters;
+    EXPECT_EQ(c.in_flight, 0u) << s.name;
+    EXPECT_EQ(c.aborted, 0u) << s.name;
+    EXPECT_EQ(c.submitted, c.succeeded + c.failed + c.dead + c.cancelled + c.left) << s.name;
+    EXPECT_EQ(c.illegal_transitions, 0u) << s.name;
+    left += c.left;
+  }
+  EXPECT_EQ(report->left, left);
+  EXPECT_EQ(report->aborted, 0u);
+
+  // The journal, job by job.
+  std::unordered_map<std::uint64_t, std::vector<JournalEntry>> by_job;
+  for (auto& e : journal.entries()) {
+    by_job[std::visit([](const auto& x) { return x.id.value; }, e)].push_back(e);
+  }
+  std::lock_guard lock(mutex);
+  EXPECT_EQ(by_job.size(), accepted.size());
+  std::uint64_t without_terminal = 0;
+  for (auto id : accepted) {
+    const auto& entries = by_job[id];
+    ASSERT_FALSE(entries.empty()) << JobId{id}.to_string();
+    EXPECT_TRUE(std::holds_alternative<JournalAccepted>(entries.front()));
+    for (std::size_t i = 0; i + 1 < entries.size(); ++i) {
+      EXPECT_FALSE(std::holds_alternative<JournalTerminal>(entries[i])) << "entry after terminal";
+    }
+    const auto& last = entries.back();
+    if (terminal_calls.contains(id)) {
+      EXPECT_EQ(terminal_calls[id], 1);
+      ASSERT_TRUE(std::holds_alternative<JournalTerminal>(last)) << JobId{id}.to_string();
+      EXPECT_EQ(std::get<JournalTerminal>(last).state, terminal_state[id]);
+    } else {
+      ++without_terminal;
+      EXPECT_TRUE(std::holds_alternative<JournalAccepted>(last) ||
+                  std::holds_alternative<JournalRetryWait>(last) ||
+                  std::holds_alternative<JournalRequeued>(last))
+          << JobId{id}.to_string() << " was left after entry " << last.index();
+    }
+  }
+  EXPECT_EQ(without_terminal, left);
+  EXPECT_GT(left, 0u);  // the deadline did leave some
   runtime.reset();
 }
 

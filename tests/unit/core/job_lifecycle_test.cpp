@@ -19,6 +19,7 @@ class Host final : public LifecycleHost {
   void job_ended(const Job&) override { ++ended; }
   void watch_ended(WatchId) override {}
   void drain_ended(bool running) override { ++(running ? drain_running : drain_waiting); }
+  void drain_left(bool) override {}
   int ended = 0, drain_running = 0, drain_waiting = 0;
 };
 

@@ -21,6 +21,7 @@ class Host final : public TroupeHost {
   JobId next_id() override { return JobId{++id}; }
   void watch_ended(WatchId) override {}
   void drain_ended(bool) override {}
+  void drain_left(bool) override {}
   std::uint64_t id = 0;
 };
 

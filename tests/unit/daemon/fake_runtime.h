@@ -126,7 +126,42 @@ class FakeRuntime final : public core::Runtime {
     done(core::DrainReport{});
   }
 
+  core::RecoveryReport recover() override { return {}; }
+
+  /// Inline (as the memory journal) unless hold_barriers(true): then held
+  /// until release_barriers().
+  void after_durable(core::DurableCallback done) override {
+    std::unique_lock lock(mutex_);
+    if (hold_barriers_) {
+      barriers_.push_back(std::move(done));
+      changed_.notify_all();
+      return;
+    }
+    lock.unlock();
+    done(nullptr);
+  }
+  void on_journal_failure(std::function<void(const core::JournalFailure&)>) override {}
+
   // ---- test controls ----
+
+  void hold_barriers(bool hold) {
+    std::lock_guard lock(mutex_);
+    hold_barriers_ = hold;
+  }
+  /// Completes every held barrier: durable (`failure` null) or failed.
+  void release_barriers(const core::JournalFailure* failure = nullptr) {
+    std::vector<core::DurableCallback> due;
+    {
+      std::lock_guard lock(mutex_);
+      due.swap(barriers_);
+    }
+    for (auto& d : due) d(failure);
+  }
+  /// Waits (bounded) until `n` barriers are held.
+  bool wait_barriers(std::size_t n) {
+    std::unique_lock lock(mutex_);
+    return changed_.wait_for(lock, std::chrono::seconds(10), [&] { return barriers_.size() >= n; });
+  }
 
   void reject(const std::string& troupe, core::Rejection rejection) {
     std::lock_guard lock(mutex_);
@@ -221,6 +256,8 @@ class FakeRuntime final : public core::Runtime {
   core::WatchId next_watch_ = 1;
   std::size_t unwatched_ = 0;
   bool refuse_watches_ = false;
+  bool hold_barriers_ = false;
+  std::vector<core::DurableCallback> barriers_;
   mutable std::size_t last_dead_limit_ = 0;
 };
 

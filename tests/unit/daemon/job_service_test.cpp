@@ -5,6 +5,7 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <thread>
 #include <vector>
 
@@ -213,6 +214,117 @@ TEST_F(JobServiceTest, SubmitStreamAcksEveryRequestInOrderAndSurvivesRejections)
     ++n;
   }
   EXPECT_EQ(n, kJobs);
+  EXPECT_TRUE(stream->Finish().ok());
+}
+
+TEST_F(JobServiceTest, SubmitIsAcknowledgedOnlyOnceItsAcceptIsDurable) {
+  runtime_.hold_barriers(true);
+  v1::SubmitResponse resp;
+  grpc::Status status;
+  std::atomic<bool> answered{false};
+  std::thread client([&] {
+    status = submit(request(), resp);
+    answered = true;
+  });
+  ASSERT_TRUE(runtime_.wait_barriers(1));
+  EXPECT_FALSE(answered);  // accepted, but not durable yet: no reply
+  runtime_.release_barriers();
+  client.join();
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(resp.job_id().size(), 16u);
+}
+
+TEST_F(JobServiceTest, SubmitWhoseAcceptCannotBeMadeDurableIsUnavailable) {
+  runtime_.hold_barriers(true);
+  v1::SubmitResponse resp;
+  grpc::Status status;
+  std::thread client([&] { status = submit(request(), resp); });
+  ASSERT_TRUE(runtime_.wait_barriers(1));
+  const core::JournalFailure failure{"sqlite /tmp/jobs.db: disk I/O error"};
+  runtime_.release_barriers(&failure);
+  client.join();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_NE(status.error_message().find("sqlite /tmp/jobs.db: disk I/O error"), std::string::npos)
+      << status.error_message();
+}
+
+TEST_F(JobServiceTest, SubmitWaitAnswersOnlyOnceTheTerminalStateIsDurable) {
+  auto req = request();
+  req.set_wait(true);
+  v1::SubmitResponse resp;
+  grpc::Status status;
+  std::atomic<bool> answered{false};
+  std::thread client([&] {
+    status = submit(req, resp);
+    answered = true;
+  });
+  runtime_.wait_submitted(1);
+  runtime_.hold_barriers(true);
+  runtime_.complete(core::JobId{0x1000}, core::JobState::kSucceeded, "out");
+  ASSERT_TRUE(runtime_.wait_barriers(1));
+  EXPECT_FALSE(answered);
+  runtime_.release_barriers();
+  client.join();
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(resp.job().state(), v1::JOB_STATE_SUCCEEDED);
+  EXPECT_EQ(resp.job().result(), "out");
+}
+
+TEST_F(JobServiceTest, SubmitStreamAcksWaitForTheirBarriersAndStayInOrder) {
+  runtime_.reject("full", {core::RejectReason::kFull, 75ms});
+  runtime_.hold_barriers(true);
+  grpc::ClientContext ctx;
+  set_deadline(ctx);
+  auto stream = stub_->SubmitStream(&ctx);
+  // Accepted, refused (answered at once, but behind the first), accepted.
+  for (int i = 0; i < 3; ++i) {
+    v1::StreamSubmitRequest r;
+    r.set_correlation_id(static_cast<std::uint64_t>(i));
+    *r.mutable_request() = request(i == 1 ? "full" : "t");
+    ASSERT_TRUE(stream->Write(r));
+  }
+  stream->WritesDone();
+  ASSERT_TRUE(runtime_.wait_barriers(2));
+  const core::JournalFailure failure{"sqlite /tmp/jobs.db: database or disk is full"};
+  runtime_.release_barriers(&failure);
+  std::vector<v1::StreamSubmitAck> acks;
+  v1::StreamSubmitAck ack;
+  while (stream->Read(&ack)) acks.push_back(ack);
+  EXPECT_TRUE(stream->Finish().ok());
+  ASSERT_EQ(acks.size(), 3u);
+  for (std::size_t i = 0; i < acks.size(); ++i) EXPECT_EQ(acks[i].correlation_id(), i);
+  EXPECT_EQ(acks[0].code(), static_cast<int>(grpc::StatusCode::UNAVAILABLE));
+  EXPECT_TRUE(acks[0].job_id().empty());
+  EXPECT_NE(acks[0].message().find("database or disk is full"), std::string::npos)
+      << acks[0].message();
+  EXPECT_EQ(acks[1].code(), static_cast<int>(grpc::StatusCode::RESOURCE_EXHAUSTED));
+  EXPECT_EQ(acks[2].code(), static_cast<int>(grpc::StatusCode::UNAVAILABLE));
+}
+
+TEST_F(JobServiceTest, SubmitStreamWritesNoAckBeforeItsBarrier) {
+  runtime_.hold_barriers(true);
+  grpc::ClientContext ctx;
+  set_deadline(ctx);
+  auto stream = stub_->SubmitStream(&ctx);
+  v1::StreamSubmitRequest r;
+  r.set_correlation_id(7);
+  *r.mutable_request() = request();
+  ASSERT_TRUE(stream->Write(r));
+  ASSERT_TRUE(runtime_.wait_barriers(1));
+  std::atomic<bool> read{false};
+  v1::StreamSubmitAck ack;
+  std::thread reader([&] {
+    EXPECT_TRUE(stream->Read(&ack));
+    read = true;
+  });
+  // The barrier is held: nothing can have been written yet.
+  EXPECT_FALSE(read);
+  runtime_.release_barriers();
+  reader.join();
+  EXPECT_EQ(ack.correlation_id(), 7u);
+  EXPECT_EQ(ack.code(), 0) << ack.message();
+  EXPECT_EQ(ack.job_id().size(), 16u);
+  stream->WritesDone();
   EXPECT_TRUE(stream->Finish().ok());
 }
 

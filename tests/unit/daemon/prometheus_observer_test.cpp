@@ -136,6 +136,44 @@ TEST(PrometheusObserver, CountsUnknownTroupesInOneSeriesWithoutATroupeLabel) {
   EXPECT_EQ(sample(text, R"(troupe_jobs_rejected_total{reason="full",troupe="alpha"})"), 0);
 }
 
+TEST(StoreMetrics, PublishesWhatTheJournalAndRecoveryReport) {
+  PrometheusObserver observer("1.2.3");
+  StoreMetrics store(*observer.registry());
+  store.committed(2ms, 40, 10);
+  store.committed(4ms, 8, 8);
+  store.store_bytes(1 << 20);
+  store.rows(core::JobState::kQueued, 7);
+  store.rows(core::JobState::kDead, 2);
+  store.expired(5);
+  store.expired(1);
+  core::RecoveryReport report;
+  report.queued = 3;
+  report.retry_waiting = 2;
+  report.crashed = 1;
+  report.terminal = 9;
+  report.orphaned = {{"gone", 4}, {"old", 1}};
+  report.took = 250ms;
+  store.recovered(report);
+  std::string text = scrape(observer);
+  EXPECT_EQ(sample(text, "troupe_store_commit_seconds_count"), 2);
+  EXPECT_DOUBLE_EQ(sample(text, "troupe_store_commit_seconds_sum"), 0.006);
+  EXPECT_EQ(sample(text, "troupe_store_jobs_per_commit_sum"), 48);
+  EXPECT_EQ(sample(text, "troupe_store_bytes"), 1 << 20);
+  EXPECT_EQ(sample(text, "troupe_store_rows{state=\"queued\"}"), 7);
+  EXPECT_EQ(sample(text, "troupe_store_rows{state=\"dead\"}"), 2);
+  EXPECT_EQ(sample(text, "troupe_store_expired_rows_total"), 6);
+  EXPECT_EQ(sample(text, "troupe_store_recovered_jobs{state=\"queued\"}"), 3);
+  EXPECT_EQ(sample(text, "troupe_store_recovered_jobs{state=\"retry_wait\"}"), 2);
+  EXPECT_EQ(sample(text, "troupe_store_recovered_jobs{state=\"crashed\"}"), 1);
+  EXPECT_EQ(sample(text, "troupe_store_recovered_jobs{state=\"terminal\"}"), 9);
+  EXPECT_DOUBLE_EQ(sample(text, "troupe_store_recovery_seconds"), 0.25);
+  EXPECT_EQ(sample(text, "troupe_store_orphaned_jobs"), 5);
+  EXPECT_EQ(sample(text, "troupe_store_failed"), 0);
+  store.failed();
+  text = scrape(observer);
+  EXPECT_EQ(sample(text, "troupe_store_failed"), 1);
+}
+
 TEST(PrometheusObserver, HistogramBucketsSpanSubMillisecondToMinutes) {
   const auto& b = PrometheusObserver::duration_buckets();
   ASSERT_FALSE(b.empty());

@@ -74,6 +74,16 @@ TEST(StatusMapping, TheWordsCarryCoresFacts) {
   EXPECT_NE(store.message.find("job_store.max_jobs"), std::string::npos) << store.message;
 }
 
+TEST(StatusMapping, AFailedStoreIsUnavailableNamingTheStoresMessage) {
+  core::Rejection failed{core::RejectReason::kStoreUnavailable};
+  failed.store_failure = "sqlite /var/lib/trouped/jobs.db: disk I/O error";
+  auto e = to_rpc_error(failed, "t");
+  EXPECT_EQ(e.code, grpc::StatusCode::UNAVAILABLE);
+  EXPECT_NE(e.message.find("sqlite /var/lib/trouped/jobs.db: disk I/O error"), std::string::npos)
+      << e.message;
+  ASSERT_TRUE(e.retry_after.has_value());
+}
+
 TEST(StatusMapping, DegradedIsUnavailableAndSaysWhenItRetries) {
   core::Rejection paused{core::RejectReason::kDegraded, 3200ms};
   paused.actors = 2;

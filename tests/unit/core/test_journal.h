@@ -1,0 +1,124 @@
+#pragma once
+
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/journal.h"
+
+namespace troupe::core::testing {
+
+/// A durable journal for tests: records every entry, holds every barrier
+/// until the test commits or fails them, and recovers the rows the test
+/// put in `rows`. Thread-safe.
+class TestJournal final : public Journal {
+ public:
+  bool durable() const override { return true; }
+
+  void recover(const std::function<void(RecoveredJob&&)>& each) override {
+    std::vector<RecoveredJob> taken;
+    {
+      std::lock_guard lock(mutex_);
+      taken = std::move(rows);
+      rows.clear();
+    }
+    for (auto& r : taken) each(std::move(r));
+  }
+
+  void append(JournalEntry entry) override {
+    std::lock_guard lock(mutex_);
+    if (closed_) return;
+    entries_.push_back(std::move(entry));
+  }
+
+  void after_durable(DurableCallback done) override {
+    std::optional<JournalFailure> failed;
+    {
+      std::lock_guard lock(mutex_);
+      if (!failure_) {
+        pending_.push_back(std::move(done));
+        return;
+      }
+      failed = failure_;
+    }
+    done(&*failed);
+  }
+
+  std::optional<JournalFailure> failure() const override {
+    std::lock_guard lock(mutex_);
+    return failure_;
+  }
+
+  void on_failure(std::function<void(const JournalFailure&)> handler) override {
+    std::lock_guard lock(mutex_);
+    on_failure_ = std::move(handler);
+  }
+
+  void close() override {
+    std::lock_guard lock(mutex_);
+    closed_ = true;
+  }
+
+  /// Every barrier so far completes as durable; returns how many.
+  std::size_t commit() {
+    std::vector<DurableCallback> due;
+    {
+      std::lock_guard lock(mutex_);
+      due.swap(pending_);
+    }
+    for (auto& d : due) d(nullptr);
+    return due.size();
+  }
+
+  /// The journal fails for good: the failure handler runs, then every
+  /// pending barrier gets the failure.
+  void fail(std::string message) {
+    std::vector<DurableCallback> due;
+    std::function<void(const JournalFailure&)> handler;
+    JournalFailure failure{std::move(message)};
+    {
+      std::lock_guard lock(mutex_);
+      failure_ = failure;
+      due.swap(pending_);
+      handler = on_failure_;
+    }
+    if (handler) handler(failure);
+    for (auto& d : due) d(&failure);
+  }
+
+  std::size_t pending_barriers() const {
+    std::lock_guard lock(mutex_);
+    return pending_.size();
+  }
+
+  std::vector<JournalEntry> entries() const {
+    std::lock_guard lock(mutex_);
+    return entries_;
+  }
+
+  /// The entries of one job, in append order.
+  std::vector<JournalEntry> entries_of(JobId id) const {
+    std::vector<JournalEntry> out;
+    for (auto& e : entries()) {
+      const JobId of = std::visit([](const auto& x) { return x.id; }, e);
+      if (of == id) out.push_back(e);
+    }
+    return out;
+  }
+
+  /// Rows recover() hands out (set before the runtime recovers).
+  std::vector<RecoveredJob> rows;
+
+ private:
+  mutable std::mutex mutex_;
+  std::vector<JournalEntry> entries_;
+  std::vector<DurableCallback> pending_;
+  std::optional<JournalFailure> failure_;
+  std::function<void(const JournalFailure&)> on_failure_;
+  bool closed_ = false;
+};
+
+}  // namespace troupe::core::testing
