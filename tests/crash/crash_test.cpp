@@ -305,7 +305,12 @@ void wait_client(std::uint64_t seed, int round, const std::shared_ptr<grpc::Chan
   std::mt19937_64 rng(seed * 1000 + static_cast<std::uint64_t>(round) * 10 + 2);
   auto stub = v1::JobService::NewStub(channel);
   while (!stop) {
+    // Half to echo, which answers before the next kill more often than not.
     auto r = random_request(rng, ledger, false);
+    if (rng() % 2 == 0) {
+      r.set_troupe("echo");
+      r.set_payload("w");
+    }
     maybe_new_key(rng, seed, r);
     r.set_wait(true);
     grpc::ClientContext ctx;
@@ -507,6 +512,8 @@ TEST(Crash, AcknowledgedJobsSurviveSigkill) {
                          std::cref(stop), std::ref(counts));
     clients.emplace_back(wait_client, seed, round, p->channel(), std::ref(ledger), std::cref(stop),
                          std::ref(counts));
+    clients.emplace_back(wait_client, seed + 500'000, round, p->channel(), std::ref(ledger),
+                         std::cref(stop), std::ref(counts));
     clients.emplace_back(stream_client, seed, round, p->channel(), std::ref(ledger),
                          std::cref(stop), std::ref(counts));
     // The random moment of the kill (not a synchronisation: any moment will do).
