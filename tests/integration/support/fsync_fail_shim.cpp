@@ -1,6 +1,6 @@
-// An LD_PRELOAD shim for the store fault tests: fsync and fdatasync fail with
-// EIO once the file named by TROUPE_TEST_FSYNC_FAIL_FILE exists (the test
-// creates it when it wants the disk to "fail"); before that they pass through.
+// An LD_PRELOAD shim for the store fault tests (daemon_store_test.cpp): fsync and fdatasync fail
+// with EIO once the file named by TROUPE_TEST_FSYNC_FAIL_FILE exists (the test creates it when it
+// wants the disk to "fail"); before that they pass through.
 #include <dlfcn.h>
 #include <unistd.h>
 
