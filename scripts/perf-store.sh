@@ -2,8 +2,8 @@
 # perf-store.sh: what durability costs (docs/performance.md, "Durable store").
 #
 # One run, side by side, everything on 127.0.0.1 free ports:
-#   memory      trouped on tests/bench/bench.yaml (one noop troupe, 4 actors)
-#               with store {kind: memory}
+#   memory      trouped on tests/bench/bench.yaml (one noop troupe, 4 actors;
+#               store {kind: memory})
 #   sqlite      the same with store {kind: sqlite, sync: full} in a temp dir
 #   beanstalkd  -f 0 (fsync on every binlog write; -b in a temp dir), driven by
 #               tests/bench/beanstalk_load: 64 connections with one put in
@@ -60,8 +60,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# with_store BASE STORE_YAML OUT: BASE with a `store:` section appended.
-with_store() { { cat "$1"; printf '\nstore: %s\n' "$2"; } >"$3"; }
+# with_store BASE STORE_YAML OUT: BASE with its one-line `store:` section
+# (if any) replaced by `store: STORE_YAML`.
+with_store() { { grep -v '^store:' "$1"; printf '\nstore: %s\n' "$2"; } >"$3"; }
 # start_trouped CONFIG LOG PID_VAR ADDR_VAR: starts trouped, waits for its
 # ready line, sets PID_VAR and ADDR_VAR (its gRPC address).
 start_trouped() {
