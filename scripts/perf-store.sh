@@ -76,6 +76,22 @@ start_trouped() {
 free_port() { /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 mkdir -p "$WORK/store" "$WORK/binlog"
+# This disk's fsync, which bounds every sync-full figure below: 200 appends of
+# 4 KiB, each fdatasync'ed, in the store's directory.
+/usr/bin/python3 - "$WORK/store/fsync-probe" >"$OUT_DIR/fsync.json" <<'PY'
+import json, os, statistics, sys, time
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+times = []
+for _ in range(200):
+    os.write(fd, b"x" * 4096)
+    t = time.perf_counter()
+    os.fdatasync(fd)
+    times.append((time.perf_counter() - t) * 1000)
+os.close(fd)
+os.unlink(sys.argv[1])
+times.sort()
+print(json.dumps({"p50_ms": statistics.median(times), "p99_ms": times[int(len(times) * 0.99) - 1]}))
+PY
 with_store tests/bench/bench.yaml '{kind: memory}' "$WORK/memory.yaml"
 with_store tests/bench/bench.yaml "{kind: sqlite, sync: full, path: $WORK/store/jobs.db}" "$WORK/sqlite.yaml"
 start_trouped "$WORK/memory.yaml" "$WORK/memory.log" MEM_PID MEM_ADDR
@@ -115,6 +131,9 @@ for round in $(seq "$ROUNDS"); do
     --duration "$DURATION" --payload-size 64 >"$OUT_DIR/$round-submit-beanstalkd.json"
 done
 store_bytes="$(du -sb "$WORK/store" | cut -f1)"
+# The sqlite trouped's own view of its commits over every workload.
+SQL_METRICS="$(wait_for_line "$WORK/sqlite.log" 'ready, serving grpc=[^ ]+ metrics=([^ ]+)' "$SQL_PID")"
+curl -s --max-time 5 "http://$SQL_METRICS/metrics" >"$OUT_DIR/sqlite-metrics.txt" || true
 stop_process "$MEM_PID"; MEM_PID=""
 stop_process "$SQL_PID"; SQL_PID=""
 stop_process "$BS_PID"; BS_PID=""
@@ -183,7 +202,7 @@ grep -iE 'recover' "$WORK/queued-2.log" | head -3 | sed 's/^/trouped: /' >&2 || 
 REC_PID=""
 
 /usr/bin/python3 - "$OUT_DIR" "$ROUNDS" "$COUNT" "$disk_bytes" "$store_bytes" <<'PY'
-import json, statistics, sys
+import json, re, statistics, sys
 out, rounds, count, disk, store = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 def load(name):
     return json.load(open(f"{out}/{name}.json"))
@@ -209,6 +228,8 @@ for workload in ("submit", "stream", "wait64", "wait8"):
         print(f"{name:<14} {target:<11} {rps:>22,.0f} {p50:>7.2f}ms {p99:>7.2f}ms   {errors}")
 def ratio(w):
     return table[w, "sqlite"][0] / table[w, "memory"][0]
+fsync = load("fsync")
+print(f"this disk's fdatasync (4 KiB appends): p50 {fsync['p50_ms']:.2f} ms, p99 {fsync['p99_ms']:.2f} ms")
 print()
 print("targets (issue 13):")
 for w in ("submit", "stream"):
@@ -220,6 +241,18 @@ print(f"  wait8 p99: sqlite {table['wait8', 'sqlite'][2]:.2f} ms vs memory {tabl
 x = table["submit", "sqlite"][0] / table["submit", "beanstalkd"][0]
 print(f"  submit: sqlite/beanstalkd -f 0 = {x:.1f}x (target >= 15x): {'met' if x >= 15 else 'MISSED'}")
 print(f"  sqlite store after the workloads: {store / 2**20:.1f} MiB")
+try:
+    metrics = open(f"{out}/sqlite-metrics.txt").read()
+    def metric(name):
+        m = re.search(r"^" + name + r" (\S+)$", metrics, re.M)
+        return float(m.group(1)) if m else 0.0
+    commits = metric("troupe_store_commit_seconds_count")
+    if commits:
+        print(f"  sqlite commits: {commits:,.0f}, mean {metric('troupe_store_commit_seconds_sum') / commits * 1000:.2f} ms, "
+              f"{metric('troupe_store_jobs_per_commit_sum') / metric('troupe_store_jobs_per_commit_count'):.1f} entries "
+              f"per commit (3 per job: accepted, started, terminal)")
+except OSError:
+    pass
 sub = load("recovery-submit")
 rec = load("recovery")
 print(f"recovery of {count:,} queued jobs ({sub['ok']:,} accepted at {sub['throughput_rps']:,.0f}/s over SubmitStream 4 x 64):")
