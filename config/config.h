@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "config/config_error.h"
 #include "core/options.h"
 
 namespace troupe::config {
@@ -125,17 +126,6 @@ struct Config {
   std::vector<core::TroupeOptions> troupes;
 
   bool operator==(const Config&) const = default;
-};
-
-/// One problem in a config file, located precisely.
-struct ConfigError {
-  std::string file;
-  int line = 0;         // 1-based; 0 when the problem has no single place
-  int column = 0;       // 1-based
-  std::string path;     // key path, e.g. "troupes[2].autoscale.cooldown"
-  std::string message;  // what is wrong and what to do
-  /// "file:line:column: path: message"
-  std::string to_string() const;
 };
 
 /// Either a whole valid config, or every error found in the file.

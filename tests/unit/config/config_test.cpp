@@ -509,7 +509,8 @@ const BadCase kBadCases[] = {
      "troupes[0].handler.kind", 3, 14, "missing; set kind: builtin, exec or http"},
     {"UnknownHandlerKind", "troupes:\n  - name: t\n    handler: {kind: lambda}\n",
      "troupes[0].handler.kind", 3, 21,
-     "unknown value \"lambda\"; expected one of builtin, exec or http"},
+     "unknown handler kind \"lambda\"; expected one of the registered kinds: builtin, exec or "
+     "http"},
     {"HandlerKeyOfAnotherKind",
      "troupes:\n  - name: t\n    handler: {kind: builtin, name: echo, argv: [ls]}\n",
      "troupes[0].handler.argv", 3, 42, "'argv' belongs to handler kind 'exec', not 'builtin'"},
