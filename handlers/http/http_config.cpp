@@ -63,6 +63,12 @@ core::HandlerOptions read_http(MapReader& m) {
   m.u32("connections_per_actor", h.connections_per_actor, {1, 64});
   read_int_list(m, "retryable_statuses", h.retryable_statuses, {100, 599});
   m.string("ca_file", h.ca_file);  // PEM bundle; empty = the system's trusted CAs
+  if (m.string("signing_secret_file", h.signing_secret_file)) {
+    if (auto secret = read_secret_file(m, "signing_secret_file", h.signing_secret_file)) {
+      h.signing_secret = std::move(*secret);
+    }
+  }
+  m.boolean("follow_redirects", h.follow_redirects);
   if (m.string("metadata_header_prefix", h.metadata_header_prefix) &&
       !is_header_token(h.metadata_header_prefix)) {
     m.diag().error(m.at("metadata_header_prefix"), m.path("metadata_header_prefix"),
@@ -72,11 +78,11 @@ core::HandlerOptions read_http(MapReader& m) {
   return h;
 }
 
-[[maybe_unused]] const bool registered =
-    handler_registry().add({core::HttpHandlerOptions::kKind,
-                            {"url", "method", "headers", "max_response", "connections_per_actor",
-                             "retryable_statuses", "metadata_header_prefix", "ca_file"},
-                            read_http});
+[[maybe_unused]] const bool registered = handler_registry().add(
+    {core::HttpHandlerOptions::kKind,
+     {"url", "method", "headers", "max_response", "connections_per_actor", "retryable_statuses",
+      "metadata_header_prefix", "ca_file", "signing_secret_file", "follow_redirects"},
+     read_http});
 
 }  // namespace
 }  // namespace troupe::handlers

@@ -774,3 +774,43 @@ TEST(LoadFile, EveryExampleIsValid) {
 
 }  // namespace
 }  // namespace troupe::config
+
+namespace troupe::config {
+namespace {
+
+TEST(LoadString, HttpSigningSecretIsReadFromItsFileAndRedirectsAreOffByDefault) {
+  const auto path =
+      std::filesystem::temp_directory_path() /
+      ("troupe_signing_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()));
+  {
+    std::ofstream out(path);
+    out << "  shh-its-a-secret\n";
+  }
+  const std::string troupe =
+      "troupes:\n  - name: t\n    handler: {kind: http, url: "
+      "\"http://127.0.0.1:9/\"";
+  const Config signed_config = load_valid(troupe + ", signing_secret_file: " + path.string() +
+                                          ", follow_redirects: true}\n");
+  const Config plain = load_valid(troupe + "}\n");
+  std::filesystem::remove(path);
+  const auto* http = signed_config.troupes.at(0).handler.get_if<core::HttpHandlerOptions>();
+  ASSERT_NE(http, nullptr);
+  EXPECT_EQ(http->signing_secret, "shh-its-a-secret");
+  EXPECT_EQ(http->signing_secret_file, path.string());
+  EXPECT_TRUE(http->follow_redirects);
+  const auto* unsigned_http = plain.troupes.at(0).handler.get_if<core::HttpHandlerOptions>();
+  ASSERT_NE(unsigned_http, nullptr);
+  EXPECT_EQ(unsigned_http->signing_secret, "");
+  EXPECT_FALSE(unsigned_http->follow_redirects);
+
+  const LoadResult missing = load_string(troupe + ", signing_secret_file: /nonexistent/key}\n");
+  ASSERT_EQ(missing.errors.size(), 1u) << all_errors(missing);
+  EXPECT_EQ(missing.errors[0].path, "troupes[0].handler.signing_secret_file");
+  EXPECT_EQ(missing.errors[0].message, "cannot read /nonexistent/key: No such file or directory");
+  const LoadResult empty = load_string(troupe + ", signing_secret_file: /dev/null}\n");
+  ASSERT_EQ(empty.errors.size(), 1u) << all_errors(empty);
+  EXPECT_EQ(empty.errors[0].message, "/dev/null is empty; it must hold the secret");
+}
+
+}  // namespace
+}  // namespace troupe::config
