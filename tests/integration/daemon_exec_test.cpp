@@ -156,6 +156,26 @@ troupes:
   }
 }
 
+// trouped as root runs a job as the configured user (tests run as root).
+TEST(DaemonExec, AJobRunsAsTheConfiguredUser) {
+  if (::geteuid() != 0) GTEST_SKIP() << "user/group need trouped to run as root";
+  const std::string yaml = R"(server:
+  grpc_address: "127.0.0.1:0"
+  metrics_address: "127.0.0.1:0"
+troupes:
+  - name: as-nobody
+    handler: {kind: exec, argv: [sh, -c, 'id -u; id -g'], user: nobody}
+  - name: as-trouped
+    handler: {kind: exec, argv: [id, -u]}
+)";
+  auto trouped = start_trouped({.config_yaml = yaml});
+  ASSERT_NE(trouped, nullptr);
+  const v1::Job job = submit_and_wait(*trouped, "as-nobody");
+  ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error();
+  EXPECT_EQ(job.result(), "65534\n65534\n");
+  EXPECT_EQ(submit_and_wait(*trouped, "as-trouped").result(), "0\n");
+}
+
 // A signed http troupe: the upstream recomputes the HMAC of timestamp and
 // body with the secret from the file trouped was configured with.
 TEST(DaemonHttp, SignedCallsAreVerifiedByTheUpstream) {

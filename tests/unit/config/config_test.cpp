@@ -1,6 +1,7 @@
 #include "config/config.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -810,6 +811,38 @@ TEST(LoadString, HttpSigningSecretIsReadFromItsFileAndRedirectsAreOffByDefault) 
   const LoadResult empty = load_string(troupe + ", signing_secret_file: /dev/null}\n");
   ASSERT_EQ(empty.errors.size(), 1u) << all_errors(empty);
   EXPECT_EQ(empty.errors[0].message, "/dev/null is empty; it must hold the secret");
+}
+
+TEST(LoadString, ExecUserAndGroupAreResolvedWhenTheConfigIsRead) {
+  if (::geteuid() != 0) GTEST_SKIP() << "user/group need trouped to run as root";
+  const std::string troupe = "troupes:\n  - name: t\n    handler: {kind: exec, argv: [id]";
+  const Config as_nobody = load_valid(troupe + ", user: nobody}\n");
+  const auto* exec = as_nobody.troupes.at(0).handler.get_if<core::ExecHandlerOptions>();
+  ASSERT_NE(exec, nullptr);
+  ASSERT_TRUE(exec->run_as.has_value());
+  EXPECT_EQ(exec->run_as->uid, 65534u);
+  EXPECT_EQ(exec->run_as->gid, 65534u);  // nobody's primary group, nogroup
+  EXPECT_EQ(exec->run_as->groups, std::vector<gid_t>{65534});
+
+  const Config with_group = load_valid(troupe + ", user: nobody, group: root}\n");
+  const auto* grouped = with_group.troupes.at(0).handler.get_if<core::ExecHandlerOptions>();
+  ASSERT_NE(grouped, nullptr);
+  ASSERT_TRUE(grouped->run_as.has_value());
+  EXPECT_EQ(grouped->run_as->uid, 65534u);
+  EXPECT_EQ(grouped->run_as->gid, 0u);
+  EXPECT_EQ(grouped->run_as->groups, std::vector<gid_t>{0});
+  EXPECT_NE(*grouped, *exec);  // a reload that changes the user rebuilds the handlers
+
+  const Config plain = load_valid(troupe + "}\n");
+  EXPECT_FALSE(plain.troupes.at(0).handler.get_if<core::ExecHandlerOptions>()->run_as);
+
+  const LoadResult unknown = load_string(troupe + ", user: no-such-user-x, group: no-such-grp}\n");
+  ASSERT_EQ(unknown.errors.size(), 2u) << all_errors(unknown);
+  EXPECT_EQ(unknown.errors[0].path, "troupes[0].handler.user");
+  EXPECT_EQ(unknown.errors[0].message,
+            "unknown user 'no-such-user-x' (not in the passwd database)");
+  EXPECT_EQ(unknown.errors[1].path, "troupes[0].handler.group");
+  EXPECT_EQ(unknown.errors[1].message, "unknown group 'no-such-grp' (not in the group database)");
 }
 
 }  // namespace

@@ -502,5 +502,58 @@ TEST_F(ExecHandlerTest, TenThousandJobsLeakNoFdsAndNoZombies) {
   EXPECT_EQ(errno, ECHILD);
 }
 
+// ------------------------------------------------------------ user/group
+
+/// nobody:nogroup (65534 on Debian), as the config reader resolves them.
+ExecHandlerOptions::RunAs nobody() {
+  return {"nobody", "", 65534, 65534, {65534}};
+}
+
+TEST_F(ExecHandlerTest, RunsAsTheConfiguredUserAndGroupsWithOnlyStdioOpen) {
+  if (::geteuid() != 0) GTEST_SKIP() << "switching users needs root";
+  ExecHandlerOptions o;
+  o.argv = {"sh", "-c", "id -u; id -g; id -G; ls /proc/self/fd | wc -l; cat"};
+  o.run_as = nobody();
+  auto h = make(o);
+  const Outcome out = run(*h, "payload");
+  ASSERT_EQ(out.result.failure, FailureClass::kNone) << out.result.output;
+  // ls's own directory handle is the 4th entry besides 0, 1 and 2.
+  EXPECT_EQ(out.result.output, "65534\n65534\n65534\n4\npayload");
+}
+
+TEST_F(ExecHandlerTest, RunAsStartsANewProcessGroupWithDefaultSignals) {
+  if (::geteuid() != 0) GTEST_SKIP() << "switching users needs root";
+  ExecHandlerOptions o;
+  // The process group leader is the shell itself; SigBlk/SigIgn all zero.
+  o.argv = {"sh", "-c",
+            "read -r _ _ _ _ pgrp _ < /proc/$$/stat; test \"$pgrp\" = \"$$\" && echo leader; "
+            "grep -E '^Sig(Blk|Ign)' /proc/$$/status"};
+  o.run_as = nobody();
+  auto h = make(o);
+  ::signal(SIGUSR2, SIG_IGN);  // ignored here: the job must get the default back
+  const Outcome out = run(*h, "");
+  ::signal(SIGUSR2, SIG_DFL);
+  ASSERT_EQ(out.result.failure, FailureClass::kNone) << out.result.output;
+  EXPECT_EQ(out.result.output, "leader\nSigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n");
+}
+
+TEST_F(ExecHandlerTest, RunAsEntersWorkingDirAsTheJobsUser) {
+  if (::geteuid() != 0) GTEST_SKIP() << "switching users needs root";
+  const std::string closed = (fs::path(dir_) / "root-only").string();
+  fs::create_directory(closed);
+  fs::permissions(closed, fs::perms::owner_all);  // 0700, owned by root
+  ExecHandlerOptions o;
+  o.argv = {"pwd"};
+  o.working_dir = closed;
+  auto as_root = make(o);
+  EXPECT_EQ(run(*as_root, "").result.output, closed + "\n");
+  o.run_as = nobody();
+  auto as_nobody = make(o);
+  const Outcome out = run(*as_nobody, "");
+  EXPECT_EQ(out.result.failure, FailureClass::kPermanent);
+  EXPECT_THAT(out.result.output,
+              ::testing::HasSubstr("in working_dir '" + closed + "': Permission denied"));
+}
+
 }  // namespace
 }  // namespace troupe::core
