@@ -316,12 +316,8 @@ void read_server_tls(Diagnostics& diag, const Field& f, Config& config) {
 void check_exposure(MapReader& m, const Config& config) {
   const ServerOptions& server = config.server;
   const auto address = parse_address(server.grpc_address).value;
-  // mTLS authenticates every client by its certificate.
+  if (server.insecure || !address || is_loopback(*address) || grpc_is_protected(config)) return;
   const bool authenticated = config.auth.enabled() || server.tls.mutual();
-  if (server.insecure || !address || is_loopback(*address) ||
-      (server.tls.enabled() && authenticated)) {
-    return;
-  }
   const std::string missing = server.tls.enabled() ? "without authentication"
                               : authenticated      ? "without TLS"
                                                    : "without TLS and authentication";
@@ -729,6 +725,12 @@ Config read_config(Diagnostics& diag, const YAML::Node& root) {
 }
 
 }  // namespace
+
+bool grpc_is_protected(const Config& config) {
+  // mTLS authenticates every client by its certificate.
+  const bool authenticated = config.auth.enabled() || config.server.tls.mutual();
+  return config.server.tls.enabled() && authenticated;
+}
 
 LoadResult load_string(std::string_view yaml, const std::string& name) {
   Diagnostics diag(name);

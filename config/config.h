@@ -134,6 +134,11 @@ struct LoadResult {
   std::vector<ConfigError> errors;
 };
 
+/// True when the gRPC port has TLS and authenticates every caller (auth
+/// identities, or mTLS): then it may listen off loopback without
+/// `server.insecure`, and trouped warns about it under `insecure` no more.
+bool grpc_is_protected(const Config& config);
+
 /// Reads, parses and validates a whole file. Never throws.
 LoadResult load_file(const std::string& path);
 /// Same for YAML text; `name` stands in for the file name in errors.

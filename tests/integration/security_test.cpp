@@ -372,6 +372,32 @@ TEST_F(SecurityAuth, ReloadReplacesTheIdentities) {
   EXPECT_TRUE(submit(trouped_->channel(), "batch-a", "rotated-ci-token").ok());
 }
 
+// server.insecure with a gRPC port that has TLS and tokens anyway (the
+// Kubernetes manifests: only /metrics needs the switch): the INSECURE warning
+// names /metrics only. Without TLS it names the gRPC port too.
+TEST(SecurityListeners, InsecureWarnsOnlyAboutTheListenersLeftOpen) {
+  CertDir dir;
+  const TestCa ca(dir.path, "ca");
+  ServerSpec server;
+  server.grpc_address = "0.0.0.0:0";
+  server.metrics_address = "0.0.0.0:0";
+  server.extra = tls_yaml(ca.issue_server("trouped"), nullptr) + "  insecure: true\n";
+  server.sections = auth_yaml("token_sha256: " + hash_token(kCiToken));
+  const std::string grpc_warning = "INSECURE (server.insecure: true): gRPC on 0.0.0.0:0";
+  const std::string metrics_warning = "INSECURE (server.insecure: true): /metrics on 0.0.0.0:0";
+  {
+    auto trouped = start_trouped({.config_yaml = config_yaml(server, {TroupeSpec{}})});
+    ASSERT_TRUE(trouped);
+    EXPECT_NE(trouped->log().find(metrics_warning), std::string::npos) << trouped->log();
+    EXPECT_EQ(trouped->log().find(grpc_warning), std::string::npos) << trouped->log();
+  }
+  server.extra = "  insecure: true\n";
+  auto plain = start_trouped({.config_yaml = config_yaml(server, {TroupeSpec{}})});
+  ASSERT_TRUE(plain);
+  EXPECT_NE(plain->log().find(grpc_warning), std::string::npos) << plain->log();
+  EXPECT_NE(plain->log().find(metrics_warning), std::string::npos) << plain->log();
+}
+
 TEST(SecurityMtls, AClientCertificateSubjectNamesAnIdentityAndATokenFileAnother) {
   CertDir dir;
   const TestCa ca(dir.path, "ca");
