@@ -1,7 +1,6 @@
 #include "config/config.h"
 
 #include <algorithm>
-#include <array>
 #include <cctype>
 #include <cerrno>
 #include <cstdlib>
@@ -10,16 +9,13 @@
 #include <fstream>
 #include <limits>
 #include <map>
-#include <span>
 #include <sstream>
 #include <system_error>
 
 #include "config/crypto.h"
 #include "config/value_parsers.h"
 #include "config/yaml_reader.h"
-#include "handlers/builtin/builtin_options.h"
-#include "handlers/exec/exec_options.h"
-#include "handlers/http/http_options.h"
+#include "handlers/registry.h"
 
 namespace troupe::config {
 namespace {
@@ -29,50 +25,9 @@ using core::Duration;
 
 constexpr std::int64_t kUnbounded = std::numeric_limits<std::int64_t>::max();
 constexpr std::int64_t kMaxActors = 4096;
-constexpr std::size_t kGiB = std::size_t{1} << 30;
-constexpr std::size_t kMiB = std::size_t{1} << 20;
 
-constexpr DurationRange kPositive{};
-constexpr DurationRange kNonNegative{Duration::zero(), false, std::nullopt};
 constexpr RealRange kRatio{0.0, true, 1.0, false};  // (0, 1]
 constexpr double kInfinity = std::numeric_limits<double>::infinity();
-
-// Every key a handler may have, by kind; a key of another kind gets a
-// message naming its kind rather than a bare "unknown key".
-constexpr std::array<std::string_view, 5> kBuiltinKeys = {"kind", "name", "sleep", "fail_mode",
-                                                          "fail_every"};
-constexpr std::array<std::string_view, 10> kExecKeys = {"kind",
-                                                        "argv",
-                                                        "working_dir",
-                                                        "env_allow",
-                                                        "env",
-                                                        "max_output",
-                                                        "max_stderr",
-                                                        "kill_grace",
-                                                        "non_retryable_exit_codes",
-                                                        "metadata_env_prefix"};
-constexpr std::array<std::string_view, 9> kHttpKeys = {"kind",
-                                                       "url",
-                                                       "method",
-                                                       "headers",
-                                                       "max_response",
-                                                       "connections_per_actor",
-                                                       "retryable_statuses",
-                                                       "metadata_header_prefix",
-                                                       "ca_file"};
-
-bool is_env_name(std::string_view name) {
-  if (name.empty() || (name.front() >= '0' && name.front() <= '9')) return false;
-  return std::all_of(name.begin(), name.end(),
-                     [](unsigned char c) { return std::isalnum(c) != 0 || c == '_'; });
-}
-
-bool is_header_token(std::string_view name) {
-  constexpr std::string_view kExtra = "!#$%&'*+-.^_`|~";
-  return !name.empty() && std::all_of(name.begin(), name.end(), [&](unsigned char c) {
-    return std::isalnum(c) != 0 || kExtra.find(static_cast<char>(c)) != std::string_view::npos;
-  });
-}
 
 bool is_troupe_name(std::string_view name) {
   return !name.empty() && name.size() <= 64 &&
@@ -133,118 +88,6 @@ void read_failure_classes(MapReader& m, std::string_view key, std::set<core::Fai
   if (ok) out = std::move(classes);
 }
 
-void read_int_list(MapReader& m, std::string_view key, std::vector<int>& out, IntRange range) {
-  const Field* f = m.find(key);
-  if (f == nullptr) return;
-  auto items = read_list(m.diag(), *f);
-  if (!items) return;
-  std::vector<int> values;
-  bool ok = true;
-  for (const Field& item : *items) {
-    auto value = read_int(m.diag(), item, range);
-    if (!value) {
-      ok = false;
-    } else if (std::find(values.begin(), values.end(), *value) != values.end()) {
-      m.diag().error(item.where(), item.path(), std::to_string(*value) + " is listed twice");
-      ok = false;
-    } else {
-      values.push_back(static_cast<int>(*value));
-    }
-  }
-  if (ok) out = std::move(values);
-}
-
-/// A list of strings, each checked by `valid` (which returns an error
-/// message, or empty when fine).
-template <class Check>
-void read_string_list(MapReader& m, std::string_view key, std::vector<std::string>& out,
-                      Check valid) {
-  const Field* f = m.find(key);
-  if (f == nullptr) return;
-  auto items = read_list(m.diag(), *f);
-  if (!items) return;
-  std::vector<std::string> values;
-  bool ok = true;
-  for (const Field& item : *items) {
-    auto value = read_string(m.diag(), item);
-    if (!value) {
-      ok = false;
-      continue;
-    }
-    if (auto why = valid(*value); !why.empty()) {
-      m.diag().error(item.where(), item.path(), std::move(why));
-      ok = false;
-      continue;
-    }
-    values.push_back(std::move(*value));
-  }
-  if (ok) out = std::move(values);
-}
-
-/// A map of string to string; keys checked by `valid_key`, values by
-/// `valid_value` (each returns an error message or empty).
-template <class KeyCheck, class ValueCheck>
-void read_string_map(MapReader& m, std::string_view key, std::map<std::string, std::string>& out,
-                     KeyCheck valid_key, ValueCheck valid_value) {
-  const Field* f = m.find(key);
-  if (f == nullptr) return;
-  const YAML::Node& node = f->node();
-  if (node.IsNull()) return;
-  if (!node.IsMap()) {
-    m.diag().error(f->where(), f->path(), "expected a map (name: value), got " + describe(node));
-    return;
-  }
-  std::map<std::string, std::string> values;
-  bool ok = true;
-  for (auto it = node.begin(); it != node.end(); ++it) {
-    const Location key_at = location_of(it->first);
-    if (!it->first.IsScalar()) {
-      m.diag().error(key_at, f->path(), "names must be strings, got " + describe(it->first));
-      ok = false;
-      continue;
-    }
-    const std::string name = it->first.Scalar();
-    const Field entry(it->second, f->child(name), key_at);
-    if (auto why = valid_key(name); !why.empty()) {
-      m.diag().error(key_at, entry.path(), std::move(why));
-      ok = false;
-      continue;
-    }
-    auto value = read_string(m.diag(), entry);
-    if (!value) {
-      ok = false;
-      continue;
-    }
-    if (auto why = valid_value(*value); !why.empty()) {
-      m.diag().error(entry.where(), entry.path(), std::move(why));
-      ok = false;
-      continue;
-    }
-    if (!values.emplace(name, std::move(*value)).second) {
-      m.diag().error(key_at, entry.path(), "'" + name + "' is given twice; keep only one");
-      ok = false;
-    }
-  }
-  if (ok) out = std::move(values);
-}
-
-// ---------------------------------------------------------------- files
-
-/// The content of the file `path` that `key` names; an unreadable file is
-/// reported at the key.
-std::optional<std::string> read_file_for(MapReader& m, std::string_view key,
-                                         const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    const int error = errno;
-    m.diag().error(m.at(key), m.path(key), "cannot read " + path + ": " + std::strerror(error));
-    return std::nullopt;
-  }
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 // ---------------------------------------------------------------- auth
 
 bool is_troupe_pattern(std::string_view pattern) {
@@ -270,20 +113,6 @@ std::optional<Sha256> parse_sha256_hex(std::string_view hex) {
     out[i] = static_cast<std::uint8_t>(value);
   }
   return out;
-}
-
-/// The token in a secret file: its content without surrounding whitespace
-/// (a trailing newline, typically).
-std::optional<std::string> read_secret_file(MapReader& m, std::string_view key,
-                                            const std::string& path) {
-  const auto content = read_file_for(m, key, path);
-  if (!content) return std::nullopt;
-  const std::string_view token = trim_token(*content);
-  if (token.empty()) {
-    m.diag().error(m.at(key), m.path(key), path + " is empty; it must hold the secret");
-    return std::nullopt;
-  }
-  return std::string(token);
 }
 
 void read_permissions(MapReader& identity, Identity& out) {
@@ -488,12 +317,8 @@ void read_server_tls(Diagnostics& diag, const Field& f, Config& config) {
 void check_exposure(MapReader& m, const Config& config) {
   const ServerOptions& server = config.server;
   const auto address = parse_address(server.grpc_address).value;
-  // mTLS authenticates every client by its certificate.
+  if (server.insecure || !address || is_loopback(*address) || grpc_is_protected(config)) return;
   const bool authenticated = config.auth.enabled() || server.tls.mutual();
-  if (server.insecure || !address || is_loopback(*address) ||
-      (server.tls.enabled() && authenticated)) {
-    return;
-  }
   const std::string missing = server.tls.enabled() ? "without authentication"
                               : authenticated      ? "without TLS"
                                                    : "without TLS and authentication";
@@ -805,213 +630,6 @@ void read_rate_limit(Diagnostics& diag, const Field& f, core::RateLimitOptions& 
   }
 }
 
-// ---------------------------------------------------------------- handlers
-
-enum class HandlerKind { kBuiltin, kExec, kHttp };
-
-std::string_view kind_name(HandlerKind kind) {
-  switch (kind) {
-    case HandlerKind::kBuiltin:
-      return "builtin";
-    case HandlerKind::kExec:
-      return "exec";
-    case HandlerKind::kHttp:
-      return "http";
-  }
-  return "";
-}
-
-std::span<const std::string_view> keys_of(HandlerKind kind) {
-  switch (kind) {
-    case HandlerKind::kBuiltin:
-      return kBuiltinKeys;
-    case HandlerKind::kExec:
-      return kExecKeys;
-    case HandlerKind::kHttp:
-      return kHttpKeys;
-  }
-  return kBuiltinKeys;
-}
-
-/// Explains a key that belongs to another handler kind.
-UnknownKeyHint other_kind_hint(HandlerKind kind) {
-  return [kind](std::string_view key) -> std::optional<std::string> {
-    for (const HandlerKind other :
-         {HandlerKind::kBuiltin, HandlerKind::kExec, HandlerKind::kHttp}) {
-      if (other == kind) continue;
-      const auto keys = keys_of(other);
-      if (std::find(keys.begin(), keys.end(), key) != keys.end()) {
-        return "'" + std::string(key) + "' belongs to handler kind '" +
-               std::string(kind_name(other)) + "', not '" + std::string(kind_name(kind)) + "'";
-      }
-    }
-    return std::nullopt;
-  };
-}
-
-core::BuiltinHandlerOptions read_builtin(Diagnostics& diag, const Field& f) {
-  using Kind = core::BuiltinHandlerOptions::Kind;
-  using FailMode = core::BuiltinHandlerOptions::FailMode;
-  core::BuiltinHandlerOptions b;
-  MapReader m(diag, f, {kBuiltinKeys.begin(), kBuiltinKeys.end()},
-              other_kind_hint(HandlerKind::kBuiltin));
-  const bool named = m.choice<Kind>("name", b.kind,
-                                    {{"noop", Kind::kNoop},
-                                     {"echo", Kind::kEcho},
-                                     {"sleep", Kind::kSleep},
-                                     {"fail", Kind::kFail}});
-  if (!m.has("name")) {
-    diag.error(f.where(), m.path("name"),
-               "missing; a builtin handler needs a name: noop, echo, sleep or fail");
-  }
-  m.duration("sleep", b.sleep, kNonNegative);
-  m.choice<FailMode>("fail_mode", b.fail_mode,
-                     {{"throw", FailMode::kThrow},
-                      {"retryable", FailMode::kRetryable},
-                      {"permanent", FailMode::kPermanent}});
-  m.u32("fail_every", b.fail_every, {1, 1'000'000});
-  if (named) {
-    const std::string name = m.find("name")->node().Scalar();
-    auto only_for = [&](std::string_view key, Kind owner, std::string_view owner_name) {
-      if (m.has(key) && b.kind != owner) {
-        diag.error(m.at(key), m.path(key),
-                   "'" + std::string(key) + "' applies only to name: " + std::string(owner_name) +
-                       ", not name: " + name);
-      }
-    };
-    only_for("sleep", Kind::kSleep, "sleep");
-    only_for("fail_mode", Kind::kFail, "fail");
-    only_for("fail_every", Kind::kFail, "fail");
-  }
-  return b;
-}
-
-core::ExecHandlerOptions read_exec(Diagnostics& diag, const Field& f) {
-  core::ExecHandlerOptions e;
-  MapReader m(diag, f, {kExecKeys.begin(), kExecKeys.end()}, other_kind_hint(HandlerKind::kExec));
-  if (const Field* argv = m.find("argv")) {
-    read_string_list(m, "argv", e.argv, [](const std::string& arg) {
-      return arg.empty() ? std::string("arguments must not be empty") : std::string();
-    });
-    if (argv->node().IsNull() || (argv->node().IsSequence() && argv->node().size() == 0)) {
-      diag.error(argv->where(), argv->path(),
-                 "must name the program to run, e.g. argv: [\"tr\", \"a-z\", \"A-Z\"]");
-    }
-  } else {
-    diag.error(f.where(), m.path("argv"),
-               "missing; an exec handler needs the program and its arguments, e.g. "
-               "argv: [\"tr\", \"a-z\", \"A-Z\"] (no shell is involved)");
-  }
-  if (m.string("working_dir", e.working_dir) && e.working_dir.empty()) {
-    diag.error(m.at("working_dir"), m.path("working_dir"),
-               "must not be empty; remove it to run in the daemon's directory");
-  }
-  const auto env_name = [](const std::string& name) {
-    return is_env_name(name) ? std::string()
-                             : "\"" + name +
-                                   "\" is not an environment variable name "
-                                   "(letters, digits and '_', not starting with a digit)";
-  };
-  read_string_list(m, "env_allow", e.env_allow, env_name);
-  read_string_map(m, "env", e.env, env_name, [](const std::string&) { return std::string(); });
-  m.size("max_output", e.max_output, 1, kGiB);
-  m.size("max_stderr", e.max_stderr, 0, 64 * kMiB);
-  m.duration("kill_grace", e.kill_grace, kNonNegative);
-  read_int_list(m, "non_retryable_exit_codes", e.non_retryable_exit_codes, {1, 255});
-  if (m.string("metadata_env_prefix", e.metadata_env_prefix) &&
-      !is_env_name(e.metadata_env_prefix)) {
-    diag.error(m.at("metadata_env_prefix"), m.path("metadata_env_prefix"),
-               "\"" + e.metadata_env_prefix +
-                   "\" cannot start an environment variable name; use letters, digits and '_' "
-                   "(e.g. TROUPE_META_)");
-  }
-  return e;
-}
-
-core::HttpHandlerOptions read_http(Diagnostics& diag, const Field& f) {
-  core::HttpHandlerOptions h;
-  MapReader m(diag, f, {kHttpKeys.begin(), kHttpKeys.end()}, other_kind_hint(HandlerKind::kHttp));
-  if (const Field* url = m.find("url")) {
-    if (auto text = read_string(diag, *url)) {
-      auto parsed = parse_url(*text);
-      if (parsed.value) {
-        h.url = std::move(*text);
-      } else {
-        diag.error(url->where(), url->path(), std::move(parsed.error));
-      }
-    }
-  } else {
-    diag.error(f.where(), m.path("url"),
-               "missing; an http handler needs the URL to send jobs to, e.g. "
-               "url: http://127.0.0.1:8080/jobs");
-  }
-  std::string_view method;
-  if (m.choice<std::string_view>("method", method,
-                                 {{"POST", "POST"},
-                                  {"PUT", "PUT"},
-                                  {"PATCH", "PATCH"},
-                                  {"GET", "GET"},
-                                  {"DELETE", "DELETE"}})) {
-    h.method = std::string(method);
-  }
-  read_string_map(
-      m, "headers", h.headers,
-      [](const std::string& name) {
-        return is_header_token(name) ? std::string()
-                                     : "\"" + name + "\" is not a valid HTTP header name";
-      },
-      [](const std::string& value) {
-        return value.find_first_of("\r\n") == std::string::npos
-                   ? std::string()
-                   : std::string("header values must not contain line breaks");
-      });
-  m.size("max_response", h.max_response, 1, kGiB);
-  m.u32("connections_per_actor", h.connections_per_actor, {1, 64});
-  read_int_list(m, "retryable_statuses", h.retryable_statuses, {100, 599});
-  m.string("ca_file", h.ca_file);  // PEM bundle; empty = the system's trusted CAs
-  if (m.string("metadata_header_prefix", h.metadata_header_prefix) &&
-      !is_header_token(h.metadata_header_prefix)) {
-    diag.error(m.at("metadata_header_prefix"), m.path("metadata_header_prefix"),
-               "\"" + h.metadata_header_prefix +
-                   "\" cannot start an HTTP header name (e.g. X-Troupe-Meta-)");
-  }
-  return h;
-}
-
-std::optional<core::HandlerOptions> read_handler(Diagnostics& diag, const Field& f) {
-  const YAML::Node& node = f.node();
-  if (!node.IsMap()) {
-    diag.error(f.where(), f.path(),
-               "expected a map like {kind: builtin, name: echo}, got " + describe(node));
-    return std::nullopt;
-  }
-  std::optional<Field> kind_field;
-  for (auto it = node.begin(); it != node.end(); ++it) {
-    if (it->first.IsScalar() && it->first.Scalar() == "kind") {
-      kind_field.emplace(it->second, f.child("kind"), location_of(it->first));
-      break;
-    }
-  }
-  if (!kind_field) {
-    diag.error(f.where(), f.child("kind"), "missing; set kind: builtin, exec or http");
-    return std::nullopt;
-  }
-  const auto kind = read_choice<HandlerKind>(diag, *kind_field,
-                                             {{"builtin", HandlerKind::kBuiltin},
-                                              {"exec", HandlerKind::kExec},
-                                              {"http", HandlerKind::kHttp}});
-  if (!kind) return std::nullopt;
-  switch (*kind) {
-    case HandlerKind::kBuiltin:
-      return read_builtin(diag, f);
-    case HandlerKind::kExec:
-      return read_exec(diag, f);
-    case HandlerKind::kHttp:
-      return read_http(diag, f);
-  }
-  return std::nullopt;
-}
-
 struct TroupeRead {
   core::TroupeOptions options;
   std::optional<Field> name;  // present and valid
@@ -1074,7 +692,8 @@ TroupeRead read_troupe(Diagnostics& diag, const Field& f) {
   if (const Field* r = m.find("retry")) read_retry(diag, *r, t.retry);
   if (const Field* r = m.find("rate_limit")) read_rate_limit(diag, *r, t.rate_limit);
   if (const Field* h = m.find("handler")) {
-    if (auto handler = read_handler(diag, *h)) t.handler = std::move(*handler);
+    if (auto handler = handlers::read_handler(handlers::handler_registry(), diag, *h))
+      t.handler = std::move(*handler);
   } else {
     diag.error(f.where(), m.path("handler"),
                "missing; every troupe needs a handler, e.g. handler: {kind: builtin, name: echo}");
@@ -1134,16 +753,10 @@ Config read_config(Diagnostics& diag, const YAML::Node& root) {
 
 }  // namespace
 
-std::string ConfigError::to_string() const {
-  std::string out = file;
-  if (line > 0) {
-    out += ":" + std::to_string(line);
-    if (column > 0) out += ":" + std::to_string(column);
-  }
-  out += ": ";
-  if (!path.empty()) out += path + ": ";
-  out += message;
-  return out;
+bool grpc_is_protected(const Config& config) {
+  // mTLS authenticates every client by its certificate.
+  const bool authenticated = config.auth.enabled() || config.server.tls.mutual();
+  return config.server.tls.enabled() && authenticated;
 }
 
 LoadResult load_string(std::string_view yaml, const std::string& name) {

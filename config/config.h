@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "config/config_error.h"
 #include "core/options.h"
 
 namespace troupe::config {
@@ -144,22 +145,16 @@ struct Config {
   bool operator==(const Config&) const = default;
 };
 
-/// One problem in a config file, located precisely.
-struct ConfigError {
-  std::string file;
-  int line = 0;         // 1-based; 0 when the problem has no single place
-  int column = 0;       // 1-based
-  std::string path;     // key path, e.g. "troupes[2].autoscale.cooldown"
-  std::string message;  // what is wrong and what to do
-  /// "file:line:column: path: message"
-  std::string to_string() const;
-};
-
 /// Either a whole valid config, or every error found in the file.
 struct LoadResult {
   std::optional<Config> config;
   std::vector<ConfigError> errors;
 };
+
+/// True when the gRPC port has TLS and authenticates every caller (auth
+/// identities, or mTLS): then it may listen off loopback without
+/// `server.insecure`, and trouped warns about it under `insecure` no more.
+bool grpc_is_protected(const Config& config);
 
 /// Reads, parses and validates a whole file, and resolves store.path
 /// against `path`'s directory (resolve_store_path). Never throws.

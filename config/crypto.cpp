@@ -8,6 +8,8 @@
 
 #include <memory>
 
+#include "syntax/hex.h"
+
 namespace troupe::config {
 namespace {
 
@@ -50,14 +52,7 @@ Sha256 sha256(std::string_view text) {
 }
 
 std::string to_hex(const Sha256& digest) {
-  constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(digest.size() * 2);
-  for (const std::uint8_t byte : digest) {
-    out += kDigits[byte >> 4];
-    out += kDigits[byte & 0xf];
-  }
-  return out;
+  return syntax::to_hex(digest);
 }
 
 namespace detail {

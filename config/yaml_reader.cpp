@@ -1,11 +1,16 @@
 #include "config/yaml_reader.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <cmath>
+#include <cstring>
+#include <fstream>
 #include <limits>
+#include <sstream>
 
 #include "config/value_parsers.h"
+#include "syntax/token.h"
 
 namespace troupe::config::detail {
 namespace {
@@ -362,6 +367,54 @@ std::optional<std::vector<Field>> read_list(Diagnostics& diag, const Field& f) {
     ++index;
   }
   return items;
+}
+
+void read_int_list(MapReader& m, std::string_view key, std::vector<int>& out, IntRange range) {
+  const Field* f = m.find(key);
+  if (f == nullptr) return;
+  auto items = read_list(m.diag(), *f);
+  if (!items) return;
+  std::vector<int> values;
+  bool ok = true;
+  for (const Field& item : *items) {
+    auto value = read_int(m.diag(), item, range);
+    if (!value) {
+      ok = false;
+    } else if (std::find(values.begin(), values.end(), *value) != values.end()) {
+      m.diag().error(item.where(), item.path(), std::to_string(*value) + " is listed twice");
+      ok = false;
+    } else {
+      values.push_back(static_cast<int>(*value));
+    }
+  }
+  if (ok) out = std::move(values);
+}
+
+/// The content of the file `path` that `key` names; an unreadable file is
+/// reported at the key.
+std::optional<std::string> read_file_for(MapReader& m, std::string_view key,
+                                         const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    const int error = errno;
+    m.diag().error(m.at(key), m.path(key), "cannot read " + path + ": " + std::strerror(error));
+    return std::nullopt;
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+std::optional<std::string> read_secret_file(MapReader& m, std::string_view key,
+                                            const std::string& path) {
+  const auto content = read_file_for(m, key, path);
+  if (!content) return std::nullopt;
+  const std::string_view token = syntax::trim_token(*content);
+  if (token.empty()) {
+    m.diag().error(m.at(key), m.path(key), path + " is empty; it must hold the secret");
+    return std::nullopt;
+  }
+  return std::string(token);
 }
 
 }  // namespace troupe::config::detail

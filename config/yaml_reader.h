@@ -1,7 +1,8 @@
 #pragma once
 
-/// Strict, error-collecting readers over yaml-cpp nodes. Internal to
-/// troupe_config: the schema in config.cpp is written with these.
+/// Strict, error-collecting readers over yaml-cpp nodes (library troupe_yaml).
+/// The schema in config/config.cpp and each handler kind's reader
+/// (handlers/<kind>/<kind>_config.cpp) are written with these.
 
 #include <yaml-cpp/yaml.h>
 
@@ -16,7 +17,7 @@
 #include <utility>
 #include <vector>
 
-#include "config/config.h"
+#include "config/config_error.h"
 #include "config/value_parsers.h"
 #include "core/options.h"
 
@@ -174,5 +175,99 @@ std::optional<E> read_choice(Diagnostics& diag, const Field& f, Choices<E> choic
   diag.error(f.where(), f.path(), std::move(message));
   return std::nullopt;
 }
+
+/// A list of whole numbers in `range`, each listed once.
+void read_int_list(MapReader& m, std::string_view key, std::vector<int>& out, IntRange range);
+
+/// A list of strings, each checked by `valid` (which returns an error
+/// message, or empty when fine).
+template <class Check>
+void read_string_list(MapReader& m, std::string_view key, std::vector<std::string>& out,
+                      Check valid) {
+  const Field* f = m.find(key);
+  if (f == nullptr) return;
+  auto items = read_list(m.diag(), *f);
+  if (!items) return;
+  std::vector<std::string> values;
+  bool ok = true;
+  for (const Field& item : *items) {
+    auto value = read_string(m.diag(), item);
+    if (!value) {
+      ok = false;
+      continue;
+    }
+    if (auto why = valid(*value); !why.empty()) {
+      m.diag().error(item.where(), item.path(), std::move(why));
+      ok = false;
+      continue;
+    }
+    values.push_back(std::move(*value));
+  }
+  if (ok) out = std::move(values);
+}
+
+/// A map of string to string; keys checked by `valid_key`, values by
+/// `valid_value` (each returns an error message or empty).
+template <class KeyCheck, class ValueCheck>
+void read_string_map(MapReader& m, std::string_view key, std::map<std::string, std::string>& out,
+                     KeyCheck valid_key, ValueCheck valid_value) {
+  const Field* f = m.find(key);
+  if (f == nullptr) return;
+  const YAML::Node& node = f->node();
+  if (node.IsNull()) return;
+  if (!node.IsMap()) {
+    m.diag().error(f->where(), f->path(), "expected a map (name: value), got " + describe(node));
+    return;
+  }
+  std::map<std::string, std::string> values;
+  bool ok = true;
+  for (auto it = node.begin(); it != node.end(); ++it) {
+    const Location key_at = location_of(it->first);
+    if (!it->first.IsScalar()) {
+      m.diag().error(key_at, f->path(), "names must be strings, got " + describe(it->first));
+      ok = false;
+      continue;
+    }
+    const std::string name = it->first.Scalar();
+    const Field entry(it->second, f->child(name), key_at);
+    if (auto why = valid_key(name); !why.empty()) {
+      m.diag().error(key_at, entry.path(), std::move(why));
+      ok = false;
+      continue;
+    }
+    auto value = read_string(m.diag(), entry);
+    if (!value) {
+      ok = false;
+      continue;
+    }
+    if (auto why = valid_value(*value); !why.empty()) {
+      m.diag().error(entry.where(), entry.path(), std::move(why));
+      ok = false;
+      continue;
+    }
+    if (!values.emplace(name, std::move(*value)).second) {
+      m.diag().error(key_at, entry.path(), "'" + name + "' is given twice; keep only one");
+      ok = false;
+    }
+  }
+  if (ok) out = std::move(values);
+}
+
+/// The content of the file `path` that `key` names; an unreadable file is
+/// reported at the key.
+std::optional<std::string> read_file_for(MapReader& m, std::string_view key,
+                                         const std::string& path);
+
+/// The secret in a file (a token, a signing key): its content without
+/// surrounding whitespace (a trailing newline, typically); an empty file is
+/// reported at the key.
+std::optional<std::string> read_secret_file(MapReader& m, std::string_view key,
+                                            const std::string& path);
+
+/// Ranges and sizes several sections use.
+inline constexpr DurationRange kPositive{};
+inline constexpr DurationRange kNonNegative{core::Duration::zero(), false, std::nullopt};
+inline constexpr std::size_t kMiB = std::size_t{1} << 20;
+inline constexpr std::size_t kGiB = std::size_t{1} << 30;
 
 }  // namespace troupe::config::detail

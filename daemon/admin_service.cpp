@@ -42,11 +42,15 @@ grpc::ServerUnaryReactor* AdminServiceImpl::GetTroupe(grpc::CallbackServerContex
       *context, *in, *out,
       [this, context](const v1::GetTroupeRequest& request,
                       v1::Troupe& response) -> std::optional<RpcError> {
+        // The order of checks every call follows (docs/api.md): who calls,
+        // then what the call names, then the permission on it.
+        auto caller = authorizer_.authenticate(*context, "GetTroupe");
+        if (auto* error = std::get_if<RpcError>(&caller)) return *error;
         if (request.name().empty()) {
           return invalid_argument("name", "is empty; name a troupe (see ListTroupes)");
         }
-        if (auto denied =
-                authorizer_.check(*context, Permission::kAdmin, request.name(), "GetTroupe")) {
+        if (auto denied = authorizer_.authorize(*context, std::get<Authorizer::Caller>(caller),
+                                                Permission::kAdmin, request.name(), "GetTroupe")) {
           return denied;
         }
         auto status = runtime_.troupe(request.name());
@@ -63,17 +67,20 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListDeadJobs(grpc::CallbackServerCon
       *context, *in, *out,
       [this, context](const v1::ListDeadJobsRequest& request,
                       v1::ListDeadJobsResponse& response) -> std::optional<RpcError> {
+        auto caller = authorizer_.authenticate(*context, "ListDeadJobs");
+        if (auto* error = std::get_if<RpcError>(&caller)) return *error;
         if (request.troupe().empty()) {
           return invalid_argument("troupe", "is empty; name a troupe (see ListTroupes)");
+        }
+        if (auto denied =
+                authorizer_.authorize(*context, std::get<Authorizer::Caller>(caller),
+                                      Permission::kRead, request.troupe(), "ListDeadJobs")) {
+          return denied;
         }
         if (request.limit() > kMaxDeadJobs) {
           return invalid_argument(
               "limit", "is over the maximum of " + std::to_string(kMaxDeadJobs) +
                            "; ask for fewer (0 means " + std::to_string(kDefaultDeadJobs) + ")");
-        }
-        if (auto denied =
-                authorizer_.check(*context, Permission::kRead, request.troupe(), "ListDeadJobs")) {
-          return denied;
         }
         const std::uint32_t limit = request.limit() == 0 ? kDefaultDeadJobs : request.limit();
         auto jobs = runtime_.dead_jobs(request.troupe(), limit);

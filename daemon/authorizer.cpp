@@ -70,14 +70,6 @@ std::optional<RpcError> Authorizer::authorize(const grpc::ServerContextBase& con
               method);
 }
 
-std::optional<RpcError> Authorizer::check(const grpc::ServerContextBase& context,
-                                          config::Permission permission, std::string_view troupe,
-                                          std::string_view method) const {
-  auto caller = authenticate(context, method);
-  if (auto* error = std::get_if<RpcError>(&caller)) return std::move(*error);
-  return authorize(context, std::get<Caller>(caller), permission, troupe, method);
-}
-
 RpcError Authorizer::deny_everywhere(const grpc::ServerContextBase& context, const Caller& caller,
                                      config::Permission permission, std::string_view method) const {
   return deny(context, grpc::StatusCode::PERMISSION_DENIED,

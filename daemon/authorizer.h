@@ -54,10 +54,6 @@ class Authorizer {
   std::optional<RpcError> authorize(const grpc::ServerContextBase& context, const Caller& caller,
                                     config::Permission permission, std::string_view troupe,
                                     std::string_view method) const;
-  /// authenticate, then authorize.
-  std::optional<RpcError> check(const grpc::ServerContextBase& context,
-                                config::Permission permission, std::string_view troupe,
-                                std::string_view method) const;
   /// PERMISSION_DENIED for a caller without `permission` on any troupe (a
   /// list it would see empty), counted and logged.
   RpcError deny_everywhere(const grpc::ServerContextBase& context, const Caller& caller,

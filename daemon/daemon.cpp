@@ -116,14 +116,16 @@ std::string join(const std::vector<std::string>& items) {
 }
 
 /// server.insecure lets trouped listen off loopback without TLS and
-/// authentication; say so loudly, once per exposed listener, at start.
-void warn_if_exposed(const config::ServerOptions& server) {
+/// authentication; say so loudly, once per listener exposed without them, at
+/// start (not for a gRPC port that has TLS and authentication anyway).
+void warn_if_exposed(const config::Config& config) {
+  const config::ServerOptions& server = config.server;
   if (!server.insecure) return;
   const auto exposed = [](const std::string& address) {
     const auto parsed = config::parse_address(address).value;
     return parsed && !config::is_loopback(*parsed);
   };
-  if (exposed(server.grpc_address)) {
+  if (exposed(server.grpc_address) && !config::grpc_is_protected(config)) {
     spdlog::warn(
         "INSECURE (server.insecure: true): gRPC on {} is reachable from other machines without "
         "TLS and authentication; anyone who reaches it can submit, read and cancel jobs "
@@ -220,7 +222,7 @@ class Daemon {
     threads_.reserve(threads);
     for (std::uint32_t i = 0; i < threads; ++i) threads_.emplace_back([this] { io_.run(); });
 
-    warn_if_exposed(config_.server);
+    warn_if_exposed(config_);
     const bool started = start_listeners();
     if (started) {
       sd_notify(0, "READY=1\nSTATUS=serving");

@@ -174,8 +174,11 @@ class SubmitStreamReactor final : public OrderedReplyStream<grpc::ByteBuffer, gr
   v1::StreamSubmitAck ack_for(v1::StreamSubmitRequest& in, bool& accepted) {
     v1::StreamSubmitAck ack;
     ack.set_correlation_id(in.correlation_id());
-    if (auto denied = authorizer_.authorize(context_, caller_, config::Permission::kSubmit,
-                                            in.request().troupe(), "SubmitStream")) {
+    // An empty troupe is to_job_request's INVALID_ARGUMENT (docs/api.md).
+    if (auto denied = in.request().troupe().empty()
+                          ? std::nullopt
+                          : authorizer_.authorize(context_, caller_, config::Permission::kSubmit,
+                                                  in.request().troupe(), "SubmitStream")) {
       fill_ack(*denied, ack);
       return ack;
     }
@@ -317,10 +320,20 @@ grpc::ServerUnaryReactor* JobServiceImpl::Submit(grpc::CallbackServerContext* co
     finish(*context, *reactor, *error);
     return reactor;
   }
-  if (auto denied =
-          authorizer_.check(*context, config::Permission::kSubmit, request.troupe(), "Submit")) {
+  // Who calls, then what the call names, then the permission on it
+  // (docs/api.md): an empty troupe is to_job_request's INVALID_ARGUMENT, not
+  // a denial on troupe "".
+  auto caller = authorizer_.authenticate(*context, "Submit");
+  std::optional<RpcError> refused;
+  if (auto* error = std::get_if<RpcError>(&caller)) {
+    refused = std::move(*error);
+  } else if (!request.troupe().empty()) {
+    refused = authorizer_.authorize(*context, std::get<Authorizer::Caller>(caller),
+                                    config::Permission::kSubmit, request.troupe(), "Submit");
+  }
+  if (refused) {
     auto* reactor = context->DefaultReactor();
-    finish(*context, *reactor, *denied);
+    finish(*context, *reactor, *refused);
     return reactor;
   }
   auto translated = to_job_request(request, limits_, SubmitSource::kUnary);

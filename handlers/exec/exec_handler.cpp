@@ -21,6 +21,7 @@
 #include <spawn.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -108,6 +109,86 @@ std::optional<Pipe> make_pipe(int& err) {
     return std::nullopt;
   }
   return p;
+}
+
+/// The step at which a child started by fork_exec_as() failed.
+enum ChildStep : int { kStepStdio = 1, kStepIds, kStepChdir, kStepExec };
+
+/// posix_spawn cannot change the user, so a job with `user`/`group` is
+/// started with fork + execve: the same child setup as the posix_spawn path
+/// (new process group, stdio from the pipes, nothing else open, default
+/// signal dispositions, empty mask), plus setgroups/setgid/setuid before the
+/// chdir and the exec. Between fork and exec the child makes only
+/// async-signal-safe calls and raw syscalls for the ids (glibc's wrappers
+/// would try to apply them to threads the child does not have); everything
+/// it reads was prepared before the fork. A failure before the exec comes
+/// back through a close-on-exec pipe as {step, errno}. Returns 0 and sets
+/// `pid`, or returns an errno and sets `step`.
+int fork_exec_as(const ExecHandlerOptions::RunAs& run_as, const char* program,
+                 const char* working_dir, const int stdio[3], char* const argv[],
+                 char* const envp[], pid_t& pid, int& step) {
+  int err = 0;
+  auto report = make_pipe(err);
+  if (!report) {
+    step = kStepStdio;
+    return err;
+  }
+  const int report_fd = report->write.get();
+  const gid_t* groups = run_as.groups.data();
+  const std::size_t group_count = run_as.groups.size();
+  const pid_t child = ::fork();
+  if (child < 0) {
+    step = kStepStdio;
+    return errno;
+  }
+  if (child == 0) {
+    auto fail = [report_fd](int at) {
+      const int message[2] = {at, errno};
+      [[maybe_unused]] const ssize_t n = ::write(report_fd, message, sizeof message);
+      ::_exit(127);
+    };
+    struct sigaction default_action {};
+    default_action.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; ++sig) {
+      if (sig != SIGKILL && sig != SIGSTOP) ::sigaction(sig, &default_action, nullptr);
+    }
+    ::setpgid(0, 0);
+    for (int fd = 0; fd < 3; ++fd) {
+      if (::dup2(stdio[fd], fd) < 0) fail(kStepStdio);
+    }
+    if (::syscall(SYS_setgroups, group_count, groups) != 0) fail(kStepIds);
+    if (::syscall(SYS_setgid, run_as.gid) != 0) fail(kStepIds);
+    if (::syscall(SYS_setuid, run_as.uid) != 0) fail(kStepIds);
+    // As the job's user: a working_dir it may not enter is its failure.
+    if (working_dir != nullptr && ::chdir(working_dir) != 0) fail(kStepChdir);
+    ::syscall(SYS_close_range, 3u, static_cast<unsigned>(report_fd) - 1u, 0u);
+    ::syscall(SYS_close_range, static_cast<unsigned>(report_fd) + 1u, ~0u, 0u);
+    sigset_t none;
+    ::sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::execve(program, argv, envp);
+    fail(kStepExec);
+  }
+  ::setpgid(child, child);  // also from here, so no kill(-pid) can miss the group
+  report->write.reset();
+  int message[2] = {0, 0};
+  std::size_t got = 0;
+  while (got < sizeof message) {
+    const ssize_t n =
+        ::read(report->read.get(), reinterpret_cast<char*>(message) + got, sizeof message - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;  // EOF: the exec happened
+    got += static_cast<std::size_t>(n);
+  }
+  if (got < sizeof message) {
+    pid = child;
+    return 0;
+  }
+  int status = 0;
+  while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  }
+  step = message[0];
+  return message[1] != 0 ? message[1] : EIO;
 }
 
 std::string signal_name(int sig) {
@@ -333,12 +414,25 @@ class ExecAttempt : public std::enable_shared_from_this<ExecAttempt> {
     ::posix_spawnattr_setsigmask(&attr, &none);
 
     pid_t pid = 0;
-    const int rc = ::posix_spawn(&pid, program_.c_str(), &actions, &attr, argv.data(), envp.data());
+    int rc = 0;
+    int step = kStepExec;
+    if (options.run_as) {
+      const int stdio[3] = {in->read.get(), out->write.get(), errp->write.get()};
+      rc = fork_exec_as(*options.run_as, program_.c_str(),
+                        options.working_dir.empty() ? nullptr : options.working_dir.c_str(), stdio,
+                        argv.data(), envp.data(), pid, step);
+    } else {
+      rc = ::posix_spawn(&pid, program_.c_str(), &actions, &attr, argv.data(), envp.data());
+    }
     ::posix_spawn_file_actions_destroy(&actions);
     ::posix_spawnattr_destroy(&attr);
     if (rc != 0) {
       std::string where =
           options.working_dir.empty() ? "" : " in working_dir '" + options.working_dir + "'";
+      if (step == kStepIds) {
+        const auto& run_as = *options.run_as;
+        where = " as uid " + std::to_string(run_as.uid) + " gid " + std::to_string(run_as.gid);
+      }
       fail_early(FailureClass::kPermanent,
                  "exec: cannot start '" + program_ + "'" + where + ": " + errno_text(rc));
       return false;

@@ -2,10 +2,13 @@
 
 /// Options of the `exec` handler kind: a program run per job.
 
+#include <sys/types.h>
+
 #include <boost/asio/any_io_executor.hpp>
 #include <cstddef>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -28,6 +31,18 @@ struct ExecHandlerOptions {
   Duration kill_grace = 5s;                   // SIGTERM -> SIGKILL
   std::vector<int> non_retryable_exit_codes;  // -> kPermanent
   std::string metadata_env_prefix = "TROUPE_META_";
+
+  /// Who the job runs as (`user:` / `group:`), resolved when the config is
+  /// read (trouped must then run as root). nullopt: trouped's own user.
+  struct RunAs {
+    std::string user;   // as configured; empty when only group was given
+    std::string group;  // as configured; empty = the user's primary group
+    uid_t uid = 0;
+    gid_t gid = 0;
+    std::vector<gid_t> groups;  // supplementary groups set with setgroups
+    bool operator==(const RunAs&) const = default;
+  };
+  std::optional<RunAs> run_as;
 
   bool operator==(const ExecHandlerOptions&) const = default;
 };

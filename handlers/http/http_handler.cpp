@@ -1,6 +1,8 @@
 #include "handlers/http/http_handler.h"
 
 #include <netinet/in.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/ssl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -25,6 +27,7 @@
 #include <vector>
 
 #include "core/utf8.h"
+#include "syntax/hex.h"
 #include "syntax/url.h"
 
 namespace troupe::core {
@@ -78,7 +81,7 @@ struct HttpShared {
   std::string url_error;
   asio::any_io_executor executor;
   Clock& clock;
-  std::unique_ptr<ssl::context> tls_context;
+  std::unique_ptr<ssl::context> tls_context;  // for the url; a redirect makes its own
   tcp::resolver resolver;
   std::optional<tcp::resolver::results_type> endpoints;  // resolved once, cached
   std::vector<std::unique_ptr<Connection>> idle;         // at most connections_per_actor
@@ -106,6 +109,37 @@ std::string clip(std::string_view text, std::size_t n) {
   const std::string_view kept = utf8_prefix(text, n);  // not inside a character
   return std::string(kept) + "... (" + std::to_string(text.size() - kept.size()) + " bytes more)";
 }
+
+/// A TLS client context trusting `options.ca_file` (or the system's trust
+/// store), TLS 1.2+; nullptr and `error` when the trust store cannot be read.
+std::unique_ptr<ssl::context> make_tls_context(const HttpHandlerOptions& options,
+                                               std::string& error) {
+  auto context = std::make_unique<ssl::context>(ssl::context::tls_client);
+  context->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                       ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+  error_code ec;
+  if (options.ca_file.empty()) {
+    context->set_default_verify_paths(ec);
+  } else {
+    context->load_verify_file(options.ca_file, ec);
+  }
+  if (ec) {
+    error = "cannot load TLS trust store" +
+            (options.ca_file.empty() ? std::string() : " '" + options.ca_file + "'") + ": " +
+            ec.message();
+    return nullptr;
+  }
+  return context;
+}
+
+/// Where a followed redirect points, for the rest of one attempt.
+struct RedirectTarget {
+  syntax::Url url;
+  std::string port;
+  std::unique_ptr<ssl::context> tls_context;  // https only
+};
+
+constexpr int kMaxRedirects = 5;
 
 /// One attempt: acquire a connection (idle, or resolve/connect/handshake),
 /// write the request, read the response. Held in a shared_ptr by its pending
@@ -136,8 +170,10 @@ class HttpAttempt : public std::enable_shared_from_this<HttpAttempt> {
 
  private:
   const HttpHandlerOptions& options() const { return shared_->options; }
-  const syntax::Url& url() const { return *shared_->url; }
-  const std::string& port() const { return shared_->port; }
+  /// Where this attempt sends now: the configured url, or where a
+  /// followed redirect pointed.
+  const syntax::Url& url() const { return redirect_ ? redirect_->url : *shared_->url; }
+  const std::string& port() const { return redirect_ ? redirect_->port : shared_->port; }
 
   void build_request(const AttemptContext& ctx) {
     const http::verb verb = http::string_to_verb(options().method);
@@ -161,9 +197,26 @@ class HttpAttempt : public std::enable_shared_from_this<HttpAttempt> {
     request_.keep_alive(true);
     request_.body() = ctx.payload;
     request_.prepare_payload();
+    sign();
+  }
+
+  void sign() {
+    if (options().signing_secret.empty()) return;
+    const auto now = shared_->clock.wall_now().time_since_epoch();
+    const std::string timestamp =
+        std::to_string(std::chrono::duration_cast<std::chrono::seconds>(now).count());
+    request_.set("X-Troupe-Timestamp", timestamp);
+    request_.set("X-Troupe-Signature",
+                 sign_http_request(options().signing_secret, timestamp, request_.body()));
   }
 
   void acquire() {
+    if (redirect_) {
+      // Never pooled and resolved afresh: the kept connections and the
+      // cached addresses belong to the configured url.
+      connection_ = std::make_unique<Connection>(shared_->executor, redirect_->tls_context.get());
+      return resolve();
+    }
     auto& idle = shared_->idle;
     if (!idle.empty()) {
       connection_ = std::move(idle.back());
@@ -173,9 +226,13 @@ class HttpAttempt : public std::enable_shared_from_this<HttpAttempt> {
     }
     connection_ = std::make_unique<Connection>(shared_->executor, shared_->tls_context.get());
     if (shared_->endpoints) {
-      connect();
+      connect(*shared_->endpoints);
       return;
     }
+    resolve();
+  }
+
+  void resolve() {
     shared_->resolver.async_resolve(
         url().host, port(),
         [self = shared_from_this()](const error_code& ec, tcp::resolver::results_type results) {
@@ -185,8 +242,8 @@ class HttpAttempt : public std::enable_shared_from_this<HttpAttempt> {
                 FailureClass::kRetryable,
                 "http: cannot resolve '" + self->url().host + "': " + ec.message()));
           }
-          self->shared_->endpoints = std::move(results);
-          self->connect();
+          if (!self->redirect_) self->shared_->endpoints = results;
+          self->connect(results);
         });
   }
 
@@ -194,8 +251,8 @@ class HttpAttempt : public std::enable_shared_from_this<HttpAttempt> {
   /// close-on-exec: asio opens sockets without SOCK_CLOEXEC, and a process
   /// another thread spawns meanwhile (an exec job) must never inherit a
   /// connection. Replaces asio::async_connect, which opens its own sockets.
-  void connect() {
-    endpoints_ = *shared_->endpoints;
+  void connect(const tcp::resolver::results_type& endpoints) {
+    endpoints_ = endpoints;
     connect_to(endpoints_.begin(), asio::error::host_not_found);
   }
 
@@ -205,7 +262,7 @@ class HttpAttempt : public std::enable_shared_from_this<HttpAttempt> {
     socket.close(ignored);
     if (next == endpoints_.end()) {
       // The address may have moved: resolve again next time.
-      shared_->endpoints.reset();
+      if (!redirect_) shared_->endpoints.reset();
       return fail_connection("connect to " + url().host + ":" + port() + " failed", last);
     }
     const tcp::endpoint endpoint = next->endpoint();
@@ -311,7 +368,7 @@ class HttpAttempt : public std::enable_shared_from_this<HttpAttempt> {
     auto& response = parser_->get();
     const int status = static_cast<int>(response.result_int());
     connection_->used = true;
-    if (response.keep_alive() &&
+    if (!redirect_ && response.keep_alive() &&
         shared_->idle.size() < std::max(1u, options().connections_per_actor)) {
       shared_->idle.push_back(std::move(connection_));
     } else {
@@ -321,11 +378,17 @@ class HttpAttempt : public std::enable_shared_from_this<HttpAttempt> {
     const FailureClass cls = classify_http(options(), status);
     if (cls == FailureClass::kNone)
       return finish(AttemptResult::success(std::move(response.body())));
+    const std::string exchange = "http: " + request_.method_string().to_string() + " " +
+                                 url().host_header() + url().target + " -> " +
+                                 std::to_string(status) + " " + response.reason().to_string();
+    if (status >= 300 && status <= 399) {
+      const auto location = response.find(http::field::location);
+      if (location != response.end()) {
+        return redirect(exchange, std::string(location->value()), status);
+      }
+    }
     AttemptResult result = AttemptResult::failed(
-        cls, "http: " + request_.method_string().to_string() + " " + url().host_header() +
-                 url().target + " -> " + std::to_string(status) + " " +
-                 response.reason().to_string() +
-                 (response.body().empty() ? "" : ": " + clip(response.body(), 512)));
+        cls, exchange + (response.body().empty() ? "" : ": " + clip(response.body(), 512)));
     if (cls == FailureClass::kRetryable) {
       const auto it = response.find(http::field::retry_after);
       if (it != response.end()) {
@@ -334,6 +397,64 @@ class HttpAttempt : public std::enable_shared_from_this<HttpAttempt> {
       }
     }
     finish(std::move(result));
+  }
+
+  /// A 3xx with a Location: follow it when follow_redirects allows, else a
+  /// permanent failure that names where it pointed.
+  void redirect(const std::string& exchange, const std::string& location, int status) {
+    auto refuse = [&](const std::string& why) {
+      finish(AttemptResult::failed(FailureClass::kPermanent,
+                                   exchange + ": redirect to " + clip(location, 512) + " " + why));
+    };
+    if (!options().follow_redirects) {
+      return refuse(
+          "not followed (follow_redirects is off; point url at it, or set "
+          "follow_redirects: true)");
+    }
+    if (redirects_ == kMaxRedirects) {
+      return refuse("not followed: " + std::to_string(kMaxRedirects) + " redirects already");
+    }
+    if (status == 300 || status == 304 || status == 305 || status == 306) {
+      return refuse("not followed: " + std::to_string(status) + " is not a redirect to follow");
+    }
+    std::optional<syntax::Url> next;
+    if (!location.empty() && location.front() == '/' &&
+        (location.size() == 1 || location[1] != '/')) {
+      next = url();  // a path on the same origin
+      next->target = location.substr(0, location.find('#'));
+    } else if (auto parsed = syntax::parse_url(location); parsed.value) {
+      next = std::move(parsed.value);
+    } else {
+      return refuse("not followed: only an absolute http(s) URL or an absolute path is followed");
+    }
+    if (next->host != url().host) {
+      return refuse("not followed: another host (only the same host is followed)");
+    }
+    if (url().tls() && !next->tls()) {
+      return refuse("not followed: https to http");
+    }
+    auto target = std::make_unique<RedirectTarget>();
+    target->url = std::move(*next);
+    target->port = std::to_string(target->url.port);
+    if (target->url.tls()) {
+      std::string error;
+      target->tls_context = make_tls_context(options(), error);
+      if (!target->tls_context) return refuse("not followed: " + error);
+    }
+    redirect_ = std::move(target);
+    ++redirects_;
+    if (status == 303) {  // See Other: fetch the answer with GET
+      request_.method(http::verb::get);
+      request_.body().clear();
+      request_.erase(http::field::content_type);
+    }
+    request_.target(url().target);
+    request_.set(http::field::host, url().host_header());
+    request_.prepare_payload();
+    sign();
+    parser_.reset();
+    retried_stale_ = false;
+    acquire();
   }
 
   void fail_connection(const std::string& what, const error_code& ec) {
@@ -381,7 +502,9 @@ class HttpAttempt : public std::enable_shared_from_this<HttpAttempt> {
   http::request<http::string_body> request_;
   std::optional<http::response_parser<http::string_body>> parser_;
   std::unique_ptr<Connection> connection_;
-  tcp::resolver::results_type endpoints_;  // being tried by connect_to()
+  tcp::resolver::results_type endpoints_;     // being tried by connect_to()
+  std::unique_ptr<RedirectTarget> redirect_;  // set once a redirect is followed
+  int redirects_ = 0;
   bool retried_stale_ = false;
   bool cancelled_ = false;
   bool finished_ = false;
@@ -444,6 +567,18 @@ std::optional<Duration> parse_retry_after(std::string_view value,
   return std::chrono::duration_cast<Duration>(at - now);
 }
 
+std::string sign_http_request(std::string_view secret, std::string_view timestamp,
+                              std::string_view body) {
+  std::string message;
+  message.reserve(timestamp.size() + 1 + body.size());
+  message.append(timestamp).append(".").append(body);
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int mac_size = 0;
+  ::HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+         reinterpret_cast<const unsigned char*>(message.data()), message.size(), mac, &mac_size);
+  return "v1=" + syntax::to_hex(std::span<const std::uint8_t>(mac, mac_size));
+}
+
 std::unique_ptr<Handler> make_http_handler(const HttpHandlerOptions& options,
                                            boost::asio::any_io_executor actor_executor,
                                            Clock& clock) {
@@ -454,21 +589,11 @@ std::unique_ptr<Handler> make_http_handler(const HttpHandlerOptions& options,
   if (!shared->url) {
     shared->url_error = "http: invalid url: " + parsed.error;
   } else if (shared->url->tls()) {
-    shared->tls_context = std::make_unique<ssl::context>(ssl::context::tls_client);
-    shared->tls_context->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
-                                     ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
-                                     ssl::context::no_tlsv1_1);
-    error_code ec;
-    if (options.ca_file.empty()) {
-      shared->tls_context->set_default_verify_paths(ec);
-    } else {
-      shared->tls_context->load_verify_file(options.ca_file, ec);
-    }
-    if (ec) {
+    std::string error;
+    shared->tls_context = make_tls_context(options, error);
+    if (!shared->tls_context) {
       shared->url.reset();
-      shared->url_error = "http: cannot load TLS trust store" +
-                          (options.ca_file.empty() ? std::string() : " '" + options.ca_file + "'") +
-                          ": " + ec.message();
+      shared->url_error = "http: " + error;
     }
   }
   return std::make_unique<HttpHandler>(std::move(shared));

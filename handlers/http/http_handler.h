@@ -29,6 +29,13 @@ FailureClass classify_http(const HttpHandlerOptions& options, int status);
 std::optional<Duration> parse_retry_after(std::string_view value,
                                           std::chrono::system_clock::time_point now);
 
+/// The request signature trouped sends in X-Troupe-Signature when a
+/// signing secret is configured: "v1=" and the lower-case hex HMAC-SHA256,
+/// keyed with `secret`, of `timestamp` (the X-Troupe-Timestamp value, Unix
+/// seconds), a '.', and the request body. Pure; thread-safe.
+std::string sign_http_request(std::string_view secret, std::string_view timestamp,
+                              std::string_view body);
+
 /// Builds the http handler for one actor. `actor_executor` is the actor's
 /// strand: every completion (resolve, connect, TLS, read, write) runs there and
 /// `done` is invoked there. `clock` (wall time) turns an HTTP-date Retry-After

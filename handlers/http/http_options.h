@@ -28,6 +28,12 @@ struct HttpHandlerOptions {
   std::vector<int> retryable_statuses = {408, 429};  // plus every 5xx
   std::string metadata_header_prefix = "X-Troupe-Meta-";
   std::string ca_file;  // https: PEM file of trusted CAs; empty = system default verify paths
+  /// Request signing (docs/handlers.md): the file the secret was read from
+  /// and the secret itself (read at config load, so a reload re-reads it and
+  /// a changed secret rebuilds the handlers). Empty secret = unsigned.
+  std::string signing_secret_file;
+  std::string signing_secret;
+  bool follow_redirects = false;  // same host only, never https -> http; at most 5
 
   bool operator==(const HttpHandlerOptions&) const = default;
 };

@@ -1,13 +1,19 @@
 """Kubernetes manifests: every document parses, has what it needs, and agrees
-with the trouped.yaml in the ConfigMap (ports, probes, grace period > drain),
-and the job store sits on a PersistentVolumeClaim written by one pod."""
+with the trouped.yaml in the ConfigMap (ports, probes, grace period > drain);
+the gRPC port has TLS and tokens from mounted Secrets, never inlined; the job
+store sits on a PersistentVolumeClaim written by one pod. With a trouped
+binary as the second argument, the ConfigMap's trouped.yaml is also loaded by
+`trouped --check-config`, with the Secrets' files made up here."""
 import os
 import re
+import subprocess
 import sys
+import tempfile
 
 import yaml
 
 k8s_dir = sys.argv[1]
+trouped = sys.argv[2] if len(sys.argv) > 2 else None
 errors = []
 
 
@@ -99,15 +105,68 @@ else:
 if not grace > drain + pre_stop:
     fail(f"terminationGracePeriodSeconds {grace} must exceed drain_timeout {drain}s + preStop {pre_stop}s")
 
-for probe_name in ("readinessProbe", "livenessProbe"):
+mounts = {m["mountPath"]: m for m in c.get("volumeMounts", [])}
+volumes = {v["name"]: v for v in pod.get("volumes", [])}
+
+
+def secret_of(path):
+    """The Secret (name, key) a file path in the pod comes from, or None."""
+    for mount_path, mount in mounts.items():
+        if path.startswith(mount_path.rstrip("/") + "/"):
+            secret = volumes.get(mount["name"], {}).get("secret")
+            if secret:
+                return secret.get("secretName"), path[len(mount_path.rstrip("/")) + 1:]
+    return None
+
+
+# gRPC: TLS and tokens, every secret a file from a mounted Secret.
+tls = server.get("tls") or {}
+for key in ("cert_file", "key_file"):
+    if not tls.get(key):
+        fail(f"ConfigMap server.tls.{key} missing: the gRPC port must have TLS")
+    elif not secret_of(tls[key]):
+        fail(f"server.tls.{key} {tls[key]} is not in a mounted Secret")
+identities = (config.get("auth") or {}).get("identities") or []
+if not identities:
+    fail("ConfigMap has no auth identities: anyone reaching the pod could submit")
+for identity in identities:
+    name = identity.get("name")
+    if "token" in identity:
+        fail(f"identity {name}: a plain token in the ConfigMap")
+    if identity.get("token_file") and not secret_of(identity["token_file"]):
+        fail(f"identity {name}: token_file {identity['token_file']} is not in a mounted Secret")
+    if not (identity.get("token_file") or identity.get("token_sha256")):
+        fail(f"identity {name}: needs token_file (a Secret) or token_sha256")
+metrics_exposed = metrics_host in ("0.0.0.0", "[::]", "::")
+if server.get("insecure"):
+    # Allowed only for what has no other way: plain-HTTP /metrics.
+    if not metrics_exposed:
+        fail("insecure: true with /metrics on loopback: nothing needs it")
+    if not (server.get("metrics_auth") or {}).get("password_file"):
+        fail("insecure: true for /metrics without basic auth")
+password_file = (server.get("metrics_auth") or {}).get("password_file")
+if password_file and not secret_of(password_file):
+    fail(f"metrics_auth.password_file {password_file} is not in a mounted Secret")
+for volume in volumes.values():
+    if "secret" in volume and volume["secret"].get("defaultMode", 0o644) & 0o007:
+        fail(f"Secret volume {volume['name']} is readable by others (defaultMode)")
+
+# Probes: the kubelet's native gRPC probes speak plaintext, so over TLS they
+# are troupectl health against the local gRPC port, trusting the mounted CA.
+for probe_name in ("readinessProbe", "livenessProbe", "startupProbe"):
     probe = c.get(probe_name)
-    if not probe or "grpc" not in probe:
-        fail(f"{probe_name} is not a native gRPC probe")
+    command = (probe or {}).get("exec", {}).get("command", [])
+    if not probe or command[:1] != ["troupectl"] or command[-1:] != ["health"]:
+        fail(f"{probe_name} is not `troupectl ... health`")
         continue
-    if probe["grpc"].get("port") != grpc_port:
-        fail(f"{probe_name} port {probe['grpc'].get('port')} != gRPC port {grpc_port}")
-    if probe["grpc"].get("service", "") != "":
-        fail(f"{probe_name} must check the overall health service \"\"")
+    flags = dict(zip(command[1:-1:2], command[2:-1:2]))
+    if flags.get("--address") != f"localhost:{grpc_port}":
+        fail(f"{probe_name} --address {flags.get('--address')} != localhost:{grpc_port}")
+    if not flags.get("--ca") or not secret_of(flags["--ca"]):
+        fail(f"{probe_name} does not trust a CA from a mounted Secret (--ca)")
+    deadline = duration_seconds(flags.get("--deadline", "10s"))
+    if deadline >= probe.get("timeoutSeconds", 1):
+        fail(f"{probe_name} --deadline {deadline}s must end before timeoutSeconds")
 live = c.get("livenessProbe", {})
 if live and live.get("periodSeconds", 10) * live.get("failureThreshold", 3) < drain:
     fail("livenessProbe would restart a pod in the middle of a drain")
@@ -115,10 +174,8 @@ if live and live.get("periodSeconds", 10) * live.get("failureThreshold", 3) < dr
 args = c.get("args", [])
 if "--config" not in args or args[args.index("--config") + 1] != "/etc/troupe/trouped.yaml":
     fail("container does not run with --config /etc/troupe/trouped.yaml")
-mounts = {m["mountPath"]: m for m in c.get("volumeMounts", [])}
 if "/etc/troupe" not in mounts:
     fail("ConfigMap not mounted at /etc/troupe")
-volumes = {v["name"]: v for v in pod.get("volumes", [])}
 if volumes.get(mounts.get("/etc/troupe", {}).get("name"), {}).get("configMap", {}).get("name") != cm["metadata"]["name"]:
     fail("/etc/troupe is not the trouped ConfigMap")
 
@@ -187,8 +244,60 @@ else:
 sm = docs["ServiceMonitor"]
 if any(svc["metadata"].get("labels", {}).get(k) != v for k, v in sm["spec"]["selector"]["matchLabels"].items()):
     fail("ServiceMonitor selector does not match the Service's labels")
-if not any(e.get("port") == "metrics" for e in sm["spec"]["endpoints"]):
+scrapes = [e for e in sm["spec"]["endpoints"] if e.get("port") == "metrics"]
+if not scrapes:
     fail("ServiceMonitor does not scrape the metrics port")
+elif server.get("metrics_auth") and not all(e.get("basicAuth") for e in scrapes):
+    fail("ServiceMonitor scrapes /metrics without the basic auth it needs")
+
+
+def check_config_loads():
+    """trouped --check-config on the ConfigMap's trouped.yaml, each mounted
+    file replaced by one made here (a CA-signed certificate for localhost,
+    tokens, the metrics password)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        text = cm["data"]["trouped.yaml"]
+        for mount_path, mount in mounts.items():
+            if "secret" in volumes.get(mount["name"], {}):
+                local = os.path.join(tmp, mount["name"])
+                os.makedirs(local, exist_ok=True)
+                text = text.replace(mount_path.rstrip("/") + "/", local + "/")
+        # The certificate, key and CA where the config expects them.
+        cert_path = tls["cert_file"]
+        mount_path = next(p for p in mounts if cert_path.startswith(p.rstrip("/") + "/"))
+        tls_dir = os.path.join(tmp, mounts[mount_path]["name"])
+
+        def run(*args):
+            subprocess.run(args, check=True, capture_output=True, cwd=tmp)
+
+        run("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+            "-nodes", "-keyout", "ca.key", "-out", os.path.join(tls_dir, "ca.crt"), "-days", "1",
+            "-subj", "/CN=test-ca")
+        run("openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", os.path.join(tls_dir, os.path.basename(tls["key_file"])), "-out",
+            "server.csr", "-subj", "/CN=trouped")
+        with open(os.path.join(tmp, "server.ext"), "w") as ext:
+            ext.write("subjectAltName=DNS:localhost\n")
+        run("openssl", "x509", "-req", "-in", "server.csr", "-CA", os.path.join(tls_dir, "ca.crt"),
+            "-CAkey", "ca.key", "-CAcreateserial", "-out",
+            os.path.join(tls_dir, os.path.basename(cert_path)),
+            "-days", "1", "-extfile", "server.ext")
+        for path in re.findall(re.escape(tmp) + r"/[^\s\"']+", text):
+            if not os.path.exists(path):
+                with open(path, "w") as secret:
+                    secret.write("made-up-secret-for-the-check\n")
+        config_path = os.path.join(tmp, "trouped.yaml")
+        with open(config_path, "w") as out:
+            out.write(text)
+        result = subprocess.run([trouped, "--check-config", config_path], capture_output=True,
+                                text=True)
+        if result.returncode != 0:
+            fail("trouped --check-config refuses the ConfigMap's trouped.yaml:\n"
+                 + result.stdout + result.stderr)
+
+
+if trouped and not errors:
+    check_config_loads()
 
 for e in errors:
     print("FAIL:", e)

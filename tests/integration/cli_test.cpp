@@ -199,6 +199,31 @@ troupes:
   EXPECT_EQ(lines_of(result.err), expected);
 }
 
+// An exec troupe with `user:` needs trouped to run as root: as anyone else
+// the config is refused when it is read, naming the key (setpriv drops this
+// root test process's trouped to nobody).
+TEST(Cli, ExecUserIsRefusedWhenTroupedIsNotRoot) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to start trouped as another user";
+  const TempFile file(R"(troupes:
+  - name: a
+    handler: {kind: exec, argv: [id], user: nobody}
+)");
+  std::filesystem::permissions(file.path(), std::filesystem::perms::others_read,
+                               std::filesystem::perm_options::add);
+  ProcessOptions options = trouped({"--check-config", file.path()});
+  options.argv.insert(options.argv.begin(),
+                      {"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"});
+  const ProcessResult result = troupe::test::run_process(options);
+  EXPECT_EQ(result.exit_code, 2) << result;
+  EXPECT_EQ(lines_of(result.err),
+            (std::vector<std::string>{
+                file.path() +
+                    ":3:45: troupes[0].handler.user: trouped runs as uid 65534, not root, so it "
+                    "cannot run jobs as another user or group; remove user/group, or start "
+                    "trouped as root",
+                file.path() + ": 1 error; nothing was started"}));
+}
+
 TEST(Cli, RunWithABadConfigExitsTwoWithoutStarting) {
   const TempFile file("troupes:\n  - name: x\n");
   const ProcessResult result = run({"--config", file.path()});

@@ -2,6 +2,8 @@
 #include <fcntl.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <poll.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -13,6 +15,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <regex>
 #include <set>
 #include <thread>
@@ -64,10 +67,29 @@ std::optional<int> fd_flags(pid_t pid, const std::string& fd) {
   return std::nullopt;
 }
 
+/// "v1=" and the hex HMAC-SHA256 of `message`: what a receiving service
+/// computes (docs/handlers.md), here with OpenSSL directly.
+std::string hmac_sha256_hex(const std::string& key, const std::string& message) {
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+       reinterpret_cast<const unsigned char*>(message.data()), message.size(), mac, &size);
+  std::string out = "v1=";
+  char byte[3];
+  for (unsigned int i = 0; i < size; ++i) {
+    std::snprintf(byte, sizeof byte, "%02x", mac[i]);
+    out += byte;
+  }
+  return out;
+}
+
 /// An HTTP upstream on its own io_context thread (tests/unit's server).
 class Upstream {
  public:
-  Upstream() : server_(io_, [](const auto&) { return core::testing::Reply(200, "ok"); }) {
+  using Responder = core::testing::TestHttpServer::Responder;
+  explicit Upstream(Responder responder =
+                        [](const auto&) { return core::testing::Reply(200, "ok"); })
+      : server_(io_, std::move(responder)) {
     thread_ = std::thread([this] { io_.run(); });
   }
   ~Upstream() {
@@ -132,6 +154,66 @@ troupes:
         << "trouped's fd " << fd << " -> " << std::filesystem::read_symlink(entry.path(), ignored)
         << " is not close-on-exec";
   }
+}
+
+// trouped as root runs a job as the configured user (tests run as root).
+TEST(DaemonExec, AJobRunsAsTheConfiguredUser) {
+  if (::geteuid() != 0) GTEST_SKIP() << "user/group need trouped to run as root";
+  const std::string yaml = R"(server:
+  grpc_address: "127.0.0.1:0"
+  metrics_address: "127.0.0.1:0"
+troupes:
+  - name: as-nobody
+    handler: {kind: exec, argv: [sh, -c, 'id -u; id -g'], user: nobody}
+  - name: as-trouped
+    handler: {kind: exec, argv: [id, -u]}
+)";
+  auto trouped = start_trouped({.config_yaml = yaml});
+  ASSERT_NE(trouped, nullptr);
+  const v1::Job job = submit_and_wait(*trouped, "as-nobody");
+  ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error();
+  EXPECT_EQ(job.result(), "65534\n65534\n");
+  EXPECT_EQ(submit_and_wait(*trouped, "as-trouped").result(), "0\n");
+}
+
+// A signed http troupe: the upstream recomputes the HMAC of timestamp and
+// body with the secret from the file trouped was configured with.
+TEST(DaemonHttp, SignedCallsAreVerifiedByTheUpstream) {
+  const auto secret_path =
+      std::filesystem::temp_directory_path() / ("troupe_signing_" + std::to_string(::getpid()));
+  {
+    std::ofstream out(secret_path);
+    out << "upstream-shared-secret\n";
+  }
+  std::mutex mu;
+  std::vector<std::string> verdicts;
+  Upstream upstream([&](const core::testing::TestHttpServer::Request& req) {
+    const std::string timestamp(req["X-Troupe-Timestamp"]);
+    const std::string expected =
+        timestamp.empty() ? ""
+                          : hmac_sha256_hex("upstream-shared-secret", timestamp + "." + req.body());
+    const bool ok = !expected.empty() && req["X-Troupe-Signature"] == expected;
+    std::lock_guard lock(mu);
+    verdicts.push_back(ok ? "verified" : "bad signature");
+    return core::testing::Reply(ok ? 200 : 401, ok ? "verified " + req.body() : "bad signature");
+  });
+  const std::string yaml = R"(server:
+  grpc_address: "127.0.0.1:0"
+  metrics_address: "127.0.0.1:0"
+troupes:
+  - name: web
+    handler: {kind: http, url: ")" +
+                           upstream.url() + R"(", signing_secret_file: ")" + secret_path.string() +
+                           R"("}
+)";
+  auto trouped = start_trouped({.config_yaml = yaml});
+  ASSERT_NE(trouped, nullptr);
+  const v1::Job job = submit_and_wait(*trouped, "web", "order 42");
+  std::filesystem::remove(secret_path);
+  EXPECT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error();
+  EXPECT_EQ(job.result(), "verified order 42");
+  std::lock_guard lock(mu);
+  EXPECT_EQ(verdicts, std::vector<std::string>{"verified"});
 }
 
 // A job process that dies by a signal nobody in trouped sent is a crash: the

@@ -342,6 +342,62 @@ TEST_F(SecurityAuth, StreamedSubmitsAreCheckedOneByOne) {
   EXPECT_EQ(refused->Finish().error_code(), grpc::StatusCode::UNAUTHENTICATED);
 }
 
+// Every call checks who calls first (UNAUTHENTICATED), then what it names
+// (INVALID_ARGUMENT), then the permission on it (PERMISSION_DENIED), then the
+// rest of the request (docs/api.md, "Order of checks").
+TEST_F(SecurityAuth, ChecksRunInOneOrderOnEveryCall) {
+  auto admin = v1::AdminService::NewStub(trouped_->channel());
+  const auto get_troupe = [&](const std::string& name, const std::string& token) {
+    grpc::ClientContext ctx;
+    if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
+    v1::GetTroupeRequest request;
+    request.set_name(name);
+    v1::Troupe out;
+    return admin->GetTroupe(&ctx, request, &out);
+  };
+  const auto dead_jobs = [&](const std::string& troupe, std::uint32_t limit,
+                             const std::string& token) {
+    grpc::ClientContext ctx;
+    if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
+    v1::ListDeadJobsRequest request;
+    request.set_troupe(troupe);
+    request.set_limit(limit);
+    v1::ListDeadJobsResponse out;
+    return admin->ListDeadJobs(&ctx, request, &out);
+  };
+  // No credentials: nothing about the request is looked at.
+  EXPECT_EQ(get_troupe("", "").error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(dead_jobs("", 0, "").error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(dead_jobs("shared", 20000, "").error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(submit(trouped_->channel(), "").error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  // Authenticated: an empty name is INVALID_ARGUMENT whatever the identity
+  // may do (ci has no admin at all, and submit only on batch-*).
+  const auto no_name = get_troupe("", kCiToken);
+  EXPECT_EQ(no_name.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << no_name.error_message();
+  EXPECT_EQ(dead_jobs("", 0, kCiToken).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  const auto no_troupe = submit(trouped_->channel(), "", kCiToken);
+  EXPECT_EQ(no_troupe.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+      << no_troupe.error_message();
+  // Then the permission, before the rest of the request.
+  EXPECT_EQ(get_troupe("shared", kCiToken).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(dead_jobs("private", 20000, kCiToken).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(dead_jobs("shared", 20000, kCiToken).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_TRUE(dead_jobs("shared", 0, kCiToken).ok());
+
+  auto jobs = v1::JobService::NewStub(trouped_->channel());
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", std::string("Bearer ") + kCiToken);
+  auto stream = jobs->SubmitStream(&ctx);
+  v1::StreamSubmitRequest in;
+  in.set_correlation_id(1);
+  v1::StreamSubmitAck ack;
+  ASSERT_TRUE(stream->Write(in) && stream->Read(&ack));
+  EXPECT_EQ(ack.code(), static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT)) << ack.message();
+  stream->WritesDone();
+  EXPECT_TRUE(stream->Finish().ok());
+}
+
 TEST_F(SecurityAuth, AdminListsOnlyAdministeredTroupesAndHealthNeedsNoToken) {
   auto admin = v1::AdminService::NewStub(trouped_->channel());
   grpc::ClientContext ctx;
@@ -370,6 +426,32 @@ TEST_F(SecurityAuth, ReloadReplacesTheIdentities) {
   EXPECT_EQ(submit(trouped_->channel(), "batch-a", kCiToken).error_code(),
             grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_TRUE(submit(trouped_->channel(), "batch-a", "rotated-ci-token").ok());
+}
+
+// server.insecure with a gRPC port that has TLS and tokens anyway (the
+// Kubernetes manifests: only /metrics needs the switch): the INSECURE warning
+// names /metrics only. Without TLS it names the gRPC port too.
+TEST(SecurityListeners, InsecureWarnsOnlyAboutTheListenersLeftOpen) {
+  CertDir dir;
+  const TestCa ca(dir.path, "ca");
+  ServerSpec server;
+  server.grpc_address = "0.0.0.0:0";
+  server.metrics_address = "0.0.0.0:0";
+  server.extra = tls_yaml(ca.issue_server("trouped"), nullptr) + "  insecure: true\n";
+  server.sections = auth_yaml("token_sha256: " + hash_token(kCiToken));
+  const std::string grpc_warning = "INSECURE (server.insecure: true): gRPC on 0.0.0.0:0";
+  const std::string metrics_warning = "INSECURE (server.insecure: true): /metrics on 0.0.0.0:0";
+  {
+    auto trouped = start_trouped({.config_yaml = config_yaml(server, {TroupeSpec{}})});
+    ASSERT_TRUE(trouped);
+    EXPECT_NE(trouped->log().find(metrics_warning), std::string::npos) << trouped->log();
+    EXPECT_EQ(trouped->log().find(grpc_warning), std::string::npos) << trouped->log();
+  }
+  server.extra = "  insecure: true\n";
+  auto plain = start_trouped({.config_yaml = config_yaml(server, {TroupeSpec{}})});
+  ASSERT_TRUE(plain);
+  EXPECT_NE(plain->log().find(grpc_warning), std::string::npos) << plain->log();
+  EXPECT_NE(plain->log().find(metrics_warning), std::string::npos) << plain->log();
 }
 
 TEST(SecurityMtls, AClientCertificateSubjectNamesAnIdentityAndATokenFileAnother) {

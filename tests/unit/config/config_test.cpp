@@ -1,6 +1,7 @@
 #include "config/config.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -509,7 +510,8 @@ const BadCase kBadCases[] = {
      "troupes[0].handler.kind", 3, 14, "missing; set kind: builtin, exec or http"},
     {"UnknownHandlerKind", "troupes:\n  - name: t\n    handler: {kind: lambda}\n",
      "troupes[0].handler.kind", 3, 21,
-     "unknown value \"lambda\"; expected one of builtin, exec or http"},
+     "unknown handler kind \"lambda\"; expected one of the registered kinds: builtin, exec or "
+     "http"},
     {"HandlerKeyOfAnotherKind",
      "troupes:\n  - name: t\n    handler: {kind: builtin, name: echo, argv: [ls]}\n",
      "troupes[0].handler.argv", 3, 42, "'argv' belongs to handler kind 'exec', not 'builtin'"},
@@ -868,6 +870,78 @@ TEST(LoadFile, EveryExampleIsValid) {
     EXPECT_TRUE(result.config.has_value()) << all_errors(result);
   }
   EXPECT_GE(count, 3u);
+}
+
+}  // namespace
+}  // namespace troupe::config
+
+namespace troupe::config {
+namespace {
+
+TEST(LoadString, HttpSigningSecretIsReadFromItsFileAndRedirectsAreOffByDefault) {
+  const auto path =
+      std::filesystem::temp_directory_path() /
+      ("troupe_signing_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()));
+  {
+    std::ofstream out(path);
+    out << "  shh-its-a-secret\n";
+  }
+  const std::string troupe =
+      "troupes:\n  - name: t\n    handler: {kind: http, url: "
+      "\"http://127.0.0.1:9/\"";
+  const Config signed_config = load_valid(troupe + ", signing_secret_file: " + path.string() +
+                                          ", follow_redirects: true}\n");
+  const Config plain = load_valid(troupe + "}\n");
+  std::filesystem::remove(path);
+  const auto* http = signed_config.troupes.at(0).handler.get_if<core::HttpHandlerOptions>();
+  ASSERT_NE(http, nullptr);
+  EXPECT_EQ(http->signing_secret, "shh-its-a-secret");
+  EXPECT_EQ(http->signing_secret_file, path.string());
+  EXPECT_TRUE(http->follow_redirects);
+  const auto* unsigned_http = plain.troupes.at(0).handler.get_if<core::HttpHandlerOptions>();
+  ASSERT_NE(unsigned_http, nullptr);
+  EXPECT_EQ(unsigned_http->signing_secret, "");
+  EXPECT_FALSE(unsigned_http->follow_redirects);
+
+  const LoadResult missing = load_string(troupe + ", signing_secret_file: /nonexistent/key}\n");
+  ASSERT_EQ(missing.errors.size(), 1u) << all_errors(missing);
+  EXPECT_EQ(missing.errors[0].path, "troupes[0].handler.signing_secret_file");
+  EXPECT_EQ(missing.errors[0].message, "cannot read /nonexistent/key: No such file or directory");
+  const LoadResult empty = load_string(troupe + ", signing_secret_file: /dev/null}\n");
+  ASSERT_EQ(empty.errors.size(), 1u) << all_errors(empty);
+  EXPECT_EQ(empty.errors[0].message, "/dev/null is empty; it must hold the secret");
+}
+
+TEST(LoadString, ExecUserAndGroupAreResolvedWhenTheConfigIsRead) {
+  if (::geteuid() != 0) GTEST_SKIP() << "user/group need trouped to run as root";
+  const std::string troupe = "troupes:\n  - name: t\n    handler: {kind: exec, argv: [id]";
+  const Config as_nobody = load_valid(troupe + ", user: nobody}\n");
+  const auto* exec = as_nobody.troupes.at(0).handler.get_if<core::ExecHandlerOptions>();
+  ASSERT_NE(exec, nullptr);
+  ASSERT_TRUE(exec->run_as.has_value());
+  EXPECT_EQ(exec->run_as->uid, 65534u);
+  EXPECT_EQ(exec->run_as->gid, 65534u);  // nobody's primary group, nogroup
+  EXPECT_EQ(exec->run_as->groups, std::vector<gid_t>{65534});
+
+  const Config with_group = load_valid(troupe + ", user: nobody, group: root}\n");
+  const auto* grouped = with_group.troupes.at(0).handler.get_if<core::ExecHandlerOptions>();
+  ASSERT_NE(grouped, nullptr);
+  ASSERT_TRUE(grouped->run_as.has_value());
+  EXPECT_EQ(grouped->run_as->uid, 65534u);
+  EXPECT_EQ(grouped->run_as->gid, 0u);
+  EXPECT_EQ(grouped->run_as->groups, std::vector<gid_t>{0});
+  EXPECT_NE(*grouped, *exec);  // a reload that changes the user rebuilds the handlers
+
+  const Config plain = load_valid(troupe + "}\n");
+  EXPECT_FALSE(plain.troupes.at(0).handler.get_if<core::ExecHandlerOptions>()->run_as);
+
+  const LoadResult unknown = load_string(troupe + ", user: no-such-user-x, group: no-such-grp}\n");
+  ASSERT_EQ(unknown.errors.size(), 2u) << all_errors(unknown);
+  EXPECT_EQ(unknown.errors[0].path, "troupes[0].handler.user");
+  EXPECT_EQ(unknown.errors[0].message,
+            "unknown user 'no-such-user-x' (not in the passwd database)");
+  EXPECT_EQ(unknown.errors[1].path, "troupes[0].handler.group");
+  EXPECT_EQ(unknown.errors[1].message, "unknown group 'no-such-grp' (not in the group database)");
 }
 
 }  // namespace

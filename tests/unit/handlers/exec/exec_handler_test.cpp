@@ -502,5 +502,69 @@ TEST_F(ExecHandlerTest, TenThousandJobsLeakNoFdsAndNoZombies) {
   EXPECT_EQ(errno, ECHILD);
 }
 
+// ------------------------------------------------------------ user/group
+
+/// nobody:nogroup (65534 on Debian), as the config reader resolves them.
+ExecHandlerOptions::RunAs nobody() {
+  return {"nobody", "", 65534, 65534, {65534}};
+}
+
+TEST_F(ExecHandlerTest, RunsAsTheConfiguredUserAndGroupsWithOnlyStdioOpen) {
+  if (::geteuid() != 0) GTEST_SKIP() << "switching users needs root";
+  ExecHandlerOptions o;
+  o.argv = {"sh", "-c", "id -u; id -g; id -G; ls /proc/self/fd | wc -l; cat"};
+  o.run_as = nobody();
+  auto h = make(o);
+  const Outcome out = run(*h, "payload");
+  ASSERT_EQ(out.result.failure, FailureClass::kNone) << out.result.output;
+  // ls's own directory handle is the 4th entry besides 0, 1 and 2.
+  EXPECT_EQ(out.result.output, "65534\n65534\n65534\n4\npayload");
+}
+
+TEST_F(ExecHandlerTest, RunAsStartsANewProcessGroupWithDefaultSignals) {
+  if (::geteuid() != 0) GTEST_SKIP() << "switching users needs root";
+  ExecHandlerOptions o;
+  // The process group leader is the shell itself; nothing blocked, and no
+  // standard signal (1-31) ignored. grep reads its own status after the shell
+  // exec'd it (the same process): the shell's own status is not stable (dash
+  // blocks every signal around each vfork of a child). Signals 32 and 33 are
+  // glibc's own (thread cancellation, setxid): glibc will not change them, and
+  // a process started by posix_spawn (ctest's way) has them ignored.
+  o.argv = {"sh", "-c",
+            "read -r _ _ _ _ pgrp _ < /proc/$$/stat; test \"$pgrp\" = \"$$\" && echo leader; "
+            "exec grep -E '^Sig(Blk|Ign)' /proc/self/status"};
+  o.run_as = nobody();
+  auto h = make(o);
+  ::signal(SIGUSR2, SIG_IGN);  // ignored here: the job must get the default back
+  const Outcome out = run(*h, "");
+  ::signal(SIGUSR2, SIG_DFL);
+  ASSERT_EQ(out.result.failure, FailureClass::kNone) << out.result.output;
+  std::istringstream lines(out.result.output);
+  std::string leader, blocked_key, blocked, ignored_key, ignored;
+  lines >> leader >> blocked_key >> blocked >> ignored_key >> ignored;
+  EXPECT_EQ(leader, "leader") << out.result.output;
+  EXPECT_EQ(blocked_key + blocked, "SigBlk:0000000000000000") << out.result.output;
+  ASSERT_EQ(ignored_key, "SigIgn:") << out.result.output;
+  EXPECT_EQ(std::stoull(ignored, nullptr, 16) & 0x7fffffffu, 0u) << out.result.output;  // 1-31
+}
+
+TEST_F(ExecHandlerTest, RunAsEntersWorkingDirAsTheJobsUser) {
+  if (::geteuid() != 0) GTEST_SKIP() << "switching users needs root";
+  const std::string closed = (fs::path(dir_) / "root-only").string();
+  fs::create_directory(closed);
+  fs::permissions(closed, fs::perms::owner_all);  // 0700, owned by root
+  ExecHandlerOptions o;
+  o.argv = {"pwd"};
+  o.working_dir = closed;
+  auto as_root = make(o);
+  EXPECT_EQ(run(*as_root, "").result.output, closed + "\n");
+  o.run_as = nobody();
+  auto as_nobody = make(o);
+  const Outcome out = run(*as_nobody, "");
+  EXPECT_EQ(out.result.failure, FailureClass::kPermanent);
+  EXPECT_THAT(out.result.output,
+              ::testing::HasSubstr("in working_dir '" + closed + "': Permission denied"));
+}
+
 }  // namespace
 }  // namespace troupe::core

@@ -1,5 +1,8 @@
 #include "handlers/http/http_handler.h"
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -301,6 +304,130 @@ TEST_F(HttpHandlerTest, InvalidUrlFailsEveryAttemptPermanently) {
   const Outcome out = run(*h, "x");
   EXPECT_EQ(out.result.failure, FailureClass::kPermanent);
   EXPECT_THAT(out.result.output, HasSubstr("invalid url"));
+}
+
+// ------------------------------------------------------------ signing
+
+TEST(HttpSignatureTest, KnownAnswer) {
+  // Python: hmac.new(b"topsecret", b'1700000000.{"order": 42}', hashlib.sha256).hexdigest()
+  EXPECT_EQ(sign_http_request("topsecret", "1700000000", R"({"order": 42})"),
+            "v1=6294e7e3cee63e287cee6bbf7c077d3c371bca8e697fbde063d3299d6b32f7fc");
+}
+
+TEST(HttpSignatureTest, EveryInputChangesIt) {
+  const std::string base = sign_http_request("k", "1700000000", "body");
+  EXPECT_NE(sign_http_request("K", "1700000000", "body"), base);
+  EXPECT_NE(sign_http_request("k", "1700000001", "body"), base);
+  EXPECT_NE(sign_http_request("k", "1700000000", "bodY"), base);
+  // The '.' separates: moving a character across it changes the signature.
+  EXPECT_NE(sign_http_request("k", "170000000", "0body"), base);
+  EXPECT_EQ(base.size(), 3u + 64u);
+}
+
+/// What a receiving service does: HMAC-SHA256 of "<timestamp>.<body>" with
+/// the shared secret, computed here with OpenSSL directly.
+std::string expected_signature(const std::string& secret, const std::string& timestamp,
+                               const std::string& body) {
+  const std::string message = timestamp + "." + body;
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+       reinterpret_cast<const unsigned char*>(message.data()), message.size(), mac, &size);
+  char hex[2 * EVP_MAX_MD_SIZE + 1];
+  for (unsigned int i = 0; i < size; ++i) std::snprintf(hex + 2 * i, 3, "%02x", mac[i]);
+  return "v1=" + std::string(hex, 2 * size);
+}
+
+TEST_F(HttpHandlerTest, SignedRequestCarriesATimestampAndAVerifiableSignature) {
+  TestHttpServer server(io_, [](const auto&) { return Reply{200, "ok"}; });
+  HttpHandlerOptions o;
+  o.signing_secret = "s3cret";
+  auto h = make(server.url("/hook"), o);
+  ASSERT_EQ(run(*h, R"({"n":1})").result.failure, FailureClass::kNone);
+  ASSERT_EQ(server.requests().size(), 1u);
+  const auto& req = server.requests()[0];
+  const std::string timestamp(req["X-Troupe-Timestamp"]);
+  ASSERT_FALSE(timestamp.empty());
+  const auto sent =
+      std::chrono::system_clock::time_point(std::chrono::seconds(std::stoll(timestamp)));
+  EXPECT_LT(std::chrono::abs(std::chrono::system_clock::now() - sent), 60s);
+  EXPECT_EQ(req["X-Troupe-Signature"], expected_signature("s3cret", timestamp, req.body()));
+  EXPECT_NE(req["X-Troupe-Signature"], expected_signature("other", timestamp, req.body()));
+}
+
+TEST_F(HttpHandlerTest, UnsignedWithoutASecret) {
+  TestHttpServer server(io_, [](const auto&) { return Reply{200, "ok"}; });
+  auto h = make(server.url());
+  ASSERT_EQ(run(*h, "x").result.failure, FailureClass::kNone);
+  ASSERT_EQ(server.requests().size(), 1u);
+  EXPECT_EQ(server.requests()[0].count("X-Troupe-Signature"), 0u);
+  EXPECT_EQ(server.requests()[0].count("X-Troupe-Timestamp"), 0u);
+}
+
+// ------------------------------------------------------------ redirects
+
+TEST_F(HttpHandlerTest, RedirectIsNotFollowedByDefaultAndTheErrorNamesTheLocation) {
+  TestHttpServer server(io_, [](const auto&) {
+    return Reply{302, "", {{"Location", "/elsewhere"}}};
+  });
+  auto h = make(server.url("/jobs"));
+  const Outcome out = run(*h, "x");
+  EXPECT_EQ(out.result.failure, FailureClass::kPermanent);
+  EXPECT_THAT(out.result.output, HasSubstr("-> 302 Found: redirect to /elsewhere not followed"));
+  EXPECT_THAT(out.result.output, HasSubstr("follow_redirects"));
+  EXPECT_EQ(server.requests().size(), 1u);
+}
+
+TEST_F(HttpHandlerTest, FollowRedirectsResendsTheSignedRequestOnTheSameHost) {
+  TestHttpServer server(io_, [](const auto& req) {
+    if (req.target() == "/old") return Reply{308, "", {{"Location", "/new?x=1"}}};
+    return Reply{200, "at " + std::string(req.target()) + ": " + req.body()};
+  });
+  HttpHandlerOptions o;
+  o.follow_redirects = true;
+  o.signing_secret = "k";
+  auto h = make(server.url("/old"), o);
+  const Outcome out = run(*h, "payload");
+  ASSERT_EQ(out.result.failure, FailureClass::kNone) << out.result.output;
+  EXPECT_EQ(out.result.output, "at /new?x=1: payload");
+  ASSERT_EQ(server.requests().size(), 2u);
+  const auto& second = server.requests()[1];
+  EXPECT_EQ(second.method_string(), "POST");
+  EXPECT_EQ(second["X-Troupe-Signature"],
+            expected_signature("k", std::string(second["X-Troupe-Timestamp"]), "payload"));
+  // The kept connection still serves the configured url.
+  EXPECT_EQ(run(*h, "again").result.output, "at /new?x=1: again");
+}
+
+TEST_F(HttpHandlerTest, SeeOtherFetchesTheAnswerWithGet) {
+  TestHttpServer server(io_, [](const auto& req) {
+    if (req.target() == "/submit") return Reply{303, "", {{"Location", "/result"}}};
+    return Reply{200, std::string(req.method_string()) + " body=" + req.body()};
+  });
+  HttpHandlerOptions o;
+  o.follow_redirects = true;
+  auto h = make(server.url("/submit"), o);
+  EXPECT_EQ(run(*h, "payload").result.output, "GET body=");
+}
+
+TEST_F(HttpHandlerTest, RedirectToAnotherHostOrTooManyAreRefused) {
+  TestHttpServer server(io_, [](const auto& req) {
+    if (req.target() == "/away") return Reply{307, "", {{"Location", "http://example.invalid/x"}}};
+    return Reply{307, "", {{"Location", "/loop"}}};
+  });
+  HttpHandlerOptions o;
+  o.follow_redirects = true;
+  auto away = make(server.url("/away"), o);
+  Outcome out = run(*away, "x");
+  EXPECT_EQ(out.result.failure, FailureClass::kPermanent);
+  EXPECT_THAT(out.result.output, HasSubstr("redirect to http://example.invalid/x not followed: "
+                                           "another host"));
+  auto loop = make(server.url("/loop"), o);
+  const std::size_t before = server.requests().size();
+  out = run(*loop, "x");
+  EXPECT_EQ(out.result.failure, FailureClass::kPermanent);
+  EXPECT_THAT(out.result.output, HasSubstr("not followed: 5 redirects already"));
+  EXPECT_EQ(server.requests().size() - before, 6u);
 }
 
 }  // namespace
