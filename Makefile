@@ -31,9 +31,10 @@ test: build
 
 # The crash test (tests/crash, label crash): trouped SIGKILLed and restarted
 # 30 times under load on one SQLite store. TROUPE_CRASH_SEED=N reruns a
-# schedule, TROUPE_CRASH_ROUNDS=N lengthens it (docs/testing.md).
+# schedule, TROUPE_CRASH_ROUNDS=N lengthens it (docs/testing.md). Verbose:
+# the seed and the counts are printed whether it passes or fails.
 crash: build
-	cd $(BUILD) && ctest --output-on-failure -L crash --timeout 300
+	cd $(BUILD) && ctest --verbose -L crash --timeout 300
 
 # The whole suite under AddressSanitizer+UBSan / ThreadSanitizer; a report
 # from any process the tests start fails the run (scripts/sanitizer-test.sh).
