@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # trouped container image. Build: docker build -t troupe/trouped .
-# Run:   docker run --rm -p 50051:50051 -p 9464:9464 troupe/trouped
+# Run:   docker run -d -p 50051:50051 -p 9464:9464 -v troupe-state:/var/lib/troupe troupe/trouped
 # See docs/deploy.md. tests/deploy checks that the build steps below stay the
 # ones CI runs (scripts/install-deps.sh and the `release` CMake preset).
 
@@ -32,6 +32,12 @@ COPY --from=build /opt/troupe/bin/trouped /opt/troupe/bin/troupectl /opt/troupe/
 COPY deploy/docker/trouped.yaml /etc/troupe/trouped.yaml
 USER 10001:10001
 WORKDIR /var/lib/troupe
+# The job store: trouped keeps it at $STATE_DIRECTORY/jobs.db unless the
+# config sets store.path. Mount a named volume or a host directory here
+# (-v troupe-state:/var/lib/troupe), or accepted jobs, results and dead
+# letters go with the container.
+ENV STATE_DIRECTORY=/var/lib/troupe
+VOLUME ["/var/lib/troupe"]
 ENV TROUPE_ADDRESS=127.0.0.1:50051
 # gRPC API (jobs, admin, health, reflection) and Prometheus /metrics.
 EXPOSE 50051 9464

@@ -6,7 +6,7 @@ BUILD   := build/$(PRESET)
 CONFIG  ?= config/trouped.yaml
 JOBS    ?= 2
 
-.PHONY: deps configure build run test check-config asan tsan perf perf-memory perf-tls format format-check clean
+.PHONY: deps configure build run test crash check-config asan tsan perf perf-memory perf-store perf-tls format format-check clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -17,6 +17,9 @@ configure: deps
 build: configure
 	@cmake --build $(BUILD) -j$(JOBS)
 
+# The job store of `make run` is config/trouped-data/jobs.db (git-ignored):
+# without store.path trouped keeps it in trouped-data/ next to the config
+# (docs/durability.md). Delete the directory to start empty.
 run: build
 	$(BUILD)/daemon/trouped --config $(CONFIG)
 
@@ -24,7 +27,14 @@ check-config: build
 	$(BUILD)/daemon/trouped --check-config $(CONFIG)
 
 test: build
-	cd $(BUILD) && ctest --output-on-failure -j$(JOBS) --timeout 300
+	cd $(BUILD) && ctest --output-on-failure -j$(JOBS) --timeout 300 -LE crash
+
+# The crash test (tests/crash, label crash): trouped SIGKILLed and restarted
+# 30 times under load on one SQLite store. TROUPE_CRASH_SEED=N reruns a
+# schedule, TROUPE_CRASH_ROUNDS=N lengthens it (docs/testing.md). Verbose:
+# the seed and the counts are printed whether it passes or fails.
+crash: build
+	cd $(BUILD) && ctest --verbose -L crash --timeout 300
 
 # The whole suite under AddressSanitizer+UBSan / ThreadSanitizer; a report
 # from any process the tests start fails the run (scripts/sanitizer-test.sh).
@@ -56,6 +66,14 @@ perf-memory: deps
 	@cmake --preset release >/dev/null
 	@cmake --build build/release -j$(JOBS) --target trouped troupe-bench troupectl
 	BUILD_DIR=build/release bash scripts/perf-memory.sh $(PERF_ARGS)
+
+# What durability costs, in one run: trouped with the memory store vs the
+# SQLite store (sync full) vs beanstalkd -f 0, then recovery of 1M queued jobs
+# after kill -9 (scripts/perf-store.sh; docs/performance.md).
+perf-store: deps
+	@cmake --preset release >/dev/null
+	@cmake --build build/release -j$(JOBS) --target trouped troupe-bench beanstalk_load
+	BUILD_DIR=build/release bash scripts/perf-store.sh $(PERF_ARGS)
 
 format:
 	@git ls-files '*.h' '*.cpp' | xargs clang-format -i

@@ -17,6 +17,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   prometheus yamllint python3-grpcio python3-yaml systemd
   libssl-dev openssl curl procps
+  beanstalkd  # scripts/perf-store.sh: the durable-queue reference (fsync per write)
 )
 
 missing=()

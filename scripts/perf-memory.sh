@@ -15,14 +15,8 @@ set -euo pipefail
 COUNT="${COUNT:-1000000}"
 BUILD_DIR="${BUILD_DIR:-build/release}"
 die() { echo "perf-memory: $*" >&2; exit 2; }
-while [[ $# -gt 0 ]]; do
-  case "$1" in
-    --count) COUNT="${2:?--count needs N}"; shift 2 ;;
-    --build-dir) BUILD_DIR="${2:?--build-dir needs DIR}"; shift 2 ;;
-    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) die "unknown argument '$1' (see --help)" ;;
-  esac
-done
+source "$(dirname "$0")/lib/args.sh"
+parse_flags 2,12 count=COUNT build-dir=BUILD_DIR -- "$@"
 [[ "$COUNT" =~ ^[1-9][0-9]*$ ]] || die "COUNT must be a whole number > 0"
 
 cd "$(dirname "$0")/.."

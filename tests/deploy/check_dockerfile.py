@@ -70,6 +70,10 @@ for needed, why in [
     (r"^STOPSIGNAL SIGTERM$", "STOPSIGNAL SIGTERM"),
     (r"^COPY deploy/docker/trouped.yaml /etc/troupe/trouped.yaml$", "ships the 0.0.0.0 config at /etc/troupe/trouped.yaml"),
     (r'^CMD \["--config", "/etc/troupe/trouped.yaml"\]$', "runs with --config /etc/troupe/trouped.yaml"),
+    # The job store ($STATE_DIRECTORY/jobs.db) on a volume, writable by the user.
+    (r"^ENV STATE_DIRECTORY=/var/lib/troupe$", "keeps the store in /var/lib/troupe (ENV STATE_DIRECTORY)"),
+    (r'^VOLUME \["/var/lib/troupe"\]$', "declares /var/lib/troupe a VOLUME"),
+    (r"install -d -o troupe -g troupe -m 0750 /var/lib/troupe", "creates /var/lib/troupe owned by the troupe user"),
 ]:
     if not re.search(needed, runtime_text, re.M):
         fail(f"runtime stage: expected it {why}")
@@ -80,6 +84,12 @@ docker_cfg = open(os.path.join(root, "deploy/docker/trouped.yaml")).read()
 for key in ("grpc_address: 0.0.0.0:50051", "metrics_address: 0.0.0.0:9464"):
     if key not in docker_cfg:
         fail(f"deploy/docker/trouped.yaml lacks {key!r}")
+# A store.path in the image's config must be on the volume.
+m = re.search(r"^store:\n(?:[ #].*\n)*?\s+path:\s*(\S+)", docker_cfg, re.M)
+if m and not m.group(1).startswith("/var/lib/troupe/"):
+    fail(f"deploy/docker/trouped.yaml keeps its store at {m.group(1)}, outside the /var/lib/troupe volume")
+if re.search(r"^store:\n(?:[ #].*\n)*?\s+kind:\s*memory", docker_cfg, re.M):
+    fail("deploy/docker/trouped.yaml uses the memory store: a restarted container loses its jobs")
 
 # Runtime packages must provide every library the binaries need.
 m = re.search(r"apt-get install[^\n]*?--no-install-recommends\s+(.*?)\s*&&", runtime_text)

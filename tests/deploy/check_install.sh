@@ -32,6 +32,14 @@ check_layout "" "$prefix" "$prefix/etc/troupe"
 "$prefix/bin/troupectl" --help | grep -q "Exit codes" || fail "installed troupectl does not run"
 "$prefix/bin/trouped" --check-config "$prefix/etc/troupe/trouped.yaml" >/dev/null ||
   fail "installed trouped refuses the installed config"
+# Under the unit (StateDirectory=troupe, ProtectSystem=strict) the store must
+# be in /var/lib/troupe: the default $STATE_DIRECTORY/jobs.db, or a path there.
+store=$(/usr/bin/python3 -c 'import sys, yaml; s = (yaml.safe_load(open(sys.argv[1])) or {}).get("store") or {}
+print(s.get("kind", "sqlite"), s.get("path", "$STATE_DIRECTORY/jobs.db"))' "$prefix/etc/troupe/trouped.yaml")
+case "$store" in
+  "sqlite \$STATE_DIRECTORY/jobs.db" | "sqlite /var/lib/troupe/"*) ;;
+  *) fail "installed config keeps its store as '$store': the unit can only write /var/lib/troupe" ;;
+esac
 if command -v systemd-analyze >/dev/null; then
   out=$(SYSTEMD_LOG_LEVEL=notice systemd-analyze verify --man=no --generators=no \
     "$prefix/lib/systemd/system/trouped.service" 2>&1) || fail "systemd-analyze verify: $out"

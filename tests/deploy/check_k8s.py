@@ -1,8 +1,9 @@
 """Kubernetes manifests: every document parses, has what it needs, and agrees
 with the trouped.yaml in the ConfigMap (ports, probes, grace period > drain);
-the gRPC port has TLS and tokens from mounted Secrets, never inlined. With a
-trouped binary as the second argument, the ConfigMap's trouped.yaml is also
-loaded by `trouped --check-config`, with the Secrets' files made up here."""
+the gRPC port has TLS and tokens from mounted Secrets, never inlined; the job
+store sits on a PersistentVolumeClaim written by one pod. With a trouped
+binary as the second argument, the ConfigMap's trouped.yaml is also loaded by
+`trouped --check-config`, with the Secrets' files made up here."""
 import os
 import re
 import subprocess
@@ -52,10 +53,13 @@ for name in listed:
             fail(f"{name}: no metadata.name")
         docs[doc["kind"]] = doc
 
-for kind in ("ConfigMap", "Deployment", "Service", "PodDisruptionBudget",
-             "HorizontalPodAutoscaler", "ServiceMonitor"):
+for kind in ("ConfigMap", "Deployment", "PersistentVolumeClaim", "Service", "ServiceMonitor"):
     if kind not in docs:
         fail(f"no {kind}")
+# More pods than one would each need their own store and would not know each
+# other's job ids: nothing may scale the Deployment past one.
+if "HorizontalPodAutoscaler" in docs:
+    fail("a HorizontalPodAutoscaler scales a single-writer store past one pod")
 if errors:
     for e in errors:
         print("FAIL:", e)
@@ -205,17 +209,37 @@ for name, port in (("grpc", grpc_port), ("metrics", metrics_port)):
 if any(svc["spec"]["selector"].get(k) != v for k, v in selector.items()):
     fail("Service selector does not select the Deployment's pods")
 
-pdb = docs["PodDisruptionBudget"]
-if pdb["spec"]["selector"]["matchLabels"] != selector:
-    fail("PodDisruptionBudget selector differs from the Deployment's")
-if pdb["spec"].get("minAvailable", 0) >= dep["spec"].get("replicas", 1):
+pdb = docs.get("PodDisruptionBudget")
+if pdb and pdb["spec"].get("minAvailable", 0) >= dep["spec"].get("replicas", 1):
     fail("PodDisruptionBudget would block every voluntary eviction")
 
-hpa = docs["HorizontalPodAutoscaler"]
-if hpa["spec"]["scaleTargetRef"]["name"] != dep["metadata"]["name"]:
-    fail("HPA does not target the Deployment")
-if hpa["spec"]["minReplicas"] > hpa["spec"]["maxReplicas"]:
-    fail("HPA minReplicas > maxReplicas")
+# The job store: one writer per file, on a volume that outlives the pod.
+if dep["spec"].get("replicas", 1) != 1:
+    fail(f"Deployment has {dep['spec'].get('replicas')} replicas: one SQLite store has one writer")
+if dep["spec"].get("strategy", {}).get("type") != "Recreate":
+    fail("Deployment strategy must be Recreate (a rolling update runs two pods on one store)")
+store = config.get("store", {})
+if store.get("kind", "sqlite") != "sqlite":
+    fail(f"ConfigMap store.kind {store.get('kind')!r}: the pod would lose its jobs on restart")
+# Without store.path trouped uses $STATE_DIRECTORY/jobs.db: the container's
+# env, else the image's ENV STATE_DIRECTORY=/var/lib/troupe (check_dockerfile.py).
+state_dir = next((e["value"] for e in c.get("env", []) if e["name"] == "STATE_DIRECTORY"), "/var/lib/troupe")
+store_path = store.get("path") or os.path.join(state_dir, "jobs.db")
+store_dir = os.path.dirname(store_path)
+store_mount = mounts.get(store_dir)
+if not store_mount:
+    fail(f"nothing is mounted at {store_dir}, the directory of the store {store_path}")
+else:
+    claim = volumes.get(store_mount["name"], {}).get("persistentVolumeClaim", {}).get("claimName")
+    pvc = docs["PersistentVolumeClaim"]
+    if claim != pvc["metadata"]["name"]:
+        fail(f"{store_dir} is not the PersistentVolumeClaim {pvc['metadata']['name']} (got volume {store_mount['name']})")
+    if store_mount.get("readOnly"):
+        fail(f"{store_dir} is mounted read-only")
+    if pvc["spec"].get("accessModes") != ["ReadWriteOnce"] and "ReadWriteOncePod" not in pvc["spec"].get("accessModes", []):
+        fail("the store's PersistentVolumeClaim must be ReadWriteOnce(Pod)")
+    if not pvc["spec"].get("resources", {}).get("requests", {}).get("storage"):
+        fail("the store's PersistentVolumeClaim requests no storage")
 
 sm = docs["ServiceMonitor"]
 if any(svc["metadata"].get("labels", {}).get(k) != v for k, v in sm["spec"]["selector"]["matchLabels"].items()):
@@ -278,5 +302,5 @@ if trouped and not errors:
 for e in errors:
     print("FAIL:", e)
 print(f"{len(docs)} manifests checked (grpc {grpc_port}, metrics {metrics_port}, drain {drain}s, "
-      f"grace {grace}s), {len(errors)} problems")
+      f"grace {grace}s, store {store_path}), {len(errors)} problems")
 sys.exit(1 if errors else 0)

@@ -47,17 +47,6 @@ grpc::Status submit_once(TroupedProcess& p, const std::string& troupe,
   return status;
 }
 
-HealthCheckResponse::ServingStatus health(TroupedProcess& p, const std::string& service) {
-  auto stub = grpc::health::v1::Health::NewStub(p.channel());
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-  grpc::health::v1::HealthCheckRequest r;
-  r.set_service(service);
-  HealthCheckResponse out;
-  if (!stub->Check(&ctx, r, &out).ok()) return HealthCheckResponse::UNKNOWN;
-  return out.status();
-}
-
 /// Waits (through the server's own counters) until `n` jobs of `troupe`
 /// were accepted: then every waiting Submit is registered with the runtime.
 /// The bound is generous; each probe is one RPC.

@@ -1,7 +1,9 @@
 // The real trouped on its SQLite store (issue 13): acknowledged jobs survive
 // SIGKILL, the drain hands unfinished jobs to the next start, a full store
-// stops trouped with status 75, and a store is used by one trouped at a time.
-// (The randomized crash test is tests/crash.)
+// and a failing fsync (a preloaded shim) refuse submits, turn health
+// NOT_SERVING, stop trouped with status 75 and lose no acknowledged job, a
+// store is used by one trouped at a time, and a corrupt file is reported at
+// start. (The randomized crash test is tests/crash.)
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -9,6 +11,7 @@
 #include <atomic>
 #include <csignal>
 #include <filesystem>
+#include <fstream>
 #include <regex>
 #include <string>
 #include <vector>
@@ -39,6 +42,7 @@ class StoreDir {
   StoreDir(const StoreDir&) = delete;
   StoreDir& operator=(const StoreDir&) = delete;
   std::string db() const { return (path_ / "jobs.db").string(); }
+  std::filesystem::path dir() const { return path_; }
 
  private:
   std::filesystem::path path_;
@@ -199,26 +203,98 @@ TEST(DaemonStore, TheDrainDeadlineLeavesUnfinishedJobsForTheNextStart) {
   EXPECT_EQ(again->wait_exit(std::chrono::seconds(20)), 0);
 }
 
-TEST(DaemonStore, AFullStoreRefusesSubmitsWithItsMessageAndExits75) {
+/// After the store failed (`refusal`: the first submit it refused):
+/// refusals are UNAVAILABLE naming the store file and `problem`, no submit is
+/// acknowledged again, health turns NOT_SERVING while the drain runs, and
+/// trouped exits with 75.
+void expect_store_failure_handled(TroupedProcess& p, const grpc::Status& refusal,
+                                  const std::string& db, const std::string& problem) {
+  EXPECT_EQ(refusal.error_code(), StatusCode::UNAVAILABLE) << refusal.error_message();
+  EXPECT_NE(refusal.error_message().find(db), std::string::npos) << refusal.error_message();
+  EXPECT_TRUE(std::regex_search(refusal.error_message(), std::regex(problem)))
+      << refusal.error_message();
+  for (int i = 0; i < 5 && !p.exited(); ++i) {
+    v1::SubmitResponse resp;
+    EXPECT_FALSE(submit(p, request("echo", "after the failure"), resp).ok())
+        << "job " << resp.job_id() << " acknowledged after the store failed";
+  }
+  bool not_serving = false;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (!not_serving && !p.exited() && std::chrono::steady_clock::now() < until)
+    not_serving = health(p) == grpc::health::v1::HealthCheckResponse::NOT_SERVING;
+  EXPECT_TRUE(not_serving) << "health never said NOT_SERVING before trouped exited";
+  EXPECT_EQ(p.wait_exit(std::chrono::seconds(30)), 75) << p.log();
+  EXPECT_NE(p.log().find("the job store failed"), std::string::npos) << p.log();
+}
+
+/// Starts trouped on `yaml` again and checks that GetJob knows every id.
+void expect_known_after_restart(const std::string& yaml, const std::vector<std::string>& ids) {
+  auto again = start_trouped({.config_yaml = yaml});
+  ASSERT_NE(again, nullptr);
+  for (const auto& id : ids) EXPECT_TRUE(get_job(*again, id).has_value()) << id;
+}
+
+TEST(DaemonStore, AFullStoreRefusesSubmitsExits75AndLosesNoAcknowledgedJob) {
   StoreDir dir;
   ServerSpec server;
   server.drain_timeout = "1s";
   server.max_payload = 256 << 10;
   server.store = "{path: " + dir.db() + ", max_size: 512KiB}";
+  // The sleeper runs for an hour: the drain lasts its full second, and health
+  // says NOT_SERVING meanwhile.
   TroupeSpec sleepy{.name = "sleepy", .builtin = "sleep", .max_actors = 1};
-  auto trouped = start_trouped({.config_yaml = config_yaml(server, {sleepy})});
+  TroupeSpec echo{.name = "echo", .builtin = "echo", .max_actors = 1};
+  auto trouped = start_trouped({.config_yaml = config_yaml(server, {sleepy, echo})});
   ASSERT_NE(trouped, nullptr);
-
-  // 200 KiB payloads: the third or so does not fit.
-  const std::string payload = "1h" + std::string(200 << 10, ' ');
-  grpc::Status status;
+  std::vector<std::string> acknowledged;
   v1::SubmitResponse resp;
-  for (int i = 0; i < 20 && status.ok(); ++i)
-    status = submit(*trouped, request("sleepy", payload), resp);
-  EXPECT_EQ(status.error_code(), StatusCode::UNAVAILABLE) << status.error_message();
-  EXPECT_NE(status.error_message().find(dir.db()), std::string::npos) << status.error_message();
-  EXPECT_EQ(trouped->wait_exit(std::chrono::seconds(30)), 75) << trouped->log();
-  EXPECT_NE(trouped->log().find("the job store failed"), std::string::npos) << trouped->log();
+  ASSERT_TRUE(submit(*trouped, request("sleepy", "1h"), resp).ok());
+  acknowledged.push_back(resp.job_id());
+
+  // 200 KiB payloads (and results): the second or so does not fit.
+  const std::string payload(200 << 10, 'x');
+  grpc::Status status;
+  for (int i = 0; i < 20 && status.ok(); ++i) {
+    status = submit(*trouped, request("echo", payload), resp);
+    if (status.ok()) acknowledged.push_back(resp.job_id());
+  }
+  ASSERT_FALSE(status.ok()) << "20 submits of 200 KiB fit in 512 KiB";
+  expect_store_failure_handled(*trouped, status, dir.db(), "disk full");
+  trouped.reset();
+  server.store = "{path: " + dir.db() + "}";
+  expect_known_after_restart(config_yaml(server, {sleepy, echo}), acknowledged);
+}
+
+TEST(DaemonStore, AFailedFsyncRefusesSubmitsExits75AndLosesNoAcknowledgedJob) {
+  const std::string shim = FSYNC_FAIL_SHIM;
+  if (shim.empty()) GTEST_SKIP() << "a preloaded shim cannot come before a sanitizer's runtime";
+  StoreDir dir;
+  const auto trigger = dir.dir() / "fail-fsync-now";
+  ServerSpec server;
+  server.drain_timeout = "1s";
+  server.store = "{path: " + dir.db() + "}";
+  TroupeSpec sleepy{.name = "sleepy", .builtin = "sleep", .max_actors = 1};
+  TroupeSpec echo{.name = "echo", .builtin = "echo", .max_actors = 1};
+  const std::string yaml = config_yaml(server, {sleepy, echo});
+  auto trouped = start_trouped(
+      {.config_yaml = yaml,
+       .env = {{"LD_PRELOAD", shim}, {"TROUPE_TEST_FSYNC_FAIL_FILE", trigger.string()}}});
+  ASSERT_NE(trouped, nullptr);
+  std::vector<std::string> acknowledged;
+  v1::SubmitResponse resp;
+  ASSERT_TRUE(submit(*trouped, request("sleepy", "1h"), resp).ok());
+  acknowledged.push_back(resp.job_id());
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(submit(*trouped, request("echo", "before"), resp).ok());
+    acknowledged.push_back(resp.job_id());
+  }
+
+  std::ofstream(trigger).put('1');  // from now on fsync and fdatasync fail with EIO
+  const auto refusal = submit(*trouped, request("echo", "after"), resp);
+  ASSERT_FALSE(refusal.ok()) << "job " << resp.job_id() << " acknowledged although fsync fails";
+  expect_store_failure_handled(*trouped, refusal, dir.db(), "fsync failed");
+  trouped.reset();
+  expect_known_after_restart(yaml, acknowledged);  // without the shim
 }
 
 TEST(DaemonStore, ASecondTroupedOnTheSameStoreIsRefused) {
@@ -230,9 +306,33 @@ TEST(DaemonStore, ASecondTroupedOnTheSameStoreIsRefused) {
   ASSERT_NE(first, nullptr);
   TroupedProcess second({.config_yaml = yaml});
   EXPECT_EQ(second.wait_exit(std::chrono::seconds(20)), 1) << second.log();
-  EXPECT_NE(second.log().find(dir.db()), std::string::npos) << second.log();
+  EXPECT_NE(second.log().find("the store " + dir.db() + " is in use by another trouped (pid " +
+                              std::to_string(first->pid()) + ", lock file " + dir.db() + "-lock)"),
+            std::string::npos)
+      << second.log();
+  // The first one goes on as if nothing happened.
+  EXPECT_EQ(health(*first), grpc::health::v1::HealthCheckResponse::SERVING);
+  v1::SubmitResponse resp;
+  EXPECT_TRUE(submit(*first, request("default", "still here"), resp).ok());
   first->send_signal(SIGTERM);
   EXPECT_EQ(first->wait_exit(std::chrono::seconds(20)), 0);
+}
+
+TEST(DaemonStore, ACorruptFileIsReportedAtStartWithWhatToDo) {
+  StoreDir dir;
+  const std::string garbage(64 << 10, 'x');
+  std::ofstream(dir.db(), std::ios::binary) << garbage;
+  ServerSpec server;
+  server.store = "{path: " + dir.db() + "}";
+  TroupedProcess p({.config_yaml = config_yaml(server, {TroupeSpec{}})});
+  EXPECT_EQ(p.wait_exit(std::chrono::seconds(20)), 1) << p.log();
+  EXPECT_NE(p.log().find("the store " + dir.db() +
+                         " is corrupt (file is not a database): move it aside (with its -wal "
+                         "and -shm files) to start empty, or restore a backup"),
+            std::string::npos)
+      << p.log();
+  // Left as it was, for the operator to look at.
+  EXPECT_EQ(std::filesystem::file_size(dir.db()), garbage.size());
 }
 
 }  // namespace

@@ -48,6 +48,18 @@ std::optional<v1::Troupe> get_troupe(TroupedProcess& p, const std::string& name)
   return t;
 }
 
+grpc::health::v1::HealthCheckResponse::ServingStatus health(TroupedProcess& p,
+                                                            const std::string& service) {
+  auto stub = grpc::health::v1::Health::NewStub(p.channel());
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  grpc::health::v1::HealthCheckRequest r;
+  r.set_service(service);
+  grpc::health::v1::HealthCheckResponse out;
+  if (!stub->Check(&ctx, r, &out).ok()) return grpc::health::v1::HealthCheckResponse::UNKNOWN;
+  return out.status();
+}
+
 std::string trouped_binary() {
   if (const char* env = std::getenv("TROUPED_BINARY"); env != nullptr && *env != '\0') return env;
   return TROUPED_PATH;

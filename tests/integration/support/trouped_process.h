@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "troupe/v1/troupe.grpc.pb.h"
 
 namespace troupe::test {
@@ -114,6 +115,11 @@ std::string trouped_binary();
 
 /// AdminService.GetTroupe on `p` (10 s deadline); nullopt when it fails.
 std::optional<v1::Troupe> get_troupe(TroupedProcess& p, const std::string& name);
+
+/// grpc.health.v1 Check of `service` ("" = the whole daemon) on `p` (10 s
+/// deadline); UNKNOWN when the call fails.
+grpc::health::v1::HealthCheckResponse::ServingStatus health(TroupedProcess& p,
+                                                            const std::string& service = "");
 
 struct HttpResponse {
   int status = 0;
