@@ -72,22 +72,24 @@ std::vector<TroupeOptions> fault_troupes() {
   return all;
 }
 
-TEST(Conservation, EveryAcceptedJobEndsExactlyOnceUnderLoadFaultsCancelsAndDrain) {
-  auto clock = make_steady_clock();
-  boost::asio::io_context io;
-  auto work = boost::asio::make_work_guard(io);
-  testing::RecordingObserver observer;
-  auto runtime = make_runtime(io, *clock, observer, {});
-  runtime->apply(fault_troupes());
-  std::vector<std::thread> io_threads;
-  for (int i = 0; i < 2; ++i) io_threads.emplace_back([&io] { io.run(); });
-
-  std::mutex mutex;  // guards the maps below
+/// What a load run saw: every accepted id, the terminal callbacks per id,
+/// and the drain's report.
+struct LoadRun {
+  std::vector<std::uint64_t> accepted;
   std::unordered_map<std::uint64_t, int> terminal_calls;
   std::unordered_map<std::uint64_t, JobState> terminal_state;
-  std::vector<std::uint64_t> accepted;
-  std::atomic<int> rejected{0};
+  DrainReport report;
+};
 
+/// Three producers submit 1,500 jobs each to fault_troupes() (cancelling
+/// every tenth at random); the drain (deadline `drain_timeout`) starts when
+/// all are halfway. Returns once the drain has reported. `seed` varies the
+/// producers' choices. Every 64 submits each producer checks the counters'
+/// instantaneous bounds (jobs a durable journal's drain left for the next
+/// start count among the ended).
+LoadRun run_load_and_drain(Runtime& runtime, unsigned seed, Duration drain_timeout) {
+  LoadRun run;
+  std::mutex mutex;  // guards run's maps while producers run
   const std::vector<std::string> names{"ok", "retry", "crash", "slow", "keyed", "scaling"};
   std::mutex drain_mutex;
   std::condition_variable drained;
@@ -98,41 +100,40 @@ TEST(Conservation, EveryAcceptedJobEndsExactlyOnceUnderLoadFaultsCancelsAndDrain
   std::vector<std::thread> producers;
   for (int p = 0; p < kProducers; ++p) {
     producers.emplace_back([&, p] {
-      std::mt19937 rng(1234 + p);
+      std::mt19937 rng(seed + p);
       std::vector<JobId> mine;
       for (int i = 0; i < kJobsEach; ++i) {
         JobRequest r;
         r.troupe = names[rng() % names.size()];
+        // "20ms" outlives the slow troupe's timeout (and the drain deadline).
         if (r.troupe == "slow") r.payload = rng() % 2 ? "20ms" : "0ms";
         if (r.troupe == "keyed") r.key = "k" + std::to_string(rng() % 5);
-        auto result = runtime->submit(std::move(r), [&](const JobRecord& rec) {
+        auto result = runtime.submit(std::move(r), [&](const JobRecord& rec) {
           EXPECT_TRUE(is_terminal(rec.state));
           std::lock_guard lock(mutex);
-          ++terminal_calls[rec.id.value];
-          terminal_state[rec.id.value] = rec.state;
+          ++run.terminal_calls[rec.id.value];
+          run.terminal_state[rec.id.value] = rec.state;
         });
         if (auto* a = std::get_if<Accepted>(&result)) {
           mine.push_back(a->id);
           std::lock_guard lock(mutex);
-          accepted.push_back(a->id.value);
-        } else {
-          ++rejected;
+          run.accepted.push_back(a->id.value);
         }
-        if (!mine.empty() && rng() % 10 == 0) (void)runtime->cancel(mine[rng() % mine.size()]);
+        if (!mine.empty() && rng() % 10 == 0) (void)runtime.cancel(mine[rng() % mine.size()]);
         if (i % 64 == 0) {
           // Each counter is read on its own while jobs move: a job is in
           // flight before it is submitted and ended before it leaves
           // in_flight, so these hold at every instant (and exactly once quiet).
-          for (const auto& s : runtime->troupes()) {
+          for (const auto& s : runtime.troupes()) {
             const auto& c = s.counters;
-            EXPECT_LE(c.submitted,
-                      c.succeeded + c.failed + c.dead + c.cancelled + c.aborted + c.in_flight);
+            EXPECT_LE(c.submitted, c.succeeded + c.failed + c.dead + c.cancelled + c.aborted +
+                                       c.left + c.in_flight);
             EXPECT_LE(c.in_flight, c.submitted + kProducers) << "in_flight underflowed";
           }
         }
         if (i == kJobsEach / 2 && ++halfway == kProducers) {
           // The drain races the second half of the submits.
-          runtime->drain(20ms, [&](DrainReport drain_report) {
+          runtime.drain(drain_timeout, [&](DrainReport drain_report) {
             std::lock_guard lock(drain_mutex);
             report = drain_report;
             drained.notify_all();
@@ -142,12 +143,26 @@ TEST(Conservation, EveryAcceptedJobEndsExactlyOnceUnderLoadFaultsCancelsAndDrain
     });
   }
   for (auto& t : producers) t.join();
-  {
-    std::unique_lock lock(drain_mutex);
-    ASSERT_TRUE(drained.wait_for(lock, 60s, [&] { return report.has_value(); }))
-        << "drain did not complete";
-  }
+  std::unique_lock lock(drain_mutex);
+  EXPECT_TRUE(drained.wait_for(lock, 60s, [&] { return report.has_value(); }))
+      << "drain did not complete";
+  if (report) run.report = *report;
+  std::lock_guard maps_lock(mutex);
+  return run;
+}
 
+TEST(Conservation, EveryAcceptedJobEndsExactlyOnceUnderLoadFaultsCancelsAndDrain) {
+  auto clock = make_steady_clock();
+  boost::asio::io_context io;
+  auto work = boost::asio::make_work_guard(io);
+  testing::RecordingObserver observer;
+  auto runtime = make_runtime(io, *clock, observer, {});
+  runtime->apply(fault_troupes());
+  std::vector<std::thread> io_threads;
+  for (int i = 0; i < 2; ++i) io_threads.emplace_back([&io] { io.run(); });
+
+  LoadRun run = run_load_and_drain(*runtime, 1234, 20ms);
+  auto& [accepted, terminal_calls, terminal_state, report] = run;
   std::uint64_t submitted = 0;
   std::uint64_t ended = 0;
   for (const auto& s : runtime->troupes()) {
@@ -173,7 +188,6 @@ TEST(Conservation, EveryAcceptedJobEndsExactlyOnceUnderLoadFaultsCancelsAndDrain
     submitted += c.submitted;
     ended += c.succeeded + c.failed + c.dead + c.cancelled + c.aborted;
   }
-  std::lock_guard lock(mutex);
   EXPECT_EQ(submitted, accepted.size());
   EXPECT_EQ(ended, accepted.size());
   EXPECT_GT(accepted.size(), 0u);
@@ -214,56 +228,9 @@ TEST(Conservation, WithADurableJournalEveryJobEndsOrIsLeftExactlyOnce) {
   std::vector<std::thread> io_threads;
   for (int i = 0; i < 2; ++i) io_threads.emplace_back([&io] { io.run(); });
 
-  std::mutex mutex;  // guards the maps below
-  std::unordered_map<std::uint64_t, int> terminal_calls;
-  std::unordered_map<std::uint64_t, JobState> terminal_state;
-  std::vector<std::uint64_t> accepted;
-  const std::vector<std::string> names{"ok", "retry", "crash", "slow", "keyed", "scaling"};
-  std::mutex drain_mutex;
-  std::condition_variable drained;
-  std::optional<DrainReport> report;
-  std::atomic<int> halfway{0};
-  constexpr int kProducers = 3;
-  constexpr int kJobsEach = 1500;
-  std::vector<std::thread> producers;
-  for (int p = 0; p < kProducers; ++p) {
-    producers.emplace_back([&, p] {
-      std::mt19937 rng(4321 + p);
-      std::vector<JobId> mine;
-      for (int i = 0; i < kJobsEach; ++i) {
-        JobRequest r;
-        r.troupe = names[rng() % names.size()];
-        // Slow jobs that outlive the drain deadline are requeued.
-        if (r.troupe == "slow") r.payload = rng() % 2 ? "20ms" : "0ms";
-        if (r.troupe == "keyed") r.key = "k" + std::to_string(rng() % 5);
-        auto result = runtime->submit(std::move(r), [&](const JobRecord& rec) {
-          EXPECT_TRUE(is_terminal(rec.state));
-          std::lock_guard lock(mutex);
-          ++terminal_calls[rec.id.value];
-          terminal_state[rec.id.value] = rec.state;
-        });
-        if (auto* a = std::get_if<Accepted>(&result)) {
-          mine.push_back(a->id);
-          std::lock_guard lock(mutex);
-          accepted.push_back(a->id.value);
-        }
-        if (!mine.empty() && rng() % 10 == 0) (void)runtime->cancel(mine[rng() % mine.size()]);
-        if (i == kJobsEach / 2 && ++halfway == kProducers) {
-          runtime->drain(5ms, [&](DrainReport drain_report) {
-            std::lock_guard lock(drain_mutex);
-            report = drain_report;
-            drained.notify_all();
-          });
-        }
-      }
-    });
-  }
-  for (auto& t : producers) t.join();
-  {
-    std::unique_lock lock(drain_mutex);
-    ASSERT_TRUE(drained.wait_for(lock, 60s, [&] { return report.has_value(); }))
-        << "drain did not complete";
-  }
+  // Slow jobs that outlive the drain deadline are requeued.
+  LoadRun run = run_load_and_drain(*runtime, 4321, 5ms);
+  auto& [accepted, terminal_calls, terminal_state, report] = run;
   work.reset();
   io.stop();
   for (auto& t : io_threads) t.join();
@@ -277,15 +244,14 @@ TEST(Conservation, WithADurableJournalEveryJobEndsOrIsLeftExactlyOnce) {
     EXPECT_EQ(c.illegal_transitions, 0u) << s.name;
     left += c.left;
   }
-  EXPECT_EQ(report->left, left);
-  EXPECT_EQ(report->aborted, 0u);
+  EXPECT_EQ(report.left, left);
+  EXPECT_EQ(report.aborted, 0u);
 
   // The journal, job by job.
   std::unordered_map<std::uint64_t, std::vector<JournalEntry>> by_job;
   for (auto& e : journal.entries()) {
     by_job[std::visit([](const auto& x) { return x.id.value; }, e)].push_back(e);
   }
-  std::lock_guard lock(mutex);
   EXPECT_EQ(by_job.size(), accepted.size());
   std::uint64_t without_terminal = 0;
   for (auto id : accepted) {
