@@ -17,8 +17,10 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <span>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -151,10 +153,14 @@ struct Statements {
   explicit Statements(sqlite3* db)
       : begin(db, "BEGIN IMMEDIATE"),
         commit(db, "COMMIT"),
+        // The row as the batch leaves it: a job's later entries in the same
+        // batch are folded into its accept (SqliteJournal::fold).
         insert(db,
                "INSERT INTO jobs(id, troupe, state, attempts, payload, key, idempotency_key, "
-               "metadata, submitted_ns, deadline_ns, timeout_ns) "
-               "VALUES(?1, ?2, 0, 0, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT(id) DO NOTHING"),
+               "metadata, submitted_ns, deadline_ns, timeout_ns, failure, output, started_ns, "
+               "finished_ns, next_run_ns, expires_ns) "
+               "VALUES(?1, ?2, ?10, ?11, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?12, ?13, ?14, ?15, ?16, ?17) "
+               "ON CONFLICT(id) DO NOTHING"),
         started(db, "UPDATE jobs SET state = 1, attempts = ?2, started_ns = ?3 WHERE id = ?1"),
         retry_wait(db,
                    "UPDATE jobs SET state = 2, attempts = ?2, next_run_ns = ?3, output = ?4, "
@@ -483,9 +489,16 @@ class SqliteJournal final : public core::Journal {
     std::size_t accepted = 0;
     std::int64_t now_ns = wall_now_ns();
     try {
+      fold(batch);
       statements_->begin.run();
-      for (auto& entry : batch) {
-        std::visit([&](auto& e) { apply(e, accepted); }, entry);
+      for (std::size_t i = 0; i < batch.size(); ++i) {
+        std::int32_t row = fold_of_[i];
+        if (row < 0) {
+          std::visit([&](auto& e) { apply(e); }, batch[i]);
+        } else if (folds_[row].accept == i) {
+          insert(std::get<core::JournalAccepted>(batch[i]), folds_[row], batch);
+        }  // else folded into its job's INSERT
+        if (std::holds_alternative<core::JournalAccepted>(batch[i])) ++accepted;
       }
       expire_and_trim(now_ns);
       statements_->commit.run();
@@ -503,7 +516,109 @@ class SqliteJournal final : public core::Journal {
     return std::nullopt;
   }
 
-  void apply(const core::JournalAccepted& e, std::size_t& accepted) {
+  /// A job accepted in the batch being committed, with the later entries
+  /// of that job in the same batch folded in: the row as its INSERT and
+  /// their UPDATEs, one by one, would leave it.
+  struct FoldedRow {
+    std::size_t accept = 0;  // the accept's index in the batch
+    std::size_t last = 0;    // the last entry folded in (accept when none)
+    JobState state = JobState::kQueued;
+    std::uint32_t attempts = 0;
+    core::FailureClass failure = core::FailureClass::kNone;
+    std::string_view output;
+    std::int64_t started_ns = 0;
+    std::int64_t finished_ns = 0;
+    std::int64_t next_run_ns = 0;
+    std::optional<std::int64_t> expires_ns;
+  };
+
+  static core::JobId id_of(const core::JournalEntry& entry) {
+    return std::visit([](const auto& e) { return e.id; }, entry);
+  }
+
+  /// Folds each job's entries into its accept when both are in `batch`
+  /// (a fast job's accepted, started and terminal often are): one INSERT
+  /// of the job's latest state instead of an INSERT and UPDATEs. Fills
+  /// folds_, fold_of_ (per entry: its row, -1 when written on its own) and
+  /// fold_next_ (the next entry of the same row).
+  void fold(const std::vector<core::JournalEntry>& batch) {
+    folds_.clear();
+    fold_rows_.clear();
+    fold_of_.assign(batch.size(), -1);
+    fold_next_.assign(batch.size(), -1);
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      const core::JournalEntry& entry = batch[i];
+      if (const auto* a = std::get_if<core::JournalAccepted>(&entry)) {
+        // A second accept of an id is written on its own (and does nothing).
+        if (fold_rows_.try_emplace(a->id.value, folds_.size()).second) {
+          fold_of_[i] = static_cast<std::int32_t>(folds_.size());
+          FoldedRow& row = folds_.emplace_back();
+          row.accept = row.last = i;
+        }
+        continue;
+      }
+      if (fold_rows_.empty()) continue;
+      auto it = fold_rows_.find(id_of(entry).value);
+      if (it == fold_rows_.end()) continue;  // accepted in an earlier batch
+      FoldedRow& row = folds_[it->second];
+      fold_of_[i] = static_cast<std::int32_t>(it->second);
+      fold_next_[row.last] = static_cast<std::int32_t>(i);
+      row.last = i;
+      std::visit([&](const auto& e) { fold_into(row, e, accepted_of(batch, row)); }, entry);
+    }
+  }
+
+  static const core::JournalAccepted& accepted_of(const std::vector<core::JournalEntry>& batch,
+                                                  const FoldedRow& row) {
+    return std::get<core::JournalAccepted>(batch[row.accept]);
+  }
+
+  // Each as the entry's UPDATE statement would change the row.
+  void fold_into(FoldedRow&, const core::JournalAccepted&, const core::JournalAccepted&) {}
+  void fold_into(FoldedRow& row, const core::JournalStarted& e, const core::JournalAccepted&) {
+    row.state = JobState::kRunning;
+    row.attempts = e.attempts;
+    row.started_ns = e.started_ns;
+  }
+  void fold_into(FoldedRow& row, const core::JournalRetryWait& e, const core::JournalAccepted&) {
+    row.state = JobState::kRetryWait;
+    row.attempts = e.attempts;
+    row.next_run_ns = e.next_run_ns;
+    row.output = e.error;
+    row.failure = e.failure;
+  }
+  void fold_into(FoldedRow& row, const core::JournalRequeued& e, const core::JournalAccepted&) {
+    row.state = JobState::kQueued;
+    row.attempts = e.attempts;
+    row.next_run_ns = 0;
+  }
+  void fold_into(FoldedRow& row, const core::JournalTerminal& e, const core::JournalAccepted& a) {
+    row.state = e.state;
+    row.failure = e.failure;
+    row.attempts = e.attempts;
+    row.output = e.output;
+    if (e.started_ns != 0) row.started_ns = e.started_ns;
+    row.finished_ns = e.finished_ns;
+    row.next_run_ns = 0;
+    row.expires_ns.reset();
+    if (e.state != JobState::kDead) {
+      std::int64_t expires = saturating_add(e.finished_ns, result_ttl_ns_);
+      if (!a.idempotency_key.empty()) {
+        expires = std::max(expires, saturating_add(a.submitted_ns, idempotency_ttl_ns_));
+      }
+      row.expires_ns = expires;
+    }
+  }
+
+  static std::int64_t saturating_add(std::int64_t a, std::int64_t b) {
+    std::int64_t sum = 0;
+    return __builtin_add_overflow(a, b, &sum) ? std::numeric_limits<std::int64_t>::max() : sum;
+  }
+
+  /// Writes an accepted job as `row` (its accept and the entries folded
+  /// into it, in `batch`; none when `batch` is empty).
+  void insert(const core::JournalAccepted& e, const FoldedRow& row,
+              std::span<const core::JournalEntry> batch) {
     Statement& s = statements_->insert;
     metadata_buffer_ = detail::encode_metadata(e.metadata);
     s.bind(1, to_sql(e.id));
@@ -515,21 +630,64 @@ class SqliteJournal final : public core::Journal {
     s.bind(7, e.submitted_ns);
     s.bind(8, e.deadline_ns);
     s.bind(9, e.attempt_timeout_ns);
+    s.bind(10, static_cast<std::int64_t>(row.state));
+    s.bind(11, row.attempts);
+    s.bind(12, static_cast<std::int64_t>(row.failure));
+    s.bind_blob(13, row.output);
+    s.bind(14, row.started_ns);
+    s.bind(15, row.finished_ns);
+    s.bind(16, row.next_run_ns);
+    if (row.expires_ns) {
+      s.bind(17, *row.expires_ns);
+    } else {
+      s.bind_null(17);
+    }
     s.run();
-    ++accepted;
-    if (counting() && changed()) counts_.accepted();
+    bool inserted = changed();
+    if (inserted && counting()) counts_.accepted();
+    for (std::int32_t j = batch.empty() ? -1 : fold_next_[row.accept]; j >= 0; j = fold_next_[j]) {
+      if (!inserted) {
+        // The id was in the store already: the INSERT did nothing, and the
+        // entries update that row as they would have on their own.
+        std::visit([&](auto& later) { apply(later); }, batch[j]);
+        continue;
+      }
+      std::visit([&](auto& later) { wrote(later, e.troupe); }, batch[j]);
+    }
+    if (inserted && row.expires_ns) next_expiry_ns_ = std::min(next_expiry_ns_, *row.expires_ns);
   }
 
-  void apply(const core::JournalStarted& e, std::size_t&) {
+  /// What a written entry moves besides its row: the counts by state and
+  /// the troupes whose dead letters to trim. `troupe` is the job's.
+  void wrote(const core::JournalAccepted&, const std::string&) {}
+  void wrote(const core::JournalStarted& e, const std::string&) {
+    if (counting()) counts_.started(e.id);
+  }
+  void wrote(const core::JournalRetryWait& e, const std::string&) {
+    if (counting()) counts_.retry_wait(e.id);
+  }
+  void wrote(const core::JournalRequeued& e, const std::string&) {
+    if (counting()) counts_.requeued(e.id);
+  }
+  void wrote(const core::JournalTerminal& e, const std::string& troupe) {
+    if (e.state == JobState::kDead) dead_to_trim_.insert(troupe);
+    if (counting()) counts_.terminal(e.id, e.state);
+  }
+
+  /// An accept written on its own: a second accept of an id in one batch
+  /// (its INSERT does nothing).
+  void apply(const core::JournalAccepted& e) { insert(e, FoldedRow{}, {}); }
+
+  void apply(const core::JournalStarted& e) {
     Statement& s = statements_->started;
     s.bind(1, to_sql(e.id));
     s.bind(2, e.attempts);
     s.bind(3, e.started_ns);
     s.run();
-    if (counting() && changed()) counts_.started(e.id);
+    if (changed()) wrote(e, {});
   }
 
-  void apply(const core::JournalRetryWait& e, std::size_t&) {
+  void apply(const core::JournalRetryWait& e) {
     Statement& s = statements_->retry_wait;
     s.bind(1, to_sql(e.id));
     s.bind(2, e.attempts);
@@ -537,18 +695,18 @@ class SqliteJournal final : public core::Journal {
     s.bind_blob(4, e.error);
     s.bind(5, static_cast<std::int64_t>(e.failure));
     s.run();
-    if (counting() && changed()) counts_.retry_wait(e.id);
+    if (changed()) wrote(e, {});
   }
 
-  void apply(const core::JournalRequeued& e, std::size_t&) {
+  void apply(const core::JournalRequeued& e) {
     Statement& s = statements_->requeued;
     s.bind(1, to_sql(e.id));
     s.bind(2, e.attempts);
     s.run();
-    if (counting() && changed()) counts_.requeued(e.id);
+    if (changed()) wrote(e, {});
   }
 
-  void apply(const core::JournalTerminal& e, std::size_t&) {
+  void apply(const core::JournalTerminal& e) {
     bool dead = e.state == JobState::kDead;
     Statement& s = dead ? statements_->terminal_dead : statements_->terminal;
     s.bind(1, to_sql(e.id));
@@ -562,20 +720,13 @@ class SqliteJournal final : public core::Journal {
       s.bind(8, result_ttl_ns_);
       s.bind(9, idempotency_ttl_ns_);
       s.run();
-      if (counting() && changed()) counts_.terminal(e.id, e.state);
+      if (changed()) wrote(e, {});
       // A lower bound of the row's expiry: the idempotency TTL can only
       // make it later.
-      std::int64_t expires =
-          e.finished_ns > std::numeric_limits<std::int64_t>::max() - result_ttl_ns_
-              ? std::numeric_limits<std::int64_t>::max()
-              : e.finished_ns + result_ttl_ns_;
-      next_expiry_ns_ = std::min(next_expiry_ns_, expires);
+      next_expiry_ns_ = std::min(next_expiry_ns_, saturating_add(e.finished_ns, result_ttl_ns_));
       return;
     }
-    s.each_row([&](Statement& row) {  // the updated row's troupe
-      dead_to_trim_.insert(row.column_blob(0));
-      if (counting()) counts_.terminal(e.id, e.state);
-    });
+    s.each_row([&](Statement& row) { wrote(e, row.column_blob(0)); });  // the updated row's troupe
   }
 
   /// Deletes up to kExpiryBatch expired rows when some are due, and the
@@ -718,6 +869,11 @@ class SqliteJournal final : public core::Journal {
   std::int64_t next_expiry_ns_ = std::numeric_limits<std::int64_t>::max();  // wall clock
   std::set<std::string> dead_to_trim_;  // troupes with new DEAD rows
   std::string metadata_buffer_;         // bound until the insert is reset
+  // fold()'s result for the batch being committed.
+  std::vector<FoldedRow> folds_;
+  std::unordered_map<std::uint64_t, std::size_t> fold_rows_;  // job id -> folds_ index
+  std::vector<std::int32_t> fold_of_;    // per entry: its folds_ index, -1 when on its own
+  std::vector<std::int32_t> fold_next_;  // per entry: the next entry of its row, -1 at the end
   Clock::time_point last_commit_{};
   Clock::time_point last_sample_{};
   bool wal_dirty_ = false;  // commits since the last idle checkpoint
