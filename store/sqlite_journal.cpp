@@ -86,9 +86,20 @@ constexpr const char* kColumns =
 /// Expired rows deleted per transaction: bounds the time one commit spends
 /// on expiry when many rows come due at once.
 constexpr std::int64_t kExpiryBatch = 1000;
-/// WAL pages before SQLite checkpoints on commit (its default), and the size
-/// the WAL file is truncated back to after a checkpoint.
-constexpr int kAutocheckpointPages = 1000;
+/// WAL pages after a commit that wake the checkpointer thread for a
+/// PASSIVE checkpoint (SQLite's autocheckpoint default; the writer's
+/// connection does not checkpoint on commit). The checkpointer copies
+/// pages while the writer commits; the WAL starts over from its beginning
+/// at the first commit after a checkpoint that caught up.
+constexpr int kCheckpointPages = 1000;
+/// WAL pages after a commit at which the writer resets the WAL itself (a
+/// RESTART checkpoint, between commits) because the checkpointer has not
+/// caught up: bounds the WAL under a load that never pauses.
+constexpr int kWalCapPages = 2500;
+/// How long the writer's connection waits for a lock another connection
+/// holds (a reader such as the sqlite3 shell) before failing.
+constexpr int kBusyTimeoutMs = 5000;
+/// The size the WAL file is truncated back to when it starts over.
 constexpr std::int64_t kWalSizeLimit = 64 << 20;
 /// Idle this long after a commit: checkpoint and truncate the WAL.
 constexpr auto kIdleCheckpoint = 1s;
@@ -218,9 +229,14 @@ class SqliteJournal final : public core::Journal {
     create_parent_directories(path_);
     lock_ = std::make_unique<detail::LockFile>(path_ + "-lock", path_);
     open_database();
+    open_checkpointer();
     writer_ = std::thread([this] {
       pthread_setname_np(pthread_self(), "troupe-journal");
       writer_loop();
+    });
+    checkpointer_ = std::thread([this] {
+      pthread_setname_np(pthread_self(), "troupe-checkpt");
+      checkpointer_loop();
     });
   }
 
@@ -303,7 +319,10 @@ class SqliteJournal final : public core::Journal {
       stopping_ = true;
     }
     wake_.notify_one();
+    checkpoint_wake_.notify_all();
     if (writer_.joinable()) writer_.join();
+    if (checkpointer_.joinable()) checkpointer_.join();
+    checkpoint_db_.reset();
     std::lock_guard db_lock(db_mutex_);
     if (!failure() && db_) {
       // Leaves a small file behind: the WAL folded into the database.
@@ -335,7 +354,7 @@ class SqliteJournal final : public core::Journal {
     sqlite3_extended_result_codes(db, 1);
     // Only this process writes (the lock file); a reader such as the sqlite3
     // shell may hold the file briefly.
-    sqlite3_busy_timeout(db, 5000);
+    sqlite3_busy_timeout(db, kBusyTimeoutMs);
     try {
       int version = pragma_int("PRAGMA user_version");
       if (version > kSchemaVersion) {
@@ -351,8 +370,11 @@ class SqliteJournal final : public core::Journal {
       mode.reset();
       detail::exec(
           db, options_.sync_full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
-      detail::exec(db,
-                   ("PRAGMA wal_autocheckpoint = " + std::to_string(kAutocheckpointPages)).c_str());
+      // Checkpoints run on the checkpointer's connection (and the writer's
+      // between commits), never inside a commit. The hook (which the pragma
+      // would replace) counts the WAL's pages after each commit.
+      detail::exec(db, "PRAGMA wal_autocheckpoint = 0");
+      sqlite3_wal_hook(db, &SqliteJournal::count_wal_pages, this);
       detail::exec(db, ("PRAGMA journal_size_limit = " + std::to_string(kWalSizeLimit)).c_str());
       if (options_.max_page_count > 0) {
         detail::exec(
@@ -380,6 +402,33 @@ class SqliteJournal final : public core::Journal {
       if (is_corrupt(error)) throw StoreError(corrupt_message(path_, error));
       throw StoreError("cannot open the store " + path_ + ": " + detail::describe(error));
     }
+  }
+
+  /// The checkpointer's own connection, on the file open_database() set up.
+  void open_checkpointer() {
+    sqlite3* raw = nullptr;
+    int rc =
+        sqlite3_open_v2(path_.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
+    checkpoint_db_.reset(raw);
+    if (rc != SQLITE_OK) {
+      throw StoreError("cannot open the store " + path_ + " for checkpoints: " +
+                       (raw != nullptr ? sqlite3_errmsg(raw) : sqlite3_errstr(rc)));
+    }
+    sqlite3_extended_result_codes(raw, 1);
+    try {
+      // A checkpoint syncs the WAL before copying it (what sync normal
+      // relies on) and the database after.
+      detail::exec(
+          raw, options_.sync_full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
+    } catch (const SqliteError& error) {
+      throw StoreError("cannot open the store " + path_ +
+                       " for checkpoints: " + detail::describe(error));
+    }
+  }
+
+  static int count_wal_pages(void* self, sqlite3*, const char*, int pages) {
+    static_cast<SqliteJournal*>(self)->wal_pages_ = pages;
+    return SQLITE_OK;
   }
 
   int pragma_int(const char* sql) {
@@ -423,6 +472,7 @@ class SqliteJournal final : public core::Journal {
     std::vector<Barrier> ready;
     std::unique_lock lock(mutex_);
     for (;;) {
+      if (checkpoint_failure_) return fail(lock, *checkpoint_failure_);
       if (!barriers_.empty() && barriers_.front().seq <= durable_) {
         while (!barriers_.empty() && barriers_.front().seq <= durable_) {
           ready.push_back(std::move(barriers_.front()));
@@ -446,6 +496,24 @@ class SqliteJournal final : public core::Journal {
         lock.lock();
         if (failed) return fail(lock, std::move(*failed));
         durable_ = covered;
+        if (wal_pages_ >= kCheckpointPages && !checkpoint_requested_) {
+          checkpoint_requested_ = true;
+          checkpoint_wake_.notify_one();
+        }
+        continue;
+      }
+      if (wal_restart_due_) {  // after the barriers: their acks do not wait for it
+        wal_restart_due_ = false;
+        // The checkpointer's pass (if one runs) ends first; it starts no
+        // other meanwhile.
+        wal_restarting_ = true;
+        wake_.wait(lock, [this] { return !checkpoint_running_; });
+        lock.unlock();
+        auto failed = restart_wal();
+        lock.lock();
+        wal_restarting_ = false;
+        checkpoint_wake_.notify_one();
+        if (failed) return fail(lock, std::move(*failed));
         continue;
       }
       if (stopping_) return;
@@ -465,6 +533,7 @@ class SqliteJournal final : public core::Journal {
   /// then every waiting barrier. `lock` holds mutex_.
   void fail(std::unique_lock<std::mutex>& lock, core::JournalFailure failure) {
     failure_ = failure;
+    checkpoint_wake_.notify_all();
     pending_.clear();
     std::deque<Barrier> waiting = std::move(barriers_);
     barriers_.clear();
@@ -508,6 +577,7 @@ class SqliteJournal final : public core::Journal {
     }
     last_commit_ = Clock::now();
     wal_dirty_ = true;
+    wal_restart_due_ = wal_pages_ >= kWalCapPages;
     ++commits_since_sample_;
     if (options_.observer != nullptr) {
       options_.observer->committed(last_commit_ - arrival, batch.size(), accepted);
@@ -807,24 +877,64 @@ class SqliteJournal final : public core::Journal {
       return std::nullopt;
     }
     if (wal_dirty_ && now >= last_commit_ + kIdleCheckpoint) {
-      wal_dirty_ = false;
-      int rc = sqlite3_wal_checkpoint_v2(db_.get(), nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr,
-                                         nullptr);
-      // SQLITE_BUSY: a reader (the sqlite3 shell) holds the WAL; the next
-      // idle period tries again. Anything else is a write error.
-      if (rc == SQLITE_BUSY) {
-        wal_dirty_ = true;
-        last_commit_ = now;
-      } else if (rc != SQLITE_OK) {
-        return failure_of(SqliteError(sqlite3_extended_errcode(db_.get()), "checkpoint",
-                                      sqlite3_errmsg(db_.get())));
-      }
+      bool busy = false;
+      if (auto failed = checkpoint(db_.get(), SQLITE_CHECKPOINT_TRUNCATE, &busy)) return failed;
+      wal_dirty_ = busy;  // the next idle period tries again
+      if (busy) last_commit_ = now;
     }
     if (options_.observer != nullptr && commits_since_sample_ > 0 &&
         now >= last_sample_ + kSampleEvery) {
       sample();
     }
     return std::nullopt;
+  }
+
+  /// The checkpointer thread: a PASSIVE checkpoint on its own connection
+  /// each time the writer finds the WAL past kCheckpointPages. It takes no
+  /// lock a commit waits for (SQLite's checkpoint lock only), so commits go
+  /// on meanwhile. A failed checkpoint fails the journal, on the writer.
+  void checkpointer_loop() {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+      checkpoint_wake_.wait(lock, [this] {
+        return (checkpoint_requested_ && !wal_restarting_) || stopping_ || failure_;
+      });
+      if (stopping_ || failure_) return;
+      checkpoint_requested_ = false;
+      checkpoint_running_ = true;
+      lock.unlock();
+      std::optional<core::JournalFailure> failed =
+          checkpoint(checkpoint_db_.get(), SQLITE_CHECKPOINT_PASSIVE);
+      lock.lock();
+      checkpoint_running_ = false;
+      if (wal_restarting_) wake_.notify_one();
+      if (failed) {
+        checkpoint_failure_ = std::move(failed);
+        wake_.notify_one();
+        return;
+      }
+    }
+  }
+
+  /// A checkpoint in `mode` on `db`. SQLITE_BUSY (`*busy`) is no failure:
+  /// another checkpoint runs, or a reader (the sqlite3 shell) holds the
+  /// WAL; a later one tries again. Anything else is a write error.
+  std::optional<core::JournalFailure> checkpoint(sqlite3* db, int mode, bool* busy = nullptr) {
+    int rc = sqlite3_wal_checkpoint_v2(db, nullptr, mode, nullptr, nullptr);
+    if (busy != nullptr) *busy = rc == SQLITE_BUSY;
+    if (rc == SQLITE_OK || rc == SQLITE_BUSY) return std::nullopt;
+    return failure_of(SqliteError(sqlite3_extended_errcode(db), "checkpoint", sqlite3_errmsg(db)));
+  }
+
+  /// The WAL passed kWalCapPages: copies what the checkpointer has not and
+  /// starts the WAL over, between two commits. Without waiting for a
+  /// reader (the sqlite3 shell): the next commit tries again.
+  std::optional<core::JournalFailure> restart_wal() {
+    std::lock_guard db_lock(db_mutex_);
+    sqlite3_busy_timeout(db_.get(), 0);
+    auto failed = checkpoint(db_.get(), SQLITE_CHECKPOINT_RESTART);
+    sqlite3_busy_timeout(db_.get(), kBusyTimeoutMs);
+    return failed;
   }
 
   /// Reports rows by state and the bytes on disk. db_mutex_ held;
@@ -876,12 +986,21 @@ class SqliteJournal final : public core::Journal {
   std::vector<std::int32_t> fold_next_;  // per entry: the next entry of its row, -1 at the end
   Clock::time_point last_commit_{};
   Clock::time_point last_sample_{};
-  bool wal_dirty_ = false;  // commits since the last idle checkpoint
+  bool wal_dirty_ = false;        // commits since the last idle checkpoint
+  int wal_pages_ = 0;             // in the WAL after the last commit (count_wal_pages)
+  bool wal_restart_due_ = false;  // the WAL passed kWalCapPages
+  // The checkpointer's connection; its thread's only state.
+  std::unique_ptr<sqlite3, CloseDatabase> checkpoint_db_;
   std::uint64_t commits_since_sample_ = 1;
   detail::RowCounts counts_;  // only with an observer
 
   mutable std::mutex mutex_;  // guards the members below
   std::condition_variable wake_;
+  std::condition_variable checkpoint_wake_;
+  bool checkpoint_requested_ = false;  // the WAL passed kCheckpointPages
+  bool checkpoint_running_ = false;    // the checkpointer's pass
+  bool wal_restarting_ = false;        // the writer waits for or runs restart_wal()
+  std::optional<core::JournalFailure> checkpoint_failure_;
   std::vector<core::JournalEntry> pending_;
   Clock::time_point first_arrival_{};  // of pending_'s first entry
   std::uint64_t appended_ = 0;         // entries appended so far
@@ -894,6 +1013,7 @@ class SqliteJournal final : public core::Journal {
 
   std::mutex close_mutex_;  // one close() at a time
   std::thread writer_;
+  std::thread checkpointer_;
 };
 
 }  // namespace

@@ -641,6 +641,26 @@ TEST_F(SqliteJournalTest, EntriesInTheBatchOfTheirAcceptAreFoldedIntoOneInsertOf
 
 // ---- faults ----
 
+TEST_F(SqliteJournalTest, CommitsGoOnWhileACheckpointWaitsForItsFsync) {
+  testing::FaultyVfs vfs;
+  auto journal = open();
+  struct Release {
+    ~Release() { testing::FaultyVfs::release_syncs(); }  // before the journal closes
+  } release;
+  // A checkpoint syncs the database file; a commit syncs only the WAL.
+  testing::FaultyVfs::hold_database_syncs();
+  const std::string payload(4000, 'x');  // about a page a job
+  std::uint64_t id = 0;
+  for (; id < 1200; ++id) journal->append(accepted(id + 1, "t", payload));  // past 1,000 pages
+  ASSERT_EQ(wait_durable(*journal), std::nullopt);
+  ASSERT_TRUE(testing::FaultyVfs::wait_for_held_sync(kBound));  // a checkpoint runs
+  for (int round = 0; round < 10; ++round) {
+    journal->append(accepted(++id));
+    ASSERT_EQ(wait_durable(*journal), std::nullopt) << "round " << round;
+  }
+  EXPECT_EQ(journal->failure(), std::nullopt);
+}
+
 TEST_F(SqliteJournalTest, FsyncFailureFailsTheJournalForGood) {
   testing::FaultyVfs vfs;
   auto journal = open();
