@@ -486,6 +486,22 @@ class SqliteJournal final : public core::Journal {
         running_callbacks_ = false;
         continue;
       }
+      // After the barriers (their acks do not wait for it), before the next
+      // commit (a load that never pauses has one pending).
+      if (wal_restart_due_) {
+        wal_restart_due_ = false;
+        // The checkpointer's pass (if one runs) ends first; it starts no
+        // other meanwhile.
+        wal_restarting_ = true;
+        wake_.wait(lock, [this] { return !checkpoint_running_; });
+        lock.unlock();
+        auto failed = restart_wal();
+        lock.lock();
+        wal_restarting_ = false;
+        checkpoint_wake_.notify_one();
+        if (failed) return fail(lock, std::move(*failed));
+        continue;
+      }
       if (!pending_.empty()) {
         batch.swap(pending_);
         std::uint64_t covered = appended_;
@@ -500,20 +516,6 @@ class SqliteJournal final : public core::Journal {
           checkpoint_requested_ = true;
           checkpoint_wake_.notify_one();
         }
-        continue;
-      }
-      if (wal_restart_due_) {  // after the barriers: their acks do not wait for it
-        wal_restart_due_ = false;
-        // The checkpointer's pass (if one runs) ends first; it starts no
-        // other meanwhile.
-        wal_restarting_ = true;
-        wake_.wait(lock, [this] { return !checkpoint_running_; });
-        lock.unlock();
-        auto failed = restart_wal();
-        lock.lock();
-        wal_restarting_ = false;
-        checkpoint_wake_.notify_one();
-        if (failed) return fail(lock, std::move(*failed));
         continue;
       }
       if (stopping_) return;
