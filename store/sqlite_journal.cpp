@@ -213,11 +213,12 @@ struct Statements {
 /// owns every write to the database: it swaps out the entries appended
 /// while its previous commit ran and commits them in one transaction
 /// (group commit), then runs the barriers that commit covers, then (when
-/// idle) expiry, checkpoints and sampling. Thread-safe as core::Journal
-/// promises: append() and after_durable() take one mutex briefly and never
-/// touch the disk. recover() runs on the caller's thread, serialized with
-/// the writer by the connection's mutex. Owns the connection and the lock
-/// file until destroyed.
+/// idle) expiry, the WAL's truncation and sampling. A checkpointer thread
+/// with its own connection copies the WAL into the database as it grows.
+/// Thread-safe as core::Journal promises: append() and after_durable() take
+/// one mutex briefly and never touch the disk. recover() runs on the
+/// caller's thread, serialized with the writer by the connection's mutex.
+/// Owns the connections and the lock file until destroyed.
 class SqliteJournal final : public core::Journal {
  public:
   explicit SqliteJournal(const SqliteJournalOptions& options)
