@@ -17,8 +17,10 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <span>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -84,9 +86,20 @@ constexpr const char* kColumns =
 /// Expired rows deleted per transaction: bounds the time one commit spends
 /// on expiry when many rows come due at once.
 constexpr std::int64_t kExpiryBatch = 1000;
-/// WAL pages before SQLite checkpoints on commit (its default), and the size
-/// the WAL file is truncated back to after a checkpoint.
-constexpr int kAutocheckpointPages = 1000;
+/// WAL pages after a commit that wake the checkpointer thread for a
+/// PASSIVE checkpoint (SQLite's autocheckpoint default; the writer's
+/// connection does not checkpoint on commit). The checkpointer copies
+/// pages while the writer commits; the WAL starts over from its beginning
+/// at the first commit after a checkpoint that caught up.
+constexpr int kCheckpointPages = 1000;
+/// WAL pages after a commit at which the writer resets the WAL itself (a
+/// RESTART checkpoint, between commits) because the checkpointer has not
+/// caught up: bounds the WAL under a load that never pauses.
+constexpr int kWalCapPages = 2500;
+/// How long the writer's connection waits for a lock another connection
+/// holds (a reader such as the sqlite3 shell) before failing.
+constexpr int kBusyTimeoutMs = 5000;
+/// The size the WAL file is truncated back to when it starts over.
 constexpr std::int64_t kWalSizeLimit = 64 << 20;
 /// Idle this long after a commit: checkpoint and truncate the WAL.
 constexpr auto kIdleCheckpoint = 1s;
@@ -151,10 +164,14 @@ struct Statements {
   explicit Statements(sqlite3* db)
       : begin(db, "BEGIN IMMEDIATE"),
         commit(db, "COMMIT"),
+        // The row as the batch leaves it: a job's later entries in the same
+        // batch are folded into its accept (SqliteJournal::fold).
         insert(db,
                "INSERT INTO jobs(id, troupe, state, attempts, payload, key, idempotency_key, "
-               "metadata, submitted_ns, deadline_ns, timeout_ns) "
-               "VALUES(?1, ?2, 0, 0, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT(id) DO NOTHING"),
+               "metadata, submitted_ns, deadline_ns, timeout_ns, failure, output, started_ns, "
+               "finished_ns, next_run_ns, expires_ns) "
+               "VALUES(?1, ?2, ?10, ?11, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?12, ?13, ?14, ?15, ?16, ?17) "
+               "ON CONFLICT(id) DO NOTHING"),
         started(db, "UPDATE jobs SET state = 1, attempts = ?2, started_ns = ?3 WHERE id = ?1"),
         retry_wait(db,
                    "UPDATE jobs SET state = 2, attempts = ?2, next_run_ns = ?3, output = ?4, "
@@ -196,11 +213,12 @@ struct Statements {
 /// owns every write to the database: it swaps out the entries appended
 /// while its previous commit ran and commits them in one transaction
 /// (group commit), then runs the barriers that commit covers, then (when
-/// idle) expiry, checkpoints and sampling. Thread-safe as core::Journal
-/// promises: append() and after_durable() take one mutex briefly and never
-/// touch the disk. recover() runs on the caller's thread, serialized with
-/// the writer by the connection's mutex. Owns the connection and the lock
-/// file until destroyed.
+/// idle) expiry, the WAL's truncation and sampling. A checkpointer thread
+/// with its own connection copies the WAL into the database as it grows.
+/// Thread-safe as core::Journal promises: append() and after_durable() take
+/// one mutex briefly and never touch the disk. recover() runs on the
+/// caller's thread, serialized with the writer by the connection's mutex.
+/// Owns the connections and the lock file until destroyed.
 class SqliteJournal final : public core::Journal {
  public:
   explicit SqliteJournal(const SqliteJournalOptions& options)
@@ -212,9 +230,14 @@ class SqliteJournal final : public core::Journal {
     create_parent_directories(path_);
     lock_ = std::make_unique<detail::LockFile>(path_ + "-lock", path_);
     open_database();
+    open_checkpointer();
     writer_ = std::thread([this] {
       pthread_setname_np(pthread_self(), "troupe-journal");
       writer_loop();
+    });
+    checkpointer_ = std::thread([this] {
+      pthread_setname_np(pthread_self(), "troupe-checkpt");
+      checkpointer_loop();
     });
   }
 
@@ -297,7 +320,10 @@ class SqliteJournal final : public core::Journal {
       stopping_ = true;
     }
     wake_.notify_one();
+    checkpoint_wake_.notify_all();
     if (writer_.joinable()) writer_.join();
+    if (checkpointer_.joinable()) checkpointer_.join();
+    checkpoint_db_.reset();
     std::lock_guard db_lock(db_mutex_);
     if (!failure() && db_) {
       // Leaves a small file behind: the WAL folded into the database.
@@ -329,7 +355,7 @@ class SqliteJournal final : public core::Journal {
     sqlite3_extended_result_codes(db, 1);
     // Only this process writes (the lock file); a reader such as the sqlite3
     // shell may hold the file briefly.
-    sqlite3_busy_timeout(db, 5000);
+    sqlite3_busy_timeout(db, kBusyTimeoutMs);
     try {
       int version = pragma_int("PRAGMA user_version");
       if (version > kSchemaVersion) {
@@ -345,8 +371,11 @@ class SqliteJournal final : public core::Journal {
       mode.reset();
       detail::exec(
           db, options_.sync_full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
-      detail::exec(db,
-                   ("PRAGMA wal_autocheckpoint = " + std::to_string(kAutocheckpointPages)).c_str());
+      // Checkpoints run on the checkpointer's connection (and the writer's
+      // between commits), never inside a commit. The hook (which the pragma
+      // would replace) counts the WAL's pages after each commit.
+      detail::exec(db, "PRAGMA wal_autocheckpoint = 0");
+      sqlite3_wal_hook(db, &SqliteJournal::count_wal_pages, this);
       detail::exec(db, ("PRAGMA journal_size_limit = " + std::to_string(kWalSizeLimit)).c_str());
       if (options_.max_page_count > 0) {
         detail::exec(
@@ -374,6 +403,33 @@ class SqliteJournal final : public core::Journal {
       if (is_corrupt(error)) throw StoreError(corrupt_message(path_, error));
       throw StoreError("cannot open the store " + path_ + ": " + detail::describe(error));
     }
+  }
+
+  /// The checkpointer's own connection, on the file open_database() set up.
+  void open_checkpointer() {
+    sqlite3* raw = nullptr;
+    int rc =
+        sqlite3_open_v2(path_.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
+    checkpoint_db_.reset(raw);
+    if (rc != SQLITE_OK) {
+      throw StoreError("cannot open the store " + path_ + " for checkpoints: " +
+                       (raw != nullptr ? sqlite3_errmsg(raw) : sqlite3_errstr(rc)));
+    }
+    sqlite3_extended_result_codes(raw, 1);
+    try {
+      // A checkpoint syncs the WAL before copying it (what sync normal
+      // relies on) and the database after.
+      detail::exec(
+          raw, options_.sync_full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
+    } catch (const SqliteError& error) {
+      throw StoreError("cannot open the store " + path_ +
+                       " for checkpoints: " + detail::describe(error));
+    }
+  }
+
+  static int count_wal_pages(void* self, sqlite3*, const char*, int pages) {
+    static_cast<SqliteJournal*>(self)->wal_pages_ = pages;
+    return SQLITE_OK;
   }
 
   int pragma_int(const char* sql) {
@@ -417,6 +473,7 @@ class SqliteJournal final : public core::Journal {
     std::vector<Barrier> ready;
     std::unique_lock lock(mutex_);
     for (;;) {
+      if (checkpoint_failure_) return fail(lock, *checkpoint_failure_);
       if (!barriers_.empty() && barriers_.front().seq <= durable_) {
         while (!barriers_.empty() && barriers_.front().seq <= durable_) {
           ready.push_back(std::move(barriers_.front()));
@@ -430,6 +487,22 @@ class SqliteJournal final : public core::Journal {
         running_callbacks_ = false;
         continue;
       }
+      // After the barriers (their acks do not wait for it), before the next
+      // commit (a load that never pauses has one pending).
+      if (wal_restart_due_) {
+        wal_restart_due_ = false;
+        // The checkpointer's pass (if one runs) ends first; it starts no
+        // other meanwhile.
+        wal_restarting_ = true;
+        wake_.wait(lock, [this] { return !checkpoint_running_; });
+        lock.unlock();
+        auto failed = restart_wal();
+        lock.lock();
+        wal_restarting_ = false;
+        checkpoint_wake_.notify_one();
+        if (failed) return fail(lock, std::move(*failed));
+        continue;
+      }
       if (!pending_.empty()) {
         batch.swap(pending_);
         std::uint64_t covered = appended_;
@@ -440,6 +513,10 @@ class SqliteJournal final : public core::Journal {
         lock.lock();
         if (failed) return fail(lock, std::move(*failed));
         durable_ = covered;
+        if (wal_pages_ >= kCheckpointPages && !checkpoint_requested_) {
+          checkpoint_requested_ = true;
+          checkpoint_wake_.notify_one();
+        }
         continue;
       }
       if (stopping_) return;
@@ -459,6 +536,7 @@ class SqliteJournal final : public core::Journal {
   /// then every waiting barrier. `lock` holds mutex_.
   void fail(std::unique_lock<std::mutex>& lock, core::JournalFailure failure) {
     failure_ = failure;
+    checkpoint_wake_.notify_all();
     pending_.clear();
     std::deque<Barrier> waiting = std::move(barriers_);
     barriers_.clear();
@@ -483,9 +561,16 @@ class SqliteJournal final : public core::Journal {
     std::size_t accepted = 0;
     std::int64_t now_ns = wall_now_ns();
     try {
+      fold(batch);
       statements_->begin.run();
-      for (auto& entry : batch) {
-        std::visit([&](auto& e) { apply(e, accepted); }, entry);
+      for (std::size_t i = 0; i < batch.size(); ++i) {
+        std::int32_t row = fold_of_[i];
+        if (row < 0) {
+          std::visit([&](auto& e) { apply(e); }, batch[i]);
+        } else if (folds_[row].accept == i) {
+          insert(std::get<core::JournalAccepted>(batch[i]), folds_[row], batch);
+        }  // else folded into its job's INSERT
+        if (std::holds_alternative<core::JournalAccepted>(batch[i])) ++accepted;
       }
       expire_and_trim(now_ns);
       statements_->commit.run();
@@ -495,6 +580,7 @@ class SqliteJournal final : public core::Journal {
     }
     last_commit_ = Clock::now();
     wal_dirty_ = true;
+    wal_restart_due_ = wal_pages_ >= kWalCapPages;
     ++commits_since_sample_;
     if (options_.observer != nullptr) {
       options_.observer->committed(last_commit_ - arrival, batch.size(), accepted);
@@ -503,7 +589,109 @@ class SqliteJournal final : public core::Journal {
     return std::nullopt;
   }
 
-  void apply(const core::JournalAccepted& e, std::size_t& accepted) {
+  /// A job accepted in the batch being committed, with the later entries
+  /// of that job in the same batch folded in: the row as its INSERT and
+  /// their UPDATEs, one by one, would leave it.
+  struct FoldedRow {
+    std::size_t accept = 0;  // the accept's index in the batch
+    std::size_t last = 0;    // the last entry folded in (accept when none)
+    JobState state = JobState::kQueued;
+    std::uint32_t attempts = 0;
+    core::FailureClass failure = core::FailureClass::kNone;
+    std::string_view output;
+    std::int64_t started_ns = 0;
+    std::int64_t finished_ns = 0;
+    std::int64_t next_run_ns = 0;
+    std::optional<std::int64_t> expires_ns;
+  };
+
+  static core::JobId id_of(const core::JournalEntry& entry) {
+    return std::visit([](const auto& e) { return e.id; }, entry);
+  }
+
+  /// Folds each job's entries into its accept when both are in `batch`
+  /// (a fast job's accepted, started and terminal often are): one INSERT
+  /// of the job's latest state instead of an INSERT and UPDATEs. Fills
+  /// folds_, fold_of_ (per entry: its row, -1 when written on its own) and
+  /// fold_next_ (the next entry of the same row).
+  void fold(const std::vector<core::JournalEntry>& batch) {
+    folds_.clear();
+    fold_rows_.clear();
+    fold_of_.assign(batch.size(), -1);
+    fold_next_.assign(batch.size(), -1);
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      const core::JournalEntry& entry = batch[i];
+      if (const auto* a = std::get_if<core::JournalAccepted>(&entry)) {
+        // A second accept of an id is written on its own (and does nothing).
+        if (fold_rows_.try_emplace(a->id.value, folds_.size()).second) {
+          fold_of_[i] = static_cast<std::int32_t>(folds_.size());
+          FoldedRow& row = folds_.emplace_back();
+          row.accept = row.last = i;
+        }
+        continue;
+      }
+      if (fold_rows_.empty()) continue;
+      auto it = fold_rows_.find(id_of(entry).value);
+      if (it == fold_rows_.end()) continue;  // accepted in an earlier batch
+      FoldedRow& row = folds_[it->second];
+      fold_of_[i] = static_cast<std::int32_t>(it->second);
+      fold_next_[row.last] = static_cast<std::int32_t>(i);
+      row.last = i;
+      std::visit([&](const auto& e) { fold_into(row, e, accepted_of(batch, row)); }, entry);
+    }
+  }
+
+  static const core::JournalAccepted& accepted_of(const std::vector<core::JournalEntry>& batch,
+                                                  const FoldedRow& row) {
+    return std::get<core::JournalAccepted>(batch[row.accept]);
+  }
+
+  // Each as the entry's UPDATE statement would change the row.
+  void fold_into(FoldedRow&, const core::JournalAccepted&, const core::JournalAccepted&) {}
+  void fold_into(FoldedRow& row, const core::JournalStarted& e, const core::JournalAccepted&) {
+    row.state = JobState::kRunning;
+    row.attempts = e.attempts;
+    row.started_ns = e.started_ns;
+  }
+  void fold_into(FoldedRow& row, const core::JournalRetryWait& e, const core::JournalAccepted&) {
+    row.state = JobState::kRetryWait;
+    row.attempts = e.attempts;
+    row.next_run_ns = e.next_run_ns;
+    row.output = e.error;
+    row.failure = e.failure;
+  }
+  void fold_into(FoldedRow& row, const core::JournalRequeued& e, const core::JournalAccepted&) {
+    row.state = JobState::kQueued;
+    row.attempts = e.attempts;
+    row.next_run_ns = 0;
+  }
+  void fold_into(FoldedRow& row, const core::JournalTerminal& e, const core::JournalAccepted& a) {
+    row.state = e.state;
+    row.failure = e.failure;
+    row.attempts = e.attempts;
+    row.output = e.output;
+    if (e.started_ns != 0) row.started_ns = e.started_ns;
+    row.finished_ns = e.finished_ns;
+    row.next_run_ns = 0;
+    row.expires_ns.reset();
+    if (e.state != JobState::kDead) {
+      std::int64_t expires = saturating_add(e.finished_ns, result_ttl_ns_);
+      if (!a.idempotency_key.empty()) {
+        expires = std::max(expires, saturating_add(a.submitted_ns, idempotency_ttl_ns_));
+      }
+      row.expires_ns = expires;
+    }
+  }
+
+  static std::int64_t saturating_add(std::int64_t a, std::int64_t b) {
+    std::int64_t sum = 0;
+    return __builtin_add_overflow(a, b, &sum) ? std::numeric_limits<std::int64_t>::max() : sum;
+  }
+
+  /// Writes an accepted job as `row` (its accept and the entries folded
+  /// into it, in `batch`; none when `batch` is empty).
+  void insert(const core::JournalAccepted& e, const FoldedRow& row,
+              std::span<const core::JournalEntry> batch) {
     Statement& s = statements_->insert;
     metadata_buffer_ = detail::encode_metadata(e.metadata);
     s.bind(1, to_sql(e.id));
@@ -515,21 +703,64 @@ class SqliteJournal final : public core::Journal {
     s.bind(7, e.submitted_ns);
     s.bind(8, e.deadline_ns);
     s.bind(9, e.attempt_timeout_ns);
+    s.bind(10, static_cast<std::int64_t>(row.state));
+    s.bind(11, row.attempts);
+    s.bind(12, static_cast<std::int64_t>(row.failure));
+    s.bind_blob(13, row.output);
+    s.bind(14, row.started_ns);
+    s.bind(15, row.finished_ns);
+    s.bind(16, row.next_run_ns);
+    if (row.expires_ns) {
+      s.bind(17, *row.expires_ns);
+    } else {
+      s.bind_null(17);
+    }
     s.run();
-    ++accepted;
-    if (counting() && changed()) counts_.accepted();
+    bool inserted = changed();
+    if (inserted && counting()) counts_.accepted();
+    for (std::int32_t j = batch.empty() ? -1 : fold_next_[row.accept]; j >= 0; j = fold_next_[j]) {
+      if (!inserted) {
+        // The id was in the store already: the INSERT did nothing, and the
+        // entries update that row as they would have on their own.
+        std::visit([&](auto& later) { apply(later); }, batch[j]);
+        continue;
+      }
+      std::visit([&](auto& later) { wrote(later, e.troupe); }, batch[j]);
+    }
+    if (inserted && row.expires_ns) next_expiry_ns_ = std::min(next_expiry_ns_, *row.expires_ns);
   }
 
-  void apply(const core::JournalStarted& e, std::size_t&) {
+  /// What a written entry moves besides its row: the counts by state and
+  /// the troupes whose dead letters to trim. `troupe` is the job's.
+  void wrote(const core::JournalAccepted&, const std::string&) {}
+  void wrote(const core::JournalStarted& e, const std::string&) {
+    if (counting()) counts_.started(e.id);
+  }
+  void wrote(const core::JournalRetryWait& e, const std::string&) {
+    if (counting()) counts_.retry_wait(e.id);
+  }
+  void wrote(const core::JournalRequeued& e, const std::string&) {
+    if (counting()) counts_.requeued(e.id);
+  }
+  void wrote(const core::JournalTerminal& e, const std::string& troupe) {
+    if (e.state == JobState::kDead) dead_to_trim_.insert(troupe);
+    if (counting()) counts_.terminal(e.id, e.state);
+  }
+
+  /// An accept written on its own: a second accept of an id in one batch
+  /// (its INSERT does nothing).
+  void apply(const core::JournalAccepted& e) { insert(e, FoldedRow{}, {}); }
+
+  void apply(const core::JournalStarted& e) {
     Statement& s = statements_->started;
     s.bind(1, to_sql(e.id));
     s.bind(2, e.attempts);
     s.bind(3, e.started_ns);
     s.run();
-    if (counting() && changed()) counts_.started(e.id);
+    if (changed()) wrote(e, {});
   }
 
-  void apply(const core::JournalRetryWait& e, std::size_t&) {
+  void apply(const core::JournalRetryWait& e) {
     Statement& s = statements_->retry_wait;
     s.bind(1, to_sql(e.id));
     s.bind(2, e.attempts);
@@ -537,18 +768,18 @@ class SqliteJournal final : public core::Journal {
     s.bind_blob(4, e.error);
     s.bind(5, static_cast<std::int64_t>(e.failure));
     s.run();
-    if (counting() && changed()) counts_.retry_wait(e.id);
+    if (changed()) wrote(e, {});
   }
 
-  void apply(const core::JournalRequeued& e, std::size_t&) {
+  void apply(const core::JournalRequeued& e) {
     Statement& s = statements_->requeued;
     s.bind(1, to_sql(e.id));
     s.bind(2, e.attempts);
     s.run();
-    if (counting() && changed()) counts_.requeued(e.id);
+    if (changed()) wrote(e, {});
   }
 
-  void apply(const core::JournalTerminal& e, std::size_t&) {
+  void apply(const core::JournalTerminal& e) {
     bool dead = e.state == JobState::kDead;
     Statement& s = dead ? statements_->terminal_dead : statements_->terminal;
     s.bind(1, to_sql(e.id));
@@ -562,20 +793,13 @@ class SqliteJournal final : public core::Journal {
       s.bind(8, result_ttl_ns_);
       s.bind(9, idempotency_ttl_ns_);
       s.run();
-      if (counting() && changed()) counts_.terminal(e.id, e.state);
+      if (changed()) wrote(e, {});
       // A lower bound of the row's expiry: the idempotency TTL can only
       // make it later.
-      std::int64_t expires =
-          e.finished_ns > std::numeric_limits<std::int64_t>::max() - result_ttl_ns_
-              ? std::numeric_limits<std::int64_t>::max()
-              : e.finished_ns + result_ttl_ns_;
-      next_expiry_ns_ = std::min(next_expiry_ns_, expires);
+      next_expiry_ns_ = std::min(next_expiry_ns_, saturating_add(e.finished_ns, result_ttl_ns_));
       return;
     }
-    s.each_row([&](Statement& row) {  // the updated row's troupe
-      dead_to_trim_.insert(row.column_blob(0));
-      if (counting()) counts_.terminal(e.id, e.state);
-    });
+    s.each_row([&](Statement& row) { wrote(e, row.column_blob(0)); });  // the updated row's troupe
   }
 
   /// Deletes up to kExpiryBatch expired rows when some are due, and the
@@ -656,24 +880,64 @@ class SqliteJournal final : public core::Journal {
       return std::nullopt;
     }
     if (wal_dirty_ && now >= last_commit_ + kIdleCheckpoint) {
-      wal_dirty_ = false;
-      int rc = sqlite3_wal_checkpoint_v2(db_.get(), nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr,
-                                         nullptr);
-      // SQLITE_BUSY: a reader (the sqlite3 shell) holds the WAL; the next
-      // idle period tries again. Anything else is a write error.
-      if (rc == SQLITE_BUSY) {
-        wal_dirty_ = true;
-        last_commit_ = now;
-      } else if (rc != SQLITE_OK) {
-        return failure_of(SqliteError(sqlite3_extended_errcode(db_.get()), "checkpoint",
-                                      sqlite3_errmsg(db_.get())));
-      }
+      bool busy = false;
+      if (auto failed = checkpoint(db_.get(), SQLITE_CHECKPOINT_TRUNCATE, &busy)) return failed;
+      wal_dirty_ = busy;  // the next idle period tries again
+      if (busy) last_commit_ = now;
     }
     if (options_.observer != nullptr && commits_since_sample_ > 0 &&
         now >= last_sample_ + kSampleEvery) {
       sample();
     }
     return std::nullopt;
+  }
+
+  /// The checkpointer thread: a PASSIVE checkpoint on its own connection
+  /// each time the writer finds the WAL past kCheckpointPages. It takes no
+  /// lock a commit waits for (SQLite's checkpoint lock only), so commits go
+  /// on meanwhile. A failed checkpoint fails the journal, on the writer.
+  void checkpointer_loop() {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+      checkpoint_wake_.wait(lock, [this] {
+        return (checkpoint_requested_ && !wal_restarting_) || stopping_ || failure_;
+      });
+      if (stopping_ || failure_) return;
+      checkpoint_requested_ = false;
+      checkpoint_running_ = true;
+      lock.unlock();
+      std::optional<core::JournalFailure> failed =
+          checkpoint(checkpoint_db_.get(), SQLITE_CHECKPOINT_PASSIVE);
+      lock.lock();
+      checkpoint_running_ = false;
+      if (wal_restarting_) wake_.notify_one();
+      if (failed) {
+        checkpoint_failure_ = std::move(failed);
+        wake_.notify_one();
+        return;
+      }
+    }
+  }
+
+  /// A checkpoint in `mode` on `db`. SQLITE_BUSY (`*busy`) is no failure:
+  /// another checkpoint runs, or a reader (the sqlite3 shell) holds the
+  /// WAL; a later one tries again. Anything else is a write error.
+  std::optional<core::JournalFailure> checkpoint(sqlite3* db, int mode, bool* busy = nullptr) {
+    int rc = sqlite3_wal_checkpoint_v2(db, nullptr, mode, nullptr, nullptr);
+    if (busy != nullptr) *busy = rc == SQLITE_BUSY;
+    if (rc == SQLITE_OK || rc == SQLITE_BUSY) return std::nullopt;
+    return failure_of(SqliteError(sqlite3_extended_errcode(db), "checkpoint", sqlite3_errmsg(db)));
+  }
+
+  /// The WAL passed kWalCapPages: copies what the checkpointer has not and
+  /// starts the WAL over, between two commits. Without waiting for a
+  /// reader (the sqlite3 shell): the next commit tries again.
+  std::optional<core::JournalFailure> restart_wal() {
+    std::lock_guard db_lock(db_mutex_);
+    sqlite3_busy_timeout(db_.get(), 0);
+    auto failed = checkpoint(db_.get(), SQLITE_CHECKPOINT_RESTART);
+    sqlite3_busy_timeout(db_.get(), kBusyTimeoutMs);
+    return failed;
   }
 
   /// Reports rows by state and the bytes on disk. db_mutex_ held;
@@ -718,14 +982,28 @@ class SqliteJournal final : public core::Journal {
   std::int64_t next_expiry_ns_ = std::numeric_limits<std::int64_t>::max();  // wall clock
   std::set<std::string> dead_to_trim_;  // troupes with new DEAD rows
   std::string metadata_buffer_;         // bound until the insert is reset
+  // fold()'s result for the batch being committed.
+  std::vector<FoldedRow> folds_;
+  std::unordered_map<std::uint64_t, std::size_t> fold_rows_;  // job id -> folds_ index
+  std::vector<std::int32_t> fold_of_;    // per entry: its folds_ index, -1 when on its own
+  std::vector<std::int32_t> fold_next_;  // per entry: the next entry of its row, -1 at the end
   Clock::time_point last_commit_{};
   Clock::time_point last_sample_{};
-  bool wal_dirty_ = false;  // commits since the last idle checkpoint
+  bool wal_dirty_ = false;        // commits since the last idle checkpoint
+  int wal_pages_ = 0;             // in the WAL after the last commit (count_wal_pages)
+  bool wal_restart_due_ = false;  // the WAL passed kWalCapPages
+  // The checkpointer's connection; its thread's only state.
+  std::unique_ptr<sqlite3, CloseDatabase> checkpoint_db_;
   std::uint64_t commits_since_sample_ = 1;
   detail::RowCounts counts_;  // only with an observer
 
   mutable std::mutex mutex_;  // guards the members below
   std::condition_variable wake_;
+  std::condition_variable checkpoint_wake_;
+  bool checkpoint_requested_ = false;  // the WAL passed kCheckpointPages
+  bool checkpoint_running_ = false;    // the checkpointer's pass
+  bool wal_restarting_ = false;        // the writer waits for or runs restart_wal()
+  std::optional<core::JournalFailure> checkpoint_failure_;
   std::vector<core::JournalEntry> pending_;
   Clock::time_point first_arrival_{};  // of pending_'s first entry
   std::uint64_t appended_ = 0;         // entries appended so far
@@ -738,6 +1016,7 @@ class SqliteJournal final : public core::Journal {
 
   std::mutex close_mutex_;  // one close() at a time
   std::thread writer_;
+  std::thread checkpointer_;
 };
 
 }  // namespace

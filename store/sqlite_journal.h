@@ -52,7 +52,11 @@ struct SqliteJournalOptions {
 /// transaction (BEGIN IMMEDIATE..COMMIT, fsynced with sync_full) holds
 /// every entry appended while the previous one ran, then the barriers it
 /// covers run on that thread; when idle it deletes expired rows (at most
-/// 1,000 per transaction), trims dead letters and truncates the WAL.
+/// 1,000 per transaction), trims dead letters and truncates the WAL. A
+/// second thread ("troupe-checkpt") on a connection of its own copies the
+/// WAL into the database (PASSIVE checkpoints) as it grows, so that no
+/// commit waits for a checkpoint; the writer resets the WAL between commits
+/// when it passes a cap. A failed checkpoint fails the journal too.
 /// Thread-safety: append() and after_durable() may be called from any
 /// thread and take one mutex briefly; recover() runs on the caller's thread
 /// (before the first append). Any SQLite error on the write path fails the

@@ -68,6 +68,10 @@ void Statement::bind_blob(int index, std::string_view value) {
         "bind");
 }
 
+void Statement::bind_null(int index) {
+  check(db_, sqlite3_bind_null(stmt_, index), "bind");
+}
+
 bool Statement::step() {
   int rc = sqlite3_step(stmt_);
   if (rc == SQLITE_ROW) return true;

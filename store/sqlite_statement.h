@@ -58,6 +58,7 @@ class Statement {
   void bind(int index, std::int64_t value);
   void bind_text(int index, std::string_view value);
   void bind_blob(int index, std::string_view value);
+  void bind_null(int index);
 
   /// True for a row, false when done. Throws SqliteError.
   bool step();

@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 
 #include <condition_variable>
+#include <cstdint>
 #include <mutex>
 #include <stdexcept>
 
@@ -18,12 +19,14 @@ sqlite3_vfs* g_real = nullptr;
 std::mutex g_hold_mutex;
 std::condition_variable g_hold_changed;
 bool g_holding = false;
+bool g_holding_database_only = false;
 int g_held = 0;  // xSync calls waiting in the hold
 sqlite3_vfs g_vfs;
 
 // The real file's state lives right after the shim's header (szOsFile).
 struct ShimFile {
   sqlite3_file base;
+  std::uint64_t main_db;  // the database file (not its WAL or journal)
 };
 static_assert(sizeof(ShimFile) % 8 == 0, "the real file must stay 8-byte aligned");
 
@@ -50,7 +53,7 @@ int shim_truncate(sqlite3_file* f, sqlite3_int64 size) {
 int shim_sync(sqlite3_file* f, int flags) {
   {
     std::unique_lock lock(g_hold_mutex);
-    if (g_holding) {
+    if (g_holding && (!g_holding_database_only || reinterpret_cast<ShimFile*>(f)->main_db)) {
       ++g_held;
       g_hold_changed.notify_all();
       g_hold_changed.wait(lock, [] { return !g_holding; });
@@ -127,6 +130,7 @@ int shim_open(sqlite3_vfs*, sqlite3_filename name, sqlite3_file* file, int flags
   inner->pMethods = nullptr;
   int rc = g_real->xOpen(g_real, name, inner, flags, out);
   file->pMethods = inner->pMethods != nullptr ? &g_methods : nullptr;
+  reinterpret_cast<ShimFile*>(file)->main_db = (flags & SQLITE_OPEN_MAIN_DB) != 0;
   return rc;
 }
 
@@ -135,6 +139,13 @@ int shim_open(sqlite3_vfs*, sqlite3_filename name, sqlite3_file* file, int flags
 void FaultyVfs::hold_syncs() {
   std::lock_guard lock(g_hold_mutex);
   g_holding = true;
+  g_holding_database_only = false;
+}
+
+void FaultyVfs::hold_database_syncs() {
+  std::lock_guard lock(g_hold_mutex);
+  g_holding = true;
+  g_holding_database_only = true;
 }
 
 void FaultyVfs::release_syncs() {

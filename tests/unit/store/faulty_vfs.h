@@ -25,6 +25,9 @@ class FaultyVfs {
 
   /// While held, xSync waits (before syncing) until release_syncs().
   static void hold_syncs();
+  /// Holds only the xSync of database files (a checkpoint's; in WAL mode a
+  /// commit syncs the WAL), until release_syncs().
+  static void hold_database_syncs();
   static void release_syncs();
   /// True once an xSync waits in a hold, within `bound`.
   static bool wait_for_held_sync(std::chrono::milliseconds bound);

@@ -14,6 +14,7 @@
 #include <future>
 #include <map>
 #include <mutex>
+#include <random>
 #include <thread>
 #include <vector>
 
@@ -479,7 +480,220 @@ TEST_F(SqliteJournalTest, SteadyLoadReusesFreedPagesInsteadOfGrowingTheFile) {
   }
 }
 
+// ---- folding a job's entries into its INSERT ----
+
+/// Every row of the store at `path` (the journal closed), each column
+/// quoted, in seq order.
+std::vector<std::string> table_rows(const std::string& path) {
+  sqlite3* db = nullptr;
+  EXPECT_EQ(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+  std::vector<std::string> rows;
+  sqlite3_stmt* stmt = nullptr;
+  EXPECT_EQ(sqlite3_prepare_v2(db, "SELECT * FROM jobs ORDER BY seq", -1, &stmt, nullptr),
+            SQLITE_OK);
+  while (stmt != nullptr && sqlite3_step(stmt) == SQLITE_ROW) {
+    std::string row;
+    for (int c = 0; c < sqlite3_column_count(stmt); ++c) {
+      const auto* text = sqlite3_column_text(stmt, c);
+      row += std::string(sqlite3_column_name(stmt, c)) + "=" +
+             (text == nullptr ? "NULL" : reinterpret_cast<const char*>(text)) + " ";
+    }
+    rows.push_back(row);
+  }
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+  return rows;
+}
+
+/// Runs `sql` on the store at `path` (the journal closed); the first
+/// column of the first row, or -1.
+std::int64_t run_sql(const std::string& path, const char* sql) {
+  sqlite3* db = nullptr;
+  EXPECT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  std::int64_t result = -1;
+  char* error = nullptr;
+  EXPECT_EQ(sqlite3_exec(
+                db, sql,
+                [](void* out, int, char** values, char**) {
+                  if (values[0] != nullptr)
+                    *static_cast<std::int64_t*>(out) = std::atoll(values[0]);
+                  return 0;
+                },
+                &result, &error),
+            SQLITE_OK)
+      << (error ? error : "");
+  sqlite3_free(error);
+  sqlite3_close(db);
+  return result;
+}
+
+/// Counts the UPDATEs of jobs rows (a trigger that outlives the journal).
+constexpr const char* kCountUpdates =
+    "CREATE TABLE IF NOT EXISTS updates(n INTEGER);"
+    "CREATE TRIGGER IF NOT EXISTS count_updates AFTER UPDATE ON jobs "
+    "BEGIN INSERT INTO updates VALUES(1); END;";
+
+TEST_F(SqliteJournalTest, EntriesInTheBatchOfTheirAcceptAreFoldedIntoOneInsertOfTheSameRow) {
+  options_.dead_letters_per_troupe = 1;
+  const std::int64_t now = now_ns();
+  auto with_key = [&](std::uint64_t id, std::string troupe = "t") {
+    auto a = accepted(id, std::move(troupe));
+    a.idempotency_key = "k" + std::to_string(id);
+    a.key = "same";
+    a.metadata = {{"m", "v"}};
+    a.deadline_ns = now + kHour;
+    a.attempt_timeout_ns = 5;
+    return a;
+  };
+  // Accepted in an earlier batch: 1 and 2.
+  const std::vector<core::JournalEntry> earlier{accepted(1), accepted(2)};
+  // One batch, entries of several jobs interleaved.
+  const std::vector<core::JournalEntry> batch{
+      with_key(3),
+      accepted(4),
+      core::JournalStarted{JobId{3}, 1, now + 1},
+      core::JournalStarted{JobId{1}, 1, now + 2},  // accepted earlier: an UPDATE
+      accepted(5),
+      accepted(2),  // known already: the INSERT does nothing, the entries update
+      core::JournalStarted{JobId{2}, 1, now + 3},
+      core::JournalStarted{JobId{4}, 1, now + 4},
+      core::JournalTerminal{JobId{3}, JobState::kSucceeded, core::FailureClass::kNone, 1, "r3", 0,
+                            now + 5},
+      core::JournalRetryWait{JobId{4}, 1, now + kHour, "e4", core::FailureClass::kRetryable},
+      core::JournalStarted{JobId{5}, 1, now + 6},
+      core::JournalRequeued{JobId{5}, 0},
+      accepted(6, "d"),
+      accepted(7, "d"),
+      accepted(6, "d"),  // a second accept in the same batch does nothing
+      core::JournalTerminal{JobId{6}, JobState::kDead, core::FailureClass::kPermanent, 1, "e6",
+                            now + 7, now + 8},
+      core::JournalTerminal{JobId{7}, JobState::kDead, core::FailureClass::kPermanent, 1, "e7",
+                            now + 9, now + 10},  // the newer dead letter: 6 is trimmed
+      core::JournalTerminal{JobId{1}, JobState::kFailed, core::FailureClass::kPermanent, 1, "e1", 0,
+                            now + 11},
+      core::JournalTerminal{JobId{2}, JobState::kSucceeded, core::FailureClass::kNone, 1, "r2",
+                            now + 12, now + 13},
+      with_key(8),
+      core::JournalStarted{JobId{8}, 1, now + 14},
+      core::JournalRetryWait{JobId{8}, 1, now + 15, "e8", core::FailureClass::kRetryable},
+      core::JournalStarted{JobId{8}, 2, now + 16},
+      core::JournalTerminal{JobId{8}, JobState::kCancelled, core::FailureClass::kCancelled, 2, "c8",
+                            0, now + 17},
+  };
+  const std::map<JobState, std::uint64_t> expected_rows{
+      {JobState::kQueued, 1}, {JobState::kRetryWait, 1}, {JobState::kSucceeded, 2},
+      {JobState::kFailed, 1}, {JobState::kDead, 1},      {JobState::kCancelled, 1}};
+
+  const core::JournalAccepted job_100 = accepted(100);  // holds a commit of the folded store
+
+  // The reference: every entry committed on its own, as INSERT or UPDATE.
+  const std::string one_by_one = (dir_ / "one-by-one.db").string();
+  const std::string folded = (dir_ / "folded.db").string();
+  for (const auto& path : {one_by_one, folded}) {
+    options_.path = path;
+    open().reset();
+    ASSERT_EQ(run_sql(path, kCountUpdates), -1);
+  }
+  {
+    Recorder recorder;
+    options_.observer = &recorder;
+    options_.path = one_by_one;
+    auto journal = open();
+    for (const auto& entry : earlier) journal->append(entry);
+    journal->append(job_100);  // as below
+    for (const auto& entry : batch) {
+      journal->append(entry);
+      ASSERT_EQ(wait_durable(*journal), std::nullopt);
+    }
+    auto with_100 = expected_rows;
+    ++with_100[JobState::kQueued];
+    EXPECT_TRUE(recorder.wait_rows(with_100));
+  }
+  {
+    testing::FaultyVfs vfs;
+    Recorder recorder;
+    options_.observer = &recorder;
+    options_.path = folded;
+    auto journal = open();
+    for (const auto& entry : earlier) journal->append(entry);
+    ASSERT_EQ(wait_durable(*journal), std::nullopt);
+    // A commit held in its fsync: what is appended meanwhile is one batch.
+    testing::FaultyVfs::hold_syncs();
+    journal->append(job_100);
+    ASSERT_TRUE(testing::FaultyVfs::wait_for_held_sync(kBound));
+    std::uint64_t commits = recorder.commits();
+    for (const auto& entry : batch) journal->append(entry);
+    testing::FaultyVfs::release_syncs();
+    ASSERT_EQ(wait_durable(*journal), std::nullopt);
+    EXPECT_EQ(recorder.commits(), commits + 2);
+    EXPECT_EQ(recorder.entries(), earlier.size() + 1 + batch.size());
+    EXPECT_EQ(recorder.accepted_entries(), earlier.size() + 1 + 8);
+    auto with_100 = expected_rows;
+    ++with_100[JobState::kQueued];
+    EXPECT_TRUE(recorder.wait_rows(with_100));
+  }
+  // The job accepted earlier (1) and the known one accepted again (2) were
+  // updated; the jobs accepted in the batch were written once each.
+  EXPECT_EQ(run_sql(one_by_one, "SELECT count(*) FROM updates"), 16);
+  EXPECT_EQ(run_sql(folded, "SELECT count(*) FROM updates"), 2 + 2);
+  EXPECT_EQ(table_rows(folded), table_rows(one_by_one));
+  EXPECT_EQ(table_rows(folded).size(), 8u);  // 6 trimmed
+}
+
+TEST_F(SqliteJournalTest, WalStaysBoundedUnderALoadThatNeverPauses) {
+  auto journal = open();
+  // Random ids, as trouped's: each accept dirties a page of the id index,
+  // so a commit of 500 adds about 400 pages to the WAL.
+  std::mt19937_64 rng(13);
+  constexpr int kRounds = 480;
+  constexpr int kPerRound = 500;
+  std::mutex m;
+  std::condition_variable cv;
+  int durable_rounds = 0;
+  for (int round = 0; round < kRounds; ++round) {
+    // Rounds are pending when a commit ends: the writer never idles.
+    {
+      std::unique_lock lock(m);
+      ASSERT_TRUE(cv.wait_for(lock, kBound, [&] { return durable_rounds >= round - 4; }));
+    }
+    for (int i = 0; i < kPerRound; ++i) journal->append(accepted(rng(), "t", std::string(64, 'x')));
+    journal->after_durable([&](const core::JournalFailure* failure) {
+      EXPECT_EQ(failure, nullptr);
+      std::lock_guard lock(m);
+      ++durable_rounds;
+      cv.notify_all();
+    });
+  }
+  {
+    std::unique_lock lock(m);
+    ASSERT_TRUE(cv.wait_for(lock, kBound, [&] { return durable_rounds == kRounds; }));
+  }
+  // The WAL file keeps its largest size (up to journal_size_limit, 64 MiB):
+  // 2,500 pages and a commit (of a few rounds), not the whole load.
+  EXPECT_LE(fs::file_size(options_.path + "-wal"), 32u << 20);
+}
+
 // ---- faults ----
+
+TEST_F(SqliteJournalTest, CommitsGoOnWhileACheckpointWaitsForItsFsync) {
+  testing::FaultyVfs vfs;
+  auto journal = open();
+  struct Release {
+    ~Release() { testing::FaultyVfs::release_syncs(); }  // before the journal closes
+  } release;
+  // A checkpoint syncs the database file; a commit syncs only the WAL.
+  testing::FaultyVfs::hold_database_syncs();
+  const std::string payload(4000, 'x');  // about a page a job
+  std::uint64_t id = 0;
+  for (; id < 1200; ++id) journal->append(accepted(id + 1, "t", payload));  // past 1,000 pages
+  ASSERT_EQ(wait_durable(*journal), std::nullopt);
+  ASSERT_TRUE(testing::FaultyVfs::wait_for_held_sync(kBound));  // a checkpoint runs
+  for (int round = 0; round < 10; ++round) {
+    journal->append(accepted(++id));
+    ASSERT_EQ(wait_durable(*journal), std::nullopt) << "round " << round;
+  }
+  EXPECT_EQ(journal->failure(), std::nullopt);
+}
 
 TEST_F(SqliteJournalTest, FsyncFailureFailsTheJournalForGood) {
   testing::FaultyVfs vfs;
