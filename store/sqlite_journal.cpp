@@ -38,8 +38,9 @@ using core::JobState;
 using detail::SqliteError;
 using detail::Statement;
 
-/// PRAGMA user_version of the schema below. A newer file is refused.
-constexpr int kSchemaVersion = 1;
+/// PRAGMA user_version of the schema below. A newer file is refused; a
+/// version 1 file (a UNIQUE index on id) is migrated at open.
+constexpr int kSchemaVersion = 2;
 
 // The schema stores JobState and FailureClass as their numbers: these are
 // part of the file format (a change needs a new schema version).
@@ -52,12 +53,14 @@ static_assert(static_cast<int>(JobState::kAborted) == 7);
 constexpr int kStates = detail::RowCounts::kStates;
 
 // rowid (seq) is the acceptance order: recovery replays queued jobs in it.
-// A row expires at expires_ns; NULL while it is not terminal, and for DEAD
-// rows, which are trimmed per troupe by count instead (jobs_dead).
-constexpr const char* kSchema = R"sql(
-CREATE TABLE IF NOT EXISTS jobs (
+// No index on id (random 64 bits: each accept would dirty a random page of
+// it): the writer updates rows by seq, from its map of the rows that can
+// still change (SqliteJournal::live_rows_). A row expires at expires_ns;
+// NULL while it is not terminal, and for DEAD rows, which are trimmed per
+// troupe by count instead (jobs_dead).
+constexpr const char* kJobsColumns = R"sql((
   seq INTEGER PRIMARY KEY,
-  id INTEGER NOT NULL UNIQUE,
+  id INTEGER NOT NULL,
   troupe TEXT NOT NULL,
   state INTEGER NOT NULL,
   attempts INTEGER NOT NULL DEFAULT 0,
@@ -74,14 +77,34 @@ CREATE TABLE IF NOT EXISTS jobs (
   failure INTEGER NOT NULL DEFAULT 0,
   output BLOB NOT NULL DEFAULT x'',
   expires_ns INTEGER
-);
+))sql";
+constexpr const char* kIndexes = R"sql(
 CREATE INDEX IF NOT EXISTS jobs_expiry ON jobs(expires_ns) WHERE expires_ns IS NOT NULL;
 CREATE INDEX IF NOT EXISTS jobs_dead ON jobs(troupe, finished_ns) WHERE state = 5;
 )sql";
 
+/// A new store's schema.
+std::string schema() {
+  return std::string("CREATE TABLE IF NOT EXISTS jobs ") + kJobsColumns + ";" + kIndexes;
+}
+
+/// Version 1 to 2: drops the UNIQUE index on id. An index that a column's
+/// UNIQUE made cannot be dropped on its own (DROP INDEX refuses it), so the
+/// table is copied into one without it, with the same columns and rowids.
+std::string migration_from_1() {
+  return std::string("CREATE TABLE jobs_v2 ") + kJobsColumns +
+         ";"
+         "INSERT INTO jobs_v2 SELECT * FROM jobs;"
+         "DROP TABLE jobs;"
+         "ALTER TABLE jobs_v2 RENAME TO jobs;" +
+         kIndexes;
+}
+
 constexpr const char* kColumns =
     "id, troupe, state, attempts, payload, key, idempotency_key, metadata, submitted_ns, "
     "deadline_ns, timeout_ns, failure, output, started_ns, finished_ns, next_run_ns";
+/// The column after kColumns in the recovery of non-terminal rows: seq.
+constexpr int kLiveSeqColumn = 16;
 
 /// Expired rows deleted per transaction: bounds the time one commit spends
 /// on expiry when many rows come due at once.
@@ -166,28 +189,28 @@ struct Statements {
         commit(db, "COMMIT"),
         // The row as the batch leaves it: a job's later entries in the same
         // batch are folded into its accept (SqliteJournal::fold).
-        insert(db,
-               "INSERT INTO jobs(id, troupe, state, attempts, payload, key, idempotency_key, "
-               "metadata, submitted_ns, deadline_ns, timeout_ns, failure, output, started_ns, "
-               "finished_ns, next_run_ns, expires_ns) "
-               "VALUES(?1, ?2, ?10, ?11, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?12, ?13, ?14, ?15, ?16, ?17) "
-               "ON CONFLICT(id) DO NOTHING"),
-        started(db, "UPDATE jobs SET state = 1, attempts = ?2, started_ns = ?3 WHERE id = ?1"),
+        insert(
+            db,
+            "INSERT INTO jobs(id, troupe, state, attempts, payload, key, idempotency_key, "
+            "metadata, submitted_ns, deadline_ns, timeout_ns, failure, output, started_ns, "
+            "finished_ns, next_run_ns, expires_ns) "
+            "VALUES(?1, ?2, ?10, ?11, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?12, ?13, ?14, ?15, ?16, ?17)"),
+        started(db, "UPDATE jobs SET state = 1, attempts = ?2, started_ns = ?3 WHERE seq = ?1"),
         retry_wait(db,
                    "UPDATE jobs SET state = 2, attempts = ?2, next_run_ns = ?3, output = ?4, "
-                   "failure = ?5 WHERE id = ?1"),
-        requeued(db, "UPDATE jobs SET state = 0, attempts = ?2, next_run_ns = 0 WHERE id = ?1"),
+                   "failure = ?5 WHERE seq = ?1"),
+        requeued(db, "UPDATE jobs SET state = 0, attempts = ?2, next_run_ns = 0 WHERE seq = ?1"),
         terminal(db,
                  "UPDATE jobs SET state = ?2, failure = ?3, attempts = ?4, output = ?5, "
                  "started_ns = CASE WHEN ?6 <> 0 THEN ?6 ELSE started_ns END, finished_ns = ?7, "
                  "next_run_ns = 0, expires_ns = CASE WHEN length(idempotency_key) > 0 "
-                 "THEN max(?7 + ?8, submitted_ns + ?9) ELSE ?7 + ?8 END WHERE id = ?1"),
+                 "THEN max(?7 + ?8, submitted_ns + ?9) ELSE ?7 + ?8 END WHERE seq = ?1"),
         // DEAD rows do not expire; the troupe comes back to trim its dead letters.
         terminal_dead(db,
                       "UPDATE jobs SET state = 5, failure = ?3, attempts = ?4, output = ?5, "
                       "started_ns = CASE WHEN ?6 <> 0 THEN ?6 ELSE started_ns END, "
                       "finished_ns = ?7, next_run_ns = 0, expires_ns = NULL "
-                      "WHERE id = ?1 RETURNING troupe"),
+                      "WHERE seq = ?1 RETURNING troupe"),
         expire(db,
                "DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs WHERE expires_ns IS NOT NULL "
                "AND expires_ns <= ?1 ORDER BY expires_ns LIMIT ?2) RETURNING state"),
@@ -196,16 +219,18 @@ struct Statements {
                   "DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs WHERE state = 5 AND "
                   "troupe = ?1 ORDER BY finished_ns DESC LIMIT -1 OFFSET ?2)"),
         dead_troupes(db, "SELECT DISTINCT troupe FROM jobs WHERE state = 5"),
-        all_states(db, "SELECT id, state FROM jobs"),
-        recover_open(db,
-                     std::string("SELECT ") + kColumns + " FROM jobs WHERE state < 3 ORDER BY seq"),
+        all_rows(db, "SELECT id, state, seq FROM jobs"),
+        live_rows(db, "SELECT id, seq FROM jobs WHERE state < 3"),
+        // seq last: the live rows' map is filled from it (kLiveSeqColumn).
+        recover_open(
+            db, std::string("SELECT ") + kColumns + ", seq FROM jobs WHERE state < 3 ORDER BY seq"),
         recover_terminal(db, std::string("SELECT ") + kColumns +
                                  " FROM jobs WHERE state >= 3 AND (expires_ns IS NULL OR "
                                  "expires_ns > ?1) ORDER BY seq") {}
 
   Statement begin, commit;
   Statement insert, started, retry_wait, requeued, terminal, terminal_dead;
-  Statement expire, next_expiry, trim_dead, dead_troupes, all_states;
+  Statement expire, next_expiry, trim_dead, dead_troupes, all_rows, live_rows;
   Statement recover_open, recover_terminal;
 };
 
@@ -249,9 +274,14 @@ class SqliteJournal final : public core::Journal {
     std::lock_guard db_lock(db_mutex_);
     if (!statements_) return;  // closed
     try {
-      read_back(statements_->recover_open, each);
+      // The rows that can still change come with the read-back, unless
+      // the scan at open had them.
+      const bool fill_live_rows = !live_rows_loaded_;
+      if (fill_live_rows) live_rows_.clear();
+      read_back(statements_->recover_open, each, fill_live_rows);
+      live_rows_loaded_ = true;
       statements_->recover_terminal.bind(1, wall_now_ns());
-      read_back(statements_->recover_terminal, each);
+      read_back(statements_->recover_terminal, each, false);
     } catch (const SqliteError& error) {
       if (is_corrupt(error)) throw StoreError(corrupt_message(path_, error));
       throw StoreError("cannot read back the store " + path_ + ": " + detail::describe(error));
@@ -383,7 +413,7 @@ class SqliteJournal final : public core::Journal {
       }
       if (version < kSchemaVersion) {
         detail::exec(db, "BEGIN IMMEDIATE");
-        detail::exec(db, kSchema);
+        detail::exec(db, (version == 1 ? migration_from_1() : schema()).c_str());
         detail::exec(db, ("PRAGMA user_version = " + std::to_string(kSchemaVersion)).c_str());
         detail::exec(db, "COMMIT");
       }
@@ -392,11 +422,16 @@ class SqliteJournal final : public core::Journal {
       statements_->dead_troupes.each_row(
           [&](Statement& row) { dead_to_trim_.insert(row.column_blob(0)); });
       if (options_.observer != nullptr) {
-        // One scan at open; from then on the entries move the counts.
-        statements_->all_states.each_row([&](Statement& row) {
-          counts_.add(core::JobId{std::bit_cast<std::uint64_t>(row.column_int(0))},
-                      static_cast<JobState>(row.column_int(1)));
+        // One scan at open; from then on the entries move the counts and
+        // the map of rows that can still change (else recover() or the
+        // first commit fills that).
+        statements_->all_rows.each_row([&](Statement& row) {
+          core::JobId id{std::bit_cast<std::uint64_t>(row.column_int(0))};
+          auto state = static_cast<JobState>(row.column_int(1));
+          if (!core::is_terminal(state)) live_rows_.emplace(id.value, row.column_int(2));
+          counts_.add(id, state);
         });
+        live_rows_loaded_ = true;
       }
     } catch (const SqliteError& error) {
       statements_.reset();
@@ -437,7 +472,10 @@ class SqliteJournal final : public core::Journal {
     return statement.step() ? static_cast<int>(statement.column_int(0)) : 0;
   }
 
-  void read_back(Statement& query, const std::function<void(core::RecoveredJob&&)>& each) {
+  /// Calls `each` per row of `query`; with `fill_live_rows`, adds each
+  /// row to live_rows_ (its seq in kLiveSeqColumn).
+  void read_back(Statement& query, const std::function<void(core::RecoveredJob&&)>& each,
+                 bool fill_live_rows) {
     query.each_row([&](Statement& row) {
       core::RecoveredJob job;
       auto& request = job.request;
@@ -462,6 +500,7 @@ class SqliteJournal final : public core::Journal {
       job.started_ns = row.column_int(13);
       job.finished_ns = row.column_int(14);
       job.next_run_ns = row.column_int(15);
+      if (fill_live_rows) live_rows_.emplace(request.id.value, row.column_int(kLiveSeqColumn));
       each(std::move(job));
     });
   }
@@ -561,15 +600,16 @@ class SqliteJournal final : public core::Journal {
     std::size_t accepted = 0;
     std::int64_t now_ns = wall_now_ns();
     try {
+      if (!live_rows_loaded_) load_live_rows();
       fold(batch);
       statements_->begin.run();
       for (std::size_t i = 0; i < batch.size(); ++i) {
         std::int32_t row = fold_of_[i];
-        if (row < 0) {
+        if (row == kOnItsOwn) {
           std::visit([&](auto& e) { apply(e); }, batch[i]);
-        } else if (folds_[row].accept == i) {
+        } else if (row >= 0 && folds_[row].accept == i) {
           insert(std::get<core::JournalAccepted>(batch[i]), folds_[row], batch);
-        }  // else folded into its job's INSERT
+        }  // else folded into its job's INSERT, or a second accept (nothing)
         if (std::holds_alternative<core::JournalAccepted>(batch[i])) ++accepted;
       }
       expire_and_trim(now_ns);
@@ -587,6 +627,16 @@ class SqliteJournal final : public core::Journal {
       if (last_commit_ - last_sample_ >= kSampleEvery) sample();
     }
     return std::nullopt;
+  }
+
+  /// Fills live_rows_ with a scan of the table: for appends without a
+  /// recover() or an observer's scan at open before them.
+  void load_live_rows() {
+    live_rows_.clear();
+    statements_->live_rows.each_row([&](Statement& row) {
+      live_rows_.emplace(std::bit_cast<std::uint64_t>(row.column_int(0)), row.column_int(1));
+    });
+    live_rows_loaded_ = true;
   }
 
   /// A job accepted in the batch being committed, with the later entries
@@ -609,24 +659,31 @@ class SqliteJournal final : public core::Journal {
     return std::visit([](const auto& e) { return e.id; }, entry);
   }
 
+  /// fold_of_ of an entry written on its own (an UPDATE), and of a second
+  /// accept of an id in one batch (which does nothing, as an accept of a
+  /// known id does).
+  static constexpr std::int32_t kOnItsOwn = -1;
+  static constexpr std::int32_t kSecondAccept = -2;
+
   /// Folds each job's entries into its accept when both are in `batch`
   /// (a fast job's accepted, started and terminal often are): one INSERT
   /// of the job's latest state instead of an INSERT and UPDATEs. Fills
-  /// folds_, fold_of_ (per entry: its row, -1 when written on its own) and
-  /// fold_next_ (the next entry of the same row).
+  /// folds_, fold_of_ (per entry: its row, or kOnItsOwn, kSecondAccept)
+  /// and fold_next_ (the next entry of the same row).
   void fold(const std::vector<core::JournalEntry>& batch) {
     folds_.clear();
     fold_rows_.clear();
-    fold_of_.assign(batch.size(), -1);
+    fold_of_.assign(batch.size(), kOnItsOwn);
     fold_next_.assign(batch.size(), -1);
     for (std::size_t i = 0; i < batch.size(); ++i) {
       const core::JournalEntry& entry = batch[i];
       if (const auto* a = std::get_if<core::JournalAccepted>(&entry)) {
-        // A second accept of an id is written on its own (and does nothing).
         if (fold_rows_.try_emplace(a->id.value, folds_.size()).second) {
           fold_of_[i] = static_cast<std::int32_t>(folds_.size());
           FoldedRow& row = folds_.emplace_back();
           row.accept = row.last = i;
+        } else {
+          fold_of_[i] = kSecondAccept;
         }
         continue;
       }
@@ -689,9 +746,18 @@ class SqliteJournal final : public core::Journal {
   }
 
   /// Writes an accepted job as `row` (its accept and the entries folded
-  /// into it, in `batch`; none when `batch` is empty).
+  /// into it, in `batch`). An accept of a live job's id does nothing, and
+  /// the entries folded into it update that row as they would have on
+  /// their own. (An id of a terminal row is not looked for: trouped draws
+  /// ids that no job it holds, live or kept, has; docs/store.md.)
   void insert(const core::JournalAccepted& e, const FoldedRow& row,
               std::span<const core::JournalEntry> batch) {
+    if (live_rows_.contains(e.id.value)) {
+      for (std::int32_t j = fold_next_[row.accept]; j >= 0; j = fold_next_[j]) {
+        std::visit([&](auto& later) { apply(later); }, batch[j]);
+      }
+      return;
+    }
     Statement& s = statements_->insert;
     metadata_buffer_ = detail::encode_metadata(e.metadata);
     s.bind(1, to_sql(e.id));
@@ -716,18 +782,14 @@ class SqliteJournal final : public core::Journal {
       s.bind_null(17);
     }
     s.run();
-    bool inserted = changed();
-    if (inserted && counting()) counts_.accepted();
-    for (std::int32_t j = batch.empty() ? -1 : fold_next_[row.accept]; j >= 0; j = fold_next_[j]) {
-      if (!inserted) {
-        // The id was in the store already: the INSERT did nothing, and the
-        // entries update that row as they would have on their own.
-        std::visit([&](auto& later) { apply(later); }, batch[j]);
-        continue;
-      }
+    if (!core::is_terminal(row.state)) {
+      live_rows_.emplace(e.id.value, sqlite3_last_insert_rowid(db_.get()));
+    }
+    if (counting()) counts_.accepted();
+    for (std::int32_t j = fold_next_[row.accept]; j >= 0; j = fold_next_[j]) {
       std::visit([&](auto& later) { wrote(later, e.troupe); }, batch[j]);
     }
-    if (inserted && row.expires_ns) next_expiry_ns_ = std::min(next_expiry_ns_, *row.expires_ns);
+    if (row.expires_ns) next_expiry_ns_ = std::min(next_expiry_ns_, *row.expires_ns);
   }
 
   /// What a written entry moves besides its row: the counts by state and
@@ -747,42 +809,58 @@ class SqliteJournal final : public core::Journal {
     if (counting()) counts_.terminal(e.id, e.state);
   }
 
-  /// An accept written on its own: a second accept of an id in one batch
-  /// (its INSERT does nothing).
-  void apply(const core::JournalAccepted& e) { insert(e, FoldedRow{}, {}); }
+  /// Every accept is written by insert() (or is a second one: nothing).
+  void apply(const core::JournalAccepted&) {}
+
+  /// The row of a job that can still change; nullopt for a job the store
+  /// does not hold, or holds terminal (never updated again).
+  std::optional<std::int64_t> live_row(core::JobId id) const {
+    auto it = live_rows_.find(id.value);
+    if (it == live_rows_.end()) return std::nullopt;
+    return it->second;
+  }
 
   void apply(const core::JournalStarted& e) {
+    auto seq = live_row(e.id);
+    if (!seq) return;
     Statement& s = statements_->started;
-    s.bind(1, to_sql(e.id));
+    s.bind(1, *seq);
     s.bind(2, e.attempts);
     s.bind(3, e.started_ns);
     s.run();
-    if (changed()) wrote(e, {});
+    wrote(e, {});
   }
 
   void apply(const core::JournalRetryWait& e) {
+    auto seq = live_row(e.id);
+    if (!seq) return;
     Statement& s = statements_->retry_wait;
-    s.bind(1, to_sql(e.id));
+    s.bind(1, *seq);
     s.bind(2, e.attempts);
     s.bind(3, e.next_run_ns);
     s.bind_blob(4, e.error);
     s.bind(5, static_cast<std::int64_t>(e.failure));
     s.run();
-    if (changed()) wrote(e, {});
+    wrote(e, {});
   }
 
   void apply(const core::JournalRequeued& e) {
+    auto seq = live_row(e.id);
+    if (!seq) return;
     Statement& s = statements_->requeued;
-    s.bind(1, to_sql(e.id));
+    s.bind(1, *seq);
     s.bind(2, e.attempts);
     s.run();
-    if (changed()) wrote(e, {});
+    wrote(e, {});
   }
 
   void apply(const core::JournalTerminal& e) {
+    auto seq = live_row(e.id);
+    if (!seq) return;
+    live_rows_.erase(e.id.value);  // never updated again
     bool dead = e.state == JobState::kDead;
     Statement& s = dead ? statements_->terminal_dead : statements_->terminal;
-    s.bind(1, to_sql(e.id));
+    s.bind(1, *seq);
     if (!dead) s.bind(2, static_cast<std::int64_t>(e.state));  // ?2 is unused by terminal_dead
     s.bind(3, static_cast<std::int64_t>(e.failure));
     s.bind(4, e.attempts);
@@ -793,7 +871,7 @@ class SqliteJournal final : public core::Journal {
       s.bind(8, result_ttl_ns_);
       s.bind(9, idempotency_ttl_ns_);
       s.run();
-      if (changed()) wrote(e, {});
+      wrote(e, {});
       // A lower bound of the row's expiry: the idempotency TTL can only
       // make it later.
       next_expiry_ns_ = std::min(next_expiry_ns_, saturating_add(e.finished_ns, result_ttl_ns_));
@@ -953,9 +1031,6 @@ class SqliteJournal final : public core::Journal {
   }
 
   bool counting() const { return options_.observer != nullptr; }
-  /// Whether the last statement changed a row (an update of a deleted row,
-  /// an accept of a known id do not).
-  bool changed() const { return sqlite3_changes64(db_.get()) > 0; }
 
   std::uint64_t bytes_on_disk() const {
     std::uint64_t total = 0;
@@ -982,6 +1057,13 @@ class SqliteJournal final : public core::Journal {
   std::int64_t next_expiry_ns_ = std::numeric_limits<std::int64_t>::max();  // wall clock
   std::set<std::string> dead_to_trim_;  // troupes with new DEAD rows
   std::string metadata_buffer_;         // bound until the insert is reset
+  // The rows that can still change (non-terminal), job id -> seq: an
+  // UPDATE finds its row by seq, with no index on id. Filled once from a
+  // scan (at open with an observer, else in recover() or the first
+  // commit), grown by each INSERT of a non-terminal row, shrunk at each
+  // terminal entry. Under db_mutex_ (recover() may fill it).
+  std::unordered_map<std::uint64_t, std::int64_t> live_rows_;
+  bool live_rows_loaded_ = false;
   // fold()'s result for the batch being committed.
   std::vector<FoldedRow> folds_;
   std::unordered_map<std::uint64_t, std::size_t> fold_rows_;  // job id -> folds_ index

@@ -9,7 +9,7 @@
 // Counters: items_per_second (acknowledged appends), p50_us and p99_us
 // (append to acknowledgement, per appender, averaged), entries_per_commit
 // (group commit's batch size), commit_us (mean commit latency, first
-// arrival to end of fsync).
+// arrival to end of fsync). Job ids are random 64-bit numbers, as trouped's.
 
 #include <benchmark/benchmark.h>
 #include <stdlib.h>
@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "core/backoff.h"
 #include "store/sqlite_journal.h"
 
 namespace {
@@ -50,6 +51,13 @@ struct Fixture {
 };
 Fixture* g_fixture = nullptr;
 std::atomic<std::uint64_t> g_next_id{1};
+
+/// A fresh id, random-looking as trouped's (64 random bits): each accept
+/// lands on a random place of anything ordered by id, as it does in the
+/// daemon. Distinct: SplitMix64's step is a bijection of the counter.
+core::JobId next_id() {
+  return core::JobId{core::JitterRng{g_next_id.fetch_add(1, std::memory_order_relaxed)}()};
+}
 
 void set_up(const benchmark::State& state) {
   const char* base = std::getenv("TROUPE_BENCH_DIR");
@@ -85,7 +93,7 @@ void BM_AppendAndWaitDurable(benchmark::State& state) {
   for (auto _ : state) {
     auto start = std::chrono::steady_clock::now();
     core::JournalAccepted accepted;
-    accepted.id = core::JobId{g_next_id.fetch_add(1, std::memory_order_relaxed)};
+    accepted.id = next_id();
     accepted.troupe = "bench";
     accepted.payload = payload;
     accepted.submitted_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -135,31 +143,49 @@ BENCHMARK(BM_AppendAndWaitDurable)
     ->Teardown(tear_down)
     ->UseRealTime();
 
+void wait_durable(core::Journal& journal) {
+  std::promise<void> durable;
+  journal.after_durable([&](const core::JournalFailure* failure) {
+    if (failure != nullptr) std::abort();
+    durable.set_value();
+  });
+  durable.get_future().wait();
+}
+
 // The writer's ceiling: one appender queues a job's three entries
-// (accepted, started, succeeded) for `range(0)` jobs, then waits once.
-// items_per_second counts entries.
+// (accepted, started, succeeded) for `range(1)` jobs, then waits once.
+// With `range(2)` (split) it waits after the accepts too, so that the
+// started and terminal entries are UPDATEs of rows of an earlier commit
+// (a job that outlives its accept's batch). items_per_second counts
+// entries.
 void BM_WriterThroughput(benchmark::State& state) {
   core::Journal& journal = *g_fixture->journal;
   const std::string payload(64, 'x');
   const auto jobs = static_cast<std::uint64_t>(state.range(1));
+  const bool split = state.range(2) != 0;
+  std::vector<core::JobId> ids(jobs);
   for (auto _ : state) {
-    for (std::uint64_t i = 0; i < jobs; ++i) {
-      core::JobId id{g_next_id.fetch_add(1, std::memory_order_relaxed)};
+    for (auto& id : ids) {
+      id = next_id();
       core::JournalAccepted accepted;
       accepted.id = id;
       accepted.troupe = "bench";
       accepted.payload = payload;
       journal.append(std::move(accepted));
+      if (split) continue;
       journal.append(core::JournalStarted{id, 1, 1});
       journal.append(core::JournalTerminal{id, core::JobState::kSucceeded,
                                            core::FailureClass::kNone, 1, "ok", 1, 2});
     }
-    std::promise<void> durable;
-    journal.after_durable([&](const core::JournalFailure* failure) {
-      if (failure != nullptr) std::abort();
-      durable.set_value();
-    });
-    durable.get_future().wait();
+    if (split) {
+      wait_durable(journal);
+      for (const auto& id : ids) {
+        journal.append(core::JournalStarted{id, 1, 1});
+        journal.append(core::JournalTerminal{id, core::JobState::kSucceeded,
+                                             core::FailureClass::kNone, 1, "ok", 1, 2});
+      }
+    }
+    wait_durable(journal);
   }
   state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(jobs) * 3);
   const auto& c = g_fixture->counter;
@@ -168,9 +194,10 @@ void BM_WriterThroughput(benchmark::State& state) {
 }
 
 BENCHMARK(BM_WriterThroughput)
-    ->ArgNames({"sync_full", "jobs"})
-    ->Args({1, 10000})
-    ->Args({0, 10000})
+    ->ArgNames({"sync_full", "jobs", "split"})
+    ->Args({1, 10000, 0})
+    ->Args({0, 10000, 0})
+    ->Args({1, 10000, 1})
     ->Setup(set_up)
     ->Teardown(tear_down)
     ->UseRealTime()
@@ -185,7 +212,7 @@ void BM_Recover(benchmark::State& state) {
     const std::string payload(64, 'x');
     for (std::uint64_t i = 0; i < jobs; ++i) {
       core::JournalAccepted accepted;
-      accepted.id = core::JobId{g_next_id.fetch_add(1, std::memory_order_relaxed)};
+      accepted.id = next_id();
       accepted.troupe = "bench";
       accepted.payload = payload;
       accepted.submitted_ns = 1;

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <bit>
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
@@ -642,8 +643,8 @@ TEST_F(SqliteJournalTest, EntriesInTheBatchOfTheirAcceptAreFoldedIntoOneInsertOf
 
 TEST_F(SqliteJournalTest, WalStaysBoundedUnderALoadThatNeverPauses) {
   auto journal = open();
-  // Random ids, as trouped's: each accept dirties a page of the id index,
-  // so a commit of 500 adds about 400 pages to the WAL.
+  // 1 KiB payloads: a round of 500 accepts adds about 130 pages to the
+  // WAL, the whole load about 60,000 (240 MiB), far past the cap.
   std::mt19937_64 rng(13);
   constexpr int kRounds = 480;
   constexpr int kPerRound = 500;
@@ -656,7 +657,8 @@ TEST_F(SqliteJournalTest, WalStaysBoundedUnderALoadThatNeverPauses) {
       std::unique_lock lock(m);
       ASSERT_TRUE(cv.wait_for(lock, kBound, [&] { return durable_rounds >= round - 4; }));
     }
-    for (int i = 0; i < kPerRound; ++i) journal->append(accepted(rng(), "t", std::string(64, 'x')));
+    for (int i = 0; i < kPerRound; ++i)
+      journal->append(accepted(rng(), "t", std::string(1024, 'x')));
     journal->after_durable([&](const core::JournalFailure* failure) {
       EXPECT_EQ(failure, nullptr);
       std::lock_guard lock(m);
@@ -820,12 +822,137 @@ TEST_F(SqliteJournalTest, CorruptPagesAreReportedAtOpenOrRecovery) {
 
 TEST_F(SqliteJournalTest, NewerSchemaIsRefused) {
   open()->close();
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(options_.path.c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db, "PRAGMA user_version = 2", nullptr, nullptr, nullptr), SQLITE_OK);
-  sqlite3_close(db);
+  ASSERT_EQ(run_sql(options_.path, "PRAGMA user_version = 3"), -1);
   std::string error = open_error(options_);
-  EXPECT_NE(error.find("newer trouped (schema version 2"), std::string::npos) << error;
+  EXPECT_NE(error.find("newer trouped (schema version 3; this one reads up to 2"),
+            std::string::npos)
+      << error;
+}
+
+/// The indexes of the jobs table other than the two partial ones.
+constexpr const char* kOtherIndexes =
+    "SELECT count(*) FROM pragma_index_list('jobs') WHERE name NOT IN ('jobs_expiry', "
+    "'jobs_dead')";
+
+TEST_F(SqliteJournalTest, StoreHasNoIndexOnTheRandomJobIds) {
+  {
+    auto journal = open();
+    journal->append(accepted(1));
+    EXPECT_EQ(wait_durable(*journal), std::nullopt);
+  }
+  // Each accept would dirty a random page of an index on id.
+  EXPECT_EQ(run_sql(options_.path, kOtherIndexes), 0);
+  EXPECT_EQ(run_sql(options_.path, "PRAGMA user_version"), 2);
+}
+
+TEST_F(SqliteJournalTest, LiveRowsOfAnEarlierRunAreUpdatedHoweverTheJournalIsOpened) {
+  // The writer finds a row by seq from its map of live rows, filled by the
+  // observer's scan at open, by recover(), or by the first commit.
+  enum class Mode { kObserver, kRecover, kNeither };
+  const std::int64_t now = now_ns();
+  for (Mode mode : {Mode::kObserver, Mode::kRecover, Mode::kNeither}) {
+    SCOPED_TRACE(static_cast<int>(mode));
+    options_.path = (dir_ / ("mode" + std::to_string(static_cast<int>(mode)) + ".db")).string();
+    options_.observer = nullptr;
+    {
+      auto journal = open();
+      for (std::uint64_t id : {11, 12, 13}) journal->append(accepted(id));
+      ASSERT_EQ(wait_durable(*journal), std::nullopt);
+    }
+    Recorder recorder;
+    if (mode == Mode::kObserver) options_.observer = &recorder;
+    {
+      auto journal = open();
+      if (mode == Mode::kRecover) EXPECT_EQ(recover_all(*journal).size(), 3u);
+      journal->append(core::JournalStarted{JobId{11}, 1, now});
+      journal->append(core::JournalTerminal{JobId{12}, JobState::kSucceeded,
+                                            core::FailureClass::kNone, 1, "r12", now, now + 1});
+      journal->append(core::JournalStarted{JobId{12}, 2, now + 2});  // terminal: nothing
+      ASSERT_EQ(wait_durable(*journal), std::nullopt);
+    }
+    options_.observer = nullptr;
+    auto journal = open();
+    auto jobs = recover_all(*journal);
+    ASSERT_EQ(jobs.size(), 3u);
+    EXPECT_EQ(jobs[0].request.id, JobId{11});
+    EXPECT_EQ(jobs[0].state, JobState::kRunning);
+    EXPECT_EQ(jobs[1].request.id, JobId{13});
+    EXPECT_EQ(jobs[1].state, JobState::kQueued);
+    EXPECT_EQ(jobs[2].request.id, JobId{12});
+    EXPECT_EQ(jobs[2].state, JobState::kSucceeded);
+    EXPECT_EQ(jobs[2].attempts, 1u);
+    EXPECT_EQ(jobs[2].output, "r12");
+  }
+}
+
+TEST_F(SqliteJournalTest, SchemaVersion1StoreIsMigratedAndItsLiveRowsUpdated) {
+  const std::int64_t now = now_ns();
+  const std::string far = std::to_string(now + 10 * kHour);
+  // A store as schema version 1 left it: a UNIQUE index on id.
+  const std::string v1 =
+      "CREATE TABLE jobs (seq INTEGER PRIMARY KEY, id INTEGER NOT NULL UNIQUE, troupe TEXT NOT "
+      "NULL, state INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, payload BLOB NOT NULL, "
+      "key TEXT NOT NULL DEFAULT '', idempotency_key TEXT NOT NULL DEFAULT '', metadata BLOB NOT "
+      "NULL DEFAULT x'', submitted_ns INTEGER NOT NULL DEFAULT 0, started_ns INTEGER NOT NULL "
+      "DEFAULT 0, finished_ns INTEGER NOT NULL DEFAULT 0, next_run_ns INTEGER NOT NULL DEFAULT 0, "
+      "deadline_ns INTEGER NOT NULL DEFAULT 0, timeout_ns INTEGER NOT NULL DEFAULT 0, failure "
+      "INTEGER NOT NULL DEFAULT 0, output BLOB NOT NULL DEFAULT x'', expires_ns INTEGER);"
+      "CREATE INDEX jobs_expiry ON jobs(expires_ns) WHERE expires_ns IS NOT NULL;"
+      "CREATE INDEX jobs_dead ON jobs(troupe, finished_ns) WHERE state = 5;"
+      "INSERT INTO jobs(seq, id, troupe, state, attempts, payload, key, submitted_ns) VALUES"
+      " (1, 70, 't', 0, 0, 'p70', 'k70', 11),"
+      " (2, -30, 't', 1, 1, 'p30', '', 12);"
+      "INSERT INTO jobs(seq, id, troupe, state, attempts, payload, output, finished_ns, "
+      "expires_ns) VALUES (3, 50, 't', 3, 1, 'p50', 'r50', 13, " +
+      far +
+      "),"
+      " (4, 90, 'd', 5, 2, 'p90', 'e90', 14, NULL);"
+      "PRAGMA user_version = 1;";
+  ASSERT_EQ(run_sql(options_.path, v1.c_str()), -1);
+  ASSERT_EQ(run_sql(options_.path, kOtherIndexes), 1);  // sqlite_autoindex_jobs_1
+
+  const JobId job_30{std::bit_cast<std::uint64_t>(std::int64_t{-30})};
+  {
+    auto journal = open();
+    auto jobs = recover_all(*journal);
+    std::vector<std::uint64_t> ids;
+    for (const auto& job : jobs) ids.push_back(job.request.id.value);
+    EXPECT_EQ(ids, (std::vector<std::uint64_t>{70, job_30.value, 50, 90}));
+    ASSERT_EQ(jobs.size(), 4u);
+    EXPECT_EQ(jobs[0].request.payload, "p70");
+    EXPECT_EQ(jobs[0].request.key, "k70");
+    EXPECT_EQ(jobs[0].request.submitted_ns, 11);
+    EXPECT_EQ(jobs[1].state, JobState::kRunning);
+    EXPECT_EQ(jobs[2].output, "r50");
+    EXPECT_EQ(jobs[3].state, JobState::kDead);
+    // The live rows read at open are updated by seq; terminal rows are
+    // never updated again; an accept of a live id keeps its row.
+    journal->append(core::JournalStarted{JobId{70}, 1, now});
+    journal->append(core::JournalTerminal{job_30, JobState::kSucceeded, core::FailureClass::kNone,
+                                          1, "r30", 0, now + 1});
+    journal->append(core::JournalStarted{JobId{50}, 2, now + 2});
+    journal->append(accepted(70, "t", "other"));
+    journal->append(accepted(60));
+    EXPECT_EQ(wait_durable(*journal), std::nullopt);
+  }
+  EXPECT_EQ(run_sql(options_.path, "PRAGMA user_version"), 2);
+  EXPECT_EQ(run_sql(options_.path, kOtherIndexes), 0);
+  EXPECT_EQ(run_sql(options_.path, "SELECT count(*) FROM jobs"), 5);
+  EXPECT_EQ(run_sql(options_.path, "SELECT max(seq) FROM jobs WHERE id = 60"), 5);
+  auto journal = open();
+  auto jobs = recover_all(*journal);
+  ASSERT_EQ(jobs.size(), 5u);
+  EXPECT_EQ(jobs[0].request.id, JobId{70});
+  EXPECT_EQ(jobs[0].state, JobState::kRunning);
+  EXPECT_EQ(jobs[0].request.payload, "p70");
+  EXPECT_EQ(jobs[1].request.id, JobId{60});
+  EXPECT_EQ(jobs[2].request.id, job_30);
+  EXPECT_EQ(jobs[2].state, JobState::kSucceeded);
+  EXPECT_EQ(jobs[2].output, "r30");
+  EXPECT_EQ(jobs[3].request.id, JobId{50});
+  EXPECT_EQ(jobs[3].state, JobState::kSucceeded);
+  EXPECT_EQ(jobs[3].attempts, 1u);
+  EXPECT_EQ(jobs[4].request.id, JobId{90});
 }
 
 TEST_F(SqliteJournalTest, MissingDirectoriesAreCreatedPrivate) {
