@@ -28,21 +28,10 @@ BUILD_DIR="${BUILD_DIR:-build/release}"
 STYLE="${STYLE:-callback}"
 OUT_DIR="${OUT_DIR:-}"
 
-usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; }
 die() { echo "perf-compare: $*" >&2; exit 2; }
-
-while [[ $# -gt 0 ]]; do
-  case "$1" in
-    --style) STYLE="${2:?--style needs callback or cq}"; shift 2 ;;
-    --rounds) ROUNDS="${2:?--rounds needs N}"; shift 2 ;;
-    --duration) DURATION="${2:?--duration needs D}"; shift 2 ;;
-    --warmup) WARMUP="${2:?--warmup needs D}"; shift 2 ;;
-    --build-dir) BUILD_DIR="${2:?--build-dir needs DIR}"; shift 2 ;;
-    --out) OUT_DIR="${2:?--out needs DIR}"; shift 2 ;;
-    -h|--help) usage; exit 0 ;;
-    *) die "unknown argument '$1' (see --help)" ;;
-  esac
-done
+source "$(dirname "$0")/lib/args.sh"
+parse_flags 2,22 style=STYLE rounds=ROUNDS duration=DURATION warmup=WARMUP \
+  build-dir=BUILD_DIR out=OUT_DIR -- "$@"
 [[ "$STYLE" == callback || "$STYLE" == cq ]] || die "--style must be callback or cq"
 [[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a whole number > 0"
 

@@ -13,15 +13,8 @@ ROUNDS="${ROUNDS:-3}"
 DURATION="${DURATION:-5s}"
 BUILD_DIR="${BUILD_DIR:-build/release}"
 die() { echo "perf-tls: $*" >&2; exit 2; }
-while [[ $# -gt 0 ]]; do
-  case "$1" in
-    --rounds) ROUNDS="${2:?--rounds needs N}"; shift 2 ;;
-    --duration) DURATION="${2:?--duration needs D}"; shift 2 ;;
-    --build-dir) BUILD_DIR="${2:?--build-dir needs DIR}"; shift 2 ;;
-    -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) die "unknown argument '$1' (see --help)" ;;
-  esac
-done
+source "$(dirname "$0")/lib/args.sh"
+parse_flags 2,9 rounds=ROUNDS duration=DURATION build-dir=BUILD_DIR -- "$@"
 [[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a whole number > 0"
 
 cd "$(dirname "$0")/.."

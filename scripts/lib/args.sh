@@ -1,5 +1,5 @@
-# Flag parsing shared by the perf scripts (scripts/perf-memory.sh,
-# scripts/perf-store.sh). Source it.
+# Flag parsing shared by the perf scripts (scripts/perf-compare.sh,
+# perf-memory.sh, perf-store.sh, perf-tls.sh). Source it.
 
 # parse_flags HELP_LINES FLAG=VAR... -- "$@": sets the shell variable VAR from
 # `--FLAG VALUE` for each FLAG=VAR pair (later flags win, so a VAR that the
