@@ -863,7 +863,9 @@ TEST_F(SqliteJournalTest, LiveRowsOfAnEarlierRunAreUpdatedHoweverTheJournalIsOpe
     if (mode == Mode::kObserver) options_.observer = &recorder;
     {
       auto journal = open();
-      if (mode == Mode::kRecover) EXPECT_EQ(recover_all(*journal).size(), 3u);
+      if (mode == Mode::kRecover) {
+        EXPECT_EQ(recover_all(*journal).size(), 3u);
+      }
       journal->append(core::JournalStarted{JobId{11}, 1, now});
       journal->append(core::JournalTerminal{JobId{12}, JobState::kSucceeded,
                                             core::FailureClass::kNone, 1, "r12", now, now + 1});
