@@ -18,8 +18,19 @@ METRICS = {
     "troupe_circuit_transitions_total": {"to"},
     "troupe_autoscale_events_total": {"direction"},
     "troupe_build_info": {"version"},
+    # The job store (docs/durability.md): one per process, no `troupe` label.
+    "troupe_store_commit_seconds": {"le"},
+    "troupe_store_jobs_per_commit": {"le"},
+    "troupe_store_bytes": set(),
+    "troupe_store_rows": {"state"},
+    "troupe_store_expired_rows_total": set(),
+    "troupe_store_recovered_jobs": {"state"},
+    "troupe_store_recovery_seconds": set(),
+    "troupe_store_orphaned_jobs": set(),
+    "troupe_store_failed": set(),
 }
-HISTOGRAMS = {"troupe_job_run_seconds", "troupe_job_queue_wait_seconds"}
+HISTOGRAMS = {"troupe_job_run_seconds", "troupe_job_queue_wait_seconds",
+              "troupe_store_commit_seconds", "troupe_store_jobs_per_commit"}
 
 
 def base_name(name):
