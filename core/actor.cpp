@@ -209,23 +209,14 @@ void Actor::finish_attempt(AttemptResult result) {
   const auto run_time = end - attempt_started_;
   FailureClass outcome = result.failure;
   if (timed_out_ && outcome != FailureClass::kNone) outcome = FailureClass::kTimeout;
-  const TroupeConfig& config = *config_;
-  const Verdict verdict = classify(outcome, config.options.retry, config.options.circuit_breaker);
   troupe_.attempt_finished(outcome, run_time);
-
-  AttemptEnd attempt;
-  attempt.failure = outcome;
-  attempt.success = verdict.success;
-  attempt.retryable = verdict.retryable;
-  attempt.output = std::move(result.output);
   std::uint32_t attempts;
   {
     std::lock_guard lock(job->lock);  // attempts is the lifecycle's, read under the job's lock
     attempts = job->attempts;
   }
-  attempt.retry = !verdict.success && config.retry.should_retry(verdict, attempts);
-  // Before the transition: the journal records when the retry is due.
-  if (attempt.retry) attempt.backoff = config.retry.backoff(attempts, result.retry_after, rng_);
+  auto [verdict, attempt] = judge_attempt(*config_, outcome, attempts, result.retry_after, rng_,
+                                          std::move(result.output));
   const Duration backoff = attempt.backoff;
   const JobState next = troupe_.lifecycle().attempt_ended(job, std::move(attempt), end_ns);
 

@@ -2,6 +2,21 @@
 
 namespace troupe::core::detail {
 
+std::unique_ptr<JobExtras> make_extras(std::string key, std::string idempotency_key,
+                                       Metadata metadata, std::optional<Duration> attempt_timeout,
+                                       std::optional<WallTime> deadline) {
+  if (key.empty() && idempotency_key.empty() && metadata.empty() && !attempt_timeout && !deadline) {
+    return nullptr;
+  }
+  auto extras = std::make_unique<JobExtras>();
+  extras->key = std::move(key);
+  extras->idempotency_key = std::move(idempotency_key);
+  extras->metadata = std::move(metadata);
+  extras->attempt_timeout = attempt_timeout;
+  extras->deadline = deadline;
+  return extras;
+}
+
 JobRecord Job::snapshot() const {
   JobRecord r;
   copy_request(r);

@@ -33,6 +33,12 @@ struct JobExtras {
   std::optional<WallTime> deadline;
 };
 
+/// The extras for these request fields (a submit's, or a recovered job's);
+/// null when there are none, so a plain job allocates nothing more.
+std::unique_ptr<JobExtras> make_extras(std::string key, std::string idempotency_key,
+                                       Metadata metadata, std::optional<Duration> attempt_timeout,
+                                       std::optional<WallTime> deadline);
+
 /// Who listens to a job. `on_terminal` (the submitter's callback, plus those
 /// of idempotent duplicates) is guarded by Job::lock. Watches are guarded by
 /// `notify`, which is held while they are called, so each watcher sees

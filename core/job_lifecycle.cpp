@@ -45,9 +45,7 @@ JournalAccepted JobLifecycle::accepted_entry(const Job& job) const {
 
 bool JobLifecycle::recovered(const JobPtr& job) {
   if (!gate_.enter()) return false;
-  submitted_.fetch_add(1, std::memory_order_release);
-  store_.add(job);
-  obs_.job_submitted();
+  accepted(job);
   return true;
 }
 

@@ -98,15 +98,11 @@ RecoveryReport RuntimeImpl::recover() {
     job->troupe = &troupe;
     job->payload = std::move(r.request.payload);
     auto& q = r.request;
-    if (!q.key.empty() || !q.idempotency_key.empty() || !q.metadata.empty() ||
-        q.attempt_timeout_ns != 0 || q.deadline_ns != 0) {
-      job->extras = std::make_unique<detail::JobExtras>();
-      job->extras->key = std::move(q.key);
-      job->extras->idempotency_key = q.idempotency_key;
-      job->extras->metadata = std::move(q.metadata);
-      if (q.attempt_timeout_ns != 0) job->extras->attempt_timeout = Duration(q.attempt_timeout_ns);
-      if (q.deadline_ns != 0) job->extras->deadline = detail::from_wall_ns(q.deadline_ns);
-    }
+    job->extras = detail::make_extras(
+        std::move(q.key), q.idempotency_key, std::move(q.metadata),
+        q.attempt_timeout_ns != 0 ? std::optional<Duration>(q.attempt_timeout_ns) : std::nullopt,
+        q.deadline_ns != 0 ? std::optional<WallTime>(detail::from_wall_ns(q.deadline_ns))
+                           : std::nullopt);
     job->state.store(r.state, std::memory_order_relaxed);
     job->failure = r.failure;
     job->attempts = r.attempts;

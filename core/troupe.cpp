@@ -151,15 +151,8 @@ std::variant<Accepted, Rejection> Troupe::submit(JobRequest&& request, JobCallba
   job->troupe_name = name_;
   job->troupe = this;
   job->payload = std::move(request.payload);
-  if (!request.key.empty() || !request.idempotency_key.empty() || !request.metadata.empty() ||
-      request.attempt_timeout || request.deadline) {
-    job->extras = std::make_unique<JobExtras>();
-    job->extras->key = std::move(request.key);
-    job->extras->idempotency_key = std::move(request.idempotency_key);
-    job->extras->metadata = std::move(request.metadata);
-    job->extras->attempt_timeout = request.attempt_timeout;
-    job->extras->deadline = request.deadline;
-  }
+  job->extras = make_extras(std::move(request.key), std::move(request.idempotency_key),
+                            std::move(request.metadata), request.attempt_timeout, request.deadline);
   if (on_terminal) {
     job->listeners = std::make_unique<JobListeners>();
     job->listeners->on_terminal.push_back(std::move(on_terminal));
@@ -209,6 +202,22 @@ Rejection Troupe::store_unavailable() {
   return r;
 }
 
+JudgedAttempt judge_attempt(const TroupeConfig& config, FailureClass outcome,
+                            std::uint32_t attempts, std::optional<Duration> retry_after,
+                            JitterRng& rng, std::string output) {
+  JudgedAttempt judged;
+  judged.verdict = classify(outcome, config.options.retry, config.options.circuit_breaker);
+  AttemptEnd& end = judged.end;
+  end.failure = outcome;
+  end.success = judged.verdict.success;
+  end.retryable = judged.verdict.retryable;
+  end.output = std::move(output);
+  end.retry = !judged.verdict.success && config.retry.should_retry(judged.verdict, attempts);
+  // Before the transition: the journal records when the retry is due.
+  if (end.retry) end.backoff = config.retry.backoff(attempts, retry_after, rng);
+  return judged;
+}
+
 void Troupe::recover(const JobPtr& job, std::int64_t next_run_ns, RecoveryReport& report) {
   const JobState state = job->state.load(std::memory_order_relaxed);
   if (!lifecycle_.recovered(job)) return;  // closed: cannot happen before the first submit
@@ -239,18 +248,12 @@ void Troupe::recover(const JobPtr& job, std::int64_t next_run_ns, RecoveryReport
         std::lock_guard lock(state_mutex_);
         config = config_;
       }
-      const Verdict verdict =
-          classify(FailureClass::kCrash, config->options.retry, config->options.circuit_breaker);
-      AttemptEnd end;
-      end.failure = FailureClass::kCrash;
-      end.retryable = verdict.retryable;
-      end.retry = config->retry.should_retry(verdict, job->attempts);
-      end.output = "trouped stopped while attempt " + std::to_string(job->attempts) +
-                   " ran (crash or kill); counted as a crash";
-      if (end.retry) {
-        JitterRng rng(job->id.value);
-        end.backoff = config->retry.backoff(job->attempts, std::nullopt, rng);
-      }
+      JitterRng rng(job->id.value);
+      AttemptEnd end =
+          judge_attempt(*config, FailureClass::kCrash, job->attempts, std::nullopt, rng,
+                        "trouped stopped while attempt " + std::to_string(job->attempts) +
+                            " ran (crash or kill); counted as a crash")
+              .end;
       const Duration backoff = end.backoff;
       const JobState next = lifecycle_.attempt_ended(job, std::move(end), to_ns(clock_.now()));
       if (next == JobState::kRetryWait) {

@@ -39,6 +39,19 @@ struct TroupeConfig {
   std::uint64_t handler_generation = 0;
 };
 
+/// The retry policy's judgement of an attempt that ended with `outcome`,
+/// the job's `attempts`-th: the verdict (the breaker records it) and what
+/// the job lifecycle applies, with a backoff drawn from `rng` when it is
+/// retried. One rule for attempts that returned and for an attempt the
+/// process died in (recovery).
+struct JudgedAttempt {
+  Verdict verdict;
+  AttemptEnd end;
+};
+JudgedAttempt judge_attempt(const TroupeConfig& config, FailureClass outcome,
+                            std::uint32_t attempts, std::optional<Duration> retry_after,
+                            JitterRng& rng, std::string output);
+
 /// What a troupe needs from the runtime that hosts it.
 class TroupeHost {
  public:
