@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -119,6 +120,35 @@ class JournalObserver {
   virtual void expired(std::uint64_t rows) { (void)rows; }
 };
 
+/// What a journal shared by several processes (`store: {kind: postgres}`,
+/// docs/cluster.md) tells the process it serves, besides journaling that
+/// process's own transitions. The runtime sets them once, before recover().
+/// Every hook runs on the journal's thread and must not block.
+struct ClusterHooks {
+  /// How many more jobs of troupe `troupe` this process can take now
+  /// (free mailbox room; 0 for a troupe it does not host, or while closed
+  /// or draining). The journal claims at most that many. Any thread.
+  std::function<std::size_t(std::string_view troupe)> room;
+  /// A job this process now owns and did not hold: accepted by another
+  /// replica, handed back by a drained one, or taken over from a replica
+  /// whose lease expired. As a recovered row: kQueued runs, kRetryWait runs
+  /// at next_run_ns, kRunning (its owner died mid-attempt) counts that
+  /// attempt as CRASH under the retry policy. Counts as submitted here.
+  std::function<void(RecoveredJob&&)> claimed;
+  /// This process lost job `id` (its lease expired and another replica took
+  /// it, or a write found a newer owner): stop its attempt, journal nothing
+  /// more for it; it is not ended here (counted as left).
+  std::function<void(JobId id)> lost;
+  /// A client asked another replica to cancel job `id`, which this process
+  /// owns: cancel it as a local CancelJob would.
+  std::function<void(JobId id)> cancel;
+  /// The store became unreachable (`up` false, `why` names the problem) or
+  /// reachable again. Transient, unlike a failure: the journal reconnects
+  /// with backoff and keeps what it holds; barriers wait meanwhile (entries
+  /// are written once it is back). Called once per change, not per entry.
+  std::function<void(bool up, const std::string& why)> availability;
+};
+
 /// The journal's contract. Thread-safe: append() and after_durable() may be
 /// called from any thread concurrently and never block on I/O.
 ///
@@ -161,6 +191,43 @@ class Journal {
 
   /// Commits what is pending, stops the writer. After it, append() is ignored.
   virtual void close() = 0;
+
+  // --- Shared journals (several replicas on one store). A journal of one
+  // process keeps these defaults. ---
+
+  /// True when other processes share the store: jobs may be run, looked up
+  /// and cancelled by another replica.
+  virtual bool shared() const { return false; }
+
+  /// Sets the hooks a shared journal calls (ignored otherwise). Called once,
+  /// before recover().
+  virtual void set_cluster_hooks(ClusterHooks hooks) { (void)hooks; }
+
+  /// A job this process does not hold, as the store has it (for GetJob of a
+  /// job accepted or run elsewhere); `done(nullopt)` when the store does not
+  /// know it, or on error. Calls `done` once, on the journal's thread (or
+  /// inline).
+  virtual void find(JobId id, std::function<void(std::optional<RecoveredJob>)> done) {
+    (void)id;
+    done(std::nullopt);
+  }
+
+  /// Asks the store to cancel a job this process does not hold: a queued,
+  /// unowned one ends CANCELLED at once; an owned one is cancelled by its
+  /// owner (ClusterHooks::cancel there). `done` gets the job as it was
+  /// before the request (nullopt: unknown), once, on the journal's thread.
+  virtual void request_cancel(JobId id, std::function<void(std::optional<RecoveredJob>)> done) {
+    (void)id;
+    done(std::nullopt);
+  }
+
+  /// The newest DEAD jobs of `troupe` in the store, newest first, at most
+  /// `limit` (every replica's). Called on the journal's thread.
+  virtual void dead_jobs(std::string troupe, std::size_t limit,
+                         std::function<void(std::vector<RecoveredJob>)> done) {
+    (void)troupe, (void)limit;
+    done({});
+  }
 };
 
 /// The journal of `store: {kind: memory}`: nothing survives a restart;

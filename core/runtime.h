@@ -140,6 +140,28 @@ class Runtime {
   /// one already running. Unknown ids are ignored.
   virtual void unwatch(WatchId id) = 0;
 
+  // --- Any replica (docs/cluster.md): with a shared journal a job may be
+  // held by another process. These answer from this process when it holds
+  // the job, else from the store; `done` runs once, on a core or journal
+  // thread (inline when answered here). With a journal of one process they
+  // are get(), cancel() and dead_jobs(). ---
+
+  /// get(), or the store's row of a job another replica accepted or runs.
+  virtual void find(JobId id, std::function<void(std::optional<JobRecord>)> done) const {
+    done(get(id));
+  }
+  /// cancel(), or a cancel request through the store (the owner cancels the
+  /// attempt; an unowned queued job ends CANCELLED at once).
+  virtual void cancel_anywhere(JobId id, std::function<void(std::optional<CancelOutcome>)> done) {
+    done(cancel(id));
+  }
+  /// dead_jobs() of every replica (nullopt: unknown troupe here).
+  virtual void dead_jobs_anywhere(
+      std::string_view troupe, std::size_t limit,
+      std::function<void(std::optional<std::vector<JobRecord>>)> done) const {
+    done(dead_jobs(troupe, limit));
+  }
+
   virtual std::vector<TroupeStatus> troupes() const = 0;
   virtual std::optional<TroupeStatus> troupe(std::string_view name) const = 0;
   /// Newest first, at most `limit`; nullopt for an unknown troupe.
@@ -177,6 +199,14 @@ class Runtime {
   /// submits are refused with kStoreUnavailable from then on. Set it before
   /// the first submit.
   virtual void on_journal_failure(std::function<void(const JournalFailure&)> handler) = 0;
+
+  /// Called on every change of a shared store's reachability (docs/cluster.md):
+  /// while it is down submits are refused with kStoreUnavailable; `why`
+  /// names the problem. Never called with a journal of one process. Set it
+  /// before the first submit.
+  virtual void on_store_availability(std::function<void(bool up, const std::string& why)> handler) {
+    (void)handler;
+  }
 };
 
 /// Destroy the returned runtime only once the io_context is no longer being

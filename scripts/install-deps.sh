@@ -12,11 +12,12 @@ packages=(
   libboost-dev libboost-program-options-dev libboost-system-dev
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   libyaml-cpp-dev libspdlog-dev libfmt-dev
-  prometheus-cpp-dev libsystemd-dev libsqlite3-dev
+  prometheus-cpp-dev libsystemd-dev libsqlite3-dev libpq-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   prometheus yamllint python3-grpcio python3-yaml systemd
   libssl-dev openssl curl procps
+  postgresql  # the cluster tests start a real server (tests/support)
   beanstalkd  # scripts/perf-store.sh: the durable-queue reference (fsync per write)
 )
 

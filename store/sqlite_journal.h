@@ -7,20 +7,13 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <stdexcept>
 #include <string>
 
 #include "core/journal.h"
 #include "core/options.h"
+#include "store/store_error.h"
 
 namespace troupe::store {
-
-/// Why a store could not be opened or read back, in words for an operator:
-/// what is wrong with which file and what to do about it.
-class StoreError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
 
 struct SqliteJournalOptions {
   /// The database file; its directory is created (0700) when missing. The
