@@ -383,21 +383,23 @@ grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* JobServiceImpl::Sub
 grpc::ServerUnaryReactor* JobServiceImpl::GetJob(grpc::CallbackServerContext* context,
                                                  const grpc::ByteBuffer* in,
                                                  grpc::ByteBuffer* out) {
-  return answer_now<v1::GetJobRequest, v1::Job>(
-      *context, *in, *out,
-      [this, context](const v1::GetJobRequest& request,
-                      v1::Job& response) -> std::optional<RpcError> {
-        auto call = job_call(authorizer_, *context, request.job_id(), "GetJob");
-        if (auto* error = std::get_if<RpcError>(&call)) return *error;
-        const auto& [caller, id] = std::get<JobCall>(call);
-        auto record = runtime_.get(id);
-        if (!record) return job_not_found(request.job_id());
-        if (auto denied = authorizer_.authorize(*context, caller, config::Permission::kRead,
-                                                record->troupe, "GetJob")) {
-          return denied;
-        }
-        to_proto(*record, response);
-        return std::nullopt;
+  return answer_later<v1::GetJobRequest, v1::Job>(
+      *context, *in, *out, [this](const v1::GetJobRequest& request, UnaryReply<v1::Job> reply) {
+        auto call = job_call(authorizer_, reply.context(), request.job_id(), "GetJob");
+        if (auto* error = std::get_if<RpcError>(&call)) return reply.fail(*error);
+        auto& [caller, id] = std::get<JobCall>(call);
+        // Held here or by another replica (docs/cluster.md); inline when here.
+        runtime_.find(id, [this, reply, caller = std::move(caller),
+                           job_id = request.job_id()](std::optional<core::JobRecord> record) {
+          if (!record) return reply.fail(job_not_found(job_id));
+          if (auto denied = authorizer_.authorize(
+                  reply.context(), caller, config::Permission::kRead, record->troupe, "GetJob")) {
+            return reply.fail(*denied);
+          }
+          v1::Job response;
+          to_proto(*record, response);
+          reply.ok(response);
+        });
       });
 }
 
@@ -423,25 +425,30 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* JobServiceImpl::WatchJob(
 grpc::ServerUnaryReactor* JobServiceImpl::CancelJob(grpc::CallbackServerContext* context,
                                                     const grpc::ByteBuffer* in,
                                                     grpc::ByteBuffer* out) {
-  return answer_now<v1::CancelJobRequest, v1::CancelJobResponse>(
-      *context, *in, *out,
-      [this, context](const v1::CancelJobRequest& request,
-                      v1::CancelJobResponse& response) -> std::optional<RpcError> {
-        auto call = job_call(authorizer_, *context, request.job_id(), "CancelJob");
-        if (auto* error = std::get_if<RpcError>(&call)) return *error;
-        const auto& [caller, id] = std::get<JobCall>(call);
-        // A job's troupe never changes: checking it before cancelling is exact.
-        if (auto record = runtime_.get(id)) {
-          if (auto denied = authorizer_.authorize(*context, caller, config::Permission::kCancel,
-                                                  record->troupe, "CancelJob")) {
-            return denied;
+  using Reply = UnaryReply<v1::CancelJobResponse>;
+  return answer_later<v1::CancelJobRequest, v1::CancelJobResponse>(
+      *context, *in, *out, [this](const v1::CancelJobRequest& request, Reply reply) {
+        auto call = job_call(authorizer_, reply.context(), request.job_id(), "CancelJob");
+        if (auto* error = std::get_if<RpcError>(&call)) return reply.fail(*error);
+        auto& [caller, id] = std::get<JobCall>(call);
+        // A job's troupe never changes: checking it before cancelling is
+        // exact. The job may be held by another replica (docs/cluster.md).
+        runtime_.find(id, [this, reply, caller = std::move(caller), id = id,
+                           job_id = request.job_id()](std::optional<core::JobRecord> record) {
+          if (!record) return reply.fail(job_not_found(job_id));
+          if (auto denied =
+                  authorizer_.authorize(reply.context(), caller, config::Permission::kCancel,
+                                        record->troupe, "CancelJob")) {
+            return reply.fail(*denied);
           }
-        }
-        auto outcome = runtime_.cancel(id);
-        if (!outcome) return job_not_found(request.job_id());
-        to_proto(outcome->job, *response.mutable_job());
-        response.set_cancelled(outcome->cancelled);
-        return std::nullopt;
+          runtime_.cancel_anywhere(id, [reply, job_id](std::optional<core::CancelOutcome> outcome) {
+            if (!outcome) return reply.fail(job_not_found(job_id));
+            v1::CancelJobResponse response;
+            to_proto(outcome->job, *response.mutable_job());
+            response.set_cancelled(outcome->cancelled);
+            reply.ok(response);
+          });
+        });
       });
 }
 
