@@ -307,6 +307,28 @@ std::variant<JobCall, RpcError> job_call(const Authorizer& authorizer,
   return JobCall{std::get<Authorizer::Caller>(std::move(caller)), std::get<core::JobId>(id)};
 }
 
+/// The job `job_id` names, held here or by another replica (a shared store,
+/// docs/cluster.md; inline when here), handed to `permitted` once the caller
+/// may `permission` on its troupe; otherwise `reply` answers the parse or
+/// authentication error, NOT_FOUND, or the denial.
+template <class Response, class Permitted>
+void find_permitted(const core::Runtime& runtime, const Authorizer& authorizer,
+                    const std::string& job_id, config::Permission permission,
+                    std::string_view method, UnaryReply<Response> reply, Permitted permitted) {
+  auto call = job_call(authorizer, reply.context(), job_id, method);
+  if (auto* error = std::get_if<RpcError>(&call)) return reply.fail(*error);
+  auto& [caller, id] = std::get<JobCall>(call);
+  runtime.find(id, [&authorizer, permission, method, reply, job_id, caller = std::move(caller),
+                    permitted = std::move(permitted)](std::optional<core::JobRecord> record) {
+    if (!record) return reply.fail(job_not_found(job_id));
+    if (auto denied =
+            authorizer.authorize(reply.context(), caller, permission, record->troupe, method)) {
+      return reply.fail(*denied);
+    }
+    permitted(*record);
+  });
+}
+
 JobServiceImpl::JobServiceImpl(core::Runtime& runtime, const config::LimitsOptions& limits,
                                std::size_t max_watchers, const Authorizer& authorizer)
     : runtime_(runtime), limits_(limits), max_watchers_(max_watchers), authorizer_(authorizer) {}
@@ -385,21 +407,12 @@ grpc::ServerUnaryReactor* JobServiceImpl::GetJob(grpc::CallbackServerContext* co
                                                  grpc::ByteBuffer* out) {
   return answer_later<v1::GetJobRequest, v1::Job>(
       *context, *in, *out, [this](const v1::GetJobRequest& request, UnaryReply<v1::Job> reply) {
-        auto call = job_call(authorizer_, reply.context(), request.job_id(), "GetJob");
-        if (auto* error = std::get_if<RpcError>(&call)) return reply.fail(*error);
-        auto& [caller, id] = std::get<JobCall>(call);
-        // Held here or by another replica (docs/cluster.md); inline when here.
-        runtime_.find(id, [this, reply, caller = std::move(caller),
-                           job_id = request.job_id()](std::optional<core::JobRecord> record) {
-          if (!record) return reply.fail(job_not_found(job_id));
-          if (auto denied = authorizer_.authorize(
-                  reply.context(), caller, config::Permission::kRead, record->troupe, "GetJob")) {
-            return reply.fail(*denied);
-          }
-          v1::Job response;
-          to_proto(*record, response);
-          reply.ok(response);
-        });
+        find_permitted(runtime_, authorizer_, request.job_id(), config::Permission::kRead, "GetJob",
+                       reply, [reply](const core::JobRecord& record) {
+                         v1::Job response;
+                         to_proto(record, response);
+                         reply.ok(response);
+                       });
       });
 }
 
@@ -428,27 +441,19 @@ grpc::ServerUnaryReactor* JobServiceImpl::CancelJob(grpc::CallbackServerContext*
   using Reply = UnaryReply<v1::CancelJobResponse>;
   return answer_later<v1::CancelJobRequest, v1::CancelJobResponse>(
       *context, *in, *out, [this](const v1::CancelJobRequest& request, Reply reply) {
-        auto call = job_call(authorizer_, reply.context(), request.job_id(), "CancelJob");
-        if (auto* error = std::get_if<RpcError>(&call)) return reply.fail(*error);
-        auto& [caller, id] = std::get<JobCall>(call);
-        // A job's troupe never changes: checking it before cancelling is
-        // exact. The job may be held by another replica (docs/cluster.md).
-        runtime_.find(id, [this, reply, caller = std::move(caller), id = id,
-                           job_id = request.job_id()](std::optional<core::JobRecord> record) {
-          if (!record) return reply.fail(job_not_found(job_id));
-          if (auto denied =
-                  authorizer_.authorize(reply.context(), caller, config::Permission::kCancel,
-                                        record->troupe, "CancelJob")) {
-            return reply.fail(*denied);
-          }
-          runtime_.cancel_anywhere(id, [reply, job_id](std::optional<core::CancelOutcome> outcome) {
-            if (!outcome) return reply.fail(job_not_found(job_id));
-            v1::CancelJobResponse response;
-            to_proto(outcome->job, *response.mutable_job());
-            response.set_cancelled(outcome->cancelled);
-            reply.ok(response);
-          });
-        });
+        // A job's troupe never changes: checking it before cancelling is exact.
+        find_permitted(
+            runtime_, authorizer_, request.job_id(), config::Permission::kCancel, "CancelJob",
+            reply, [this, reply, job_id = request.job_id()](const core::JobRecord& record) {
+              runtime_.cancel_anywhere(record.id,
+                                       [reply, job_id](std::optional<core::CancelOutcome> outcome) {
+                                         if (!outcome) return reply.fail(job_not_found(job_id));
+                                         v1::CancelJobResponse response;
+                                         to_proto(outcome->job, *response.mutable_job());
+                                         response.set_cancelled(outcome->cancelled);
+                                         reply.ok(response);
+                                       });
+            });
       });
 }
 

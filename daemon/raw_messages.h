@@ -38,29 +38,6 @@ void serialize_reply(const Message& message, grpc::ByteBuffer& out) {
   (void)grpc::SerializationTraits<Message>::Serialize(message, &out, &own_buffer);
 }
 
-/// A unary call answered at once on the gRPC thread: parses the request,
-/// runs `serve(const Request&, Response&) -> std::optional<RpcError>` and
-/// finishes with the serialized response, or with the error.
-template <class Request, class Response, class Serve>
-grpc::ServerUnaryReactor* answer_now(grpc::CallbackServerContext& context,
-                                     const grpc::ByteBuffer& in, grpc::ByteBuffer& out,
-                                     Serve&& serve) {
-  auto* reactor = context.DefaultReactor();
-  Request request;
-  if (auto error = parse_request(in, request)) {
-    finish(context, *reactor, *error);
-    return reactor;
-  }
-  Response response;
-  if (auto error = serve(request, response)) {
-    finish(context, *reactor, *error);
-    return reactor;
-  }
-  serialize_reply(response, out);
-  reactor->Finish(grpc::Status::OK);
-  return reactor;
-}
-
 /// Completes one unary call whose answer comes later, from a callback on
 /// another thread (the runtime's or the journal's), or inline. Copyable;
 /// exactly one of its copies must be used, exactly once: the call stays open
@@ -101,6 +78,21 @@ grpc::ServerUnaryReactor* answer_later(grpc::CallbackServerContext& context,
   }
   serve(request, UnaryReply<Response>(context, *reactor, out));
   return reactor;
+}
+
+/// A unary call answered at once on the gRPC thread: parses the request,
+/// runs `serve(const Request&, Response&) -> std::optional<RpcError>` and
+/// finishes with the serialized response, or with the error.
+template <class Request, class Response, class Serve>
+grpc::ServerUnaryReactor* answer_now(grpc::CallbackServerContext& context,
+                                     const grpc::ByteBuffer& in, grpc::ByteBuffer& out,
+                                     Serve&& serve) {
+  return answer_later<Request, Response>(
+      context, in, out, [&serve](const Request& request, UnaryReply<Response> reply) {
+        Response response;
+        if (auto error = serve(request, response)) return reply.fail(*error);
+        reply.ok(response);
+      });
 }
 
 }  // namespace troupe::daemon

@@ -297,7 +297,7 @@ class FakeRuntime final : public core::Runtime {
     std::lock_guard lock(mutex_);
     return cancel_requests_;
   }
-  /// Answers given from the store thread so far.
+  /// Answers given (or being given) from the store thread so far.
   std::size_t store_answers() const {
     std::lock_guard lock(mutex_);
     return store_answers_;
@@ -326,10 +326,10 @@ class FakeRuntime final : public core::Runtime {
       if (store_queue_.empty()) return;  // stopping, nothing left
       auto answer = std::move(store_queue_.front());
       store_queue_.erase(store_queue_.begin());
+      ++store_answers_;  // before the answer: the client may see it at once
       lock.unlock();
       answer();
       lock.lock();
-      ++store_answers_;
     }
   }
   bool troupe_known(std::string_view name) const {
