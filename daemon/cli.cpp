@@ -176,9 +176,11 @@ drains and stops the daemon.
 Exit codes:
   0  success (including a clean stop on SIGTERM/SIGINT)
   1  runtime failure after a valid start (a port taken, the store in use by
-     another trouped, corrupt or not writable)
+     another trouped, corrupt or not writable, its PostgreSQL server
+     unreachable)
   2  bad command line, or an unreadable or invalid config file (every error is
-     printed as FILE:LINE:COLUMN: KEY.PATH: MESSAGE)
+     printed as FILE:LINE:COLUMN: KEY.PATH: MESSAGE; --check-config: also a
+     store.dsn it cannot reach)
   75 the store failed while running (write or fsync error, disk full): it
      drained and stopped; restart it and recovery runs
 )";
