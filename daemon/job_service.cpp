@@ -307,6 +307,28 @@ std::variant<JobCall, RpcError> job_call(const Authorizer& authorizer,
   return JobCall{std::get<Authorizer::Caller>(std::move(caller)), std::get<core::JobId>(id)};
 }
 
+/// The job `job_id` names, held here or by another replica (a shared store,
+/// docs/cluster.md; inline when here), handed to `permitted` once the caller
+/// may `permission` on its troupe; otherwise `reply` answers the parse or
+/// authentication error, NOT_FOUND, or the denial.
+template <class Response, class Permitted>
+void find_permitted(const core::Runtime& runtime, const Authorizer& authorizer,
+                    const std::string& job_id, config::Permission permission,
+                    std::string_view method, UnaryReply<Response> reply, Permitted permitted) {
+  auto call = job_call(authorizer, reply.context(), job_id, method);
+  if (auto* error = std::get_if<RpcError>(&call)) return reply.fail(*error);
+  auto& [caller, id] = std::get<JobCall>(call);
+  runtime.find(id, [&authorizer, permission, method, reply, job_id, caller = std::move(caller),
+                    permitted = std::move(permitted)](std::optional<core::JobRecord> record) {
+    if (!record) return reply.fail(job_not_found(job_id));
+    if (auto denied =
+            authorizer.authorize(reply.context(), caller, permission, record->troupe, method)) {
+      return reply.fail(*denied);
+    }
+    permitted(*record);
+  });
+}
+
 JobServiceImpl::JobServiceImpl(core::Runtime& runtime, const config::LimitsOptions& limits,
                                std::size_t max_watchers, const Authorizer& authorizer)
     : runtime_(runtime), limits_(limits), max_watchers_(max_watchers), authorizer_(authorizer) {}
@@ -383,21 +405,14 @@ grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* JobServiceImpl::Sub
 grpc::ServerUnaryReactor* JobServiceImpl::GetJob(grpc::CallbackServerContext* context,
                                                  const grpc::ByteBuffer* in,
                                                  grpc::ByteBuffer* out) {
-  return answer_now<v1::GetJobRequest, v1::Job>(
-      *context, *in, *out,
-      [this, context](const v1::GetJobRequest& request,
-                      v1::Job& response) -> std::optional<RpcError> {
-        auto call = job_call(authorizer_, *context, request.job_id(), "GetJob");
-        if (auto* error = std::get_if<RpcError>(&call)) return *error;
-        const auto& [caller, id] = std::get<JobCall>(call);
-        auto record = runtime_.get(id);
-        if (!record) return job_not_found(request.job_id());
-        if (auto denied = authorizer_.authorize(*context, caller, config::Permission::kRead,
-                                                record->troupe, "GetJob")) {
-          return denied;
-        }
-        to_proto(*record, response);
-        return std::nullopt;
+  return answer_later<v1::GetJobRequest, v1::Job>(
+      *context, *in, *out, [this](const v1::GetJobRequest& request, UnaryReply<v1::Job> reply) {
+        find_permitted(runtime_, authorizer_, request.job_id(), config::Permission::kRead, "GetJob",
+                       reply, [reply](const core::JobRecord& record) {
+                         v1::Job response;
+                         to_proto(record, response);
+                         reply.ok(response);
+                       });
       });
 }
 
@@ -423,25 +438,22 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* JobServiceImpl::WatchJob(
 grpc::ServerUnaryReactor* JobServiceImpl::CancelJob(grpc::CallbackServerContext* context,
                                                     const grpc::ByteBuffer* in,
                                                     grpc::ByteBuffer* out) {
-  return answer_now<v1::CancelJobRequest, v1::CancelJobResponse>(
-      *context, *in, *out,
-      [this, context](const v1::CancelJobRequest& request,
-                      v1::CancelJobResponse& response) -> std::optional<RpcError> {
-        auto call = job_call(authorizer_, *context, request.job_id(), "CancelJob");
-        if (auto* error = std::get_if<RpcError>(&call)) return *error;
-        const auto& [caller, id] = std::get<JobCall>(call);
+  using Reply = UnaryReply<v1::CancelJobResponse>;
+  return answer_later<v1::CancelJobRequest, v1::CancelJobResponse>(
+      *context, *in, *out, [this](const v1::CancelJobRequest& request, Reply reply) {
         // A job's troupe never changes: checking it before cancelling is exact.
-        if (auto record = runtime_.get(id)) {
-          if (auto denied = authorizer_.authorize(*context, caller, config::Permission::kCancel,
-                                                  record->troupe, "CancelJob")) {
-            return denied;
-          }
-        }
-        auto outcome = runtime_.cancel(id);
-        if (!outcome) return job_not_found(request.job_id());
-        to_proto(outcome->job, *response.mutable_job());
-        response.set_cancelled(outcome->cancelled);
-        return std::nullopt;
+        find_permitted(
+            runtime_, authorizer_, request.job_id(), config::Permission::kCancel, "CancelJob",
+            reply, [this, reply, job_id = request.job_id()](const core::JobRecord& record) {
+              runtime_.cancel_anywhere(record.id,
+                                       [reply, job_id](std::optional<core::CancelOutcome> outcome) {
+                                         if (!outcome) return reply.fail(job_not_found(job_id));
+                                         v1::CancelJobResponse response;
+                                         to_proto(outcome->job, *response.mutable_job());
+                                         response.set_cancelled(outcome->cancelled);
+                                         reply.ok(response);
+                                       });
+            });
       });
 }
 
