@@ -14,7 +14,7 @@ namespace troupe::core::testing {
 /// A durable journal for tests: records every entry, holds every barrier
 /// until the test commits or fails them, and recovers the rows the test
 /// put in `rows`. Thread-safe.
-class TestJournal final : public Journal {
+class TestJournal : public Journal {
  public:
   bool durable() const override { return true; }
 
@@ -119,6 +119,18 @@ class TestJournal final : public Journal {
   std::optional<JournalFailure> failure_;
   std::function<void(const JournalFailure&)> on_failure_;
   bool closed_ = false;
+};
+
+/// A journal shared with other replicas (docs/cluster.md), as far as the
+/// runtime can tell: TestJournal's recording, plus the ClusterHooks the
+/// runtime sets (the test calls them as the PostgreSQL journal would, on
+/// any thread).
+class SharedTestJournal final : public TestJournal {
+ public:
+  bool shared() const override { return true; }
+  void set_cluster_hooks(ClusterHooks h) override { hooks = std::move(h); }
+
+  ClusterHooks hooks;  // set by the runtime at its construction
 };
 
 }  // namespace troupe::core::testing
