@@ -46,7 +46,7 @@ std::uint64_t random_id_bits() {
 
 /// A job as a store row has it (recovery, a claim, or a lookup of a job held
 /// elsewhere); `troupe_name` must outlive it. The one conversion from
-/// RecoveredJob.
+/// RecoveredJob: adopt() runs the job, to_record() snapshots it.
 JobPtr job_from_row(RecoveredJob&& r, const std::string* troupe_name) {
   auto job = std::make_shared<Job>();
   auto& q = r.request;
@@ -66,6 +66,12 @@ JobPtr job_from_row(RecoveredJob&& r, const std::string* troupe_name) {
   job->started_ns = r.started_ns;
   job->finished_ns = r.finished_ns;
   return job;
+}
+
+/// The record GetJob shows for a store row.
+JobRecord to_record(RecoveredJob&& r) {
+  const std::string troupe = r.request.troupe;
+  return job_from_row(std::move(r), &troupe)->snapshot();
 }
 
 }  // namespace
@@ -193,6 +199,62 @@ void RuntimeImpl::on_store_availability(
     std::function<void(bool up, const std::string& why)> handler) {
   std::lock_guard lock(failure_mutex_);
   on_availability_ = std::move(handler);
+}
+
+bool RuntimeImpl::answers_for(const Job& job) const {
+  if (!journal_.journal.shared()) return true;
+  std::lock_guard lock(job.lock);
+  return !job.left;
+}
+
+void RuntimeImpl::find(JobId id, std::function<void(std::optional<JobRecord>)> done) const {
+  JobPtr job = store_->find(id);
+  if (job && answers_for(*job)) {
+    done(job->snapshot());
+    return;
+  }
+  if (!journal_.journal.shared()) {
+    done(std::nullopt);
+    return;
+  }
+  journal_.journal.find(id, [done = std::move(done)](std::optional<RecoveredJob> row) {
+    done(row ? std::optional<JobRecord>(to_record(std::move(*row))) : std::nullopt);
+  });
+}
+
+void RuntimeImpl::cancel_anywhere(JobId id,
+                                  std::function<void(std::optional<CancelOutcome>)> done) {
+  JobPtr job = store_->find(id);
+  if (!journal_.journal.shared() || (job && answers_for(*job))) {
+    done(cancel(id));
+    return;
+  }
+  journal_.journal.request_cancel(id, [done = std::move(done)](std::optional<RecoveredJob> row) {
+    if (!row) {
+      done(std::nullopt);
+      return;
+    }
+    const bool cancelled = !is_terminal(row->state);  // the row as it was before the request
+    done(CancelOutcome{to_record(std::move(*row)), cancelled});
+  });
+}
+
+void RuntimeImpl::dead_jobs_anywhere(
+    std::string_view troupe, std::size_t limit,
+    std::function<void(std::optional<std::vector<JobRecord>>)> done) const {
+  if (!journal_.journal.shared() || !find_troupe(troupe)) {
+    done(dead_jobs(troupe, limit));
+    return;
+  }
+  // Shared: the store's list is the whole truth (this process's own dead
+  // jobs are in it too), so nothing is merged.
+  journal_.journal.dead_jobs(std::string(troupe), limit,
+                             [done = std::move(done)](std::vector<RecoveredJob> rows) {
+                               std::vector<JobRecord> out;
+                               out.reserve(rows.size());
+                               for (auto& r : rows) out.push_back(to_record(std::move(r)));
+                               done(std::move(out));
+                             });
 }
 
 RuntimeImpl::~RuntimeImpl() {

@@ -38,7 +38,8 @@ namespace troupe::core {
 ///   (in no counter when the troupe is not hosted).
 /// - lost(id): see JobLifecycle::lost: nothing more is journaled for the job, a running
 ///   attempt is cancelled and its outcome discarded, on_terminal callbacks are dropped
-///   uncalled, watches end; counted as `left`. Its record here expires as a finished one.
+///   uncalled, watches end; counted as `left`. Its record here expires as a finished one;
+///   find() answers for it from the store.
 /// - cancel(id): cancel(id).
 /// - availability(up, why): while down, submits are refused with kStoreUnavailable
 ///   (store_failure = why); the on_store_availability handler is told every change.
@@ -63,6 +64,11 @@ class RuntimeImpl final : public Runtime, private detail::TroupeHost {
   RecoveryReport recover() override;
   void after_durable(DurableCallback done) override;
   void on_journal_failure(std::function<void(const JournalFailure&)> handler) override;
+  void find(JobId id, std::function<void(std::optional<JobRecord>)> done) const override;
+  void cancel_anywhere(JobId id, std::function<void(std::optional<CancelOutcome>)> done) override;
+  void dead_jobs_anywhere(
+      std::string_view troupe, std::size_t limit,
+      std::function<void(std::optional<std::vector<JobRecord>>)> done) const override;
   void on_store_availability(std::function<void(bool up, const std::string& why)> handler) override;
 
  private:
@@ -84,6 +90,10 @@ class RuntimeImpl final : public Runtime, private detail::TroupeHost {
   void claimed(RecoveredJob&& row);
   void lost(JobId id);
   void availability(bool up, const std::string& why);
+  /// Whether this process answers for `job` (GetJob, CancelJob): always with
+  /// a journal of one process; with a shared one unless the job left (lost,
+  /// or handed back by a drain), when the store has the truth.
+  bool answers_for(const detail::Job& job) const;
 
   std::shared_ptr<detail::Troupe> find_troupe(std::string_view name) const;
   /// Counts the rejection (no troupe to count it) and says why.

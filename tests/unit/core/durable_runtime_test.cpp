@@ -3,7 +3,7 @@
 // drain's hand-over. TestJournal stands in for the SQLite journal.
 // On a shared journal (issue 14, docs/cluster.md): the ClusterHooks the
 // runtime sets (claims, lost jobs, remote cancels, the store's
-// availability). SharedTestJournal stands in
+// availability) and the any-replica lookups. SharedTestJournal stands in
 // for the PostgreSQL journal (tests/store and the cluster test run that).
 
 #include <gtest/gtest.h>
@@ -412,7 +412,8 @@ TEST_F(DurableRuntimeTest, DrainDeadlineLeavesWaitingJobsAndRequeuesRunningOnes)
   EXPECT_FALSE(is_terminal(state_of(running)));
 }
 
-// --- A shared journal (issue 14): the ClusterHooks. ---
+// --- A shared journal (issue 14): the ClusterHooks and the any-replica
+// lookups. ---
 
 TEST_F(SharedRuntimeTest, TheRuntimeSetsEveryClusterHook) {
   EXPECT_TRUE(journal_.hooks.room);
@@ -728,6 +729,130 @@ TEST_F(SharedRuntimeTest, WhileTheStoreIsDownSubmitsAreRefusedUntilItIsBack) {
   EXPECT_EQ(told[0],
             std::make_pair(false, std::string("postgres 127.0.0.1:5432: connection refused")));
   EXPECT_EQ(told[1], std::make_pair(true, std::string()));
+}
+
+TEST_F(SharedRuntimeTest, FindAsksTheStoreOnlyForJobsNotHeldHere) {
+  runtime_->apply({builtin_troupe("t", Kind::kSleep, 1)});
+  run();
+  const JobId here = submit_ok("t", "1h");
+  run();
+  std::optional<JobRecord> found;
+  runtime_->find(here, [&](std::optional<JobRecord> r) { found = std::move(r); });
+  ASSERT_TRUE(found);
+  EXPECT_EQ(found->state, JobState::kRunning);
+  EXPECT_EQ(journal_.finds, 0);
+
+  auto elsewhere = row(31, "t", JobState::kRunning, "p", "k");
+  elsewhere.attempts = 2;
+  journal_.rows_elsewhere[31] = elsewhere;
+  found.reset();
+  runtime_->find(JobId{31}, [&](std::optional<JobRecord> r) { found = std::move(r); });
+  EXPECT_EQ(journal_.finds, 1);
+  ASSERT_TRUE(found);
+  EXPECT_EQ(found->id, JobId{31});
+  EXPECT_EQ(found->troupe, "t");
+  EXPECT_EQ(found->state, JobState::kRunning);
+  EXPECT_EQ(found->attempts, 2u);
+  EXPECT_EQ(found->key, "k");
+
+  bool answered = false;
+  runtime_->find(JobId{32}, [&](std::optional<JobRecord> r) {
+    answered = true;
+    EXPECT_FALSE(r);
+  });
+  EXPECT_TRUE(answered);
+  EXPECT_EQ(journal_.finds, 2);
+
+  // Lost to another replica: the store has the truth, not the stale record.
+  journal_.hooks.lost(here);
+  run();
+  auto moved = row(here.value, "t", JobState::kSucceeded);
+  moved.output = "done elsewhere";
+  journal_.rows_elsewhere[here.value] = moved;
+  found.reset();
+  runtime_->find(here, [&](std::optional<JobRecord> r) { found = std::move(r); });
+  EXPECT_EQ(journal_.finds, 3);
+  ASSERT_TRUE(found);
+  EXPECT_EQ(found->state, JobState::kSucceeded);
+  EXPECT_EQ(found->result, "done elsewhere");
+}
+
+TEST_F(SharedRuntimeTest, CancelAnywhereAsksTheStoreOnlyForJobsNotHeldHere) {
+  runtime_->apply({builtin_troupe("t", Kind::kSleep, 1)});
+  run();
+  submit_ok("t", "1h");
+  run();
+  const JobId here = submit_ok("t", "1h");
+  std::optional<CancelOutcome> outcome;
+  runtime_->cancel_anywhere(here, [&](std::optional<CancelOutcome> o) { outcome = std::move(o); });
+  ASSERT_TRUE(outcome);
+  EXPECT_TRUE(outcome->cancelled);
+  EXPECT_EQ(journal_.cancel_requests, 0);
+  run();
+  EXPECT_EQ(state_of(here), JobState::kCancelled);
+
+  journal_.rows_elsewhere[33] = row(33, "t", JobState::kQueued);
+  journal_.rows_elsewhere[34] = row(34, "t", JobState::kSucceeded);
+  outcome.reset();
+  runtime_->cancel_anywhere(JobId{33},
+                            [&](std::optional<CancelOutcome> o) { outcome = std::move(o); });
+  EXPECT_EQ(journal_.cancel_requests, 1);
+  ASSERT_TRUE(outcome);
+  EXPECT_TRUE(outcome->cancelled);
+  EXPECT_EQ(outcome->job.id, JobId{33});
+  outcome.reset();
+  runtime_->cancel_anywhere(JobId{34},
+                            [&](std::optional<CancelOutcome> o) { outcome = std::move(o); });
+  ASSERT_TRUE(outcome);
+  EXPECT_FALSE(outcome->cancelled);  // already terminal
+  bool answered = false;
+  runtime_->cancel_anywhere(JobId{35}, [&](std::optional<CancelOutcome> o) {
+    answered = true;
+    EXPECT_FALSE(o);
+  });
+  EXPECT_TRUE(answered);
+  EXPECT_EQ(journal_.cancel_requests, 3);
+}
+
+TEST_F(SharedRuntimeTest, DeadJobsAnywhereIsTheStoresListForAHostedTroupe) {
+  runtime_->apply({builtin_troupe("t", Kind::kNoop, 1)});
+  run();
+  auto dead = row(36, "t", JobState::kDead);
+  dead.output = "it failed";
+  journal_.dead_rows.push_back(dead);
+  journal_.dead_rows.push_back(row(37, "other", JobState::kDead));
+  std::optional<std::vector<JobRecord>> list;
+  runtime_->dead_jobs_anywhere(
+      "t", 10, [&](std::optional<std::vector<JobRecord>> l) { list = std::move(l); });
+  EXPECT_EQ(journal_.dead_lookups, 1);
+  ASSERT_TRUE(list);
+  ASSERT_EQ(list->size(), 1u);
+  EXPECT_EQ(list->front().id, JobId{36});
+  EXPECT_EQ(list->front().error, "it failed");
+  bool answered = false;
+  runtime_->dead_jobs_anywhere("other", 10, [&](std::optional<std::vector<JobRecord>> l) {
+    answered = true;
+    EXPECT_FALSE(l);  // not hosted here
+  });
+  EXPECT_TRUE(answered);
+  EXPECT_EQ(journal_.dead_lookups, 1);
+}
+
+TEST_F(DurableRuntimeTest, AJournalOfOneProcessAnswersEveryLookupHere) {
+  runtime_->apply({builtin_troupe("t", Kind::kNoop, 1)});
+  run();
+  bool answered = false;
+  runtime_->find(JobId{41}, [&](std::optional<JobRecord> r) {
+    answered = true;
+    EXPECT_FALSE(r);
+  });
+  EXPECT_TRUE(answered);
+  answered = false;
+  runtime_->cancel_anywhere(JobId{41}, [&](std::optional<CancelOutcome> o) {
+    answered = true;
+    EXPECT_FALSE(o);
+  });
+  EXPECT_TRUE(answered);
 }
 
 TEST_F(SharedRuntimeTest, ClaimsRacingSubmitsAndADrainLoseNoJob) {
