@@ -869,6 +869,7 @@ TEST_F(SharedRuntimeTest, ClaimsRacingSubmitsAndADrainLoseNoJob) {
   constexpr std::uint64_t kClaims = 2000;
   constexpr int kSubmits = 2000;
   std::atomic<int> accepted{0};
+  std::atomic<std::uint64_t> claims_made{0};
   std::atomic<bool> go{false};
   std::thread submitter([&] {
     while (!go.load()) std::this_thread::yield();
@@ -881,11 +882,12 @@ TEST_F(SharedRuntimeTest, ClaimsRacingSubmitsAndADrainLoseNoJob) {
     for (std::uint64_t id = 1; id <= kClaims; ++id) {
       journal_.hooks.room("t");
       journal_.hooks.claimed(row(id, "t", JobState::kQueued));
+      claims_made.store(id);
     }
   });
   go.store(true);
   const auto until = std::chrono::steady_clock::now() + 60s;
-  while (runtime_->troupe("t")->counters.submitted < 500 &&
+  while ((runtime_->troupe("t")->counters.submitted < 500 || claims_made.load() < 200) &&
          std::chrono::steady_clock::now() < until) {
     std::this_thread::yield();
   }
@@ -897,6 +899,8 @@ TEST_F(SharedRuntimeTest, ClaimsRacingSubmitsAndADrainLoseNoJob) {
     drained = true;
     cv.notify_all();
   });
+  // The gates are closed once drain() returns: every later claim goes back.
+  const std::uint64_t claimed_before = claims_made.load();
   submitter.join();
   claimer.join();
   {
@@ -920,6 +924,14 @@ TEST_F(SharedRuntimeTest, ClaimsRacingSubmitsAndADrainLoseNoJob) {
     ran += static_cast<std::uint64_t>(terminal);
     handed_back += static_cast<std::uint64_t>(requeued);
   }
+  // The first 200 claims were made before the drain began: they ran. Claim
+  // claimed_before + 1 may have raced the drain; every later one began after
+  // drain() returned.
+  RecordProperty("claims_ran", std::to_string(ran));
+  RecordProperty("claims_handed_back", std::to_string(handed_back));
+  RecordProperty("submits_accepted", std::to_string(accepted.load()));
+  EXPECT_GE(ran, 200u);
+  EXPECT_GE(handed_back, kClaims - std::min(kClaims, claimed_before + 1));
   auto c = runtime_->troupe("t")->counters;
   EXPECT_EQ(c.submitted, kClaims + static_cast<std::uint64_t>(accepted.load()));
   EXPECT_EQ(c.left, handed_back);
