@@ -243,10 +243,21 @@ bool JobLifecycle::abort_waiting(const JobPtr& job, std::string reason) {
 }
 
 void JobLifecycle::left_for_next_start(const JobPtr& job, bool running) {
-  // Not terminal: no terminal counter, no callbacks or watchers (the
-  // process is about to stop; the job ends after the restart).
+  // Not terminal: no terminal counter; its waiters learn that it goes on
+  // after the restart (or on another replica).
+  drop_waiters(job);
   host_.drain_left(running);
   left_here(job);
+}
+
+void JobLifecycle::drop_waiters(const JobPtr& job) {
+  std::vector<JobCallback> dropped;
+  {
+    std::lock_guard lock(job->lock);
+    if (job->listeners) dropped.swap(job->listeners->on_terminal);
+  }
+  dropped.clear();  // uncalled, no lock held: a waiter learns the job went elsewhere
+  end_watches(job);
 }
 
 void JobLifecycle::left_as_lost(const JobPtr& job) {
@@ -265,18 +276,15 @@ void JobLifecycle::left_here(const JobPtr& job) {
 
 JobLifecycle::LostResult JobLifecycle::lost(const JobPtr& job) {
   LostResult r;
-  std::vector<JobCallback> dropped;
   {
     std::lock_guard lock(job->lock);
     r.was = job->state.load(std::memory_order_relaxed);
     if (is_terminal(r.was) || job->left) return r;
     job->left = true;
     if (r.was == JobState::kRunning && job->runner != nullptr) r.runner = job->runner->self();
-    if (job->listeners) dropped.swap(job->listeners->on_terminal);
   }
   r.lost = true;
-  dropped.clear();  // uncalled, no lock held: a waiter learns the job went elsewhere
-  end_watches(job);
+  drop_waiters(job);
   // A running one leaves when its attempt returns (attempt_ended).
   if (r.was != JobState::kRunning) left_as_lost(job);
   return r;

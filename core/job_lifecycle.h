@@ -202,6 +202,9 @@ class JobLifecycle {
   void left_for_next_start(const JobPtr& job, bool running);
   /// A lost job leaves: its record expires as a finished one, then as above.
   void left_as_lost(const JobPtr& job);
+  /// A job that goes on elsewhere (another replica, the next start): its
+  /// on_terminal callbacks are dropped uncalled and its watches end.
+  void drop_waiters(const JobPtr& job);
   /// Counts `left`, releases the key pin, leaves the gate.
   void left_here(const JobPtr& job);
   /// Ends every watch of `job` without a further update.

@@ -23,8 +23,11 @@ namespace {
 /// OnCancel (a gRPC thread); whichever claims the reactor first finishes it.
 /// Two owners release it: gRPC (OnDone) and the runtime's callback, once
 /// it has run, or when the runtime drops it without calling it (a rejected
-/// submit; a job a durable drain left for the next start, never terminal
-/// in this process).
+/// submit; or an accepted job that will not end in this process: a durable
+/// drain left it for the next start, or, with a shared store, another
+/// replica took it over). An accepted job whose callback is dropped is
+/// answered ABORTED naming the job, so that the client polls it rather than
+/// submitting it again.
 class WaitingSubmit final : public grpc::ServerUnaryReactor {
  public:
   WaitingSubmit(grpc::CallbackServerContext& context, grpc::ByteBuffer& response)
@@ -42,7 +45,9 @@ class WaitingSubmit final : public grpc::ServerUnaryReactor {
       WaitingSubmit* self;
       bool called = false;
       ~Owner() {
-        if (!called) self->release();
+        if (called) return;
+        self->on_dropped();
+        self->release();
       }
     };
     auto owner = std::make_shared<Owner>(this);
@@ -60,9 +65,15 @@ class WaitingSubmit final : public grpc::ServerUnaryReactor {
     const auto& accepted = std::get<core::Accepted>(outcome);
     job_id_ = accepted.id.to_string();
     duplicate_ = accepted.duplicate;
-    // The callback may already have run (a duplicate of a finished job), so
-    // whoever of the two comes second completes the call.
-    if (stage_.fetch_or(kSubmitted, std::memory_order_acq_rel) & kTerminal) complete();
+    // The callback may already have run (a duplicate of a finished job), or
+    // been dropped (the job left this process), so whoever of the two comes
+    // second completes the call.
+    const unsigned before = stage_.fetch_or(kSubmitted, std::memory_order_acq_rel);
+    if (before & kTerminal) {
+      complete();
+    } else if (before & kDropped) {
+      abandon();
+    }
   }
 
   void OnCancel() override {
@@ -85,6 +96,22 @@ class WaitingSubmit final : public grpc::ServerUnaryReactor {
  private:
   static constexpr unsigned kSubmitted = 1;
   static constexpr unsigned kTerminal = 2;
+  static constexpr unsigned kDropped = 4;
+
+  /// The runtime dropped the callback uncalled: after a rejection (start()
+  /// answers it) or once the accepted job left this process.
+  void on_dropped() {
+    if (stage_.fetch_or(kDropped, std::memory_order_acq_rel) & kSubmitted) abandon();
+  }
+
+  void abandon() {
+    if (claimed_.exchange(true, std::memory_order_acq_rel)) return;
+    Finish({grpc::StatusCode::ABORTED,
+            "job " + job_id_ +
+                " was accepted but will not finish on this replica: it was handed over (to "
+                "another replica, or to this one's next start) and still runs; poll GetJob or "
+                "WatchJob with its id rather than submitting it again"});
+  }
 
   void on_terminal(const core::JobRecord& record) {
     to_proto(record, terminal_);
