@@ -41,7 +41,72 @@ bool connection_error(const PGresult* result) {
 
 }  // namespace
 
+// ---- PgArray ----
+
+namespace {
+void put_be32(std::string& out, std::int32_t value) {
+  std::uint32_t be = htobe32(static_cast<std::uint32_t>(value));
+  out.append(reinterpret_cast<const char*>(&be), sizeof be);
+}
+// pg_type OIDs of the arrays and their elements.
+constexpr Oid kInt8ArrayOid = 1016;
+constexpr Oid kTextArrayOid = 1009;
+constexpr Oid kByteaArrayOid = 1001;
+}  // namespace
+
+PgArray& PgArray::i64(std::int64_t value) {
+  put_be32(elements_, 8);
+  std::uint64_t be = htobe64(static_cast<std::uint64_t>(value));
+  elements_.append(reinterpret_cast<const char*>(&be), sizeof be);
+  ++count_;
+  return *this;
+}
+
+PgArray& PgArray::bytes(std::string_view value) {
+  put_be32(elements_, static_cast<std::int32_t>(value.size()));
+  elements_.append(value);
+  ++count_;
+  return *this;
+}
+
+PgArray& PgArray::null() {
+  put_be32(elements_, -1);
+  has_null_ = true;
+  ++count_;
+  return *this;
+}
+
+Oid PgArray::type() const {
+  switch (of_) {
+    case Of::kInt8:
+      return kInt8ArrayOid;
+    case Of::kText:
+      return kTextArrayOid;
+    case Of::kBytea:
+      return kByteaArrayOid;
+  }
+  return 0;
+}
+
+std::string PgArray::encode() const {
+  Oid element = of_ == Of::kInt8 ? kInt8Oid : of_ == Of::kText ? kTextOid : kByteaOid;
+  std::string out;
+  out.reserve(20 + elements_.size());
+  put_be32(out, 1);  // dimensions
+  put_be32(out, has_null_ ? 1 : 0);
+  put_be32(out, static_cast<std::int32_t>(element));
+  put_be32(out, static_cast<std::int32_t>(count_));
+  put_be32(out, 1);  // lower bound
+  out += elements_;
+  return out;
+}
+
 // ---- PgParams ----
+
+PgParams& PgParams::array(const PgArray& value) {
+  add(value.type(), value.encode());
+  return *this;
+}
 
 void PgParams::add(Oid type, std::string_view value, bool is_null) {
   values_.emplace_back(value);

@@ -25,10 +25,33 @@ struct ClearResult {
 };
 using PgResult = std::unique_ptr<PGresult, ClearResult>;
 
+/// A one-dimensional array parameter in PostgreSQL's binary format
+/// (array_send): int8[], text[] or bytea[], elements possibly NULL. With
+/// unnest() one statement writes a whole batch of rows.
+class PgArray {
+ public:
+  enum class Of { kInt8, kText, kBytea };
+  explicit PgArray(Of of) : of_(of) {}
+  PgArray& i64(std::int64_t value);
+  PgArray& bytes(std::string_view value);  // text or bytea
+  PgArray& null();
+  std::size_t size() const { return count_; }
+  /// The type (int8[], text[], bytea[]) and the encoded value.
+  Oid type() const;
+  std::string encode() const;
+
+ private:
+  Of of_;
+  std::string elements_;  // each: 4-byte length (-1: NULL), then its bytes
+  std::size_t count_ = 0;
+  bool has_null_ = false;
+};
+
 /// The parameters of one statement, sent in binary: int8, text, bytea,
-/// boolean, or NULL.
+/// boolean, an array, or NULL.
 class PgParams {
  public:
+  PgParams& array(const PgArray& value);
   PgParams& i64(std::int64_t value);
   PgParams& text(std::string_view value);
   PgParams& bytes(std::string_view value);
@@ -99,9 +122,9 @@ std::unique_ptr<PGconn, void (*)(PGconn*)> pg_connect_blocking(const std::string
 /// doubling to 5 s). Rounds submitted while connecting wait for the
 /// connection; a failed connect or a drop keeps, in order, those with
 /// `resend` set (sent again once connected) and drops the others (called
-/// with `lost`); while down only `resend` rounds are taken. Reports each change of reachability once (on_down / on_up) and
-/// every NOTIFY received (on_notify). Owned by the journal; stop() before
-/// destroying it.
+/// with `lost`); while down only `resend` rounds are taken. Reports each change of reachability
+/// once (on_down / on_up) and every NOTIFY received (on_notify). Owned by the journal; stop()
+/// before destroying it.
 class PgConnection {
  public:
   struct Handlers {

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <deque>
 #include <future>
+#include <initializer_list>
 #include <limits>
 #include <mutex>
 #include <optional>
@@ -355,8 +356,37 @@ class PgJournal final : public core::Journal {
   };
   /// What a statement of a commit round was, to read its result.
   struct Written {
-    enum Kind : std::uint8_t { kOther, kFenced, kRequeue } kind = kOther;
-    core::JobId id{};
+    bool fenced = false;           // RETURNING the ids written
+    std::vector<core::JobId> ids;  // fenced: the jobs it writes
+  };
+  /// The rows of one unnest() statement: a column per array.
+  struct Rows {
+    explicit Rows(std::initializer_list<detail::PgArray::Of> kinds) {
+      for (auto kind : kinds) columns.emplace_back(kind);
+    }
+    detail::PgArray& operator[](std::size_t i) { return columns[i]; }
+    bool empty() const { return ids.empty(); }
+    /// The arrays, then `incarnation` when set.
+    PgParams params(std::optional<std::int64_t> incarnation = std::nullopt) const {
+      PgParams p;
+      for (const auto& column : columns) p.array(column);
+      if (incarnation) p.i64(*incarnation);
+      return p;
+    }
+    std::vector<detail::PgArray> columns;
+    std::vector<core::JobId> ids;
+  };
+  static constexpr auto I = detail::PgArray::Of::kInt8;
+  static constexpr auto T = detail::PgArray::Of::kText;
+  static constexpr auto B = detail::PgArray::Of::kBytea;
+  /// The updates of a commit that are a job's n-th update in it: each job
+  /// at most once, so their statements' order does not matter.
+  struct Phase {
+    Rows started{I, I, I, I};               // id, epoch, attempts, started_ns
+    Rows retry_wait{I, I, I, I, B, I};      // id, epoch, attempts, next_run_ns, output, failure
+    Rows requeued{I, I, I};                 // id, epoch, attempts
+    Rows terminal{I, I, I, I, I, B, I, I};  // id, epoch, state, failure, attempts, output,
+                                            // started_ns, finished_ns
   };
 
   /// Runs `fn` on the journal's thread and waits for it (inline when on
@@ -476,24 +506,48 @@ class PgJournal final : public core::Journal {
 
   void send_commit(std::vector<core::JournalEntry> batch, std::uint64_t covered,
                    Clock::time_point arrival) {
-    auto written = std::make_shared<std::vector<Written>>();
-    PgRound round;
-    round.resend = true;  // idempotent: ON CONFLICT DO NOTHING, fenced updates
-    round.queries.push_back(PgQuery{"BEGIN", {}});
-    written->push_back({});
     fold_.fold(batch);
+    Rows inserts{I, T, I, I, B, T, T, B, I, I, I, I, I, B, I, I, I};
+    std::set<std::string> handed_back;  // troupes of jobs accepted and requeued in this batch
+    std::vector<Phase> phases;
+    phase_of_.clear();
     std::size_t accepted = 0;
     for (std::size_t i = 0; i < batch.size(); ++i) {
       std::int32_t row = fold_.row_of(i);
       if (row == detail::EntryFold::kOnItsOwn) {
-        std::visit([&](const auto& e) { write(e, round, *written); }, batch[i]);
+        std::visit([&](const auto& e) { write(e, phases); }, batch[i]);
       } else if (row >= 0 && fold_.rows()[row].accept == i) {
-        insert(batch, fold_.rows()[row], round, *written);
+        insert(batch, fold_.rows()[row], inserts, handed_back);
       }
       if (std::holds_alternative<core::JournalAccepted>(batch[i])) ++accepted;
     }
-    round.queries.push_back(PgQuery{"COMMIT", {}});
-    written->push_back({});
+
+    auto written = std::make_shared<std::vector<Written>>();
+    PgRound round;
+    round.resend = true;  // idempotent: ON CONFLICT DO NOTHING, fenced updates
+    auto add = [&](const char* sql, PgParams params, Written what = {}) {
+      round.queries.push_back(PgQuery{sql, std::move(params)});
+      written->push_back(std::move(what));
+    };
+    add("BEGIN", {});
+    if (!inserts.empty()) add(pg::kInsert, inserts.params());
+    for (const auto& troupe : handed_back) {
+      add("SELECT pg_notify('troupe_jobs', $1)", PgParams().text(troupe));
+    }
+    for (const Phase& phase : phases) {
+      if (!phase.started.empty()) {
+        add(pg::kStarted, phase.started.params(incarnation_), {true, phase.started.ids});
+      }
+      if (!phase.retry_wait.empty()) {
+        add(pg::kRetryWait, phase.retry_wait.params(incarnation_), {true, phase.retry_wait.ids});
+      }
+      // Handing back needs no lost(): the job is given up either way.
+      if (!phase.requeued.empty()) add(pg::kRequeued, phase.requeued.params(incarnation_));
+      if (!phase.terminal.empty()) {
+        add(pg::kTerminal, phase.terminal.params(incarnation_), {true, phase.terminal.ids});
+      }
+    }
+    add("COMMIT", {});
     std::size_t entries = batch.size();
     round.done = [this, written, covered, arrival, entries, accepted](
                      std::vector<PgResult>& results, bool lost) {
@@ -505,95 +559,97 @@ class PgJournal final : public core::Journal {
 
   /// A job accepted in this batch, with its later entries in it folded in.
   void insert(const std::vector<core::JournalEntry>& batch, const detail::FoldedRow& row,
-              PgRound& round, std::vector<Written>& written) {
+              Rows& rows, std::set<std::string>& handed_back) {
     const auto& e = std::get<core::JournalAccepted>(batch[row.accept]);
-    bool handed_back = false;
+    bool requeued = false;
     for (std::int32_t j = fold_.next(row.accept); j >= 0; j = fold_.next(j)) {
-      handed_back = handed_back || std::holds_alternative<core::JournalRequeued>(batch[j]);
+      requeued = requeued || std::holds_alternative<core::JournalRequeued>(batch[j]);
     }
-    bool owned = !core::is_terminal(row.state) && !(handed_back && row.state == JobState::kQueued);
-    PgParams p;
-    p.i64(to_sql(e.id)).text(e.troupe).i64(static_cast<std::int64_t>(row.state));
+    bool released = requeued && row.state == JobState::kQueued;
+    bool owned = !core::is_terminal(row.state) && !released;
+    rows[0].i64(to_sql(e.id));
+    rows[1].bytes(e.troupe);
+    rows[2].i64(static_cast<std::int64_t>(row.state));
     if (owned) {
-      p.i64(incarnation_);
+      rows[3].i64(incarnation_);
     } else {
-      p.null();
+      rows[3].null();
     }
-    p.bytes(e.payload)
-        .text(e.key)
-        .text(e.idempotency_key)
-        .bytes(detail::encode_metadata(e.metadata))
-        .i64(e.submitted_ns)
-        .i64(e.deadline_ns)
-        .i64(e.attempt_timeout_ns)
-        .i64(row.attempts)
-        .i64(static_cast<std::int64_t>(row.failure))
-        .bytes(row.output)
-        .i64(row.started_ns)
-        .i64(row.finished_ns)
-        .i64(row.next_run_ns);
-    round.queries.push_back(PgQuery{pg::kInsert, std::move(p)});
-    written.push_back({});
-    if (owned) {
-      owned_[e.id.value] = Owned{1, e.troupe};
-    } else if (handed_back) {
-      round.queries.push_back(
-          PgQuery{"SELECT pg_notify('troupe_jobs', $1)", PgParams().text(e.troupe)});
-      written.push_back({});
-    }
+    rows[4].bytes(e.payload);
+    rows[5].bytes(e.key);
+    rows[6].bytes(e.idempotency_key);
+    rows[7].bytes(detail::encode_metadata(e.metadata));
+    rows[8].i64(e.submitted_ns);
+    rows[9].i64(e.deadline_ns);
+    rows[10].i64(e.attempt_timeout_ns);
+    rows[11].i64(row.attempts);
+    rows[12].i64(static_cast<std::int64_t>(row.failure));
+    rows[13].bytes(row.output);
+    rows[14].i64(row.started_ns);
+    rows[15].i64(row.finished_ns);
+    rows[16].i64(row.next_run_ns);
+    rows.ids.push_back(e.id);
+    if (owned) owned_[e.id.value] = Owned{1, e.troupe};
+    if (released) handed_back.insert(e.troupe);
     if (row.state == JobState::kDead) dead_to_trim_.insert(e.troupe);
   }
 
-  /// The fenced statement's first three parameters; nullptr (write nothing)
-  /// for a job this incarnation does not own (lost, or never held).
-  const Owned* fence(core::JobId id, PgParams& p) {
+  /// The phase of job `id`'s next update in this batch, with its id and
+  /// epoch added to `rows_of(phase)`; nullptr (write nothing) for a job
+  /// this incarnation does not own (lost, or never held).
+  template <typename Select>
+  Rows* fenced_row(core::JobId id, std::vector<Phase>& phases, Select rows_of,
+                   const Owned** owned = nullptr) {
     auto it = owned_.find(id.value);
     if (it == owned_.end()) return nullptr;
-    p.i64(to_sql(id)).i64(incarnation_).i64(it->second.epoch);
-    return &it->second;
+    std::size_t n = phase_of_[id.value]++;
+    if (n >= phases.size()) phases.emplace_back();
+    Rows& rows = rows_of(phases[n]);
+    rows[0].i64(to_sql(id));
+    rows[1].i64(it->second.epoch);
+    rows.ids.push_back(id);
+    if (owned != nullptr) *owned = &it->second;
+    return &rows;
   }
 
-  void write(const core::JournalAccepted&, PgRound&, std::vector<Written>&) {}  // a second accept
+  void write(const core::JournalAccepted&, std::vector<Phase>&) {}  // a second accept
 
-  void write(const core::JournalStarted& e, PgRound& round, std::vector<Written>& written) {
-    PgParams p;
-    if (!fence(e.id, p)) return;
-    p.i64(e.attempts).i64(e.started_ns);
-    round.queries.push_back(PgQuery{pg::kStarted, std::move(p)});
-    written.push_back({Written::kFenced, e.id});
+  void write(const core::JournalStarted& e, std::vector<Phase>& phases) {
+    Rows* rows = fenced_row(e.id, phases, [](Phase& p) -> Rows& { return p.started; });
+    if (rows == nullptr) return;
+    (*rows)[2].i64(e.attempts);
+    (*rows)[3].i64(e.started_ns);
   }
 
-  void write(const core::JournalRetryWait& e, PgRound& round, std::vector<Written>& written) {
-    PgParams p;
-    if (!fence(e.id, p)) return;
-    p.i64(e.attempts).i64(e.next_run_ns).bytes(e.error).i64(static_cast<std::int64_t>(e.failure));
-    round.queries.push_back(PgQuery{pg::kRetryWait, std::move(p)});
-    written.push_back({Written::kFenced, e.id});
+  void write(const core::JournalRetryWait& e, std::vector<Phase>& phases) {
+    Rows* rows = fenced_row(e.id, phases, [](Phase& p) -> Rows& { return p.retry_wait; });
+    if (rows == nullptr) return;
+    (*rows)[2].i64(e.attempts);
+    (*rows)[3].i64(e.next_run_ns);
+    (*rows)[4].bytes(e.error);
+    (*rows)[5].i64(static_cast<std::int64_t>(e.failure));
   }
 
-  void write(const core::JournalRequeued& e, PgRound& round, std::vector<Written>& written) {
-    PgParams p;
-    if (!fence(e.id, p)) return;
-    p.i64(e.attempts);
-    round.queries.push_back(PgQuery{pg::kRequeued, std::move(p)});
-    written.push_back({Written::kRequeue, e.id});
+  void write(const core::JournalRequeued& e, std::vector<Phase>& phases) {
+    Rows* rows = fenced_row(e.id, phases, [](Phase& p) -> Rows& { return p.requeued; });
+    if (rows == nullptr) return;
+    (*rows)[2].i64(e.attempts);
     owned_.erase(e.id.value);  // handed back
     cancelled_.erase(e.id.value);
   }
 
-  void write(const core::JournalTerminal& e, PgRound& round, std::vector<Written>& written) {
-    PgParams p;
-    const Owned* owned = fence(e.id, p);
-    if (owned == nullptr) return;
+  void write(const core::JournalTerminal& e, std::vector<Phase>& phases) {
+    const Owned* owned = nullptr;
+    Rows* rows = fenced_row(
+        e.id, phases, [](Phase& p) -> Rows& { return p.terminal; }, &owned);
+    if (rows == nullptr) return;
     if (e.state == JobState::kDead) dead_to_trim_.insert(owned->troupe);
-    p.i64(static_cast<std::int64_t>(e.state))
-        .i64(static_cast<std::int64_t>(e.failure))
-        .i64(e.attempts)
-        .bytes(e.output)
-        .i64(e.started_ns)
-        .i64(e.finished_ns);
-    round.queries.push_back(PgQuery{pg::kTerminal, std::move(p)});
-    written.push_back({Written::kFenced, e.id});
+    (*rows)[2].i64(static_cast<std::int64_t>(e.state));
+    (*rows)[3].i64(static_cast<std::int64_t>(e.failure));
+    (*rows)[4].i64(e.attempts);
+    (*rows)[5].bytes(e.output);
+    (*rows)[6].i64(e.started_ns);
+    (*rows)[7].i64(e.finished_ns);
     owned_.erase(e.id.value);  // never written again
     cancelled_.erase(e.id.value);
   }
@@ -606,9 +662,17 @@ class PgJournal final : public core::Journal {
       return;
     }
     // Fenced writes that found no row: another replica holds the job.
+    std::unordered_set<std::uint64_t> lost;
     for (std::size_t i = 0; i < written.size(); ++i) {
-      if (written[i].kind == Written::kFenced && detail::pg_affected(results[i].get()) == 0) {
-        lose(written[i].id);
+      if (!written[i].fenced) continue;
+      const PGresult* result = results[i].get();
+      if (static_cast<std::size_t>(PQntuples(result)) == written[i].ids.size()) continue;
+      std::unordered_set<std::uint64_t> matched;
+      for (int row = 0; row < PQntuples(result); ++row) {
+        matched.insert(from_sql(detail::pg_int(result, row, 0)).value);
+      }
+      for (core::JobId id : written[i].ids) {
+        if (!matched.contains(id.value) && lost.insert(id.value).second) lose(id);
       }
     }
     if (options_.observer != nullptr) {
@@ -907,6 +971,7 @@ class PgJournal final : public core::Journal {
   std::unordered_map<std::string, bool> claiming_;  // troupe -> notified while its claim ran
   std::set<std::string> dead_to_trim_;              // troupes with new DEAD rows
   detail::EntryFold fold_;
+  std::unordered_map<std::uint64_t, std::size_t> phase_of_;  // job id -> updates in the batch
   bool down_ = false;
   bool claims_on_ = false;  // from recover()
   bool discovering_ = false;

@@ -49,34 +49,52 @@ constexpr const char* kRegister =
     "output, " p "started_ns, " p "finished_ns, " p "next_run_ns"
 constexpr int kJobColumns = 16;
 
-/// A job as accepted, with the entries of the same commit folded in. A
+// A commit writes each kind of entry with one statement for the whole
+// batch, its rows as arrays (unnest). A job's entries keep their order: a
+// job appears at most once per statement, and statements of a later
+// "phase" (a job's second update in the batch, ...) come after.
+
+/// Jobs as accepted, with the entries of the same commit folded in. A
 /// second accept of an id is nothing (a resend after a lost answer).
 constexpr const char* kInsert =
     "INSERT INTO troupe_jobs (id, troupe, state, owner, payload, key, idempotency_key, metadata, "
     "submitted_ns, deadline_ns, attempt_timeout_ns, attempts, failure, output, started_ns, "
-    "finished_ns, next_run_ns) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, "
-    "$14, $15, $16, $17) ON CONFLICT (id) DO NOTHING";
+    "finished_ns, next_run_ns) SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], "
+    "$4::bigint[], $5::bytea[], $6::text[], $7::text[], $8::bytea[], $9::bigint[], $10::bigint[], "
+    "$11::bigint[], $12::bigint[], $13::bigint[], $14::bytea[], $15::bigint[], $16::bigint[], "
+    "$17::bigint[]) ON CONFLICT (id) DO NOTHING";
 
-// The owner's writes, fenced: $1 id, $2 owner (this incarnation), $3 epoch.
-// No row: another replica holds the job now.
+// The owner's writes, fenced: per row id and epoch; the last parameter is
+// this incarnation. RETURNING the ids written: a job missing from them is
+// held by another replica now.
 constexpr const char* kStarted =
-    "UPDATE troupe_jobs SET state = 1, attempts = $4, started_ns = $5 "
-    "WHERE id = $1 AND owner = $2 AND epoch = $3";
+    "UPDATE troupe_jobs j SET state = 1, attempts = u.attempts, started_ns = u.started_ns "
+    "FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[]) "
+    "AS u(id, epoch, attempts, started_ns) "
+    "WHERE j.id = u.id AND j.owner = $5 AND j.epoch = u.epoch RETURNING j.id";
 constexpr const char* kRetryWait =
-    "UPDATE troupe_jobs SET state = 2, attempts = $4, next_run_ns = $5, output = $6, failure = $7 "
-    "WHERE id = $1 AND owner = $2 AND epoch = $3";
-/// Handed back: claimable, and the replicas hosting its troupe are told.
+    "UPDATE troupe_jobs j SET state = 2, attempts = u.attempts, next_run_ns = u.next_run_ns, "
+    "output = u.output, failure = u.failure "
+    "FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bytea[], "
+    "$6::bigint[]) AS u(id, epoch, attempts, next_run_ns, output, failure) "
+    "WHERE j.id = u.id AND j.owner = $7 AND j.epoch = u.epoch RETURNING j.id";
+/// Handed back: claimable, and the replicas hosting their troupes told.
 constexpr const char* kRequeued =
-    "WITH r AS (UPDATE troupe_jobs SET state = 0, attempts = $4, next_run_ns = 0, owner = NULL "
-    "WHERE id = $1 AND owner = $2 AND epoch = $3 RETURNING troupe) "
-    "SELECT pg_notify('troupe_jobs', troupe) FROM r";
+    "WITH r AS (UPDATE troupe_jobs j SET state = 0, attempts = u.attempts, next_run_ns = 0, "
+    "owner = NULL FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS u(id, epoch, attempts) "
+    "WHERE j.id = u.id AND j.owner = $4 AND j.epoch = u.epoch RETURNING j.troupe) "
+    "SELECT pg_notify('troupe_jobs', t) FROM (SELECT DISTINCT troupe AS t FROM r) f";
 /// A terminal row has no owner. Sent again after a lost answer it matches
 /// the row it wrote (same epoch, terminal, unowned): idempotent.
 constexpr const char* kTerminal =
-    "UPDATE troupe_jobs SET state = $4, failure = $5, attempts = $6, output = $7, "
-    "started_ns = CASE WHEN $8 <> 0 THEN $8 ELSE started_ns END, finished_ns = $9, "
-    "next_run_ns = 0, owner = NULL "
-    "WHERE id = $1 AND epoch = $3 AND (owner = $2 OR (owner IS NULL AND state >= 3))";
+    "UPDATE troupe_jobs j SET state = u.state, failure = u.failure, attempts = u.attempts, "
+    "output = u.output, started_ns = CASE WHEN u.started_ns <> 0 THEN u.started_ns ELSE "
+    "j.started_ns END, finished_ns = u.finished_ns, next_run_ns = 0, owner = NULL "
+    "FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], "
+    "$6::bytea[], $7::bigint[], $8::bigint[]) "
+    "AS u(id, epoch, state, failure, attempts, output, started_ns, finished_ns) "
+    "WHERE j.id = u.id AND j.epoch = u.epoch AND (j.owner = $9 OR (j.owner IS NULL AND "
+    "j.state >= 3)) RETURNING j.id";
 
 // The heartbeat round. $1 incarnation, $2 lease in microseconds.
 constexpr const char* kRenew =

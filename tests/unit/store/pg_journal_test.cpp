@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <functional>
@@ -204,6 +205,60 @@ TEST_F(PgJournalTest, AcceptAndTerminalAreDurableAfterTheBarrier) {
     EXPECT_EQ(job->request.metadata, (core::Metadata{{"trace", "abc"}}));
   }
   EXPECT_FALSE(find(*reader, JobId{3}));
+}
+
+class CountingObserver : public core::JournalObserver {
+ public:
+  void committed(std::chrono::nanoseconds, std::size_t entries, std::size_t accepted) override {
+    entries_ += entries;
+    accepted_ += accepted;
+  }
+  std::atomic<std::size_t> entries_{0}, accepted_{0};
+};
+
+TEST_F(PgJournalTest, SeveralUpdatesOfAJobInOneCommitApplyInOrder) {
+  CountingObserver observer;
+  PgJournalOptions o = options("a");
+  o.observer = &observer;
+  auto journal = open(o, nullptr);
+  journal->append(accepted(1));
+  journal->append(accepted(2));
+  journal->append(accepted(3));
+  ASSERT_EQ(wait_durable(*journal), std::nullopt);
+  // One commit: job 1 fails once, retries and succeeds; job 2 fails once;
+  // job 3 fails once and runs again.
+  journal->append(core::JournalStarted{JobId{3}, 1, now_ns()});
+  journal->append(core::JournalRetryWait{JobId{3}, 1, 7, "e", core::FailureClass::kRetryable});
+  journal->append(core::JournalStarted{JobId{3}, 2, 1234});
+  journal->append(core::JournalStarted{JobId{1}, 1, now_ns()});
+  journal->append(core::JournalStarted{JobId{2}, 1, now_ns()});
+  journal->append(
+      core::JournalRetryWait{JobId{1}, 1, now_ns(), "first try", core::FailureClass::kRetryable});
+  journal->append(core::JournalRetryWait{JobId{2}, 1, 42, "boom", core::FailureClass::kRetryable});
+  journal->append(core::JournalStarted{JobId{1}, 2, now_ns()});
+  auto done = succeeded(1, "second try");
+  done.attempts = 2;
+  journal->append(done);
+  ASSERT_EQ(wait_durable(*journal), std::nullopt);
+
+  auto one = find(*journal, JobId{1});
+  ASSERT_TRUE(one);
+  EXPECT_EQ(one->state, JobState::kSucceeded);
+  EXPECT_EQ(one->attempts, 2u);
+  EXPECT_EQ(one->output, "second try");
+  auto two = find(*journal, JobId{2});
+  ASSERT_TRUE(two);
+  EXPECT_EQ(two->state, JobState::kRetryWait);
+  EXPECT_EQ(two->next_run_ns, 42);
+  EXPECT_EQ(two->output, "boom");
+  EXPECT_EQ(two->failure, core::FailureClass::kRetryable);
+  auto three = find(*journal, JobId{3});
+  ASSERT_TRUE(three);
+  EXPECT_EQ(three->state, JobState::kRunning);
+  EXPECT_EQ(three->attempts, 2u);
+  EXPECT_EQ(three->started_ns, 1234);
+  EXPECT_EQ(observer.entries_.load(), 12u);
+  EXPECT_EQ(observer.accepted_.load(), 3u);
 }
 
 TEST_F(PgJournalTest, AJobReleasedByOneReplicaIsClaimedByTheOther) {
