@@ -908,6 +908,10 @@ class PgJournal final : public core::Journal {
   // ---- close ----
 
   void begin_close(std::shared_ptr<std::promise<void>> done) {
+    if (done && io_closed_) {
+      done->set_value();  // a close() from this thread finished it already
+      return;
+    }
     if (done) close_done_ = std::move(done);
     if (closing_) return;
     closing_ = true;

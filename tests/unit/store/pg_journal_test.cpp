@@ -288,6 +288,27 @@ TEST_F(PgJournalTest, AJobReleasedByOneReplicaIsClaimedByTheOther) {
   EXPECT_TRUE(second_hooks.lost_.empty());
 }
 
+TEST_F(PgJournalTest, CloseFromABarrierReleasesAndTheDestructorFinishesAtOnce) {
+  Hooks other_hooks(10);
+  PgJournalOptions o = options("closing");
+  o.lease = 1h;  // close() waits at most this long for a server that is gone
+  auto journal = open(o, nullptr);
+  auto other = open(options("other"), &other_hooks);
+  journal->append(accepted(1));
+  auto closed = std::make_shared<std::promise<void>>();
+  journal->after_durable([&, closed](const core::JournalFailure*) {
+    journal->close();  // on the journal's thread: starts the close
+    closed->set_value();
+  });
+  ASSERT_EQ(closed->get_future().wait_for(kBound), std::future_status::ready);
+  journal->append(accepted(2));  // ignored: closed
+  ASSERT_TRUE(other_hooks.wait([](Hooks& h) { return h.claimed_.size() == 1; }));
+  EXPECT_EQ(other_hooks.claimed_[0].request.id, JobId{1});
+  auto destroyed = std::async(std::launch::async, [&] { journal.reset(); });
+  EXPECT_EQ(destroyed.wait_for(kBound), std::future_status::ready);
+  EXPECT_FALSE(find(*other, JobId{2}));
+}
+
 TEST_F(PgJournalTest, AnExpiredReplicaLosesItsJobsAndCannotOverwriteTheNewOwner) {
   Hooks victim_hooks(0), taker_hooks(10);
   PgJournalOptions victim_options = options("victim");
