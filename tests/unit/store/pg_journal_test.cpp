@@ -412,6 +412,66 @@ TEST_F(PgJournalTest, AnOutageIsReportedAndABarrierTakenDuringItCompletesAfterIt
   EXPECT_TRUE(hooks.lost_.empty());
 }
 
+TEST_F(PgJournalTest, CommitsInFlightWhenTheServerStopsAreWrittenAfterItReturns) {
+  Hooks hooks(0);
+  auto journal = open(options("a"), &hooks);
+  // Appenders that keep accepting and waiting, across the outage: every
+  // acknowledged job must be in the store afterwards.
+  std::atomic<bool> stop{false};
+  std::atomic<std::uint64_t> next{1};
+  std::mutex mutex;
+  std::condition_variable acked;
+  std::vector<std::uint64_t> acknowledged;
+  std::vector<std::string> failures;
+  std::vector<std::thread> appenders;
+  for (int t = 0; t < 4; ++t) {
+    appenders.emplace_back([&] {
+      while (!stop) {
+        std::uint64_t id = next++;
+        journal->append(accepted(id));
+        journal->append(core::JournalStarted{JobId{id}, 1, now_ns()});
+        auto failure = wait_durable(*journal);
+        std::lock_guard lock(mutex);
+        if (failure) {
+          failures.push_back(*failure);
+          return;
+        }
+        acknowledged.push_back(id);
+        acked.notify_all();
+        journal->append(succeeded(id));
+      }
+    });
+  }
+  auto acknowledged_count = [&] {
+    std::lock_guard lock(mutex);
+    return acknowledged.size();
+  };
+  auto wait_for_more = [&](std::size_t than) {
+    std::unique_lock lock(mutex);
+    return acked.wait_for(lock, kBound, [&] { return acknowledged.size() > than + 20; });
+  };
+  EXPECT_TRUE(wait_for_more(0));
+  server_->stop();
+  ASSERT_TRUE(hooks.wait([](Hooks& h) { return !h.availability_.empty(); }));
+  std::size_t before_restart = acknowledged_count();
+  server_->restart();
+  EXPECT_TRUE(wait_for_more(before_restart));
+  stop = true;
+  for (auto& t : appenders) t.join();
+  ASSERT_EQ(wait_durable(*journal), std::nullopt);
+  EXPECT_TRUE(failures.empty()) << failures.front();
+  EXPECT_EQ(journal->failure(), std::nullopt);
+  ASSERT_TRUE(hooks.wait([](Hooks& h) { return h.availability_.size() == 2; }));
+  EXPECT_EQ(hooks.availability_[1], "up");
+  auto reader = open(options("b"), nullptr);
+  for (std::uint64_t id : acknowledged) {
+    auto job = find(*reader, JobId{id});
+    ASSERT_TRUE(job) << id;
+    EXPECT_EQ(job->state, JobState::kSucceeded) << id;
+  }
+  EXPECT_TRUE(hooks.lost_.empty());
+}
+
 TEST_F(PgJournalTest, TwoReplicasCreatingTheSchemaAtOnceBothOpen) {
   for (int round = 0; round < 3; ++round) {
     SetUp();  // a fresh database each round
