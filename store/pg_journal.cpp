@@ -25,6 +25,7 @@
 #include <variant>
 #include <vector>
 
+#include "store/barrier_queue.h"
 #include "store/entry_fold.h"
 #include "store/metadata_codec.h"
 #include "store/pg_connection.h"
@@ -224,7 +225,7 @@ class PgJournal final : public core::Journal {
       if (failure_ || stopping_) return;
       if (pending_.empty()) first_arrival_ = Clock::now();
       pending_.push_back(std::move(entry));
-      ++appended_;
+      barriers_.appended();
       kick = !kick_posted_;
       kick_posted_ = true;
     }
@@ -239,13 +240,12 @@ class PgJournal final : public core::Journal {
       done(&failure);
       return;
     }
-    if (durable_ == appended_ && barriers_.empty() && !running_callbacks_) {
+    bool ready = false;
+    if (barriers_.add(done, ready)) {
       lock.unlock();
       done(nullptr);
       return;
     }
-    bool ready = durable_ == appended_;
-    barriers_.push_back(Barrier{appended_, std::move(done)});
     lock.unlock();
     if (ready) boost::asio::post(io_, [this] { run_barriers(); });
   }
@@ -345,10 +345,7 @@ class PgJournal final : public core::Journal {
 
  private:
   using Clock = std::chrono::steady_clock;
-  struct Barrier {
-    std::uint64_t seq;  // durable once durable_ >= seq
-    core::DurableCallback done;
-  };
+  using Barrier = detail::BarrierQueue::Barrier;
   /// A job this incarnation owns: its fencing term and troupe.
   struct Owned {
     std::int64_t epoch = 1;
@@ -497,7 +494,7 @@ class PgJournal final : public core::Journal {
       kick_posted_ = false;
       if (commit_in_flight_ || registering_ || pending_.empty() || failure_ || io_closed_) return;
       batch.swap(pending_);
-      covered = appended_;
+      covered = barriers_.appended_count();
       arrival = first_arrival_;
       commit_in_flight_ = true;
     }
@@ -680,7 +677,7 @@ class PgJournal final : public core::Journal {
     }
     {
       std::lock_guard lock(mutex_);
-      durable_ = covered;
+      barriers_.durable_up_to(covered);
       commit_in_flight_ = false;
     }
     run_barriers();
@@ -692,16 +689,11 @@ class PgJournal final : public core::Journal {
     std::vector<Barrier> ready;
     {
       std::lock_guard lock(mutex_);
-      while (!barriers_.empty() && barriers_.front().seq <= durable_) {
-        ready.push_back(std::move(barriers_.front()));
-        barriers_.pop_front();
-      }
-      if (ready.empty()) return;
-      running_callbacks_ = true;
+      if (!barriers_.take_ready(ready)) return;
     }
     for (auto& barrier : ready) barrier.done(nullptr);
     std::lock_guard lock(mutex_);
-    running_callbacks_ = false;
+    barriers_.done_running();
   }
 
   /// For good: drops what is pending, tells the handler and every waiting
@@ -715,8 +707,7 @@ class PgJournal final : public core::Journal {
       failure_ = failure;
       pending_.clear();
       commit_in_flight_ = false;
-      waiting = std::move(barriers_);
-      barriers_.clear();
+      waiting = barriers_.take_all();
       handler = on_failure_;
     }
     if (handler) handler(failure);
@@ -951,8 +942,7 @@ class PgJournal final : public core::Journal {
     {
       std::lock_guard lock(mutex_);
       pending_.clear();
-      waiting = std::move(barriers_);
-      barriers_.clear();
+      waiting = barriers_.take_all();
     }
     core::JournalFailure failure{"postgres store: " + why};
     for (auto& barrier : waiting) barrier.done(&failure);
@@ -988,10 +978,7 @@ class PgJournal final : public core::Journal {
   mutable std::mutex mutex_;  // guards the members below
   std::vector<core::JournalEntry> pending_;
   Clock::time_point first_arrival_{};
-  std::uint64_t appended_ = 0;
-  std::uint64_t durable_ = 0;
-  std::deque<Barrier> barriers_;
-  bool running_callbacks_ = false;
+  detail::BarrierQueue barriers_;  // entries appended, committed, and the barriers
   bool kick_posted_ = false;
   bool commit_in_flight_ = false;
   bool registering_ = false;

@@ -24,6 +24,7 @@
 #include <utility>
 #include <vector>
 
+#include "store/barrier_queue.h"
 #include "store/entry_fold.h"
 #include "store/lock_file.h"
 #include "store/metadata_codec.h"
@@ -299,7 +300,7 @@ class SqliteJournal final : public core::Journal {
         wake = true;  // the writer waits only while nothing is pending
       }
       pending_.push_back(std::move(entry));
-      ++appended_;
+      barriers_.appended();
     }
     if (wake) wake_.notify_one();
   }
@@ -312,15 +313,12 @@ class SqliteJournal final : public core::Journal {
       done(&failure);
       return;
     }
-    // Inline only when no earlier barrier can still be waiting to run, so
-    // that callbacks keep barrier order.
-    if (durable_ == appended_ && barriers_.empty() && !running_callbacks_) {
+    bool ready = false;
+    if (barriers_.add(done, ready)) {
       lock.unlock();
       done(nullptr);
       return;
     }
-    bool ready = durable_ == appended_;
-    barriers_.push_back(Barrier{appended_, std::move(done)});
     lock.unlock();
     if (ready) wake_.notify_one();
   }
@@ -366,10 +364,7 @@ class SqliteJournal final : public core::Journal {
   }
 
  private:
-  struct Barrier {
-    std::uint64_t seq;  // durable once durable_ >= seq
-    core::DurableCallback done;
-  };
+  using Barrier = detail::BarrierQueue::Barrier;
   using Clock = std::chrono::steady_clock;
 
   void open_database() {
@@ -514,17 +509,12 @@ class SqliteJournal final : public core::Journal {
     std::unique_lock lock(mutex_);
     for (;;) {
       if (checkpoint_failure_) return fail(lock, *checkpoint_failure_);
-      if (!barriers_.empty() && barriers_.front().seq <= durable_) {
-        while (!barriers_.empty() && barriers_.front().seq <= durable_) {
-          ready.push_back(std::move(barriers_.front()));
-          barriers_.pop_front();
-        }
-        running_callbacks_ = true;
+      if (barriers_.take_ready(ready)) {
         lock.unlock();
         for (auto& barrier : ready) barrier.done(nullptr);
         ready.clear();
         lock.lock();
-        running_callbacks_ = false;
+        barriers_.done_running();
         continue;
       }
       // After the barriers (their acks do not wait for it), before the next
@@ -545,14 +535,14 @@ class SqliteJournal final : public core::Journal {
       }
       if (!pending_.empty()) {
         batch.swap(pending_);
-        std::uint64_t covered = appended_;
+        std::uint64_t covered = barriers_.appended_count();
         Clock::time_point arrival = first_arrival_;
         lock.unlock();
         auto failed = commit(batch, arrival);
         batch.clear();
         lock.lock();
         if (failed) return fail(lock, std::move(*failed));
-        durable_ = covered;
+        barriers_.durable_up_to(covered);
         if (wal_pages_ >= kCheckpointPages && !checkpoint_requested_) {
           checkpoint_requested_ = true;
           checkpoint_wake_.notify_one();
@@ -578,8 +568,7 @@ class SqliteJournal final : public core::Journal {
     failure_ = failure;
     checkpoint_wake_.notify_all();
     pending_.clear();
-    std::deque<Barrier> waiting = std::move(barriers_);
-    barriers_.clear();
+    std::deque<Barrier> waiting = barriers_.take_all();
     auto handler = on_failure_;
     lock.unlock();
     if (handler) handler(failure);
@@ -997,10 +986,7 @@ class SqliteJournal final : public core::Journal {
   std::optional<core::JournalFailure> checkpoint_failure_;
   std::vector<core::JournalEntry> pending_;
   Clock::time_point first_arrival_{};  // of pending_'s first entry
-  std::uint64_t appended_ = 0;         // entries appended so far
-  std::uint64_t durable_ = 0;          // of which committed
-  std::deque<Barrier> barriers_;       // in barrier order, seq not decreasing
-  bool running_callbacks_ = false;     // the writer runs barriers outside the lock
+  detail::BarrierQueue barriers_;      // entries appended, committed, and the barriers
   bool stopping_ = false;
   std::optional<core::JournalFailure> failure_;
   std::function<void(const core::JournalFailure&)> on_failure_;
