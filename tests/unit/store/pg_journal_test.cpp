@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "journal_test_support.h"
 #include "tests/support/postgres_server.h"
 
 namespace troupe::store {
@@ -27,28 +28,9 @@ namespace {
 using namespace std::chrono_literals;
 using core::JobId;
 using core::JobState;
-
-constexpr auto kBound = 30s;  // generous: a loaded CI machine
-
-std::int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-/// What a barrier reported: nullopt when durable, else the failure message.
-std::optional<std::string> wait_durable(core::Journal& journal) {
-  auto promise = std::make_shared<std::promise<std::optional<std::string>>>();
-  auto future = promise->get_future();
-  journal.after_durable([promise](const core::JournalFailure* failure) {
-    promise->set_value(failure ? std::optional<std::string>(failure->message) : std::nullopt);
-  });
-  if (future.wait_for(kBound) != std::future_status::ready) {
-    ADD_FAILURE() << "barrier not called within " << kBound.count() << " s";
-    return "timeout";
-  }
-  return future.get();
-}
+using test::kBound;
+using test::now_ns;
+using test::wait_durable;
 
 std::optional<core::RecoveredJob> find(core::Journal& journal, JobId id) {
   auto promise = std::make_shared<std::promise<std::optional<core::RecoveredJob>>>();
@@ -128,7 +110,7 @@ class Hooks {
 
 class PgJournalTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() { server_ = test::PostgresServer::start().release(); }
+  static void SetUpTestSuite() { server_ = troupe::test::PostgresServer::start().release(); }
   static void TearDownTestSuite() {
     delete server_;
     server_ = nullptr;
@@ -171,12 +153,12 @@ class PgJournalTest : public ::testing::Test {
     PQfinish(conn);
   }
 
-  static test::PostgresServer* server_;
+  static troupe::test::PostgresServer* server_;
   static int databases_;
   std::string database_;
 };
 
-test::PostgresServer* PgJournalTest::server_ = nullptr;
+troupe::test::PostgresServer* PgJournalTest::server_ = nullptr;
 int PgJournalTest::databases_ = 0;
 
 TEST_F(PgJournalTest, AcceptAndTerminalAreDurableAfterTheBarrier) {
