@@ -733,6 +733,10 @@ class PgJournal final : public core::Journal {
     round.queries.push_back(
         PgQuery{pg::kRenew, PgParams().i64(incarnation_).i64(micros(options_.lease))});
     round.queries.push_back(PgQuery{pg::kReap, {}});
+    if (++heartbeats_ % pg::kOrphanSweepEvery == 0) {
+      round.queries.push_back(PgQuery{pg::kReapOrphans, {}});
+    }
+    const std::size_t cancels = round.queries.size();
     round.queries.push_back(PgQuery{pg::kCancelsAsked, PgParams().i64(incarnation_)});
     bool idle;
     {
@@ -757,8 +761,8 @@ class PgJournal final : public core::Journal {
     if (sizing) round.queries.push_back(PgQuery{pg::kStoreBytes, {}});
     std::size_t expected = round.queries.size();
     std::int64_t incarnation = incarnation_;
-    round.done = [this, expected, expiring, sizing, incarnation, trimmed = std::move(trimmed)](
-                     std::vector<PgResult>& results, bool lost) {
+    round.done = [this, expected, cancels, expiring, sizing, incarnation,
+                  trimmed = std::move(trimmed)](std::vector<PgResult>& results, bool lost) {
       heartbeat_in_flight_ = false;
       if (lost || !round_ok(results, expected)) {
         for (const auto& troupe : trimmed) dead_to_trim_.insert(troupe);  // next time
@@ -769,12 +773,12 @@ class PgJournal final : public core::Journal {
         declared_dead();
         return;
       }
-      const PGresult* asked = results[2].get();
+      const PGresult* asked = results[cancels].get();
       for (int row = 0; row < PQntuples(asked); ++row) {
         cancel_owned(from_sql(detail::pg_int(asked, row, 0)));
       }
       if (expiring && options_.observer != nullptr) {
-        std::int64_t deleted = detail::pg_affected(results[3].get());
+        std::int64_t deleted = detail::pg_affected(results[cancels + 1].get());
         if (deleted > 0) options_.observer->expired(static_cast<std::uint64_t>(deleted));
       }
       if (sizing) {
@@ -970,6 +974,7 @@ class PgJournal final : public core::Journal {
   bool claims_on_ = false;  // from recover()
   bool discovering_ = false;
   bool heartbeat_in_flight_ = false;
+  std::uint64_t heartbeats_ = 0;
   bool closing_ = false;
   bool released_ = false;
   bool io_closed_ = false;  // the thread takes no more work

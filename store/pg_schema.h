@@ -100,15 +100,23 @@ constexpr const char* kTerminal =
 constexpr const char* kRenew =
     "UPDATE troupe_replicas SET heartbeat_at = now(), expires_at = now() + $2 * interval '1 "
     "microsecond' WHERE incarnation = $1";
-/// Expired incarnations go; their live jobs (and any owned by an
-/// incarnation that is gone) become claimable, state kept; one NOTIFY per
-/// troupe freed.
+/// Expired incarnations go; their live jobs become claimable, state kept;
+/// one NOTIFY per troupe freed. Through troupe_jobs_owned: cheap.
 constexpr const char* kReap =
     "WITH dead AS (DELETE FROM troupe_replicas WHERE expires_at < now() RETURNING incarnation), "
-    "freed AS (UPDATE troupe_jobs j SET owner = NULL WHERE j.owner IS NOT NULL "
-    "AND j.state IN (0, 1, 2) AND (j.owner IN (SELECT incarnation FROM dead) OR NOT EXISTS "
-    "(SELECT 1 FROM troupe_replicas r WHERE r.incarnation = j.owner)) RETURNING j.troupe) "
+    "freed AS (UPDATE troupe_jobs j SET owner = NULL FROM dead WHERE j.owner = dead.incarnation "
+    "AND j.state IN (0, 1, 2) RETURNING j.troupe) "
     "SELECT pg_notify('troupe_jobs', t) FROM (SELECT DISTINCT troupe AS t FROM freed) f";
+/// Live jobs owned by an incarnation that is gone without being reaped
+/// (written under an incarnation declared dead meanwhile) become
+/// claimable. Scans every owned live row: every kOrphanSweepEvery-th
+/// heartbeat.
+constexpr const char* kReapOrphans =
+    "WITH freed AS (UPDATE troupe_jobs j SET owner = NULL WHERE j.owner IS NOT NULL "
+    "AND j.state IN (0, 1, 2) AND NOT EXISTS (SELECT 1 FROM troupe_replicas r "
+    "WHERE r.incarnation = j.owner) RETURNING j.troupe) "
+    "SELECT pg_notify('troupe_jobs', t) FROM (SELECT DISTINCT troupe AS t FROM freed) f";
+constexpr int kOrphanSweepEvery = 12;
 /// $1 incarnation: cancels asked for while a NOTIFY was missed.
 constexpr const char* kCancelsAsked =
     "SELECT id FROM troupe_jobs WHERE owner = $1 AND cancel_requested AND state IN (0, 1, 2)";
@@ -124,8 +132,13 @@ constexpr const char* kTrimDead =
 constexpr const char* kStoreBytes = "SELECT pg_total_relation_size('troupe_jobs')";
 
 // Claims.
+/// The troupes with claimable rows: a loose index scan of
+/// troupe_jobs_claimable (one probe per troupe, however many rows wait).
 constexpr const char* kClaimableTroupes =
-    "SELECT DISTINCT troupe FROM troupe_jobs WHERE owner IS NULL AND state IN (0, 1, 2)";
+    "WITH RECURSIVE t AS ((SELECT troupe FROM troupe_jobs WHERE owner IS NULL AND state IN "
+    "(0, 1, 2) ORDER BY troupe LIMIT 1) UNION ALL SELECT (SELECT troupe FROM troupe_jobs WHERE "
+    "owner IS NULL AND state IN (0, 1, 2) AND troupe > t.troupe ORDER BY troupe LIMIT 1) "
+    "FROM t WHERE t.troupe IS NOT NULL) SELECT troupe FROM t WHERE troupe IS NOT NULL";
 /// $1 incarnation, $2 troupe, $3 at most. Columns: seq, epoch,
 /// cancel_requested, then the job's.
 constexpr const char* kClaim =

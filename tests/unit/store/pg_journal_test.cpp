@@ -325,6 +325,25 @@ TEST_F(PgJournalTest, AnExpiredReplicaLosesItsJobsAndCannotOverwriteTheNewOwner)
   EXPECT_TRUE(taker_hooks.lost_.empty());
 }
 
+TEST_F(PgJournalTest, RowsNobodyAnnouncedAreClaimedByThePollAndTheOrphanSweep) {
+  Hooks writer_hooks(0), taker_hooks(0);
+  auto writer = open(options("writer"), &writer_hooks);
+  auto taker = open(options("taker"), &taker_hooks);
+  writer->append(accepted(1));
+  writer->append(accepted(2));
+  ASSERT_EQ(wait_durable(*writer), std::nullopt);
+  // Behind the journals' backs, without a NOTIFY: job 1 unowned (only the
+  // poll finds it), job 2 owned by an incarnation that does not exist (only
+  // the orphan sweep frees it).
+  sql("UPDATE troupe_jobs SET owner = NULL WHERE id = 1");
+  sql("UPDATE troupe_jobs SET owner = 999999 WHERE id = 2");
+  taker_hooks.room_ = 10;
+  ASSERT_TRUE(taker_hooks.wait([](Hooks& h) { return h.claimed_.size() == 2; }))
+      << taker_hooks.claimed_.size();
+  EXPECT_EQ(taker_hooks.claimed_[0].request.id, JobId{1});
+  EXPECT_EQ(taker_hooks.claimed_[1].request.id, JobId{2});
+}
+
 TEST_F(PgJournalTest, CancelEndsAnUnownedJobAndReachesTheOwnerOfAnOwnedOne) {
   Hooks owner_hooks(0), asker_hooks(0);
   auto owner = open(options("owner"), &owner_hooks);
