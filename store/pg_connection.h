@@ -80,7 +80,10 @@ struct PgQuery {
   PgParams params;
 };
 
-/// A round: statements pipelined one after the other, then a sync. Its
+/// A round: statements pipelined one after the other, then a sync. It is
+/// one transaction (the extended protocol's implicit one, committed at the
+/// sync; an error rolls all of it back), so rounds hold no BEGIN or COMMIT:
+/// one left open by an error would fail the rounds pipelined behind it. Its
 /// callback gets one result per statement (binary format; after an error,
 /// the rest are PGRES_PIPELINE_ABORTED), or, when the connection dropped
 /// before the sync came back, `results` empty and `lost` true (the round

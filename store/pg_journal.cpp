@@ -308,19 +308,18 @@ class PgJournal final : public core::Journal {
 
   void request_cancel(core::JobId id,
                       std::function<void(std::optional<core::RecoveredJob>)> done) override {
+    // One round, one transaction (PgRound).
     PgRound round;
-    round.queries.push_back(PgQuery{"BEGIN", {}});
     round.queries.push_back(PgQuery{pg::kFindForUpdate, PgParams().i64(to_sql(id))});
     round.queries.push_back(
         PgQuery{pg::kCancelUnowned, PgParams().i64(to_sql(id)).i64(wall_now_ns())});
     round.queries.push_back(PgQuery{pg::kCancelOwned, PgParams().i64(to_sql(id))});
-    round.queries.push_back(PgQuery{"COMMIT", {}});
     round.done = [done = std::move(done)](std::vector<PgResult>& results, bool lost) {
-      if (lost || !round_ok(results, 5) || PQntuples(results[1].get()) == 0) {
+      if (lost || !round_ok(results, 3) || PQntuples(results[0].get()) == 0) {
         done(std::nullopt);
         return;
       }
-      done(decode_job(results[1].get(), 0, 0));
+      done(decode_job(results[0].get(), 0, 0));
     };
     submit_from_any_thread(std::move(round));
   }
@@ -526,7 +525,8 @@ class PgJournal final : public core::Journal {
       round.queries.push_back(PgQuery{sql, std::move(params)});
       written->push_back(std::move(what));
     };
-    add("BEGIN", {});
+    // The round is the transaction: it commits at its sync, and the sync's
+    // answer (which runs `done`) comes once COMMIT is durable.
     if (!inserts.empty()) add(pg::kInsert, inserts.params());
     for (const auto& troupe : handed_back) {
       add("SELECT pg_notify('troupe_jobs', $1)", PgParams().text(troupe));
@@ -544,7 +544,6 @@ class PgJournal final : public core::Journal {
         add(pg::kTerminal, phase.terminal.params(incarnation_), {true, phase.terminal.ids});
       }
     }
-    add("COMMIT", {});
     std::size_t entries = batch.size();
     round.done = [this, written, covered, arrival, entries, accepted](
                      std::vector<PgResult>& results, bool lost) {
@@ -926,10 +925,8 @@ class PgJournal final : public core::Journal {
     released_ = true;
     PgRound round;
     round.resend = true;
-    round.queries.push_back(PgQuery{"BEGIN", {}});
     round.queries.push_back(PgQuery{pg::kRelease, PgParams().i64(incarnation_)});
     round.queries.push_back(PgQuery{pg::kUnregister, PgParams().i64(incarnation_)});
-    round.queries.push_back(PgQuery{"COMMIT", {}});
     round.done = [this](std::vector<PgResult>&, bool) {
       owned_.clear();
       io_closed_ = true;
