@@ -9,6 +9,7 @@
 #include <fstream>
 #include <limits>
 #include <map>
+#include <span>
 #include <sstream>
 #include <system_error>
 
@@ -420,13 +421,50 @@ void read_logging(Diagnostics& diag, const Field& f, Config& config) {
       {{"text", LoggingOptions::Format::kText}, {"json", LoggingOptions::Format::kJson}});
 }
 
-void read_store(Diagnostics& diag, const Field& f, Config& config) {
-  MapReader m(diag, f, {"kind", "path", "sync", "max_size"});
+/// Keys whose place in the file LoadResult keeps (LoadResult::error_at).
+using Places = std::map<std::string, std::pair<int, int>, std::less<>>;
+
+constexpr std::string_view kSqliteKeys[] = {"path", "sync", "max_size"};
+constexpr std::string_view kPostgresKeys[] = {"dsn",       "replica", "lease",
+                                              "heartbeat", "poll",    "claim_batch"};
+
+void read_postgres(MapReader& m, PostgresStoreOptions& pg, Places& places) {
+  if (m.string("dsn", pg.dsn)) {
+    const Location at = m.at("dsn");
+    places.insert_or_assign(m.path("dsn"), std::pair{at.line, at.column});
+  }
+  if (m.string("replica", pg.replica) && pg.replica.size() > 255) {
+    m.diag().error(m.at("replica"), m.path("replica"),
+                   "is " + std::to_string(pg.replica.size()) +
+                       " bytes; a replica name has at most 255 (leave it empty for "
+                       "$TROUPE_REPLICA or the host name)");
+  }
+  const bool lease_ok = !m.has("lease") || m.duration("lease", pg.lease, kPositive);
+  const bool heartbeat_ok = !m.has("heartbeat") || m.duration("heartbeat", pg.heartbeat, kPositive);
+  m.duration("poll", pg.poll, kPositive);
+  m.count("claim_batch", pg.claim_batch, {1, 10'000});
+  if (lease_ok && heartbeat_ok && pg.heartbeat * 3 > pg.lease) {
+    report_pair(m, "heartbeat", "lease",
+                "heartbeat (" + given_or_default(m, "heartbeat", format_duration(pg.heartbeat)) +
+                    ") is more than a third of lease (" +
+                    given_or_default(m, "lease", format_duration(pg.lease)) +
+                    "); a replica renews its lease at least three times per lease, so that one "
+                    "late heartbeat does not hand its jobs to other replicas: lower heartbeat or "
+                    "raise lease");
+  }
+}
+
+void read_store(Diagnostics& diag, const Field& f, Config& config, Places& places) {
+  std::vector<std::string_view> known = {"kind"};
+  known.insert(known.end(), std::begin(kSqliteKeys), std::end(kSqliteKeys));
+  known.insert(known.end(), std::begin(kPostgresKeys), std::end(kPostgresKeys));
+  MapReader m(diag, f, known);
   if (!m.is_map()) return;
   StoreOptions& store = config.store;
-  m.choice<StoreOptions::Kind>(
-      "kind", store.kind,
-      {{"sqlite", StoreOptions::Kind::kSqlite}, {"memory", StoreOptions::Kind::kMemory}});
+  m.choice<StoreOptions::Kind>("kind", store.kind,
+                               {{"sqlite", StoreOptions::Kind::kSqlite},
+                                {"memory", StoreOptions::Kind::kMemory},
+                                {"postgres", StoreOptions::Kind::kPostgres}});
   m.choice<bool>("sync", store.sync_full, {{"full", true}, {"normal", false}});
   if (m.string("path", store.path) && store.path.empty()) {
     diag.error(m.at("path"), m.path("path"),
@@ -434,14 +472,32 @@ void read_store(Diagnostics& diag, const Field& f, Config& config) {
                "for the default");
   }
   m.size("max_size", store.max_size, 0, std::numeric_limits<std::size_t>::max());
-  if (store.kind == StoreOptions::Kind::kMemory) {
-    for (const char* key : {"path", "sync", "max_size"}) {
-      if (m.has(key)) {
-        diag.error(m.at(key), m.path(key),
-                   "only for kind sqlite; kind memory keeps nothing on disk (remove it, or use "
-                   "kind: sqlite)");
-      }
+  read_postgres(m, store.postgres, places);
+
+  const auto refuse = [&](std::span<const std::string_view> keys, const std::string& why) {
+    for (const std::string_view key : keys) {
+      if (m.has(key)) diag.error(m.at(key), m.path(key), why);
     }
+  };
+  switch (store.kind) {
+    case StoreOptions::Kind::kSqlite:
+      refuse(kPostgresKeys,
+             "only for kind postgres; kind sqlite keeps jobs in one local file "
+             "(remove it, or use kind: postgres)");
+      break;
+    case StoreOptions::Kind::kMemory:
+      refuse(kSqliteKeys,
+             "only for kind sqlite; kind memory keeps nothing on disk (remove it, or use "
+             "kind: sqlite)");
+      refuse(kPostgresKeys,
+             "only for kind postgres; kind memory keeps nothing anywhere (remove "
+             "it, or use kind: postgres)");
+      break;
+    case StoreOptions::Kind::kPostgres:
+      refuse(kSqliteKeys,
+             "only for kind sqlite; kind postgres keeps jobs in the database that dsn names "
+             "(remove it; docs/cluster.md has the PostgreSQL settings)");
+      break;
   }
 }
 
@@ -730,7 +786,7 @@ void read_troupes(Diagnostics& diag, const Field& f, Config& config) {
   }
 }
 
-Config read_config(Diagnostics& diag, const YAML::Node& root) {
+Config read_config(Diagnostics& diag, const YAML::Node& root, Places& places) {
   Config config;
   const Field root_field(root, "", Location{1, 1});
   MapReader m(diag, root_field, {"server", "store", "auth", "logging", "troupes"});
@@ -741,7 +797,7 @@ Config read_config(Diagnostics& diag, const YAML::Node& root) {
   if (const Field* auth = m.find("auth")) read_auth(diag, *auth, config);
   if (const Field* server = m.find("server")) read_server(diag, *server, config);
   if (const Field* logging = m.find("logging")) read_logging(diag, *logging, config);
-  if (const Field* store = m.find("store")) read_store(diag, *store, config);
+  if (const Field* store = m.find("store")) read_store(diag, *store, config, places);
   if (const Field* troupes = m.find("troupes")) {
     read_troupes(diag, *troupes, config);
   } else {
@@ -753,6 +809,15 @@ Config read_config(Diagnostics& diag, const YAML::Node& root) {
 
 }  // namespace
 
+ConfigError LoadResult::error_at(const std::string& key, std::string message) const {
+  ConfigError error{file, 0, 0, key, std::move(message)};
+  if (auto it = places.find(key); it != places.end()) {
+    error.line = it->second.first;
+    error.column = it->second.second;
+  }
+  return error;
+}
+
 bool grpc_is_protected(const Config& config) {
   // mTLS authenticates every client by its certificate.
   const bool authenticated = config.auth.enabled() || config.server.tls.mutual();
@@ -762,6 +827,7 @@ bool grpc_is_protected(const Config& config) {
 LoadResult load_string(std::string_view yaml, const std::string& name) {
   Diagnostics diag(name);
   LoadResult result;
+  result.file = name;
   try {
     const std::vector<YAML::Node> documents = YAML::LoadAll(std::string(yaml));
     const YAML::Node root = documents.empty() ? YAML::Node() : documents.front();
@@ -778,7 +844,7 @@ LoadResult load_string(std::string_view yaml, const std::string& name) {
                  "the top level must be a map with server, logging and troupes keys, got " +
                      describe(root));
     } else {
-      Config config = read_config(diag, root);
+      Config config = read_config(diag, root, result.places);
       if (diag.empty()) result.config = std::move(config);
     }
   } catch (const YAML::Exception& e) {

@@ -6,9 +6,11 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "config/config_error.h"
@@ -117,18 +119,36 @@ struct LoggingOptions {
   bool operator==(const LoggingOptions&) const = default;
 };
 
-/// Where jobs are kept (`store:`; docs/durability.md). Opened only at
-/// start: a reload that changes it is refused.
+/// `store: {kind: postgres}`: a database several replicas share
+/// (docs/cluster.md). What the journal makes of them: store::PgJournalOptions.
+struct PostgresStoreOptions {
+  /// A libpq connection string or URI. Empty: libpq's defaults and its PG*
+  /// environment variables (PGHOST, PGDATABASE, PGUSER, PGPASSWORD, ...).
+  std::string dsn;
+  /// This replica's name; empty: $TROUPE_REPLICA, else the host name
+  /// (daemon::replica_name resolves it at start).
+  std::string replica;
+  core::Duration lease = std::chrono::seconds(15);
+  core::Duration heartbeat = std::chrono::seconds(5);  // at most lease / 3
+  core::Duration poll = std::chrono::seconds(1);
+  std::size_t claim_batch = 100;
+
+  bool operator==(const PostgresStoreOptions&) const = default;
+};
+
+/// Where jobs are kept (`store:`; docs/durability.md, docs/cluster.md).
+/// Opened only at start: a reload that changes it is refused.
 struct StoreOptions {
-  enum class Kind { kSqlite, kMemory };
+  enum class Kind { kSqlite, kMemory, kPostgres };
   Kind kind = Kind::kSqlite;
   /// The SQLite file, absolute once load_file() resolved it: as given
   /// (relative to the config file's directory), else
   /// $STATE_DIRECTORY/jobs.db under systemd, else
   /// <config file's directory>/trouped-data/jobs.db. Empty for kMemory.
   std::string path;
-  bool sync_full = true;     // sync: full (default) or normal
-  std::size_t max_size = 0;  // bytes the database may grow to; 0: unlimited
+  bool sync_full = true;          // sync: full (default) or normal
+  std::size_t max_size = 0;       // bytes the database may grow to; 0: unlimited
+  PostgresStoreOptions postgres;  // kPostgres only
 
   bool operator==(const StoreOptions&) const = default;
 };
@@ -149,6 +169,14 @@ struct Config {
 struct LoadResult {
   std::optional<Config> config;
   std::vector<ConfigError> errors;
+  /// An error about `key` ("store.dsn") of the valid config found after
+  /// loading (--check-config's reach of the database), placed where the
+  /// file gives that key's value; without line and column when the loader
+  /// did not note the key (only the keys such checks need are noted).
+  ConfigError error_at(const std::string& key, std::string message) const;
+
+  std::string file;                                                // as errors name it
+  std::map<std::string, std::pair<int, int>, std::less<>> places;  // key -> line, column
 };
 
 /// True when the gRPC port has TLS and authenticates every caller (auth

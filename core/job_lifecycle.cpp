@@ -49,6 +49,11 @@ bool JobLifecycle::recovered(const JobPtr& job) {
   return true;
 }
 
+void JobLifecycle::handed_back() {
+  submitted_.fetch_add(1, std::memory_order_release);
+  left_.fetch_add(1, std::memory_order_release);
+}
+
 void JobLifecycle::recovered_terminal(const JobPtr& job) {
   store_.add(job);
   store_.finished(job, to_ns(clock_.now()));
@@ -119,10 +124,16 @@ JobState JobLifecycle::attempt_ended(const JobPtr& job, AttemptEnd end, std::int
   JobState next = JobState::kRunning;
   bool watched = false;
   bool requeued = false;
+  bool lost = false;
   {
     std::lock_guard lock(job->lock);
     was = job->state.load(std::memory_order_relaxed);
-    if (was == JobState::kRunning && job->abort_requested && journal_.durable) {
+    if (was == JobState::kRunning && job->left) {
+      // Lost while it ran (another replica owns it): the outcome is
+      // discarded and nothing is journaled.
+      job->runner = nullptr;
+      lost = true;
+    } else if (was == JobState::kRunning && job->abort_requested && journal_.durable) {
       // The drain deadline cancelled it: requeued for the next start, the
       // interrupted attempt not counted against the job.
       job->runner = nullptr;
@@ -163,6 +174,10 @@ JobState JobLifecycle::attempt_ended(const JobPtr& job, AttemptEnd end, std::int
                                                  job->failure});
       }
     }
+  }
+  if (lost) {
+    left_as_lost(job);
+    return JobState::kQueued;
   }
   if (requeued) {
     left_for_next_start(job, true);
@@ -228,12 +243,67 @@ bool JobLifecycle::abort_waiting(const JobPtr& job, std::string reason) {
 }
 
 void JobLifecycle::left_for_next_start(const JobPtr& job, bool running) {
-  // Not terminal: no terminal counter, no callbacks or watchers (the
-  // process is about to stop; the job ends after the restart).
-  left_.fetch_add(1, std::memory_order_release);
+  // Not terminal: no terminal counter; its waiters learn that it goes on
+  // after the restart (or on another replica).
+  drop_waiters(job);
   host_.drain_left(running);
+  left_here(job);
+}
+
+void JobLifecycle::drop_waiters(const JobPtr& job) {
+  std::vector<JobCallback> dropped;
+  {
+    std::lock_guard lock(job->lock);
+    if (job->listeners) dropped.swap(job->listeners->on_terminal);
+  }
+  dropped.clear();  // uncalled, no lock held: a waiter learns the job went elsewhere
+  end_watches(job);
+}
+
+void JobLifecycle::left_as_lost(const JobPtr& job) {
+  host_.job_lost();
+  // Its record here is stale from now on: it expires as a finished one
+  // would (Runtime::find asks the store for a lost job).
+  store_.finished(job, to_ns(clock_.now()));
+  left_here(job);
+}
+
+void JobLifecycle::left_here(const JobPtr& job) {
+  left_.fetch_add(1, std::memory_order_release);
   host_.job_ended(*job);
   gate_.leave();
+}
+
+JobLifecycle::LostResult JobLifecycle::lost(const JobPtr& job) {
+  LostResult r;
+  {
+    std::lock_guard lock(job->lock);
+    r.was = job->state.load(std::memory_order_relaxed);
+    if (is_terminal(r.was) || job->left) return r;
+    job->left = true;
+    if (r.was == JobState::kRunning && job->runner != nullptr) r.runner = job->runner->self();
+  }
+  r.lost = true;
+  drop_waiters(job);
+  // A running one leaves when its attempt returns (attempt_ended).
+  if (r.was != JobState::kRunning) left_as_lost(job);
+  return r;
+}
+
+void JobLifecycle::end_watches(const JobPtr& job) {
+  JobListeners* listeners;
+  {
+    std::lock_guard lock(job->lock);
+    listeners = job->listeners.get();
+  }
+  if (listeners == nullptr) return;
+  std::vector<JobListeners::Watcher> ended;
+  {
+    // Under `notify`: a delivery in progress finishes first, none follows.
+    std::lock_guard notify(listeners->notify);
+    ended.swap(listeners->watchers);
+  }
+  for (const auto& w : ended) host_.watch_ended(w.id);
 }
 
 bool JobLifecycle::request_abort(const JobPtr& job) {

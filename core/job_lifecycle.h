@@ -29,6 +29,12 @@ struct JournalLink {
   Journal& journal;
   const bool durable;
   std::atomic<bool> failed{false};
+  /// A shared journal's store is unreachable for now (ClusterHooks::
+  /// availability): submits are refused, as after a failure, until it is
+  /// back. `unavailable_why` (under `why_mutex`) names the problem.
+  std::atomic<bool> unavailable{false};
+  std::mutex why_mutex;
+  std::string unavailable_why;
   /// A memory journal's link, for lifecycles built without a runtime (tests).
   static JournalLink& none();
 };
@@ -49,6 +55,9 @@ class LifecycleHost {
   /// running attempt it cancelled and requeued (`running`), or a queued or
   /// backing-off job left as it is.
   virtual void drain_left(bool running) = 0;
+  /// A job left this process because another replica took it (shared
+  /// journal, JobLifecycle::lost), counted as `left`.
+  virtual void job_lost() {}
 };
 
 /// How an attempt ended, as the actor judged it (the retry decision is the
@@ -109,6 +118,10 @@ class JobLifecycle {
   /// counted as submitted, in flight, stored). Its state is as journaled;
   /// the troupe queues it, schedules its retry or ends its crashed attempt.
   bool recovered(const JobPtr& job);
+  /// A job a shared journal handed to this process (ClusterHooks::claimed)
+  /// that it handed straight back (its troupe closed): counted as submitted
+  /// and left, so the counters conserve; never admitted.
+  void handed_back();
   /// Recovery: a terminal job, stored for GetJob (and a dead letter when
   /// DEAD). In no counter: it ended in an earlier process.
   void recovered_terminal(const JobPtr& job);
@@ -150,6 +163,22 @@ class JobLifecycle {
   CancelResult cancel(const JobPtr& job);
   void cancelled(const JobPtr& job, const CancelResult& result);
 
+  /// Another replica owns the job now (shared journal, ClusterHooks::lost):
+  /// it leaves this process without a terminal state and nothing more is
+  /// journaled for it. Its on_terminal callbacks are dropped uncalled (the
+  /// signal that it continues elsewhere) and its watches end without a
+  /// further update. A queued or backing-off job leaves at once (`left`;
+  /// the caller forgets its retry timer; a queued entry is skipped when an
+  /// actor reaches it); a running one is marked and leaves when its attempt
+  /// returns, its outcome discarded (`runner` is set: cancel the attempt).
+  /// `lost` false: already terminal or gone, nothing done.
+  struct LostResult {
+    bool lost = false;
+    JobState was = JobState::kQueued;
+    std::shared_ptr<Actor> runner;
+  };
+  LostResult lost(const JobPtr& job);
+
   /// Sends every watcher of `job` its current state (no lock held).
   void notify_watchers(const JobPtr& job);
 
@@ -171,6 +200,15 @@ class JobLifecycle {
   void finalize(const JobPtr& job, JobState terminal, JobState from, std::int64_t now_ns);
   /// A job handed to the next start (durable drain): key pin, host, gate.
   void left_for_next_start(const JobPtr& job, bool running);
+  /// A lost job leaves: its record expires as a finished one, then as above.
+  void left_as_lost(const JobPtr& job);
+  /// A job that goes on elsewhere (another replica, the next start): its
+  /// on_terminal callbacks are dropped uncalled and its watches end.
+  void drop_waiters(const JobPtr& job);
+  /// Counts `left`, releases the key pin, leaves the gate.
+  void left_here(const JobPtr& job);
+  /// Ends every watch of `job` without a further update.
+  void end_watches(const JobPtr& job);
   /// Appends the terminal entry of `job` (state, output and times set). Job lock held.
   void journal_terminal_locked(const Job& job);
   void refuse(const Job& job, JobState from, JobState to);

@@ -50,7 +50,9 @@ bool InMemoryJobStore::evict_front_locked(Shard& shard) {
   if (shard.terminal.empty()) return false;
   const Terminal t = shard.terminal.pop_front();
   auto it = shard.jobs.find(t.id);
-  if (it != shard.jobs.end()) {
+  // Not when the id's record is a newer one (see add()): this entry was
+  // the replaced record's.
+  if (it != shard.jobs.end() && (*it)->finished_steady_ns == t.expires_ns) {
     // Only terminal records are ever in the FIFO; the record's own lock is
     // not needed because a terminal job's fields no longer change.
     bytes_.fetch_sub(record_bytes(**it), std::memory_order_relaxed);
@@ -78,8 +80,18 @@ void InMemoryJobStore::add(const JobPtr& job) {
   Shard& shard = shard_of(job->id.value);
   {
     std::lock_guard lock(shard.mutex);
-    shard.jobs.insert(job);
-    count_.fetch_add(1, std::memory_order_relaxed);
+    if (auto [it, inserted] = shard.jobs.insert(job); !inserted) {
+      // The same id again: with a shared store, a job this process lost to
+      // another replica (its stale record left to expire) and now takes
+      // back. The new record replaces the stale one.
+      const Job& stale = **it;
+      bytes_.fetch_sub(stale.finished_steady_ns != 0 ? record_bytes(stale) : request_bytes(stale),
+                       std::memory_order_relaxed);
+      shard.jobs.erase(it);
+      shard.jobs.insert(job);
+    } else {
+      count_.fetch_add(1, std::memory_order_relaxed);
+    }
     // The output is counted by finished(): it may still be changing now.
     // (Adding 0 would still take the shared line from whoever had it.)
     if (const std::size_t n = request_bytes(*job); n != 0) {
@@ -172,6 +184,9 @@ void InMemoryJobStore::finished(const JobPtr& job, std::int64_t now) {
   if (!job->in_store) {
     job->finish_pending = true;
     return;
+  }
+  if (auto it = shard.jobs.find(job->id.value); it == shard.jobs.end() || it->get() != job.get()) {
+    return;  // replaced by a newer record of its id (add()): nothing of it is counted
   }
   if (!job->output.empty()) bytes_.fetch_add(job->output.size(), std::memory_order_relaxed);
   shard.terminal.push_back(Terminal{job->id.value, expires_ns});

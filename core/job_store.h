@@ -51,7 +51,8 @@ class JobStore {
   /// may still go over by a few records).
   virtual bool has_room(std::size_t payload_bytes) = 0;
   /// Registers an accepted job (its enqueued_ns is taken as now). May evict terminal records (never
-  /// an in-flight one) to stay within the limits.
+  /// an in-flight one) to stay within the limits. A record of the same id already held (a job
+  /// lost to another replica and claimed back, shared store) is replaced.
   virtual void add(const detail::JobPtr& job) = 0;
   /// The job, or null when unknown or its result has expired.
   virtual detail::JobPtr find(JobId id) = 0;

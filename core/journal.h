@@ -134,6 +134,9 @@ struct ClusterHooks {
   /// whose lease expired. As a recovered row: kQueued runs, kRetryWait runs
   /// at next_run_ns, kRunning (its owner died mid-attempt) counts that
   /// attempt as CRASH under the retry policy. Counts as submitted here.
+  /// One it cannot take (its troupe is not hosted here, or closed: drain,
+  /// removal) comes straight back as a JournalRequeued with the row's
+  /// attempts (claimable again); a terminal row is ignored.
   std::function<void(RecoveredJob&&)> claimed;
   /// This process lost job `id` (its lease expired and another replica took
   /// it, or a write found a newer owner): stop its attempt, journal nothing

@@ -31,8 +31,9 @@ struct TroupeCounters {
   std::uint64_t aborted = 0;
   std::uint64_t in_flight = 0;  // its own counter: +1 at accept, -1 at the terminal transition
   /// Left for the next start by a drain with a durable journal (queued,
-  /// backing off, or running and requeued): not terminal, no longer in
-  /// flight in this process. Always 0 with the memory journal.
+  /// backing off, or running and requeued), or, with a shared journal, lost
+  /// to another replica or a claim handed straight back: not terminal here,
+  /// no longer in flight in this process. Always 0 with the memory journal.
   std::uint64_t left = 0;
   std::uint64_t illegal_transitions = 0;  // refused by the job lifecycle (a bug when non-zero)
   std::uint64_t attempts = 0;
@@ -66,6 +67,8 @@ struct DrainReport {
   std::uint64_t aborted = 0;  // queued or backing off at the deadline (-> ABORTED; memory journal)
   /// Durable journal: left for the next start (queued, backing off, or
   /// running and requeued): not ended, they run again after a restart.
+  /// With a shared journal also the jobs lost to another replica during
+  /// the drain.
   std::uint64_t left = 0;
   bool deadline_reached = false;
 };
@@ -121,6 +124,11 @@ class Runtime {
   /// Accepts a job, or says why not. Never blocks. When accepted,
   /// `on_terminal` (if set) is called exactly once with the terminal record.
   /// A duplicate (idempotency key hit) calls it when the original job ends.
+  /// Never called for a job that does not end in this process: one a
+  /// durable drain left for the next start, or (shared journal) one lost to
+  /// another replica (ClusterHooks::lost), whose callbacks are destroyed
+  /// uncalled at once. A caller waiting on it learns "the job continues
+  /// elsewhere" from that destruction; find() tells its end.
   virtual std::variant<Accepted, Rejection> submit(JobRequest request,
                                                    JobCallback on_terminal = {}) = 0;
 
@@ -133,8 +141,9 @@ class Runtime {
 
   /// Calls on_change with the current snapshot, then with every state
   /// change up to and including the terminal one; then the watch ends by
-  /// itself. Refused (and on_change never called) when the job is unknown,
-  /// or already has RuntimeOptions::max_listeners_per_job watches.
+  /// itself. With a shared journal, a watch of a job lost to another replica
+  /// ends with no further call (watching across replicas: not yet). Refused (and on_change never
+  /// called) when the job is unknown, or already has RuntimeOptions::max_listeners_per_job watches.
   virtual std::variant<WatchId, WatchRefusal> watch(JobId id, JobCallback on_change) = 0;
   /// Ends a watch early; no callback runs after unwatch returns... except
   /// one already running. Unknown ids are ignored.

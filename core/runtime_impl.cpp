@@ -44,6 +44,36 @@ std::uint64_t random_id_bits() {
   return pool.bits[pool.next++];
 }
 
+/// A job as a store row has it (recovery, a claim, or a lookup of a job held
+/// elsewhere); `troupe_name` must outlive it. The one conversion from
+/// RecoveredJob: adopt() runs the job, to_record() snapshots it.
+JobPtr job_from_row(RecoveredJob&& r, const std::string* troupe_name) {
+  auto job = std::make_shared<Job>();
+  auto& q = r.request;
+  job->id = q.id;
+  job->troupe_name = troupe_name;
+  job->payload = std::move(q.payload);
+  job->extras = detail::make_extras(
+      std::move(q.key), q.idempotency_key, std::move(q.metadata),
+      q.attempt_timeout_ns != 0 ? std::optional<Duration>(q.attempt_timeout_ns) : std::nullopt,
+      q.deadline_ns != 0 ? std::optional<WallTime>(detail::from_wall_ns(q.deadline_ns))
+                         : std::nullopt);
+  job->state.store(r.state, std::memory_order_relaxed);
+  job->failure = r.failure;
+  job->attempts = r.attempts;
+  job->output = std::move(r.output);
+  job->submitted_ns = q.submitted_ns;
+  job->started_ns = r.started_ns;
+  job->finished_ns = r.finished_ns;
+  return job;
+}
+
+/// The record GetJob shows for a store row.
+JobRecord to_record(RecoveredJob&& r) {
+  const std::string troupe = r.request.troupe;
+  return job_from_row(std::move(r), &troupe)->snapshot();
+}
+
 }  // namespace
 
 RuntimeImpl::RuntimeImpl(boost::asio::io_context& io, Clock& clock, Observer& observer,
@@ -65,6 +95,7 @@ RuntimeImpl::RuntimeImpl(boost::asio::io_context& io, Clock& clock, Observer& ob
     }
     if (handler) handler(failure);
   });
+  if (journal_.journal.shared()) journal_.journal.set_cluster_hooks(cluster_hooks());
 }
 
 void RuntimeImpl::after_durable(DurableCallback done) {
@@ -91,39 +122,139 @@ RecoveryReport RuntimeImpl::recover() {
       ++report.orphaned[r.request.troupe];
       return;
     }
-    Troupe& troupe = *it->second;
-    auto job = std::make_shared<Job>();
-    job->id = r.request.id;
-    job->troupe_name = &troupe.name();  // interned
-    job->troupe = &troupe;
-    job->payload = std::move(r.request.payload);
-    auto& q = r.request;
-    job->extras = detail::make_extras(
-        std::move(q.key), q.idempotency_key, std::move(q.metadata),
-        q.attempt_timeout_ns != 0 ? std::optional<Duration>(q.attempt_timeout_ns) : std::nullopt,
-        q.deadline_ns != 0 ? std::optional<WallTime>(detail::from_wall_ns(q.deadline_ns))
-                           : std::nullopt);
-    job->state.store(r.state, std::memory_order_relaxed);
-    job->failure = r.failure;
-    job->attempts = r.attempts;
-    job->output = std::move(r.output);
-    job->submitted_ns = q.submitted_ns;
-    job->started_ns = r.started_ns;
-    job->finished_ns = r.finished_ns;
-    // Queue wait is measured from the restart, not from the first accept.
-    job->enqueued_ns = detail::to_ns(clock_.now());
-    if (is_terminal(r.state)) {
-      ++report.terminal;
-      if (r.state == JobState::kDead) ++report.dead_letters;
-      job->troupe = nullptr;  // a terminal job's troupe is never used
-      troupe.lifecycle().recovered_terminal(job);
-    } else {
-      troupe.recover(job, r.next_run_ns != 0 ? r.next_run_ns : wall_now_ns, report);
-    }
-    if (!q.idempotency_key.empty()) store_->remember_idempotent(q.troupe, q.idempotency_key, job);
+    adopt(std::move(r), *it->second, wall_now_ns, report);
   });
   report.took = clock_.now() - began;
   return report;
+}
+
+bool RuntimeImpl::adopt(RecoveredJob&& r, Troupe& troupe, std::int64_t wall_now_ns,
+                        RecoveryReport& report) {
+  const std::string idempotency_key = r.request.idempotency_key;
+  const std::int64_t next_run_ns = r.next_run_ns != 0 ? r.next_run_ns : wall_now_ns;
+  JobPtr job = job_from_row(std::move(r), &troupe.name());  // interned
+  job->troupe = &troupe;
+  // Queue wait is measured from the adoption, not from the first accept.
+  job->enqueued_ns = detail::to_ns(clock_.now());
+  const JobState state = job->state.load(std::memory_order_relaxed);
+  if (is_terminal(state)) {
+    ++report.terminal;
+    if (state == JobState::kDead) ++report.dead_letters;
+    job->troupe = nullptr;  // a terminal job's troupe is never used
+    troupe.lifecycle().recovered_terminal(job);
+  } else if (!troupe.recover(job, next_run_ns, report)) {
+    return false;
+  }
+  if (!idempotency_key.empty()) store_->remember_idempotent(troupe.name(), idempotency_key, job);
+  return true;
+}
+
+ClusterHooks RuntimeImpl::cluster_hooks() {
+  ClusterHooks hooks;
+  hooks.room = [this](std::string_view name) -> std::size_t {
+    auto t = find_troupe(name);
+    return t ? t->room() : 0;
+  };
+  hooks.claimed = [this](RecoveredJob&& row) { claimed(std::move(row)); };
+  hooks.lost = [this](JobId id) { lost(id); };
+  hooks.cancel = [this](JobId id) { cancel(id); };
+  hooks.availability = [this](bool up, const std::string& why) { availability(up, why); };
+  return hooks;
+}
+
+void RuntimeImpl::claimed(RecoveredJob&& row) {
+  if (is_terminal(row.state)) return;  // nothing to run; the store answers for it
+  const JobId id = row.request.id;
+  const std::uint32_t attempts = row.attempts;
+  auto t = find_troupe(row.request.troupe);
+  RecoveryReport ignored;  // a claim is not part of the start's recovery report
+  if (t && adopt(std::move(row), *t, detail::to_ns(clock_.wall_now()), ignored)) return;
+  // Not hosted here, or its gate closed (drain, removal) since the journal
+  // asked room(): an owned job is never dropped, it goes back to the store.
+  journal_.journal.append(JournalRequeued{id, attempts});
+  if (t) t->handed_back();
+}
+
+void RuntimeImpl::lost(JobId id) {
+  JobPtr job = store_->find(id);
+  if (!job) return;
+  if (auto t = owner_of(*job)) t->lost(job);
+}
+
+void RuntimeImpl::availability(bool up, const std::string& why) {
+  {
+    std::lock_guard lock(journal_.why_mutex);
+    journal_.unavailable_why = up ? std::string() : why;
+  }
+  journal_.unavailable.store(!up, std::memory_order_relaxed);
+  std::function<void(bool, const std::string&)> handler;
+  {
+    std::lock_guard lock(failure_mutex_);
+    handler = on_availability_;
+  }
+  if (handler) handler(up, why);
+}
+
+void RuntimeImpl::on_store_availability(
+    std::function<void(bool up, const std::string& why)> handler) {
+  std::lock_guard lock(failure_mutex_);
+  on_availability_ = std::move(handler);
+}
+
+bool RuntimeImpl::answers_for(const Job& job) const {
+  if (!journal_.journal.shared()) return true;
+  std::lock_guard lock(job.lock);
+  return !job.left;
+}
+
+void RuntimeImpl::find(JobId id, std::function<void(std::optional<JobRecord>)> done) const {
+  JobPtr job = store_->find(id);
+  if (job && answers_for(*job)) {
+    done(job->snapshot());
+    return;
+  }
+  if (!journal_.journal.shared()) {
+    done(std::nullopt);
+    return;
+  }
+  journal_.journal.find(id, [done = std::move(done)](std::optional<RecoveredJob> row) {
+    done(row ? std::optional<JobRecord>(to_record(std::move(*row))) : std::nullopt);
+  });
+}
+
+void RuntimeImpl::cancel_anywhere(JobId id,
+                                  std::function<void(std::optional<CancelOutcome>)> done) {
+  JobPtr job = store_->find(id);
+  if (!journal_.journal.shared() || (job && answers_for(*job))) {
+    done(cancel(id));
+    return;
+  }
+  journal_.journal.request_cancel(id, [done = std::move(done)](std::optional<RecoveredJob> row) {
+    if (!row) {
+      done(std::nullopt);
+      return;
+    }
+    const bool cancelled = !is_terminal(row->state);  // the row as it was before the request
+    done(CancelOutcome{to_record(std::move(*row)), cancelled});
+  });
+}
+
+void RuntimeImpl::dead_jobs_anywhere(
+    std::string_view troupe, std::size_t limit,
+    std::function<void(std::optional<std::vector<JobRecord>>)> done) const {
+  if (!journal_.journal.shared() || !find_troupe(troupe)) {
+    done(dead_jobs(troupe, limit));
+    return;
+  }
+  // Shared: the store's list is the whole truth (this process's own dead
+  // jobs are in it too), so nothing is merged.
+  journal_.journal.dead_jobs(std::string(troupe), limit,
+                             [done = std::move(done)](std::vector<RecoveredJob> rows) {
+                               std::vector<JobRecord> out;
+                               out.reserve(rows.size());
+                               for (auto& r : rows) out.push_back(to_record(std::move(r)));
+                               done(std::move(out));
+                             });
 }
 
 RuntimeImpl::~RuntimeImpl() {
@@ -364,6 +495,11 @@ void RuntimeImpl::drain_left(bool running) {
   (running ? drain_requeued_ : drain_left_waiting_).fetch_add(1, std::memory_order_relaxed);
 }
 
+void RuntimeImpl::job_lost() {
+  if (draining_.load(std::memory_order_acquire))
+    drain_lost_.fetch_add(1, std::memory_order_relaxed);
+}
+
 void RuntimeImpl::drain(Duration timeout, std::function<void(DrainReport)> done) {
   std::vector<std::shared_ptr<Troupe>> all;
   {
@@ -426,7 +562,8 @@ void RuntimeImpl::gate_drained() {
     const std::uint64_t requeued = drain_requeued_.load(std::memory_order_relaxed);
     report.cancelled = cancelled + requeued;
     report.aborted = drain_aborted_.load(std::memory_order_relaxed);
-    report.left = requeued + drain_left_waiting_.load(std::memory_order_relaxed);
+    report.left = requeued + drain_left_waiting_.load(std::memory_order_relaxed) +
+                  drain_lost_.load(std::memory_order_relaxed);
     const std::uint64_t ended_by_drain = cancelled + report.aborted + report.left;
     report.finished =
         in_flight_at_drain_ > ended_by_drain ? in_flight_at_drain_ - ended_by_drain : 0;

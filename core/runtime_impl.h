@@ -24,6 +24,25 @@ namespace troupe::core {
 /// table is guarded by a reader/writer lock (submits take it shared); watches and the drain have
 /// their own mutexes; timers run on `control_`. Destroy it only after the io_context has stopped
 /// running (or after a completed drain): pending work is then discarded with the io_context.
+///
+/// On a shared journal (docs/cluster.md) it sets the journal's ClusterHooks at construction
+/// (before recover()); each runs on the journal's thread, concurrently with submits, drains
+/// and reloads, and never blocks:
+/// - room(troupe): the troupe's free mailbox room (capacity minus queued); 0 for a troupe not
+///   hosted here, or closed (draining, removed).
+/// - claimed(row): adopt(), the one path recover() uses for each row: queued -> enqueued (never
+///   refused for capacity), retry-wait -> scheduled at next_run_ns, kRunning -> a CRASH attempt
+///   under the retry policy; terminal rows are ignored. Counted as submitted here. A row of a
+///   troupe not hosted here, or one whose gate is closed, is handed straight back
+///   (JournalRequeued with its attempts: claimable again) and counted as submitted and left
+///   (in no counter when the troupe is not hosted).
+/// - lost(id): see JobLifecycle::lost: nothing more is journaled for the job, a running
+///   attempt is cancelled and its outcome discarded, on_terminal callbacks are dropped
+///   uncalled, watches end; counted as `left`. Its record here expires as a finished one;
+///   find() answers for it from the store.
+/// - cancel(id): cancel(id).
+/// - availability(up, why): while down, submits are refused with kStoreUnavailable
+///   (store_failure = why); the on_store_availability handler is told every change.
 class RuntimeImpl final : public Runtime, private detail::TroupeHost {
  public:
   /// `journal` null: a memory journal of its own.
@@ -45,6 +64,12 @@ class RuntimeImpl final : public Runtime, private detail::TroupeHost {
   RecoveryReport recover() override;
   void after_durable(DurableCallback done) override;
   void on_journal_failure(std::function<void(const JournalFailure&)> handler) override;
+  void find(JobId id, std::function<void(std::optional<JobRecord>)> done) const override;
+  void cancel_anywhere(JobId id, std::function<void(std::optional<CancelOutcome>)> done) override;
+  void dead_jobs_anywhere(
+      std::string_view troupe, std::size_t limit,
+      std::function<void(std::optional<std::vector<JobRecord>>)> done) const override;
+  void on_store_availability(std::function<void(bool up, const std::string& why)> handler) override;
 
  private:
   // TroupeHost
@@ -52,6 +77,23 @@ class RuntimeImpl final : public Runtime, private detail::TroupeHost {
   void watch_ended(WatchId id) override;
   void drain_ended(bool running) override;
   void drain_left(bool running) override;
+  void job_lost() override;
+
+  /// One row of the store taken on by this process, at recovery or claimed
+  /// from a shared journal: a terminal one becomes findable (and a dead
+  /// letter); a non-terminal one enters `troupe` (Troupe::recover). False
+  /// when the troupe's gate is closed: nothing was done.
+  bool adopt(RecoveredJob&& row, detail::Troupe& troupe, std::int64_t wall_now_ns,
+             RecoveryReport& report);
+  /// The ClusterHooks of a shared journal (see the class comment).
+  ClusterHooks cluster_hooks();
+  void claimed(RecoveredJob&& row);
+  void lost(JobId id);
+  void availability(bool up, const std::string& why);
+  /// Whether this process answers for `job` (GetJob, CancelJob): always with
+  /// a journal of one process; with a shared one unless the job left (lost,
+  /// or handed back by a drain), when the store has the truth.
+  bool answers_for(const detail::Job& job) const;
 
   std::shared_ptr<detail::Troupe> find_troupe(std::string_view name) const;
   /// Counts the rejection (no troupe to count it) and says why.
@@ -69,8 +111,9 @@ class RuntimeImpl final : public Runtime, private detail::TroupeHost {
   std::unique_ptr<JobStore> store_;
   std::unique_ptr<Journal> own_journal_;  // when none was given
   detail::JournalLink journal_;
-  std::mutex failure_mutex_;  // guards on_failure_
+  std::mutex failure_mutex_;  // guards on_failure_ and on_availability_
   std::function<void(const JournalFailure&)> on_failure_;
+  std::function<void(bool up, const std::string& why)> on_availability_;
   boost::asio::strand<boost::asio::io_context::executor_type> control_;
 
   mutable std::shared_mutex troupes_mutex_;  // guards troupes_, retiring_ and names_
@@ -93,6 +136,7 @@ class RuntimeImpl final : public Runtime, private detail::TroupeHost {
   std::atomic<std::uint64_t> drain_aborted_{0};
   std::atomic<std::uint64_t> drain_requeued_{0};      // running, left for the next start
   std::atomic<std::uint64_t> drain_left_waiting_{0};  // queued or backing off, left
+  std::atomic<std::uint64_t> drain_lost_{0};          // lost to another replica while draining
   std::size_t gates_open_ = 0;  // troupes whose gate has not reported empty, + 1
   bool drain_reported_ = false;
   DrainReport final_report_;            // once reported: what a later drain() is told

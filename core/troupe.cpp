@@ -123,7 +123,10 @@ void Troupe::add_actors(std::uint32_t n) {
 }
 
 std::variant<Accepted, Rejection> Troupe::submit(JobRequest&& request, JobCallback on_terminal) {
-  if (journal_.failed.load(std::memory_order_relaxed)) return reject(store_unavailable());
+  if (journal_.failed.load(std::memory_order_relaxed) ||
+      journal_.unavailable.load(std::memory_order_relaxed)) {
+    return reject(store_unavailable());
+  }
   if (request.attempt_timeout) {
     const Duration cap(max_timeout_ns_.load(std::memory_order_relaxed));
     if (*request.attempt_timeout > cap) {
@@ -198,7 +201,12 @@ std::variant<Accepted, Rejection> Troupe::submit(JobRequest&& request, JobCallba
 
 Rejection Troupe::store_unavailable() {
   Rejection r{RejectReason::kStoreUnavailable};
-  if (auto failure = journal_.journal.failure()) r.store_failure = std::move(failure->message);
+  if (auto failure = journal_.journal.failure()) {
+    r.store_failure = std::move(failure->message);
+  } else {
+    std::lock_guard lock(journal_.why_mutex);
+    r.store_failure = journal_.unavailable_why;
+  }
   return r;
 }
 
@@ -218,9 +226,11 @@ JudgedAttempt judge_attempt(const TroupeConfig& config, FailureClass outcome,
   return judged;
 }
 
-void Troupe::recover(const JobPtr& job, std::int64_t next_run_ns, RecoveryReport& report) {
+bool Troupe::recover(const JobPtr& job, std::int64_t next_run_ns, RecoveryReport& report) {
   const JobState state = job->state.load(std::memory_order_relaxed);
-  if (!lifecycle_.recovered(job)) return;  // closed: cannot happen before the first submit
+  // Closed: never at start (before the first submit); a claim that raced a
+  // drain or a removal.
+  if (!lifecycle_.recovered(job)) return false;
   switch (state) {
     case JobState::kQueued: {
       auto admission = dispatcher_.admit(job, {}, true);
@@ -228,14 +238,14 @@ void Troupe::recover(const JobPtr& job, std::int64_t next_run_ns, RecoveryReport
       WorkerPtr wake = admission.queued ? std::move(admission.wake) : dispatcher_.requeue(job);
       if (wake) static_cast<Actor&>(*wake).post_pump();
       ++report.queued;
-      return;
+      return true;
     }
     case JobState::kRetryWait: {
       dispatcher_.pin(*job);
       const std::int64_t wait_ns = next_run_ns - to_ns(clock_.wall_now());
       retry(job, Duration(std::max<std::int64_t>(wait_ns, 0)));
       ++report.retry_waiting;
-      return;
+      return true;
     }
     case JobState::kRunning: {
       // The process died while the attempt ran: it counts as a CRASH and
@@ -262,11 +272,24 @@ void Troupe::recover(const JobPtr& job, std::int64_t next_run_ns, RecoveryReport
       } else if (next == JobState::kDead) {
         ++report.crashed_dead;
       }
-      return;
+      return true;
     }
     default:
-      return;
+      return true;
   }
+}
+
+void Troupe::lost(const JobPtr& job) {
+  auto r = lifecycle_.lost(job);
+  if (!r.lost) return;
+  if (r.runner) r.runner->post_cancel(job);
+  if (r.was == JobState::kRetryWait) retry_.forget(job->id);
+}
+
+std::size_t Troupe::room() const {
+  if (closed()) return 0;
+  const auto d = dispatcher_.load();
+  return d.capacity > d.queued ? static_cast<std::size_t>(d.capacity - d.queued) : 0;
 }
 
 Rejection Troupe::reject(Rejection rejection) {

@@ -63,6 +63,8 @@ class TroupeHost {
   virtual void drain_ended(bool running) = 0;
   /// ... or left it for the next start (durable journal).
   virtual void drain_left(bool running) = 0;
+  /// A job left because another replica took it (shared journal).
+  virtual void job_lost() {}
 };
 
 /// Builds an actor's handler (make_handler; tests inject their own).
@@ -99,11 +101,21 @@ class Troupe : public std::enable_shared_from_this<Troupe>,
   void shutdown();
 
   std::variant<Accepted, Rejection> submit(JobRequest&& request, JobCallback on_terminal);
-  /// Recovery: a non-terminal job read back from the journal (its state as
-  /// journaled): queued ones re-enter the queue (never refused for
-  /// capacity), retry-waiting ones wait until `next_run_ns` (wall clock),
-  /// running ones end their crashed attempt per the retry policy.
-  void recover(const JobPtr& job, std::int64_t next_run_ns, RecoveryReport& report);
+  /// Recovery, or a job a shared journal claimed for this process: a
+  /// non-terminal job read back from the journal (its state as journaled):
+  /// queued ones re-enter the queue (never refused for capacity),
+  /// retry-waiting ones wait until `next_run_ns` (wall clock), running ones
+  /// end their crashed attempt per the retry policy. False (nothing done,
+  /// nothing counted) when the gate is closed: draining or removed.
+  bool recover(const JobPtr& job, std::int64_t next_run_ns, RecoveryReport& report);
+  /// A claimed job handed straight back to the store (see
+  /// JobLifecycle::handed_back).
+  void handed_back() { lifecycle_.handed_back(); }
+  /// Another replica owns the job now: see JobLifecycle::lost. Any thread.
+  void lost(const JobPtr& job);
+  /// Free mailbox room: capacity minus queued jobs; 0 once the gate is
+  /// closed. Any thread; one dispatcher lock.
+  std::size_t room() const;
   /// Job of this troupe, not terminal when the lock was taken.
   CancelOutcome cancel(const JobPtr& job);
   /// New options (reload).
@@ -157,6 +169,7 @@ class Troupe : public std::enable_shared_from_this<Troupe>,
   void watch_ended(WatchId id) override { host_.watch_ended(id); }
   void drain_ended(bool running) override { host_.drain_ended(running); }
   void drain_left(bool running) override { host_.drain_left(running); }
+  void job_lost() override { host_.job_lost(); }
   // DispatchGauges (under the dispatcher's lock)
   void mailbox(std::uint64_t depth, std::uint64_t capacity) override {
     obs_->mailbox(depth, capacity);

@@ -63,30 +63,35 @@ grpc::ServerUnaryReactor* AdminServiceImpl::GetTroupe(grpc::CallbackServerContex
 grpc::ServerUnaryReactor* AdminServiceImpl::ListDeadJobs(grpc::CallbackServerContext* context,
                                                          const grpc::ByteBuffer* in,
                                                          grpc::ByteBuffer* out) {
-  return answer_now<v1::ListDeadJobsRequest, v1::ListDeadJobsResponse>(
-      *context, *in, *out,
-      [this, context](const v1::ListDeadJobsRequest& request,
-                      v1::ListDeadJobsResponse& response) -> std::optional<RpcError> {
-        auto caller = authorizer_.authenticate(*context, "ListDeadJobs");
-        if (auto* error = std::get_if<RpcError>(&caller)) return *error;
+  using Reply = UnaryReply<v1::ListDeadJobsResponse>;
+  return answer_later<v1::ListDeadJobsRequest, v1::ListDeadJobsResponse>(
+      *context, *in, *out, [this](const v1::ListDeadJobsRequest& request, Reply reply) {
+        auto caller = authorizer_.authenticate(reply.context(), "ListDeadJobs");
+        if (auto* error = std::get_if<RpcError>(&caller)) return reply.fail(*error);
         if (request.troupe().empty()) {
-          return invalid_argument("troupe", "is empty; name a troupe (see ListTroupes)");
+          return reply.fail(
+              invalid_argument("troupe", "is empty; name a troupe (see ListTroupes)"));
         }
         if (auto denied =
-                authorizer_.authorize(*context, std::get<Authorizer::Caller>(caller),
+                authorizer_.authorize(reply.context(), std::get<Authorizer::Caller>(caller),
                                       Permission::kRead, request.troupe(), "ListDeadJobs")) {
-          return denied;
+          return reply.fail(*denied);
         }
         if (request.limit() > kMaxDeadJobs) {
-          return invalid_argument(
+          return reply.fail(invalid_argument(
               "limit", "is over the maximum of " + std::to_string(kMaxDeadJobs) +
-                           "; ask for fewer (0 means " + std::to_string(kDefaultDeadJobs) + ")");
+                           "; ask for fewer (0 means " + std::to_string(kDefaultDeadJobs) + ")"));
         }
         const std::uint32_t limit = request.limit() == 0 ? kDefaultDeadJobs : request.limit();
-        auto jobs = runtime_.dead_jobs(request.troupe(), limit);
-        if (!jobs) return troupe_not_found(request.troupe());
-        for (const auto& record : *jobs) to_proto(record, *response.add_jobs());
-        return std::nullopt;
+        // Every replica's dead letters (docs/cluster.md); inline with one process.
+        runtime_.dead_jobs_anywhere(
+            request.troupe(), limit,
+            [reply, troupe = request.troupe()](std::optional<std::vector<core::JobRecord>> jobs) {
+              if (!jobs) return reply.fail(troupe_not_found(troupe));
+              v1::ListDeadJobsResponse response;
+              for (const auto& record : *jobs) to_proto(record, *response.add_jobs());
+              reply.ok(response);
+            });
       });
 }
 

@@ -18,7 +18,9 @@ using RawAdminService = v1::AdminService::WithRawCallbackMethod_ListTroupes<
 
 /// Serves AdminService: read-only views built from core::TroupeStatus.
 /// Every method answers inline on its gRPC thread (runtime reads are
-/// non-blocking snapshots); a request that does not parse is
+/// non-blocking snapshots), except ListDeadJobs with a shared store
+/// (docs/cluster.md): every replica's dead letters come from the journal's
+/// thread (Runtime::dead_jobs_anywhere). A request that does not parse is
 /// INVALID_ARGUMENT. Thread-safe; `runtime` must outlive the server.
 /// `authorizer` checks admin on the troupe (ListTroupes lists only the
 /// troupes the caller administers) and read for ListDeadJobs.

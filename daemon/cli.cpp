@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <sstream>
 #include <variant>
 #include <vector>
@@ -11,12 +12,26 @@
 #include "core/handler.h"
 #include "daemon/journal_factory.h"
 #include "daemon/version.h"
+#include "store/pg_journal.h"
 
 namespace troupe::daemon {
 namespace {
 
 using config::format_duration;
 using config::format_size;
+
+// How long --check-config waits for the database of store.dsn.
+constexpr core::Duration kProbeTimeout = std::chrono::seconds(5);
+
+/// Every error on its own line, then the count; returns kExitBadConfig.
+int report_errors(const std::string& path, const std::vector<config::ConfigError>& errors,
+                  std::ostream& err) {
+  for (const auto& error : errors) err << error.to_string() << "\n";
+  err << path << ": " << errors.size() << (errors.size() == 1 ? " error" : " errors")
+      << "; nothing was started\n";
+  err.flush();
+  return kExitBadConfig;
+}
 
 std::string_view mode_name(core::TroupeMode mode) {
   return mode == core::TroupeMode::kFixed ? "fixed" : "dynamic";
@@ -147,7 +162,8 @@ std::string version_line() {
 
 std::string usage() {
   return R"(Usage: trouped --config FILE          run the daemon with FILE
-       trouped --check-config FILE    validate FILE, print a summary, and exit
+       trouped --check-config FILE    validate FILE (and reach store.dsn with
+                                      kind postgres), print a summary, and exit
        trouped hash-token             read a token on stdin, print its SHA-256
                                       (for auth.identities[].token_sha256)
        trouped --version              print the version and exit
@@ -160,9 +176,11 @@ drains and stops the daemon.
 Exit codes:
   0  success (including a clean stop on SIGTERM/SIGINT)
   1  runtime failure after a valid start (a port taken, the store in use by
-     another trouped, corrupt or not writable)
+     another trouped, corrupt or not writable, its PostgreSQL server
+     unreachable)
   2  bad command line, or an unreadable or invalid config file (every error is
-     printed as FILE:LINE:COLUMN: KEY.PATH: MESSAGE)
+     printed as FILE:LINE:COLUMN: KEY.PATH: MESSAGE; --check-config: also a
+     store.dsn it cannot reach)
   75 the store failed while running (write or fsync error, disk full): it
      drained and stopped; restart it and recovery runs
 )";
@@ -171,10 +189,7 @@ Exit codes:
 std::optional<config::Config> load_config_or_report(const std::string& path, std::ostream& err) {
   config::LoadResult result = config::load_file(path);
   if (result.config) return std::move(result.config);
-  for (const auto& error : result.errors) err << error.to_string() << "\n";
-  err << path << ": " << result.errors.size() << (result.errors.size() == 1 ? " error" : " errors")
-      << "; nothing was started\n";
-  err.flush();
+  report_errors(path, result.errors, err);
   return std::nullopt;
 }
 
@@ -210,9 +225,24 @@ std::string describe_config(const config::Config& config) {
 }
 
 int run_check_config(const std::string& path, std::ostream& out, std::ostream& err) {
-  const auto config = load_config_or_report(path, err);
-  if (!config) return kExitBadConfig;
-  out << path << ": OK\n" << describe_config(*config);
+  config::LoadResult loaded = config::load_file(path);
+  if (!loaded.config) return report_errors(path, loaded.errors, err);
+  // The one part of a config that lives outside the file: a shared store
+  // must answer, or every replica would fail at start.
+  if (loaded.config->store.kind == config::StoreOptions::Kind::kPostgres) {
+    const std::string& dsn = loaded.config->store.postgres.dsn;
+    if (auto why = store::probe_postgres(dsn, kProbeTimeout); !why.empty()) {
+      return report_errors(
+          path,
+          {loaded.error_at("store.dsn", "cannot reach the PostgreSQL server " +
+                                            (dsn.empty() ? std::string("(libpq defaults and PG* "
+                                                                       "environment variables)")
+                                                         : redact_dsn(dsn)) +
+                                            ": " + why)},
+          err);
+    }
+  }
+  out << path << ": OK\n" << describe_config(*loaded.config);
   out.flush();
   return kExitOk;
 }

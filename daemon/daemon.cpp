@@ -211,6 +211,10 @@ class Daemon {
     runtime_->on_journal_failure([this](const core::JournalFailure& failure) {
       boost::asio::post(io_, [this, message = failure.message] { on_store_failure(message); });
     });
+    // On the journal's thread, inline: posting could reorder a quick
+    // down/up pair across io threads.
+    runtime_->on_store_availability(
+        [this](bool up, const std::string& why) { on_store_availability(up, why); });
     runtime_->apply(config_.troupes);
     log_recovery(runtime_->recover());
 
@@ -327,6 +331,22 @@ class Daemon {
         message, as_seconds(config_.server.drain_timeout), kExitStoreFailed);
     if (draining_.exchange(true)) return;  // already draining: it exits with the status above
     begin_drain();
+  }
+
+  // Runs on the journal's thread: a shared store went away or came back
+  // (transient, unlike on_store_failure). Logged once per change.
+  void on_store_availability(bool up, const std::string& why) {
+    store_metrics_.available(up);
+    if (!health_.store_available(up)) return;
+    if (up) {
+      spdlog::info("the job store is reachable again: submits are accepted, health is SERVING");
+    } else {
+      spdlog::warn(
+          "the job store is unreachable: {}; new submits get UNAVAILABLE and health is "
+          "NOT_SERVING until it is back; trouped reconnects by itself, running jobs keep running "
+          "and their results are written once it is back",
+          why);
+    }
   }
 
   // Runs on an io thread; signal handlers are serialised by the wait chain.

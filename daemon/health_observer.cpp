@@ -73,7 +73,7 @@ HealthObserver::~HealthObserver() = default;
 void HealthObserver::attach(grpc::HealthCheckServiceInterface& service) {
   std::lock_guard lock(mutex_);
   service_ = &service;
-  publish_locked("", !draining_);
+  publish_locked("", overall_locked());
   for (const auto& [name, troupe] : troupes_) publish_locked(name, serving_locked(*troupe));
 }
 
@@ -89,9 +89,18 @@ void HealthObserver::set_draining() {
   for (const auto& [name, troupe] : troupes_) publish_locked(name, false);
 }
 
+bool HealthObserver::store_available(bool up) {
+  std::lock_guard lock(mutex_);
+  if (store_up_ == up) return false;
+  store_up_ = up;
+  publish_locked("", overall_locked());
+  for (const auto& [name, troupe] : troupes_) publish_locked(name, serving_locked(*troupe));
+  return true;
+}
+
 bool HealthObserver::serving(std::string_view service) const {
   std::lock_guard lock(mutex_);
-  if (service.empty()) return !draining_;
+  if (service.empty()) return overall_locked();
   auto it = troupes_.find(service);
   return it != troupes_.end() && serving_locked(*it->second);
 }
@@ -128,8 +137,12 @@ void HealthObserver::changed(const TroupeHealth& troupe) {
   publish_locked(troupe.name(), serving_locked(troupe));
 }
 
+bool HealthObserver::overall_locked() const {
+  return !draining_ && store_up_;
+}
+
 bool HealthObserver::serving_locked(const TroupeHealth& troupe) const {
-  return !draining_ && troupe.healthy_locked();
+  return overall_locked() && troupe.healthy_locked();
 }
 
 void HealthObserver::publish_locked(const std::string& service, bool serving) {

@@ -17,8 +17,10 @@ namespace troupe::daemon {
 
 /// A troupe is SERVING unless it is degraded (an actor stopped after too many
 /// restarts) or its circuit breaker is open; the daemon ("") is SERVING
-/// until set_draining(), after which everything is NOT_SERVING for good. A
-/// removed troupe reports NOT_SERVING. Thread-safe: core calls it from any
+/// until set_draining(), after which everything is NOT_SERVING for good.
+/// While a shared store is unreachable (store_available(false)) everything
+/// is NOT_SERVING too, until it is back. A removed troupe reports
+/// NOT_SERVING. Thread-safe: core calls it from any
 /// thread; a mutex guards the state (these events are rare, never per job).
 class HealthObserver final : public core::Observer {
  public:
@@ -31,6 +33,11 @@ class HealthObserver final : public core::Observer {
   void detach();
   /// Everything NOT_SERVING from now on.
   void set_draining();
+  /// The shared store became unreachable (everything NOT_SERVING: submits
+  /// are refused) or reachable again (each back to what it would be).
+  /// Returns false when that was already the state (nothing published), so
+  /// the caller logs each change once.
+  bool store_available(bool up);
 
   /// What would be published for `service` ("" = overall); NOT_SERVING for
   /// unknown troupes. For tests and logs.
@@ -52,11 +59,13 @@ class HealthObserver final : public core::Observer {
   /// newer generation's.
   void generation_removed(const TroupeHealth& troupe);
   void publish_locked(const std::string& service, bool serving);
+  bool overall_locked() const;  // "": not draining, the store reachable
   bool serving_locked(const TroupeHealth& troupe) const;
 
   mutable std::mutex mutex_;  // guards everything below
   grpc::HealthCheckServiceInterface* service_ = nullptr;
   bool draining_ = false;
+  bool store_up_ = true;
   std::map<std::string, std::shared_ptr<TroupeHealth>, std::less<>> troupes_;
 };
 

@@ -23,8 +23,11 @@ namespace {
 /// OnCancel (a gRPC thread); whichever claims the reactor first finishes it.
 /// Two owners release it: gRPC (OnDone) and the runtime's callback, once
 /// it has run, or when the runtime drops it without calling it (a rejected
-/// submit; a job a durable drain left for the next start, never terminal
-/// in this process).
+/// submit; or an accepted job that will not end in this process: a durable
+/// drain left it for the next start, or, with a shared store, another
+/// replica took it over). An accepted job whose callback is dropped is
+/// answered ABORTED naming the job, so that the client polls it rather than
+/// submitting it again.
 class WaitingSubmit final : public grpc::ServerUnaryReactor {
  public:
   WaitingSubmit(grpc::CallbackServerContext& context, grpc::ByteBuffer& response)
@@ -42,7 +45,9 @@ class WaitingSubmit final : public grpc::ServerUnaryReactor {
       WaitingSubmit* self;
       bool called = false;
       ~Owner() {
-        if (!called) self->release();
+        if (called) return;
+        self->on_dropped();
+        self->release();
       }
     };
     auto owner = std::make_shared<Owner>(this);
@@ -60,9 +65,15 @@ class WaitingSubmit final : public grpc::ServerUnaryReactor {
     const auto& accepted = std::get<core::Accepted>(outcome);
     job_id_ = accepted.id.to_string();
     duplicate_ = accepted.duplicate;
-    // The callback may already have run (a duplicate of a finished job), so
-    // whoever of the two comes second completes the call.
-    if (stage_.fetch_or(kSubmitted, std::memory_order_acq_rel) & kTerminal) complete();
+    // The callback may already have run (a duplicate of a finished job), or
+    // been dropped (the job left this process), so whoever of the two comes
+    // second completes the call.
+    const unsigned before = stage_.fetch_or(kSubmitted, std::memory_order_acq_rel);
+    if (before & kTerminal) {
+      complete();
+    } else if (before & kDropped) {
+      abandon();
+    }
   }
 
   void OnCancel() override {
@@ -85,6 +96,22 @@ class WaitingSubmit final : public grpc::ServerUnaryReactor {
  private:
   static constexpr unsigned kSubmitted = 1;
   static constexpr unsigned kTerminal = 2;
+  static constexpr unsigned kDropped = 4;
+
+  /// The runtime dropped the callback uncalled: after a rejection (start()
+  /// answers it) or once the accepted job left this process.
+  void on_dropped() {
+    if (stage_.fetch_or(kDropped, std::memory_order_acq_rel) & kSubmitted) abandon();
+  }
+
+  void abandon() {
+    if (claimed_.exchange(true, std::memory_order_acq_rel)) return;
+    Finish({grpc::StatusCode::ABORTED,
+            "job " + job_id_ +
+                " was accepted but will not finish on this replica: it was handed over (to "
+                "another replica, or to this one's next start) and still runs; poll GetJob or "
+                "WatchJob with its id rather than submitting it again"});
+  }
 
   void on_terminal(const core::JobRecord& record) {
     to_proto(record, terminal_);
@@ -307,6 +334,28 @@ std::variant<JobCall, RpcError> job_call(const Authorizer& authorizer,
   return JobCall{std::get<Authorizer::Caller>(std::move(caller)), std::get<core::JobId>(id)};
 }
 
+/// The job `job_id` names, held here or by another replica (a shared store,
+/// docs/cluster.md; inline when here), handed to `permitted` once the caller
+/// may `permission` on its troupe; otherwise `reply` answers the parse or
+/// authentication error, NOT_FOUND, or the denial.
+template <class Response, class Permitted>
+void find_permitted(const core::Runtime& runtime, const Authorizer& authorizer,
+                    const std::string& job_id, config::Permission permission,
+                    std::string_view method, UnaryReply<Response> reply, Permitted permitted) {
+  auto call = job_call(authorizer, reply.context(), job_id, method);
+  if (auto* error = std::get_if<RpcError>(&call)) return reply.fail(*error);
+  auto& [caller, id] = std::get<JobCall>(call);
+  runtime.find(id, [&authorizer, permission, method, reply, job_id, caller = std::move(caller),
+                    permitted = std::move(permitted)](std::optional<core::JobRecord> record) {
+    if (!record) return reply.fail(job_not_found(job_id));
+    if (auto denied =
+            authorizer.authorize(reply.context(), caller, permission, record->troupe, method)) {
+      return reply.fail(*denied);
+    }
+    permitted(*record);
+  });
+}
+
 JobServiceImpl::JobServiceImpl(core::Runtime& runtime, const config::LimitsOptions& limits,
                                std::size_t max_watchers, const Authorizer& authorizer)
     : runtime_(runtime), limits_(limits), max_watchers_(max_watchers), authorizer_(authorizer) {}
@@ -383,21 +432,14 @@ grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* JobServiceImpl::Sub
 grpc::ServerUnaryReactor* JobServiceImpl::GetJob(grpc::CallbackServerContext* context,
                                                  const grpc::ByteBuffer* in,
                                                  grpc::ByteBuffer* out) {
-  return answer_now<v1::GetJobRequest, v1::Job>(
-      *context, *in, *out,
-      [this, context](const v1::GetJobRequest& request,
-                      v1::Job& response) -> std::optional<RpcError> {
-        auto call = job_call(authorizer_, *context, request.job_id(), "GetJob");
-        if (auto* error = std::get_if<RpcError>(&call)) return *error;
-        const auto& [caller, id] = std::get<JobCall>(call);
-        auto record = runtime_.get(id);
-        if (!record) return job_not_found(request.job_id());
-        if (auto denied = authorizer_.authorize(*context, caller, config::Permission::kRead,
-                                                record->troupe, "GetJob")) {
-          return denied;
-        }
-        to_proto(*record, response);
-        return std::nullopt;
+  return answer_later<v1::GetJobRequest, v1::Job>(
+      *context, *in, *out, [this](const v1::GetJobRequest& request, UnaryReply<v1::Job> reply) {
+        find_permitted(runtime_, authorizer_, request.job_id(), config::Permission::kRead, "GetJob",
+                       reply, [reply](const core::JobRecord& record) {
+                         v1::Job response;
+                         to_proto(record, response);
+                         reply.ok(response);
+                       });
       });
 }
 
@@ -423,25 +465,22 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* JobServiceImpl::WatchJob(
 grpc::ServerUnaryReactor* JobServiceImpl::CancelJob(grpc::CallbackServerContext* context,
                                                     const grpc::ByteBuffer* in,
                                                     grpc::ByteBuffer* out) {
-  return answer_now<v1::CancelJobRequest, v1::CancelJobResponse>(
-      *context, *in, *out,
-      [this, context](const v1::CancelJobRequest& request,
-                      v1::CancelJobResponse& response) -> std::optional<RpcError> {
-        auto call = job_call(authorizer_, *context, request.job_id(), "CancelJob");
-        if (auto* error = std::get_if<RpcError>(&call)) return *error;
-        const auto& [caller, id] = std::get<JobCall>(call);
+  using Reply = UnaryReply<v1::CancelJobResponse>;
+  return answer_later<v1::CancelJobRequest, v1::CancelJobResponse>(
+      *context, *in, *out, [this](const v1::CancelJobRequest& request, Reply reply) {
         // A job's troupe never changes: checking it before cancelling is exact.
-        if (auto record = runtime_.get(id)) {
-          if (auto denied = authorizer_.authorize(*context, caller, config::Permission::kCancel,
-                                                  record->troupe, "CancelJob")) {
-            return denied;
-          }
-        }
-        auto outcome = runtime_.cancel(id);
-        if (!outcome) return job_not_found(request.job_id());
-        to_proto(outcome->job, *response.mutable_job());
-        response.set_cancelled(outcome->cancelled);
-        return std::nullopt;
+        find_permitted(
+            runtime_, authorizer_, request.job_id(), config::Permission::kCancel, "CancelJob",
+            reply, [this, reply, job_id = request.job_id()](const core::JobRecord& record) {
+              runtime_.cancel_anywhere(record.id,
+                                       [reply, job_id](std::optional<core::CancelOutcome> outcome) {
+                                         if (!outcome) return reply.fail(job_not_found(job_id));
+                                         v1::CancelJobResponse response;
+                                         to_proto(outcome->job, *response.mutable_job());
+                                         response.set_cancelled(outcome->cancelled);
+                                         reply.ok(response);
+                                       });
+            });
       });
 }
 

@@ -21,7 +21,9 @@ using RawJobService =
 
 /// Serves JobService. Every method runs on a gRPC thread and returns without
 /// waiting on a job: Submit with wait=true and WatchJob are completed from the
-/// runtime's callbacks (core threads). A submit is acknowledged (Submit's
+/// runtime's callbacks (core threads); GetJob and CancelJob of a job another
+/// replica holds (a shared store, docs/cluster.md) from the journal's thread
+/// (Runtime::find, cancel_anywhere). A submit is acknowledged (Submit's
 /// reply, a stream's ack) only once the runtime reports its accept durable
 /// (Runtime::after_durable; the journal's writer thread), and wait=true once
 /// its terminal state is; a failed barrier answers UNAVAILABLE naming the

@@ -400,7 +400,15 @@ StoreMetrics::StoreMetrics(prometheus::Registry& r)
                   .Name("troupe_store_failed")
                   .Help("1 once the store failed (trouped drains and exits with status 75).")
                   .Register(r)
-                  .Add({})) {}
+                  .Add({})),
+      available_(prometheus::BuildGauge()
+                     .Name("troupe_store_available")
+                     .Help("1 while the store takes writes; 0 while a shared store (kind "
+                           "postgres) is unreachable (submits get UNAVAILABLE) or once it failed.")
+                     .Register(r)
+                     .Add({})) {
+  available_.Set(1);
+}
 
 void StoreMetrics::committed(std::chrono::nanoseconds latency, std::size_t entries,
                              std::size_t /*accepted*/) {
@@ -435,6 +443,11 @@ void StoreMetrics::recovered(const core::RecoveryReport& report) {
 
 void StoreMetrics::failed() {
   failed_.Set(1);
+  available_.Set(0);
+}
+
+void StoreMetrics::available(bool up) {
+  available_.Set(up ? 1 : 0);
 }
 
 }  // namespace troupe::daemon

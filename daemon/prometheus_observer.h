@@ -82,8 +82,13 @@ class StoreMetrics final : public core::JournalObserver {
   /// What Runtime::recover() did (troupe_store_recovered_jobs{state},
   /// troupe_store_recovery_seconds, troupe_store_orphaned_jobs).
   void recovered(const core::RecoveryReport& report);
-  /// troupe_store_failed 1: the journal failed (the process stops).
+  /// troupe_store_failed 1: the journal failed (the process stops); the
+  /// store is no longer available either.
   void failed();
+  /// troupe_store_available: 1 while the store takes writes (always, for a
+  /// store of one process until it fails); 0 while a shared store
+  /// (kind postgres) is unreachable.
+  void available(bool up);
 
  private:
   prometheus::Histogram& commit_seconds_;
@@ -95,6 +100,7 @@ class StoreMetrics final : public core::JournalObserver {
   prometheus::Gauge& recovery_seconds_;
   prometheus::Gauge& orphaned_;
   prometheus::Gauge& failed_;
+  prometheus::Gauge& available_;
 };
 
 }  // namespace troupe::daemon

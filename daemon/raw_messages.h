@@ -38,6 +38,48 @@ void serialize_reply(const Message& message, grpc::ByteBuffer& out) {
   (void)grpc::SerializationTraits<Message>::Serialize(message, &out, &own_buffer);
 }
 
+/// Completes one unary call whose answer comes later, from a callback on
+/// another thread (the runtime's or the journal's), or inline. Copyable;
+/// exactly one of its copies must be used, exactly once: the call stays open
+/// (and `context` valid) until then.
+template <class Response>
+class UnaryReply {
+ public:
+  UnaryReply(grpc::CallbackServerContext& context, grpc::ServerUnaryReactor& reactor,
+             grpc::ByteBuffer& out)
+      : context_(&context), reactor_(&reactor), out_(&out) {}
+
+  grpc::CallbackServerContext& context() const { return *context_; }
+  void ok(const Response& response) const {
+    serialize_reply(response, *out_);
+    reactor_->Finish(grpc::Status::OK);
+  }
+  void fail(const RpcError& error) const { finish(*context_, *reactor_, error); }
+
+ private:
+  grpc::CallbackServerContext* context_;
+  grpc::ServerUnaryReactor* reactor_;
+  grpc::ByteBuffer* out_;
+};
+
+/// A unary call answered when its answer is known, which may be after the
+/// method returned: parses the request and runs
+/// `serve(const Request&, UnaryReply<Response>)`, which answers through the
+/// reply (at once, or from a callback).
+template <class Request, class Response, class Serve>
+grpc::ServerUnaryReactor* answer_later(grpc::CallbackServerContext& context,
+                                       const grpc::ByteBuffer& in, grpc::ByteBuffer& out,
+                                       Serve&& serve) {
+  auto* reactor = context.DefaultReactor();
+  Request request;
+  if (auto error = parse_request(in, request)) {
+    finish(context, *reactor, *error);
+    return reactor;
+  }
+  serve(request, UnaryReply<Response>(context, *reactor, out));
+  return reactor;
+}
+
 /// A unary call answered at once on the gRPC thread: parses the request,
 /// runs `serve(const Request&, Response&) -> std::optional<RpcError>` and
 /// finishes with the serialized response, or with the error.
@@ -45,20 +87,12 @@ template <class Request, class Response, class Serve>
 grpc::ServerUnaryReactor* answer_now(grpc::CallbackServerContext& context,
                                      const grpc::ByteBuffer& in, grpc::ByteBuffer& out,
                                      Serve&& serve) {
-  auto* reactor = context.DefaultReactor();
-  Request request;
-  if (auto error = parse_request(in, request)) {
-    finish(context, *reactor, *error);
-    return reactor;
-  }
-  Response response;
-  if (auto error = serve(request, response)) {
-    finish(context, *reactor, *error);
-    return reactor;
-  }
-  serialize_reply(response, out);
-  reactor->Finish(grpc::Status::OK);
-  return reactor;
+  return answer_later<Request, Response>(
+      context, in, out, [&serve](const Request& request, UnaryReply<Response> reply) {
+        Response response;
+        if (auto error = serve(request, response)) return reply.fail(*error);
+        reply.ok(response);
+      });
 }
 
 }  // namespace troupe::daemon

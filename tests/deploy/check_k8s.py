@@ -1,10 +1,16 @@
 """Kubernetes manifests: every document parses, has what it needs, and agrees
 with the trouped.yaml in the ConfigMap (ports, probes, grace period > drain);
-the gRPC port has TLS and tokens from mounted Secrets, never inlined; the job
-store sits on a PersistentVolumeClaim written by one pod. With a trouped
-binary as the second argument, the ConfigMap's trouped.yaml is also loaded by
-`trouped --check-config`, with the Secrets' files made up here."""
+the gRPC port has TLS and tokens from mounted Secrets, never inlined. The job
+store decides the rest: SQLite (deploy/k8s) sits on a PersistentVolumeClaim
+written by one pod; PostgreSQL (deploy/k8s/cluster) is shared by several pods
+with no volume, its password from a Secret as PGPASSWORD, each pod named by
+TROUPE_REPLICA, a PodDisruptionBudget, liveness that a database outage does
+not fail. With a trouped binary as the second argument, the ConfigMap's
+trouped.yaml is also loaded by `trouped --check-config`, with the Secrets'
+files made up here (and, for PostgreSQL, the one error allowed: no database
+at a DSN pointed at a closed port)."""
 import os
+import socket
 import re
 import subprocess
 import sys
@@ -53,13 +59,9 @@ for name in listed:
             fail(f"{name}: no metadata.name")
         docs[doc["kind"]] = doc
 
-for kind in ("ConfigMap", "Deployment", "PersistentVolumeClaim", "Service", "ServiceMonitor"):
+for kind in ("ConfigMap", "Deployment", "Service", "ServiceMonitor"):
     if kind not in docs:
         fail(f"no {kind}")
-# More pods than one would each need their own store and would not know each
-# other's job ids: nothing may scale the Deployment past one.
-if "HorizontalPodAutoscaler" in docs:
-    fail("a HorizontalPodAutoscaler scales a single-writer store past one pod")
 if errors:
     for e in errors:
         print("FAIL:", e)
@@ -68,6 +70,22 @@ if errors:
 # The daemon's own config, as the pod will read it.
 cm = docs["ConfigMap"]
 config = yaml.safe_load(cm["data"]["trouped.yaml"])
+store = config.get("store") or {}
+shared = store.get("kind", "sqlite") == "postgres"
+if shared:
+    if "PodDisruptionBudget" not in docs:
+        fail("no PodDisruptionBudget: a node drain could take every replica at once")
+else:
+    if "PersistentVolumeClaim" not in docs:
+        fail("no PersistentVolumeClaim for the SQLite store")
+    # More pods than one would each need their own store and would not know
+    # each other's job ids: nothing may scale the Deployment past one.
+    if "HorizontalPodAutoscaler" in docs:
+        fail("a HorizontalPodAutoscaler scales a single-writer store past one pod")
+if errors:
+    for e in errors:
+        print("FAIL:", e)
+    sys.exit(1)
 server = config["server"]
 grpc_host, grpc_port = server["grpc_address"].rsplit(":", 1)
 metrics_host, metrics_port = server["metrics_address"].rsplit(":", 1)
@@ -153,7 +171,16 @@ for volume in volumes.values():
 
 # Probes: the kubelet's native gRPC probes speak plaintext, so over TLS they
 # are troupectl health against the local gRPC port, trusting the mounted CA.
-for probe_name in ("readinessProbe", "livenessProbe", "startupProbe"):
+# With a shared store health is NOT_SERVING while the database is away, which
+# a restart does not mend: liveness is then a TCP connect to the gRPC port.
+health_probes = ("readinessProbe", "startupProbe") if shared else (
+    "readinessProbe", "livenessProbe", "startupProbe")
+if shared:
+    port = c.get("livenessProbe", {}).get("tcpSocket", {}).get("port")
+    if port not in ("grpc", grpc_port):
+        fail(f"livenessProbe must connect to the gRPC port over TCP (got {c.get('livenessProbe')}): "
+             "health is NOT_SERVING during a database outage")
+for probe_name in health_probes:
     probe = c.get(probe_name)
     command = (probe or {}).get("exec", {}).get("command", [])
     if not probe or command[:1] != ["troupectl"] or command[-1:] != ["health"]:
@@ -213,33 +240,84 @@ pdb = docs.get("PodDisruptionBudget")
 if pdb and pdb["spec"].get("minAvailable", 0) >= dep["spec"].get("replicas", 1):
     fail("PodDisruptionBudget would block every voluntary eviction")
 
-# The job store: one writer per file, on a volume that outlives the pod.
-if dep["spec"].get("replicas", 1) != 1:
-    fail(f"Deployment has {dep['spec'].get('replicas')} replicas: one SQLite store has one writer")
-if dep["spec"].get("strategy", {}).get("type") != "Recreate":
-    fail("Deployment strategy must be Recreate (a rolling update runs two pods on one store)")
-store = config.get("store", {})
-if store.get("kind", "sqlite") != "sqlite":
-    fail(f"ConfigMap store.kind {store.get('kind')!r}: the pod would lose its jobs on restart")
-# Without store.path trouped uses $STATE_DIRECTORY/jobs.db: the container's
-# env, else the image's ENV STATE_DIRECTORY=/var/lib/troupe (check_dockerfile.py).
-state_dir = next((e["value"] for e in c.get("env", []) if e["name"] == "STATE_DIRECTORY"), "/var/lib/troupe")
-store_path = store.get("path") or os.path.join(state_dir, "jobs.db")
-store_dir = os.path.dirname(store_path)
-store_mount = mounts.get(store_dir)
-if not store_mount:
-    fail(f"nothing is mounted at {store_dir}, the directory of the store {store_path}")
+env = {e["name"]: e for e in c.get("env", [])}
+
+
+def check_shared_store():
+    """PostgreSQL: several pods, no volume, the password from a Secret."""
+    replicas = dep["spec"].get("replicas", 1)
+    if replicas < 2:
+        fail(f"Deployment has {replicas} replica(s): a shared store is for several")
+    if dep["spec"].get("strategy", {}).get("type", "RollingUpdate") != "RollingUpdate":
+        fail("Deployment strategy must be RollingUpdate: a stopping replica hands its jobs over")
+    for volume in volumes.values():
+        if "persistentVolumeClaim" in volume:
+            fail(f"volume {volume['name']} is a PersistentVolumeClaim: the pods keep nothing")
+    dsn = store.get("dsn", "")
+    if re.search(r"password\s*=|://[^/@]*:[^/@]*@", dsn):
+        fail("ConfigMap store.dsn holds a password: give it as PGPASSWORD from a Secret")
+    password = env.get("PGPASSWORD", {})
+    ref = password.get("valueFrom", {}).get("secretKeyRef", {})
+    if "value" in password or not ref.get("name") or not ref.get("key"):
+        fail("PGPASSWORD must come from a Secret (valueFrom.secretKeyRef)")
+    for name, e in env.items():
+        if "value" in e and re.search(r"pass|secret|token", name, re.I):
+            fail(f"env {name} inlines a secret")
+    replica = env.get("TROUPE_REPLICA", {}).get("valueFrom", {}).get("fieldRef", {})
+    if replica.get("fieldPath") != "metadata.name":
+        fail("TROUPE_REPLICA must be the pod's name (valueFrom.fieldRef metadata.name)")
+    pdb = docs["PodDisruptionBudget"]
+    if any(pdb["spec"].get("selector", {}).get("matchLabels", {}).get(k) != v
+           for k, v in selector.items()):
+        fail("PodDisruptionBudget does not select the Deployment's pods")
+    if "minAvailable" not in pdb["spec"] and pdb["spec"].get("maxUnavailable", 0) < 1:
+        fail("PodDisruptionBudget allows no eviction")
+    hpa = docs.get("HorizontalPodAutoscaler")
+    if hpa:
+        target = hpa["spec"].get("scaleTargetRef", {})
+        if target.get("kind") != "Deployment" or target.get("name") != dep["metadata"]["name"]:
+            fail("HorizontalPodAutoscaler does not scale the Deployment")
+        low, high = hpa["spec"].get("minReplicas", 1), hpa["spec"].get("maxReplicas", 0)
+        if low < 2 or high < low:
+            fail(f"HorizontalPodAutoscaler replicas {low}..{high}: keep at least 2, max >= min")
+
+
+def check_sqlite_store():
+    """SQLite: one writer per file, on a volume that outlives the pod."""
+    global store_path
+    if dep["spec"].get("replicas", 1) != 1:
+        fail(f"Deployment has {dep['spec'].get('replicas')} replicas: one SQLite store has one writer")
+    if dep["spec"].get("strategy", {}).get("type") != "Recreate":
+        fail("Deployment strategy must be Recreate (a rolling update runs two pods on one store)")
+    store = config.get("store", {})
+    if store.get("kind", "sqlite") != "sqlite":
+        fail(f"ConfigMap store.kind {store.get('kind')!r}: the pod would lose its jobs on restart")
+    # Without store.path trouped uses $STATE_DIRECTORY/jobs.db: the container's
+    # env, else the image's ENV STATE_DIRECTORY=/var/lib/troupe (check_dockerfile.py).
+    state_dir = next((e["value"] for e in c.get("env", []) if e["name"] == "STATE_DIRECTORY"), "/var/lib/troupe")
+    store_path = store.get("path") or os.path.join(state_dir, "jobs.db")
+    store_dir = os.path.dirname(store_path)
+    store_mount = mounts.get(store_dir)
+    if not store_mount:
+        fail(f"nothing is mounted at {store_dir}, the directory of the store {store_path}")
+    else:
+        claim = volumes.get(store_mount["name"], {}).get("persistentVolumeClaim", {}).get("claimName")
+        pvc = docs["PersistentVolumeClaim"]
+        if claim != pvc["metadata"]["name"]:
+            fail(f"{store_dir} is not the PersistentVolumeClaim {pvc['metadata']['name']} (got volume {store_mount['name']})")
+        if store_mount.get("readOnly"):
+            fail(f"{store_dir} is mounted read-only")
+        if pvc["spec"].get("accessModes") != ["ReadWriteOnce"] and "ReadWriteOncePod" not in pvc["spec"].get("accessModes", []):
+            fail("the store's PersistentVolumeClaim must be ReadWriteOnce(Pod)")
+        if not pvc["spec"].get("resources", {}).get("requests", {}).get("storage"):
+            fail("the store's PersistentVolumeClaim requests no storage")
+
+
+store_path = "postgres: " + str(store.get("dsn", ""))
+if shared:
+    check_shared_store()
 else:
-    claim = volumes.get(store_mount["name"], {}).get("persistentVolumeClaim", {}).get("claimName")
-    pvc = docs["PersistentVolumeClaim"]
-    if claim != pvc["metadata"]["name"]:
-        fail(f"{store_dir} is not the PersistentVolumeClaim {pvc['metadata']['name']} (got volume {store_mount['name']})")
-    if store_mount.get("readOnly"):
-        fail(f"{store_dir} is mounted read-only")
-    if pvc["spec"].get("accessModes") != ["ReadWriteOnce"] and "ReadWriteOncePod" not in pvc["spec"].get("accessModes", []):
-        fail("the store's PersistentVolumeClaim must be ReadWriteOnce(Pod)")
-    if not pvc["spec"].get("resources", {}).get("requests", {}).get("storage"):
-        fail("the store's PersistentVolumeClaim requests no storage")
+    check_sqlite_store()
 
 sm = docs["ServiceMonitor"]
 if any(svc["metadata"].get("labels", {}).get(k) != v for k, v in sm["spec"]["selector"]["matchLabels"].items()):
@@ -249,6 +327,15 @@ if not scrapes:
     fail("ServiceMonitor does not scrape the metrics port")
 elif server.get("metrics_auth") and not all(e.get("basicAuth") for e in scrapes):
     fail("ServiceMonitor scrapes /metrics without the basic auth it needs")
+
+
+def refusing_dsn():
+    """A DSN at a port on 127.0.0.1 that nothing listens on (bound, not
+    listening, while this check runs)."""
+    global held_port
+    held_port = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    held_port.bind(("127.0.0.1", 0))
+    return f"host=127.0.0.1 port={held_port.getsockname()[1]} dbname=troupe user=troupe connect_timeout=5"
 
 
 def check_config_loads():
@@ -282,6 +369,11 @@ def check_config_loads():
             "-CAkey", "ca.key", "-CAcreateserial", "-out",
             os.path.join(tls_dir, os.path.basename(cert_path)),
             "-days", "1", "-extfile", "server.ext")
+        if shared:
+            # No database here: point the DSN at a port where nothing
+            # listens, so that the probe fails at once; that must be the
+            # only error.
+            text = text.replace(store["dsn"], refusing_dsn(), 1)
         for path in re.findall(re.escape(tmp) + r"/[^\s\"']+", text):
             if not os.path.exists(path):
                 with open(path, "w") as secret:
@@ -291,7 +383,15 @@ def check_config_loads():
             out.write(text)
         result = subprocess.run([trouped, "--check-config", config_path], capture_output=True,
                                 text=True)
-        if result.returncode != 0:
+        if shared:
+            errors_seen = [line for line in result.stderr.splitlines()
+                           if not line.endswith("; nothing was started")]
+            only_dsn = (result.returncode == 2 and len(errors_seen) == 1
+                        and ": store.dsn: cannot reach the PostgreSQL server" in errors_seen[0])
+            if not only_dsn:
+                fail("trouped --check-config finds more wrong with the ConfigMap's trouped.yaml than "
+                     "the unreachable database:\n" + result.stdout + result.stderr)
+        elif result.returncode != 0:
             fail("trouped --check-config refuses the ConfigMap's trouped.yaml:\n"
                  + result.stdout + result.stderr)
 

@@ -28,6 +28,7 @@ METRICS = {
     "troupe_store_recovery_seconds": set(),
     "troupe_store_orphaned_jobs": set(),
     "troupe_store_failed": set(),
+    "troupe_store_available": set(),
 }
 HISTOGRAMS = {"troupe_job_run_seconds", "troupe_job_queue_wait_seconds",
               "troupe_store_commit_seconds", "troupe_store_jobs_per_commit"}

@@ -1,8 +1,11 @@
 // Drives the real trouped binary: command line, --check-config, and a clean
 // stop on SIGTERM/SIGINT.
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -167,6 +170,62 @@ troupes:
   EXPECT_TRUE(contains(result.out, "store: sqlite " + (dir / "jobs.db").string() + ", sync normal"))
       << result.out;
   EXPECT_FALSE(std::filesystem::exists(dir));  // validated, not created
+}
+
+/// A TCP port on 127.0.0.1 that is bound but not listening while it lives:
+/// a connection to it is refused, and no other process can take it.
+class RefusingPort {
+ public:
+  RefusingPort() : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t length = sizeof address;
+    if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&address), length) != 0 ||
+        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+      ADD_FAILURE() << "cannot bind a port on 127.0.0.1";
+    }
+    port_ = ntohs(address.sin_port);
+  }
+  ~RefusingPort() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  RefusingPort(const RefusingPort&) = delete;
+  RefusingPort& operator=(const RefusingPort&) = delete;
+  int port() const { return port_; }
+
+ private:
+  int fd_;
+  int port_ = 0;
+};
+
+// A shared store is the one part of a config outside the file: --check-config
+// connects to it and names store.dsn, at its place, when nothing answers,
+// without printing the DSN's password.
+TEST(Cli, CheckConfigReportsAPostgresDsnItCannotReach) {
+  const RefusingPort refusing;
+  const TempFile file(R"(troupes:
+  - name: a
+    handler: {kind: builtin, name: echo}
+store:
+  kind: postgres
+  dsn: "host=127.0.0.1 port=)" +
+                      std::to_string(refusing.port()) +
+                      R"( dbname=troupe user=troupe password=hunter2 connect_timeout=5"
+)");
+  const ProcessResult result = run({"--check-config", file.path()});
+  EXPECT_EQ(result.exit_code, 2) << result;
+  EXPECT_EQ(result.out, "");
+  const auto lines = lines_of(result.err);
+  ASSERT_EQ(lines.size(), 2u) << result.err;
+  const std::string expected = file.path() +
+                               ":6:8: store.dsn: cannot reach the PostgreSQL server " +
+                               "host=127.0.0.1 port=" + std::to_string(refusing.port()) +
+                               " dbname=troupe user=troupe password=*** connect_timeout=5: ";
+  EXPECT_TRUE(lines[0].starts_with(expected)) << lines[0];
+  EXPECT_GT(lines[0].size(), expected.size()) << "no reason given: " << lines[0];
+  EXPECT_FALSE(contains(result.err, "hunter2")) << result.err;
+  EXPECT_EQ(lines[1], file.path() + ": 1 error; nothing was started");
 }
 
 TEST(Cli, CheckConfigPrintsEveryErrorOnItsOwnLine) {

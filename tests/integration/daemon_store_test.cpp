@@ -167,7 +167,7 @@ TEST(DaemonStore, TheDrainDeadlineLeavesUnfinishedJobsForTheNextStart) {
     }
     ASSERT_EQ(wait_state(*trouped, ids[0], v1::JOB_STATE_RUNNING), v1::JOB_STATE_RUNNING);
     // A caller waiting for a job that is left gets no terminal state from
-    // this process: its call ends with the server.
+    // this process: it is told the job goes on, by its id.
     AsyncSubmitter waiting(trouped->channel());
     auto wait = request("sleepy", "1s");
     wait.set_wait(true);
@@ -184,8 +184,11 @@ TEST(DaemonStore, TheDrainDeadlineLeavesUnfinishedJobsForTheNextStart) {
         << trouped->log();
     const auto outcomes = waiting.collect(std::chrono::seconds(30));
     ASSERT_EQ(outcomes.size(), 1u);
-    // As docs/durability.md says: UNAVAILABLE as gRPC shuts down.
-    EXPECT_EQ(outcomes[0].status.error_code(), StatusCode::UNAVAILABLE)
+    // As docs/durability.md says: ABORTED naming the job, not UNAVAILABLE
+    // (which clients retry, submitting the job twice).
+    EXPECT_EQ(outcomes[0].status.error_code(), StatusCode::ABORTED)
+        << outcomes[0].status.error_message();
+    EXPECT_NE(outcomes[0].status.error_message().find("poll GetJob"), std::string::npos)
         << outcomes[0].status.error_message();
     EXPECT_EQ(trouped->log().find("ABORTED"), std::string::npos) << trouped->log();
   }

@@ -682,7 +682,7 @@ troupes:
 }
 
 TEST(LoadString, StoreMistakesAreReportedAtTheirKeys) {
-  const LoadResult result = load_string(R"(store: {kind: postgres, sync: always, path: ""}
+  const LoadResult result = load_string(R"(store: {kind: postgre, sync: always, path: ""}
 troupes:
   - name: echo
     handler: {kind: builtin, name: echo}
@@ -691,7 +691,8 @@ troupes:
   std::vector<std::string> lines;
   for (const auto& error : result.errors) lines.push_back(error.to_string());
   ASSERT_EQ(lines.size(), 3u) << all_errors(result);
-  EXPECT_NE(lines[0].find("store.kind: unknown value \"postgres\""), std::string::npos) << lines[0];
+  EXPECT_NE(lines[0].find("store.kind: unknown value \"postgre\""), std::string::npos) << lines[0];
+  EXPECT_NE(lines[0].find("did you mean \"postgres\""), std::string::npos) << lines[0];
   EXPECT_NE(lines[1].find("store.sync: unknown value \"always\""), std::string::npos) << lines[1];
   EXPECT_NE(lines[2].find("store.path: empty"), std::string::npos) << lines[2];
 
@@ -705,6 +706,139 @@ troupes:
   EXPECT_NE(memory.errors[0].to_string().find("store.path: only for kind sqlite"),
             std::string::npos)
       << all_errors(memory);
+}
+
+TEST(LoadString, PostgresStoreTakesTheSpecDefaults) {
+  const Config config = load_valid(R"(store: {kind: postgres}
+troupes:
+  - name: echo
+    handler: {kind: builtin, name: echo}
+)");
+  EXPECT_EQ(config.store.kind, StoreOptions::Kind::kPostgres);
+  // An empty DSN leaves the connection to libpq's defaults and PG* variables.
+  EXPECT_EQ(config.store.postgres.dsn, "");
+  EXPECT_EQ(config.store.postgres.replica, "");
+  EXPECT_EQ(config.store.postgres.lease, Duration(15s));
+  EXPECT_EQ(config.store.postgres.heartbeat, Duration(5s));
+  EXPECT_EQ(config.store.postgres.poll, Duration(1s));
+  EXPECT_EQ(config.store.postgres.claim_batch, 100u);
+}
+
+TEST(LoadString, PostgresStoreSetsEveryField) {
+  const Config config = load_valid(R"(store:
+  kind: postgres
+  dsn: "host=db.internal dbname=troupe user=troupe"
+  replica: worker-7
+  lease: 30s
+  heartbeat: 10s
+  poll: 250ms
+  claim_batch: 20
+troupes:
+  - name: echo
+    handler: {kind: builtin, name: echo}
+)");
+  const PostgresStoreOptions& pg = config.store.postgres;
+  EXPECT_EQ(pg.dsn, "host=db.internal dbname=troupe user=troupe");
+  EXPECT_EQ(pg.replica, "worker-7");
+  EXPECT_EQ(pg.lease, Duration(30s));
+  EXPECT_EQ(pg.heartbeat, Duration(10s));  // exactly lease / 3 is allowed
+  EXPECT_EQ(pg.poll, Duration(250ms));
+  EXPECT_EQ(pg.claim_batch, 20u);
+  // A reload compares the whole section: another DSN is another store.
+  Config other = config;
+  other.store.postgres.dsn = "host=elsewhere";
+  EXPECT_NE(other.store, config.store);
+}
+
+TEST(LoadString, PostgresStoreRefusesSqliteKeysAndSqliteRefusesPostgresKeys) {
+  const LoadResult postgres = load_string(R"(store:
+  kind: postgres
+  path: /srv/jobs.db
+  sync: normal
+  max_size: 1GiB
+troupes:
+  - name: echo
+    handler: {kind: builtin, name: echo}
+)",
+                                          "p.yaml");
+  ASSERT_EQ(postgres.errors.size(), 3u) << all_errors(postgres);
+  EXPECT_EQ(postgres.errors[0].to_string().rfind("p.yaml:3:9: store.path: only for kind sqlite; "
+                                                 "kind postgres keeps jobs in the database",
+                                                 0),
+            0u)
+      << all_errors(postgres);
+  EXPECT_EQ(postgres.errors[1].path, "store.sync");
+  EXPECT_EQ(postgres.errors[2].path, "store.max_size");
+
+  for (const char* kind : {"sqlite", "memory"}) {
+    const LoadResult other = load_string(std::string("store:\n  kind: ") + kind + R"(
+  dsn: "host=db"
+  lease: 30s
+troupes:
+  - name: echo
+    handler: {kind: builtin, name: echo}
+)",
+                                         "o.yaml");
+    ASSERT_EQ(other.errors.size(), 2u) << all_errors(other);
+    EXPECT_EQ(other.errors[0].to_string().rfind("o.yaml:3:8: store.dsn: only for kind postgres", 0),
+              0u)
+        << all_errors(other);
+    EXPECT_EQ(other.errors[1].path, "store.lease");
+  }
+}
+
+TEST(LoadString, PostgresHeartbeatMustBeAtMostAThirdOfTheLease) {
+  const LoadResult given = load_string(R"(store:
+  kind: postgres
+  lease: 10s
+  heartbeat: 4s
+troupes:
+  - name: echo
+    handler: {kind: builtin, name: echo}
+)",
+                                       "h.yaml");
+  ASSERT_EQ(given.errors.size(), 1u) << all_errors(given);
+  EXPECT_EQ(given.errors[0].to_string(),
+            "h.yaml:4:14: store.heartbeat: heartbeat (4s) is more than a third of lease (10s); a "
+            "replica renews its lease at least three times per lease, so that one late heartbeat "
+            "does not hand its jobs to other replicas: lower heartbeat or raise lease");
+  // A lease shorter than three default heartbeats is reported at the lease.
+  const LoadResult by_default = load_string(R"(store: {kind: postgres, lease: 12s}
+troupes:
+  - name: echo
+    handler: {kind: builtin, name: echo}
+)",
+                                            "d.yaml");
+  ASSERT_EQ(by_default.errors.size(), 1u) << all_errors(by_default);
+  EXPECT_EQ(by_default.errors[0].path, "store.lease");
+  EXPECT_NE(by_default.errors[0].message.find("heartbeat (5s, the default)"), std::string::npos)
+      << all_errors(by_default);
+  // Non-positive durations and batches are refused at their keys.
+  const LoadResult ranges = load_string(R"(store: {kind: postgres, poll: 0s, claim_batch: 0}
+troupes:
+  - name: echo
+    handler: {kind: builtin, name: echo}
+)",
+                                        "r.yaml");
+  ASSERT_EQ(ranges.errors.size(), 2u) << all_errors(ranges);
+  EXPECT_EQ(ranges.errors[0].path, "store.poll");
+  EXPECT_EQ(ranges.errors[1].path, "store.claim_batch");
+}
+
+TEST(LoadResultErrorAt, PlacesAnErrorAtTheDsnOfTheFile) {
+  const LoadResult result = load_string(R"(troupes:
+  - name: echo
+    handler: {kind: builtin, name: echo}
+store:
+  kind: postgres
+  dsn: "host=db.internal"
+)",
+                                        "c.yaml");
+  ASSERT_TRUE(result.config) << all_errors(result);
+  EXPECT_EQ(result.error_at("store.dsn", "cannot connect").to_string(),
+            "c.yaml:6:8: store.dsn: cannot connect");
+  // A key the file does not give is named without a place.
+  EXPECT_EQ(result.error_at("store.replica", "x").to_string(), "c.yaml: store.replica: x");
 }
 
 TEST(ResolveStorePath, FollowsTheDefaultRule) {

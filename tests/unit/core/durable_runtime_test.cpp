@@ -1,10 +1,16 @@
 // The runtime on a durable journal (issue 13): what it journals, when a
 // submit may be acknowledged, what a failed journal does, recovery and the
 // drain's hand-over. TestJournal stands in for the SQLite journal.
+// On a shared journal (issue 14, docs/cluster.md): the ClusterHooks the
+// runtime sets (claims, lost jobs, remote cancels, the store's
+// availability) and the any-replica lookups. SharedTestJournal stands in
+// for the PostgreSQL journal (tests/store and the cluster test run that).
 
 #include <gtest/gtest.h>
 
 #include <boost/asio/io_context.hpp>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 #include <unordered_map>
 
@@ -20,6 +26,7 @@ namespace {
 using namespace std::chrono_literals;
 using testing::builtin;
 using testing::builtin_troupe;
+using testing::SharedTestJournal;
 using testing::TestJournal;
 using Kind = BuiltinHandlerOptions::Kind;
 
@@ -28,10 +35,11 @@ bool is(const JournalEntry& e) {
   return std::holds_alternative<T>(e);
 }
 
-class DurableRuntimeTest : public ::testing::Test {
+template <class J>
+class RuntimeOnJournal : public ::testing::Test {
  protected:
-  DurableRuntimeTest() { runtime_ = make_runtime(io_, clock_, observer_, {}, journal_); }
-  ~DurableRuntimeTest() override { runtime_.reset(); }
+  RuntimeOnJournal() { runtime_ = make_runtime(io_, clock_, observer_, {}, journal_); }
+  ~RuntimeOnJournal() override { runtime_.reset(); }
 
   void run() {
     io_.restart();
@@ -87,9 +95,17 @@ class DurableRuntimeTest : public ::testing::Test {
   ManualClock clock_;
   boost::asio::io_context io_;
   testing::RecordingObserver observer_;
-  TestJournal journal_;
+  J journal_;
   std::unique_ptr<Runtime> runtime_;
 };
+
+using DurableRuntimeTest = RuntimeOnJournal<TestJournal>;
+using SharedRuntimeTest = RuntimeOnJournal<SharedTestJournal>;
+
+bool conserves(const TroupeCounters& c) {
+  return c.submitted ==
+         c.succeeded + c.failed + c.dead + c.cancelled + c.aborted + c.left + c.in_flight;
+}
 
 TEST(MemoryJournal, IsNotDurableAndCompletesBarriersInline) {
   auto journal = make_memory_journal();
@@ -394,6 +410,535 @@ TEST_F(DurableRuntimeTest, DrainDeadlineLeavesWaitingJobsAndRequeuesRunningOnes)
             c.succeeded + c.failed + c.dead + c.cancelled + c.aborted + c.left + c.in_flight);
   EXPECT_FALSE(is_terminal(state_of(queued)));
   EXPECT_FALSE(is_terminal(state_of(running)));
+}
+
+// --- A shared journal (issue 14): the ClusterHooks and the any-replica
+// lookups. ---
+
+TEST_F(SharedRuntimeTest, TheRuntimeSetsEveryClusterHook) {
+  EXPECT_TRUE(journal_.hooks.room);
+  EXPECT_TRUE(journal_.hooks.claimed);
+  EXPECT_TRUE(journal_.hooks.lost);
+  EXPECT_TRUE(journal_.hooks.cancel);
+  EXPECT_TRUE(journal_.hooks.availability);
+}
+
+TEST_F(SharedRuntimeTest, AClaimedQueuedJobRunsAndJournalsItsTransitions) {
+  runtime_->apply({builtin_troupe("t", Kind::kNoop, 1)});
+  run();
+  runtime_->recover();
+  journal_.hooks.claimed(row(21, "t", JobState::kQueued, "p"));
+  run();
+  EXPECT_EQ(state_of(JobId{21}), JobState::kSucceeded);
+  // Accepted by another replica: its accept is not journaled again here.
+  auto e = journal_.entries_of(JobId{21});
+  ASSERT_EQ(e.size(), 2u);
+  ASSERT_TRUE(is<JournalStarted>(e[0]));
+  EXPECT_EQ(std::get<JournalStarted>(e[0]).attempts, 1u);
+  ASSERT_TRUE(is<JournalTerminal>(e[1]));
+  EXPECT_EQ(std::get<JournalTerminal>(e[1]).state, JobState::kSucceeded);
+  auto c = runtime_->troupe("t")->counters;
+  EXPECT_EQ(c.submitted, 1u);
+  EXPECT_EQ(c.succeeded, 1u);
+  EXPECT_TRUE(conserves(c));
+}
+
+TEST_F(SharedRuntimeTest, AClaimedQueuedJobIsTakenPastAFullMailbox) {
+  auto o = builtin_troupe("t", Kind::kSleep, 1);
+  o.mailbox_capacity = 1;
+  runtime_->apply({o});
+  run();
+  submit_ok("t", "1h");
+  run();
+  submit_ok("t", "1h");  // the mailbox is full now
+  EXPECT_EQ(journal_.hooks.room("t"), 0u);
+  // The journal saw room before a submit raced it: the claim is kept.
+  journal_.hooks.claimed(row(22, "t", JobState::kQueued, "1h"));
+  EXPECT_EQ(state_of(JobId{22}), JobState::kQueued);
+  auto c = runtime_->troupe("t")->counters;
+  EXPECT_EQ(c.submitted, 3u);
+  EXPECT_EQ(c.in_flight, 3u);
+  EXPECT_TRUE(journal_.entries_of(JobId{22}).empty());  // not handed back
+}
+
+TEST_F(SharedRuntimeTest, AClaimedRetryWaitingJobRunsAtItsNextRunTime) {
+  runtime_->apply({builtin_troupe("t", Kind::kNoop, 1)});
+  run();
+  auto r = row(23, "t", JobState::kRetryWait);
+  r.attempts = 1;
+  r.next_run_ns = detail::to_ns(clock_.wall_now()) + std::int64_t{5'000'000'000};
+  journal_.hooks.claimed(std::move(r));
+  run();  // the retry timer is armed on the troupe's strand
+  advance(4s);
+  EXPECT_EQ(state_of(JobId{23}), JobState::kRetryWait);
+  EXPECT_TRUE(started().empty());
+  advance(1s);
+  EXPECT_EQ(state_of(JobId{23}), JobState::kSucceeded);
+  auto e = journal_.entries_of(JobId{23});
+  ASSERT_EQ(e.size(), 2u);
+  ASSERT_TRUE(is<JournalStarted>(e[0]));
+  EXPECT_EQ(std::get<JournalStarted>(e[0]).attempts, 2u);
+  EXPECT_TRUE(is<JournalTerminal>(e[1]));
+}
+
+TEST_F(SharedRuntimeTest, AClaimedRunningJobCountsACrashAndIsRetried) {
+  auto o = builtin_troupe("t", Kind::kNoop, 1);
+  o.retry.max_attempts = 3;
+  o.retry.initial_backoff = 2s;
+  runtime_->apply({o});
+  run();
+  auto r = row(24, "t", JobState::kRunning);
+  r.attempts = 1;  // its owner died while attempt 1 ran
+  journal_.hooks.claimed(std::move(r));
+  run();
+  EXPECT_EQ(state_of(JobId{24}), JobState::kRetryWait);
+  auto e = journal_.entries_of(JobId{24});
+  ASSERT_EQ(e.size(), 1u);
+  ASSERT_TRUE(is<JournalRetryWait>(e[0]));
+  EXPECT_EQ(std::get<JournalRetryWait>(e[0]).failure, FailureClass::kCrash);
+  EXPECT_EQ(std::get<JournalRetryWait>(e[0]).attempts, 1u);
+  advance(2s);
+  EXPECT_EQ(state_of(JobId{24}), JobState::kSucceeded);
+  EXPECT_EQ(runtime_->get(JobId{24})->attempts, 2u);
+  EXPECT_TRUE(conserves(runtime_->troupe("t")->counters));
+}
+
+TEST_F(SharedRuntimeTest, AClaimedRunningJobAtMaxAttemptsEndsDead) {
+  auto o = builtin_troupe("t", Kind::kNoop, 1);
+  o.retry.max_attempts = 2;
+  runtime_->apply({o});
+  run();
+  auto r = row(25, "t", JobState::kRunning);
+  r.attempts = 2;
+  journal_.hooks.claimed(std::move(r));
+  run();
+  EXPECT_EQ(state_of(JobId{25}), JobState::kDead);
+  EXPECT_TRUE(started().empty());
+  auto e = journal_.entries_of(JobId{25});
+  ASSERT_EQ(e.size(), 1u);
+  ASSERT_TRUE(is<JournalTerminal>(e[0]));
+  EXPECT_EQ(std::get<JournalTerminal>(e[0]).state, JobState::kDead);
+  EXPECT_EQ(std::get<JournalTerminal>(e[0]).failure, FailureClass::kCrash);
+  auto c = runtime_->troupe("t")->counters;
+  EXPECT_EQ(c.dead, 1u);
+  EXPECT_TRUE(conserves(c));
+}
+
+TEST_F(SharedRuntimeTest, AClaimedTerminalRowIsIgnored) {
+  runtime_->apply({builtin_troupe("t", Kind::kNoop, 1)});
+  run();
+  journal_.hooks.claimed(row(26, "t", JobState::kSucceeded));
+  run();
+  EXPECT_FALSE(runtime_->get(JobId{26}));
+  EXPECT_TRUE(journal_.entries().empty());
+  EXPECT_EQ(runtime_->troupe("t")->counters.submitted, 0u);
+}
+
+TEST_F(SharedRuntimeTest, AClaimThisProcessCannotTakeIsHandedBackAndCountedAsLeft) {
+  runtime_->apply({builtin_troupe("t", Kind::kNoop, 1)});
+  run();
+  auto other = row(27, "not-here", JobState::kRunning);
+  other.attempts = 2;
+  journal_.hooks.claimed(std::move(other));
+  auto e = journal_.entries_of(JobId{27});
+  ASSERT_EQ(e.size(), 1u);
+  ASSERT_TRUE(is<JournalRequeued>(e[0]));
+  EXPECT_EQ(std::get<JournalRequeued>(e[0]).attempts, 2u);
+
+  std::optional<DrainReport> report;
+  runtime_->drain(10s, [&](DrainReport r) { report = r; });
+  run();
+  ASSERT_TRUE(report);
+  EXPECT_EQ(journal_.hooks.room("t"), 0u);
+  auto late = row(28, "t", JobState::kRetryWait);
+  late.attempts = 1;
+  journal_.hooks.claimed(std::move(late));
+  run();
+  e = journal_.entries_of(JobId{28});
+  ASSERT_EQ(e.size(), 1u);
+  ASSERT_TRUE(is<JournalRequeued>(e[0]));
+  EXPECT_EQ(std::get<JournalRequeued>(e[0]).attempts, 1u);
+  EXPECT_TRUE(started().empty());
+  auto c = runtime_->troupe("t")->counters;
+  EXPECT_EQ(c.submitted, 1u);
+  EXPECT_EQ(c.left, 1u);
+  EXPECT_EQ(c.in_flight, 0u);
+  EXPECT_TRUE(conserves(c));
+}
+
+TEST_F(SharedRuntimeTest, RoomIsTheFreeMailboxRoomOfAnOpenHostedTroupe) {
+  auto o = builtin_troupe("t", Kind::kSleep, 1);
+  o.mailbox_capacity = 3;
+  runtime_->apply({o});
+  run();
+  EXPECT_EQ(journal_.hooks.room("t"), 3u);
+  EXPECT_EQ(journal_.hooks.room("other"), 0u);
+  submit_ok("t", "1h");
+  run();  // taken by the actor: no longer in the mailbox
+  EXPECT_EQ(journal_.hooks.room("t"), 3u);
+  submit_ok("t", "1h");
+  submit_ok("t", "1h");
+  EXPECT_EQ(journal_.hooks.room("t"), 1u);
+  runtime_->drain(1h, {});
+  EXPECT_EQ(journal_.hooks.room("t"), 0u);
+}
+
+TEST_F(SharedRuntimeTest, ALostRunningJobIsCancelledAndNothingMoreIsJournaledForIt) {
+  auto o = builtin_troupe("t", Kind::kSleep, 1);
+  o.retry.max_attempts = 3;
+  runtime_->apply({o});
+  run();
+  int terminal_calls = 0;
+  auto sentinel = std::make_shared<int>(0);
+  std::weak_ptr<int> callback_alive = sentinel;
+  JobRequest request;
+  request.troupe = "t";
+  request.payload = "1h";
+  auto accepted = runtime_->submit(std::move(request), [&terminal_calls, s = std::move(sentinel)](
+                                                           const JobRecord&) { ++terminal_calls; });
+  ASSERT_TRUE(std::holds_alternative<Accepted>(accepted));
+  const JobId id = std::get<Accepted>(accepted).id;
+  int watch_calls = 0;
+  ASSERT_TRUE(std::holds_alternative<WatchId>(
+      runtime_->watch(id, [&](const JobRecord&) { ++watch_calls; })));
+  run();
+  ASSERT_EQ(state_of(id), JobState::kRunning);
+  const int watched_before = watch_calls;
+  const auto journaled = journal_.entries_of(id).size();  // accepted, started
+
+  journal_.hooks.lost(id);
+  // The callback is dropped uncalled at once: the waiter's signal.
+  EXPECT_TRUE(callback_alive.expired());
+  run();
+  // The attempt was cancelled and its outcome discarded: no RetryWait, no
+  // Terminal; no callback, no watch update.
+  EXPECT_EQ(journal_.entries_of(id).size(), journaled);
+  EXPECT_EQ(terminal_calls, 0);
+  EXPECT_EQ(watch_calls, watched_before);
+  auto c = runtime_->troupe("t")->counters;
+  EXPECT_EQ(c.left, 1u);
+  EXPECT_EQ(c.in_flight, 0u);
+  EXPECT_EQ(c.cancelled + c.failed + c.dead + c.succeeded, 0u);
+  EXPECT_TRUE(conserves(c));
+  EXPECT_TRUE(observer_.of("t").illegal.empty());
+  // The actor is free again: the next job runs.
+  const JobId next = submit_ok("t", "1h");
+  run();
+  EXPECT_EQ(state_of(next), JobState::kRunning);
+  // A late lost() of the same job does nothing more.
+  journal_.hooks.lost(id);
+  EXPECT_EQ(runtime_->troupe("t")->counters.left, 1u);
+}
+
+TEST_F(SharedRuntimeTest, AJobLostAndClaimedBackRunsHereAgain) {
+  runtime_->apply({builtin_troupe("t", Kind::kSleep, 1)});
+  run();
+  const JobId running = submit_ok("t", "1h");
+  run();
+  const JobId id = submit_ok("t", "0s");
+  journal_.hooks.lost(id);
+  // Its owner died meanwhile; the store hands it back to this process.
+  journal_.hooks.claimed(row(id.value, "t", JobState::kQueued, "0s"));
+  auto record = runtime_->get(id);
+  ASSERT_TRUE(record);
+  EXPECT_EQ(record->state, JobState::kQueued);
+  ASSERT_TRUE(runtime_->cancel(running)->cancelled);
+  run();
+  EXPECT_EQ(state_of(id), JobState::kSucceeded);
+  auto e = journal_.entries_of(id);
+  ASSERT_FALSE(e.empty());
+  ASSERT_TRUE(is<JournalTerminal>(e.back()));
+  EXPECT_EQ(std::get<JournalTerminal>(e.back()).state, JobState::kSucceeded);
+  auto c = runtime_->troupe("t")->counters;
+  EXPECT_EQ(c.submitted, 3u);
+  EXPECT_EQ(c.left, 1u);
+  EXPECT_EQ(c.in_flight, 0u);
+  EXPECT_TRUE(conserves(c));
+}
+
+TEST_F(SharedRuntimeTest, ALostQueuedJobNeverRuns) {
+  runtime_->apply({builtin_troupe("t", Kind::kSleep, 1)});
+  run();
+  const JobId running = submit_ok("t", "1h");
+  run();
+  const JobId queued = submit_ok("t", "1h");
+  journal_.hooks.lost(queued);
+  auto c = runtime_->troupe("t")->counters;
+  EXPECT_EQ(c.left, 1u);
+  EXPECT_EQ(c.in_flight, 1u);
+  ASSERT_TRUE(runtime_->cancel(running)->cancelled);
+  run();
+  EXPECT_EQ(state_of(running), JobState::kCancelled);
+  auto e = journal_.entries_of(queued);
+  ASSERT_EQ(e.size(), 1u);  // its accept only: it never started here
+  EXPECT_TRUE(is<JournalAccepted>(e[0]));
+  c = runtime_->troupe("t")->counters;
+  EXPECT_EQ(c.in_flight, 0u);
+  EXPECT_TRUE(conserves(c));
+  EXPECT_TRUE(observer_.of("t").illegal.empty());
+}
+
+TEST_F(SharedRuntimeTest, ALostRetryWaitingJobLeavesItsTimer) {
+  auto o = builtin_troupe("t", Kind::kFail, 1);
+  o.retry.max_attempts = 3;
+  o.retry.initial_backoff = 1s;
+  runtime_->apply({o});
+  run();
+  const JobId id = submit_ok("t");
+  run();
+  ASSERT_EQ(state_of(id), JobState::kRetryWait);
+  const auto journaled = journal_.entries_of(id).size();
+  journal_.hooks.lost(id);
+  advance(5s);
+  EXPECT_EQ(journal_.entries_of(id).size(), journaled);
+  auto c = runtime_->troupe("t")->counters;
+  EXPECT_EQ(c.left, 1u);
+  EXPECT_EQ(c.in_flight, 0u);
+  EXPECT_TRUE(conserves(c));
+}
+
+TEST_F(SharedRuntimeTest, TheCancelHookCancelsAsALocalCancel) {
+  runtime_->apply({builtin_troupe("t", Kind::kSleep, 1)});
+  run();
+  const JobId id = submit_ok("t", "1h");
+  run();
+  journal_.hooks.cancel(id);
+  run();
+  EXPECT_EQ(state_of(id), JobState::kCancelled);
+  auto e = journal_.entries_of(id);
+  ASSERT_TRUE(is<JournalTerminal>(e.back()));
+  EXPECT_EQ(std::get<JournalTerminal>(e.back()).state, JobState::kCancelled);
+}
+
+TEST_F(SharedRuntimeTest, WhileTheStoreIsDownSubmitsAreRefusedUntilItIsBack) {
+  runtime_->apply({builtin_troupe("t", Kind::kNoop, 1)});
+  run();
+  std::vector<std::pair<bool, std::string>> told;
+  runtime_->on_store_availability(
+      [&](bool up, const std::string& why) { told.emplace_back(up, why); });
+  journal_.hooks.availability(false, "postgres 127.0.0.1:5432: connection refused");
+  auto refused = submit("t");
+  ASSERT_TRUE(std::holds_alternative<Rejection>(refused));
+  EXPECT_EQ(std::get<Rejection>(refused).reason, RejectReason::kStoreUnavailable);
+  EXPECT_EQ(std::get<Rejection>(refused).store_failure,
+            "postgres 127.0.0.1:5432: connection refused");
+  EXPECT_TRUE(journal_.entries().empty());
+  journal_.hooks.availability(true, "");
+  submit_ok("t");
+  ASSERT_EQ(told.size(), 2u);
+  EXPECT_EQ(told[0],
+            std::make_pair(false, std::string("postgres 127.0.0.1:5432: connection refused")));
+  EXPECT_EQ(told[1], std::make_pair(true, std::string()));
+}
+
+TEST_F(SharedRuntimeTest, FindAsksTheStoreOnlyForJobsNotHeldHere) {
+  runtime_->apply({builtin_troupe("t", Kind::kSleep, 1)});
+  run();
+  const JobId here = submit_ok("t", "1h");
+  run();
+  std::optional<JobRecord> found;
+  runtime_->find(here, [&](std::optional<JobRecord> r) { found = std::move(r); });
+  ASSERT_TRUE(found);
+  EXPECT_EQ(found->state, JobState::kRunning);
+  EXPECT_EQ(journal_.finds, 0);
+
+  auto elsewhere = row(31, "t", JobState::kRunning, "p", "k");
+  elsewhere.attempts = 2;
+  journal_.rows_elsewhere[31] = elsewhere;
+  found.reset();
+  runtime_->find(JobId{31}, [&](std::optional<JobRecord> r) { found = std::move(r); });
+  EXPECT_EQ(journal_.finds, 1);
+  ASSERT_TRUE(found);
+  EXPECT_EQ(found->id, JobId{31});
+  EXPECT_EQ(found->troupe, "t");
+  EXPECT_EQ(found->state, JobState::kRunning);
+  EXPECT_EQ(found->attempts, 2u);
+  EXPECT_EQ(found->key, "k");
+
+  bool answered = false;
+  runtime_->find(JobId{32}, [&](std::optional<JobRecord> r) {
+    answered = true;
+    EXPECT_FALSE(r);
+  });
+  EXPECT_TRUE(answered);
+  EXPECT_EQ(journal_.finds, 2);
+
+  // Lost to another replica: the store has the truth, not the stale record.
+  journal_.hooks.lost(here);
+  run();
+  auto moved = row(here.value, "t", JobState::kSucceeded);
+  moved.output = "done elsewhere";
+  journal_.rows_elsewhere[here.value] = moved;
+  found.reset();
+  runtime_->find(here, [&](std::optional<JobRecord> r) { found = std::move(r); });
+  EXPECT_EQ(journal_.finds, 3);
+  ASSERT_TRUE(found);
+  EXPECT_EQ(found->state, JobState::kSucceeded);
+  EXPECT_EQ(found->result, "done elsewhere");
+}
+
+TEST_F(SharedRuntimeTest, CancelAnywhereAsksTheStoreOnlyForJobsNotHeldHere) {
+  runtime_->apply({builtin_troupe("t", Kind::kSleep, 1)});
+  run();
+  submit_ok("t", "1h");
+  run();
+  const JobId here = submit_ok("t", "1h");
+  std::optional<CancelOutcome> outcome;
+  runtime_->cancel_anywhere(here, [&](std::optional<CancelOutcome> o) { outcome = std::move(o); });
+  ASSERT_TRUE(outcome);
+  EXPECT_TRUE(outcome->cancelled);
+  EXPECT_EQ(journal_.cancel_requests, 0);
+  run();
+  EXPECT_EQ(state_of(here), JobState::kCancelled);
+
+  journal_.rows_elsewhere[33] = row(33, "t", JobState::kQueued);
+  journal_.rows_elsewhere[34] = row(34, "t", JobState::kSucceeded);
+  outcome.reset();
+  runtime_->cancel_anywhere(JobId{33},
+                            [&](std::optional<CancelOutcome> o) { outcome = std::move(o); });
+  EXPECT_EQ(journal_.cancel_requests, 1);
+  ASSERT_TRUE(outcome);
+  EXPECT_TRUE(outcome->cancelled);
+  EXPECT_EQ(outcome->job.id, JobId{33});
+  outcome.reset();
+  runtime_->cancel_anywhere(JobId{34},
+                            [&](std::optional<CancelOutcome> o) { outcome = std::move(o); });
+  ASSERT_TRUE(outcome);
+  EXPECT_FALSE(outcome->cancelled);  // already terminal
+  bool answered = false;
+  runtime_->cancel_anywhere(JobId{35}, [&](std::optional<CancelOutcome> o) {
+    answered = true;
+    EXPECT_FALSE(o);
+  });
+  EXPECT_TRUE(answered);
+  EXPECT_EQ(journal_.cancel_requests, 3);
+}
+
+TEST_F(SharedRuntimeTest, DeadJobsAnywhereIsTheStoresListForAHostedTroupe) {
+  runtime_->apply({builtin_troupe("t", Kind::kNoop, 1)});
+  run();
+  auto dead = row(36, "t", JobState::kDead);
+  dead.output = "it failed";
+  journal_.dead_rows.push_back(dead);
+  journal_.dead_rows.push_back(row(37, "other", JobState::kDead));
+  std::optional<std::vector<JobRecord>> list;
+  runtime_->dead_jobs_anywhere(
+      "t", 10, [&](std::optional<std::vector<JobRecord>> l) { list = std::move(l); });
+  EXPECT_EQ(journal_.dead_lookups, 1);
+  ASSERT_TRUE(list);
+  ASSERT_EQ(list->size(), 1u);
+  EXPECT_EQ(list->front().id, JobId{36});
+  EXPECT_EQ(list->front().error, "it failed");
+  bool answered = false;
+  runtime_->dead_jobs_anywhere("other", 10, [&](std::optional<std::vector<JobRecord>> l) {
+    answered = true;
+    EXPECT_FALSE(l);  // not hosted here
+  });
+  EXPECT_TRUE(answered);
+  EXPECT_EQ(journal_.dead_lookups, 1);
+}
+
+TEST_F(DurableRuntimeTest, AJournalOfOneProcessAnswersEveryLookupHere) {
+  runtime_->apply({builtin_troupe("t", Kind::kNoop, 1)});
+  run();
+  bool answered = false;
+  runtime_->find(JobId{41}, [&](std::optional<JobRecord> r) {
+    answered = true;
+    EXPECT_FALSE(r);
+  });
+  EXPECT_TRUE(answered);
+  answered = false;
+  runtime_->cancel_anywhere(JobId{41}, [&](std::optional<CancelOutcome> o) {
+    answered = true;
+    EXPECT_FALSE(o);
+  });
+  EXPECT_TRUE(answered);
+}
+
+TEST_F(SharedRuntimeTest, ClaimsRacingSubmitsAndADrainLoseNoJob) {
+  // The journal's thread claims while a client submits and the daemon
+  // drains, on io threads: every claimed job either ran here or went back
+  // to the store, exactly once, and the counters conserve.
+  auto o = builtin_troupe("t", Kind::kNoop, 2);
+  o.mailbox_capacity = 100000;
+  runtime_->apply({o});
+  runtime_->recover();
+  auto work = boost::asio::make_work_guard(io_);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 2; ++i) threads.emplace_back([this] { io_.run(); });
+  constexpr std::uint64_t kClaims = 2000;
+  constexpr int kSubmits = 2000;
+  std::atomic<int> accepted{0};
+  std::atomic<std::uint64_t> claims_made{0};
+  std::atomic<bool> go{false};
+  std::thread submitter([&] {
+    while (!go.load()) std::this_thread::yield();
+    for (int i = 0; i < kSubmits; ++i) {
+      if (std::holds_alternative<Accepted>(submit("t"))) ++accepted;
+    }
+  });
+  std::thread claimer([&] {
+    while (!go.load()) std::this_thread::yield();
+    for (std::uint64_t id = 1; id <= kClaims; ++id) {
+      journal_.hooks.room("t");
+      journal_.hooks.claimed(row(id, "t", JobState::kQueued));
+      claims_made.store(id);
+    }
+  });
+  go.store(true);
+  const auto until = std::chrono::steady_clock::now() + 60s;
+  while ((runtime_->troupe("t")->counters.submitted < 500 || claims_made.load() < 200) &&
+         std::chrono::steady_clock::now() < until) {
+    std::this_thread::yield();
+  }
+  std::mutex m;
+  std::condition_variable cv;
+  bool drained = false;
+  runtime_->drain(60s, [&](DrainReport) {
+    std::lock_guard lock(m);
+    drained = true;
+    cv.notify_all();
+  });
+  // The gates are closed once drain() returns: every later claim goes back.
+  const std::uint64_t claimed_before = claims_made.load();
+  submitter.join();
+  claimer.join();
+  {
+    std::unique_lock lock(m);
+    EXPECT_TRUE(cv.wait_until(lock, until, [&] { return drained; }));
+  }
+  work.reset();
+  io_.stop();
+  for (auto& t : threads) t.join();
+
+  std::unordered_map<std::uint64_t, std::pair<int, int>> of;  // id -> (terminal, requeued)
+  for (auto& e : journal_.entries()) {
+    if (is<JournalTerminal>(e)) ++of[std::get<JournalTerminal>(e).id.value].first;
+    if (is<JournalRequeued>(e)) ++of[std::get<JournalRequeued>(e).id.value].second;
+  }
+  std::uint64_t ran = 0;
+  std::uint64_t handed_back = 0;
+  for (std::uint64_t id = 1; id <= kClaims; ++id) {
+    const auto [terminal, requeued] = of[id];
+    EXPECT_EQ(terminal + requeued, 1) << "claimed job " << id;
+    ran += static_cast<std::uint64_t>(terminal);
+    handed_back += static_cast<std::uint64_t>(requeued);
+  }
+  // The first 200 claims were made before the drain began: they ran. Claim
+  // claimed_before + 1 may have raced the drain; every later one began after
+  // drain() returned.
+  RecordProperty("claims_ran", std::to_string(ran));
+  RecordProperty("claims_handed_back", std::to_string(handed_back));
+  RecordProperty("submits_accepted", std::to_string(accepted.load()));
+  EXPECT_GE(ran, 200u);
+  EXPECT_GE(handed_back, kClaims - std::min(kClaims, claimed_before + 1));
+  auto c = runtime_->troupe("t")->counters;
+  EXPECT_EQ(c.submitted, kClaims + static_cast<std::uint64_t>(accepted.load()));
+  EXPECT_EQ(c.left, handed_back);
+  EXPECT_EQ(c.in_flight, 0u);
+  EXPECT_EQ(c.succeeded, ran + static_cast<std::uint64_t>(accepted.load()));
+  EXPECT_TRUE(conserves(c));
+  EXPECT_TRUE(observer_.of("t").illegal.empty());
 }
 
 }  // namespace

@@ -214,6 +214,36 @@ TEST(InMemoryJobStore, IdempotencyKeysCountAgainstMaxBytes) {
   EXPECT_TRUE(store.has_room(0));
 }
 
+TEST(InMemoryJobStore, AJobAddedAgainReplacesItsStaleRecord) {
+  // A shared store: a job lost to another replica keeps its stale record
+  // until it expires; claimed back meanwhile, the new record replaces it
+  // and the stale one's expiry never evicts the new one while in flight.
+  ManualClock clock;
+  g_clock = &clock;
+  JobStoreOptions o;
+  o.result_ttl = 10s;
+  InMemoryJobStore store(o, clock);
+  auto stale = make_job(1, "pp");
+  store.add(stale);
+  finish(store, clock, stale, "rrr");
+  EXPECT_EQ(store.bytes(), 5u);
+  auto again = make_job(1, "p");
+  store.add(again);
+  EXPECT_EQ(store.find(JobId{1}), again);
+  EXPECT_EQ(store.size(), 1u);
+  EXPECT_EQ(store.bytes(), 1u);
+  clock.advance(11s);
+  store.add(make_job(65));                 // the same shard (64 shards): trims its expired entries
+  EXPECT_EQ(store.find(JobId{1}), again);  // in flight: never evicted
+  // A late finish of the stale record counts nothing.
+  store.finished(stale, detail::to_ns(clock.now()));
+  EXPECT_EQ(store.size(), 2u);
+  EXPECT_EQ(store.bytes(), 2u);
+  finish(store, clock, again, "r");
+  clock.advance(10s);
+  EXPECT_EQ(store.find(JobId{1}), nullptr);
+}
+
 TEST(InMemoryJobStore, AJobFinishedBeforeItsAddIsStillAccounted) {
   ManualClock clock;
   g_clock = &clock;

@@ -1,6 +1,8 @@
 #pragma once
 
+#include <atomic>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -14,7 +16,7 @@ namespace troupe::core::testing {
 /// A durable journal for tests: records every entry, holds every barrier
 /// until the test commits or fails them, and recovers the rows the test
 /// put in `rows`. Thread-safe.
-class TestJournal final : public Journal {
+class TestJournal : public Journal {
  public:
   bool durable() const override { return true; }
 
@@ -119,6 +121,49 @@ class TestJournal final : public Journal {
   std::optional<JournalFailure> failure_;
   std::function<void(const JournalFailure&)> on_failure_;
   bool closed_ = false;
+};
+
+/// A journal shared with other replicas (docs/cluster.md), as far as the
+/// runtime can tell: TestJournal's recording, plus the ClusterHooks the
+/// runtime sets (the test calls them as the PostgreSQL journal would, on
+/// any thread) and lookups answered from `rows_elsewhere` / `dead_rows`.
+/// The lookup tables are the test thread's; the counters are atomic.
+class SharedTestJournal final : public TestJournal {
+ public:
+  bool shared() const override { return true; }
+  void set_cluster_hooks(ClusterHooks h) override { hooks = std::move(h); }
+
+  void find(JobId id, std::function<void(std::optional<RecoveredJob>)> done) override {
+    ++finds;
+    done(row_elsewhere(id));
+  }
+  void request_cancel(JobId id, std::function<void(std::optional<RecoveredJob>)> done) override {
+    ++cancel_requests;
+    done(row_elsewhere(id));
+  }
+  void dead_jobs(std::string troupe, std::size_t limit,
+                 std::function<void(std::vector<RecoveredJob>)> done) override {
+    ++dead_lookups;
+    std::vector<RecoveredJob> out;
+    for (const auto& r : dead_rows) {
+      if (r.request.troupe == troupe && out.size() < limit) out.push_back(r);
+    }
+    done(std::move(out));
+  }
+
+  ClusterHooks hooks;  // set by the runtime at its construction
+  std::map<std::uint64_t, RecoveredJob> rows_elsewhere;
+  std::vector<RecoveredJob> dead_rows;
+  std::atomic<int> finds{0};
+  std::atomic<int> cancel_requests{0};
+  std::atomic<int> dead_lookups{0};
+
+ private:
+  std::optional<RecoveredJob> row_elsewhere(JobId id) const {
+    auto it = rows_elsewhere.find(id.value);
+    if (it == rows_elsewhere.end()) return std::nullopt;
+    return it->second;
+  }
 };
 
 }  // namespace troupe::core::testing

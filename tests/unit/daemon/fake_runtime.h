@@ -8,6 +8,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/runtime.h"
@@ -15,8 +16,21 @@
 namespace troupe::daemon::testing {
 
 /// Thread-safe; callbacks are fired on the test's thread by complete()/emit().
+/// Jobs put_elsewhere() are held by "another replica": get() and cancel()
+/// do not know them, and the any-replica calls (find, cancel_anywhere,
+/// dead_jobs_anywhere) answer for them later, on a store thread of its own,
+/// as a shared journal does.
 class FakeRuntime final : public core::Runtime {
  public:
+  ~FakeRuntime() override {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    changed_.notify_all();
+    if (store_thread_.joinable()) store_thread_.join();
+  }
+
   void apply(const std::vector<core::TroupeOptions>& troupes) override {
     std::lock_guard lock(mutex_);
     applied_ = troupes;
@@ -120,6 +134,53 @@ class FakeRuntime final : public core::Runtime {
       }
     }
     return out;
+  }
+
+  void find(core::JobId id,
+            std::function<void(std::optional<core::JobRecord>)> done) const override {
+    if (auto here = get(id)) return done(std::move(here));
+    answer_from_store([this, id, done = std::move(done)] {
+      std::optional<core::JobRecord> found;
+      {
+        std::lock_guard lock(mutex_);
+        if (auto it = elsewhere_.find(id); it != elsewhere_.end()) found = it->second;
+      }
+      done(std::move(found));
+    });
+  }
+  void cancel_anywhere(core::JobId id,
+                       std::function<void(std::optional<core::CancelOutcome>)> done) override {
+    if (auto here = cancel(id)) return done(std::move(here));
+    answer_from_store([this, id, done = std::move(done)] {
+      std::optional<core::CancelOutcome> outcome;
+      {
+        std::lock_guard lock(mutex_);
+        if (auto it = elsewhere_.find(id); it != elsewhere_.end()) {
+          outcome = core::CancelOutcome{it->second, !core::is_terminal(it->second.state)};
+          cancel_requests_.push_back(id);
+        }
+      }
+      done(std::move(outcome));
+    });
+  }
+  void dead_jobs_anywhere(
+      std::string_view troupe, std::size_t limit,
+      std::function<void(std::optional<std::vector<core::JobRecord>>)> done) const override {
+    auto here = dead_jobs(troupe, limit);
+    if (!here) return done(std::nullopt);
+    answer_from_store([this, limit, here = std::move(*here), done = std::move(done),
+                       troupe = std::string(troupe)]() mutable {
+      {
+        std::lock_guard lock(mutex_);
+        for (const auto& [id, record] : elsewhere_) {
+          if (record.troupe == troupe && record.state == core::JobState::kDead &&
+              here.size() < limit) {
+            here.push_back(record);
+          }
+        }
+      }
+      done(std::move(here));
+    });
   }
 
   void drain(core::Duration, std::function<void(core::DrainReport)> done) override {
@@ -226,6 +287,21 @@ class FakeRuntime final : public core::Runtime {
     std::lock_guard lock(mutex_);
     jobs_[record.id].record = std::move(record);
   }
+  /// A job another replica holds: only the any-replica calls find it.
+  void put_elsewhere(core::JobRecord record) {
+    std::lock_guard lock(mutex_);
+    elsewhere_[record.id] = std::move(record);
+  }
+  /// Jobs held elsewhere that cancel_anywhere() asked the store to cancel.
+  std::vector<core::JobId> cancel_requests() const {
+    std::lock_guard lock(mutex_);
+    return cancel_requests_;
+  }
+  /// Answers given (or being given) from the store thread so far.
+  std::size_t store_answers() const {
+    std::lock_guard lock(mutex_);
+    return store_answers_;
+  }
 
  private:
   struct Job {
@@ -236,6 +312,26 @@ class FakeRuntime final : public core::Runtime {
     core::JobId job;
     core::JobCallback on_change;
   };
+  /// Runs `answer` on the store thread, after the caller returned.
+  void answer_from_store(std::function<void()> answer) const {
+    std::lock_guard lock(mutex_);
+    store_queue_.push_back(std::move(answer));
+    if (!store_thread_.joinable()) store_thread_ = std::thread([this] { run_store(); });
+    changed_.notify_all();
+  }
+  void run_store() const {
+    std::unique_lock lock(mutex_);
+    while (true) {
+      changed_.wait(lock, [&] { return stopping_ || !store_queue_.empty(); });
+      if (store_queue_.empty()) return;  // stopping, nothing left
+      auto answer = std::move(store_queue_.front());
+      store_queue_.erase(store_queue_.begin());
+      ++store_answers_;  // before the answer: the client may see it at once
+      lock.unlock();
+      answer();
+      lock.lock();
+    }
+  }
   bool troupe_known(std::string_view name) const {
     for (const auto& s : statuses_) {
       if (s.name == name) return true;
@@ -244,7 +340,7 @@ class FakeRuntime final : public core::Runtime {
   }
 
   mutable std::mutex mutex_;
-  std::condition_variable changed_;
+  mutable std::condition_variable changed_;
   std::map<std::string, core::Rejection> reject_;
   std::map<core::JobId, Job> jobs_;
   std::map<std::string, core::JobId> by_key_;
@@ -258,6 +354,12 @@ class FakeRuntime final : public core::Runtime {
   bool refuse_watches_ = false;
   bool hold_barriers_ = false;
   std::vector<core::DurableCallback> barriers_;
+  std::map<core::JobId, core::JobRecord> elsewhere_;
+  std::vector<core::JobId> cancel_requests_;
+  mutable std::vector<std::function<void()>> store_queue_;
+  mutable std::thread store_thread_;
+  mutable std::size_t store_answers_ = 0;
+  bool stopping_ = false;
   mutable std::size_t last_dead_limit_ = 0;
 };
 

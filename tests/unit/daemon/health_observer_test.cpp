@@ -42,6 +42,35 @@ TEST(HealthObserver, PublishesOverallAndPerTroupeOnAttach) {
   EXPECT_EQ(service.status("b"), true);
 }
 
+TEST(HealthObserver, AnUnreachableStoreMeansNotServingUntilItIsBack) {
+  HealthObserver health;
+  RecordingHealthService service;
+  health.attach(service);
+  auto a = health.troupe_added("a");
+  auto b = health.troupe_added("b");
+  b->circuit_changed(core::CircuitState::kOpen);
+  EXPECT_TRUE(health.store_available(false));
+  EXPECT_FALSE(health.store_available(false));  // no change: the caller logs nothing
+  EXPECT_EQ(service.status(""), false);
+  EXPECT_EQ(service.status("a"), false);
+  EXPECT_EQ(service.status("b"), false);
+  EXPECT_FALSE(health.serving(""));
+  auto c = health.troupe_added("c");  // added while down: not serving either
+  EXPECT_EQ(service.status("c"), false);
+  EXPECT_TRUE(health.store_available(true));
+  EXPECT_FALSE(health.store_available(true));
+  EXPECT_EQ(service.status(""), true);
+  EXPECT_EQ(service.status("a"), true);
+  EXPECT_EQ(service.status("b"), false);  // its breaker is still open
+  EXPECT_EQ(service.status("c"), true);
+  // A drain is for good: the store coming back does not undo it.
+  health.store_available(false);
+  health.set_draining();
+  health.store_available(true);
+  EXPECT_EQ(service.status(""), false);
+  EXPECT_EQ(service.status("a"), false);
+}
+
 TEST(HealthObserver, OpenBreakerOrDegradedMeansNotServing) {
   HealthObserver health;
   RecordingHealthService service;

@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "config/crypto.h"
 #include "daemon/admin_service.h"
 #include "fake_runtime.h"
 
@@ -564,6 +565,115 @@ TEST_F(JobServiceTest, AdminListsDeadJobs) {
     v1::ListDeadJobsResponse out;
     EXPECT_EQ(admin_stub_->ListDeadJobs(&ctx, r, &out).error_code(), code) << troupe;
   }
+}
+
+// ------------------------------------------------- jobs held by another replica
+
+core::JobRecord record_of(std::uint64_t id, std::string troupe, core::JobState state) {
+  core::JobRecord r;
+  r.id = core::JobId{id};
+  r.troupe = std::move(troupe);
+  r.state = state;
+  return r;
+}
+
+// With a shared store (docs/cluster.md) GetJob answers for a job another
+// replica accepted or runs, through Runtime::find, once the store answered.
+TEST_F(JobServiceTest, GetJobFindsAJobHeldByAnotherReplica) {
+  runtime_.put_elsewhere(record_of(0x77, "t", core::JobState::kRunning));
+  grpc::ClientContext ctx;
+  set_deadline(ctx);
+  v1::GetJobRequest r;
+  r.set_job_id(core::JobId{0x77}.to_string());
+  v1::Job job;
+  ASSERT_TRUE(stub_->GetJob(&ctx, r, &job).ok());
+  EXPECT_EQ(job.id(), r.job_id());
+  EXPECT_EQ(job.state(), v1::JOB_STATE_RUNNING);
+  EXPECT_EQ(runtime_.store_answers(), 1u);
+  // Unknown here and in the store: NOT_FOUND, as before.
+  grpc::ClientContext unknown;
+  set_deadline(unknown);
+  r.set_job_id(core::JobId{0x78}.to_string());
+  EXPECT_EQ(stub_->GetJob(&unknown, r, &job).error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+// CancelJob of a job another replica holds goes to the store
+// (Runtime::cancel_anywhere), which reports the job as it was.
+TEST_F(JobServiceTest, CancelJobOfAJobHeldByAnotherReplicaAsksTheStore) {
+  runtime_.put_elsewhere(record_of(0x77, "t", core::JobState::kRunning));
+  runtime_.put_elsewhere(record_of(0x79, "t", core::JobState::kSucceeded));
+  for (auto [id, cancelled] : {std::pair{0x77u, true}, std::pair{0x79u, false}}) {
+    grpc::ClientContext ctx;
+    set_deadline(ctx);
+    v1::CancelJobRequest r;
+    r.set_job_id(core::JobId{id}.to_string());
+    v1::CancelJobResponse out;
+    ASSERT_TRUE(stub_->CancelJob(&ctx, r, &out).ok()) << id;
+    EXPECT_EQ(out.cancelled(), cancelled) << id;
+    EXPECT_EQ(out.job().id(), r.job_id());
+  }
+  EXPECT_EQ(runtime_.cancel_requests(),
+            (std::vector<core::JobId>{core::JobId{0x77}, core::JobId{0x79}}));
+  grpc::ClientContext unknown;
+  set_deadline(unknown);
+  v1::CancelJobRequest r;
+  r.set_job_id(core::JobId{0x78}.to_string());
+  v1::CancelJobResponse out;
+  EXPECT_EQ(stub_->CancelJob(&unknown, r, &out).error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+// The troupe of the record the store found decides, as for a local job: a
+// caller without read or cancel there is refused, and nothing is cancelled.
+TEST_F(JobServiceTest, JobsHeldElsewhereAreAuthorizedByTheirTroupe) {
+  config::Identity reader;
+  reader.name = "reader";
+  reader.token_sha256 = config::sha256("reader-token");
+  reader.grants = {{"mine", static_cast<config::Permissions>(config::Permission::kRead)}};
+  config::AuthOptions auth;
+  auth.identities = {reader};
+  authorizer_.update(auth);
+  runtime_.put_elsewhere(record_of(0x77, "mine", core::JobState::kQueued));
+  runtime_.put_elsewhere(record_of(0x78, "theirs", core::JobState::kQueued));
+  const auto call = [&](auto method, auto request, auto& reply) {
+    grpc::ClientContext ctx;
+    set_deadline(ctx);
+    ctx.AddMetadata("authorization", "Bearer reader-token");
+    return ((*stub_).*method)(&ctx, request, &reply).error_code();
+  };
+  v1::GetJobRequest get;
+  v1::Job job;
+  get.set_job_id(core::JobId{0x77}.to_string());
+  EXPECT_EQ(call(&v1::JobService::Stub::GetJob, get, job), grpc::StatusCode::OK);
+  get.set_job_id(core::JobId{0x78}.to_string());
+  EXPECT_EQ(call(&v1::JobService::Stub::GetJob, get, job), grpc::StatusCode::PERMISSION_DENIED);
+  v1::CancelJobRequest cancel;
+  v1::CancelJobResponse cancelled;
+  cancel.set_job_id(core::JobId{0x77}.to_string());
+  EXPECT_EQ(call(&v1::JobService::Stub::CancelJob, cancel, cancelled),
+            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_TRUE(runtime_.cancel_requests().empty());
+  // An unknown job stays NOT_FOUND whoever asks.
+  get.set_job_id(core::JobId{0x79}.to_string());
+  EXPECT_EQ(call(&v1::JobService::Stub::GetJob, get, job), grpc::StatusCode::NOT_FOUND);
+}
+
+// ListDeadJobs lists every replica's dead letters (Runtime::dead_jobs_anywhere).
+TEST_F(JobServiceTest, AdminListsDeadJobsOfEveryReplica) {
+  core::TroupeStatus a;
+  a.name = "a";
+  runtime_.set_troupes({a});
+  runtime_.put(record_of(7, "a", core::JobState::kDead));
+  runtime_.put_elsewhere(record_of(8, "a", core::JobState::kDead));
+  runtime_.put_elsewhere(record_of(9, "a", core::JobState::kRunning));
+  grpc::ClientContext ctx;
+  set_deadline(ctx);
+  v1::ListDeadJobsRequest r;
+  r.set_troupe("a");
+  v1::ListDeadJobsResponse out;
+  ASSERT_TRUE(admin_stub_->ListDeadJobs(&ctx, r, &out).ok());
+  ASSERT_EQ(out.jobs_size(), 2);
+  EXPECT_EQ(out.jobs(0).id(), core::JobId{7}.to_string());
+  EXPECT_EQ(out.jobs(1).id(), core::JobId{8}.to_string());
 }
 
 /// Calls `method` with `request` as raw bytes (what a broken or hostile

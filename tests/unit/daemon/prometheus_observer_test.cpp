@@ -169,9 +169,15 @@ TEST(StoreMetrics, PublishesWhatTheJournalAndRecoveryReport) {
   EXPECT_DOUBLE_EQ(sample(text, "troupe_store_recovery_seconds"), 0.25);
   EXPECT_EQ(sample(text, "troupe_store_orphaned_jobs"), 5);
   EXPECT_EQ(sample(text, "troupe_store_failed"), 0);
+  EXPECT_EQ(sample(text, "troupe_store_available"), 1);
+  store.available(false);
+  EXPECT_EQ(sample(scrape(observer), "troupe_store_available"), 0);
+  store.available(true);
+  EXPECT_EQ(sample(scrape(observer), "troupe_store_available"), 1);
   store.failed();
   text = scrape(observer);
   EXPECT_EQ(sample(text, "troupe_store_failed"), 1);
+  EXPECT_EQ(sample(text, "troupe_store_available"), 0);
 }
 
 TEST(PrometheusObserver, HistogramBucketsSpanSubMillisecondToMinutes) {
