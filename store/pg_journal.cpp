@@ -1,17 +1,1013 @@
 #include "store/pg_journal.h"
 
-// A placeholder until the PostgreSQL journal lands: it refuses to open, so
-// that `store: {kind: postgres}` fails at start with a clear message rather
-// than running on something that is not there.
+#include <pthread.h>
+
+#include <algorithm>
+#include <bit>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <cstdlib>
+#include <deque>
+#include <future>
+#include <initializer_list>
+#include <limits>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "store/barrier_queue.h"
+#include "store/entry_fold.h"
+#include "store/metadata_codec.h"
+#include "store/pg_connection.h"
+#include "store/pg_schema.h"
 
 namespace troupe::store {
 
-std::unique_ptr<core::Journal> open_pg_journal(const PgJournalOptions&) {
-  throw StoreError("postgres store: not built into this trouped yet");
+namespace {
+
+using namespace std::chrono_literals;
+using core::JobState;
+using detail::PgParams;
+using detail::PgQuery;
+using detail::PgResult;
+using detail::PgRound;
+namespace pg = detail::pg;
+
+static_assert(static_cast<int>(JobState::kQueued) == 0);
+static_assert(static_cast<int>(JobState::kRunning) == 1);
+static_assert(static_cast<int>(JobState::kRetryWait) == 2);
+static_assert(static_cast<int>(JobState::kSucceeded) == 3);
+static_assert(static_cast<int>(JobState::kDead) == 5);
+static_assert(static_cast<int>(JobState::kCancelled) == 6);
+static_assert(static_cast<int>(JobState::kAborted) == 7);
+static_assert(static_cast<int>(core::FailureClass::kCancelled) == 5);
+
+/// A TTL beyond this is taken as this (about 100 years): now - ttl stays
+/// in range.
+constexpr std::int64_t kMaxTtlNs = 100LL * 365 * 24 * 3600 * 1'000'000'000LL;
+
+std::int64_t wall_now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
-std::string probe_postgres(const std::string&, core::Duration) {
-  return "postgres store: not built into this trouped yet";
+std::int64_t to_sql(core::JobId id) {
+  return std::bit_cast<std::int64_t>(id.value);
+}
+core::JobId from_sql(std::int64_t id) {
+  return core::JobId{std::bit_cast<std::uint64_t>(id)};
+}
+
+std::int64_t micros(core::Duration d) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(d).count();
+}
+
+int whole_seconds(core::Duration d) {
+  return static_cast<int>(std::max<std::int64_t>(
+      1, std::chrono::duration_cast<std::chrono::seconds>(d + 999ms).count()));
+}
+
+/// The job in row `row` of `result`, its columns (pg::kJobColumns) from
+/// `first`. Unreadable metadata reads as none (it was written by this
+/// code; the row stays usable).
+core::RecoveredJob decode_job(const PGresult* result, int row, int first) {
+  using detail::pg_bytes;
+  using detail::pg_int;
+  core::RecoveredJob job;
+  auto& r = job.request;
+  int c = first;
+  r.id = from_sql(pg_int(result, row, c++));
+  r.troupe = pg_bytes(result, row, c++);
+  job.state = static_cast<JobState>(pg_int(result, row, c++));
+  r.payload = pg_bytes(result, row, c++);
+  r.key = pg_bytes(result, row, c++);
+  r.idempotency_key = pg_bytes(result, row, c++);
+  r.metadata = detail::decode_metadata(pg_bytes(result, row, c++)).value_or(core::Metadata{});
+  r.submitted_ns = pg_int(result, row, c++);
+  r.deadline_ns = pg_int(result, row, c++);
+  r.attempt_timeout_ns = pg_int(result, row, c++);
+  job.attempts = static_cast<std::uint32_t>(pg_int(result, row, c++));
+  job.failure = static_cast<core::FailureClass>(pg_int(result, row, c++));
+  job.output = pg_bytes(result, row, c++);
+  job.started_ns = pg_int(result, row, c++);
+  job.finished_ns = pg_int(result, row, c++);
+  job.next_run_ns = pg_int(result, row, c++);
+  return job;
+}
+
+bool ok(const PgResult& result) {
+  auto status = PQresultStatus(result.get());
+  return status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK;
+}
+
+/// The first error among a round's results, for a message.
+std::string round_error(const std::vector<PgResult>& results) {
+  for (const auto& result : results) {
+    if (!ok(result) && PQresultStatus(result.get()) != PGRES_PIPELINE_ABORTED) {
+      std::string message = PQresultErrorMessage(result.get());
+      while (!message.empty() && message.back() == '\n') message.pop_back();
+      return message;
+    }
+  }
+  return "no answer";
+}
+
+bool round_ok(const std::vector<PgResult>& results, std::size_t expected) {
+  if (results.size() != expected) return false;
+  return std::all_of(results.begin(), results.end(), ok);
+}
+
+/// Runs `sql` on a blocking connection; throws StoreError naming `what`.
+PgResult exec_or_throw(PGconn* conn, const char* sql, const std::string& what,
+                       const PgParams* params = nullptr) {
+  PGresult* raw;
+  if (params != nullptr) {
+    std::vector<const char*> values = params->values();
+    raw = PQexecParams(conn, sql, params->size(), params->types(), values.data(), params->lengths(),
+                       params->formats(), 1);
+  } else {
+    raw = PQexecParams(conn, sql, 0, nullptr, nullptr, nullptr, nullptr, 1);
+  }
+  PgResult result(raw);
+  if (!result || !ok(result)) {
+    std::string message = result ? PQresultErrorMessage(result.get()) : PQerrorMessage(conn);
+    while (!message.empty() && message.back() == '\n') message.pop_back();
+    throw StoreError("postgres store: " + what + ": " + message);
+  }
+  return result;
+}
+
+/// core::Journal on PostgreSQL, shared by the replicas of a cluster
+/// (docs/cluster.md; the statements in store/pg_schema.h). Executor: one
+/// thread ("troupe-pg") runs an io_context that owns the connection
+/// (detail::PgConnection) and every piece of state below the mutex's:
+/// group commits (one in flight; what is appended meanwhile goes in the
+/// next), heartbeats with reaping and retention, claims, notifications,
+/// lookups. Thread-safety: append() and after_durable() take one mutex
+/// briefly; lookups, hooks and close() hand their work to the thread.
+/// Owns the thread and the connection until destroyed.
+class PgJournal final : public core::Journal {
+ public:
+  explicit PgJournal(const PgJournalOptions& options)
+      : options_(options),
+        result_ttl_ns_(std::clamp<std::int64_t>(options.result_ttl.count(), 0, kMaxTtlNs)),
+        idempotency_ttl_ns_(
+            std::clamp<std::int64_t>(options.idempotency_ttl.count(), 0, kMaxTtlNs)),
+        heartbeat_timer_(io_),
+        poll_timer_(io_),
+        work_(boost::asio::make_work_guard(io_)) {
+    if (options_.dsn.empty()) throw StoreError("postgres store: the dsn is empty");
+    if (options_.replica.empty()) options_.replica = "trouped";
+    set_up_schema_and_register();
+    connection_ = std::make_unique<detail::PgConnection>(
+        io_, options_.dsn,
+        std::chrono::duration_cast<std::chrono::milliseconds>(options_.connect_timeout),
+        std::vector<std::string>{"LISTEN troupe_jobs", "LISTEN troupe_cancel"},
+        detail::PgConnection::Handlers{
+            .on_down = [this](const std::string& why) { on_down(why); },
+            .on_up = [this] { on_up(); },
+            .on_notify = [this](std::string_view channel,
+                                std::string_view payload) { on_notify(channel, payload); },
+        });
+    boost::asio::post(io_, [this] {
+      connection_->start();
+      schedule_heartbeat();
+    });
+    thread_ = std::thread([this] {
+      pthread_setname_np(pthread_self(), "troupe-pg");
+      io_.run();
+    });
+  }
+
+  ~PgJournal() override {
+    close();
+    if (thread_.joinable()) {
+      work_.reset();
+      io_.stop();
+      thread_.join();
+    }
+    connection_.reset();
+  }
+
+  bool durable() const override { return true; }
+  bool shared() const override { return true; }
+
+  /// Shared: a new incarnation owns nothing, so there is nothing to read
+  /// back. Jobs left by earlier incarnations (this replica's or others')
+  /// arrive through ClusterHooks::claimed once their lease expired or they
+  /// were released; claiming starts here (the hooks are set by now).
+  void recover(const std::function<void(core::RecoveredJob&&)>&) override {
+    on_io([this] {
+      claims_on_ = true;
+      claim_all();
+    });
+  }
+
+  void set_cluster_hooks(core::ClusterHooks hooks) override {
+    on_io([this, hooks = std::move(hooks)]() mutable { hooks_ = std::move(hooks); });
+  }
+
+  void append(core::JournalEntry entry) override {
+    bool kick = false;
+    {
+      std::lock_guard lock(mutex_);
+      if (failure_ || stopping_) return;
+      if (pending_.empty()) first_arrival_ = Clock::now();
+      pending_.push_back(std::move(entry));
+      barriers_.appended();
+      kick = !kick_posted_;
+      kick_posted_ = true;
+    }
+    if (kick) boost::asio::post(io_, [this] { maybe_commit(); });
+  }
+
+  void after_durable(core::DurableCallback done) override {
+    std::unique_lock lock(mutex_);
+    if (failure_) {
+      core::JournalFailure failure = *failure_;
+      lock.unlock();
+      done(&failure);
+      return;
+    }
+    bool ready = false;
+    if (barriers_.add(done, ready)) {
+      lock.unlock();
+      done(nullptr);
+      return;
+    }
+    lock.unlock();
+    if (ready) boost::asio::post(io_, [this] { run_barriers(); });
+  }
+
+  std::optional<core::JournalFailure> failure() const override {
+    std::lock_guard lock(mutex_);
+    return failure_;
+  }
+
+  void on_failure(std::function<void(const core::JournalFailure&)> handler) override {
+    std::lock_guard lock(mutex_);
+    on_failure_ = std::move(handler);
+  }
+
+  void close() override {
+    {
+      std::lock_guard lock(mutex_);
+      if (stopping_) {
+        if (std::this_thread::get_id() == thread_.get_id() || !thread_.joinable()) return;
+      }
+      stopping_ = true;
+    }
+    if (std::this_thread::get_id() == thread_.get_id()) {
+      // From a hook or a barrier: the rest happens on this thread; the
+      // destructor joins it.
+      boost::asio::post(io_, [this] { begin_close(nullptr); });
+      return;
+    }
+    std::lock_guard close_lock(close_mutex_);
+    if (closed_) return;
+    closed_ = true;
+    auto done = std::make_shared<std::promise<void>>();
+    std::future<void> finished = done->get_future();
+    boost::asio::post(io_, [this, done] { begin_close(done); });
+    // Bounded: with the server gone, what is pending cannot be written; the
+    // lease hands the jobs to others anyway.
+    auto bound = std::max<core::Duration>(options_.lease, 5s);
+    if (finished.wait_for(bound) != std::future_status::ready) {
+      on_io([this] { give_up("closed while the store was unreachable"); });
+    }
+    on_io([this] {
+      heartbeat_timer_.cancel();
+      poll_timer_.cancel();
+      connection_->stop();
+    });
+  }
+
+  void find(core::JobId id, std::function<void(std::optional<core::RecoveredJob>)> done) override {
+    PgRound round;
+    round.queries.push_back(PgQuery{pg::kFind, PgParams().i64(to_sql(id))});
+    round.done = [done = std::move(done)](std::vector<PgResult>& results, bool lost) {
+      if (lost || !round_ok(results, 1) || PQntuples(results[0].get()) == 0) {
+        done(std::nullopt);
+        return;
+      }
+      done(decode_job(results[0].get(), 0, 0));
+    };
+    submit_from_any_thread(std::move(round));
+  }
+
+  void request_cancel(core::JobId id,
+                      std::function<void(std::optional<core::RecoveredJob>)> done) override {
+    PgRound round;
+    round.queries.push_back(PgQuery{"BEGIN", {}});
+    round.queries.push_back(PgQuery{pg::kFindForUpdate, PgParams().i64(to_sql(id))});
+    round.queries.push_back(
+        PgQuery{pg::kCancelUnowned, PgParams().i64(to_sql(id)).i64(wall_now_ns())});
+    round.queries.push_back(PgQuery{pg::kCancelOwned, PgParams().i64(to_sql(id))});
+    round.queries.push_back(PgQuery{"COMMIT", {}});
+    round.done = [done = std::move(done)](std::vector<PgResult>& results, bool lost) {
+      if (lost || !round_ok(results, 5) || PQntuples(results[1].get()) == 0) {
+        done(std::nullopt);
+        return;
+      }
+      done(decode_job(results[1].get(), 0, 0));
+    };
+    submit_from_any_thread(std::move(round));
+  }
+
+  void dead_jobs(std::string troupe, std::size_t limit,
+                 std::function<void(std::vector<core::RecoveredJob>)> done) override {
+    PgRound round;
+    round.queries.push_back(PgQuery{
+        pg::kDeadJobs, PgParams().text(troupe).i64(static_cast<std::int64_t>(std::min<std::size_t>(
+                           limit, std::numeric_limits<std::int64_t>::max())))});
+    round.done = [done = std::move(done)](std::vector<PgResult>& results, bool lost) {
+      std::vector<core::RecoveredJob> jobs;
+      if (!lost && round_ok(results, 1)) {
+        for (int row = 0; row < PQntuples(results[0].get()); ++row) {
+          jobs.push_back(decode_job(results[0].get(), row, 0));
+        }
+      }
+      done(std::move(jobs));
+    };
+    submit_from_any_thread(std::move(round));
+  }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  using Barrier = detail::BarrierQueue::Barrier;
+  /// A job this incarnation owns: its fencing term and troupe.
+  struct Owned {
+    std::int64_t epoch = 1;
+    std::string troupe;
+  };
+  /// What a statement of a commit round was, to read its result.
+  struct Written {
+    bool fenced = false;           // RETURNING the ids written
+    std::vector<core::JobId> ids;  // fenced: the jobs it writes
+  };
+  /// The rows of one unnest() statement: a column per array.
+  struct Rows {
+    explicit Rows(std::initializer_list<detail::PgArray::Of> kinds) {
+      for (auto kind : kinds) columns.emplace_back(kind);
+    }
+    detail::PgArray& operator[](std::size_t i) { return columns[i]; }
+    bool empty() const { return ids.empty(); }
+    /// The arrays, then `incarnation` when set.
+    PgParams params(std::optional<std::int64_t> incarnation = std::nullopt) const {
+      PgParams p;
+      for (const auto& column : columns) p.array(column);
+      if (incarnation) p.i64(*incarnation);
+      return p;
+    }
+    std::vector<detail::PgArray> columns;
+    std::vector<core::JobId> ids;
+  };
+  static constexpr auto I = detail::PgArray::Of::kInt8;
+  static constexpr auto T = detail::PgArray::Of::kText;
+  static constexpr auto B = detail::PgArray::Of::kBytea;
+  /// The updates of a commit that are a job's n-th update in it: each job
+  /// at most once, so their statements' order does not matter.
+  struct Phase {
+    Rows started{I, I, I, I};               // id, epoch, attempts, started_ns
+    Rows retry_wait{I, I, I, I, B, I};      // id, epoch, attempts, next_run_ns, output, failure
+    Rows requeued{I, I, I};                 // id, epoch, attempts
+    Rows terminal{I, I, I, I, I, B, I, I};  // id, epoch, state, failure, attempts, output,
+                                            // started_ns, finished_ns
+  };
+
+  /// Runs `fn` on the journal's thread and waits for it (inline when on
+  /// it, or once the thread is gone).
+  void on_io(std::function<void()> fn) {
+    if (std::this_thread::get_id() == thread_.get_id() || !thread_.joinable() || io_.stopped()) {
+      fn();
+      return;
+    }
+    std::promise<void> done;
+    auto finished = done.get_future();
+    boost::asio::post(io_, [&] {
+      fn();
+      done.set_value();
+    });
+    finished.wait();
+  }
+
+  void submit_from_any_thread(PgRound round) {
+    boost::asio::post(io_, [this, round = std::move(round)]() mutable {
+      if (io_closed_) {
+        std::vector<PgResult> none;
+        round.done(none, true);
+        return;
+      }
+      connection_->submit(std::move(round));
+    });
+  }
+
+  // ---- open ----
+
+  void set_up_schema_and_register() {
+    std::string error;
+    auto conn =
+        detail::pg_connect_blocking(options_.dsn, whole_seconds(options_.connect_timeout), error);
+    if (!conn) throw StoreError("postgres store: cannot connect (" + error + ")");
+    PGconn* c = conn.get();
+    exec_or_throw(c, "BEGIN", "schema");
+    exec_or_throw(c, pg::kLockSchema, "schema lock");
+    exec_or_throw(c, pg::kCreateVersionTable, "schema");
+    PgResult version = exec_or_throw(c, pg::kSelectVersion, "schema version");
+    std::int64_t found = detail::pg_int(version.get(), 0, 0);
+    if (found > pg::kSchemaVersion) {
+      throw StoreError("postgres store: the schema was written by a newer trouped (version " +
+                       std::to_string(found) + "; this one knows up to " +
+                       std::to_string(pg::kSchemaVersion) + ")");
+    }
+    if (found < 1) {
+      // Several statements: the simple protocol.
+      PgResult created(PQexec(c, pg::kCreateSchema));
+      if (!created || !ok(created)) {
+        throw StoreError(std::string("postgres store: cannot create the schema: ") +
+                         (created ? PQresultErrorMessage(created.get()) : PQerrorMessage(c)));
+      }
+    }
+    exec_or_throw(c, "COMMIT", "schema");
+    PgParams params;
+    params.text(options_.replica).i64(micros(options_.lease));
+    PgResult registered = exec_or_throw(c, pg::kRegister, "register", &params);
+    incarnation_ = detail::pg_int(registered.get(), 0, 0);
+  }
+
+  // ---- reachability and notifications ----
+
+  void on_down(const std::string& why) {
+    down_ = true;
+    if (hooks_.availability) hooks_.availability(false, "postgres store: " + why);
+  }
+
+  void on_up() {
+    if (!down_) return;  // the first connection
+    down_ = false;
+    if (hooks_.availability) hooks_.availability(true, "");
+    claim_all();
+  }
+
+  void on_notify(std::string_view channel, std::string_view payload) {
+    if (channel == "troupe_jobs") {
+      claim(std::string(payload));
+    } else if (channel == "troupe_cancel") {
+      auto colon = payload.find(':');
+      if (colon == std::string_view::npos) return;
+      std::int64_t owner = std::strtoll(std::string(payload.substr(0, colon)).c_str(), nullptr, 10);
+      std::int64_t id = std::strtoll(std::string(payload.substr(colon + 1)).c_str(), nullptr, 10);
+      if (owner == incarnation_) cancel_owned(from_sql(id));
+    }
+  }
+
+  void cancel_owned(core::JobId id) {
+    if (!owned_.contains(id.value) || !cancelled_.insert(id.value).second) return;
+    if (hooks_.cancel) hooks_.cancel(id);
+  }
+
+  void lose(core::JobId id) {
+    owned_.erase(id.value);
+    cancelled_.erase(id.value);
+    if (hooks_.lost) hooks_.lost(id);
+  }
+
+  // ---- group commit ----
+
+  void maybe_commit() {
+    std::vector<core::JournalEntry> batch;
+    std::uint64_t covered;
+    Clock::time_point arrival;
+    {
+      std::lock_guard lock(mutex_);
+      kick_posted_ = false;
+      if (commit_in_flight_ || registering_ || pending_.empty() || failure_ || io_closed_) return;
+      batch.swap(pending_);
+      covered = barriers_.appended_count();
+      arrival = first_arrival_;
+      commit_in_flight_ = true;
+    }
+    send_commit(std::move(batch), covered, arrival);
+  }
+
+  void send_commit(std::vector<core::JournalEntry> batch, std::uint64_t covered,
+                   Clock::time_point arrival) {
+    fold_.fold(batch);
+    Rows inserts{I, T, I, I, B, T, T, B, I, I, I, I, I, B, I, I, I};
+    std::set<std::string> handed_back;  // troupes of jobs accepted and requeued in this batch
+    std::vector<Phase> phases;
+    phase_of_.clear();
+    std::size_t accepted = 0;
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      std::int32_t row = fold_.row_of(i);
+      if (row == detail::EntryFold::kOnItsOwn) {
+        std::visit([&](const auto& e) { write(e, phases); }, batch[i]);
+      } else if (row >= 0 && fold_.rows()[row].accept == i) {
+        insert(batch, fold_.rows()[row], inserts, handed_back);
+      }
+      if (std::holds_alternative<core::JournalAccepted>(batch[i])) ++accepted;
+    }
+
+    auto written = std::make_shared<std::vector<Written>>();
+    PgRound round;
+    round.resend = true;  // idempotent: ON CONFLICT DO NOTHING, fenced updates
+    auto add = [&](const char* sql, PgParams params, Written what = {}) {
+      round.queries.push_back(PgQuery{sql, std::move(params)});
+      written->push_back(std::move(what));
+    };
+    add("BEGIN", {});
+    if (!inserts.empty()) add(pg::kInsert, inserts.params());
+    for (const auto& troupe : handed_back) {
+      add("SELECT pg_notify('troupe_jobs', $1)", PgParams().text(troupe));
+    }
+    for (const Phase& phase : phases) {
+      if (!phase.started.empty()) {
+        add(pg::kStarted, phase.started.params(incarnation_), {true, phase.started.ids});
+      }
+      if (!phase.retry_wait.empty()) {
+        add(pg::kRetryWait, phase.retry_wait.params(incarnation_), {true, phase.retry_wait.ids});
+      }
+      // Handing back needs no lost(): the job is given up either way.
+      if (!phase.requeued.empty()) add(pg::kRequeued, phase.requeued.params(incarnation_));
+      if (!phase.terminal.empty()) {
+        add(pg::kTerminal, phase.terminal.params(incarnation_), {true, phase.terminal.ids});
+      }
+    }
+    add("COMMIT", {});
+    std::size_t entries = batch.size();
+    round.done = [this, written, covered, arrival, entries, accepted](
+                     std::vector<PgResult>& results, bool lost) {
+      (void)lost;  // resend: never dropped while the journal runs
+      committed(results, *written, covered, arrival, entries, accepted);
+    };
+    connection_->submit(std::move(round));
+  }
+
+  /// A job accepted in this batch, with its later entries in it folded in.
+  void insert(const std::vector<core::JournalEntry>& batch, const detail::FoldedRow& row,
+              Rows& rows, std::set<std::string>& handed_back) {
+    const auto& e = std::get<core::JournalAccepted>(batch[row.accept]);
+    bool requeued = false;
+    for (std::int32_t j = fold_.next(row.accept); j >= 0; j = fold_.next(j)) {
+      requeued = requeued || std::holds_alternative<core::JournalRequeued>(batch[j]);
+    }
+    bool released = requeued && row.state == JobState::kQueued;
+    bool owned = !core::is_terminal(row.state) && !released;
+    rows[0].i64(to_sql(e.id));
+    rows[1].bytes(e.troupe);
+    rows[2].i64(static_cast<std::int64_t>(row.state));
+    if (owned) {
+      rows[3].i64(incarnation_);
+    } else {
+      rows[3].null();
+    }
+    rows[4].bytes(e.payload);
+    rows[5].bytes(e.key);
+    rows[6].bytes(e.idempotency_key);
+    rows[7].bytes(detail::encode_metadata(e.metadata));
+    rows[8].i64(e.submitted_ns);
+    rows[9].i64(e.deadline_ns);
+    rows[10].i64(e.attempt_timeout_ns);
+    rows[11].i64(row.attempts);
+    rows[12].i64(static_cast<std::int64_t>(row.failure));
+    rows[13].bytes(row.output);
+    rows[14].i64(row.started_ns);
+    rows[15].i64(row.finished_ns);
+    rows[16].i64(row.next_run_ns);
+    rows.ids.push_back(e.id);
+    if (owned) owned_[e.id.value] = Owned{1, e.troupe};
+    if (released) handed_back.insert(e.troupe);
+    if (row.state == JobState::kDead) dead_to_trim_.insert(e.troupe);
+  }
+
+  /// The phase of job `id`'s next update in this batch, with its id and
+  /// epoch added to `rows_of(phase)`; nullptr (write nothing) for a job
+  /// this incarnation does not own (lost, or never held).
+  template <typename Select>
+  Rows* fenced_row(core::JobId id, std::vector<Phase>& phases, Select rows_of,
+                   const Owned** owned = nullptr) {
+    auto it = owned_.find(id.value);
+    if (it == owned_.end()) return nullptr;
+    std::size_t n = phase_of_[id.value]++;
+    if (n >= phases.size()) phases.emplace_back();
+    Rows& rows = rows_of(phases[n]);
+    rows[0].i64(to_sql(id));
+    rows[1].i64(it->second.epoch);
+    rows.ids.push_back(id);
+    if (owned != nullptr) *owned = &it->second;
+    return &rows;
+  }
+
+  void write(const core::JournalAccepted&, std::vector<Phase>&) {}  // a second accept
+
+  void write(const core::JournalStarted& e, std::vector<Phase>& phases) {
+    Rows* rows = fenced_row(e.id, phases, [](Phase& p) -> Rows& { return p.started; });
+    if (rows == nullptr) return;
+    (*rows)[2].i64(e.attempts);
+    (*rows)[3].i64(e.started_ns);
+  }
+
+  void write(const core::JournalRetryWait& e, std::vector<Phase>& phases) {
+    Rows* rows = fenced_row(e.id, phases, [](Phase& p) -> Rows& { return p.retry_wait; });
+    if (rows == nullptr) return;
+    (*rows)[2].i64(e.attempts);
+    (*rows)[3].i64(e.next_run_ns);
+    (*rows)[4].bytes(e.error);
+    (*rows)[5].i64(static_cast<std::int64_t>(e.failure));
+  }
+
+  void write(const core::JournalRequeued& e, std::vector<Phase>& phases) {
+    Rows* rows = fenced_row(e.id, phases, [](Phase& p) -> Rows& { return p.requeued; });
+    if (rows == nullptr) return;
+    (*rows)[2].i64(e.attempts);
+    owned_.erase(e.id.value);  // handed back
+    cancelled_.erase(e.id.value);
+  }
+
+  void write(const core::JournalTerminal& e, std::vector<Phase>& phases) {
+    const Owned* owned = nullptr;
+    Rows* rows = fenced_row(
+        e.id, phases, [](Phase& p) -> Rows& { return p.terminal; }, &owned);
+    if (rows == nullptr) return;
+    if (e.state == JobState::kDead) dead_to_trim_.insert(owned->troupe);
+    (*rows)[2].i64(static_cast<std::int64_t>(e.state));
+    (*rows)[3].i64(static_cast<std::int64_t>(e.failure));
+    (*rows)[4].i64(e.attempts);
+    (*rows)[5].bytes(e.output);
+    (*rows)[6].i64(e.started_ns);
+    (*rows)[7].i64(e.finished_ns);
+    owned_.erase(e.id.value);  // never written again
+    cancelled_.erase(e.id.value);
+  }
+
+  void committed(std::vector<PgResult>& results, const std::vector<Written>& written,
+                 std::uint64_t covered, Clock::time_point arrival, std::size_t entries,
+                 std::size_t accepted) {
+    if (!round_ok(results, written.size())) {
+      fail(core::JournalFailure{"postgres store: commit failed: " + round_error(results)});
+      return;
+    }
+    // Fenced writes that found no row: another replica holds the job.
+    std::unordered_set<std::uint64_t> lost;
+    for (std::size_t i = 0; i < written.size(); ++i) {
+      if (!written[i].fenced) continue;
+      const PGresult* result = results[i].get();
+      if (static_cast<std::size_t>(PQntuples(result)) == written[i].ids.size()) continue;
+      std::unordered_set<std::uint64_t> matched;
+      for (int row = 0; row < PQntuples(result); ++row) {
+        matched.insert(from_sql(detail::pg_int(result, row, 0)).value);
+      }
+      for (core::JobId id : written[i].ids) {
+        if (!matched.contains(id.value) && lost.insert(id.value).second) lose(id);
+      }
+    }
+    if (options_.observer != nullptr) {
+      options_.observer->committed(Clock::now() - arrival, entries, accepted);
+    }
+    {
+      std::lock_guard lock(mutex_);
+      barriers_.durable_up_to(covered);
+      commit_in_flight_ = false;
+    }
+    run_barriers();
+    maybe_commit();
+    if (closing_) continue_close();
+  }
+
+  void run_barriers() {
+    std::vector<Barrier> ready;
+    {
+      std::lock_guard lock(mutex_);
+      if (!barriers_.take_ready(ready)) return;
+    }
+    for (auto& barrier : ready) barrier.done(nullptr);
+    std::lock_guard lock(mutex_);
+    barriers_.done_running();
+  }
+
+  /// For good: drops what is pending, tells the handler and every waiting
+  /// barrier.
+  void fail(core::JournalFailure failure) {
+    std::deque<Barrier> waiting;
+    std::function<void(const core::JournalFailure&)> handler;
+    {
+      std::lock_guard lock(mutex_);
+      if (failure_) return;
+      failure_ = failure;
+      pending_.clear();
+      commit_in_flight_ = false;
+      waiting = barriers_.take_all();
+      handler = on_failure_;
+    }
+    if (handler) handler(failure);
+    for (auto& barrier : waiting) barrier.done(&failure);
+    if (closing_) continue_close();
+  }
+
+  // ---- heartbeat: lease, reaping, cancels, retention ----
+
+  void schedule_heartbeat() {
+    heartbeat_timer_.expires_after(options_.heartbeat);
+    heartbeat_timer_.async_wait([this](const boost::system::error_code& ec) {
+      if (ec || io_closed_) return;
+      heartbeat();
+      schedule_heartbeat();
+    });
+  }
+
+  void heartbeat() {
+    if (heartbeat_in_flight_ || registering_ || !connection_->up()) return;
+    heartbeat_in_flight_ = true;
+    PgRound round;
+    round.queries.push_back(
+        PgQuery{pg::kRenew, PgParams().i64(incarnation_).i64(micros(options_.lease))});
+    round.queries.push_back(PgQuery{pg::kReap, {}});
+    if (++heartbeats_ % pg::kOrphanSweepEvery == 0) {
+      round.queries.push_back(PgQuery{pg::kReapOrphans, {}});
+    }
+    const std::size_t cancels = round.queries.size();
+    round.queries.push_back(PgQuery{pg::kCancelsAsked, PgParams().i64(incarnation_)});
+    bool idle;
+    {
+      std::lock_guard lock(mutex_);
+      idle = pending_.empty() && !commit_in_flight_;
+    }
+    std::vector<std::string> trimmed;
+    bool expiring = idle;
+    if (expiring) {
+      std::int64_t now = wall_now_ns();
+      round.queries.push_back(PgQuery{
+          pg::kExpire, PgParams().i64(now - result_ttl_ns_).i64(now - idempotency_ttl_ns_)});
+      for (const auto& troupe : dead_to_trim_) {
+        round.queries.push_back(PgQuery{
+            pg::kTrimDead, PgParams().text(troupe).i64(
+                               static_cast<std::int64_t>(options_.dead_letters_per_troupe))});
+        trimmed.push_back(troupe);
+      }
+      dead_to_trim_.clear();
+    }
+    bool sizing = options_.observer != nullptr;
+    if (sizing) round.queries.push_back(PgQuery{pg::kStoreBytes, {}});
+    std::size_t expected = round.queries.size();
+    std::int64_t incarnation = incarnation_;
+    round.done = [this, expected, cancels, expiring, sizing, incarnation,
+                  trimmed = std::move(trimmed)](std::vector<PgResult>& results, bool lost) {
+      heartbeat_in_flight_ = false;
+      if (lost || !round_ok(results, expected)) {
+        for (const auto& troupe : trimmed) dead_to_trim_.insert(troupe);  // next time
+        return;
+      }
+      if (incarnation != incarnation_) return;
+      if (detail::pg_affected(results[0].get()) == 0) {
+        declared_dead();
+        return;
+      }
+      const PGresult* asked = results[cancels].get();
+      for (int row = 0; row < PQntuples(asked); ++row) {
+        cancel_owned(from_sql(detail::pg_int(asked, row, 0)));
+      }
+      if (expiring && options_.observer != nullptr) {
+        std::int64_t deleted = detail::pg_affected(results[cancels + 1].get());
+        if (deleted > 0) options_.observer->expired(static_cast<std::uint64_t>(deleted));
+      }
+      if (sizing) {
+        options_.observer->store_bytes(
+            static_cast<std::uint64_t>(detail::pg_int(results.back().get(), 0, 0)));
+      }
+    };
+    connection_->submit(std::move(round));
+  }
+
+  /// This incarnation's row is gone: another replica found its lease
+  /// expired and handed its jobs to others. Every job it held is lost; it
+  /// registers anew (commits wait meanwhile).
+  void declared_dead() {
+    std::vector<std::uint64_t> ids;
+    for (const auto& [id, owned] : owned_) ids.push_back(id);
+    for (std::uint64_t id : ids) lose(core::JobId{id});
+    {
+      std::lock_guard lock(mutex_);
+      registering_ = true;
+    }
+    PgRound round;
+    round.resend = true;
+    round.queries.push_back(
+        PgQuery{pg::kRegister, PgParams().text(options_.replica).i64(micros(options_.lease))});
+    round.done = [this](std::vector<PgResult>& results, bool lost) {
+      if (lost) return;
+      if (!round_ok(results, 1)) {
+        fail(core::JournalFailure{"postgres store: cannot register this replica again: " +
+                                  round_error(results)});
+        return;
+      }
+      incarnation_ = detail::pg_int(results[0].get(), 0, 0);
+      {
+        std::lock_guard lock(mutex_);
+        registering_ = false;
+      }
+      maybe_commit();
+      claim_all();
+    };
+    connection_->submit(std::move(round));
+  }
+
+  // ---- claims ----
+
+  void schedule_poll() {
+    poll_timer_.expires_after(options_.poll);
+    poll_timer_.async_wait([this](const boost::system::error_code& ec) {
+      if (ec || io_closed_) return;
+      claim_all();
+    });
+  }
+
+  /// Every troupe with claimable rows (the poll backstop).
+  void claim_all() {
+    if (!claims_on_ || closing_ || io_closed_) return;
+    schedule_poll();
+    if (!connection_->up() || discovering_) return;
+    discovering_ = true;
+    PgRound round;
+    round.queries.push_back(PgQuery{pg::kClaimableTroupes, {}});
+    round.done = [this](std::vector<PgResult>& results, bool lost) {
+      discovering_ = false;
+      if (lost || !round_ok(results, 1)) return;
+      for (int row = 0; row < PQntuples(results[0].get()); ++row) {
+        claim(detail::pg_bytes(results[0].get(), row, 0));
+      }
+    };
+    connection_->submit(std::move(round));
+  }
+
+  /// Claims up to min(claim_batch, room) jobs of `troupe`; again while
+  /// a full batch came back or a notification arrived meanwhile.
+  void claim(const std::string& troupe) {
+    if (!claims_on_ || closing_ || io_closed_ || registering_ || !connection_->up()) return;
+    auto [it, fresh] = claiming_.try_emplace(troupe, false);
+    if (!fresh) {
+      it->second = true;  // once the claim in flight is back
+      return;
+    }
+    std::size_t room = hooks_.room ? hooks_.room(troupe) : 0;
+    std::size_t limit = std::min(options_.claim_batch, room);
+    if (limit == 0) {
+      claiming_.erase(troupe);
+      return;
+    }
+    PgRound round;
+    round.queries.push_back(
+        PgQuery{pg::kClaim,
+                PgParams().i64(incarnation_).text(troupe).i64(static_cast<std::int64_t>(limit))});
+    std::int64_t incarnation = incarnation_;
+    round.done = [this, troupe, limit, incarnation](std::vector<PgResult>& results, bool lost) {
+      bool again = claiming_[troupe];
+      claiming_.erase(troupe);
+      if (lost || !round_ok(results, 1)) return;
+      const PGresult* rows = results[0].get();
+      struct Claimed {
+        std::int64_t seq;
+        std::int64_t epoch;
+        bool cancel;
+        core::RecoveredJob job;
+      };
+      std::vector<Claimed> claimed;
+      for (int row = 0; row < PQntuples(rows); ++row) {
+        claimed.push_back(Claimed{detail::pg_int(rows, row, 0), detail::pg_int(rows, row, 1),
+                                  detail::pg_int(rows, row, 2) != 0, decode_job(rows, row, 3)});
+      }
+      std::sort(claimed.begin(), claimed.end(),
+                [](const Claimed& a, const Claimed& b) { return a.seq < b.seq; });
+      for (auto& c : claimed) {
+        core::JobId id = c.job.request.id;
+        if (incarnation != incarnation_) break;  // declared dead meanwhile: the rows went back
+        owned_[id.value] = Owned{c.epoch, troupe};
+        if (hooks_.claimed) hooks_.claimed(std::move(c.job));
+        if (c.cancel) cancel_owned(id);
+      }
+      if (again || claimed.size() == limit) claim(troupe);
+    };
+    connection_->submit(std::move(round));
+  }
+
+  // ---- close ----
+
+  void begin_close(std::shared_ptr<std::promise<void>> done) {
+    if (done && io_closed_) {
+      done->set_value();  // a close() from this thread finished it already
+      return;
+    }
+    if (done) close_done_ = std::move(done);
+    if (closing_) return;
+    closing_ = true;
+    claims_on_ = false;
+    maybe_commit();
+    continue_close();
+  }
+
+  /// Once nothing is pending: releases this incarnation's live jobs and
+  /// removes its row, then says close() may go on.
+  void continue_close() {
+    {
+      std::lock_guard lock(mutex_);
+      if (commit_in_flight_ || (!pending_.empty() && !failure_)) return;
+    }
+    if (released_) return;
+    released_ = true;
+    PgRound round;
+    round.resend = true;
+    round.queries.push_back(PgQuery{"BEGIN", {}});
+    round.queries.push_back(PgQuery{pg::kRelease, PgParams().i64(incarnation_)});
+    round.queries.push_back(PgQuery{pg::kUnregister, PgParams().i64(incarnation_)});
+    round.queries.push_back(PgQuery{"COMMIT", {}});
+    round.done = [this](std::vector<PgResult>&, bool) {
+      owned_.clear();
+      io_closed_ = true;
+      if (close_done_) close_done_->set_value();
+      close_done_.reset();
+    };
+    connection_->submit(std::move(round));
+  }
+
+  /// close() waited long enough: what waits gets a failure.
+  void give_up(const std::string& why) {
+    io_closed_ = true;
+    std::deque<Barrier> waiting;
+    {
+      std::lock_guard lock(mutex_);
+      pending_.clear();
+      waiting = barriers_.take_all();
+    }
+    core::JournalFailure failure{"postgres store: " + why};
+    for (auto& barrier : waiting) barrier.done(&failure);
+    close_done_.reset();
+  }
+
+  PgJournalOptions options_;
+  const std::int64_t result_ttl_ns_;
+  const std::int64_t idempotency_ttl_ns_;
+
+  boost::asio::io_context io_;
+  // Journal-thread state (set up before the thread starts).
+  std::unique_ptr<detail::PgConnection> connection_;
+  boost::asio::steady_timer heartbeat_timer_;
+  boost::asio::steady_timer poll_timer_;
+  core::ClusterHooks hooks_;
+  std::int64_t incarnation_ = 0;
+  std::unordered_map<std::uint64_t, Owned> owned_;  // job id -> its term here
+  std::unordered_set<std::uint64_t> cancelled_;     // owned jobs whose cancel hook ran
+  std::unordered_map<std::string, bool> claiming_;  // troupe -> notified while its claim ran
+  std::set<std::string> dead_to_trim_;              // troupes with new DEAD rows
+  detail::EntryFold fold_;
+  std::unordered_map<std::uint64_t, std::size_t> phase_of_;  // job id -> updates in the batch
+  bool down_ = false;
+  bool claims_on_ = false;  // from recover()
+  bool discovering_ = false;
+  bool heartbeat_in_flight_ = false;
+  std::uint64_t heartbeats_ = 0;
+  bool closing_ = false;
+  bool released_ = false;
+  bool io_closed_ = false;  // the thread takes no more work
+  std::shared_ptr<std::promise<void>> close_done_;
+
+  mutable std::mutex mutex_;  // guards the members below
+  std::vector<core::JournalEntry> pending_;
+  Clock::time_point first_arrival_{};
+  detail::BarrierQueue barriers_;  // entries appended, committed, and the barriers
+  bool kick_posted_ = false;
+  bool commit_in_flight_ = false;
+  bool registering_ = false;
+  bool stopping_ = false;
+  std::optional<core::JournalFailure> failure_;
+  std::function<void(const core::JournalFailure&)> on_failure_;
+
+  std::mutex close_mutex_;
+  bool closed_ = false;
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
+  std::thread thread_;
+};
+
+}  // namespace
+
+std::unique_ptr<core::Journal> open_pg_journal(const PgJournalOptions& options) {
+  return std::make_unique<PgJournal>(options);
+}
+
+std::string probe_postgres(const std::string& dsn, core::Duration timeout) {
+  std::string error;
+  auto conn = detail::pg_connect_blocking(dsn, whole_seconds(timeout), error);
+  if (!conn) return "cannot connect to PostgreSQL: " + error;
+  return {};
 }
 
 }  // namespace troupe::store

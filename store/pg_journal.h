@@ -50,19 +50,27 @@ struct PgJournalOptions {
 
 /// Connects to `options.dsn`, creates or migrates the schema (under an
 /// advisory lock, so replicas starting together do not race) and registers
-/// this replica's incarnation.
+/// this replica's incarnation (docs/store.md, "The PostgreSQL journal").
 ///
 /// The journal keeps core::Journal's contract and is shared() (ClusterHooks,
-/// find, request_cancel, dead_jobs). Executor: one thread of its own runs
-/// an io_context that drives libpq connections in non-blocking pipeline
-/// mode through their sockets (no thread per query): group commits,
-/// heartbeats, claims, LISTEN/NOTIFY and lookups. Thread-safety: append(),
-/// after_durable() and the lookups may be called from any thread; hooks and
-/// callbacks run on the journal's thread. A lost connection is transient
-/// (ClusterHooks::availability; reconnect with backoff; what is pending is
-/// written once it is back); failure() is reserved for what a reconnect
-/// cannot mend (a newer schema, a lost lease of the whole incarnation is
-/// not one: its jobs are reported lost and it registers anew).
+/// find, request_cancel, dead_jobs). Executor: one thread of its own
+/// ("troupe-pg") runs an io_context that drives one libpq connection in
+/// non-blocking pipeline mode through its socket (no thread per query):
+/// group commits, heartbeats, claims, LISTEN/NOTIFY and lookups.
+/// Thread-safety: append(), after_durable() and the lookups may be called
+/// from any thread; hooks and callbacks run on the journal's thread.
+/// recover() returns no job: a new incarnation owns nothing, and jobs left
+/// by others (or by this replica's earlier incarnations) arrive through
+/// ClusterHooks::claimed, which starts at recover() (set the hooks before).
+/// A lost connection is transient (ClusterHooks::availability; reconnect
+/// with backoff; what is pending is written once it is back); a lost lease
+/// reports its jobs lost() and registers anew. failure() is set only when
+/// the server refuses a commit's statements. close(), also called by the
+/// destructor, commits what is pending, releases the jobs this incarnation
+/// still owns to the other replicas and removes its incarnation, waiting at
+/// most max(lease, 5 s) for the server; called on the journal's thread (from
+/// a hook or a barrier) it only starts that, and the destructor (which must
+/// not run on that thread) finishes. Owner: the caller of open_pg_journal.
 ///
 /// Throws StoreError with an operator-facing message when the server
 /// cannot be reached or refuses the login, or when a newer trouped wrote

@@ -24,6 +24,8 @@
 #include <utility>
 #include <vector>
 
+#include "store/barrier_queue.h"
+#include "store/entry_fold.h"
 #include "store/lock_file.h"
 #include "store/metadata_codec.h"
 #include "store/row_counts.h"
@@ -188,7 +190,7 @@ struct Statements {
       : begin(db, "BEGIN IMMEDIATE"),
         commit(db, "COMMIT"),
         // The row as the batch leaves it: a job's later entries in the same
-        // batch are folded into its accept (SqliteJournal::fold).
+        // batch are folded into its accept (detail::EntryFold).
         insert(
             db,
             "INSERT INTO jobs(id, troupe, state, attempts, payload, key, idempotency_key, "
@@ -298,7 +300,7 @@ class SqliteJournal final : public core::Journal {
         wake = true;  // the writer waits only while nothing is pending
       }
       pending_.push_back(std::move(entry));
-      ++appended_;
+      barriers_.appended();
     }
     if (wake) wake_.notify_one();
   }
@@ -311,15 +313,12 @@ class SqliteJournal final : public core::Journal {
       done(&failure);
       return;
     }
-    // Inline only when no earlier barrier can still be waiting to run, so
-    // that callbacks keep barrier order.
-    if (durable_ == appended_ && barriers_.empty() && !running_callbacks_) {
+    bool ready = false;
+    if (barriers_.add(done, ready)) {
       lock.unlock();
       done(nullptr);
       return;
     }
-    bool ready = durable_ == appended_;
-    barriers_.push_back(Barrier{appended_, std::move(done)});
     lock.unlock();
     if (ready) wake_.notify_one();
   }
@@ -365,10 +364,7 @@ class SqliteJournal final : public core::Journal {
   }
 
  private:
-  struct Barrier {
-    std::uint64_t seq;  // durable once durable_ >= seq
-    core::DurableCallback done;
-  };
+  using Barrier = detail::BarrierQueue::Barrier;
   using Clock = std::chrono::steady_clock;
 
   void open_database() {
@@ -513,17 +509,12 @@ class SqliteJournal final : public core::Journal {
     std::unique_lock lock(mutex_);
     for (;;) {
       if (checkpoint_failure_) return fail(lock, *checkpoint_failure_);
-      if (!barriers_.empty() && barriers_.front().seq <= durable_) {
-        while (!barriers_.empty() && barriers_.front().seq <= durable_) {
-          ready.push_back(std::move(barriers_.front()));
-          barriers_.pop_front();
-        }
-        running_callbacks_ = true;
+      if (barriers_.take_ready(ready)) {
         lock.unlock();
         for (auto& barrier : ready) barrier.done(nullptr);
         ready.clear();
         lock.lock();
-        running_callbacks_ = false;
+        barriers_.done_running();
         continue;
       }
       // After the barriers (their acks do not wait for it), before the next
@@ -544,14 +535,14 @@ class SqliteJournal final : public core::Journal {
       }
       if (!pending_.empty()) {
         batch.swap(pending_);
-        std::uint64_t covered = appended_;
+        std::uint64_t covered = barriers_.appended_count();
         Clock::time_point arrival = first_arrival_;
         lock.unlock();
         auto failed = commit(batch, arrival);
         batch.clear();
         lock.lock();
         if (failed) return fail(lock, std::move(*failed));
-        durable_ = covered;
+        barriers_.durable_up_to(covered);
         if (wal_pages_ >= kCheckpointPages && !checkpoint_requested_) {
           checkpoint_requested_ = true;
           checkpoint_wake_.notify_one();
@@ -577,8 +568,7 @@ class SqliteJournal final : public core::Journal {
     failure_ = failure;
     checkpoint_wake_.notify_all();
     pending_.clear();
-    std::deque<Barrier> waiting = std::move(barriers_);
-    barriers_.clear();
+    std::deque<Barrier> waiting = barriers_.take_all();
     auto handler = on_failure_;
     lock.unlock();
     if (handler) handler(failure);
@@ -601,14 +591,14 @@ class SqliteJournal final : public core::Journal {
     std::int64_t now_ns = wall_now_ns();
     try {
       if (!live_rows_loaded_) load_live_rows();
-      fold(batch);
+      fold_.fold(batch);
       statements_->begin.run();
       for (std::size_t i = 0; i < batch.size(); ++i) {
-        std::int32_t row = fold_of_[i];
-        if (row == kOnItsOwn) {
+        std::int32_t row = fold_.row_of(i);
+        if (row == detail::EntryFold::kOnItsOwn) {
           std::visit([&](auto& e) { apply(e); }, batch[i]);
-        } else if (row >= 0 && folds_[row].accept == i) {
-          insert(std::get<core::JournalAccepted>(batch[i]), folds_[row], batch);
+        } else if (row >= 0 && fold_.rows()[row].accept == i) {
+          insert(std::get<core::JournalAccepted>(batch[i]), fold_.rows()[row], batch);
         }  // else folded into its job's INSERT, or a second accept (nothing)
         if (std::holds_alternative<core::JournalAccepted>(batch[i])) ++accepted;
       }
@@ -639,105 +629,16 @@ class SqliteJournal final : public core::Journal {
     live_rows_loaded_ = true;
   }
 
-  /// A job accepted in the batch being committed, with the later entries
-  /// of that job in the same batch folded in: the row as its INSERT and
-  /// their UPDATEs, one by one, would leave it.
-  struct FoldedRow {
-    std::size_t accept = 0;  // the accept's index in the batch
-    std::size_t last = 0;    // the last entry folded in (accept when none)
-    JobState state = JobState::kQueued;
-    std::uint32_t attempts = 0;
-    core::FailureClass failure = core::FailureClass::kNone;
-    std::string_view output;
-    std::int64_t started_ns = 0;
-    std::int64_t finished_ns = 0;
-    std::int64_t next_run_ns = 0;
-    std::optional<std::int64_t> expires_ns;
-  };
-
-  static core::JobId id_of(const core::JournalEntry& entry) {
-    return std::visit([](const auto& e) { return e.id; }, entry);
-  }
-
-  /// fold_of_ of an entry written on its own (an UPDATE), and of a second
-  /// accept of an id in one batch (which does nothing, as an accept of a
-  /// known id does).
-  static constexpr std::int32_t kOnItsOwn = -1;
-  static constexpr std::int32_t kSecondAccept = -2;
-
-  /// Folds each job's entries into its accept when both are in `batch`
-  /// (a fast job's accepted, started and terminal often are): one INSERT
-  /// of the job's latest state instead of an INSERT and UPDATEs. Fills
-  /// folds_, fold_of_ (per entry: its row, or kOnItsOwn, kSecondAccept)
-  /// and fold_next_ (the next entry of the same row).
-  void fold(const std::vector<core::JournalEntry>& batch) {
-    folds_.clear();
-    fold_rows_.clear();
-    fold_of_.assign(batch.size(), kOnItsOwn);
-    fold_next_.assign(batch.size(), -1);
-    for (std::size_t i = 0; i < batch.size(); ++i) {
-      const core::JournalEntry& entry = batch[i];
-      if (const auto* a = std::get_if<core::JournalAccepted>(&entry)) {
-        if (fold_rows_.try_emplace(a->id.value, folds_.size()).second) {
-          fold_of_[i] = static_cast<std::int32_t>(folds_.size());
-          FoldedRow& row = folds_.emplace_back();
-          row.accept = row.last = i;
-        } else {
-          fold_of_[i] = kSecondAccept;
-        }
-        continue;
-      }
-      if (fold_rows_.empty()) continue;
-      auto it = fold_rows_.find(id_of(entry).value);
-      if (it == fold_rows_.end()) continue;  // accepted in an earlier batch
-      FoldedRow& row = folds_[it->second];
-      fold_of_[i] = static_cast<std::int32_t>(it->second);
-      fold_next_[row.last] = static_cast<std::int32_t>(i);
-      row.last = i;
-      std::visit([&](const auto& e) { fold_into(row, e, accepted_of(batch, row)); }, entry);
+  /// When a row written as `row` expires: nullopt while it is not
+  /// terminal, and for DEAD rows (trimmed by count instead).
+  std::optional<std::int64_t> expiry_of(const detail::FoldedRow& row,
+                                        const core::JournalAccepted& a) const {
+    if (!core::is_terminal(row.state) || row.state == JobState::kDead) return std::nullopt;
+    std::int64_t expires = saturating_add(row.finished_ns, result_ttl_ns_);
+    if (!a.idempotency_key.empty()) {
+      expires = std::max(expires, saturating_add(a.submitted_ns, idempotency_ttl_ns_));
     }
-  }
-
-  static const core::JournalAccepted& accepted_of(const std::vector<core::JournalEntry>& batch,
-                                                  const FoldedRow& row) {
-    return std::get<core::JournalAccepted>(batch[row.accept]);
-  }
-
-  // Each as the entry's UPDATE statement would change the row.
-  void fold_into(FoldedRow&, const core::JournalAccepted&, const core::JournalAccepted&) {}
-  void fold_into(FoldedRow& row, const core::JournalStarted& e, const core::JournalAccepted&) {
-    row.state = JobState::kRunning;
-    row.attempts = e.attempts;
-    row.started_ns = e.started_ns;
-  }
-  void fold_into(FoldedRow& row, const core::JournalRetryWait& e, const core::JournalAccepted&) {
-    row.state = JobState::kRetryWait;
-    row.attempts = e.attempts;
-    row.next_run_ns = e.next_run_ns;
-    row.output = e.error;
-    row.failure = e.failure;
-  }
-  void fold_into(FoldedRow& row, const core::JournalRequeued& e, const core::JournalAccepted&) {
-    row.state = JobState::kQueued;
-    row.attempts = e.attempts;
-    row.next_run_ns = 0;
-  }
-  void fold_into(FoldedRow& row, const core::JournalTerminal& e, const core::JournalAccepted& a) {
-    row.state = e.state;
-    row.failure = e.failure;
-    row.attempts = e.attempts;
-    row.output = e.output;
-    if (e.started_ns != 0) row.started_ns = e.started_ns;
-    row.finished_ns = e.finished_ns;
-    row.next_run_ns = 0;
-    row.expires_ns.reset();
-    if (e.state != JobState::kDead) {
-      std::int64_t expires = saturating_add(e.finished_ns, result_ttl_ns_);
-      if (!a.idempotency_key.empty()) {
-        expires = std::max(expires, saturating_add(a.submitted_ns, idempotency_ttl_ns_));
-      }
-      row.expires_ns = expires;
-    }
+    return expires;
   }
 
   static std::int64_t saturating_add(std::int64_t a, std::int64_t b) {
@@ -750,10 +651,10 @@ class SqliteJournal final : public core::Journal {
   /// the entries folded into it update that row as they would have on
   /// their own. (An id of a terminal row is not looked for: trouped draws
   /// ids that no job it holds, live or kept, has; docs/store.md.)
-  void insert(const core::JournalAccepted& e, const FoldedRow& row,
+  void insert(const core::JournalAccepted& e, const detail::FoldedRow& row,
               std::span<const core::JournalEntry> batch) {
     if (live_rows_.contains(e.id.value)) {
-      for (std::int32_t j = fold_next_[row.accept]; j >= 0; j = fold_next_[j]) {
+      for (std::int32_t j = fold_.next(row.accept); j >= 0; j = fold_.next(j)) {
         std::visit([&](auto& later) { apply(later); }, batch[j]);
       }
       return;
@@ -776,8 +677,9 @@ class SqliteJournal final : public core::Journal {
     s.bind(14, row.started_ns);
     s.bind(15, row.finished_ns);
     s.bind(16, row.next_run_ns);
-    if (row.expires_ns) {
-      s.bind(17, *row.expires_ns);
+    std::optional<std::int64_t> expires_ns = expiry_of(row, e);
+    if (expires_ns) {
+      s.bind(17, *expires_ns);
     } else {
       s.bind_null(17);
     }
@@ -786,10 +688,10 @@ class SqliteJournal final : public core::Journal {
       live_rows_.emplace(e.id.value, sqlite3_last_insert_rowid(db_.get()));
     }
     if (counting()) counts_.accepted();
-    for (std::int32_t j = fold_next_[row.accept]; j >= 0; j = fold_next_[j]) {
+    for (std::int32_t j = fold_.next(row.accept); j >= 0; j = fold_.next(j)) {
       std::visit([&](auto& later) { wrote(later, e.troupe); }, batch[j]);
     }
-    if (row.expires_ns) next_expiry_ns_ = std::min(next_expiry_ns_, *row.expires_ns);
+    if (expires_ns) next_expiry_ns_ = std::min(next_expiry_ns_, *expires_ns);
   }
 
   /// What a written entry moves besides its row: the counts by state and
@@ -1064,11 +966,7 @@ class SqliteJournal final : public core::Journal {
   // terminal entry. Under db_mutex_ (recover() may fill it).
   std::unordered_map<std::uint64_t, std::int64_t> live_rows_;
   bool live_rows_loaded_ = false;
-  // fold()'s result for the batch being committed.
-  std::vector<FoldedRow> folds_;
-  std::unordered_map<std::uint64_t, std::size_t> fold_rows_;  // job id -> folds_ index
-  std::vector<std::int32_t> fold_of_;    // per entry: its folds_ index, -1 when on its own
-  std::vector<std::int32_t> fold_next_;  // per entry: the next entry of its row, -1 at the end
+  detail::EntryFold fold_;  // of the batch being committed
   Clock::time_point last_commit_{};
   Clock::time_point last_sample_{};
   bool wal_dirty_ = false;        // commits since the last idle checkpoint
@@ -1088,10 +986,7 @@ class SqliteJournal final : public core::Journal {
   std::optional<core::JournalFailure> checkpoint_failure_;
   std::vector<core::JournalEntry> pending_;
   Clock::time_point first_arrival_{};  // of pending_'s first entry
-  std::uint64_t appended_ = 0;         // entries appended so far
-  std::uint64_t durable_ = 0;          // of which committed
-  std::deque<Barrier> barriers_;       // in barrier order, seq not decreasing
-  bool running_callbacks_ = false;     // the writer runs barriers outside the lock
+  detail::BarrierQueue barriers_;      // entries appended, committed, and the barriers
   bool stopping_ = false;
   std::optional<core::JournalFailure> failure_;
   std::function<void(const core::JournalFailure&)> on_failure_;

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "faulty_vfs.h"
+#include "journal_test_support.h"
 
 namespace troupe::store {
 namespace {
@@ -27,31 +28,12 @@ namespace {
 using namespace std::chrono_literals;
 using core::JobId;
 using core::JobState;
+using test::kBound;
+using test::now_ns;
+using test::wait_durable;
 namespace fs = std::filesystem;
 
-constexpr auto kBound = 30s;  // generous: a loaded CI machine
-
-std::int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 constexpr std::int64_t kHour = 3600LL * 1'000'000'000;
-
-/// What a barrier reported: nullopt when durable, else the failure message.
-std::optional<std::string> wait_durable(core::Journal& journal) {
-  auto promise = std::make_shared<std::promise<std::optional<std::string>>>();
-  auto future = promise->get_future();
-  journal.after_durable([promise](const core::JournalFailure* failure) {
-    promise->set_value(failure ? std::optional<std::string>(failure->message) : std::nullopt);
-  });
-  if (future.wait_for(kBound) != std::future_status::ready) {
-    ADD_FAILURE() << "barrier not called within " << kBound.count() << " s";
-    return "timeout";
-  }
-  return future.get();
-}
 
 core::JournalAccepted accepted(std::uint64_t id, std::string troupe = "t",
                                std::string payload = "p") {

@@ -1,0 +1,176 @@
+#pragma once
+
+/// The PostgreSQL journal's schema and statements (docs/store.md,
+/// "PostgreSQL"). Job states and failure classes are stored as their
+/// numbers (core::JobState, core::FailureClass): part of the schema.
+
+namespace troupe::store::detail::pg {
+
+/// troupe_schema.version this trouped writes; a newer one is refused.
+constexpr int kSchemaVersion = 1;
+/// The advisory lock creating and migrating the schema runs under (any
+/// constant all trouped versions agree on: "troupe" in ASCII).
+constexpr const char* kLockSchema = "SELECT pg_advisory_xact_lock(127978942625893)";
+
+constexpr const char* kCreateVersionTable =
+    "CREATE TABLE IF NOT EXISTS troupe_schema (version integer NOT NULL)";
+constexpr const char* kSelectVersion = "SELECT max(version) FROM troupe_schema";
+/// Version 1, created in the search_path's first schema.
+constexpr const char* kCreateSchema = R"sql(
+CREATE TABLE troupe_replicas (
+  incarnation bigserial PRIMARY KEY, name text NOT NULL,
+  started_at timestamptz NOT NULL DEFAULT now(), heartbeat_at timestamptz NOT NULL DEFAULT now(),
+  expires_at timestamptz NOT NULL);
+CREATE TABLE troupe_jobs (
+  id bigint PRIMARY KEY, seq bigserial NOT NULL,
+  troupe text NOT NULL, state smallint NOT NULL,
+  owner bigint, epoch bigint NOT NULL DEFAULT 1,
+  cancel_requested boolean NOT NULL DEFAULT false,
+  payload bytea, key text, idempotency_key text, metadata bytea,
+  submitted_ns bigint, deadline_ns bigint, attempt_timeout_ns bigint,
+  attempts integer NOT NULL DEFAULT 0, failure smallint NOT NULL DEFAULT 0, output bytea,
+  started_ns bigint, finished_ns bigint, next_run_ns bigint);
+CREATE INDEX troupe_jobs_claimable ON troupe_jobs (troupe, seq) WHERE owner IS NULL AND state IN (0, 1, 2);
+CREATE INDEX troupe_jobs_owned ON troupe_jobs (owner) WHERE owner IS NOT NULL;
+CREATE INDEX troupe_jobs_dead ON troupe_jobs (troupe, finished_ns) WHERE state = 5;
+CREATE INDEX troupe_jobs_finished ON troupe_jobs (finished_ns) WHERE state IN (3, 4, 6, 7);
+INSERT INTO troupe_schema (version) VALUES (1);
+)sql";
+
+/// $1 name, $2 lease in microseconds.
+constexpr const char* kRegister =
+    "INSERT INTO troupe_replicas (name, expires_at) VALUES ($1, now() + $2 * interval '1 "
+    "microsecond') RETURNING incarnation";
+
+/// A job's columns as the journal reads them back (decode_job()).
+#define TROUPE_PG_JOB_COLUMNS(p)                                                                   \
+  p "id, " p "troupe, " p "state, " p "payload, " p "key, " p "idempotency_key, " p "metadata, " p \
+    "submitted_ns, " p "deadline_ns, " p "attempt_timeout_ns, " p "attempts, " p "failure, " p     \
+    "output, " p "started_ns, " p "finished_ns, " p "next_run_ns"
+constexpr int kJobColumns = 16;
+
+// A commit writes each kind of entry with one statement for the whole
+// batch, its rows as arrays (unnest). A job's entries keep their order: a
+// job appears at most once per statement, and statements of a later
+// "phase" (a job's second update in the batch, ...) come after.
+
+/// Jobs as accepted, with the entries of the same commit folded in. A
+/// second accept of an id is nothing (a resend after a lost answer).
+constexpr const char* kInsert =
+    "INSERT INTO troupe_jobs (id, troupe, state, owner, payload, key, idempotency_key, metadata, "
+    "submitted_ns, deadline_ns, attempt_timeout_ns, attempts, failure, output, started_ns, "
+    "finished_ns, next_run_ns) SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], "
+    "$4::bigint[], $5::bytea[], $6::text[], $7::text[], $8::bytea[], $9::bigint[], $10::bigint[], "
+    "$11::bigint[], $12::bigint[], $13::bigint[], $14::bytea[], $15::bigint[], $16::bigint[], "
+    "$17::bigint[]) ON CONFLICT (id) DO NOTHING";
+
+// The owner's writes, fenced: per row id and epoch; the last parameter is
+// this incarnation. RETURNING the ids written: a job missing from them is
+// held by another replica now.
+constexpr const char* kStarted =
+    "UPDATE troupe_jobs j SET state = 1, attempts = u.attempts, started_ns = u.started_ns "
+    "FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[]) "
+    "AS u(id, epoch, attempts, started_ns) "
+    "WHERE j.id = u.id AND j.owner = $5 AND j.epoch = u.epoch RETURNING j.id";
+constexpr const char* kRetryWait =
+    "UPDATE troupe_jobs j SET state = 2, attempts = u.attempts, next_run_ns = u.next_run_ns, "
+    "output = u.output, failure = u.failure "
+    "FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bytea[], "
+    "$6::bigint[]) AS u(id, epoch, attempts, next_run_ns, output, failure) "
+    "WHERE j.id = u.id AND j.owner = $7 AND j.epoch = u.epoch RETURNING j.id";
+/// Handed back: claimable, and the replicas hosting their troupes told.
+constexpr const char* kRequeued =
+    "WITH r AS (UPDATE troupe_jobs j SET state = 0, attempts = u.attempts, next_run_ns = 0, "
+    "owner = NULL FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS u(id, epoch, attempts) "
+    "WHERE j.id = u.id AND j.owner = $4 AND j.epoch = u.epoch RETURNING j.troupe) "
+    "SELECT pg_notify('troupe_jobs', t) FROM (SELECT DISTINCT troupe AS t FROM r) f";
+/// A terminal row has no owner. Sent again after a lost answer it matches
+/// the row it wrote (same epoch, terminal, unowned): idempotent.
+constexpr const char* kTerminal =
+    "UPDATE troupe_jobs j SET state = u.state, failure = u.failure, attempts = u.attempts, "
+    "output = u.output, started_ns = CASE WHEN u.started_ns <> 0 THEN u.started_ns ELSE "
+    "j.started_ns END, finished_ns = u.finished_ns, next_run_ns = 0, owner = NULL "
+    "FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], "
+    "$6::bytea[], $7::bigint[], $8::bigint[]) "
+    "AS u(id, epoch, state, failure, attempts, output, started_ns, finished_ns) "
+    "WHERE j.id = u.id AND j.epoch = u.epoch AND (j.owner = $9 OR (j.owner IS NULL AND "
+    "j.state >= 3)) RETURNING j.id";
+
+// The heartbeat round. $1 incarnation, $2 lease in microseconds.
+constexpr const char* kRenew =
+    "UPDATE troupe_replicas SET heartbeat_at = now(), expires_at = now() + $2 * interval '1 "
+    "microsecond' WHERE incarnation = $1";
+/// Expired incarnations go; their live jobs become claimable, state kept;
+/// one NOTIFY per troupe freed. Through troupe_jobs_owned: cheap.
+constexpr const char* kReap =
+    "WITH dead AS (DELETE FROM troupe_replicas WHERE expires_at < now() RETURNING incarnation), "
+    "freed AS (UPDATE troupe_jobs j SET owner = NULL FROM dead WHERE j.owner = dead.incarnation "
+    "AND j.state IN (0, 1, 2) RETURNING j.troupe) "
+    "SELECT pg_notify('troupe_jobs', t) FROM (SELECT DISTINCT troupe AS t FROM freed) f";
+/// Live jobs owned by an incarnation that is gone without being reaped
+/// (written under an incarnation declared dead meanwhile) become
+/// claimable. Scans every owned live row: every kOrphanSweepEvery-th
+/// heartbeat.
+constexpr const char* kReapOrphans =
+    "WITH freed AS (UPDATE troupe_jobs j SET owner = NULL WHERE j.owner IS NOT NULL "
+    "AND j.state IN (0, 1, 2) AND NOT EXISTS (SELECT 1 FROM troupe_replicas r "
+    "WHERE r.incarnation = j.owner) RETURNING j.troupe) "
+    "SELECT pg_notify('troupe_jobs', t) FROM (SELECT DISTINCT troupe AS t FROM freed) f";
+constexpr int kOrphanSweepEvery = 12;
+/// $1 incarnation: cancels asked for while a NOTIFY was missed.
+constexpr const char* kCancelsAsked =
+    "SELECT id FROM troupe_jobs WHERE owner = $1 AND cancel_requested AND state IN (0, 1, 2)";
+/// $1 finished before this, $2 submitted before this (idempotency keys).
+constexpr const char* kExpire =
+    "DELETE FROM troupe_jobs WHERE id IN (SELECT id FROM troupe_jobs WHERE state IN (3, 4, 6, 7) "
+    "AND finished_ns <= $1 AND (coalesce(idempotency_key, '') = '' OR submitted_ns <= $2) "
+    "LIMIT 1000)";
+/// $1 troupe, $2 DEAD rows kept.
+constexpr const char* kTrimDead =
+    "DELETE FROM troupe_jobs WHERE id IN (SELECT id FROM troupe_jobs WHERE state = 5 AND "
+    "troupe = $1 ORDER BY finished_ns DESC OFFSET $2)";
+constexpr const char* kStoreBytes = "SELECT pg_total_relation_size('troupe_jobs')";
+
+// Claims.
+/// The troupes with claimable rows: a loose index scan of
+/// troupe_jobs_claimable (one probe per troupe, however many rows wait).
+constexpr const char* kClaimableTroupes =
+    "WITH RECURSIVE t AS ((SELECT troupe FROM troupe_jobs WHERE owner IS NULL AND state IN "
+    "(0, 1, 2) ORDER BY troupe LIMIT 1) UNION ALL SELECT (SELECT troupe FROM troupe_jobs WHERE "
+    "owner IS NULL AND state IN (0, 1, 2) AND troupe > t.troupe ORDER BY troupe LIMIT 1) "
+    "FROM t WHERE t.troupe IS NOT NULL) SELECT troupe FROM t WHERE troupe IS NOT NULL";
+/// $1 incarnation, $2 troupe, $3 at most. Columns: seq, epoch,
+/// cancel_requested, then the job's.
+constexpr const char* kClaim =
+    "UPDATE troupe_jobs j SET owner = $1, epoch = j.epoch + 1 FROM (SELECT id FROM troupe_jobs "
+    "WHERE troupe = $2 AND owner IS NULL AND state IN (0, 1, 2) ORDER BY seq LIMIT $3 "
+    "FOR UPDATE SKIP LOCKED) c WHERE j.id = c.id RETURNING j.seq, j.epoch, "
+    "j.cancel_requested, " TROUPE_PG_JOB_COLUMNS("j.");
+
+// Lookups and cancels from any replica. $1 id.
+constexpr const char* kFind = "SELECT " TROUPE_PG_JOB_COLUMNS("") " FROM troupe_jobs WHERE id = $1";
+constexpr const char* kFindForUpdate =
+    "SELECT " TROUPE_PG_JOB_COLUMNS("") " FROM troupe_jobs WHERE id = $1 FOR UPDATE";
+/// $2 now (ns). An unowned live job ends CANCELLED at once.
+constexpr const char* kCancelUnowned =
+    "UPDATE troupe_jobs SET state = 6, failure = 5, output = 'cancelled by request', "
+    "finished_ns = $2, next_run_ns = 0 WHERE id = $1 AND owner IS NULL AND state IN (0, 1, 2)";
+/// An owned one is flagged, and its owner told ('<incarnation>:<id>').
+constexpr const char* kCancelOwned =
+    "WITH f AS (UPDATE troupe_jobs SET cancel_requested = true WHERE id = $1 "
+    "AND owner IS NOT NULL AND state IN (0, 1, 2) RETURNING owner, id) "
+    "SELECT pg_notify('troupe_cancel', owner::text || ':' || id::text) FROM f";
+/// $1 troupe, $2 at most.
+constexpr const char* kDeadJobs =
+    "SELECT " TROUPE_PG_JOB_COLUMNS("") " FROM troupe_jobs WHERE troupe = $1 AND state = 5 "
+    "ORDER BY finished_ns DESC LIMIT $2";
+
+/// At close: this incarnation's live jobs become claimable at once, and
+/// its row goes. $1 incarnation.
+constexpr const char* kRelease =
+    "WITH r AS (UPDATE troupe_jobs SET owner = NULL WHERE owner = $1 AND state IN (0, 1, 2) "
+    "RETURNING troupe) SELECT pg_notify('troupe_jobs', t) FROM (SELECT DISTINCT troupe AS t "
+    "FROM r) f";
+constexpr const char* kUnregister = "DELETE FROM troupe_replicas WHERE incarnation = $1";
+
+}  // namespace troupe::store::detail::pg

@@ -1,0 +1,514 @@
+// The PostgreSQL journal against a real server (tests/support's
+// PostgresServer; label `cluster`): durability after the barrier, claims of
+// released and expired work, fencing, cancels from another replica, an
+// outage, and two replicas creating the schema at once.
+
+#include "store/pg_journal.h"
+
+#include <gtest/gtest.h>
+#include <libpq-fe.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "journal_test_support.h"
+#include "tests/support/postgres_server.h"
+
+namespace troupe::store {
+namespace {
+
+using namespace std::chrono_literals;
+using core::JobId;
+using core::JobState;
+using test::kBound;
+using test::now_ns;
+using test::wait_durable;
+
+std::optional<core::RecoveredJob> find(core::Journal& journal, JobId id) {
+  auto promise = std::make_shared<std::promise<std::optional<core::RecoveredJob>>>();
+  auto future = promise->get_future();
+  journal.find(
+      id, [promise](std::optional<core::RecoveredJob> job) { promise->set_value(std::move(job)); });
+  if (future.wait_for(kBound) != std::future_status::ready) {
+    ADD_FAILURE() << "find not answered within " << kBound.count() << " s";
+    return std::nullopt;
+  }
+  return future.get();
+}
+
+core::JournalAccepted accepted(std::uint64_t id, std::string troupe = "t") {
+  core::JournalAccepted a;
+  a.id = JobId{id};
+  a.troupe = std::move(troupe);
+  a.payload = std::string("pay\0load", 8);
+  a.key = "k";
+  a.metadata = {{"trace", "abc"}};
+  a.submitted_ns = now_ns();
+  return a;
+}
+
+core::JournalTerminal succeeded(std::uint64_t id, std::string output = "out") {
+  core::JournalTerminal t;
+  t.id = JobId{id};
+  t.state = JobState::kSucceeded;
+  t.attempts = 1;
+  t.output = std::move(output);
+  t.started_ns = now_ns();
+  t.finished_ns = now_ns();
+  return t;
+}
+
+/// What a journal's cluster hooks saw; waits on it with a bound.
+class Hooks {
+ public:
+  explicit Hooks(std::size_t room) : room_(room) {}
+
+  core::ClusterHooks hooks() {
+    return core::ClusterHooks{
+        .room = [this](std::string_view) { return room_.load(); },
+        .claimed = [this](core::RecoveredJob&& job) { record([&] { claimed_.push_back(job); }); },
+        .lost = [this](JobId id) { record([&] { lost_.push_back(id); }); },
+        .cancel = [this](JobId id) { record([&] { cancelled_.push_back(id); }); },
+        .availability =
+            [this](bool up, const std::string& why) {
+              record([&] { availability_.push_back(up ? "up" : "down: " + why); });
+            },
+    };
+  }
+
+  /// Waits until `done` holds (under the lock); false after kBound.
+  bool wait(const std::function<bool(Hooks&)>& done) {
+    std::unique_lock lock(mutex_);
+    return changed_.wait_for(lock, kBound, [&] { return done(*this); });
+  }
+
+  std::atomic<std::size_t> room_;
+  std::vector<core::RecoveredJob> claimed_;
+  std::vector<JobId> lost_;
+  std::vector<JobId> cancelled_;
+  std::vector<std::string> availability_;
+
+ private:
+  void record(const std::function<void()>& change) {
+    {
+      std::lock_guard lock(mutex_);
+      change();
+    }
+    changed_.notify_all();
+  }
+  std::mutex mutex_;
+  std::condition_variable changed_;
+};
+
+class PgJournalTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { server_ = troupe::test::PostgresServer::start().release(); }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+  }
+
+  void SetUp() override {
+    // A database per test: each starts from no schema.
+    database_ = "t" + std::to_string(++databases_);
+    server_->create_database(database_);
+  }
+
+  PgJournalOptions options(std::string replica) {
+    PgJournalOptions o;
+    o.dsn = server_->dsn(database_);
+    o.replica = std::move(replica);
+    o.lease = 2s;
+    o.heartbeat = 100ms;
+    o.poll = 200ms;
+    o.result_ttl = 1h;
+    return o;
+  }
+
+  /// Opens a journal with `hooks` set and claims started (recover()).
+  std::unique_ptr<core::Journal> open(const PgJournalOptions& o, Hooks* hooks) {
+    auto journal = open_pg_journal(o);
+    if (hooks != nullptr) journal->set_cluster_hooks(hooks->hooks());
+    journal->recover([](core::RecoveredJob&&) { ADD_FAILURE() << "a shared journal recovers"; });
+    return journal;
+  }
+
+  /// Runs `sql` on a connection of the test's own.
+  void sql(const std::string& text) {
+    PGconn* conn = PQconnectdb(server_->dsn(database_).c_str());
+    ASSERT_EQ(PQstatus(conn), CONNECTION_OK) << PQerrorMessage(conn);
+    PGresult* result = PQexec(conn, text.c_str());
+    EXPECT_TRUE(PQresultStatus(result) == PGRES_COMMAND_OK ||
+                PQresultStatus(result) == PGRES_TUPLES_OK)
+        << PQresultErrorMessage(result);
+    PQclear(result);
+    PQfinish(conn);
+  }
+
+  static troupe::test::PostgresServer* server_;
+  static int databases_;
+  std::string database_;
+};
+
+troupe::test::PostgresServer* PgJournalTest::server_ = nullptr;
+int PgJournalTest::databases_ = 0;
+
+TEST_F(PgJournalTest, AcceptAndTerminalAreDurableAfterTheBarrier) {
+  auto writer = open(options("a"), nullptr);
+  auto reader = open(options("b"), nullptr);
+  EXPECT_TRUE(writer->shared());
+  // Folded: accept and terminal in one commit.
+  writer->append(accepted(1));
+  writer->append(succeeded(1, "one"));
+  // On their own: the terminal is a fenced update of a row written before.
+  writer->append(accepted(2));
+  ASSERT_EQ(wait_durable(*writer), std::nullopt);
+  core::JournalStarted started{JobId{2}, 1, now_ns()};
+  writer->append(started);
+  writer->append(succeeded(2, "two"));
+  ASSERT_EQ(wait_durable(*writer), std::nullopt);
+
+  for (auto [id, output] : {std::pair<std::uint64_t, const char*>{1, "one"}, {2, "two"}}) {
+    auto job = find(*reader, JobId{id});
+    ASSERT_TRUE(job) << id;
+    EXPECT_EQ(job->state, JobState::kSucceeded);
+    EXPECT_EQ(job->output, output);
+    EXPECT_EQ(job->attempts, 1u);
+    EXPECT_EQ(job->request.troupe, "t");
+    EXPECT_EQ(job->request.payload, std::string("pay\0load", 8));
+    EXPECT_EQ(job->request.metadata, (core::Metadata{{"trace", "abc"}}));
+  }
+  EXPECT_FALSE(find(*reader, JobId{3}));
+}
+
+class CountingObserver : public core::JournalObserver {
+ public:
+  void committed(std::chrono::nanoseconds, std::size_t entries, std::size_t accepted) override {
+    entries_ += entries;
+    accepted_ += accepted;
+  }
+  std::atomic<std::size_t> entries_{0}, accepted_{0};
+};
+
+TEST_F(PgJournalTest, SeveralUpdatesOfAJobInOneCommitApplyInOrder) {
+  CountingObserver observer;
+  PgJournalOptions o = options("a");
+  o.observer = &observer;
+  auto journal = open(o, nullptr);
+  journal->append(accepted(1));
+  journal->append(accepted(2));
+  journal->append(accepted(3));
+  ASSERT_EQ(wait_durable(*journal), std::nullopt);
+  // One commit: job 1 fails once, retries and succeeds; job 2 fails once;
+  // job 3 fails once and runs again.
+  journal->append(core::JournalStarted{JobId{3}, 1, now_ns()});
+  journal->append(core::JournalRetryWait{JobId{3}, 1, 7, "e", core::FailureClass::kRetryable});
+  journal->append(core::JournalStarted{JobId{3}, 2, 1234});
+  journal->append(core::JournalStarted{JobId{1}, 1, now_ns()});
+  journal->append(core::JournalStarted{JobId{2}, 1, now_ns()});
+  journal->append(
+      core::JournalRetryWait{JobId{1}, 1, now_ns(), "first try", core::FailureClass::kRetryable});
+  journal->append(core::JournalRetryWait{JobId{2}, 1, 42, "boom", core::FailureClass::kRetryable});
+  journal->append(core::JournalStarted{JobId{1}, 2, now_ns()});
+  auto done = succeeded(1, "second try");
+  done.attempts = 2;
+  journal->append(done);
+  ASSERT_EQ(wait_durable(*journal), std::nullopt);
+
+  auto one = find(*journal, JobId{1});
+  ASSERT_TRUE(one);
+  EXPECT_EQ(one->state, JobState::kSucceeded);
+  EXPECT_EQ(one->attempts, 2u);
+  EXPECT_EQ(one->output, "second try");
+  auto two = find(*journal, JobId{2});
+  ASSERT_TRUE(two);
+  EXPECT_EQ(two->state, JobState::kRetryWait);
+  EXPECT_EQ(two->next_run_ns, 42);
+  EXPECT_EQ(two->output, "boom");
+  EXPECT_EQ(two->failure, core::FailureClass::kRetryable);
+  auto three = find(*journal, JobId{3});
+  ASSERT_TRUE(three);
+  EXPECT_EQ(three->state, JobState::kRunning);
+  EXPECT_EQ(three->attempts, 2u);
+  EXPECT_EQ(three->started_ns, 1234);
+  EXPECT_EQ(observer.entries_.load(), 12u);
+  EXPECT_EQ(observer.accepted_.load(), 3u);
+}
+
+TEST_F(PgJournalTest, AJobReleasedByOneReplicaIsClaimedByTheOther) {
+  Hooks first_hooks(0), second_hooks(10);
+  auto first = open(options("first"), &first_hooks);
+  auto second = open(options("second"), &second_hooks);
+  // Handed back by a drain: claimable, and the other is told.
+  first->append(accepted(1));
+  ASSERT_EQ(wait_durable(*first), std::nullopt);
+  first->append(core::JournalStarted{JobId{1}, 1, now_ns()});
+  first->append(core::JournalRequeued{JobId{1}, 0});
+  // Still owned at close: released.
+  first->append(accepted(2));
+  ASSERT_EQ(wait_durable(*first), std::nullopt);
+  first->close();
+
+  ASSERT_TRUE(second_hooks.wait([](Hooks& h) { return h.claimed_.size() == 2; }))
+      << second_hooks.claimed_.size();
+  EXPECT_EQ(second_hooks.claimed_[0].request.id, JobId{1});  // oldest first
+  EXPECT_EQ(second_hooks.claimed_[0].state, JobState::kQueued);
+  EXPECT_EQ(second_hooks.claimed_[1].request.id, JobId{2});
+  EXPECT_EQ(second_hooks.claimed_[1].request.payload, std::string("pay\0load", 8));
+  // The new owner's writes land.
+  second->append(succeeded(2));
+  ASSERT_EQ(wait_durable(*second), std::nullopt);
+  EXPECT_EQ(find(*second, JobId{2})->state, JobState::kSucceeded);
+  EXPECT_TRUE(second_hooks.lost_.empty());
+}
+
+TEST_F(PgJournalTest, CloseFromABarrierReleasesAndTheDestructorFinishesAtOnce) {
+  Hooks other_hooks(10);
+  PgJournalOptions o = options("closing");
+  o.lease = 1h;  // close() waits at most this long for a server that is gone
+  auto journal = open(o, nullptr);
+  auto other = open(options("other"), &other_hooks);
+  journal->append(accepted(1));
+  auto closed = std::make_shared<std::promise<void>>();
+  journal->after_durable([&, closed](const core::JournalFailure*) {
+    journal->close();  // on the journal's thread: starts the close
+    closed->set_value();
+  });
+  ASSERT_EQ(closed->get_future().wait_for(kBound), std::future_status::ready);
+  journal->append(accepted(2));  // ignored: closed
+  ASSERT_TRUE(other_hooks.wait([](Hooks& h) { return h.claimed_.size() == 1; }));
+  EXPECT_EQ(other_hooks.claimed_[0].request.id, JobId{1});
+  auto destroyed = std::async(std::launch::async, [&] { journal.reset(); });
+  EXPECT_EQ(destroyed.wait_for(kBound), std::future_status::ready);
+  EXPECT_FALSE(find(*other, JobId{2}));
+}
+
+TEST_F(PgJournalTest, AnExpiredReplicaLosesItsJobsAndCannotOverwriteTheNewOwner) {
+  Hooks victim_hooks(0), taker_hooks(10);
+  PgJournalOptions victim_options = options("victim");
+  victim_options.lease = 1h;  // renewed only by this test's SQL below
+  victim_options.heartbeat = 1h;
+  auto victim = open(victim_options, &victim_hooks);
+  auto taker = open(options("taker"), &taker_hooks);
+  victim->append(accepted(1));
+  victim->append(core::JournalStarted{JobId{1}, 1, now_ns()});
+  ASSERT_EQ(wait_durable(*victim), std::nullopt);
+
+  // The victim's lease runs out (as if its heartbeats had stopped).
+  sql("UPDATE troupe_replicas SET expires_at = now() - interval '1 second' WHERE name = 'victim'");
+  ASSERT_TRUE(taker_hooks.wait([](Hooks& h) { return h.claimed_.size() == 1; }));
+  EXPECT_EQ(taker_hooks.claimed_[0].request.id, JobId{1});
+  EXPECT_EQ(taker_hooks.claimed_[0].state, JobState::kRunning);  // the runtime counts a crash
+  EXPECT_EQ(taker_hooks.claimed_[0].attempts, 1u);
+
+  // The victim wakes up and writes its result: fenced out, told it lost.
+  victim->append(succeeded(1, "stale"));
+  ASSERT_EQ(wait_durable(*victim), std::nullopt);
+  ASSERT_TRUE(victim_hooks.wait([](Hooks& h) { return h.lost_.size() == 1; }));
+  EXPECT_EQ(victim_hooks.lost_[0], JobId{1});
+  auto row = find(*taker, JobId{1});
+  ASSERT_TRUE(row);
+  EXPECT_EQ(row->state, JobState::kRunning);
+  EXPECT_EQ(row->output, "");
+
+  taker->append(succeeded(1, "fresh"));
+  ASSERT_EQ(wait_durable(*taker), std::nullopt);
+  EXPECT_EQ(find(*victim, JobId{1})->output, "fresh");
+  EXPECT_TRUE(taker_hooks.lost_.empty());
+}
+
+TEST_F(PgJournalTest, RowsNobodyAnnouncedAreClaimedByThePollAndTheOrphanSweep) {
+  Hooks writer_hooks(0), taker_hooks(0);
+  auto writer = open(options("writer"), &writer_hooks);
+  auto taker = open(options("taker"), &taker_hooks);
+  writer->append(accepted(1));
+  writer->append(accepted(2));
+  ASSERT_EQ(wait_durable(*writer), std::nullopt);
+  // Behind the journals' backs, without a NOTIFY: job 1 unowned (only the
+  // poll finds it), job 2 owned by an incarnation that does not exist (only
+  // the orphan sweep frees it).
+  sql("UPDATE troupe_jobs SET owner = NULL WHERE id = 1");
+  sql("UPDATE troupe_jobs SET owner = 999999 WHERE id = 2");
+  taker_hooks.room_ = 10;
+  ASSERT_TRUE(taker_hooks.wait([](Hooks& h) { return h.claimed_.size() == 2; }))
+      << taker_hooks.claimed_.size();
+  EXPECT_EQ(taker_hooks.claimed_[0].request.id, JobId{1});
+  EXPECT_EQ(taker_hooks.claimed_[1].request.id, JobId{2});
+}
+
+TEST_F(PgJournalTest, CancelEndsAnUnownedJobAndReachesTheOwnerOfAnOwnedOne) {
+  Hooks owner_hooks(0), asker_hooks(0);
+  auto owner = open(options("owner"), &owner_hooks);
+  auto asker = open(options("asker"), &asker_hooks);
+  owner->append(accepted(1));  // owned by `owner`
+  owner->append(accepted(2));
+  ASSERT_EQ(wait_durable(*owner), std::nullopt);
+  owner->append(core::JournalRequeued{JobId{2}, 0});  // unowned, nobody has room
+  ASSERT_EQ(wait_durable(*owner), std::nullopt);
+
+  auto request_cancel = [&](JobId id) {
+    std::promise<std::optional<core::RecoveredJob>> promise;
+    auto future = promise.get_future();
+    asker->request_cancel(
+        id, [&](std::optional<core::RecoveredJob> job) { promise.set_value(std::move(job)); });
+    EXPECT_EQ(future.wait_for(kBound), std::future_status::ready);
+    return future.get();
+  };
+  auto before = request_cancel(JobId{2});
+  ASSERT_TRUE(before);
+  EXPECT_EQ(before->state, JobState::kQueued);
+  auto after = find(*asker, JobId{2});
+  ASSERT_TRUE(after);
+  EXPECT_EQ(after->state, JobState::kCancelled);
+  EXPECT_EQ(after->failure, core::FailureClass::kCancelled);
+
+  before = request_cancel(JobId{1});
+  ASSERT_TRUE(before);
+  EXPECT_EQ(before->state, JobState::kQueued);
+  ASSERT_TRUE(owner_hooks.wait([](Hooks& h) { return h.cancelled_.size() == 1; }));
+  EXPECT_EQ(owner_hooks.cancelled_[0], JobId{1});
+  EXPECT_EQ(find(*asker, JobId{1})->state, JobState::kQueued);  // the owner ends it
+  EXPECT_FALSE(request_cancel(JobId{3}));
+}
+
+TEST_F(PgJournalTest, AnOutageIsReportedAndABarrierTakenDuringItCompletesAfterIt) {
+  Hooks hooks(0);
+  auto journal = open(options("a"), &hooks);
+  journal->append(accepted(1));
+  ASSERT_EQ(wait_durable(*journal), std::nullopt);
+
+  server_->stop();
+  ASSERT_TRUE(hooks.wait([](Hooks& h) { return !h.availability_.empty(); }));
+  EXPECT_EQ(hooks.availability_[0].rfind("down: postgres store", 0), 0u) << hooks.availability_[0];
+
+  journal->append(core::JournalStarted{JobId{1}, 1, now_ns()});
+  journal->append(succeeded(1, "after"));
+  journal->append(accepted(2));
+  std::promise<std::optional<std::string>> barrier;
+  auto durable = barrier.get_future();
+  journal->after_durable([&](const core::JournalFailure* failure) {
+    barrier.set_value(failure ? std::optional<std::string>(failure->message) : std::nullopt);
+  });
+  EXPECT_EQ(durable.wait_for(300ms), std::future_status::timeout);  // it waits
+
+  server_->restart();
+  ASSERT_EQ(durable.wait_for(kBound), std::future_status::ready);
+  EXPECT_EQ(durable.get(), std::nullopt);
+  ASSERT_TRUE(hooks.wait([](Hooks& h) { return h.availability_.size() == 2; }));
+  EXPECT_EQ(hooks.availability_[1], "up");
+  auto other = open(options("b"), nullptr);
+  auto job = find(*other, JobId{1});
+  ASSERT_TRUE(job);
+  EXPECT_EQ(job->state, JobState::kSucceeded);
+  EXPECT_EQ(job->output, "after");
+  EXPECT_TRUE(find(*other, JobId{2}));
+  EXPECT_TRUE(hooks.lost_.empty());
+}
+
+TEST_F(PgJournalTest, CommitsInFlightWhenTheServerStopsAreWrittenAfterItReturns) {
+  Hooks hooks(0);
+  auto journal = open(options("a"), &hooks);
+  // Appenders that keep accepting and waiting, across the outage: every
+  // acknowledged job must be in the store afterwards.
+  std::atomic<bool> stop{false};
+  std::atomic<std::uint64_t> next{1};
+  std::mutex mutex;
+  std::condition_variable acked;
+  std::vector<std::uint64_t> acknowledged;
+  std::vector<std::string> failures;
+  std::vector<std::thread> appenders;
+  for (int t = 0; t < 4; ++t) {
+    appenders.emplace_back([&] {
+      while (!stop) {
+        std::uint64_t id = next++;
+        journal->append(accepted(id));
+        journal->append(core::JournalStarted{JobId{id}, 1, now_ns()});
+        auto failure = wait_durable(*journal);
+        std::lock_guard lock(mutex);
+        if (failure) {
+          failures.push_back(*failure);
+          return;
+        }
+        acknowledged.push_back(id);
+        acked.notify_all();
+        journal->append(succeeded(id));
+      }
+    });
+  }
+  auto acknowledged_count = [&] {
+    std::lock_guard lock(mutex);
+    return acknowledged.size();
+  };
+  auto wait_for_more = [&](std::size_t than) {
+    std::unique_lock lock(mutex);
+    return acked.wait_for(lock, kBound, [&] { return acknowledged.size() > than + 20; });
+  };
+  EXPECT_TRUE(wait_for_more(0));
+  server_->stop();
+  ASSERT_TRUE(hooks.wait([](Hooks& h) { return !h.availability_.empty(); }));
+  std::size_t before_restart = acknowledged_count();
+  server_->restart();
+  EXPECT_TRUE(wait_for_more(before_restart));
+  stop = true;
+  for (auto& t : appenders) t.join();
+  ASSERT_EQ(wait_durable(*journal), std::nullopt);
+  EXPECT_TRUE(failures.empty()) << failures.front();
+  EXPECT_EQ(journal->failure(), std::nullopt);
+  ASSERT_TRUE(hooks.wait([](Hooks& h) { return h.availability_.size() == 2; }));
+  EXPECT_EQ(hooks.availability_[1], "up");
+  auto reader = open(options("b"), nullptr);
+  for (std::uint64_t id : acknowledged) {
+    auto job = find(*reader, JobId{id});
+    ASSERT_TRUE(job) << id;
+    EXPECT_EQ(job->state, JobState::kSucceeded) << id;
+  }
+  EXPECT_TRUE(hooks.lost_.empty());
+}
+
+TEST_F(PgJournalTest, TwoReplicasCreatingTheSchemaAtOnceBothOpen) {
+  for (int round = 0; round < 3; ++round) {
+    SetUp();  // a fresh database each round
+    std::vector<std::future<std::string>> opened;
+    for (int i = 0; i < 2; ++i) {
+      opened.push_back(std::async(std::launch::async, [&, i] {
+        try {
+          open_pg_journal(options("r" + std::to_string(i)));
+          return std::string();
+        } catch (const StoreError& error) {
+          return std::string(error.what());
+        }
+      }));
+    }
+    for (auto& f : opened) EXPECT_EQ(f.get(), "");
+  }
+}
+
+TEST_F(PgJournalTest, ASchemaFromANewerTroupedIsRefused) {
+  open_pg_journal(options("a"));
+  sql("UPDATE troupe_schema SET version = 99");
+  try {
+    open_pg_journal(options("a"));
+    ADD_FAILURE() << "opened";
+  } catch (const StoreError& error) {
+    EXPECT_NE(std::string(error.what()).find("newer trouped"), std::string::npos) << error.what();
+  }
+}
+
+TEST_F(PgJournalTest, ProbeSaysWhetherTheServerAnswers) {
+  EXPECT_EQ(probe_postgres(server_->dsn(database_), 5s), "");
+  EXPECT_NE(probe_postgres("host=127.0.0.1 port=1 dbname=x user=x", 2s), "");
+  PgJournalOptions unreachable;
+  unreachable.dsn = "host=127.0.0.1 port=1 user=x";
+  EXPECT_THROW(open_pg_journal(unreachable), StoreError);
+}
+
+}  // namespace
+}  // namespace troupe::store
