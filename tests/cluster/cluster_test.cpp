@@ -33,6 +33,7 @@
 #include <thread>
 #include <vector>
 
+#include "support/async_submitter.h"
 #include "support/trouped_process.h"
 #include "tests/support/postgres_server.h"
 #include "troupe/v1/troupe.grpc.pb.h"
@@ -56,7 +57,7 @@ bool terminal(v1::JobState s) {
 /// One replica's config: the shared store with short leases (so that a
 /// killed replica's jobs move within seconds), an echo troupe, a sleep
 /// troupe (payload: how long) and an exec troupe that records each run in
-/// `runs_dir/<job id>`.
+/// `runs_dir/<job id>` and sleeps for its payload (seconds).
 std::string replica_config(const std::string& dsn, const std::string& name,
                            const fs::path& runs_dir) {
   std::ostringstream y;
@@ -110,7 +111,8 @@ std::string replica_config(const std::string& dsn, const std::string& name,
        "        - -c\n"
        "        - |\n"
        "          printf 'start %s\\n' \"$TROUPE_ATTEMPT\" >>\"$RUNS/$TROUPE_JOB_ID\"\n"
-       "          sleep 0.02\n"
+       "          read -r d\n"
+       "          sleep \"$d\"\n"
        "          printf done\n";
   return y.str();
 }
@@ -223,9 +225,9 @@ TEST(Cluster, EveryAcknowledgedJobEndsOnceWhenAReplicaIsKilled) {
       for (std::size_t n = r; n < jobs; n += cluster.size()) {
         const std::string troupe = n % 20 == 0 ? "exec" : n % 3 == 0 ? "sleep" : "echo";
         const bool wait = n % 10 == 0;
+        const std::string payload = troupe == "exec" ? "0.02" : "job-" + std::to_string(n);
         v1::SubmitResponse resp;
-        const auto status =
-            submit(cluster.stub(r), request(troupe, "job-" + std::to_string(n), wait), resp);
+        const auto status = submit(cluster.stub(r), request(troupe, payload, wait), resp);
         if (!status.ok()) {
           if (r != kVictim) {
             std::lock_guard lock(mutex);
@@ -250,6 +252,23 @@ TEST(Cluster, EveryAcknowledgedJobEndsOnceWhenAReplicaIsKilled) {
   while (victim_acks.load() < jobs / cluster.size() / 3 && Clock::now() < kill_by) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));  // watching the load's progress
   }
+  // A backlog on the victim that it cannot have finished when it dies: exec
+  // jobs of 0.5 s (2 actors) and sleep jobs of 200 ms, acknowledged before
+  // the kill. The survivors must take them over once its lease expires.
+  std::set<std::string> backlog;
+  {
+    AsyncSubmitter async(cluster.replica(kVictim).channel());
+    for (int i = 0; i < 20; ++i) async.submit(request("exec", "0.5"), std::chrono::seconds(30));
+    for (int i = 0; i < 100; ++i) async.submit(request("sleep", "200ms"), std::chrono::seconds(30));
+    const auto outcomes = async.collect(std::chrono::seconds(60));
+    std::lock_guard lock(mutex);
+    for (std::size_t i = 0; i < outcomes.size(); ++i) {
+      ASSERT_TRUE(outcomes[i].status.ok()) << outcomes[i].status.error_message();
+      const std::string& id = outcomes[i].response.job_id();
+      acked.emplace(id, Acked{i < 20 ? "exec" : "sleep", kVictim});
+      backlog.insert(id);
+    }
+  }
   cluster.replica(kVictim).send_signal(SIGKILL);
   ASSERT_TRUE(cluster.replica(kVictim).wait_exit(std::chrono::seconds(10)).has_value());
   for (auto& c : clients) c.join();
@@ -258,7 +277,7 @@ TEST(Cluster, EveryAcknowledgedJobEndsOnceWhenAReplicaIsKilled) {
   // Every acknowledged job ends SUCCEEDED (a crashed attempt is retried),
   // and two survivors report the same terminal state and time.
   const auto until = Clock::now() + std::chrono::seconds(120);
-  std::size_t succeeded = 0, rerun = 0, moved = 0, exec_jobs = 0;
+  std::size_t succeeded = 0, rerun = 0, moved = 0, exec_jobs = 0, taken_over = 0;
   for (const auto& [id, a] : acked) {
     const std::size_t asked = a.replica == 0 ? 1 : 0;  // a survivor, not always the acceptor
     auto job = cluster.await_terminal(asked, id, until);
@@ -274,6 +293,9 @@ TEST(Cluster, EveryAcknowledgedJobEndsOnceWhenAReplicaIsKilled) {
     EXPECT_EQ(again->finished_at().seconds(), job->finished_at().seconds()) << id;
     EXPECT_EQ(again->finished_at().nanos(), job->finished_at().nanos()) << id;
     if (a.replica == kVictim) ++moved;
+    // A backlog job that ran more than once, or that a crashed attempt
+    // marks, was finished by a survivor.
+    if (backlog.contains(id) && job->attempts() > 1) ++taken_over;
     if (a.troupe == "exec") {
       ++exec_jobs;
       const std::size_t runs = runs_of(cluster.runs_dir() / id);
@@ -287,9 +309,14 @@ TEST(Cluster, EveryAcknowledgedJobEndsOnceWhenAReplicaIsKilled) {
     }
   }
   std::cout << "cluster kill test: " << jobs << " submitted, " << acked.size() << " acknowledged ("
-            << moved << " by the killed replica), " << refused.load() << " refused, " << succeeded
-            << " succeeded, " << exec_jobs << " exec jobs, " << rerun << " of them run twice\n";
-  EXPECT_GT(moved, 0u);
+            << moved << " by the killed replica, " << backlog.size() << " of them its backlog), "
+            << refused.load() << " refused, " << succeeded << " succeeded, " << exec_jobs
+            << " exec jobs, " << rerun << " of them run twice, " << taken_over
+            << " backlog jobs with a crashed attempt\n";
+  // The kill fell while the victim ran backlog jobs (2 exec + 2 sleep actors
+  // busy for seconds): their attempts count as crashed where they finished.
+  EXPECT_GT(taken_over, 0u);
+  EXPECT_GT(rerun, 0u);
 }
 
 TEST(Cluster, AnyReplicaAnswersGetJobAndCancelsAJobRunningElsewhere) {
