@@ -6,7 +6,7 @@ BUILD   := build/$(PRESET)
 CONFIG  ?= config/trouped.yaml
 JOBS    ?= 2
 
-.PHONY: deps configure build run test crash check-config asan tsan perf perf-memory perf-store perf-tls format format-check clean
+.PHONY: deps configure build run test crash check-config asan tsan perf perf-memory perf-store perf-cluster perf-tls format format-check clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -74,6 +74,14 @@ perf-store: deps
 	@cmake --preset release >/dev/null
 	@cmake --build build/release -j$(JOBS) --target trouped troupe-bench beanstalk_load
 	BUILD_DIR=build/release bash scripts/perf-store.sh $(PERF_ARGS)
+
+# 1 vs 3 trouped replicas on one PostgreSQL started for the run:
+# submit->complete jobs/s and acknowledgement latency (scripts/perf-cluster.sh;
+# docs/performance.md).
+perf-cluster: deps
+	@cmake --preset release >/dev/null
+	@cmake --build build/release -j$(JOBS) --target trouped troupe-bench
+	BUILD_DIR=build/release bash scripts/perf-cluster.sh $(PERF_ARGS)
 
 format:
 	@git ls-files '*.h' '*.cpp' | xargs clang-format -i
