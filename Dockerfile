@@ -19,7 +19,7 @@ FROM debian:12-slim
 RUN apt-get update -qq \
  && apt-get install -y -qq --no-install-recommends \
       libgrpc++1.51 libgrpc29 libprotobuf32 libyaml-cpp0.7 libspdlog1.10 libfmt9 \
-      libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libsystemd0 libssl3 libsqlite3-0 \
+      libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libsystemd0 libssl3 libsqlite3-0 libpq5 \
       ca-certificates tini \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 troupe \
