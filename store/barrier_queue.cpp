@@ -27,4 +27,22 @@ std::deque<BarrierQueue::Barrier> BarrierQueue::take_all() {
   return all;
 }
 
+bool BarrierQueue::after_durable(core::DurableCallback done, std::unique_lock<std::mutex>& lock,
+                                 const std::optional<core::JournalFailure>& failure) {
+  if (failure) {
+    core::JournalFailure copy = *failure;
+    lock.unlock();
+    done(&copy);
+    return false;
+  }
+  bool ready = false;
+  const bool now = add(done, ready);
+  lock.unlock();
+  if (now) {
+    done(nullptr);
+    return false;
+  }
+  return ready;
+}
+
 }  // namespace troupe::store::detail

@@ -6,6 +6,8 @@
 
 #include <cstdint>
 #include <deque>
+#include <mutex>
+#include <optional>
 #include <vector>
 
 #include "core/journal.h"
@@ -34,6 +36,14 @@ class BarrierQueue {
   /// (false), with `ready` set when it is already covered (the writer
   /// should run barriers now).
   bool add(core::DurableCallback& done, bool& ready);
+
+  /// Journal::after_durable on top of add(), for a journal whose `mutex`
+  /// guards this queue and `failure`: `done` runs at once on the caller's
+  /// thread (with the failure, or durable) after `lock` is released, or is
+  /// queued. True when the writer should run barriers now. `lock` holds the
+  /// mutex on entry and is released on return.
+  bool after_durable(core::DurableCallback done, std::unique_lock<std::mutex>& lock,
+                     const std::optional<core::JournalFailure>& failure);
 
   /// Moves the covered barriers, in order, into `out` and marks them
   /// running; false when none is covered. done_running() once they ran.

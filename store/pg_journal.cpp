@@ -234,20 +234,8 @@ class PgJournal final : public core::Journal {
 
   void after_durable(core::DurableCallback done) override {
     std::unique_lock lock(mutex_);
-    if (failure_) {
-      core::JournalFailure failure = *failure_;
-      lock.unlock();
-      done(&failure);
-      return;
-    }
-    bool ready = false;
-    if (barriers_.add(done, ready)) {
-      lock.unlock();
-      done(nullptr);
-      return;
-    }
-    lock.unlock();
-    if (ready) boost::asio::post(io_, [this] { run_barriers(); });
+    if (barriers_.after_durable(std::move(done), lock, failure_))
+      boost::asio::post(io_, [this] { run_barriers(); });
   }
 
   std::optional<core::JournalFailure> failure() const override {

@@ -307,20 +307,7 @@ class SqliteJournal final : public core::Journal {
 
   void after_durable(core::DurableCallback done) override {
     std::unique_lock lock(mutex_);
-    if (failure_) {
-      core::JournalFailure failure = *failure_;
-      lock.unlock();
-      done(&failure);
-      return;
-    }
-    bool ready = false;
-    if (barriers_.add(done, ready)) {
-      lock.unlock();
-      done(nullptr);
-      return;
-    }
-    lock.unlock();
-    if (ready) wake_.notify_one();
+    if (barriers_.after_durable(std::move(done), lock, failure_)) wake_.notify_one();
   }
 
   std::optional<core::JournalFailure> failure() const override {
