@@ -1,8 +1,8 @@
 // The cluster tests (issue 14, "Proof"; ctest label `cluster`): three real
 // trouped replicas share one real PostgreSQL started by the test, and real
 // gRPC clients talk to them as users would. What they check:
-//   - jobs submitted round-robin (async and wait=true; builtin and exec
-//     troupes) while one replica is SIGKILLed mid-load: every acknowledged
+//   - jobs submitted round-robin (async, stream and wait=true; builtin and
+//     exec troupes) while one replica is SIGKILLed mid-load: every acknowledged
 //     job ends SUCCEEDED, in one terminal state every replica reports the
 //     same; an exec job runs more than once only if the killed replica had
 //     accepted it (a replica's jobs move only when its lease expires);
@@ -88,12 +88,12 @@ std::string replica_config(const std::string& dsn, const std::string& name,
        "    handler: {kind: builtin, name: echo}\n"
        "  - name: sleep\n"
        "    mode: fixed\n"
-       "    actors: 2\n"
+       "    actors: 4\n"
        "    mailbox: 4096\n"
        "    timeout: 60s\n"
        "    retry: {max_attempts: 3, initial_backoff: 20ms, max_backoff: 100ms}\n"
        "    circuit_breaker: {enabled: false}\n"
-       "    handler: {kind: builtin, name: sleep, sleep: 20ms}\n"
+       "    handler: {kind: builtin, name: sleep, sleep: 5ms}\n"
        "  - name: exec\n"
        "    mode: fixed\n"
        "    actors: 2\n"
@@ -195,6 +195,29 @@ v1::SubmitRequest request(const std::string& troupe, const std::string& payload,
   return r;
 }
 
+/// The requests sent over one SubmitStream; their acks by request index
+/// (a broken stream leaves the rest unacknowledged: not in the map).
+std::map<std::size_t, v1::StreamSubmitAck> submit_stream(
+    v1::JobService::Stub& stub, const std::vector<v1::SubmitRequest>& reqs) {
+  std::map<std::size_t, v1::StreamSubmitAck> acks;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  auto stream = stub.SubmitStream(&ctx);
+  for (std::size_t i = 0; i < reqs.size(); ++i) {
+    v1::StreamSubmitRequest req;
+    req.set_correlation_id(i);
+    *req.mutable_request() = reqs[i];
+    if (!stream->Write(req)) break;
+  }
+  stream->WritesDone();
+  for (v1::StreamSubmitAck ack; acks.size() < reqs.size() && stream->Read(&ack);) {
+    acks.emplace(static_cast<std::size_t>(ack.correlation_id()), ack);
+  }
+  ctx.TryCancel();
+  (void)stream->Finish();
+  return acks;
+}
+
 std::size_t runs_of(const fs::path& file) {
   std::ifstream in(file);
   std::size_t n = 0;
@@ -217,33 +240,68 @@ TEST(Cluster, EveryAcknowledgedJobEndsOnceWhenAReplicaIsKilled) {
   std::atomic<std::size_t> refused{0};
   std::vector<std::string> errors;
 
-  // One client thread per replica, each submitting its share; every 10th
-  // job waits for its result, every 20th runs as an exec job.
+  // One client thread per replica, each submitting its share in chunks of
+  // 32: a chunk goes over SubmitStream or as async unary calls (32 in
+  // flight), and every 10th job is a wait=true call of its own; every 20th
+  // job runs as an exec job, every 3rd as a sleep job. A refusal for a full
+  // mailbox is back-pressure (counted, paced); any other refusal by a
+  // survivor is an error.
   std::vector<std::thread> clients;
   for (std::size_t r = 0; r < cluster.size(); ++r) {
     clients.emplace_back([&, r] {
-      for (std::size_t n = r; n < jobs; n += cluster.size()) {
-        const std::string troupe = n % 20 == 0 ? "exec" : n % 3 == 0 ? "sleep" : "echo";
-        const bool wait = n % 10 == 0;
-        const std::string payload = troupe == "exec" ? "0.02" : "job-" + std::to_string(n);
-        v1::SubmitResponse resp;
-        const auto status = submit(cluster.stub(r), request(troupe, payload, wait), resp);
-        if (!status.ok()) {
-          if (r != kVictim) {
-            std::lock_guard lock(mutex);
-            errors.push_back("replica " + std::to_string(r) + " refused job " + std::to_string(n) +
-                             ": " + status.error_message());
-          }
-          refused.fetch_add(1);
-          continue;
-        }
+      auto record = [&](const std::string& troupe, grpc::StatusCode code, const std::string& id,
+                        const std::string& message) {
         std::lock_guard lock(mutex);
-        acked.emplace(resp.job_id(), Acked{troupe, r});
-        if (r == kVictim) victim_acks.fetch_add(1);
-        if (wait && resp.job().state() != v1::JOB_STATE_SUCCEEDED) {
-          errors.push_back("wait=true answered " + resp.job_id() + " in state " +
-                           v1::JobState_Name(resp.job().state()));
+        if (code == grpc::StatusCode::OK) {
+          acked.emplace(id, Acked{troupe, r});
+          if (r == kVictim) victim_acks.fetch_add(1);
+          return;
         }
+        refused.fetch_add(1);
+        if (r != kVictim && code != grpc::StatusCode::RESOURCE_EXHAUSTED) {
+          errors.push_back("replica " + std::to_string(r) + " refused a job of " + troupe + ": " +
+                           message);
+        }
+      };
+      std::size_t chunk = 0;
+      for (std::size_t n = r; n < jobs; ++chunk) {
+        std::vector<v1::SubmitRequest> batch;
+        for (; n < jobs && batch.size() < 32; n += cluster.size()) {
+          const std::string troupe = n % 20 == 0 ? "exec" : n % 3 == 0 ? "sleep" : "echo";
+          auto req = request(troupe, troupe == "exec" ? "0.02" : "job-" + std::to_string(n));
+          if (n % 10 != 0) {
+            batch.push_back(std::move(req));
+            continue;
+          }
+          req.set_wait(true);
+          v1::SubmitResponse resp;
+          const auto status = submit(cluster.stub(r), req, resp);
+          record(troupe, status.error_code(), resp.job_id(), status.error_message());
+          if (status.ok() && resp.job().state() != v1::JOB_STATE_SUCCEEDED) {
+            std::lock_guard lock(mutex);
+            errors.push_back("wait=true answered " + resp.job_id() + " in state " +
+                             v1::JobState_Name(resp.job().state()));
+          }
+        }
+        bool backed_off = false;
+        if (chunk % 3 == 1) {
+          for (const auto& [i, ack] : submit_stream(cluster.stub(r), batch)) {
+            record(batch[i].troupe(), static_cast<grpc::StatusCode>(ack.code()), ack.job_id(),
+                   ack.message());
+            backed_off |= ack.code() == grpc::StatusCode::RESOURCE_EXHAUSTED;
+          }
+        } else {
+          AsyncSubmitter async(cluster.replica(r).channel());
+          for (const auto& req : batch) async.submit(req, std::chrono::seconds(30));
+          const auto outcomes = async.collect(std::chrono::seconds(60));
+          for (std::size_t i = 0; i < outcomes.size(); ++i) {
+            record(batch[i].troupe(), outcomes[i].status.error_code(),
+                   outcomes[i].response.job_id(), outcomes[i].status.error_message());
+            backed_off |= outcomes[i].status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED;
+          }
+        }
+        // Pacing after a full mailbox, as a client honouring retry_after would.
+        if (backed_off) std::this_thread::sleep_for(std::chrono::milliseconds(20));
       }
     });
   }
@@ -276,7 +334,7 @@ TEST(Cluster, EveryAcknowledgedJobEndsOnceWhenAReplicaIsKilled) {
 
   // Every acknowledged job ends SUCCEEDED (a crashed attempt is retried),
   // and two survivors report the same terminal state and time.
-  const auto until = Clock::now() + std::chrono::seconds(120);
+  const auto until = Clock::now() + std::chrono::seconds(120 + jobs / 500);
   std::size_t succeeded = 0, rerun = 0, moved = 0, exec_jobs = 0, taken_over = 0;
   for (const auto& [id, a] : acked) {
     const std::size_t asked = a.replica == 0 ? 1 : 0;  // a survivor, not always the acceptor
@@ -313,7 +371,7 @@ TEST(Cluster, EveryAcknowledgedJobEndsOnceWhenAReplicaIsKilled) {
             << refused.load() << " refused, " << succeeded << " succeeded, " << exec_jobs
             << " exec jobs, " << rerun << " of them run twice, " << taken_over
             << " backlog jobs with a crashed attempt\n";
-  // The kill fell while the victim ran backlog jobs (2 exec + 2 sleep actors
+  // The kill fell while the victim ran backlog jobs (2 exec + 4 sleep actors
   // busy for seconds): their attempts count as crashed where they finished.
   EXPECT_GT(taken_over, 0u);
   EXPECT_GT(rerun, 0u);
@@ -360,9 +418,9 @@ TEST(Cluster, AnyReplicaAnswersGetJobAndCancelsAJobRunningElsewhere) {
 TEST(Cluster, ADrainingReplicaHandsItsQueuedJobsToTheOthers) {
   Cluster cluster(2);
   // Replica 0 gets more sleep jobs than it can finish before its drain
-  // deadline (2 actors, 20 x 1s, deadline 5s).
+  // deadline (4 actors, 40 x 1s, deadline 5s).
   std::vector<std::string> ids;
-  for (int i = 0; i < 20; ++i) {
+  for (int i = 0; i < 40; ++i) {
     v1::SubmitResponse resp;
     ASSERT_TRUE(submit(cluster.stub(0), request("sleep", "1s"), resp).ok());
     ids.push_back(resp.job_id());
