@@ -13,9 +13,14 @@
 # (64-byte payloads, 2 client channels per bench). The figures are summed
 # over the benches that ran at once; latency is the median of theirs.
 #
+# With --profile 1, `perf record -a` samples the whole machine for 3 s of
+# the first 3-replica `complete` round: the CPU split between PostgreSQL,
+# the replicas and the load generators, and the top symbols of each
+# (profile-*.txt).
+#
 # Usage: scripts/perf-cluster.sh [--rounds N] [--duration D] [--warmup D]
-#                                [--build-dir DIR] [--out DIR]
-# Environment (flags win): ROUNDS (2), DURATION (5s), WARMUP (1s),
+#                                [--profile 0|1] [--build-dir DIR] [--out DIR]
+# Environment (flags win): ROUNDS (2), DURATION (5s), WARMUP (1s), PROFILE (0),
 # BUILD_DIR (build/release), OUT_DIR (BUILD_DIR/perf/<time>-cluster).
 # Exits 1 when a run had no successful call.
 set -euo pipefail
@@ -23,11 +28,13 @@ set -euo pipefail
 ROUNDS="${ROUNDS:-2}"
 DURATION="${DURATION:-5s}"
 WARMUP="${WARMUP:-1s}"
+PROFILE="${PROFILE:-0}"
 BUILD_DIR="${BUILD_DIR:-build/release}"
 OUT_DIR="${OUT_DIR:-}"
 die() { echo "perf-cluster: $*" >&2; exit 2; }
 source "$(dirname "$0")/lib/args.sh"
-parse_flags 2,20 rounds=ROUNDS duration=DURATION warmup=WARMUP build-dir=BUILD_DIR out=OUT_DIR -- "$@"
+parse_flags 2,25 rounds=ROUNDS duration=DURATION warmup=WARMUP profile=PROFILE \
+  build-dir=BUILD_DIR out=OUT_DIR -- "$@"
 [[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a whole number > 0"
 
 cd "$(dirname "$0")/.."
@@ -36,6 +43,8 @@ TROUPED="$BUILD_DIR/daemon/trouped"
 BENCH="$BUILD_DIR/tools/troupe-bench"
 require_built "$BUILD_DIR" daemon/trouped tools/troupe-bench
 PG_BIN=/usr/lib/postgresql/15/bin
+[[ "$PROFILE" != 1 ]] || command -v perf >/dev/null ||
+  die "--profile 1 needs perf (Debian package linux-perf)"
 [[ -x "$PG_BIN/initdb" ]] || die "PostgreSQL 15 not installed (scripts/install-deps.sh installs it)"
 OUT_DIR="${OUT_DIR:-$BUILD_DIR/perf/$(date -u +%Y%m%dT%H%M%SZ)-cluster}"
 mkdir -p "$OUT_DIR"
@@ -100,11 +109,26 @@ for n in 1 3; do
           >"$OUT_DIR/$round-$workload-$n-r$i.json" &
         bench_pids+=($!)
       done
+      if [[ "$PROFILE" == 1 && "$n" == 3 && "$round" == 1 && "$workload" == complete ]]; then
+        sleep 2  # past the warm-up
+        perf record -F 499 -a -g -o "$OUT_DIR/perf.data" -- sleep 3 2>"$OUT_DIR/perf-record.log" ||
+          echo "perf-cluster: perf record failed (see perf-record.log)" >&2
+      fi
       for pid in "${bench_pids[@]}"; do wait "$pid"; done
     done
   done
   stop_replicas
 done
+
+if [[ -s "$OUT_DIR/perf.data" ]]; then
+  perf report -i "$OUT_DIR/perf.data" --no-children --sort comm --stdio 2>/dev/null |
+    grep -E '^ +[0-9]' | head -12 >"$OUT_DIR/profile-comm.txt"
+  perf report -i "$OUT_DIR/perf.data" --no-children --sort comm,dso,sym --stdio -g none 2>/dev/null |
+    grep -E '^ +[0-9]' | head -40 >"$OUT_DIR/profile-symbols.txt"
+  echo "CPU by process over 3 s of 3-replica complete (perf, all CPUs):"
+  cat "$OUT_DIR/profile-comm.txt"
+  echo "top symbols: $OUT_DIR/profile-symbols.txt"
+fi
 
 /usr/bin/python3 - "$OUT_DIR" "$ROUNDS" <<'PY'
 import json, statistics, sys
