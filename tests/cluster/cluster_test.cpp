@@ -314,6 +314,7 @@ TEST(Cluster, EveryAcknowledgedJobEndsOnceWhenAReplicaIsKilled) {
   // jobs of 0.5 s (2 actors) and sleep jobs of 200 ms, acknowledged before
   // the kill. The survivors must take them over once its lease expires.
   std::set<std::string> backlog;
+  std::vector<std::string> backlog_exec, backlog_sleep;
   {
     AsyncSubmitter async(cluster.replica(kVictim).channel());
     for (int i = 0; i < 20; ++i) async.submit(request("exec", "0.5"), std::chrono::seconds(30));
@@ -325,7 +326,20 @@ TEST(Cluster, EveryAcknowledgedJobEndsOnceWhenAReplicaIsKilled) {
       const std::string& id = outcomes[i].response.job_id();
       acked.emplace(id, Acked{i < 20 ? "exec" : "sleep", kVictim});
       backlog.insert(id);
+      (i < 20 ? backlog_exec : backlog_sleep).push_back(id);
     }
+  }
+  // Kill it while it runs an exec and a sleep job of the backlog (so that
+  // reruns and crashed attempts are bound to happen, whatever the load).
+  const auto running_by = Clock::now() + std::chrono::seconds(60);
+  auto runs_one_of = [&](const std::vector<std::string>& ids) {
+    for (const auto& id : ids) {
+      const auto job = cluster.get(kVictim, id);
+      if (job && job->state() == v1::JOB_STATE_RUNNING) return true;
+    }
+    return false;
+  };
+  while (!(runs_one_of(backlog_exec) && runs_one_of(backlog_sleep)) && Clock::now() < running_by) {
   }
   cluster.replica(kVictim).send_signal(SIGKILL);
   ASSERT_TRUE(cluster.replica(kVictim).wait_exit(std::chrono::seconds(10)).has_value());
