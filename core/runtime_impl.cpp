@@ -257,6 +257,10 @@ void RuntimeImpl::dead_jobs_anywhere(
                              });
 }
 
+void RuntimeImpl::cluster(std::function<void(ClusterLookup)> done) const {
+  journal_.journal.cluster(std::move(done));
+}
+
 RuntimeImpl::~RuntimeImpl() {
   std::unique_lock lock(troupes_mutex_);
   for (auto& [name, t] : troupes_) t->shutdown();
