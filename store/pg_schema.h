@@ -178,6 +178,7 @@ constexpr const char* kDeadJobs =
 
 // The cluster view (h19; Journal::cluster()), one round: the database's
 // clock, the replicas, the unfinished jobs per troupe (troupe_jobs_live).
+// Sorted by bytes (COLLATE "C"), as std::string compares.
 // Times in ns since the epoch, on the database's clock.
 constexpr const char* kClusterNow = "SELECT (extract(epoch FROM now()) * 1000000000)::bigint";
 /// Columns: name, incarnation, started, heartbeat, expires, alive.
@@ -185,13 +186,13 @@ constexpr const char* kClusterReplicas =
     "SELECT name, incarnation, (extract(epoch FROM started_at) * 1000000000)::bigint, "
     "(extract(epoch FROM heartbeat_at) * 1000000000)::bigint, "
     "(extract(epoch FROM expires_at) * 1000000000)::bigint, expires_at > now() "
-    "FROM troupe_replicas ORDER BY name, incarnation";
+    "FROM troupe_replicas ORDER BY name COLLATE \"C\", incarnation";
 /// Columns: troupe, queue depth (queued and retry-waiting), running, the
 /// oldest queued job's submit time (0: none).
 constexpr const char* kClusterTroupes =
     "SELECT troupe, count(*) FILTER (WHERE state IN (0, 2)), count(*) FILTER (WHERE state = 1), "
     "coalesce(min(submitted_ns) FILTER (WHERE state = 0), 0) FROM troupe_jobs "
-    "WHERE state IN (0, 1, 2) GROUP BY troupe ORDER BY troupe";
+    "WHERE state IN (0, 1, 2) GROUP BY troupe ORDER BY troupe COLLATE \"C\"";
 
 /// At close: this incarnation's live jobs become claimable at once, and
 /// its row goes. $1 incarnation.
