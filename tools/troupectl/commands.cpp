@@ -482,16 +482,16 @@ int show_cluster(pb::AdminService::Stub& stub, const Options& opts) {
     std::printf("%s\n", to_json(resp).c_str());
     return code(ExitCode::kOk);
   }
-  std::printf("%-24s %12s %-6s %10s %-30s\n", "REPLICA", "INCARNATION", "ALIVE", "HEARTBEAT",
+  std::printf("%-24s %12s %-6s %10s %s\n", "REPLICA", "INCARNATION", "ALIVE", "HEARTBEAT",
               "STARTED");
   for (const auto& r : resp.replicas()) {
-    std::printf("%-24s %12lld %-6s %10s %-30s\n", r.name().c_str(),
+    std::printf("%-24s %12lld %-6s %10s %s\n", r.name().c_str(),
                 static_cast<long long>(r.incarnation()), r.alive() ? "yes" : "no",
                 (age(r.heartbeat_age(), true) + " ago").c_str(), timestamp(r.started_at()).c_str());
   }
-  std::printf("\n%-24s %12s %8s %12s %-16s\n", "TROUPE", "QUEUED", "RUNNING", "OLDEST", "HOLDER");
+  std::printf("\n%-24s %12s %8s %12s %s\n", "TROUPE", "QUEUED", "RUNNING", "OLDEST", "HOLDER");
   for (const auto& t : resp.troupes()) {
-    std::printf("%-24s %12llu %8llu %12s %-16s\n", t.name().c_str(),
+    std::printf("%-24s %12llu %8llu %12s %s\n", t.name().c_str(),
                 static_cast<unsigned long long>(t.queue_depth()),
                 static_cast<unsigned long long>(t.running()),
                 age(t.oldest_queued_age(), t.has_oldest_queued_age()).c_str(),
