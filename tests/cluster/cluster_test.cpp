@@ -13,7 +13,7 @@
 //     replica stops counting as alive once its lease expires;
 //   - PostgreSQL stopped and started again mid-load: submits are refused
 //     while it is down (never acknowledged, then lost), health says
-//     NOT_SERVING, and the replicas come back by themselves with no
+//     NOT_SERVING, GetCluster says UNAVAILABLE, and the replicas come back by themselves with no
 //     acknowledged job lost.
 // TROUPE_CLUSTER_JOBS=N submits N jobs in the kill test (default 3,000).
 #include <grpcpp/grpcpp.h>
@@ -551,6 +551,14 @@ TEST(Cluster, ReplicasRideOutADatabaseOutage) {
     v1::SubmitResponse resp;
     const auto status = submit(cluster.stub(r), request("echo", "during"), resp);
     EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+    // The cluster view says the store did not answer, not that it is empty.
+    auto admin = v1::AdminService::NewStub(cluster.replica(r).channel());
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    v1::GetClusterResponse view;
+    const auto cluster_status = admin->GetCluster(&ctx, v1::GetClusterRequest(), &view);
+    EXPECT_EQ(cluster_status.error_code(), grpc::StatusCode::UNAVAILABLE)
+        << cluster_status.error_message();
   }
 
   cluster.postgres().restart();
