@@ -152,6 +152,53 @@ struct ClusterHooks {
   std::function<void(bool up, const std::string& why)> availability;
 };
 
+// --- The cluster view (h19: AdminService GetCluster, the cluster gauges;
+// docs/cluster.md, "Watching the cluster"). ---
+
+/// One registered incarnation of a replica in a shared store (a trouped
+/// process since its start). Times are the database's clock, ns since the
+/// epoch.
+struct ClusterReplica {
+  std::string name;  // store.replica: the pod or host name
+  std::int64_t incarnation = 0;
+  std::int64_t started_ns = 0;
+  std::int64_t heartbeat_ns = 0;  // the last renewal of its lease
+  std::int64_t expires_ns = 0;    // its lease's expiry
+  bool alive = false;             // its lease has not expired
+};
+
+/// One troupe's unfinished jobs across every replica of a shared store.
+struct ClusterTroupe {
+  std::string name;
+  /// QUEUED and RETRY_WAIT jobs, owned by a replica or not.
+  std::uint64_t queue_depth = 0;
+  std::uint64_t running = 0;
+  /// The submit time (the accepting replica's clock) of the oldest QUEUED
+  /// job; 0 when none is queued.
+  std::int64_t oldest_queued_ns = 0;
+  // Singleton troupes (h18): the replica holding the troupe's lease goes
+  // here (`holder`) once the lease table exists; wired by the lead.
+};
+
+/// What a shared store says about the cluster, in one snapshot.
+struct ClusterView {
+  std::int64_t now_ns = 0;               // the database's clock when it answered
+  std::vector<ClusterReplica> replicas;  // by name, then incarnation
+  std::vector<ClusterTroupe> troupes;    // by name: the troupes with unfinished jobs
+};
+
+/// Journal::cluster()'s answer.
+struct ClusterLookup {
+  enum class Status {
+    kNotShared,    // a store of one process: there is no cluster to show
+    kUnavailable,  // the store did not answer (`error` says why)
+    kOk,
+  };
+  Status status = Status::kNotShared;
+  std::string error;
+  ClusterView view;
+};
+
 /// The journal's contract. Thread-safe: append() and after_durable() may be
 /// called from any thread concurrently and never block on I/O.
 ///
@@ -231,6 +278,14 @@ class Journal {
     (void)troupe, (void)limit;
     done({});
   }
+
+  // --- The cluster view (h19). ---
+
+  /// The replicas registered in the store and every troupe's unfinished
+  /// jobs across them (ClusterView), in one round of cheap queries. `done`
+  /// runs once, on the journal's thread (or inline). A journal of one
+  /// process answers ClusterLookup::Status::kNotShared.
+  virtual void cluster(std::function<void(ClusterLookup)> done) { done(ClusterLookup{}); }
 };
 
 /// The journal of `store: {kind: memory}`: nothing survives a restart;

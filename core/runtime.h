@@ -216,6 +216,14 @@ class Runtime {
   virtual void on_store_availability(std::function<void(bool up, const std::string& why)> handler) {
     (void)handler;
   }
+
+  /// The cluster as a shared store has it (Journal::cluster(): replicas
+  /// with their leases, every troupe's queue depth across replicas); its
+  /// troupes are those with unfinished jobs in the store and every troupe
+  /// hosted here (zeros when it has none), by name. `done` runs once, on
+  /// the journal's thread; inline, kNotShared, with a journal of one
+  /// process.
+  virtual void cluster(std::function<void(ClusterLookup)> done) const { done(ClusterLookup{}); }
 };
 
 /// Destroy the returned runtime only once the io_context is no longer being

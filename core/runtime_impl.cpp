@@ -2,6 +2,7 @@
 
 #include <sys/random.h>
 
+#include <algorithm>
 #include <array>
 #include <boost/asio/post.hpp>
 #include <cerrno>
@@ -255,6 +256,32 @@ void RuntimeImpl::dead_jobs_anywhere(
                                for (auto& r : rows) out.push_back(to_record(std::move(r)));
                                done(std::move(out));
                              });
+}
+
+void RuntimeImpl::cluster(std::function<void(ClusterLookup)> done) const {
+  if (!journal_.journal.shared()) {
+    done(ClusterLookup{});
+    return;
+  }
+  // Taken now: the callback runs on the journal's thread and must not touch
+  // the runtime.
+  std::vector<std::string> hosted;
+  for (const auto& status : troupes()) hosted.push_back(status.name);
+  journal_.journal.cluster(
+      [hosted = std::move(hosted), done = std::move(done)](ClusterLookup answer) {
+        if (answer.status == ClusterLookup::Status::kOk) {
+          auto& troupes = answer.view.troupes;
+          for (const auto& name : hosted) {
+            auto it = std::lower_bound(
+                troupes.begin(), troupes.end(), name,
+                [](const ClusterTroupe& t, const std::string& n) { return t.name < n; });
+            if (it == troupes.end() || it->name != name) {
+              troupes.insert(it, ClusterTroupe{.name = name});
+            }
+          }
+        }
+        done(std::move(answer));
+      });
 }
 
 RuntimeImpl::~RuntimeImpl() {

@@ -70,6 +70,7 @@ class RuntimeImpl final : public Runtime, private detail::TroupeHost {
       std::string_view troupe, std::size_t limit,
       std::function<void(std::optional<std::vector<JobRecord>>)> done) const override;
   void on_store_availability(std::function<void(bool up, const std::string& why)> handler) override;
+  void cluster(std::function<void(ClusterLookup)> done) const override;
 
  private:
   // TroupeHost

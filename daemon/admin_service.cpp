@@ -1,5 +1,6 @@
 #include "daemon/admin_service.h"
 
+#include <algorithm>
 #include <optional>
 #include <string>
 
@@ -92,6 +93,42 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListDeadJobs(grpc::CallbackServerCon
               for (const auto& record : *jobs) to_proto(record, *response.add_jobs());
               reply.ok(response);
             });
+      });
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::GetCluster(grpc::CallbackServerContext* context,
+                                                       const grpc::ByteBuffer* in,
+                                                       grpc::ByteBuffer* out) {
+  using Reply = UnaryReply<v1::GetClusterResponse>;
+  return answer_later<v1::GetClusterRequest, v1::GetClusterResponse>(
+      *context, *in, *out, [this](const v1::GetClusterRequest& /*request*/, Reply reply) {
+        auto caller = authorizer_.authenticate(reply.context(), "GetCluster");
+        if (auto* error = std::get_if<RpcError>(&caller)) return reply.fail(*error);
+        const auto& who = std::get<Authorizer::Caller>(caller);
+        // As ListTroupes: a caller who administers no troupe here sees nothing.
+        const auto troupes = runtime_.troupes();
+        if (!troupes.empty() && std::none_of(troupes.begin(), troupes.end(), [&](const auto& t) {
+              return who.may(Permission::kAdmin, t.name);
+            })) {
+          return reply.fail(
+              authorizer_.deny_everywhere(reply.context(), who, Permission::kAdmin, "GetCluster"));
+        }
+        runtime_.cluster([reply, who](core::ClusterLookup answer) {
+          switch (answer.status) {
+            case core::ClusterLookup::Status::kNotShared:
+              return reply.fail(not_a_cluster_store());
+            case core::ClusterLookup::Status::kUnavailable:
+              return reply.fail(cluster_store_unreachable(answer.error));
+            case core::ClusterLookup::Status::kOk:
+              break;
+          }
+          v1::GetClusterResponse response;
+          to_proto(
+              answer.view,
+              [&who](std::string_view troupe) { return who.may(Permission::kAdmin, troupe); },
+              response);
+          reply.ok(response);
+        });
       });
 }
 

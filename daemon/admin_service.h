@@ -14,16 +14,19 @@ namespace troupe::daemon {
 /// Every AdminService method, raw (see RawJobService).
 using RawAdminService = v1::AdminService::WithRawCallbackMethod_ListTroupes<
     v1::AdminService::WithRawCallbackMethod_GetTroupe<
-        v1::AdminService::WithRawCallbackMethod_ListDeadJobs<v1::AdminService::Service>>>;
+        v1::AdminService::WithRawCallbackMethod_ListDeadJobs<
+            v1::AdminService::WithRawCallbackMethod_GetCluster<v1::AdminService::Service>>>>;
 
 /// Serves AdminService: read-only views built from core::TroupeStatus.
 /// Every method answers inline on its gRPC thread (runtime reads are
 /// non-blocking snapshots), except ListDeadJobs with a shared store
 /// (docs/cluster.md): every replica's dead letters come from the journal's
-/// thread (Runtime::dead_jobs_anywhere). A request that does not parse is
+/// thread (Runtime::dead_jobs_anywhere), and GetCluster, answered there
+/// from the store (Runtime::cluster). A request that does not parse is
 /// INVALID_ARGUMENT. Thread-safe; `runtime` must outlive the server.
-/// `authorizer` checks admin on the troupe (ListTroupes lists only the
-/// troupes the caller administers) and read for ListDeadJobs.
+/// `authorizer` checks admin on the troupe (ListTroupes and GetCluster list
+/// only the troupes the caller administers; GetCluster is denied to a caller
+/// who administers none here) and read for ListDeadJobs.
 class AdminServiceImpl final : public RawAdminService {
  public:
   /// ListDeadJobs' default and maximum page size.
@@ -41,6 +44,9 @@ class AdminServiceImpl final : public RawAdminService {
   grpc::ServerUnaryReactor* ListDeadJobs(grpc::CallbackServerContext* context,
                                          const grpc::ByteBuffer* request,
                                          grpc::ByteBuffer* response) override;
+  grpc::ServerUnaryReactor* GetCluster(grpc::CallbackServerContext* context,
+                                       const grpc::ByteBuffer* request,
+                                       grpc::ByteBuffer* response) override;
 
  private:
   core::Runtime& runtime_;

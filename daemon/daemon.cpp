@@ -17,6 +17,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <charconv>
 #include <chrono>
 #include <csignal>
@@ -36,6 +37,7 @@
 #include "core/runtime.h"
 #include "daemon/admin_service.h"
 #include "daemon/authorizer.h"
+#include "daemon/cluster_gauges.h"
 #include "daemon/grpc_runtime.h"
 #include "daemon/health_observer.h"
 #include "daemon/job_service.h"
@@ -217,6 +219,10 @@ class Daemon {
         [this](bool up, const std::string& why) { on_store_availability(up, why); });
     runtime_->apply(config_.troupes);
     log_recovery(runtime_->recover());
+    if (journal_->shared()) {
+      cluster_gauges_ = std::make_unique<ClusterGauges>(*metrics_.registry());
+      refresh_cluster_gauges();
+    }
 
     const std::uint32_t threads = config_.server.threads != 0
                                       ? config_.server.threads
@@ -293,6 +299,17 @@ class Daemon {
     const auto ports = exposer_->GetListeningPorts();
     metrics_address_ = with_port(config_.server.metrics_address, ports.empty() ? 0 : ports.front());
     return true;
+  }
+
+  // The cluster gauges from the shared store: now, then every heartbeat
+  // (docs/cluster.md); the answer arrives on the journal's thread.
+  void refresh_cluster_gauges() {
+    runtime_->cluster(
+        [gauges = cluster_gauges_.get()](core::ClusterLookup lookup) { gauges->update(lookup); });
+    cluster_timer_.expires_after(config_.store.postgres.heartbeat);
+    cluster_timer_.async_wait([this](const boost::system::error_code& ec) {
+      if (!ec) refresh_cluster_gauges();
+    });
   }
 
   void wait_for_signal() {
@@ -463,6 +480,7 @@ class Daemon {
     }
     boost::system::error_code ignored;
     signals_.cancel(ignored);
+    cluster_timer_.cancel();
     work.reset();
     io_.stop();
     for (auto& t : threads_) t.join();
@@ -485,13 +503,15 @@ class Daemon {
   StoreMetrics store_metrics_{*metrics_.registry()};
   Authorizer authorizer_;
   std::shared_ptr<ProcessCollector> process_ = std::make_shared<ProcessCollector>();
-  std::unique_ptr<core::Journal> journal_;  // outlives the runtime
+  std::unique_ptr<ClusterGauges> cluster_gauges_;  // shared store only; outlives the journal
+  std::unique_ptr<core::Journal> journal_;         // outlives the runtime
   std::unique_ptr<core::Runtime> runtime_;
   std::unique_ptr<JobServiceImpl> job_service_;
   std::unique_ptr<AdminServiceImpl> admin_service_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<prometheus::Exposer> exposer_;
   boost::asio::signal_set signals_;
+  boost::asio::steady_timer cluster_timer_{io_};
   std::vector<std::thread> threads_;
   std::promise<void> stopped_;
   std::atomic<bool> draining_{false};  // set by the first signal or the store's failure

@@ -124,6 +124,21 @@ RpcError store_unavailable(std::string_view store_failure) {
           kStoreUnavailableRetryFloor};
 }
 
+RpcError not_a_cluster_store() {
+  return {grpc::StatusCode::FAILED_PRECONDITION,
+          "not a cluster store: this trouped keeps its jobs in a store of its own (store.kind "
+          "sqlite or memory); GetCluster needs store.kind postgres (docs/cluster.md); see "
+          "ListTroupes for this process",
+          std::nullopt};
+}
+
+RpcError cluster_store_unreachable(std::string_view why) {
+  return {
+      grpc::StatusCode::UNAVAILABLE,
+      "the shared store did not answer (" + std::string(why) + "); retry, or ask another replica",
+      std::chrono::milliseconds(1000)};
+}
+
 RpcError invalid_argument(std::string_view field, std::string_view problem) {
   std::string message;
   message.reserve(field.size() + problem.size() + 2);

@@ -54,6 +54,11 @@ RpcError job_not_found(std::string_view job_id);
 /// RESOURCE_EXHAUSTED (with a retry hint) for a WatchJob on a job that has
 /// `limit` watches already.
 RpcError too_many_watchers(std::string_view job_id, std::size_t limit);
+/// FAILED_PRECONDITION for GetCluster on a store of one process.
+RpcError not_a_cluster_store();
+/// UNAVAILABLE (with a retry hint) for a cluster view the shared store did
+/// not answer; `why` names the problem.
+RpcError cluster_store_unreachable(std::string_view why);
 /// NOT_FOUND for a troupe name that is not hosted.
 RpcError troupe_not_found(std::string_view troupe);
 

@@ -236,6 +236,37 @@ void to_proto(const core::JobRecord& record, v1::Job& out) {
   if (record.finished_at != unset) set_timestamp(record.finished_at, *out.mutable_finished_at());
 }
 
+void to_proto(const core::ClusterView& view, const std::function<bool(std::string_view)>& shown,
+              v1::GetClusterResponse& out) {
+  auto at = [](std::int64_t ns, google::protobuf::Timestamp& ts) {
+    set_timestamp(std::chrono::system_clock::time_point(std::chrono::nanoseconds(ns)), ts);
+  };
+  auto age = [&view](std::int64_t since_ns, google::protobuf::Duration& d) {
+    const std::int64_t ns = std::max<std::int64_t>(0, view.now_ns - since_ns);
+    d.set_seconds(ns / kNanosPerSecond);
+    d.set_nanos(static_cast<std::int32_t>(ns % kNanosPerSecond));
+  };
+  at(view.now_ns, *out.mutable_now());
+  for (const auto& r : view.replicas) {
+    auto& replica = *out.add_replicas();
+    replica.set_name(core::valid_utf8(r.name));
+    replica.set_incarnation(r.incarnation);
+    at(r.started_ns, *replica.mutable_started_at());
+    at(r.heartbeat_ns, *replica.mutable_heartbeat_at());
+    at(r.expires_ns, *replica.mutable_lease_expires_at());
+    replica.set_alive(r.alive);
+    age(r.heartbeat_ns, *replica.mutable_heartbeat_age());
+  }
+  for (const auto& t : view.troupes) {
+    if (!shown(t.name)) continue;
+    auto& troupe = *out.add_troupes();
+    troupe.set_name(core::valid_utf8(t.name));
+    troupe.set_queue_depth(t.queue_depth);
+    troupe.set_running(t.running);
+    if (t.oldest_queued_ns != 0) age(t.oldest_queued_ns, *troupe.mutable_oldest_queued_age());
+  }
+}
+
 void to_proto(const core::TroupeStatus& status, v1::Troupe& out) {
   out.set_name(core::valid_utf8(status.name));
   out.set_mode(status.mode == core::TroupeMode::kFixed ? "fixed" : "dynamic");

@@ -3,6 +3,7 @@
 /// Proto <-> core translation for the JobService and AdminService, including
 /// request validation against server.limits. Pure functions; thread-safe.
 
+#include <functional>
 #include <string_view>
 #include <variant>
 
@@ -50,5 +51,8 @@ v1::CircuitState to_proto(core::CircuitState state);
 /// The job snapshot as clients see it (the payload is not echoed back).
 void to_proto(const core::JobRecord& record, v1::Job& out);
 void to_proto(const core::TroupeStatus& status, v1::Troupe& out);
+/// The cluster view (GetCluster); only the troupes `shown` accepts.
+void to_proto(const core::ClusterView& view, const std::function<bool(std::string_view)>& shown,
+              v1::GetClusterResponse& out);
 
 }  // namespace troupe::daemon

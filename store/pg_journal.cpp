@@ -330,6 +330,51 @@ class PgJournal final : public core::Journal {
     submit_from_any_thread(std::move(round));
   }
 
+  // ---- the cluster view (h19) ----
+
+  void cluster(std::function<void(core::ClusterLookup)> done) override {
+    PgRound round;
+    round.queries.push_back(PgQuery{pg::kClusterNow, {}});
+    round.queries.push_back(PgQuery{pg::kClusterReplicas, {}});
+    round.queries.push_back(PgQuery{pg::kClusterTroupes, {}});
+    round.done = [done = std::move(done)](std::vector<PgResult>& results, bool lost) {
+      core::ClusterLookup answer;
+      if (lost || !round_ok(results, 3)) {
+        answer.status = core::ClusterLookup::Status::kUnavailable;
+        answer.error = "postgres store: " +
+                       (lost ? std::string("the store is unreachable") : round_error(results));
+        done(std::move(answer));
+        return;
+      }
+      using detail::pg_bytes;
+      using detail::pg_int;
+      answer.status = core::ClusterLookup::Status::kOk;
+      answer.view.now_ns = pg_int(results[0].get(), 0, 0);
+      const PGresult* replicas = results[1].get();
+      for (int row = 0; row < PQntuples(replicas); ++row) {
+        answer.view.replicas.push_back(core::ClusterReplica{
+            .name = pg_bytes(replicas, row, 0),
+            .incarnation = pg_int(replicas, row, 1),
+            .started_ns = pg_int(replicas, row, 2),
+            .heartbeat_ns = pg_int(replicas, row, 3),
+            .expires_ns = pg_int(replicas, row, 4),
+            .alive = pg_int(replicas, row, 5) != 0,
+        });
+      }
+      const PGresult* troupes = results[2].get();
+      for (int row = 0; row < PQntuples(troupes); ++row) {
+        answer.view.troupes.push_back(core::ClusterTroupe{
+            .name = pg_bytes(troupes, row, 0),
+            .queue_depth = static_cast<std::uint64_t>(pg_int(troupes, row, 1)),
+            .running = static_cast<std::uint64_t>(pg_int(troupes, row, 2)),
+            .oldest_queued_ns = pg_int(troupes, row, 3),
+        });
+      }
+      done(std::move(answer));
+    };
+    submit_from_any_thread(std::move(round));
+  }
+
  private:
   using Clock = std::chrono::steady_clock;
   using Barrier = detail::BarrierQueue::Barrier;
@@ -418,19 +463,23 @@ class PgJournal final : public core::Journal {
                        std::to_string(found) + "; this one knows up to " +
                        std::to_string(pg::kSchemaVersion) + ")");
     }
-    if (found < 1) {
-      // Several statements: the simple protocol.
-      PgResult created(PQexec(c, pg::kCreateSchema));
-      if (!created || !ok(created)) {
-        throw StoreError(std::string("postgres store: cannot create the schema: ") +
-                         (created ? PQresultErrorMessage(created.get()) : PQerrorMessage(c)));
-      }
-    }
+    if (found < 1) run_schema_script(c, pg::kCreateSchema, "create the schema");
+    if (found < 2) run_schema_script(c, pg::kMigrateClusterView, "migrate the schema to version 2");
     exec_or_throw(c, "COMMIT", "schema");
     PgParams params;
     params.text(options_.replica).i64(micros(options_.lease));
     PgResult registered = exec_or_throw(c, pg::kRegister, "register", &params);
     incarnation_ = detail::pg_int(registered.get(), 0, 0);
+  }
+
+  /// Runs a script of several statements (the simple protocol) inside the
+  /// schema transaction; throws StoreError saying it could not `what`.
+  static void run_schema_script(PGconn* c, const char* script, const std::string& what) {
+    PgResult done(PQexec(c, script));
+    if (!done || !ok(done)) {
+      throw StoreError("postgres store: cannot " + what + ": " +
+                       (done ? PQresultErrorMessage(done.get()) : PQerrorMessage(c)));
+    }
   }
 
   // ---- reachability and notifications ----

@@ -7,7 +7,7 @@
 namespace troupe::store::detail::pg {
 
 /// troupe_schema.version this trouped writes; a newer one is refused.
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 /// The advisory lock creating and migrating the schema runs under (any
 /// constant all trouped versions agree on: "troupe" in ASCII).
 constexpr const char* kLockSchema = "SELECT pg_advisory_xact_lock(127978942625893)";
@@ -35,6 +35,17 @@ CREATE INDEX troupe_jobs_owned ON troupe_jobs (owner) WHERE owner IS NOT NULL;
 CREATE INDEX troupe_jobs_dead ON troupe_jobs (troupe, finished_ns) WHERE state = 5;
 CREATE INDEX troupe_jobs_finished ON troupe_jobs (finished_ns) WHERE state IN (3, 4, 6, 7);
 INSERT INTO troupe_schema (version) VALUES (1);
+)sql";
+
+/// Version 2, step "cluster view" (h19; Journal::cluster()): the
+/// unfinished rows by troupe and state, so that counting a troupe's queue
+/// is an index-only scan of the unfinished rows however many finished ones
+/// are kept. Idempotent (a database created at version 2 runs it too).
+constexpr const char* kMigrateClusterView = R"sql(
+CREATE INDEX IF NOT EXISTS troupe_jobs_live ON troupe_jobs (troupe, state, submitted_ns)
+  WHERE state IN (0, 1, 2);
+INSERT INTO troupe_schema (version) SELECT 2
+  WHERE NOT EXISTS (SELECT 1 FROM troupe_schema WHERE version >= 2);
 )sql";
 
 /// $1 name, $2 lease in microseconds.
@@ -164,6 +175,24 @@ constexpr const char* kCancelOwned =
 constexpr const char* kDeadJobs =
     "SELECT " TROUPE_PG_JOB_COLUMNS("") " FROM troupe_jobs WHERE troupe = $1 AND state = 5 "
     "ORDER BY finished_ns DESC LIMIT $2";
+
+// The cluster view (h19; Journal::cluster()), one round: the database's
+// clock, the replicas, the unfinished jobs per troupe (troupe_jobs_live).
+// Sorted by bytes (COLLATE "C"), as std::string compares.
+// Times in ns since the epoch, on the database's clock.
+constexpr const char* kClusterNow = "SELECT (extract(epoch FROM now()) * 1000000000)::bigint";
+/// Columns: name, incarnation, started, heartbeat, expires, alive.
+constexpr const char* kClusterReplicas =
+    "SELECT name, incarnation, (extract(epoch FROM started_at) * 1000000000)::bigint, "
+    "(extract(epoch FROM heartbeat_at) * 1000000000)::bigint, "
+    "(extract(epoch FROM expires_at) * 1000000000)::bigint, expires_at > now() "
+    "FROM troupe_replicas ORDER BY name COLLATE \"C\", incarnation";
+/// Columns: troupe, queue depth (queued and retry-waiting), running, the
+/// oldest queued job's submit time (0: none).
+constexpr const char* kClusterTroupes =
+    "SELECT troupe, count(*) FILTER (WHERE state IN (0, 2)), count(*) FILTER (WHERE state = 1), "
+    "coalesce(min(submitted_ns) FILTER (WHERE state = 0), 0) FROM troupe_jobs "
+    "WHERE state IN (0, 1, 2) GROUP BY troupe ORDER BY troupe COLLATE \"C\"";
 
 /// At close: this incarnation's live jobs become claimable at once, and
 /// its row goes. $1 incarnation.

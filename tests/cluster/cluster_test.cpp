@@ -8,9 +8,12 @@
 //     accepted it (a replica's jobs move only when its lease expires);
 //   - GetJob and CancelJob answer from a replica that does not hold the job;
 //   - a replica that drains hands its queued jobs to the others;
+//   - GetCluster, `troupectl cluster` and the cluster gauges show every
+//     replica and the queue of a backlog held by one of them; a SIGKILLed
+//     replica stops counting as alive once its lease expires;
 //   - PostgreSQL stopped and started again mid-load: submits are refused
 //     while it is down (never acknowledged, then lost), health says
-//     NOT_SERVING, and the replicas come back by themselves with no
+//     NOT_SERVING, GetCluster says UNAVAILABLE, and the replicas come back by themselves with no
 //     acknowledged job lost.
 // TROUPE_CLUSTER_JOBS=N submits N jobs in the kill test (default 3,000).
 #include <grpcpp/grpcpp.h>
@@ -36,6 +39,7 @@
 #include "support/async_submitter.h"
 #include "support/trouped_process.h"
 #include "tests/support/postgres_server.h"
+#include "tests/support/run_process.h"
 #include "troupe/v1/troupe.grpc.pb.h"
 
 namespace troupe::test {
@@ -455,6 +459,150 @@ TEST(Cluster, ADrainingReplicaHandsItsQueuedJobsToTheOthers) {
   }
 }
 
+/// GetCluster from replica `i`; nullopt (with the status in `error`) when
+/// the call fails.
+std::optional<v1::GetClusterResponse> get_cluster(Cluster& cluster, std::size_t i,
+                                                  std::string* error = nullptr) {
+  auto stub = v1::AdminService::NewStub(cluster.replica(i).channel());
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  v1::GetClusterResponse resp;
+  const auto status = stub->GetCluster(&ctx, v1::GetClusterRequest(), &resp);
+  if (!status.ok()) {
+    if (error != nullptr) *error = status.error_message();
+    return std::nullopt;
+  }
+  return resp;
+}
+
+const v1::ClusterTroupe* troupe_in(const v1::GetClusterResponse& view, const std::string& name) {
+  for (const auto& t : view.troupes()) {
+    if (t.name() == name) return &t;
+  }
+  return nullptr;
+}
+
+const v1::ClusterReplica* replica_in(const v1::GetClusterResponse& view, const std::string& name) {
+  for (const auto& r : view.replicas()) {
+    if (r.name() == name) return &r;
+  }
+  return nullptr;
+}
+
+TEST(Cluster, GetClusterTroupectlAndTheGaugesShowReplicasAndTheClusterQueue) {
+  Cluster cluster;
+  // A backlog on replica 0: 2 actors run 2 jobs of 60 s, 18 wait in its
+  // mailbox (owned by replica 0: the others do not claim them).
+  const auto submitted = Clock::now();
+  for (int i = 0; i < 20; ++i) {
+    v1::SubmitResponse resp;
+    ASSERT_TRUE(submit(cluster.stub(0), request("sleep", "60s"), resp).ok());
+  }
+
+  // Replica 1 never saw those submits: it answers from the store.
+  const auto until = Clock::now() + std::chrono::seconds(30);
+  std::optional<v1::GetClusterResponse> view;
+  std::string error;
+  for (;;) {
+    view = get_cluster(cluster, 1, &error);
+    const v1::ClusterTroupe* sleep = view ? troupe_in(*view, "sleep") : nullptr;
+    if (sleep != nullptr && sleep->queue_depth() == 18 && sleep->running() == 2) break;
+    ASSERT_LT(Clock::now(), until)
+        << "GetCluster never showed the backlog: " << (view ? view->DebugString() : error);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // polling a client's view
+  }
+  ASSERT_EQ(view->replicas_size(), 3) << view->DebugString();
+  for (int i = 0; i < 3; ++i) {
+    const auto* r = replica_in(*view, "replica-" + std::to_string(i));
+    ASSERT_NE(r, nullptr) << i << ": " << view->DebugString();
+    EXPECT_TRUE(r->alive()) << r->DebugString();
+    EXPECT_LT(r->heartbeat_age().seconds(), 2) << r->DebugString();  // within the lease
+  }
+  const auto* sleep = troupe_in(*view, "sleep");
+  const double age_limit =
+      std::chrono::duration<double>(Clock::now() - submitted).count() + 1;  // clock slack
+  EXPECT_LE(sleep->oldest_queued_age().seconds(), age_limit) << sleep->DebugString();
+  const auto* echo = troupe_in(*view, "echo");  // hosted, nothing unfinished
+  ASSERT_NE(echo, nullptr) << view->DebugString();
+  EXPECT_EQ(echo->queue_depth(), 0u);
+  EXPECT_EQ(echo->running(), 0u);
+  EXPECT_FALSE(echo->has_oldest_queued_age());
+  EXPECT_EQ(sleep->holder(), "");  // not a singleton
+
+  // troupectl against replica 2 prints the same.
+  auto ctl = run_process(
+      {.argv = {TROUPECTL_PATH, "--address", cluster.replica(2).grpc_address(), "cluster"},
+       .time_limit = std::chrono::seconds(30)});
+  ASSERT_EQ(ctl.exit_code, 0) << ctl;
+  std::map<std::string, std::vector<std::string>> rows;  // first column -> the row's columns
+  std::istringstream lines(ctl.out);
+  for (std::string line; std::getline(lines, line);) {
+    std::istringstream words(line);
+    std::vector<std::string> columns;
+    for (std::string w; words >> w;) columns.push_back(w);
+    if (!columns.empty()) rows[columns[0]] = columns;
+  }
+  for (int i = 0; i < 3; ++i) {
+    const auto& row = rows["replica-" + std::to_string(i)];
+    ASSERT_GE(row.size(), 4u) << ctl.out;
+    EXPECT_EQ(row[2], "yes") << ctl.out;  // REPLICA INCARNATION ALIVE HEARTBEAT
+  }
+  ASSERT_GE(rows["sleep"].size(), 3u) << ctl.out;
+  EXPECT_EQ(rows["sleep"][1], "18") << ctl.out;  // TROUPE QUEUED RUNNING OLDEST HOLDER
+  EXPECT_EQ(rows["sleep"][2], "2") << ctl.out;
+
+  // The gauges of every replica: the cluster's numbers, refreshed each
+  // heartbeat (500 ms here), not only the replica's own.
+  auto gauges_show = [&](std::size_t i, double replicas) {
+    const auto scrape = http_get(cluster.replica(i).metrics_address(), "/metrics");
+    return scrape.status == 200 &&
+           metric_value(scrape.body, "troupe_cluster_queue_depth{troupe=\"sleep\"}") == 18.0 &&
+           metric_value(scrape.body, "troupe_cluster_queue_depth{troupe=\"echo\"}") == 0.0 &&
+           metric_value(scrape.body, "troupe_cluster_oldest_queued_seconds{troupe=\"sleep\"}")
+                   .value_or(0) > 0 &&
+           metric_value(scrape.body, "troupe_cluster_replicas") == replicas;
+  };
+  for (std::size_t i = 0; i < 3; ++i) {
+    const auto gauges_by = Clock::now() + std::chrono::seconds(30);
+    while (!gauges_show(i, 3)) {
+      ASSERT_LT(Clock::now(), gauges_by)
+          << "replica " << i << ": "
+          << http_get(cluster.replica(i).metrics_address(), "/metrics").body;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));  // polling a scrape
+    }
+  }
+
+  // Replica 2 is SIGKILLed: once its lease (2 s) has expired it is no
+  // longer alive (shown not alive until a survivor's heartbeat reaps its
+  // row, then gone), and the gauge counts 2 replicas.
+  const auto killed = Clock::now();
+  cluster.replica(2).send_signal(SIGKILL);
+  const auto dead_by = Clock::now() + std::chrono::seconds(30);
+  bool seen_not_alive = false;
+  for (;;) {
+    view = get_cluster(cluster, 0, &error);
+    ASSERT_TRUE(view.has_value()) << error;
+    const auto* victim = replica_in(*view, "replica-2");
+    if (victim != nullptr && !victim->alive()) seen_not_alive = true;
+    if (victim == nullptr || !victim->alive()) break;
+    ASSERT_LT(Clock::now(), dead_by) << view->DebugString();
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling a client's view
+  }
+  EXPECT_GE(Clock::now() - killed, std::chrono::milliseconds(1500))  // not before its lease
+      << view->DebugString();
+  std::cout << "replica-2 " << (seen_not_alive ? "shown not alive" : "already reaped") << " "
+            << std::chrono::duration<double>(Clock::now() - killed).count() << " s after SIGKILL\n";
+  EXPECT_TRUE(replica_in(*view, "replica-0")->alive());
+  EXPECT_TRUE(replica_in(*view, "replica-1")->alive());
+  const auto gauge_by = Clock::now() + std::chrono::seconds(30);
+  for (;;) {
+    const auto scrape = http_get(cluster.replica(1).metrics_address(), "/metrics");
+    if (metric_value(scrape.body, "troupe_cluster_replicas") == 2.0) break;
+    ASSERT_LT(Clock::now(), gauge_by) << scrape.body;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // polling a scrape
+  }
+}
+
 TEST(Cluster, ReplicasRideOutADatabaseOutage) {
   Cluster cluster(2);
   std::vector<std::string> before;
@@ -477,6 +625,14 @@ TEST(Cluster, ReplicasRideOutADatabaseOutage) {
     v1::SubmitResponse resp;
     const auto status = submit(cluster.stub(r), request("echo", "during"), resp);
     EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+    // The cluster view says the store did not answer, not that it is empty.
+    auto admin = v1::AdminService::NewStub(cluster.replica(r).channel());
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    v1::GetClusterResponse view;
+    const auto cluster_status = admin->GetCluster(&ctx, v1::GetClusterRequest(), &view);
+    EXPECT_EQ(cluster_status.error_code(), grpc::StatusCode::UNAVAILABLE)
+        << cluster_status.error_message();
   }
 
   cluster.postgres().restart();

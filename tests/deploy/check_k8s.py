@@ -18,6 +18,8 @@ import tempfile
 
 import yaml
 
+from troupe_metrics import METRICS, metric_names
+
 k8s_dir = sys.argv[1]
 trouped = sys.argv[2] if len(sys.argv) > 2 else None
 errors = []
@@ -280,6 +282,41 @@ def check_shared_store():
         low, high = hpa["spec"].get("minReplicas", 1), hpa["spec"].get("maxReplicas", 0)
         if low < 2 or high < low:
             fail(f"HorizontalPodAutoscaler replicas {low}..{high}: keep at least 2, max >= min")
+        check_queue_autoscaling(hpa)
+
+
+def check_queue_autoscaling(hpa):
+    """An External metric of the HPA is one trouped exports, served by the
+    prometheus-adapter rule shipped in prometheus-adapter/rules.yaml."""
+    external = [m["external"] for m in hpa["spec"].get("metrics", []) if m.get("type") == "External"]
+    if not external:
+        return
+    rules_path = os.path.join(k8s_dir, "prometheus-adapter", "rules.yaml")
+    if not os.path.exists(rules_path):
+        fail("the HPA scales on an External metric but prometheus-adapter/rules.yaml is missing")
+        return
+    adapter = yaml.safe_load(open(rules_path))
+    rules = yaml.safe_load(adapter.get("data", {}).get("config.yaml", "")) or {}
+    served = {}
+    for rule in rules.get("externalRules", []):
+        name = rule.get("name", {}).get("as", "")
+        series = metric_names(rule.get("seriesQuery", ""))
+        if len(series) != 1 or not series <= set(METRICS):
+            fail(f"adapter rule {name!r}: seriesQuery names no single metric trouped exports")
+        query = rule.get("metricsQuery", "")
+        if "<<.Series>>" not in query or "<<.LabelMatchers>>" not in query:
+            fail(f"adapter rule {name!r}: metricsQuery must use <<.Series>> and <<.LabelMatchers>>")
+        if rule.get("resources", {}).get("overrides", {}).get("namespace", {}).get("resource") \
+                != "namespace":
+            fail(f"adapter rule {name!r}: map the namespace label to the namespace resource")
+        served[name] = rule
+    for metric in external:
+        name = metric.get("metric", {}).get("name", "")
+        if name not in served:
+            fail(f"HPA External metric {name!r}: no rule in prometheus-adapter/rules.yaml serves it")
+        target = metric.get("target", {})
+        if target.get("type") != "AverageValue" or not str(target.get("averageValue", "")):
+            fail(f"HPA External metric {name!r}: target AverageValue (jobs waiting per replica)")
 
 
 def check_sqlite_store():

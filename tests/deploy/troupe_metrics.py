@@ -29,6 +29,11 @@ METRICS = {
     "troupe_store_orphaned_jobs": set(),
     "troupe_store_failed": set(),
     "troupe_store_available": set(),
+    # The cluster gauges (docs/cluster.md): from the shared store, every
+    # replica the same values; `troupe` on the first two, none on the last.
+    "troupe_cluster_queue_depth": set(),
+    "troupe_cluster_oldest_queued_seconds": set(),
+    "troupe_cluster_replicas": set(),
 }
 HISTOGRAMS = {"troupe_job_run_seconds", "troupe_job_queue_wait_seconds",
               "troupe_store_commit_seconds", "troupe_store_jobs_per_commit"}

@@ -406,6 +406,13 @@ TEST_F(SecurityAuth, AdminListsOnlyAdministeredTroupesAndHealthNeedsNoToken) {
   const auto status = admin->ListTroupes(&ctx, {}, &list);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_EQ(status.error_message(), "identity \"ci\" lacks admin on every troupe");
+  // GetCluster too, before it says the store is not a cluster's.
+  grpc::ClientContext cluster_ctx;
+  cluster_ctx.AddMetadata("authorization", std::string("Bearer ") + kCiToken);
+  v1::GetClusterResponse cluster;
+  const auto cluster_status = admin->GetCluster(&cluster_ctx, {}, &cluster);
+  EXPECT_EQ(cluster_status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(cluster_status.error_message(), "identity \"ci\" lacks admin on every troupe");
 
   auto health = grpc::health::v1::Health::NewStub(trouped_->channel());
   grpc::ClientContext health_ctx;

@@ -91,6 +91,14 @@ TEST_F(ToolsIntegration, HealthOfDaemonAndTroupes) {
   EXPECT_EQ(unknown.exit_code, 3) << unknown.out << unknown.err;
 }
 
+TEST_F(ToolsIntegration, ClusterOnAStoreOfOneProcessSaysItIsNotACluster) {
+  const auto cluster = ctl({"cluster"});
+  EXPECT_EQ(cluster.exit_code, 5) << cluster;  // FAILED_PRECONDITION: any other RPC error
+  EXPECT_NE(cluster.err.find("FAILED_PRECONDITION"), std::string::npos) << cluster;
+  EXPECT_NE(cluster.err.find("not a cluster store"), std::string::npos) << cluster;
+  EXPECT_EQ(cluster.out, "");
+}
+
 TEST_F(ToolsIntegration, SubmitGetWatch) {
   const auto submit = ctl({"submit", "echo", "--payload", "hello"});
   ASSERT_EQ(submit.exit_code, 0) << submit;

@@ -458,6 +458,48 @@ int list_dead(pb::AdminService::Stub& stub, const Options& opts) {
   return code(ExitCode::kOk);
 }
 
+/// "4.2s", "1m05s", "-" for none.
+std::string age(const google::protobuf::Duration& d, bool set) {
+  if (!set) return "-";
+  const double s = static_cast<double>(d.seconds()) + d.nanos() / 1e9;
+  char buf[32];
+  if (s < 60) {
+    std::snprintf(buf, sizeof buf, "%.1fs", s);
+  } else {
+    const auto whole = static_cast<long long>(s);
+    std::snprintf(buf, sizeof buf, "%lldm%02llds", whole / 60, whole % 60);
+  }
+  return buf;
+}
+
+int show_cluster(pb::AdminService::Stub& stub, const Options& opts) {
+  grpc::ClientContext ctx;
+  set_deadline(ctx, opts, false);
+  pb::GetClusterResponse resp;
+  const grpc::Status status = stub.GetCluster(&ctx, pb::GetClusterRequest(), &resp);
+  if (!status.ok()) return rpc_failed(status, opts);
+  if (opts.output == OutputFormat::kJson) {
+    std::printf("%s\n", to_json(resp).c_str());
+    return code(ExitCode::kOk);
+  }
+  std::printf("%-24s %12s %-6s %10s %s\n", "REPLICA", "INCARNATION", "ALIVE", "HEARTBEAT",
+              "STARTED");
+  for (const auto& r : resp.replicas()) {
+    std::printf("%-24s %12lld %-6s %10s %s\n", r.name().c_str(),
+                static_cast<long long>(r.incarnation()), r.alive() ? "yes" : "no",
+                (age(r.heartbeat_age(), true) + " ago").c_str(), timestamp(r.started_at()).c_str());
+  }
+  std::printf("\n%-24s %12s %8s %12s %s\n", "TROUPE", "QUEUED", "RUNNING", "OLDEST", "HOLDER");
+  for (const auto& t : resp.troupes()) {
+    std::printf("%-24s %12llu %8llu %12s %s\n", t.name().c_str(),
+                static_cast<unsigned long long>(t.queue_depth()),
+                static_cast<unsigned long long>(t.running()),
+                age(t.oldest_queued_age(), t.has_oldest_queued_age()).c_str(),
+                t.holder().empty() ? "-" : t.holder().c_str());
+  }
+  return code(ExitCode::kOk);
+}
+
 int health(const std::shared_ptr<grpc::Channel>& channel, const Options& opts) {
   const auto deadline = std::chrono::duration_cast<std::chrono::milliseconds>(
       opts.deadline.value_or(kDefaultDeadline));
@@ -508,6 +550,8 @@ int run_command(const Options& opts) {
       return show_troupe(admin, opts);
     case Command::kDead:
       return list_dead(admin, opts);
+    case Command::kCluster:
+      return show_cluster(admin, opts);
     case Command::kHealth:
       return health(channel, opts);
     case Command::kHelp:

@@ -26,6 +26,8 @@ Commands:
   troupe NAME          show one troupe
   dead TROUPE [--limit N]
                        list the troupe's dead jobs
+  cluster              the replicas sharing the store (heartbeat age, alive) and
+                       each troupe's queue across them (store kind postgres)
   health [SERVICE]     check grpc.health.v1 (SERVICE: "" = whole daemon, or a
                        troupe name); exits 0 only when SERVING
 
@@ -57,6 +59,7 @@ std::optional<Command> command_from(std::string_view word) {
   if (word == "troupes") return Command::kTroupes;
   if (word == "troupe") return Command::kTroupe;
   if (word == "dead") return Command::kDead;
+  if (word == "cluster") return Command::kCluster;
   if (word == "health") return Command::kHealth;
   if (word == "help") return Command::kHelp;
   return std::nullopt;
@@ -208,6 +211,7 @@ std::variant<Options, UsageError> parse_options(const std::vector<std::string>& 
       err = operand_count(1, 1, "a troupe name");
       break;
     case Command::kTroupes:
+    case Command::kCluster:
     case Command::kHelp:
       err = operand_count(0, 0, "");
       break;

@@ -11,7 +11,18 @@
 
 namespace troupe::troupectl {
 
-enum class Command { kSubmit, kGet, kWatch, kCancel, kTroupes, kTroupe, kDead, kHealth, kHelp };
+enum class Command {
+  kSubmit,
+  kGet,
+  kWatch,
+  kCancel,
+  kTroupes,
+  kTroupe,
+  kDead,
+  kCluster,
+  kHealth,
+  kHelp
+};
 enum class OutputFormat { kText, kJson };
 /// Where submit takes its payload from.
 enum class PayloadSource { kNone, kString, kFile, kStdinLines };

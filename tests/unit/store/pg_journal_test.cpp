@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "journal_test_support.h"
+#include "store/pg_schema.h"
 #include "tests/support/postgres_server.h"
 
 namespace troupe::store {
@@ -151,6 +152,25 @@ class PgJournalTest : public ::testing::Test {
         << PQresultErrorMessage(result);
     PQclear(result);
     PQfinish(conn);
+  }
+
+  /// The first column of `text`'s answer as text, its rows joined by
+  /// newlines (the last statement's, when it has several).
+  std::string sql_value(const std::string& text) {
+    PGconn* conn = PQconnectdb(server_->dsn(database_).c_str());
+    EXPECT_EQ(PQstatus(conn), CONNECTION_OK) << PQerrorMessage(conn);
+    PGresult* result = PQexec(conn, text.c_str());
+    std::string value;
+    if (PQresultStatus(result) == PGRES_TUPLES_OK && PQntuples(result) > 0) {
+      for (int row = 0; row < PQntuples(result); ++row) {
+        value += (row > 0 ? "\n" : "") + std::string(PQgetvalue(result, row, 0));
+      }
+    } else {
+      ADD_FAILURE() << text << ": " << PQresultErrorMessage(result);
+    }
+    PQclear(result);
+    PQfinish(conn);
+    return value;
   }
 
   static troupe::test::PostgresServer* server_;
@@ -508,6 +528,108 @@ TEST_F(PgJournalTest, ProbeSaysWhetherTheServerAnswers) {
   PgJournalOptions unreachable;
   unreachable.dsn = "host=127.0.0.1 port=1 user=x";
   EXPECT_THROW(open_pg_journal(unreachable), StoreError);
+}
+
+// ---- The cluster view (h19) ----
+
+core::ClusterLookup cluster(core::Journal& journal) {
+  auto promise = std::make_shared<std::promise<core::ClusterLookup>>();
+  auto future = promise->get_future();
+  journal.cluster([promise](core::ClusterLookup answer) { promise->set_value(std::move(answer)); });
+  if (future.wait_for(kBound) != std::future_status::ready) {
+    ADD_FAILURE() << "cluster not answered within " << kBound.count() << " s";
+    return {};
+  }
+  return future.get();
+}
+
+TEST_F(PgJournalTest, TheClusterViewShowsEveryReplicaAndEachTroupesUnfinishedJobs) {
+  const std::int64_t before = now_ns();
+  // No heartbeats during the test: nobody reaps the victim's expired row.
+  auto quiet = [&](std::string name) {
+    PgJournalOptions o = options(std::move(name));
+    o.lease = 1h;
+    o.heartbeat = 1h;
+    return o;
+  };
+  auto writer = open(quiet("writer"), nullptr);
+  auto looker = open(quiet("looker"), nullptr);
+  auto victim = open(quiet("victim"), nullptr);
+  // Troupe t: 1 and 2 queued (2 unowned), 3 running, 4 waiting to retry,
+  // 5 finished. Troupe u: 6 running. Troupe v: finished only.
+  auto oldest = accepted(1);
+  oldest.submitted_ns = 1'000'000;
+  writer->append(oldest);
+  for (std::uint64_t id : {2, 3, 4, 5}) writer->append(accepted(id));
+  writer->append(accepted(6, "u"));
+  writer->append(accepted(7, "v"));
+  ASSERT_EQ(wait_durable(*writer), std::nullopt);
+  writer->append(core::JournalStarted{JobId{3}, 1, now_ns()});
+  writer->append(core::JournalStarted{JobId{4}, 1, now_ns()});
+  writer->append(
+      core::JournalRetryWait{JobId{4}, 1, now_ns(), "e", core::FailureClass::kRetryable});
+  writer->append(core::JournalStarted{JobId{6}, 1, now_ns()});
+  writer->append(succeeded(5));
+  writer->append(succeeded(7));
+  ASSERT_EQ(wait_durable(*writer), std::nullopt);
+  sql("UPDATE troupe_jobs SET owner = NULL WHERE id = 2");
+  sql("UPDATE troupe_replicas SET expires_at = now() - interval '1 second' WHERE name = 'victim'");
+
+  core::ClusterLookup answer = cluster(*looker);
+  ASSERT_EQ(answer.status, core::ClusterLookup::Status::kOk) << answer.error;
+  const core::ClusterView& view = answer.view;
+  EXPECT_GE(view.now_ns, before);
+  EXPECT_LE(view.now_ns, now_ns());
+  ASSERT_EQ(view.replicas.size(), 3u);
+  EXPECT_EQ(view.replicas[0].name, "looker");
+  EXPECT_EQ(view.replicas[1].name, "victim");
+  EXPECT_EQ(view.replicas[2].name, "writer");
+  for (const auto& replica : view.replicas) {
+    EXPECT_NE(replica.incarnation, 0) << replica.name;
+    EXPECT_GE(replica.started_ns, before) << replica.name;
+    EXPECT_LE(replica.started_ns, replica.heartbeat_ns) << replica.name;
+    EXPECT_LE(replica.heartbeat_ns, view.now_ns) << replica.name;
+    EXPECT_EQ(replica.alive, replica.name != "victim") << replica.name;
+    if (replica.alive) {
+      EXPECT_GT(replica.expires_ns, view.now_ns) << replica.name;
+    } else {
+      EXPECT_LT(replica.expires_ns, view.now_ns) << replica.name;
+    }
+  }
+  ASSERT_EQ(view.troupes.size(), 2u);  // v has nothing unfinished
+  EXPECT_EQ(view.troupes[0].name, "t");
+  EXPECT_EQ(view.troupes[0].queue_depth, 3u);  // 1, 2 (unowned) and 4 (retry wait)
+  EXPECT_EQ(view.troupes[0].running, 1u);
+  EXPECT_EQ(view.troupes[0].oldest_queued_ns, 1'000'000);
+  EXPECT_EQ(view.troupes[1].name, "u");
+  EXPECT_EQ(view.troupes[1].queue_depth, 0u);
+  EXPECT_EQ(view.troupes[1].running, 1u);
+  EXPECT_EQ(view.troupes[1].oldest_queued_ns, 0);
+
+  // A store of one process has no cluster; an unreachable one says so.
+  EXPECT_EQ(cluster(*core::make_memory_journal()).status, core::ClusterLookup::Status::kNotShared);
+  server_->stop();
+  core::ClusterLookup down = cluster(*looker);
+  server_->restart();
+  EXPECT_EQ(down.status, core::ClusterLookup::Status::kUnavailable);
+  EXPECT_NE(down.error, "");
+}
+
+TEST_F(PgJournalTest, AVersion1SchemaGetsTheClusterViewIndexAndTheQueryUsesIt) {
+  open_pg_journal(options("a"));
+  // Back to version 1, as the first release left it.
+  sql("DROP INDEX troupe_jobs_live");
+  sql("DELETE FROM troupe_schema WHERE version > 1");
+  open_pg_journal(options("a"));
+  EXPECT_EQ(sql_value("SELECT max(version) FROM troupe_schema"), "2");
+  EXPECT_EQ(sql_value("SELECT count(*) FROM pg_indexes WHERE indexname = 'troupe_jobs_live'"), "1");
+  open_pg_journal(options("a"));  // idempotent
+  EXPECT_EQ(sql_value("SELECT count(*) FROM troupe_schema WHERE version = 2"), "1");
+  // The per-troupe count reads the unfinished rows from the index, not the
+  // whole table (planned without sequential scans: the index must fit).
+  std::string plan =
+      sql_value(std::string("SET enable_seqscan = off; EXPLAIN ") + detail::pg::kClusterTroupes);
+  EXPECT_NE(plan.find("troupe_jobs_live"), std::string::npos) << plan;
 }
 
 }  // namespace

@@ -57,6 +57,7 @@ TEST(TroupectlOptions, EachCommandAndItsOperand) {
   const auto dead = ok({"dead", "echo", "--limit", "5"});
   EXPECT_EQ(dead.command, Command::kDead);
   EXPECT_EQ(dead.limit, 5u);
+  EXPECT_EQ(ok({"cluster"}).command, Command::kCluster);
   EXPECT_EQ(ok({"health"}).target, "");
   EXPECT_EQ(ok({"health", "echo"}).target, "echo");
   EXPECT_EQ(ok({"--help"}).command, Command::kHelp);
@@ -81,6 +82,7 @@ TEST(TroupectlOptions, RejectsBadCommandLinesWithAHint) {
   EXPECT_NE(bad({"get"}).find("job id"), std::string::npos);
   EXPECT_NE(bad({"get", "a", "b"}).find("too many"), std::string::npos);
   EXPECT_NE(bad({"troupes", "x"}).find("too many"), std::string::npos);
+  EXPECT_NE(bad({"cluster", "x"}).find("too many"), std::string::npos);
   EXPECT_NE(bad({"--output", "yaml", "troupes"}).find("text or json"), std::string::npos);
   EXPECT_NE(bad({"--deadline", "10", "troupes"}).find("duration"), std::string::npos);
   EXPECT_NE(bad({"--deadline", "0s", "troupes"}).find("positive"), std::string::npos);
