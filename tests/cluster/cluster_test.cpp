@@ -628,6 +628,22 @@ TEST(Cluster, ASingletonTroupeRunsOnOneReplicaAndMovesWhenItIsKilled) {
   }
   const std::size_t victim = static_cast<std::size_t>(holder.back() - '0');
 
+  // wait=true on a replica that does not hold the lease: ABORTED naming the
+  // job, which the holder runs (docs/cluster.md).
+  {
+    const std::size_t follower = (victim + 1) % cluster.size();
+    v1::SubmitResponse resp;
+    const auto status = submit(cluster.stub(follower), request("single", "x", true), resp);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::ABORTED) << status.error_message();
+    const std::string message = status.error_message();
+    const auto at = message.find("job ");
+    ASSERT_NE(at, std::string::npos) << message;
+    const std::string id = message.substr(at + 4, 16);
+    auto job = cluster.await_terminal(follower, id, Clock::now() + std::chrono::seconds(20));
+    ASSERT_TRUE(job.has_value()) << message;
+    EXPECT_EQ(job->state(), v1::JOB_STATE_SUCCEEDED);
+  }
+
   // A backlog (30 ms each, one at a time), then the holder is SIGKILLed.
   std::vector<std::string> more;
   submit_all(60, more);
