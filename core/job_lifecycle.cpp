@@ -134,18 +134,12 @@ JobState JobLifecycle::attempt_ended(const JobPtr& job, AttemptEnd end, std::int
       // discarded and nothing is journaled.
       job->runner = nullptr;
       lost = true;
-    } else if (was == JobState::kRunning && job->hand_over) {
-      // Handed over (a singleton troupe no longer led here): requeued to
-      // the store, the interrupted attempt not counted.
-      job->runner = nullptr;
-      if (job->attempts > 0) --job->attempts;
-      job->left = true;
-      job->state.store(JobState::kQueued, std::memory_order_release);
-      journal_.journal.append(JournalRequeued{job->id, job->attempts});
-      handed = true;
-    } else if (was == JobState::kRunning && job->abort_requested && journal_.durable) {
-      // The drain deadline cancelled it: requeued for the next start, the
-      // interrupted attempt not counted against the job.
+    } else if (was == JobState::kRunning &&
+               (job->hand_over || (job->abort_requested && journal_.durable))) {
+      // The drain deadline cancelled it, or it was handed over (a singleton
+      // troupe no longer led here): requeued for the next start or the
+      // holder, the interrupted attempt not counted against the job.
+      handed = job->hand_over;
       job->runner = nullptr;
       if (job->attempts > 0) --job->attempts;
       job->left = true;
@@ -189,13 +183,13 @@ JobState JobLifecycle::attempt_ended(const JobPtr& job, AttemptEnd end, std::int
     left_as_lost(job);
     return JobState::kQueued;
   }
-  if (requeued) {
-    left_for_next_start(job, true);
-    return JobState::kQueued;
-  }
   if (handed) {
     drop_waiters(job);
     left_here(job);
+    return JobState::kQueued;
+  }
+  if (requeued) {
+    left_for_next_start(job, true);
     return JobState::kQueued;
   }
   if (was != JobState::kRunning) {
