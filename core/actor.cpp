@@ -106,7 +106,10 @@ bool Actor::run_job(JobPtr job, bool breaker_permit) {
   const std::int64_t now_ns = to_ns(now);
 
   bool ended = false;
-  if (troupe_.aborting()) {
+  if (troupe_.follower()) {
+    lifecycle.hand_over(job);  // a singleton's lease was lost after the job was queued
+    ended = true;
+  } else if (troupe_.aborting()) {
     // ABORTED, or left for the next start with a durable journal.
     lifecycle.abort_waiting(job, "aborted: the drain deadline passed before the job started");
     ended = true;

@@ -125,6 +125,9 @@ class Troupe : public std::enable_shared_from_this<Troupe>,
   /// The fencing term of the lease this process holds (0: none), passed to
   /// each attempt (AttemptContext::fence_term).
   std::int64_t fence_term() const { return fence_term_.load(std::memory_order_acquire); }
+  /// Singleton, not led here: a job an actor takes is handed over instead
+  /// (one queued by a submit that raced the loss of the lease).
+  bool follower() const { return follower_.load(std::memory_order_acquire); }
   /// max_concurrency: at most `permits` attempts run at once from now on.
   /// Returns how many run now.
   std::uint32_t set_permits(std::uint32_t permits);
