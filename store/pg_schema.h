@@ -192,16 +192,19 @@ constexpr const char* kUnregister = "DELETE FROM troupe_replicas WHERE incarnati
 /// still holds, renewed. Columns: troupe, term.
 constexpr const char* kRenewLeases =
     "UPDATE troupe_leases SET expires_at = now() + $2 * interval '1 microsecond' "
-    "WHERE owner = $1 RETURNING troupe, term";
+    "WHERE owner = $1 AND EXISTS (SELECT 1 FROM troupe_replicas r WHERE r.incarnation = $1) "
+    "RETURNING troupe, term";
 /// $1 troupe, $2 incarnation, $3 lease in microseconds: takes the lease when
 /// it is free (none yet, expired, its owner gone) or already this
-/// incarnation's, raising its fencing term. Column: term (no row: held by
-/// another).
+/// incarnation's, raising its fencing term; never for an incarnation that
+/// was declared dead (it would be free for others at once). Column: term
+/// (no row: held by another).
 constexpr const char* kAcquireLease =
-    "INSERT INTO troupe_leases AS l (troupe, owner, term, expires_at) VALUES ($1, $2, 1, now() + "
-    "$3 * interval '1 microsecond') ON CONFLICT (troupe) DO UPDATE SET owner = $2, term = l.term "
-    "+ 1, expires_at = excluded.expires_at WHERE l.owner IS NULL OR l.owner = $2 OR l.expires_at "
-    "< now() OR NOT EXISTS (SELECT 1 FROM troupe_replicas r WHERE r.incarnation = l.owner) "
+    "INSERT INTO troupe_leases AS l (troupe, owner, term, expires_at) SELECT $1, $2, 1, now() + "
+    "$3 * interval '1 microsecond' WHERE EXISTS (SELECT 1 FROM troupe_replicas r WHERE "
+    "r.incarnation = $2) ON CONFLICT (troupe) DO UPDATE SET owner = $2, term = l.term + 1, "
+    "expires_at = excluded.expires_at WHERE l.owner IS NULL OR l.owner = $2 OR l.expires_at < "
+    "now() OR NOT EXISTS (SELECT 1 FROM troupe_replicas r WHERE r.incarnation = l.owner) "
     "RETURNING term";
 /// $1 incarnation: at close, its leases go, and the replicas hosting their
 /// troupes are told (they take the lease over at once).
@@ -220,9 +223,11 @@ constexpr const char* kReleasePermits =
     "slot IN (SELECT slot FROM troupe_permits WHERE troupe = $1 AND owner = $3 AND slot < $2 "
     "ORDER BY slot DESC OFFSET greatest($4, 0)))";
 /// Free permits (no owner, or its incarnation gone) are taken up to the
-/// wanted; SKIP LOCKED: two replicas never take the same.
+/// wanted, by a live incarnation only; SKIP LOCKED: two replicas never
+/// take the same.
 constexpr const char* kTakePermits =
     "UPDATE troupe_permits p SET owner = $3 FROM (SELECT slot FROM troupe_permits f WHERE "
+    "EXISTS (SELECT 1 FROM troupe_replicas m WHERE m.incarnation = $3) AND "
     "f.troupe = $1 AND f.slot < $2 AND (f.owner IS NULL OR NOT EXISTS (SELECT 1 FROM "
     "troupe_replicas r WHERE r.incarnation = f.owner)) ORDER BY f.slot LIMIT greatest(0, $4 - "
     "(SELECT count(*) FROM troupe_permits h WHERE h.troupe = $1 AND h.owner = $3 AND h.slot < $2)) "
