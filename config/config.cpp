@@ -686,18 +686,32 @@ void read_rate_limit(Diagnostics& diag, const Field& f, core::RateLimitOptions& 
   }
 }
 
+void read_cluster(Diagnostics& diag, const Field& f, StoreOptions::Kind store,
+                  core::ClusterOptions& c) {
+  MapReader m(diag, f, {"singleton", "max_concurrency"});
+  if (!m.is_map()) return;
+  m.boolean("singleton", c.singleton);
+  m.u32("max_concurrency", c.max_concurrency, {1, 1'000'000});
+  if (store != StoreOptions::Kind::kPostgres) {
+    diag.error(f.where(), f.path(),
+               "only with store kind postgres (several replicas on one database, "
+               "docs/cluster.md); one trouped needs no cluster coordination (remove it, or use "
+               "store: {kind: postgres})");
+  }
+}
+
 struct TroupeRead {
   core::TroupeOptions options;
   std::optional<Field> name;  // present and valid
 };
 
-TroupeRead read_troupe(Diagnostics& diag, const Field& f) {
+TroupeRead read_troupe(Diagnostics& diag, const Field& f, StoreOptions::Kind store) {
   TroupeRead result;
   core::TroupeOptions& t = result.options;
   MapReader m(diag, f,
               {"name", "mode", "actors", "mailbox", "dispatch", "timeout", "max_timeout",
                "dead_letter_capacity", "dead_letter_max_bytes", "supervisor", "autoscale",
-               "circuit_breaker", "retry", "rate_limit", "handler"});
+               "circuit_breaker", "retry", "rate_limit", "handler", "cluster"});
   if (!m.is_map() || f.node().IsNull()) {
     if (f.node().IsNull()) {
       diag.error(f.where(), f.path(), "empty troupe; it needs at least a name and a handler");
@@ -747,6 +761,7 @@ TroupeRead read_troupe(Diagnostics& diag, const Field& f) {
   if (const Field* c = m.find("circuit_breaker")) read_circuit_breaker(diag, *c, t.circuit_breaker);
   if (const Field* r = m.find("retry")) read_retry(diag, *r, t.retry);
   if (const Field* r = m.find("rate_limit")) read_rate_limit(diag, *r, t.rate_limit);
+  if (const Field* c = m.find("cluster")) read_cluster(diag, *c, store, t.cluster);
   if (const Field* h = m.find("handler")) {
     if (auto handler = handlers::read_handler(handlers::handler_registry(), diag, *h))
       t.handler = std::move(*handler);
@@ -769,7 +784,7 @@ void read_troupes(Diagnostics& diag, const Field& f, Config& config) {
   std::map<std::string, const Field*> first_use;
   std::vector<TroupeRead> reads;
   reads.reserve(items->size());
-  for (const Field& item : *items) reads.push_back(read_troupe(diag, item));
+  for (const Field& item : *items) reads.push_back(read_troupe(diag, item, config.store.kind));
   for (std::size_t i = 0; i < reads.size(); ++i) {
     const TroupeRead& read = reads[i];
     if (read.name) {

@@ -67,6 +67,15 @@ void Actor::post_abort() {
   });
 }
 
+void Actor::post_hand_over() {
+  boost::asio::post(strand_, [self = self()] {
+    if (!self->current_) return;
+    if (self->troupe_.lifecycle().hand_over(self->current_)) {
+      self->signal_.emit(boost::asio::cancellation_type::terminal);
+    }
+  });
+}
+
 Timer& Actor::timer() {
   if (!timer_) timer_ = troupe_.clock().make_timer(strand_);
   return *timer_;
@@ -82,6 +91,7 @@ void Actor::pump() {
     auto t = troupe_.take(*this);
     if (t.chain) static_cast<Actor&>(*t.chain).post_pump();
     if (!t.job) return;
+    capped_ = t.capped;
     if (!run_job(std::move(t.job), t.breaker_permit)) return;
   }
   post_pump();
@@ -96,7 +106,10 @@ bool Actor::run_job(JobPtr job, bool breaker_permit) {
   const std::int64_t now_ns = to_ns(now);
 
   bool ended = false;
-  if (troupe_.aborting()) {
+  if (troupe_.follower()) {
+    lifecycle.hand_over(job);  // a singleton's lease was lost after the job was queued
+    ended = true;
+  } else if (troupe_.aborting()) {
     // ABORTED, or left for the next start with a durable journal.
     lifecycle.abort_waiting(job, "aborted: the drain deadline passed before the job started");
     ended = true;
@@ -119,6 +132,10 @@ bool Actor::run_job(JobPtr job, bool breaker_permit) {
   if (ended || !lifecycle.start(job, this, now_ns, attempt, watched)) {
     // Ended before it started (or cancelled between the queue and here).
     if (breaker_permit) troupe_.breaker().release();
+    if (capped_) {
+      capped_ = false;
+      troupe_.capped_attempt_done();
+    }
     return true;
   }
 
@@ -134,7 +151,7 @@ bool Actor::run_job(JobPtr job, bool breaker_permit) {
                                : config.options.timeout;
   const AttemptContext ctx{current_->id,      *current_->troupe_name, attempt,
                            current_->payload, current_->metadata(),   timeout,
-                           signal_.slot()};
+                           signal_.slot(),    troupe_.fence_term()};
   in_start_ = true;
   try {
     // A new handler generation (reload) takes effect between attempts.
@@ -231,6 +248,10 @@ void Actor::finish_attempt(AttemptResult result) {
       troupe_.breaker().record(verdict.breaker_failure, run_time);
     }
     troupe_.breaker_recorded();
+  }
+  if (capped_) {
+    capped_ = false;
+    troupe_.capped_attempt_done();
   }
   if (next == JobState::kRetryWait) {
     troupe_.retry(job, backoff);

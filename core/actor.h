@@ -53,6 +53,10 @@ class Actor final : public Worker {
   /// Any thread: the drain deadline passed; the running attempt (if any) is
   /// cancelled and its job will end ABORTED.
   void post_abort();
+  /// Any thread: the troupe's singleton lease was lost; the running attempt
+  /// (if any) is cancelled and its job handed back to the store
+  /// (JobLifecycle::hand_over).
+  void post_hand_over();
   /// Any thread: destroys the actor's last reference on its own strand,
   /// after whatever it runs now has returned; a running attempt is
   /// cancelled first and the actor goes once its handler has answered.
@@ -82,6 +86,7 @@ class Actor final : public Worker {
   std::uint32_t seq_ = 0;  // attempt sequence: a stale completion is ignored
   bool in_start_ = false;
   bool permit_ = false;  // current attempt holds a breaker permit
+  bool capped_ = false;  // ... and a place under the troupe's cluster cap
   bool timed_out_ = false;
   bool timer_armed_ = false;
   bool restarting_ = false;  // waiting out a restart backoff or a give-up pause

@@ -51,9 +51,10 @@ class DispatchGauges {
 
 /// A gate keeper's answer for the job at the head of a queue (breaker and
 /// rate limiter, asked under the dispatcher's lock).
-enum class Pass : std::uint8_t { kGo, kGoWithPermit, kBreakerRefused, kRateLimited };
-/// Why idle workers are parked with work queued.
-enum class Park : std::uint8_t { kNone, kBreaker, kRateLimit };
+enum class Pass : std::uint8_t { kGo, kGoWithPermit, kBreakerRefused, kRateLimited, kCapped };
+/// Why idle workers are parked with work queued (kCap: the troupe's cluster
+/// cap on running attempts, `cluster: {max_concurrency}`, is reached).
+enum class Park : std::uint8_t { kNone, kBreaker, kRateLimit, kCap };
 
 /// A troupe's queues and idle actors: admission against capacity, key
 /// pinning, least-loaded or round-robin choice of the actor to wake, one
@@ -95,6 +96,7 @@ class Dispatcher {
   struct Take {
     JobPtr job;                    // null: the worker is idle now (or retired)
     bool breaker_permit = false;   // the attempt holds a breaker permit
+    bool capped = false;           // ... and a place under the cluster cap (set by the troupe)
     WorkerPtr chain;               // another idle worker to wake for remaining work
     Park parked = Park::kNone;     // idle because the breaker or the limiter refused
     bool first_park = false;       // ... and nobody has asked to be woken for it yet
@@ -186,6 +188,7 @@ class Dispatcher {
   bool gate_asked_ = false;  // ... and the troupe was told to wait for it
   bool throttled_ = false;   // workers parked because the rate limiter had no token
   bool throttle_asked_ = false;
+  bool capped_ = false;  // workers parked because the cluster cap was reached
   bool closed_ = false;  // close(): no worker is kept any more
 };
 
@@ -239,6 +242,13 @@ Dispatcher::Take Dispatcher::take(Worker& worker, GateKeeper&& pass) {
         t.parked = Park::kRateLimit;
         t.first_park = !throttle_asked_;
         throttle_asked_ = true;
+        return t;
+      case Pass::kCapped:
+        // Woken by unpark(Park::kCap) when a capped attempt ends or the
+        // cap rises.
+        go_idle_locked(worker);
+        capped_ = true;
+        t.parked = Park::kCap;
         return t;
     }
     t.job = q->pop_front();

@@ -30,6 +30,11 @@ struct AttemptContext {
   /// attempt times out, or a drain deadline passes. The handler must then
   /// stop its work (kill its process, close its connection) and complete.
   boost::asio::cancellation_slot cancellation;
+  /// The fencing term of a singleton troupe's lease under which this
+  /// attempt runs (docs/cluster.md); 0 otherwise. Handlers pass it on
+  /// (TROUPE_FENCE_TERM, X-Troupe-Fence-Term) so that a downstream can
+  /// refuse a stale holder.
+  std::int64_t fence_term = 0;
 };
 
 /// How an attempt ended, already classified (see FailureClass).

@@ -76,6 +76,7 @@ class Job {
   FailureClass failure = FailureClass::kNone;
   bool cancel_requested = false;  // running: end CANCELLED when the attempt returns
   bool abort_requested = false;   // running: end ABORTED (drain deadline)
+  bool hand_over = false;         // running: requeued to the store when it returns (singleton)
   bool left = false;              // handed to the next start by a durable drain: ended here
   bool in_store = false;          // job store bookkeeping, under the store's shard lock
   bool finish_pending = false;    // ditto: finished before add() completed

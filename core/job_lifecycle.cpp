@@ -125,6 +125,7 @@ JobState JobLifecycle::attempt_ended(const JobPtr& job, AttemptEnd end, std::int
   bool watched = false;
   bool requeued = false;
   bool lost = false;
+  bool handed = false;
   {
     std::lock_guard lock(job->lock);
     was = job->state.load(std::memory_order_relaxed);
@@ -133,9 +134,12 @@ JobState JobLifecycle::attempt_ended(const JobPtr& job, AttemptEnd end, std::int
       // discarded and nothing is journaled.
       job->runner = nullptr;
       lost = true;
-    } else if (was == JobState::kRunning && job->abort_requested && journal_.durable) {
-      // The drain deadline cancelled it: requeued for the next start, the
-      // interrupted attempt not counted against the job.
+    } else if (was == JobState::kRunning &&
+               (job->hand_over || (job->abort_requested && journal_.durable))) {
+      // The drain deadline cancelled it, or it was handed over (a singleton
+      // troupe no longer led here): requeued for the next start or the
+      // holder, the interrupted attempt not counted against the job.
+      handed = job->hand_over;
       job->runner = nullptr;
       if (job->attempts > 0) --job->attempts;
       job->left = true;
@@ -177,6 +181,11 @@ JobState JobLifecycle::attempt_ended(const JobPtr& job, AttemptEnd end, std::int
   }
   if (lost) {
     left_as_lost(job);
+    return JobState::kQueued;
+  }
+  if (handed) {
+    drop_waiters(job);
+    left_here(job);
     return JobState::kQueued;
   }
   if (requeued) {
@@ -288,6 +297,31 @@ JobLifecycle::LostResult JobLifecycle::lost(const JobPtr& job) {
   // A running one leaves when its attempt returns (attempt_ended).
   if (r.was != JobState::kRunning) left_as_lost(job);
   return r;
+}
+
+bool JobLifecycle::hand_over(const JobPtr& job, std::shared_ptr<Actor>* runner) {
+  JobState was;
+  {
+    std::lock_guard lock(job->lock);
+    was = job->state.load(std::memory_order_relaxed);
+    if (is_terminal(was) || job->left || job->hand_over) return false;
+    if (was == JobState::kRunning) {
+      job->hand_over = true;
+      if (runner != nullptr && job->runner != nullptr) *runner = job->runner->self();
+      return true;  // leaves when its attempt returns (attempt_ended)
+    }
+    job->left = true;
+    journal_.journal.append(JournalRequeued{job->id, job->attempts});
+  }
+  drop_waiters(job);
+  left_here(job);
+  return true;
+}
+
+void JobLifecycle::accepted_and_handed_over(const Job& job) {
+  journal_.journal.append(accepted_entry(job));
+  journal_.journal.append(JournalRequeued{job.id, 0});
+  handed_back();
 }
 
 void JobLifecycle::end_watches(const JobPtr& job) {

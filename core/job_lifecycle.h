@@ -179,6 +179,18 @@ class JobLifecycle {
   };
   LostResult lost(const JobPtr& job);
 
+  /// A singleton troupe this process no longer leads (shared journal,
+  /// ClusterHooks::leadership) hands its jobs to the store: a queued or
+  /// backing-off job is journaled requeued (claimable by the holder) and
+  /// leaves now (`left`; true); a running one is marked and, when its
+  /// attempt returns (cancel it: `runner` of the result), is requeued with
+  /// that attempt not counted. False: terminal or gone, nothing done.
+  bool hand_over(const JobPtr& job, std::shared_ptr<Actor>* runner = nullptr);
+  /// A job accepted by a replica that does not lead its singleton troupe:
+  /// journaled accepted and requeued at once (the holder claims it),
+  /// counted as submitted and left. Never queued here.
+  void accepted_and_handed_over(const Job& job);
+
   /// Sends every watcher of `job` its current state (no lock held).
   void notify_watchers(const JobPtr& job);
 

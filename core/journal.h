@@ -150,6 +150,31 @@ struct ClusterHooks {
   /// with backoff and keeps what it holds; barriers wait meanwhile (entries
   /// are written once it is back). Called once per change, not per entry.
   std::function<void(bool up, const std::string& why)> availability;
+
+  // --- Coordination of troupes with `cluster:` options (Journal::coordinate). ---
+
+  /// Singleton troupe `troupe`: this process holds its lease with fencing
+  /// term `term` (> 0) and runs its jobs, or no longer holds it (`term` 0):
+  /// it hands the troupe's jobs back to the store at once (running attempts
+  /// cancelled and requeued without counting them, queued ones released)
+  /// and hands every new one over as it accepts it.
+  std::function<void(std::string_view troupe, std::int64_t term)> leadership;
+  /// Troupe `troupe` with max_concurrency: this process may run at most
+  /// `permits` attempts of it at once from now on. Returns how many run now
+  /// (after the cap took effect: a lowered cap never stops a running
+  /// attempt, so that many permits are still in use).
+  std::function<std::uint32_t(std::string_view troupe, std::uint32_t permits)> permits;
+  /// The permits troupe `troupe` could use here: its queued plus running
+  /// attempts, at most its actors. Any thread.
+  std::function<std::size_t(std::string_view troupe)> demand;
+};
+
+/// A troupe a shared journal coordinates across replicas (its `cluster:`
+/// options, core::ClusterOptions).
+struct CoordinatedTroupe {
+  std::string name;
+  bool singleton = false;
+  std::uint32_t max_concurrency = 0;  // 0: no cap
 };
 
 // --- The cluster view (h19: AdminService GetCluster, the cluster gauges;
@@ -286,6 +311,16 @@ class Journal {
   /// runs once, on the journal's thread (or inline). A journal of one
   /// process answers ClusterLookup::Status::kNotShared.
   virtual void cluster(std::function<void(ClusterLookup)> done) { done(ClusterLookup{}); }
+
+  // --- Coordinated troupes (h18). ---
+
+  /// The troupes with `cluster:` options this process hosts (each call
+  /// replaces the last; called at start and at every reload, before
+  /// recover() the first time). A shared journal elects a holder per
+  /// singleton troupe and leases max_concurrency permits, reporting through
+  /// ClusterHooks::leadership and ::permits; until it reports, a singleton
+  /// troupe is not led here and a capped one holds no permit.
+  virtual void coordinate(std::vector<CoordinatedTroupe> troupes) { (void)troupes; }
 };
 
 /// The journal of `store: {kind: memory}`: nothing survives a restart;

@@ -135,6 +135,19 @@ class HandlerOptions {
   std::shared_ptr<const HandlerConfig> config_;
 };
 
+/// A troupe's coordination across the replicas of a shared store
+/// (`cluster:` of a troupe, docs/cluster.md; only with a shared journal).
+struct ClusterOptions {
+  /// One replica at a time runs the troupe's jobs (leader election with a
+  /// fencing term); the others accept them and hand them to the store.
+  bool singleton = false;
+  /// Running attempts of the troupe across all replicas, at most (0: no cap).
+  std::uint32_t max_concurrency = 0;
+
+  bool any() const { return singleton || max_concurrency > 0; }
+  bool operator==(const ClusterOptions&) const = default;
+};
+
 struct TroupeOptions {
   std::string name;
   TroupeMode mode = TroupeMode::kDynamic;
@@ -155,6 +168,7 @@ struct TroupeOptions {
   std::size_t dead_letter_capacity = 1000;
   /// Bytes (payload + error) the dead letters keep; the oldest go first.
   std::size_t dead_letter_max_bytes = 64u << 20;
+  ClusterOptions cluster;
 
   bool operator==(const TroupeOptions&) const = default;
 };

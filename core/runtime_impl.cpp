@@ -160,6 +160,17 @@ ClusterHooks RuntimeImpl::cluster_hooks() {
   hooks.lost = [this](JobId id) { lost(id); };
   hooks.cancel = [this](JobId id) { cancel(id); };
   hooks.availability = [this](bool up, const std::string& why) { availability(up, why); };
+  hooks.leadership = [this](std::string_view name, std::int64_t term) {
+    if (auto t = find_troupe(name)) t->set_leadership(term);
+  };
+  hooks.permits = [this](std::string_view name, std::uint32_t permits) -> std::uint32_t {
+    auto t = find_troupe(name);
+    return t ? t->set_permits(permits) : 0;
+  };
+  hooks.demand = [this](std::string_view name) -> std::size_t {
+    auto t = find_troupe(name);
+    return t ? t->demand() : 0;
+  };
   return hooks;
 }
 
@@ -330,6 +341,15 @@ void RuntimeImpl::apply(const std::vector<TroupeOptions>& troupes) {
     t->start();  // before other threads can see it
     if (draining_.load(std::memory_order_acquire)) t->close({});
     troupes_.emplace(o.name, std::move(t));
+  }
+  if (journal_.journal.shared()) {
+    // As each troupe was created: a reload does not change `cluster:`.
+    std::vector<CoordinatedTroupe> coordinated;
+    for (const auto& [name, t] : troupes_) {
+      const ClusterOptions& c = t->cluster();
+      if (c.any()) coordinated.push_back({name, c.singleton, c.max_concurrency});
+    }
+    journal_.journal.coordinate(std::move(coordinated));
   }
 }
 

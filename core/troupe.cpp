@@ -50,6 +50,14 @@ Troupe::Troupe(TroupeOptions options, boost::asio::io_context& io, Clock& clock,
   limiter_enabled_ = options.rate_limit.enabled;
   lifecycle_.set_dead_letter_limits(options.dead_letter_capacity, options.dead_letter_max_bytes);
   max_timeout_ns_ = max_timeout(options).count();
+  // With a shared journal, a singleton troupe waits for its lease and a
+  // capped one for its permits (ClusterHooks); elsewhere `cluster:` is
+  // refused by the configuration.
+  cluster_ = options.cluster;
+  if (journal_.journal.shared()) {
+    follower_ = options.cluster.singleton;
+    capped_ = options.cluster.max_concurrency > 0;
+  }
   // The breaker's transitions wake actors parked waiting for it.
   breaker_ = std::make_unique<CircuitBreaker>(options.circuit_breaker, control_, clock,
                                               [this, obs = observer_](CircuitState to) {
@@ -122,6 +130,40 @@ void Troupe::add_actors(std::uint32_t n) {
   wake(fresh);
 }
 
+void Troupe::set_leadership(std::int64_t term) {
+  fence_term_.store(term, std::memory_order_release);
+  const bool was_follower = follower_.exchange(term == 0, std::memory_order_acq_rel);
+  if (term != 0 || was_follower) return;
+  // Lost: every job of the troupe here goes back to the store. New ones
+  // are handed over as accepted (submit) or claimed (recover), retries as
+  // they come due (on_retry_due).
+  for (auto& job : dispatcher_.take_all()) lifecycle_.hand_over(job);
+  for (auto& w : dispatcher_.workers()) {
+    static_cast<Actor&>(*w).post_hand_over();
+  }
+}
+
+std::uint32_t Troupe::set_permits(std::uint32_t permits) {
+  cap_.store(permits, std::memory_order_release);
+  if (!capped_.load(std::memory_order_acquire)) return 0;
+  wake(dispatcher_.unpark(Park::kCap));
+  return static_cast<std::uint32_t>(
+      std::max<std::int64_t>(capped_running_.load(std::memory_order_acquire), 0));
+}
+
+std::size_t Troupe::demand() const {
+  // More permits than actors would sit idle here while another replica
+  // has a backlog.
+  const auto d = dispatcher_.load();
+  const auto running = std::max<std::int64_t>(capped_running_.load(std::memory_order_acquire), 0);
+  return std::min<std::size_t>(static_cast<std::size_t>(d.queued + running), d.workers);
+}
+
+void Troupe::capped_attempt_done() {
+  capped_running_.fetch_sub(1, std::memory_order_acq_rel);
+  wake(dispatcher_.unpark(Park::kCap));
+}
+
 std::variant<Accepted, Rejection> Troupe::submit(JobRequest&& request, JobCallback on_terminal) {
   if (journal_.failed.load(std::memory_order_relaxed) ||
       journal_.unavailable.load(std::memory_order_relaxed)) {
@@ -162,6 +204,15 @@ std::variant<Accepted, Rejection> Troupe::submit(JobRequest&& request, JobCallba
   }
   job->enqueued_ns = to_ns(clock_.now());
   job->submitted_ns = lifecycle_.wall_ns(job->enqueued_ns);
+
+  if (follower_.load(std::memory_order_acquire)) {
+    // A singleton troupe led by another replica: accepted into the store,
+    // unowned, for the holder to claim. A wait=true caller's callback is
+    // dropped uncalled (the job goes on elsewhere), as for a lost job.
+    lifecycle_.accepted_and_handed_over(*job);
+    lifecycle_.unadmit();
+    return Accepted{job->id, false};
+  }
 
   Dispatcher::Admission admission;
   if (journal_.durable) {
@@ -229,7 +280,8 @@ JudgedAttempt judge_attempt(const TroupeConfig& config, FailureClass outcome,
 bool Troupe::recover(const JobPtr& job, std::int64_t next_run_ns, RecoveryReport& report) {
   const JobState state = job->state.load(std::memory_order_relaxed);
   // Closed: never at start (before the first submit); a claim that raced a
-  // drain or a removal.
+  // drain or a removal, or a singleton troupe's lease lost meanwhile.
+  if (follower_.load(std::memory_order_acquire)) return false;
   if (!lifecycle_.recovered(job)) return false;
   switch (state) {
     case JobState::kQueued: {
@@ -287,7 +339,7 @@ void Troupe::lost(const JobPtr& job) {
 }
 
 std::size_t Troupe::room() const {
-  if (closed()) return 0;
+  if (closed() || follower_.load(std::memory_order_acquire)) return 0;
   const auto d = dispatcher_.load();
   return d.capacity > d.queued ? static_cast<std::size_t>(d.capacity - d.queued) : 0;
 }
@@ -315,7 +367,8 @@ std::optional<Rejection> Troupe::degraded_rejection() const {
 }
 
 Dispatcher::Take Troupe::take(Actor& actor) {
-  auto t = dispatcher_.take(actor, [this] {
+  bool counted = false;
+  auto t = dispatcher_.take(actor, [this, &counted] {
     bool permit = false;
     if (breaker_enabled_.load(std::memory_order_relaxed)) {
       if (!breaker_->try_acquire()) return Pass::kBreakerRefused;
@@ -325,8 +378,19 @@ Dispatcher::Take Troupe::take(Actor& actor) {
       if (permit) breaker_->release();
       return Pass::kRateLimited;
     }
+    if (capped_.load(std::memory_order_relaxed)) {
+      // Under the dispatcher's lock: takes are serialised, so the count
+      // never passes the cap; it falls outside (capped_attempt_done).
+      if (capped_running_.load(std::memory_order_acquire) >= cap_.load(std::memory_order_acquire)) {
+        if (permit) breaker_->release();
+        return Pass::kCapped;
+      }
+      capped_running_.fetch_add(1, std::memory_order_acq_rel);
+      counted = true;
+    }
     return permit ? Pass::kGoWithPermit : Pass::kGo;
   });
+  t.capped = counted;
   if (t.first_park) {
     if (t.parked == Park::kRateLimit) {
       boost::asio::post(control_, [self = shared_from_this()] { self->arm_throttle(); });
@@ -386,6 +450,10 @@ void Troupe::retry(const JobPtr& job, Duration backoff) {
 }
 
 void Troupe::on_retry_due(const JobPtr& job) {
+  if (follower_.load(std::memory_order_acquire)) {
+    lifecycle_.hand_over(job);  // the singleton's lease was lost meanwhile
+    return;
+  }
   if (!lifecycle_.requeue(job, to_ns(clock_.now()))) return;  // cancelled meanwhile
   if (auto w = dispatcher_.requeue(job)) static_cast<Actor&>(*w).post_pump();
   if (dispatcher_.load().workers == 0) end_stranded();

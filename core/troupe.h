@@ -114,8 +114,31 @@ class Troupe : public std::enable_shared_from_this<Troupe>,
   /// Another replica owns the job now: see JobLifecycle::lost. Any thread.
   void lost(const JobPtr& job);
   /// Free mailbox room: capacity minus queued jobs; 0 once the gate is
-  /// closed. Any thread; one dispatcher lock.
+  /// closed, and for a singleton troupe not led here. Any thread; one
+  /// dispatcher lock.
   std::size_t room() const;
+
+  // Cluster coordination (`cluster:` options, shared journal; any thread).
+  /// Singleton: led here with fencing term `term` (> 0), or not (0: hands
+  /// its jobs over, see JobLifecycle::hand_over).
+  void set_leadership(std::int64_t term);
+  /// The fencing term of the lease this process holds (0: none), passed to
+  /// each attempt (AttemptContext::fence_term).
+  std::int64_t fence_term() const { return fence_term_.load(std::memory_order_acquire); }
+  /// Singleton, not led here: a job an actor takes is handed over instead
+  /// (one queued by a submit that raced the loss of the lease).
+  bool follower() const { return follower_.load(std::memory_order_acquire); }
+  /// max_concurrency: at most `permits` attempts run at once from now on.
+  /// Returns how many run now.
+  std::uint32_t set_permits(std::uint32_t permits);
+  /// Queued plus running attempts, at most the live actors (what permits
+  /// could be used for here).
+  std::size_t demand() const;
+  /// An attempt taken under the cluster cap ended (or never started).
+  void capped_attempt_done();
+  /// The `cluster:` options the troupe was created with (a reload does not
+  /// change them: docs/cluster.md).
+  const ClusterOptions& cluster() const { return cluster_; }
   /// Job of this troupe, not terminal when the lock was taken.
   CancelOutcome cancel(const JobPtr& job);
   /// New options (reload).
@@ -215,6 +238,13 @@ class Troupe : public std::enable_shared_from_this<Troupe>,
   std::atomic<bool> aborting_{false};
   std::atomic<bool> stopped_{false};
   std::atomic<bool> degraded_{false};  // mirror of degraded_locked_, checked by submit
+  // Cluster coordination (docs/cluster.md).
+  std::atomic<bool> follower_{false};            // singleton, not led here
+  std::atomic<std::int64_t> fence_term_{0};      // singleton, led here
+  std::atomic<bool> capped_{false};              // max_concurrency
+  std::atomic<std::int64_t> cap_{0};             // attempts allowed to run (capped_)
+  std::atomic<std::int64_t> capped_running_{0};  // attempts taken under the cap
+  ClusterOptions cluster_;                       // as created
 
   alignas(kCacheLine) std::atomic<std::uint64_t> rejected_{0};
   alignas(kCacheLine) std::atomic<std::uint64_t> attempts_{0};

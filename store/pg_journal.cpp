@@ -173,7 +173,8 @@ class PgJournal final : public core::Journal {
     connection_ = std::make_unique<detail::PgConnection>(
         io_, options_.dsn,
         std::chrono::duration_cast<std::chrono::milliseconds>(options_.connect_timeout),
-        std::vector<std::string>{"LISTEN troupe_jobs", "LISTEN troupe_cancel"},
+        std::vector<std::string>{"LISTEN troupe_jobs", "LISTEN troupe_cancel",
+                                 "LISTEN troupe_leases"},
         detail::PgConnection::Handlers{
             .on_down = [this](const std::string& why) { on_down(why); },
             .on_up = [this] { on_up(); },
@@ -211,6 +212,7 @@ class PgJournal final : public core::Journal {
     on_io([this] {
       claims_on_ = true;
       claim_all();
+      coordination_round();
     });
   }
 
@@ -375,6 +377,16 @@ class PgJournal final : public core::Journal {
     submit_from_any_thread(std::move(round));
   }
 
+  // ---- coordination: singleton leases and max_concurrency permits (h18) ----
+
+  /// Never waits: called by the runtime with its troupe table locked.
+  void coordinate(std::vector<core::CoordinatedTroupe> troupes) override {
+    boost::asio::post(io_, [this, troupes = std::move(troupes)]() mutable {
+      coordinated_ = std::move(troupes);
+      coordination_round();
+    });
+  }
+
  private:
   using Clock = std::chrono::steady_clock;
   using Barrier = detail::BarrierQueue::Barrier;
@@ -464,7 +476,10 @@ class PgJournal final : public core::Journal {
                        std::to_string(pg::kSchemaVersion) + ")");
     }
     if (found < 1) run_schema_script(c, pg::kCreateSchema, "create the schema");
-    if (found < 2) run_schema_script(c, pg::kMigrateClusterView, "migrate the schema to version 2");
+    if (found < 2) {
+      run_schema_script(c, pg::kMigrateClusterView, "migrate the schema to version 2");
+      run_schema_script(c, pg::kMigrateCoordination, "migrate the schema to version 2");
+    }
     exec_or_throw(c, "COMMIT", "schema");
     PgParams params;
     params.text(options_.replica).i64(micros(options_.lease));
@@ -490,7 +505,8 @@ class PgJournal final : public core::Journal {
   }
 
   void on_up() {
-    if (!down_) return;  // the first connection
+    coordination_round();  // recover() may have come before the connection
+    if (!down_) return;    // the first connection
     down_ = false;
     if (hooks_.availability) hooks_.availability(true, "");
     claim_all();
@@ -499,6 +515,8 @@ class PgJournal final : public core::Journal {
   void on_notify(std::string_view channel, std::string_view payload) {
     if (channel == "troupe_jobs") {
       claim(std::string(payload));
+    } else if (channel == "troupe_leases") {
+      coordination_round();  // a holder stopped: its leases are free now
     } else if (channel == "troupe_cancel") {
       auto colon = payload.find(':');
       if (colon == std::string_view::npos) return;
@@ -757,7 +775,9 @@ class PgJournal final : public core::Journal {
     heartbeat_timer_.expires_after(options_.heartbeat);
     heartbeat_timer_.async_wait([this](const boost::system::error_code& ec) {
       if (ec || io_closed_) return;
+      fence_if_expired();
       heartbeat();
+      coordination_round();
       schedule_heartbeat();
     });
   }
@@ -829,6 +849,7 @@ class PgJournal final : public core::Journal {
   /// expired and handed its jobs to others. Every job it held is lost; it
   /// registers anew (commits wait meanwhile).
   void declared_dead() {
+    step_down_all();  // its leases and permits are free for others now
     std::vector<std::uint64_t> ids;
     for (const auto& [id, owned] : owned_) ids.push_back(id);
     for (std::uint64_t id : ids) lose(core::JobId{id});
@@ -936,6 +957,123 @@ class PgJournal final : public core::Journal {
     connection_->submit(std::move(round));
   }
 
+  // ---- coordination: singleton leases and max_concurrency permits ----
+  // (docs/cluster.md; statements in pg_schema.h, schema version 2). One
+  // round in flight at a time, each a transaction: renew the leases held,
+  // try to take those not held, and adjust each capped troupe's permits to
+  // its demand. Sent at recover(), every heartbeat, on coordinate() and
+  // when a holder releases its leases (NOTIFY troupe_leases).
+
+  std::uint32_t set_permits(const std::string& troupe, std::uint32_t permits) {
+    return hooks_.permits ? hooks_.permits(troupe, permits) : 0;
+  }
+
+  void coordination_round() {
+    if (coordinated_.empty() || !claims_on_ || closing_ || io_closed_ || registering_ ||
+        coordinating_ || !connection_->up()) {
+      return;
+    }
+    struct Plan {
+      std::vector<std::string> acquiring;  // singleton troupes not led here
+      std::vector<std::string> capped;     // max_concurrency troupes, 4 statements each
+    };
+    auto plan = std::make_shared<Plan>();
+    const std::int64_t lease = micros(options_.lease);
+    PgRound round;
+    round.queries.push_back(PgQuery{pg::kRenewLeases, PgParams().i64(incarnation_).i64(lease)});
+    for (const auto& t : coordinated_) {
+      if (!t.singleton || leading_.contains(t.name)) continue;
+      round.queries.push_back(
+          PgQuery{pg::kAcquireLease, PgParams().text(t.name).i64(incarnation_).i64(lease)});
+      plan->acquiring.push_back(t.name);
+    }
+    for (const auto& t : coordinated_) {
+      if (t.max_concurrency == 0) continue;
+      const std::size_t demand = hooks_.demand ? hooks_.demand(t.name) : 0;
+      auto want = static_cast<std::uint32_t>(std::min<std::size_t>(demand, t.max_concurrency));
+      std::uint32_t& held = permits_held_[t.name];
+      if (want < held) {
+        // Lowered here before the store frees them (another replica may
+        // take them at once); a running attempt keeps its permit.
+        const std::uint32_t running = set_permits(t.name, want);
+        if (running > want) {
+          want = std::min(running, t.max_concurrency);
+          set_permits(t.name, want);
+        }
+        held = want;
+      }
+      for (const char* sql :
+           {pg::kPermitSlots, pg::kReleasePermits, pg::kTakePermits, pg::kHeldPermits}) {
+        round.queries.push_back(PgQuery{
+            sql, PgParams().text(t.name).i64(t.max_concurrency).i64(incarnation_).i64(want)});
+      }
+      plan->capped.push_back(t.name);
+    }
+    const std::size_t expected = round.queries.size();
+    const Clock::time_point sent = Clock::now();
+    const std::int64_t incarnation = incarnation_;
+    coordinating_ = true;
+    round.done = [this, plan, expected, sent, incarnation](std::vector<PgResult>& results,
+                                                           bool lost) {
+      coordinating_ = false;
+      if (lost || !round_ok(results, expected) || incarnation != incarnation_ || closing_) return;
+      // The store's leases run from its commit, after `sent`: held here
+      // until sent + lease at the latest (fence_if_expired).
+      coordination_valid_until_ = sent + options_.lease;
+      std::set<std::string> renewed;
+      for (int row = 0; row < PQntuples(results[0].get()); ++row) {
+        renewed.insert(detail::pg_bytes(results[0].get(), row, 0));
+      }
+      std::vector<std::string> gone;
+      for (const auto& [troupe, term] : leading_) {
+        if (!renewed.contains(troupe)) gone.push_back(troupe);
+      }
+      for (const auto& troupe : gone) {
+        leading_.erase(troupe);  // taken over meanwhile
+        if (hooks_.leadership) hooks_.leadership(troupe, 0);
+      }
+      std::size_t i = 1;
+      for (const auto& troupe : plan->acquiring) {
+        const PGresult* taken = results[i++].get();
+        if (PQntuples(taken) == 0) continue;
+        const std::int64_t term = detail::pg_int(taken, 0, 0);
+        leading_[troupe] = term;
+        if (hooks_.leadership) hooks_.leadership(troupe, term);
+        claim(troupe);  // what the previous holder left, and what others accepted
+      }
+      for (const auto& troupe : plan->capped) {
+        const auto held = static_cast<std::uint32_t>(detail::pg_int(results[i + 3].get(), 0, 0));
+        i += 4;
+        permits_held_[troupe] = held;
+        set_permits(troupe, held);
+      }
+    };
+    connection_->submit(std::move(round));
+  }
+
+  /// Nothing renewed for almost a lease (the store unreachable, or too
+  /// slow): the leases and permits held here may be another's soon, so
+  /// they are given up now, at least a heartbeat before the store's lease
+  /// ends (ticks drift: two heartbeats of margin).
+  void fence_if_expired() {
+    if (leading_.empty() && permits_held_.empty()) return;
+    if (Clock::now() + 2 * options_.heartbeat < coordination_valid_until_) return;
+    step_down_all();
+  }
+
+  void step_down_all() {
+    auto leading = std::move(leading_);
+    leading_.clear();
+    for (const auto& [troupe, term] : leading) {
+      if (hooks_.leadership) hooks_.leadership(troupe, 0);
+    }
+    for (auto& [troupe, held] : permits_held_) {
+      if (held == 0) continue;
+      held = 0;
+      set_permits(troupe, 0);
+    }
+  }
+
   // ---- close ----
 
   void begin_close(std::shared_ptr<std::promise<void>> done) {
@@ -963,6 +1101,8 @@ class PgJournal final : public core::Journal {
     PgRound round;
     round.resend = true;
     round.queries.push_back(PgQuery{pg::kRelease, PgParams().i64(incarnation_)});
+    round.queries.push_back(PgQuery{pg::kReleaseLeases, PgParams().i64(incarnation_)});
+    round.queries.push_back(PgQuery{pg::kReleaseAllPermits, PgParams().i64(incarnation_)});
     round.queries.push_back(PgQuery{pg::kUnregister, PgParams().i64(incarnation_)});
     round.done = [this](std::vector<PgResult>&, bool) {
       owned_.clear();
@@ -1013,6 +1153,12 @@ class PgJournal final : public core::Journal {
   bool released_ = false;
   bool io_closed_ = false;  // the thread takes no more work
   std::shared_ptr<std::promise<void>> close_done_;
+  // Coordination.
+  std::vector<core::CoordinatedTroupe> coordinated_;
+  std::unordered_map<std::string, std::int64_t> leading_;        // troupe -> fencing term
+  std::unordered_map<std::string, std::uint32_t> permits_held_;  // troupe -> permits
+  bool coordinating_ = false;
+  Clock::time_point coordination_valid_until_{};
 
   mutable std::mutex mutex_;  // guards the members below
   std::vector<core::JournalEntry> pending_;

@@ -48,6 +48,18 @@ INSERT INTO troupe_schema (version) SELECT 2
   WHERE NOT EXISTS (SELECT 1 FROM troupe_schema WHERE version >= 2);
 )sql";
 
+/// Version 2, step "coordination": singleton leases and max_concurrency permits
+/// (docs/cluster.md). Idempotent, from version 1.
+constexpr const char* kMigrateCoordination = R"sql(
+CREATE TABLE IF NOT EXISTS troupe_leases (
+  troupe text PRIMARY KEY, owner bigint, term bigint NOT NULL DEFAULT 0,
+  expires_at timestamptz NOT NULL DEFAULT now());
+CREATE TABLE IF NOT EXISTS troupe_permits (
+  troupe text NOT NULL, slot integer NOT NULL, owner bigint, PRIMARY KEY (troupe, slot));
+INSERT INTO troupe_schema (version) SELECT 2
+  WHERE NOT EXISTS (SELECT 1 FROM troupe_schema WHERE version >= 2);
+)sql";
+
 /// $1 name, $2 lease in microseconds.
 constexpr const char* kRegister =
     "INSERT INTO troupe_replicas (name, expires_at) VALUES ($1, now() + $2 * interval '1 "
@@ -201,5 +213,61 @@ constexpr const char* kRelease =
     "RETURNING troupe) SELECT pg_notify('troupe_jobs', t) FROM (SELECT DISTINCT troupe AS t "
     "FROM r) f";
 constexpr const char* kUnregister = "DELETE FROM troupe_replicas WHERE incarnation = $1";
+
+// Coordination (schema version 2): a lease per singleton troupe, N permits
+// per troupe with max_concurrency. A lease or permit whose owner's
+// incarnation is gone (reaped, or stopped) is free.
+
+/// $1 incarnation, $2 lease in microseconds: the leases this incarnation
+/// still holds, renewed. Columns: troupe, term.
+constexpr const char* kRenewLeases =
+    "UPDATE troupe_leases SET expires_at = now() + $2 * interval '1 microsecond' "
+    "WHERE owner = $1 AND EXISTS (SELECT 1 FROM troupe_replicas r WHERE r.incarnation = $1) "
+    "RETURNING troupe, term";
+/// $1 troupe, $2 incarnation, $3 lease in microseconds: takes the lease when
+/// it is free (none yet, expired, its owner gone) or already this
+/// incarnation's, raising its fencing term; never for an incarnation that
+/// was declared dead (it would be free for others at once). Column: term
+/// (no row: held by another).
+constexpr const char* kAcquireLease =
+    "INSERT INTO troupe_leases AS l (troupe, owner, term, expires_at) SELECT $1, $2, 1, now() + "
+    "$3 * interval '1 microsecond' WHERE EXISTS (SELECT 1 FROM troupe_replicas r WHERE "
+    "r.incarnation = $2) ON CONFLICT (troupe) DO UPDATE SET owner = $2, term = l.term + 1, "
+    "expires_at = excluded.expires_at WHERE l.owner IS NULL OR l.owner = $2 OR l.expires_at < "
+    "now() OR NOT EXISTS (SELECT 1 FROM troupe_replicas r WHERE r.incarnation = l.owner) "
+    "RETURNING term";
+/// $1 incarnation: at close, its leases go, and the replicas hosting their
+/// troupes are told (they take the lease over at once).
+constexpr const char* kReleaseLeases =
+    "WITH r AS (UPDATE troupe_leases SET owner = NULL, expires_at = now() WHERE owner = $1 "
+    "RETURNING troupe) SELECT pg_notify('troupe_leases', troupe) FROM r";
+/// Permits, each with $1 troupe, $2 N (max_concurrency), $3 incarnation, $4
+/// the permits wanted; in this order, in one transaction.
+/// The troupe's N slots exist.
+constexpr const char* kPermitSlots =
+    "INSERT INTO troupe_permits (troupe, slot) SELECT $1, s FROM generate_series(0, $2 - 1) s "
+    "WHERE $3::bigint IS NOT NULL AND $4::bigint IS NOT NULL ON CONFLICT DO NOTHING";
+/// Permits held beyond the wanted (the highest slots) go back.
+constexpr const char* kReleasePermits =
+    "UPDATE troupe_permits SET owner = NULL WHERE troupe = $1 AND owner = $3 AND (slot >= $2 OR "
+    "slot IN (SELECT slot FROM troupe_permits WHERE troupe = $1 AND owner = $3 AND slot < $2 "
+    "ORDER BY slot DESC OFFSET greatest($4, 0)))";
+/// Free permits (no owner, or its incarnation gone) are taken up to the
+/// wanted, by a live incarnation only; SKIP LOCKED: two replicas never
+/// take the same.
+constexpr const char* kTakePermits =
+    "UPDATE troupe_permits p SET owner = $3 FROM (SELECT slot FROM troupe_permits f WHERE "
+    "EXISTS (SELECT 1 FROM troupe_replicas m WHERE m.incarnation = $3) AND "
+    "f.troupe = $1 AND f.slot < $2 AND (f.owner IS NULL OR NOT EXISTS (SELECT 1 FROM "
+    "troupe_replicas r WHERE r.incarnation = f.owner)) ORDER BY f.slot LIMIT greatest(0, $4 - "
+    "(SELECT count(*) FROM troupe_permits h WHERE h.troupe = $1 AND h.owner = $3 AND h.slot < $2)) "
+    "FOR UPDATE SKIP LOCKED) c WHERE p.troupe = $1 AND p.slot = c.slot";
+/// Column: the permits this incarnation holds now.
+constexpr const char* kHeldPermits =
+    "SELECT count(*) FROM troupe_permits WHERE troupe = $1 AND slot < $2 AND owner = $3 AND "
+    "$4::bigint IS NOT NULL";
+/// $1 incarnation: at close, its permits go.
+constexpr const char* kReleaseAllPermits =
+    "UPDATE troupe_permits SET owner = NULL WHERE owner = $1";
 
 }  // namespace troupe::store::detail::pg

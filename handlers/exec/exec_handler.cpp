@@ -335,6 +335,8 @@ class ExecAttempt : public std::enable_shared_from_this<ExecAttempt> {
     }
     env.insert_or_assign("TROUPE_JOB_ID", ctx.id.to_string());
     env.insert_or_assign("TROUPE_ATTEMPT", std::to_string(ctx.attempt));
+    if (ctx.fence_term != 0)
+      env.insert_or_assign("TROUPE_FENCE_TERM", std::to_string(ctx.fence_term));
 
     const auto path_it = env.find("PATH");
     const std::string path = path_it == env.end() ? std::string() : path_it->second;

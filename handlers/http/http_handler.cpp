@@ -194,6 +194,11 @@ class HttpAttempt : public std::enable_shared_from_this<HttpAttempt> {
     }
     request_.set("X-Troupe-Job-Id", ctx.id.to_string());
     request_.set("X-Troupe-Attempt", std::to_string(ctx.attempt));
+    if (ctx.fence_term != 0) {
+      request_.set("X-Troupe-Fence-Term", std::to_string(ctx.fence_term));
+    } else {
+      request_.erase("X-Troupe-Fence-Term");
+    }
     request_.keep_alive(true);
     request_.body() = ctx.payload;
     request_.prepare_payload();

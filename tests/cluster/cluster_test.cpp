@@ -16,16 +16,23 @@
 //     NOT_SERVING, GetCluster says UNAVAILABLE, and the replicas come back by themselves with no
 //     acknowledged job lost.
 // TROUPE_CLUSTER_JOBS=N submits N jobs in the kill test (default 3,000).
+#include <arpa/inet.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <csignal>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -63,7 +70,7 @@ bool terminal(v1::JobState s) {
 /// troupe (payload: how long) and an exec troupe that records each run in
 /// `runs_dir/<job id>` and sleeps for its payload (seconds).
 std::string replica_config(const std::string& dsn, const std::string& name,
-                           const fs::path& runs_dir) {
+                           const fs::path& runs_dir, const std::string& extra_troupes) {
   std::ostringstream y;
   y << "server:\n"
        "  grpc_address: 127.0.0.1:0\n"
@@ -117,14 +124,168 @@ std::string replica_config(const std::string& dsn, const std::string& name,
        "          printf 'start %s\\n' \"$TROUPE_ATTEMPT\" >>\"$RUNS/$TROUPE_JOB_ID\"\n"
        "          read -r d\n"
        "          sleep \"$d\"\n"
-       "          printf done\n";
+       "          printf done\n"
+    << extra_troupes;
   return y.str();
 }
+
+/// A plain HTTP/1.1 server on 127.0.0.1 (port 0) that an http troupe calls:
+/// each request is held `hold` (the downstream's work), then answered 200.
+/// It counts requests in progress (their most, and how long each level
+/// lasted) and records each request's X-Troupe-Fence-Term and X-Replica,
+/// flagging two requests in progress at once.
+class CountingServer {
+ public:
+  struct Request {
+    Clock::time_point start;
+    std::int64_t term = 0;
+    std::string replica;
+  };
+
+  explicit CountingServer(std::chrono::milliseconds hold) : hold_(hold) {
+    listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = 0;
+    if (::bind(listener_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+        ::listen(listener_, 64) != 0) {
+      ADD_FAILURE() << "cannot listen on 127.0.0.1";
+    }
+    socklen_t len = sizeof addr;
+    ::getsockname(listener_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    acceptor_ = std::thread([this] { accept_loop(); });
+  }
+
+  ~CountingServer() {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+      for (int fd : connections_) ::shutdown(fd, SHUT_RDWR);
+    }
+    ::shutdown(listener_, SHUT_RDWR);
+    ::close(listener_);
+    acceptor_.join();
+    for (auto& t : threads_) t.join();
+  }
+
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/"; }
+
+  std::size_t most() {
+    std::lock_guard lock(mutex_);
+    return most_;
+  }
+  /// The share of the time from the first request to the last answer spent
+  /// with `level` requests in progress.
+  double share_at(std::size_t level) {
+    std::lock_guard lock(mutex_);
+    Clock::duration total{};
+    for (const auto& [l, d] : time_at_) total += d;
+    return total.count() == 0 ? 0.0 : static_cast<double>(time_at_[level].count()) / total.count();
+  }
+  std::vector<Request> requests() {
+    std::lock_guard lock(mutex_);
+    return requests_;
+  }
+  std::size_t overlapping() {
+    std::lock_guard lock(mutex_);
+    return overlapping_;
+  }
+
+ private:
+  void accept_loop() {
+    for (;;) {
+      int fd = ::accept(listener_, nullptr, nullptr);
+      if (fd < 0) return;
+      std::lock_guard lock(mutex_);
+      if (stopping_) {
+        ::close(fd);
+        return;
+      }
+      connections_.push_back(fd);
+      threads_.emplace_back([this, fd] { serve(fd); });
+    }
+  }
+
+  /// Moves the level (under the lock), accounting the time spent at the old one.
+  void level_locked(int delta) {
+    const auto now = Clock::now();
+    if (level_ > 0 || delta < 0) time_at_[level_] += now - since_;
+    since_ = now;
+    level_ = static_cast<std::size_t>(static_cast<long>(level_) + delta);
+    most_ = std::max(most_, level_);
+  }
+
+  void serve(int fd) {
+    std::string buffer;
+    char chunk[4096];
+    for (;;) {
+      std::size_t end;
+      while ((end = buffer.find("\r\n\r\n")) == std::string::npos) {
+        const ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
+        if (n <= 0) return;
+        buffer.append(chunk, static_cast<std::size_t>(n));
+      }
+      std::string head = buffer.substr(0, end);
+      for (auto& c : head) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      auto header = [&](const std::string& name) -> std::string {
+        const auto at = head.find("\r\n" + name + ":");
+        if (at == std::string::npos) return {};
+        const auto from = at + name.size() + 3;
+        std::string v = head.substr(from, head.find("\r\n", from) - from);
+        v.erase(0, v.find_first_not_of(' '));
+        return v;
+      };
+      const std::string length = header("content-length");
+      const std::size_t body = length.empty() ? 0 : std::stoul(length);
+      while (buffer.size() < end + 4 + body) {
+        const ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
+        if (n <= 0) return;
+        buffer.append(chunk, static_cast<std::size_t>(n));
+      }
+      buffer.erase(0, end + 4 + body);
+      const std::string term = header("x-troupe-fence-term");
+      {
+        std::lock_guard lock(mutex_);
+        if (level_ > 0 && !term.empty()) ++overlapping_;
+        level_locked(+1);
+        requests_.push_back(
+            Request{Clock::now(), term.empty() ? 0 : std::stoll(term), header("x-replica")});
+      }
+      std::this_thread::sleep_for(hold_);  // the downstream's work
+      {
+        std::lock_guard lock(mutex_);
+        level_locked(-1);
+      }
+      const std::string answer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+      if (::send(fd, answer.data(), answer.size(), MSG_NOSIGNAL) < 0) return;
+    }
+  }
+
+  const std::chrono::milliseconds hold_;
+  int listener_ = -1;
+  std::uint16_t port_ = 0;
+  std::thread acceptor_;
+  std::mutex mutex_;
+  bool stopping_ = false;
+  std::vector<int> connections_;
+  std::vector<std::thread> threads_;
+  std::size_t level_ = 0;
+  std::size_t most_ = 0;
+  std::size_t overlapping_ = 0;  // singleton requests that began while another was in progress
+  Clock::time_point since_{};
+  std::map<std::size_t, Clock::duration> time_at_;
+  std::vector<Request> requests_;
+};
 
 /// Three replicas on one PostgreSQL, and the clients' view of them.
 class Cluster {
  public:
-  explicit Cluster(std::size_t replicas = 3) : pg_(PostgresServer::start()) {
+  /// `extra_troupes(name)`: more troupes (YAML list items) for replica `name`.
+  explicit Cluster(std::size_t replicas = 3,
+                   std::function<std::string(const std::string&)> extra_troupes = {})
+      : pg_(PostgresServer::start()), extra_troupes_(std::move(extra_troupes)) {
     runs_dir_ =
         fs::temp_directory_path() / ("troupe-cluster-runs-" + std::to_string(::getpid()) + "-" +
                                      std::to_string(Clock::now().time_since_epoch().count()));
@@ -141,7 +302,9 @@ class Cluster {
     if (replicas_.size() <= i) replicas_.resize(i + 1);
     replicas_[i].reset();
     TroupedOptions o;
-    o.config_yaml = replica_config(pg_->dsn(), "replica-" + std::to_string(i), runs_dir_);
+    const std::string name = "replica-" + std::to_string(i);
+    o.config_yaml = replica_config(pg_->dsn(), name, runs_dir_,
+                                   extra_troupes_ ? extra_troupes_(name) : std::string());
     replicas_[i] = start_trouped(std::move(o));
     ASSERT_NE(replicas_[i], nullptr) << "replica " << i << " did not start";
     stubs_.resize(replicas_.size());
@@ -178,6 +341,7 @@ class Cluster {
 
  private:
   std::unique_ptr<PostgresServer> pg_;
+  std::function<std::string(const std::string&)> extra_troupes_;
   fs::path runs_dir_;
   std::vector<std::unique_ptr<TroupedProcess>> replicas_;
   std::vector<std::unique_ptr<v1::JobService::Stub>> stubs_;
@@ -601,6 +765,144 @@ TEST(Cluster, GetClusterTroupectlAndTheGaugesShowReplicasAndTheClusterQueue) {
     ASSERT_LT(Clock::now(), gauge_by) << scrape.body;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));  // polling a scrape
   }
+}
+
+TEST(Cluster, MaxConcurrencyCapsRunningAttemptsAcrossReplicas) {
+  CountingServer server(std::chrono::milliseconds(100));
+  // Each replica could run 5 at once: 15 without the cap.
+  Cluster cluster(3, [&](const std::string&) {
+    return "  - name: capped\n"
+           "    mode: fixed\n"
+           "    actors: 5\n"
+           "    mailbox: 1024\n"
+           "    cluster: {max_concurrency: 5}\n"
+           "    handler: {kind: http, url: \"" +
+           server.url() + "\"}\n";
+  });
+  const auto began = Clock::now();
+  std::vector<std::string> ids;
+  {
+    std::vector<std::unique_ptr<AsyncSubmitter>> async;
+    for (std::size_t r = 0; r < cluster.size(); ++r) {
+      async.push_back(std::make_unique<AsyncSubmitter>(cluster.replica(r).channel()));
+    }
+    for (int i = 0; i < 240; ++i) {
+      async[i % cluster.size()]->submit(request("capped", "x"), std::chrono::seconds(30));
+    }
+    for (auto& a : async) {
+      for (const auto& outcome : a->collect(std::chrono::seconds(30))) {
+        ASSERT_TRUE(outcome.status.ok()) << outcome.status.error_message();
+        ids.push_back(outcome.response.job_id());
+      }
+    }
+  }
+  const auto until = Clock::now() + std::chrono::seconds(50);
+  for (const auto& id : ids) {
+    auto job = cluster.await_terminal(0, id, until);
+    ASSERT_TRUE(job.has_value()) << id;
+    ASSERT_EQ(job->state(), v1::JOB_STATE_SUCCEEDED) << id << ": " << job->error();
+  }
+  const double at_cap = server.share_at(5);
+  std::cout << "max_concurrency 5 over 3 replicas: " << ids.size() << " jobs of 100 ms in "
+            << std::chrono::duration<double>(Clock::now() - began).count() << " s, at most "
+            << server.most() << " in progress, 5 in progress " << at_cap * 100 << "% of the time\n";
+  EXPECT_LE(server.most(), 5u);
+  EXPECT_GE(at_cap, 0.5) << "the cap is reached less than half of the time";
+}
+
+TEST(Cluster, ASingletonTroupeRunsOnOneReplicaAndMovesWhenItIsKilled) {
+  CountingServer server(std::chrono::milliseconds(30));
+  Cluster cluster(3, [&](const std::string& name) {
+    return "  - name: single\n"
+           "    mode: fixed\n"
+           "    actors: 1\n"
+           "    mailbox: 1024\n"
+           "    retry: {max_attempts: 3, initial_backoff: 20ms, max_backoff: 100ms}\n"
+           "    circuit_breaker: {enabled: false}\n"
+           "    cluster: {singleton: true}\n"
+           "    handler: {kind: http, url: \"" +
+           server.url() + "\", headers: {X-Replica: " + name + "}}\n";
+  });
+  auto submit_all = [&](int n, std::vector<std::string>& ids) {
+    for (int i = 0; i < n; ++i) {
+      v1::SubmitResponse resp;
+      const auto status = submit(cluster.stub(i % cluster.size()), request("single", "x"), resp);
+      ASSERT_TRUE(status.ok()) << status.error_message();
+      ids.push_back(resp.job_id());
+    }
+  };
+  std::vector<std::string> ids;
+  submit_all(30, ids);
+  const auto until = Clock::now() + std::chrono::seconds(30);
+  for (const auto& id : ids) {
+    auto job = cluster.await_terminal(1, id, until);
+    ASSERT_TRUE(job.has_value()) << id;
+    ASSERT_EQ(job->state(), v1::JOB_STATE_SUCCEEDED) << id << ": " << job->error();
+  }
+  auto first = server.requests();
+  ASSERT_FALSE(first.empty());
+  const std::string holder = first.front().replica;
+  const std::int64_t term = first.front().term;
+  EXPECT_GT(term, 0);
+  for (const auto& r : first) {
+    EXPECT_EQ(r.replica, holder);  // submitted to all three, run by one
+    EXPECT_EQ(r.term, term);
+  }
+  const std::size_t victim = static_cast<std::size_t>(holder.back() - '0');
+
+  // wait=true on a replica that does not hold the lease: ABORTED naming the
+  // job, which the holder runs (docs/cluster.md).
+  {
+    const std::size_t follower = (victim + 1) % cluster.size();
+    v1::SubmitResponse resp;
+    const auto status = submit(cluster.stub(follower), request("single", "x", true), resp);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::ABORTED) << status.error_message();
+    const std::string message = status.error_message();
+    const auto at = message.find("job ");
+    ASSERT_NE(at, std::string::npos) << message;
+    const std::string id = message.substr(at + 4, 16);
+    auto job = cluster.await_terminal(follower, id, Clock::now() + std::chrono::seconds(20));
+    ASSERT_TRUE(job.has_value()) << message;
+    EXPECT_EQ(job->state(), v1::JOB_STATE_SUCCEEDED);
+  }
+
+  // A backlog (30 ms each, one at a time), then the holder is SIGKILLed.
+  std::vector<std::string> more;
+  submit_all(60, more);
+  const auto kill_by = Clock::now() + std::chrono::seconds(20);
+  while (server.requests().size() < first.size() + 10 && Clock::now() < kill_by) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));  // watching the load's progress
+  }
+  cluster.replica(victim).send_signal(SIGKILL);
+  const auto killed = Clock::now();
+  ASSERT_TRUE(cluster.replica(victim).wait_exit(std::chrono::seconds(10)).has_value());
+
+  const std::size_t asked = victim == 0 ? 1 : 0;
+  const auto later = Clock::now() + std::chrono::seconds(40);
+  for (const auto& id : more) {
+    auto job = cluster.await_terminal(asked, id, later);
+    ASSERT_TRUE(job.has_value()) << id;
+    ASSERT_EQ(job->state(), v1::JOB_STATE_SUCCEEDED) << id << ": " << job->error();
+  }
+  const auto all = server.requests();
+  std::optional<Clock::time_point> taken_over;
+  std::int64_t last_term = 0;
+  std::set<std::string> holders;
+  for (const auto& r : all) {
+    EXPECT_GE(r.term, last_term) << "a request with an older fencing term came later";
+    last_term = std::max(last_term, r.term);
+    holders.insert(r.replica);
+    if (r.term > term && !taken_over) taken_over = r.start;
+  }
+  ASSERT_TRUE(taken_over.has_value()) << "no replica took the singleton over";
+  EXPECT_GT(last_term, term);
+  EXPECT_EQ(holders.size(), 2u);
+  EXPECT_EQ(server.overlapping(), 0u) << "two attempts of the singleton ran at once";
+  const double took = std::chrono::duration<double>(*taken_over - killed).count();
+  std::cout << "singleton: " << all.size() << " requests, holder " << holder << " (term " << term
+            << ") killed, the next holder's first request " << took
+            << " s later (lease 2 s + heartbeat 0.5 s), term " << last_term << "\n";
+  EXPECT_LT(took, 2.5 + 1.0);  // lease + heartbeat, plus the claim and the request
 }
 
 TEST(Cluster, ReplicasRideOutADatabaseOutage) {

@@ -787,6 +787,50 @@ troupes:
   }
 }
 
+TEST(LoadString, ClusterOptionsOfATroupeNeedThePostgresStore) {
+  const Config config = load_valid(R"(store: {kind: postgres}
+troupes:
+  - name: single
+    cluster: {singleton: true}
+    handler: {kind: builtin, name: echo}
+  - name: capped
+    cluster: {max_concurrency: 10}
+    handler: {kind: builtin, name: echo}
+  - name: plain
+    handler: {kind: builtin, name: echo}
+)");
+  ASSERT_EQ(config.troupes.size(), 3u);
+  EXPECT_TRUE(config.troupes[0].cluster.singleton);
+  EXPECT_EQ(config.troupes[0].cluster.max_concurrency, 0u);
+  EXPECT_FALSE(config.troupes[1].cluster.singleton);
+  EXPECT_EQ(config.troupes[1].cluster.max_concurrency, 10u);
+  EXPECT_FALSE(config.troupes[2].cluster.any());
+
+  for (const char* kind : {"sqlite", "memory"}) {
+    const LoadResult other = load_string(std::string("store: {kind: ") + kind + R"(}
+troupes:
+  - name: single
+    cluster: {singleton: true}
+    handler: {kind: builtin, name: echo}
+)",
+                                         "c.yaml");
+    ASSERT_EQ(other.errors.size(), 1u) << all_errors(other);
+    EXPECT_EQ(other.errors[0].path, "troupes[0].cluster") << all_errors(other);
+    EXPECT_NE(other.errors[0].message.find("only with store kind postgres"), std::string::npos)
+        << all_errors(other);
+  }
+  const LoadResult zero = load_string(R"(store: {kind: postgres}
+troupes:
+  - name: capped
+    cluster: {max_concurrency: 0, leader: true}
+    handler: {kind: builtin, name: echo}
+)",
+                                      "z.yaml");
+  ASSERT_EQ(zero.errors.size(), 2u) << all_errors(zero);
+  EXPECT_EQ(zero.errors[0].path, "troupes[0].cluster.max_concurrency") << all_errors(zero);
+  EXPECT_EQ(zero.errors[1].path, "troupes[0].cluster.leader") << all_errors(zero);
+}
+
 TEST(LoadString, PostgresHeartbeatMustBeAtMostAThirdOfTheLease) {
   const LoadResult given = load_string(R"(store:
   kind: postgres

@@ -941,5 +941,86 @@ TEST_F(SharedRuntimeTest, ClaimsRacingSubmitsAndADrainLoseNoJob) {
   EXPECT_TRUE(observer_.of("t").illegal.empty());
 }
 
+// ---- Coordinated troupes (`cluster:`): the runtime's side of the
+// ClusterHooks leadership, permits and demand. ----
+
+TEST_F(SharedRuntimeTest, ASingletonTroupeRunsOnlyWhileLedAndHandsItsJobsOverWhenTheLeaseGoes) {
+  auto o = builtin_troupe("s", Kind::kSleep, 2);
+  o.cluster.singleton = true;
+  runtime_->apply({o});
+  run();
+  // Not led here: accepted into the store unowned (accept + requeue), never run.
+  EXPECT_EQ(journal_.hooks.room("s"), 0u);
+  const JobId elsewhere = submit_ok("s", "1h");
+  run();
+  auto e = journal_.entries_of(elsewhere);
+  ASSERT_EQ(e.size(), 2u);
+  EXPECT_TRUE(is<JournalAccepted>(e[0]));
+  ASSERT_TRUE(is<JournalRequeued>(e[1]));
+  EXPECT_EQ(std::get<JournalRequeued>(e[1]).attempts, 0u);
+  EXPECT_FALSE(runtime_->get(elsewhere).has_value());
+  // A claim that arrives while not led goes straight back.
+  journal_.hooks.claimed(row(77, "s", JobState::kQueued, "1h"));
+  EXPECT_TRUE(is<JournalRequeued>(journal_.entries_of(JobId{77}).back()));
+
+  // Led: claims and submits run here.
+  journal_.hooks.leadership("s", 3);
+  EXPECT_GT(journal_.hooks.room("s"), 0u);
+  journal_.hooks.claimed(row(78, "s", JobState::kQueued, "1h"));
+  const JobId second = submit_ok("s", "1h");
+  const JobId queued = submit_ok("s", "1h");
+  run();
+  EXPECT_EQ(state_of(JobId{78}), JobState::kRunning);
+  EXPECT_EQ(state_of(second), JobState::kRunning);
+  EXPECT_EQ(state_of(queued), JobState::kQueued);
+
+  // The lease is lost: both running attempts are cancelled and requeued
+  // without counting them, the queued job is released; nothing ends.
+  journal_.hooks.leadership("s", 0);
+  run();
+  for (JobId id : {JobId{78}, second, queued}) {
+    auto entries = journal_.entries_of(id);
+    ASSERT_FALSE(entries.empty());
+    ASSERT_TRUE(is<JournalRequeued>(entries.back())) << id.to_string();
+    EXPECT_EQ(std::get<JournalRequeued>(entries.back()).attempts, 0u) << id.to_string();
+    for (const auto& entry : entries) EXPECT_FALSE(is<JournalTerminal>(entry));
+  }
+  EXPECT_EQ(journal_.hooks.room("s"), 0u);
+  auto c = runtime_->troupe("s")->counters;
+  EXPECT_EQ(c.submitted, 5u);  // 2 submits and the claim handed back, 1 claim and 2 submits led
+  EXPECT_EQ(c.left, 5u);
+  EXPECT_EQ(c.in_flight, 0u);
+  EXPECT_TRUE(conserves(c));
+  EXPECT_TRUE(observer_.of("s").illegal.empty());
+}
+
+TEST_F(SharedRuntimeTest, ACappedTroupeRunsAtMostThePermitsItHolds) {
+  auto o = builtin_troupe("c", Kind::kSleep, 4);
+  o.cluster.max_concurrency = 3;
+  runtime_->apply({o});
+  run();
+  std::vector<JobId> ids;
+  for (int i = 0; i < 5; ++i) ids.push_back(submit_ok("c", "1h"));
+  run();
+  EXPECT_TRUE(started().empty());             // no permit yet
+  EXPECT_EQ(journal_.hooks.demand("c"), 4u);  // 5 queued, 4 actors
+
+  EXPECT_EQ(journal_.hooks.permits("c", 2), 0u);
+  run();
+  EXPECT_EQ(started().size(), 2u);
+  EXPECT_EQ(journal_.hooks.permits("c", 3), 2u);
+  run();
+  EXPECT_EQ(started().size(), 3u);
+  // Lowered below what runs: no attempt stops, the running ones are reported.
+  EXPECT_EQ(journal_.hooks.permits("c", 1), 3u);
+  ASSERT_TRUE(runtime_->cancel(started()[0])->cancelled);
+  run();
+  EXPECT_EQ(started().size(), 3u);  // 2 still run, above the cap of 1
+  EXPECT_EQ(journal_.hooks.demand("c"), 4u);
+  EXPECT_EQ(journal_.hooks.permits("c", 4), 2u);
+  run();
+  EXPECT_EQ(started().size(), 5u);
+}
+
 }  // namespace
 }  // namespace troupe::core

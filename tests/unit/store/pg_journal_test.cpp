@@ -13,6 +13,7 @@
 #include <condition_variable>
 #include <functional>
 #include <future>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -82,6 +83,9 @@ class Hooks {
             [this](bool up, const std::string& why) {
               record([&] { availability_.push_back(up ? "up" : "down: " + why); });
             },
+        .leadership = {},
+        .permits = {},
+        .demand = {},
     };
   }
 
@@ -630,6 +634,213 @@ TEST_F(PgJournalTest, AVersion1SchemaGetsTheClusterViewIndexAndTheQueryUsesIt) {
   std::string plan =
       sql_value(std::string("SET enable_seqscan = off; EXPLAIN ") + detail::pg::kClusterTroupes);
   EXPECT_NE(plan.find("troupe_jobs_live"), std::string::npos) << plan;
+}
+
+// ---- Coordination (schema version 2): singleton leases, max_concurrency
+// permits. Several journals on one database stand for replicas. ----
+
+/// What the coordination hooks of several journals saw, shared: a lease's
+/// holders in the order they were granted, and every journal's permits.
+class Coordination {
+ public:
+  /// The hooks of journal `name`; `demand` is what its troupe could use.
+  core::ClusterHooks hooks(const std::string& name) {
+    {
+      std::lock_guard lock(mutex_);
+      demand_[name] = 0;
+      permits_[name] = 0;
+    }
+    core::ClusterHooks h;
+    h.room = [](std::string_view) { return std::size_t{0}; };
+    h.leadership = [this, name](std::string_view, std::int64_t term) {
+      record([&] {
+        holding_[name] = term;
+        if (term != 0) {
+          leader_ = name;
+          grants_.push_back({name, term});
+        } else if (leader_ == name) {
+          leader_.clear();
+        }
+      });
+    };
+    h.permits = [this, name](std::string_view, std::uint32_t permits) -> std::uint32_t {
+      std::uint32_t running = 0;
+      record([&] {
+        permits_[name] = permits;
+        std::uint32_t sum = 0;
+        for (const auto& [n, p] : permits_) sum += p;
+        max_sum_ = std::max(max_sum_, sum);
+        running = std::min(permits, demand_[name]);
+      });
+      return running;
+    };
+    h.demand = [this, name](std::string_view) -> std::size_t {
+      std::lock_guard lock(mutex_);
+      return demand_[name];
+    };
+    return h;
+  }
+
+  void set_demand(const std::string& name, std::uint32_t demand) {
+    std::lock_guard lock(mutex_);
+    demand_[name] = demand;
+  }
+
+  bool wait(const std::function<bool(Coordination&)>& done) {
+    std::unique_lock lock(mutex_);
+    return changed_.wait_for(lock, kBound, [&] { return done(*this); });
+  }
+
+  std::uint32_t sum() const {
+    std::uint32_t sum = 0;
+    for (const auto& [n, p] : permits_) sum += p;
+    return sum;
+  }
+
+  std::string leader_;                           // the last told it holds the lease
+  std::map<std::string, std::int64_t> holding_;  // journal -> term it holds (0: none)
+  std::vector<std::pair<std::string, std::int64_t>> grants_;
+  std::map<std::string, std::uint32_t> permits_;
+  std::map<std::string, std::uint32_t> demand_;
+  std::uint32_t max_sum_ = 0;
+
+ private:
+  void record(const std::function<void()>& change) {
+    {
+      std::lock_guard lock(mutex_);
+      change();
+    }
+    changed_.notify_all();
+  }
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
+};
+
+class PgCoordinationTest : public PgJournalTest {
+ protected:
+  std::unique_ptr<core::Journal> open_coordinated(const PgJournalOptions& o,
+                                                  Coordination& coordination,
+                                                  std::vector<core::CoordinatedTroupe> troupes) {
+    auto journal = open_pg_journal(o);
+    journal->set_cluster_hooks(coordination.hooks(o.replica));
+    journal->coordinate(std::move(troupes));
+    journal->recover([](core::RecoveredJob&&) {});
+    return journal;
+  }
+
+  /// One value of the test's own query.
+  std::int64_t query(const std::string& text) {
+    PGconn* conn = PQconnectdb(server_->dsn(database_).c_str());
+    EXPECT_EQ(PQstatus(conn), CONNECTION_OK) << PQerrorMessage(conn);
+    PGresult* result = PQexec(conn, text.c_str());
+    EXPECT_EQ(PQresultStatus(result), PGRES_TUPLES_OK) << PQresultErrorMessage(result);
+    std::int64_t value = PQntuples(result) > 0 ? std::atoll(PQgetvalue(result, 0, 0)) : -1;
+    PQclear(result);
+    PQfinish(conn);
+    return value;
+  }
+};
+
+TEST_F(PgCoordinationTest, ASingletonLeaseHasOneHolderAndMovesWithAHigherTermWhenItExpires) {
+  Coordination c;
+  const std::vector<core::CoordinatedTroupe> singleton{{"s", true, 0}};
+  // The first holder renews only when told (its heartbeat is an hour): its
+  // lease runs out when this test says so.
+  PgJournalOptions first = options("a");
+  first.lease = 1h;
+  first.heartbeat = 1h;
+  auto a = open_coordinated(first, c, singleton);
+  ASSERT_TRUE(c.wait([](Coordination& c) { return c.leader_ == "a"; }));
+  EXPECT_EQ(c.grants_.back().second, 1);
+  auto b = open_coordinated(options("b"), c, singleton);
+  auto d = open_coordinated(options("d"), c, singleton);
+  // b and d try at every heartbeat (100 ms): once each has had a few, the
+  // lease is still a's.
+  const auto until = std::chrono::steady_clock::now() + kBound;
+  while (query("SELECT count(*) FROM troupe_replicas WHERE name IN ('b', 'd') AND heartbeat_at > "
+               "started_at + interval '500 milliseconds'") < 2 &&
+         std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(50ms);  // polling the store's view
+  }
+  EXPECT_EQ(query("SELECT count(*) FROM troupe_leases WHERE troupe = 's'"), 1);
+  EXPECT_EQ(query("SELECT term FROM troupe_leases WHERE troupe = 's'"), 1);
+  ASSERT_TRUE(c.wait([](Coordination& c) { return c.grants_.size() == 1 && c.leader_ == "a"; }));
+
+  // a stops renewing (as if it hung): the lease and its incarnation expire.
+  sql("UPDATE troupe_leases SET expires_at = now() - interval '1 second'");
+  sql("UPDATE troupe_replicas SET expires_at = now() - interval '1 second' WHERE name = 'a'");
+  ASSERT_TRUE(c.wait([](Coordination& c) { return c.grants_.size() == 2; }));
+  EXPECT_NE(c.grants_[1].first, "a");
+  EXPECT_EQ(c.grants_[1].second, 2);  // the fencing term rose
+  // a (hung, as far as the store knows) learns it lost the lease at its
+  // next round.
+  a->coordinate(singleton);
+  ASSERT_TRUE(c.wait([](Coordination& c) { return c.holding_["a"] == 0; }));
+
+  // The holder stops cleanly: its lease is free at once, and the other live
+  // one takes it with the next term (a, declared dead, never does).
+  const std::string holder = c.grants_[1].first;
+  const std::string other = holder == "b" ? "d" : "b";
+  (holder == "b" ? b : d).reset();
+  ASSERT_TRUE(c.wait([](Coordination& c) { return c.grants_.size() >= 3; }));
+  EXPECT_EQ(c.grants_[2].first, other);
+  EXPECT_EQ(c.grants_[2].second, 3);
+
+  for (std::size_t i = 1; i < c.grants_.size(); ++i) {
+    EXPECT_GT(c.grants_[i].second, c.grants_[i - 1].second);
+  }
+}
+
+TEST_F(PgCoordinationTest, AHolderThatCannotRenewGivesTheLeaseUpBeforeItExpires) {
+  Coordination c;
+  const std::vector<core::CoordinatedTroupe> singleton{{"s", true, 0}};
+  PgJournalOptions o = options("a");
+  o.lease = 1500ms;
+  o.heartbeat = 100ms;
+  auto a = open_coordinated(o, c, singleton);
+  ASSERT_TRUE(c.wait([](Coordination& c) { return c.leader_ == "a"; }));
+  server_->stop();
+  // Renewed last before the server stopped: the store's lease ends by
+  // `stopped` + lease at the latest, and the holder must give up before.
+  const auto stopped = std::chrono::steady_clock::now();
+  ASSERT_TRUE(c.wait([](Coordination& c) { return c.leader_.empty(); }));
+  // Given up before the store's lease ran out: no one else held it meanwhile.
+  EXPECT_LT(std::chrono::steady_clock::now() - stopped, 1500ms);
+  server_->restart();
+}
+
+TEST_F(PgCoordinationTest, PermitsNeverExceedMaxConcurrencyAndIdleOnesGoWhereTheyAreNeeded) {
+  Coordination c;
+  const std::vector<core::CoordinatedTroupe> capped{{"p", false, 5}};
+  auto a = open_coordinated(options("a"), c, capped);
+  auto b = open_coordinated(options("b"), c, capped);
+  auto d = open_coordinated(options("d"), c, capped);
+  c.set_demand("a", 4);
+  ASSERT_TRUE(c.wait([](Coordination& c) { return c.permits_["a"] == 4; }));
+  c.set_demand("b", 10);
+  c.set_demand("d", 10);
+  ASSERT_TRUE(c.wait([](Coordination& c) { return c.sum() == 5; }));
+  EXPECT_EQ(query("SELECT count(*) FROM troupe_permits WHERE troupe = 'p' AND owner IS NOT NULL"),
+            5);
+  // a's demand ends: its permits go back, and the others take them.
+  c.set_demand("a", 0);
+  ASSERT_TRUE(c.wait([](Coordination& c) {
+    return c.permits_["a"] == 0 && c.permits_["b"] + c.permits_["d"] == 5;
+  }));
+  // d's ends too: b, with a backlog, holds them all.
+  c.set_demand("d", 0);
+  ASSERT_TRUE(c.wait([](Coordination& c) { return c.permits_["b"] == 5; }));
+  EXPECT_LE(c.max_sum_, 5u);
+  EXPECT_EQ(query("SELECT count(*) FROM troupe_permits WHERE troupe = 'p'"), 5);
+}
+
+TEST_F(PgCoordinationTest, ASchemaOfVersionOneIsMigrated) {
+  open_pg_journal(options("a"));
+  sql("DROP TABLE troupe_leases; DROP TABLE troupe_permits; DELETE FROM troupe_schema WHERE "
+      "version = 2");
+  auto journal = open_pg_journal(options("a"));
+  EXPECT_EQ(query("SELECT max(version) FROM troupe_schema"), 2);
+  EXPECT_EQ(query("SELECT count(*) FROM troupe_leases"), 0);
 }
 
 }  // namespace

@@ -89,7 +89,7 @@ class ExecHandlerTest : public ::testing::Test {
   Outcome run(Handler& handler, const std::string& payload, const Metadata& metadata = {},
               const std::function<void()>& after_start = {}) {
     Outcome out;
-    AttemptContext ctx{JobId{0x1234}, "t", 2, payload, metadata, 10s, signal_.slot()};
+    AttemptContext ctx{JobId{0x1234}, "t", 2, payload, metadata, 10s, signal_.slot(), fence_term_};
     const auto t0 = std::chrono::steady_clock::now();
     handler.start(ctx, [&out](AttemptResult r) {
       out.result = std::move(r);
@@ -107,6 +107,7 @@ class ExecHandlerTest : public ::testing::Test {
     return make_exec_handler(o, strand_, clock_);
   }
 
+  std::int64_t fence_term_ = 0;  // AttemptContext::fence_term
   boost::asio::io_context io_;
   boost::asio::any_io_executor strand_ = boost::asio::make_strand(io_);
   std::unique_ptr<Clock> clock_owner_ = make_steady_clock();
@@ -311,6 +312,16 @@ TEST_F(ExecHandlerTest, EnvironmentIsAllowListPlusFixedPlusMetadata) {
   EXPECT_EQ(lines.size(), 7u) << out.result.output;
   ::unsetenv("TROUPE_TEST_ALLOWED");
   ::unsetenv("TROUPE_TEST_SECRET");
+}
+
+TEST_F(ExecHandlerTest, ASingletonsFencingTermIsInTheEnvironment) {
+  ExecHandlerOptions o;
+  o.argv = {"env"};
+  auto h = make(o);
+  fence_term_ = 7;
+  const Outcome out = run(*h, "");
+  ASSERT_EQ(out.result.failure, FailureClass::kNone) << out.result.output;
+  EXPECT_THAT(out.result.output, HasSubstr("TROUPE_FENCE_TERM=7\n"));
 }
 
 TEST_F(ExecHandlerTest, WorkingDirIsApplied) {

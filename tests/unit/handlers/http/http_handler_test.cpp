@@ -74,7 +74,8 @@ class HttpHandlerTest : public ::testing::Test {
   Outcome run(Handler& handler, const std::string& payload, const Metadata& metadata = {},
               std::uint64_t id = 0xabc, std::uint32_t attempt = 1) {
     Outcome out;
-    AttemptContext ctx{JobId{id}, "t", attempt, payload, metadata, 10s, signal_.slot()};
+    AttemptContext ctx{JobId{id}, "t", attempt,        payload,
+                       metadata,  10s, signal_.slot(), fence_term_};
     const auto t0 = std::chrono::steady_clock::now();
     handler.start(ctx, [&out](AttemptResult r) {
       out.result = std::move(r);
@@ -93,12 +94,25 @@ class HttpHandlerTest : public ::testing::Test {
     return make_http_handler(o, strand_, clock_);
   }
 
+  std::int64_t fence_term_ = 0;  // AttemptContext::fence_term
   boost::asio::io_context io_;
   boost::asio::any_io_executor strand_ = boost::asio::make_strand(io_);
   std::unique_ptr<Clock> clock_owner_ = make_steady_clock();
   Clock& clock_ = *clock_owner_;
   boost::asio::cancellation_signal signal_;
 };
+
+TEST_F(HttpHandlerTest, ASingletonsFencingTermIsAHeaderOnlyWhileOneIsHeld) {
+  TestHttpServer server(io_, [](const auto&) { return Reply{200, "ok", {}, 0ms, false, false}; });
+  auto h = make(server.url("/"));
+  fence_term_ = 9;
+  ASSERT_EQ(run(*h, "a").result.failure, FailureClass::kNone);
+  fence_term_ = 0;  // the same handler (its kept-alive request) after the lease went
+  ASSERT_EQ(run(*h, "b").result.failure, FailureClass::kNone);
+  ASSERT_EQ(server.requests().size(), 2u);
+  EXPECT_EQ(server.requests()[0]["X-Troupe-Fence-Term"], "9");
+  EXPECT_EQ(server.requests()[1]["X-Troupe-Fence-Term"], "");
+}
 
 TEST_F(HttpHandlerTest, PostsPayloadAndReturnsBodyWithHeadersForDeduplication) {
   TestHttpServer server(
