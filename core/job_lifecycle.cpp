@@ -337,7 +337,7 @@ void JobLifecycle::end_watches(const JobPtr& job) {
     std::lock_guard notify(listeners->notify);
     ended.swap(listeners->watchers);
   }
-  for (const auto& w : ended) host_.watch_ended(w.id);
+  for (auto& w : ended) host_.watch_moved(job->id, std::move(w));
 }
 
 bool JobLifecycle::request_abort(const JobPtr& job) {

@@ -48,6 +48,13 @@ class LifecycleHost {
   virtual void job_ended(const Job& job) = 0;
   /// A watch ended with its job's terminal state.
   virtual void watch_ended(WatchId id) = 0;
+  /// A watched job left this process without ending (lost to another
+  /// replica, or left by a drain): the host may go on watching it elsewhere
+  /// (through a shared store); by default the watch ends with no further call.
+  virtual void watch_moved(JobId job, JobListeners::Watcher&& watcher) {
+    (void)job;
+    watch_ended(watcher.id);
+  }
   /// The drain deadline ended a job: a running attempt (`running`), or a
   /// queued or backing-off job.
   virtual void drain_ended(bool running) = 0;

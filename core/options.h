@@ -192,6 +192,9 @@ struct RuntimeOptions {
   /// Per job: at most this many watches, and at most this many on_terminal
   /// callbacks (the submit's own and those of duplicates waiting on it).
   std::size_t max_listeners_per_job = 64;
+  /// Shared journal: how often a watch of a job held by another replica
+  /// asks the store for the job's row (Runtime::watch; docs/cluster.md).
+  Duration remote_watch_interval = std::chrono::milliseconds(200);
 
   bool operator==(const RuntimeOptions&) const = default;
 };

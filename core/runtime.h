@@ -141,9 +141,15 @@ class Runtime {
 
   /// Calls on_change with the current snapshot, then with every state
   /// change up to and including the terminal one; then the watch ends by
-  /// itself. With a shared journal, a watch of a job lost to another replica
-  /// ends with no further call (watching across replicas: not yet). Refused (and on_change never
-  /// called) when the job is unknown, or already has RuntimeOptions::max_listeners_per_job watches.
+  /// itself. With a shared journal a job held by another replica (or one
+  /// this process lost or handed back while watched) is watched through the
+  /// store: its row is read every RuntimeOptions::remote_watch_interval and
+  /// on_change gets each change (the first read is the snapshot), on a core
+  /// thread, until the terminal one; a read the store does not answer is
+  /// retried at the next interval. Such a watch is accepted at once (no
+  /// kUnknownJob: use find() first). Refused (and on_change never called)
+  /// when the job is unknown, or already has
+  /// RuntimeOptions::max_listeners_per_job watches in this process.
   virtual std::variant<WatchId, WatchRefusal> watch(JobId id, JobCallback on_change) = 0;
   /// Ends a watch early; no callback runs after unwatch returns... except
   /// one already running. Unknown ids are ignored.

@@ -445,6 +445,14 @@ std::optional<CancelOutcome> RuntimeImpl::cancel(JobId id) {
 
 std::variant<WatchId, WatchRefusal> RuntimeImpl::watch(JobId id, JobCallback on_change) {
   JobPtr job = store_->find(id);
+  if (journal_.journal.shared() && (!job || !answers_for(*job))) {
+    // Held by another replica (or unknown): watched through the store.
+    const WatchId wid = next_watch_.fetch_add(1, std::memory_order_relaxed);
+    if (!watch_remote(wid, id, std::move(on_change), std::nullopt, 0)) {
+      return WatchRefusal::kTooManyListeners;
+    }
+    return wid;
+  }
   if (!job) return WatchRefusal::kUnknownJob;
   const WatchId wid = next_watch_.fetch_add(1, std::memory_order_relaxed);
   detail::JobListeners* listeners;
@@ -468,6 +476,7 @@ std::variant<WatchId, WatchRefusal> RuntimeImpl::watch(JobId id, JobCallback on_
 }
 
 void RuntimeImpl::unwatch(WatchId id) {
+  if (end_remote(id)) return;
   JobPtr job;
   {
     std::lock_guard lock(watches_mutex_);
@@ -490,6 +499,104 @@ void RuntimeImpl::unwatch(WatchId id) {
 void RuntimeImpl::watch_ended(WatchId id) {
   std::lock_guard lock(watches_mutex_);
   watches_.erase(id);
+}
+
+/// A watch of a job this process does not hold: its row is read from the
+/// store every remote_watch_interval. `mutex` is held while the callback
+/// runs, so deliveries are ordered and none follows end_remote() (recursive:
+/// a callback may unwatch). The timer is used on `strand` only.
+struct RuntimeImpl::RemoteWatch {
+  RemoteWatch(WatchId id, JobId job, JobCallback callback, boost::asio::io_context& io)
+      : id(id), job(job), callback(std::move(callback)), strand(boost::asio::make_strand(io)) {}
+  const WatchId id;
+  const JobId job;
+  std::recursive_mutex mutex;  // guards the fields below
+  JobCallback callback;        // empty once ended
+  std::optional<JobState> last_state;
+  std::uint32_t last_attempts = 0;
+  boost::asio::strand<boost::asio::io_context::executor_type> strand;
+  std::unique_ptr<Timer> timer;
+};
+
+void RuntimeImpl::watch_moved(JobId job, detail::JobListeners::Watcher&& watcher) {
+  {
+    std::lock_guard lock(watches_mutex_);
+    // Gone already: unwatch() came first, the watch is over.
+    if (watches_.erase(watcher.id) == 0) return;
+  }
+  // A journal of one process: the job continues after a restart, nowhere to
+  // watch it now; the watch ends with no further call.
+  if (!journal_.journal.shared()) return;
+  watch_remote(watcher.id, job, std::move(watcher.callback), watcher.last_state,
+               watcher.last_attempts);
+}
+
+bool RuntimeImpl::watch_remote(WatchId id, JobId job, JobCallback on_change,
+                               std::optional<JobState> last_state, std::uint32_t last_attempts) {
+  auto watch = std::make_shared<RemoteWatch>(id, job, std::move(on_change), io_);
+  watch->last_state = last_state;
+  watch->last_attempts = last_attempts;
+  watch->timer = clock_.make_timer(watch->strand);
+  {
+    std::lock_guard lock(watches_mutex_);
+    auto& count = remote_per_job_[job.value];
+    if (count >= options_.max_listeners_per_job) {
+      if (count == 0) remote_per_job_.erase(job.value);
+      return false;
+    }
+    ++count;
+    remote_watches_.emplace(id, watch);
+  }
+  poll_remote(watch);
+  return true;
+}
+
+void RuntimeImpl::poll_remote(const std::shared_ptr<RemoteWatch>& watch) {
+  find(watch->job, [this, watch](std::optional<JobRecord> record) {
+    // On the journal's thread: the rest runs on the watch's strand (the
+    // io_context's work, discarded with it after the runtime is gone).
+    boost::asio::post(watch->strand, [this, watch, record = std::move(record)] {
+      bool ended = false;
+      {
+        std::lock_guard lock(watch->mutex);
+        if (!watch->callback) return;  // unwatched
+        if (record &&
+            (record->state != watch->last_state || record->attempts != watch->last_attempts)) {
+          watch->last_state = record->state;
+          watch->last_attempts = record->attempts;
+          ended = is_terminal(record->state);
+          auto callback = watch->callback;  // a copy: it may unwatch
+          callback(*record);
+        }
+      }
+      if (ended) {
+        end_remote(watch->id);
+        return;
+      }
+      watch->timer->wait(options_.remote_watch_interval, [this, watch](bool fired) {
+        if (fired) poll_remote(watch);
+      });
+    });
+  });
+}
+
+bool RuntimeImpl::end_remote(WatchId id) {
+  std::shared_ptr<RemoteWatch> watch;
+  {
+    std::lock_guard lock(watches_mutex_);
+    auto it = remote_watches_.find(id);
+    if (it == remote_watches_.end()) return false;
+    watch = std::move(it->second);
+    remote_watches_.erase(it);
+    auto count = remote_per_job_.find(watch->job.value);
+    if (count != remote_per_job_.end() && --count->second == 0) remote_per_job_.erase(count);
+  }
+  {
+    std::lock_guard lock(watch->mutex);
+    watch->callback = nullptr;
+  }
+  boost::asio::post(watch->strand, [watch] { watch->timer->cancel(); });
+  return true;
 }
 
 std::vector<TroupeStatus> RuntimeImpl::troupes() const {

@@ -76,6 +76,7 @@ class RuntimeImpl final : public Runtime, private detail::TroupeHost {
   // TroupeHost
   JobId next_id() override;
   void watch_ended(WatchId id) override;
+  void watch_moved(JobId job, detail::JobListeners::Watcher&& watcher) override;
   void drain_ended(bool running) override;
   void drain_left(bool running) override;
   void job_lost() override;
@@ -91,6 +92,18 @@ class RuntimeImpl final : public Runtime, private detail::TroupeHost {
   void claimed(RecoveredJob&& row);
   void lost(JobId id);
   void availability(bool up, const std::string& why);
+
+  // --- Watches through a shared store (a job held by another replica). ---
+  struct RemoteWatch;
+  /// Registers a remote watch of `job` (false: the job already has
+  /// max_listeners_per_job remote watches here) and starts its reads.
+  bool watch_remote(WatchId id, JobId job, JobCallback on_change,
+                    std::optional<JobState> last_state, std::uint32_t last_attempts);
+  /// Reads the job's row now, delivers a change, reads again later.
+  void poll_remote(const std::shared_ptr<RemoteWatch>& watch);
+  /// Forgets a remote watch (its callback is never called again); false
+  /// when it was not registered.
+  bool end_remote(WatchId id);
   /// Whether this process answers for `job` (GetJob, CancelJob): always with
   /// a journal of one process; with a shared one unless the job left (lost,
   /// or handed back by a drain), when the store has the truth.
@@ -124,8 +137,10 @@ class RuntimeImpl final : public Runtime, private detail::TroupeHost {
 
   std::mutex idempotency_mutex_;  // serialises submits that carry an idempotency key
 
-  std::mutex watches_mutex_;  // guards watches_
+  std::mutex watches_mutex_;  // guards watches_, remote_watches_ and remote_per_job_
   std::unordered_map<WatchId, std::weak_ptr<detail::Job>> watches_;
+  std::unordered_map<WatchId, std::shared_ptr<RemoteWatch>> remote_watches_;
+  std::unordered_map<std::uint64_t, std::size_t> remote_per_job_;  // by JobId::value
   std::atomic<WatchId> next_watch_{1};
 
   std::atomic<bool> draining_{false};

@@ -58,6 +58,11 @@ class TroupeHost {
   virtual ~TroupeHost() = default;
   virtual JobId next_id() = 0;
   virtual void watch_ended(WatchId id) = 0;
+  /// See LifecycleHost::watch_moved (the same default).
+  virtual void watch_moved(JobId job, JobListeners::Watcher&& watcher) {
+    (void)job;
+    watch_ended(watcher.id);
+  }
   /// The drain deadline ended a job: a running attempt it cancelled
   /// (`running`), or a queued or backing-off job it aborted.
   virtual void drain_ended(bool running) = 0;
@@ -190,6 +195,9 @@ class Troupe : public std::enable_shared_from_this<Troupe>,
   // LifecycleHost
   void job_ended(const Job& job) override { dispatcher_.job_ended(job); }
   void watch_ended(WatchId id) override { host_.watch_ended(id); }
+  void watch_moved(JobId job, JobListeners::Watcher&& watcher) override {
+    host_.watch_moved(job, std::move(watcher));
+  }
   void drain_ended(bool running) override { host_.drain_ended(running); }
   void drain_left(bool running) override { host_.drain_left(running); }
   void job_lost() override { host_.job_lost(); }

@@ -233,37 +233,48 @@ class SubmitStreamReactor final : public OrderedReplyStream<grpc::ByteBuffer, gr
   const Authorizer::Caller caller_;  // authenticated when the stream opened
 };
 
-/// WatchJob: the runtime's watch callbacks (core threads) queue snapshots;
-/// one Write at a time sends them; the terminal snapshot ends the stream
-/// (WriteQueue keeps the books, correct under either order of OnCancel and
-/// OnWriteDone). A watch callback may still be running when unwatch()
-/// returns, so the callback reaches the reactor through `Link`, which OnDone
-/// severs under its mutex before the reactor is deleted.
+/// WatchJob: the job is looked up (here, or in a shared store: it may be
+/// held by another replica), the caller's read permission on its troupe
+/// checked, then watched; the runtime's watch callbacks (core threads) queue
+/// snapshots; one Write at a time sends them; the terminal snapshot ends the
+/// stream (WriteQueue keeps the books, correct under either order of
+/// OnCancel and OnWriteDone). A lookup answer or a watch callback may still
+/// be running when the reactor is done, so they reach it through `Link`,
+/// which OnDone severs under its mutex before the reactor is deleted; a
+/// watch that starts after that is ended at once.
 class WatchReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
   struct Link {
-    std::mutex mutex;  // guards `reactor` and the reactor's queue
+    std::mutex mutex;  // guards `reactor`, `watch` and the reactor's queue
     WatchReactor* reactor = nullptr;
+    std::optional<core::WatchId> watch;
   };
 
-  WatchReactor(grpc::CallbackServerContext& context, core::Runtime& runtime, core::JobId id,
+  WatchReactor(grpc::CallbackServerContext& context, core::Runtime& runtime,
+               const Authorizer& authorizer, Authorizer::Caller caller, core::JobId id,
                std::size_t max_watchers)
       : runtime_(runtime), link_(std::make_shared<Link>()) {
     link_->reactor = this;
-    auto watch = runtime_.watch(id, [link = link_](const core::JobRecord& record) {
-      std::lock_guard lock(link->mutex);
-      if (link->reactor != nullptr) link->reactor->on_change_locked(record);
+    runtime_.find(id, [&runtime, &authorizer, &context, caller = std::move(caller), id,
+                       max_watchers, link = link_](std::optional<core::JobRecord> record) {
+      {
+        std::lock_guard lock(link->mutex);
+        if (link->reactor == nullptr) return;  // the client went meanwhile
+        std::optional<RpcError> refused;
+        if (!record) {
+          refused = job_not_found(id.to_string());
+        } else {
+          refused = authorizer.authorize(context, caller, config::Permission::kRead, record->troupe,
+                                         "WatchJob");
+        }
+        if (refused) {
+          link->reactor->take_locked(link->reactor->queue_.finish(refused->status()));
+          return;
+        }
+      }
+      // Outside the lock: the first snapshot may be delivered inline.
+      start_watch(runtime, context, link, id, max_watchers);
     });
-    std::lock_guard lock(link_->mutex);
-    if (const auto* refusal = std::get_if<core::WatchRefusal>(&watch)) {
-      const RpcError error = *refusal == core::WatchRefusal::kUnknownJob
-                                 ? job_not_found(id.to_string())
-                                 : too_many_watchers(id.to_string(), max_watchers);
-      add_retry_hint(context, error);
-      take_locked(queue_.finish(error.status()));
-      return;
-    }
-    watch_id_ = std::get<core::WatchId>(watch);
   }
 
   void OnWriteDone(bool ok) override {
@@ -277,16 +288,44 @@ class WatchReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   }
 
   void OnDone() override {
+    std::optional<core::WatchId> watch;
     {
       std::lock_guard lock(link_->mutex);
       link_->reactor = nullptr;
+      watch = link_->watch;
     }
     // Outside the lock: a callback that is running may be waiting for it.
-    if (watch_id_) runtime_.unwatch(*watch_id_);
+    if (watch) runtime_.unwatch(*watch);
     delete this;
   }
 
  private:
+  static void start_watch(core::Runtime& runtime, grpc::CallbackServerContext& context,
+                          const std::shared_ptr<Link>& link, core::JobId id,
+                          std::size_t max_watchers) {
+    auto watch = runtime.watch(id, [link](const core::JobRecord& record) {
+      std::lock_guard lock(link->mutex);
+      if (link->reactor != nullptr) link->reactor->on_change_locked(record);
+    });
+    std::unique_lock lock(link->mutex);
+    if (const auto* refusal = std::get_if<core::WatchRefusal>(&watch)) {
+      if (link->reactor == nullptr) return;
+      const RpcError error = *refusal == core::WatchRefusal::kUnknownJob
+                                 ? job_not_found(id.to_string())
+                                 : too_many_watchers(id.to_string(), max_watchers);
+      add_retry_hint(context, error);
+      link->reactor->take_locked(link->reactor->queue_.finish(error.status()));
+      return;
+    }
+    const core::WatchId wid = std::get<core::WatchId>(watch);
+    if (link->reactor == nullptr) {
+      lock.unlock();
+      runtime.unwatch(wid);  // the client went while it started
+      return;
+    }
+    link->watch = wid;
+  }
+
   void on_change_locked(const core::JobRecord& record) {
     if (queue_.finished()) return;
     v1::Job snapshot;
@@ -303,7 +342,6 @@ class WatchReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
 
   core::Runtime& runtime_;
   std::shared_ptr<Link> link_;
-  std::optional<core::WatchId> watch_id_;
   WriteQueue<grpc::ByteBuffer> queue_;
 };
 
@@ -450,16 +488,8 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* JobServiceImpl::WatchJob(
   if (auto error = parse_request(*in, request)) return new Refused(error->status());
   auto call = job_call(authorizer_, *context, request.job_id(), "WatchJob");
   if (auto* error = std::get_if<RpcError>(&call)) return new Refused(error->status());
-  const auto& [caller, id] = std::get<JobCall>(call);
-  // An unknown job is the watch's own NOT_FOUND; a known one needs read on
-  // its troupe.
-  if (auto record = runtime_.get(id)) {
-    if (auto denied = authorizer_.authorize(*context, caller, config::Permission::kRead,
-                                            record->troupe, "WatchJob")) {
-      return new Refused(denied->status());
-    }
-  }
-  return new WatchReactor(*context, runtime_, id, max_watchers_);
+  auto& [caller, id] = std::get<JobCall>(call);
+  return new WatchReactor(*context, runtime_, authorizer_, std::move(caller), id, max_watchers_);
 }
 
 grpc::ServerUnaryReactor* JobServiceImpl::CancelJob(grpc::CallbackServerContext* context,

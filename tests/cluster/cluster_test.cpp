@@ -599,6 +599,117 @@ TEST(Cluster, AnyReplicaAnswersGetJobAndCancelsAJobRunningElsewhere) {
   EXPECT_EQ(cluster.stub(1).GetJob(&nctx, nreq, &none).error_code(), grpc::StatusCode::NOT_FOUND);
 }
 
+/// Watches job `id` on `stub` in a thread of its own: the states it
+/// streams, and the stream's status.
+class Watch {
+ public:
+  Watch(v1::JobService::Stub& stub, const std::string& id) {
+    ctx_.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+    thread_ = std::thread([this, &stub, id] {
+      v1::WatchJobRequest req;
+      req.set_job_id(id);
+      auto reader = stub.WatchJob(&ctx_, req);
+      v1::Job job;
+      while (reader->Read(&job)) {
+        std::lock_guard lock(mutex_);
+        states_.push_back(job.state());
+        attempts_.push_back(job.attempts());
+      }
+      status_ = reader->Finish();
+    });
+  }
+  ~Watch() {
+    ctx_.TryCancel();
+    if (thread_.joinable()) thread_.join();
+  }
+  /// Waits for the stream to end (bounded by its deadline).
+  grpc::Status finish() {
+    thread_.join();
+    return status_;
+  }
+  std::vector<v1::JobState> states() {
+    std::lock_guard lock(mutex_);
+    return states_;
+  }
+  std::vector<std::uint32_t> attempts() {
+    std::lock_guard lock(mutex_);
+    return attempts_;
+  }
+
+ private:
+  grpc::ClientContext ctx_;
+  std::mutex mutex_;
+  std::vector<v1::JobState> states_;
+  std::vector<std::uint32_t> attempts_;
+  grpc::Status status_;
+  std::thread thread_;
+};
+
+TEST(Cluster, WatchJobOnAnotherReplicaStreamsEveryStateToTheEnd) {
+  Cluster cluster(2);
+  v1::SubmitResponse resp;
+  ASSERT_TRUE(submit(cluster.stub(0), request("sleep", "1s"), resp).ok());
+  const std::string id = resp.job_id();
+
+  // Replica 1 never saw the submit: it watches the job through the store.
+  Watch watch(cluster.stub(1), id);
+  const auto status = watch.finish();
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  const auto states = watch.states();
+  ASSERT_FALSE(states.empty());
+  EXPECT_EQ(states.back(), v1::JOB_STATE_SUCCEEDED);
+  EXPECT_NE(std::find(states.begin(), states.end(), v1::JOB_STATE_RUNNING), states.end())
+      << "the 1 s attempt was never streamed as running";
+  for (std::size_t i = 1; i < states.size(); ++i) {
+    EXPECT_FALSE(states[i] == states[i - 1] && watch.attempts()[i] == watch.attempts()[i - 1])
+        << "a state streamed twice: only changes are delivered";
+  }
+
+  // An unknown id is NOT_FOUND on a replica that does not hold it either.
+  Watch none(cluster.stub(1), "0000000000000001");
+  EXPECT_EQ(none.finish().error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+TEST(Cluster, AWatchEndsWithTheTerminalStateOfWhoeverFinishesTheJob) {
+  Cluster cluster(3);
+  v1::SubmitResponse resp;
+  ASSERT_TRUE(submit(cluster.stub(0), request("sleep", "3s"), resp).ok());
+  const std::string id = resp.job_id();
+  const auto until = Clock::now() + std::chrono::seconds(20);
+  std::optional<v1::Job> seen;
+  while (Clock::now() < until) {
+    seen = cluster.get(1, id);
+    if (seen && seen->state() == v1::JOB_STATE_RUNNING) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling a client's view
+  }
+  ASSERT_TRUE(seen && seen->state() == v1::JOB_STATE_RUNNING);
+
+  // Watched where it runs (a local watch) and elsewhere (through the store).
+  Watch local(cluster.stub(0), id);
+  Watch remote(cluster.stub(1), id);
+  // Replica 0 pauses past its lease: another replica takes the job over
+  // (the interrupted attempt counts as a crash) and finishes it; replica 0
+  // wakes up, finds it lost, and its watch follows the job in the store.
+  cluster.replica(0).send_signal(SIGSTOP);
+  std::optional<v1::Job> taken;
+  while (Clock::now() < until + std::chrono::seconds(10)) {
+    taken = cluster.get(1, id);
+    if (taken && taken->attempts() >= 2) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling a client's view
+  }
+  cluster.replica(0).send_signal(SIGCONT);
+  ASSERT_TRUE(taken && taken->attempts() >= 2) << "no replica took the job over";
+
+  for (Watch* w : {&local, &remote}) {
+    const auto status = w->finish();
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    const auto states = w->states();
+    ASSERT_FALSE(states.empty());
+    EXPECT_EQ(states.back(), v1::JOB_STATE_SUCCEEDED);
+    EXPECT_GE(w->attempts().back(), 2u);
+  }
+}
+
 TEST(Cluster, ADrainingReplicaHandsItsQueuedJobsToTheOthers) {
   Cluster cluster(2);
   // Replica 0 gets more sleep jobs than it can finish before its drain
