@@ -121,10 +121,10 @@ for n in 1 3; do
 done
 
 if [[ -s "$OUT_DIR/perf.data" ]]; then
-  perf report -i "$OUT_DIR/perf.data" --no-children --sort comm --stdio 2>/dev/null |
-    grep -E '^ +[0-9]' | head -12 >"$OUT_DIR/profile-comm.txt"
-  perf report -i "$OUT_DIR/perf.data" --no-children --sort comm,dso,sym --stdio -g none 2>/dev/null |
-    grep -E '^ +[0-9]' | head -40 >"$OUT_DIR/profile-symbols.txt"
+  { perf report -i "$OUT_DIR/perf.data" --no-children --sort comm --stdio -g none 2>/dev/null |
+      grep -E '^ +[0-9]' | head -12 || true; } >"$OUT_DIR/profile-comm.txt"
+  { perf report -i "$OUT_DIR/perf.data" --no-children --sort comm,dso,sym --stdio -g none \
+      2>/dev/null | grep -E '^ +[0-9]' | head -40 || true; } >"$OUT_DIR/profile-symbols.txt"
   echo "CPU by process over 3 s of 3-replica complete (perf, all CPUs):"
   cat "$OUT_DIR/profile-comm.txt"
   echo "top symbols: $OUT_DIR/profile-symbols.txt"
