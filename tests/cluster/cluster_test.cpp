@@ -328,15 +328,26 @@ class Cluster {
     return job;
   }
 
-  /// Waits until replica `i` reports the job terminal (bounded).
-  std::optional<v1::Job> await_terminal(std::size_t i, const std::string& id,
-                                        Clock::time_point until) {
+  /// Waits until replica `i` reports the job in a state `wanted` accepts
+  /// (bounded); returns its last answer.
+  template <class Wanted>
+  std::optional<v1::Job> await_state(std::size_t i, const std::string& id, Wanted wanted,
+                                     Clock::time_point until) {
     for (;;) {
       auto job = get(i, id);
-      if (job && terminal(job->state())) return job;
+      if (job && wanted(job->state())) return job;
       if (Clock::now() >= until) return job;
       std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling a client's view
     }
+  }
+  std::optional<v1::Job> await_terminal(std::size_t i, const std::string& id,
+                                        Clock::time_point until) {
+    return await_state(i, id, terminal, until);
+  }
+  std::optional<v1::Job> await_running(std::size_t i, const std::string& id,
+                                       Clock::time_point until) {
+    return await_state(
+        i, id, [](v1::JobState s) { return s == v1::JOB_STATE_RUNNING; }, until);
   }
 
  private:
@@ -569,12 +580,7 @@ TEST(Cluster, AnyReplicaAnswersGetJobAndCancelsAJobRunningElsewhere) {
 
   // Replica 1 never saw the submit; it finds the job in the store.
   const auto until = Clock::now() + std::chrono::seconds(20);
-  std::optional<v1::Job> seen;
-  while (Clock::now() < until) {
-    seen = cluster.get(1, id);
-    if (seen && seen->state() == v1::JOB_STATE_RUNNING) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  const auto seen = cluster.await_running(1, id, until);
   ASSERT_TRUE(seen.has_value()) << "replica 1 does not know job " << id;
   ASSERT_EQ(seen->state(), v1::JOB_STATE_RUNNING);
   EXPECT_EQ(seen->troupe(), "sleep");
@@ -676,12 +682,7 @@ TEST(Cluster, AWatchEndsWithTheTerminalStateOfWhoeverFinishesTheJob) {
   ASSERT_TRUE(submit(cluster.stub(0), request("sleep", "3s"), resp).ok());
   const std::string id = resp.job_id();
   const auto until = Clock::now() + std::chrono::seconds(20);
-  std::optional<v1::Job> seen;
-  while (Clock::now() < until) {
-    seen = cluster.get(1, id);
-    if (seen && seen->state() == v1::JOB_STATE_RUNNING) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling a client's view
-  }
+  const auto seen = cluster.await_running(1, id, until);
   ASSERT_TRUE(seen && seen->state() == v1::JOB_STATE_RUNNING);
 
   // Watched where it runs (a local watch) and elsewhere (through the store).
