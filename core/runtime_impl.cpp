@@ -573,9 +573,14 @@ void RuntimeImpl::poll_remote(const std::shared_ptr<RemoteWatch>& watch) {
         end_remote(watch->id);
         return;
       }
-      watch->timer->wait(options_.remote_watch_interval, [this, watch](bool fired) {
-        if (fired) poll_remote(watch);
-      });
+      // Weak: the pending wait lives in the clock (or the io_context) and the
+      // watch owns the timer; a strong capture would keep a watch that is
+      // never ended (the runtime destroyed while it polls) alive for good.
+      watch->timer->wait(options_.remote_watch_interval,
+                         [this, weak = std::weak_ptr<RemoteWatch>(watch)](bool fired) {
+                           auto alive = weak.lock();
+                           if (fired && alive) poll_remote(alive);
+                         });
     });
   });
 }

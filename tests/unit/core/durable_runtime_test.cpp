@@ -630,6 +630,38 @@ TEST_F(SharedRuntimeTest, ALostRunningJobIsCancelledAndNothingMoreIsJournaledFor
   EXPECT_EQ(runtime_->troupe("t")->counters.left, 1u);
 }
 
+TEST_F(SharedRuntimeTest, AWatchOfALostJobPollsTheStoreAndEndsWithTheRuntime) {
+  runtime_->apply({builtin_troupe("t", Kind::kSleep, 1)});
+  run();
+  const JobId id = submit_ok("t", "1h");
+  auto sentinel = std::make_shared<int>(0);
+  std::weak_ptr<int> watch_alive = sentinel;
+  std::vector<JobState> seen;
+  ASSERT_TRUE(std::holds_alternative<WatchId>(runtime_->watch(
+      id, [&seen, s = std::move(sentinel)](const JobRecord& r) { seen.push_back(r.state); })));
+  run();
+  ASSERT_EQ(state_of(id), JobState::kRunning);
+
+  // Another replica took the job over: the watch follows it in the store.
+  auto elsewhere = row(id.value, "t", JobState::kRunning, "1h");
+  elsewhere.attempts = 2;
+  journal_.rows_elsewhere[id.value] = elsewhere;
+  journal_.hooks.lost(id);
+  run();
+  const int finds = journal_.finds.load();
+  EXPECT_GE(finds, 1);
+  advance(RuntimeOptions{}.remote_watch_interval);
+  EXPECT_GT(journal_.finds.load(), finds);  // polled again
+  ASSERT_FALSE(seen.empty());
+  EXPECT_EQ(seen.back(), JobState::kRunning);
+
+  // The runtime goes while the watch still polls: the watch, its pending
+  // timer and the callback it holds go with it.
+  runtime_.reset();
+  run();
+  EXPECT_TRUE(watch_alive.expired());
+}
+
 TEST_F(SharedRuntimeTest, AJobLostAndClaimedBackRunsHereAgain) {
   runtime_->apply({builtin_troupe("t", Kind::kSleep, 1)});
   run();
