@@ -219,10 +219,13 @@ constexpr const char* kUnregister = "DELETE FROM troupe_replicas WHERE incarnati
 // incarnation is gone (reaped, or stopped) is free.
 
 /// $1 incarnation, $2 lease in microseconds: the leases this incarnation
-/// still holds, renewed. Columns: troupe, term.
+/// still holds, renewed, while its own lease runs (an incarnation past its
+/// lease is as good as reaped: any replica may do so now). Columns: troupe,
+/// term.
 constexpr const char* kRenewLeases =
     "UPDATE troupe_leases SET expires_at = now() + $2 * interval '1 microsecond' "
-    "WHERE owner = $1 AND EXISTS (SELECT 1 FROM troupe_replicas r WHERE r.incarnation = $1) "
+    "WHERE owner = $1 AND EXISTS (SELECT 1 FROM troupe_replicas r WHERE r.incarnation = $1 "
+    "AND r.expires_at > now()) "
     "RETURNING troupe, term";
 /// $1 troupe, $2 incarnation, $3 lease in microseconds: takes the lease when
 /// it is free (none yet, expired, its owner gone) or already this
@@ -232,7 +235,8 @@ constexpr const char* kRenewLeases =
 constexpr const char* kAcquireLease =
     "INSERT INTO troupe_leases AS l (troupe, owner, term, expires_at) SELECT $1, $2, 1, now() + "
     "$3 * interval '1 microsecond' WHERE EXISTS (SELECT 1 FROM troupe_replicas r WHERE "
-    "r.incarnation = $2) ON CONFLICT (troupe) DO UPDATE SET owner = $2, term = l.term + 1, "
+    "r.incarnation = $2 AND r.expires_at > now()) ON CONFLICT (troupe) DO UPDATE SET owner = $2, "
+    "term = l.term + 1, "
     "expires_at = excluded.expires_at WHERE l.owner IS NULL OR l.owner = $2 OR l.expires_at < "
     "now() OR NOT EXISTS (SELECT 1 FROM troupe_replicas r WHERE r.incarnation = l.owner) "
     "RETURNING term";
@@ -257,7 +261,8 @@ constexpr const char* kReleasePermits =
 /// take the same.
 constexpr const char* kTakePermits =
     "UPDATE troupe_permits p SET owner = $3 FROM (SELECT slot FROM troupe_permits f WHERE "
-    "EXISTS (SELECT 1 FROM troupe_replicas m WHERE m.incarnation = $3) AND "
+    "EXISTS (SELECT 1 FROM troupe_replicas m WHERE m.incarnation = $3 AND m.expires_at > now()) "
+    "AND "
     "f.troupe = $1 AND f.slot < $2 AND (f.owner IS NULL OR NOT EXISTS (SELECT 1 FROM "
     "troupe_replicas r WHERE r.incarnation = f.owner)) ORDER BY f.slot LIMIT greatest(0, $4 - "
     "(SELECT count(*) FROM troupe_permits h WHERE h.troupe = $1 AND h.owner = $3 AND h.slot < $2)) "
