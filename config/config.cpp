@@ -688,10 +688,17 @@ void read_rate_limit(Diagnostics& diag, const Field& f, core::RateLimitOptions& 
 
 void read_cluster(Diagnostics& diag, const Field& f, StoreOptions::Kind store,
                   core::ClusterOptions& c) {
-  MapReader m(diag, f, {"singleton", "max_concurrency"});
+  MapReader m(diag, f, {"singleton", "max_concurrency", "rate_limit"});
   if (!m.is_map()) return;
   m.boolean("singleton", c.singleton);
   m.u32("max_concurrency", c.max_concurrency, {1, 1'000'000});
+  if (const Field* r = m.find("rate_limit")) {
+    c.rate_limit.burst = 0;  // not given: two blocks of the rate (ClusterOptions)
+    read_rate_limit(diag, *r, c.rate_limit);
+    if (c.rate_limit.burst == 0) {
+      c.rate_limit.burst = core::ClusterOptions::default_rate_burst(c.rate_limit.per_second);
+    }
+  }
   if (store != StoreOptions::Kind::kPostgres) {
     diag.error(f.where(), f.path(),
                "only with store kind postgres (several replicas on one database, "

@@ -37,14 +37,13 @@ Dispatcher::Admission Dispatcher::admit(JobPtr job, const std::function<void()>&
     keys_[job->key()].pending++;
     owner->keyed_.push_back(std::move(job));
     ++queued_;
-    if (owner->idle_ && !gated_ && !throttled_ && !capped_) a.wake = claim_idle_locked(*owner);
+    if (owner->idle_ && !parked_locked()) a.wake = claim_idle_locked(*owner);
   } else {
     queue_.push_back(std::move(job));
     ++queued_;
     // One woken worker at a time: it wakes the next if work remains (see
     // take()), so a burst of submits costs one wake, not one per job.
-    if (!idle_.empty() && waking_ == 0 && !gated_ && !throttled_ && !capped_)
-      a.wake = pick_idle_locked();
+    if (!idle_.empty() && waking_ == 0 && !parked_locked()) a.wake = pick_idle_locked();
   }
   a.depth = queued_;
   report_mailbox_locked();
@@ -59,11 +58,11 @@ WorkerPtr Dispatcher::requeue(JobPtr job) {
   if (owner != nullptr) {
     owner->keyed_.push_back(std::move(job));
     ++queued_;
-    if (owner->idle_ && !gated_ && !throttled_ && !capped_) wake = claim_idle_locked(*owner);
+    if (owner->idle_ && !parked_locked()) wake = claim_idle_locked(*owner);
   } else {
     queue_.push_back(std::move(job));
     ++queued_;
-    if (waking_ == 0 && !gated_ && !throttled_ && !capped_) wake = pick_idle_locked();
+    if (waking_ == 0 && !parked_locked()) wake = pick_idle_locked();
   }
   report_mailbox_locked();
   return wake;
@@ -177,6 +176,10 @@ std::vector<WorkerPtr> Dispatcher::unpark(Park which) {
   } else if (which == Park::kCap) {
     if (!capped_) return {};
     capped_ = false;
+  } else if (which == Park::kToken) {
+    starve_asked_ = false;
+    if (!starved_) return {};
+    starved_ = false;
   } else {
     throttle_asked_ = false;
     throttled_ = false;

@@ -51,10 +51,19 @@ class DispatchGauges {
 
 /// A gate keeper's answer for the job at the head of a queue (breaker and
 /// rate limiter, asked under the dispatcher's lock).
-enum class Pass : std::uint8_t { kGo, kGoWithPermit, kBreakerRefused, kRateLimited, kCapped };
+enum class Pass : std::uint8_t {
+  kGo,
+  kGoWithPermit,
+  kBreakerRefused,
+  kRateLimited,
+  kCapped,
+  kNoToken,
+};
 /// Why idle workers are parked with work queued (kCap: the troupe's cluster
-/// cap on running attempts, `cluster: {max_concurrency}`, is reached).
-enum class Park : std::uint8_t { kNone, kBreaker, kRateLimit, kCap };
+/// cap on running attempts, `cluster: {max_concurrency}`, is reached;
+/// kToken: the troupe holds no token of its cluster rate limit,
+/// `cluster: {rate_limit}`).
+enum class Park : std::uint8_t { kNone, kBreaker, kRateLimit, kCap, kToken };
 
 /// A troupe's queues and idle actors: admission against capacity, key
 /// pinning, least-loaded or round-robin choice of the actor to wake, one
@@ -163,6 +172,8 @@ class Dispatcher {
   WorkerPtr wake_idle_at_locked(std::size_t pos);
   std::vector<WorkerPtr> wake_locked(std::uint64_t n);
   void go_idle_locked(Worker& worker);
+  /// Workers are parked behind a gate (a new job wakes none of them).
+  bool parked_locked() const { return gated_ || throttled_ || capped_ || starved_; }
   void move_keyed_jobs_locked(Worker& from, std::vector<WorkerPtr>& woken);
   WorkerPtr drop_locked(Worker& worker);
   void update_capacity_locked();
@@ -188,8 +199,10 @@ class Dispatcher {
   bool gate_asked_ = false;  // ... and the troupe was told to wait for it
   bool throttled_ = false;   // workers parked because the rate limiter had no token
   bool throttle_asked_ = false;
-  bool capped_ = false;  // workers parked because the cluster cap was reached
-  bool closed_ = false;  // close(): no worker is kept any more
+  bool capped_ = false;        // workers parked because the cluster cap was reached
+  bool starved_ = false;       // workers parked for want of a cluster rate token
+  bool starve_asked_ = false;  // ... and the troupe was told to ask for tokens
+  bool closed_ = false;        // close(): no worker is kept any more
 };
 
 template <class GateKeeper>
@@ -249,6 +262,14 @@ Dispatcher::Take Dispatcher::take(Worker& worker, GateKeeper&& pass) {
         go_idle_locked(worker);
         capped_ = true;
         t.parked = Park::kCap;
+        return t;
+      case Pass::kNoToken:
+        // Woken by unpark(Park::kToken) when the store grants tokens.
+        go_idle_locked(worker);
+        starved_ = true;
+        t.parked = Park::kToken;
+        t.first_park = !starve_asked_;
+        starve_asked_ = true;
         return t;
     }
     t.job = q->pop_front();

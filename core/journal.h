@@ -167,6 +167,14 @@ struct ClusterHooks {
   /// The permits troupe `troupe` could use here: its queued plus running
   /// attempts, at most its actors. Any thread.
   std::function<std::size_t(std::string_view troupe)> demand;
+  /// Troupe `troupe` with a cluster rate limit: `tokens` more attempt starts
+  /// were granted to this process by the store's bucket (0: none now; the
+  /// troupe looks again, and asks again with Journal::want_tokens when it
+  /// still has work).
+  std::function<void(std::string_view troupe, std::uint32_t tokens)> tokens;
+  /// The tokens troupe `troupe` could use now: its queued jobs beyond the
+  /// tokens it holds. Any thread.
+  std::function<std::size_t(std::string_view troupe)> token_demand;
 };
 
 /// A troupe a shared journal coordinates across replicas (its `cluster:`
@@ -175,6 +183,8 @@ struct CoordinatedTroupe {
   std::string name;
   bool singleton = false;
   std::uint32_t max_concurrency = 0;  // 0: no cap
+  double rate_per_second = 0;         // cluster rate limit; 0: none
+  std::uint32_t rate_burst = 0;       // its bucket size (>= 1 when limited)
 };
 
 // --- The cluster view (h19: AdminService GetCluster, the cluster gauges;
@@ -321,6 +331,12 @@ class Journal {
   /// ClusterHooks::leadership and ::permits; until it reports, a singleton
   /// troupe is not led here and a capped one holds no permit.
   virtual void coordinate(std::vector<CoordinatedTroupe> troupes) { (void)troupes; }
+
+  /// Troupe `troupe` (with a cluster rate limit) has queued work and no
+  /// token: take a block from the store's bucket now (ClusterHooks::tokens
+  /// answers). Never waits; any thread; a call while a request is in flight
+  /// or waiting for the bucket to refill adds nothing.
+  virtual void want_tokens(std::string troupe) { (void)troupe; }
 };
 
 /// The journal of `store: {kind: memory}`: nothing survives a restart;

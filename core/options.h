@@ -8,6 +8,7 @@
 /// compared too (a reload rebuilds handlers exactly when their options differ).
 
 #include <chrono>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -143,8 +144,19 @@ struct ClusterOptions {
   bool singleton = false;
   /// Running attempts of the troupe across all replicas, at most (0: no cap).
   std::uint32_t max_concurrency = 0;
+  /// Attempt starts per second across all replicas (a token bucket in the
+  /// store, leased to replicas in blocks); burst is the bucket's size.
+  RateLimitOptions rate_limit;
 
-  bool any() const { return singleton || max_concurrency > 0; }
+  bool any() const { return singleton || max_concurrency > 0 || rate_limit.enabled; }
+  /// The tokens a replica takes from the cluster bucket at a time: a tenth
+  /// of a second's worth, at least one.
+  static std::uint32_t rate_block(double per_second) {
+    return per_second >= 10 ? static_cast<std::uint32_t>(std::ceil(per_second / 10)) : 1;
+  }
+  /// The bucket's size when none is given: two blocks, so that the bucket
+  /// does not fill up (and waste tokens) between two replicas' requests.
+  static std::uint32_t default_rate_burst(double per_second) { return 2 * rate_block(per_second); }
   bool operator==(const ClusterOptions&) const = default;
 };
 

@@ -171,6 +171,13 @@ ClusterHooks RuntimeImpl::cluster_hooks() {
     auto t = find_troupe(name);
     return t ? t->demand() : 0;
   };
+  hooks.tokens = [this](std::string_view name, std::uint32_t tokens) {
+    if (auto t = find_troupe(name)) t->grant_tokens(tokens);
+  };
+  hooks.token_demand = [this](std::string_view name) -> std::size_t {
+    auto t = find_troupe(name);
+    return t ? t->token_demand() : 0;
+  };
   return hooks;
 }
 
@@ -347,7 +354,14 @@ void RuntimeImpl::apply(const std::vector<TroupeOptions>& troupes) {
     std::vector<CoordinatedTroupe> coordinated;
     for (const auto& [name, t] : troupes_) {
       const ClusterOptions& c = t->cluster();
-      if (c.any()) coordinated.push_back({name, c.singleton, c.max_concurrency});
+      if (!c.any()) continue;
+      coordinated.push_back(CoordinatedTroupe{
+          .name = name,
+          .singleton = c.singleton,
+          .max_concurrency = c.max_concurrency,
+          .rate_per_second = c.rate_limit.enabled ? c.rate_limit.per_second : 0,
+          .rate_burst = c.rate_limit.enabled ? c.rate_limit.burst : 0,
+      });
     }
     journal_.journal.coordinate(std::move(coordinated));
   }

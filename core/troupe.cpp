@@ -57,6 +57,7 @@ Troupe::Troupe(TroupeOptions options, boost::asio::io_context& io, Clock& clock,
   if (journal_.journal.shared()) {
     follower_ = options.cluster.singleton;
     capped_ = options.cluster.max_concurrency > 0;
+    token_limited_ = options.cluster.rate_limit.enabled;
   }
   // The breaker's transitions wake actors parked waiting for it.
   breaker_ = std::make_unique<CircuitBreaker>(options.circuit_breaker, control_, clock,
@@ -157,6 +158,21 @@ std::size_t Troupe::demand() const {
   const auto d = dispatcher_.load();
   const auto running = std::max<std::int64_t>(capped_running_.load(std::memory_order_acquire), 0);
   return std::min<std::size_t>(static_cast<std::size_t>(d.queued + running), d.workers);
+}
+
+void Troupe::grant_tokens(std::uint32_t tokens) {
+  if (!token_limited_.load(std::memory_order_acquire)) return;
+  tokens_.fetch_add(tokens, std::memory_order_acq_rel);
+  // Even with none: the parked actors look again, and the next park asks
+  // the journal again (Journal::want_tokens).
+  wake(dispatcher_.unpark(Park::kToken));
+}
+
+std::size_t Troupe::token_demand() const {
+  if (!token_limited_.load(std::memory_order_acquire)) return 0;
+  const auto queued = static_cast<std::int64_t>(dispatcher_.load().queued);
+  const auto held = tokens_.load(std::memory_order_acquire);
+  return static_cast<std::size_t>(std::max<std::int64_t>(queued - held, 0));
 }
 
 void Troupe::capped_attempt_done() {
@@ -374,17 +390,28 @@ Dispatcher::Take Troupe::take(Actor& actor) {
       if (!breaker_->try_acquire()) return Pass::kBreakerRefused;
       permit = true;
     }
+    // The cluster's gates are checked before the local limiter takes a
+    // token, so that a refusal there wastes none. Under the dispatcher's
+    // lock: takes are serialised, so the count never passes the cap (it
+    // falls outside: capped_attempt_done) and a cluster token is never spent
+    // twice (grants only add).
+    const bool capped = capped_.load(std::memory_order_relaxed);
+    if (capped &&
+        capped_running_.load(std::memory_order_acquire) >= cap_.load(std::memory_order_acquire)) {
+      if (permit) breaker_->release();
+      return Pass::kCapped;
+    }
+    const bool token_limited = token_limited_.load(std::memory_order_relaxed);
+    if (token_limited && tokens_.load(std::memory_order_acquire) <= 0) {
+      if (permit) breaker_->release();
+      return Pass::kNoToken;
+    }
     if (limiter_enabled_.load(std::memory_order_relaxed) && !limiter_.try_acquire()) {
       if (permit) breaker_->release();
       return Pass::kRateLimited;
     }
-    if (capped_.load(std::memory_order_relaxed)) {
-      // Under the dispatcher's lock: takes are serialised, so the count
-      // never passes the cap; it falls outside (capped_attempt_done).
-      if (capped_running_.load(std::memory_order_acquire) >= cap_.load(std::memory_order_acquire)) {
-        if (permit) breaker_->release();
-        return Pass::kCapped;
-      }
+    if (token_limited) tokens_.fetch_sub(1, std::memory_order_acq_rel);
+    if (capped) {
       capped_running_.fetch_add(1, std::memory_order_acq_rel);
       counted = true;
     }
@@ -394,6 +421,8 @@ Dispatcher::Take Troupe::take(Actor& actor) {
   if (t.first_park) {
     if (t.parked == Park::kRateLimit) {
       boost::asio::post(control_, [self = shared_from_this()] { self->arm_throttle(); });
+    } else if (t.parked == Park::kToken) {
+      journal_.journal.want_tokens(*name_);  // never waits
     } else if (breaker_->state() == CircuitState::kOpen) {
       // Open (or half-open with every probe out): nothing runs and no
       // attempt is used; the breaker's next transition wakes the parked.

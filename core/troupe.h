@@ -141,6 +141,11 @@ class Troupe : public std::enable_shared_from_this<Troupe>,
   std::size_t demand() const;
   /// An attempt taken under the cluster cap ended (or never started).
   void capped_attempt_done();
+  /// Cluster rate limit: the store granted `tokens` more attempt starts
+  /// (0: none now); parked actors look again.
+  void grant_tokens(std::uint32_t tokens);
+  /// Queued jobs beyond the tokens held: what to ask the store for.
+  std::size_t token_demand() const;
   /// The `cluster:` options the troupe was created with (a reload does not
   /// change them: docs/cluster.md).
   const ClusterOptions& cluster() const { return cluster_; }
@@ -252,6 +257,8 @@ class Troupe : public std::enable_shared_from_this<Troupe>,
   std::atomic<bool> capped_{false};              // max_concurrency
   std::atomic<std::int64_t> cap_{0};             // attempts allowed to run (capped_)
   std::atomic<std::int64_t> capped_running_{0};  // attempts taken under the cap
+  std::atomic<bool> token_limited_{false};       // cluster rate_limit
+  std::atomic<std::int64_t> tokens_{0};          // attempt starts granted, unused
   ClusterOptions cluster_;                       // as created
 
   alignas(kCacheLine) std::atomic<std::uint64_t> rejected_{0};

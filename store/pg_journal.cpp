@@ -9,11 +9,13 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <deque>
 #include <future>
 #include <initializer_list>
 #include <limits>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -279,6 +281,7 @@ class PgJournal final : public core::Journal {
     on_io([this] {
       heartbeat_timer_.cancel();
       poll_timer_.cancel();
+      for (auto& [troupe, bucket] : buckets_) bucket.refill->cancel();
       connection_->stop();
     });
   }
@@ -383,8 +386,13 @@ class PgJournal final : public core::Journal {
   void coordinate(std::vector<core::CoordinatedTroupe> troupes) override {
     boost::asio::post(io_, [this, troupes = std::move(troupes)]() mutable {
       coordinated_ = std::move(troupes);
+      configure_buckets();
       coordination_round();
     });
+  }
+
+  void want_tokens(std::string troupe) override {
+    boost::asio::post(io_, [this, troupe = std::move(troupe)] { ask_tokens(troupe); });
   }
 
  private:
@@ -480,6 +488,7 @@ class PgJournal final : public core::Journal {
       run_schema_script(c, pg::kMigrateClusterView, "migrate the schema to version 2");
       run_schema_script(c, pg::kMigrateCoordination, "migrate the schema to version 2");
     }
+    if (found < 3) run_schema_script(c, pg::kMigrateRateLimits, "migrate the schema to version 3");
     exec_or_throw(c, "COMMIT", "schema");
     PgParams params;
     params.text(options_.replica).i64(micros(options_.lease));
@@ -778,6 +787,8 @@ class PgJournal final : public core::Journal {
       fence_if_expired();
       heartbeat();
       coordination_round();
+      // A backstop: a request lost with the connection is sent again here.
+      for (const auto& [troupe, bucket] : buckets_) ask_tokens(troupe);
       schedule_heartbeat();
     });
   }
@@ -1051,6 +1062,100 @@ class PgJournal final : public core::Journal {
     connection_->submit(std::move(round));
   }
 
+  // ---- cluster rate limits: a token bucket per troupe in the store ----
+  // (docs/cluster.md; pg::kTakeTokens, schema version 3). A troupe with
+  // queued work and no token asks (Journal::want_tokens); the bucket grants
+  // up to a block (a tenth of a second's tokens) in one statement, refilled
+  // on the database's clock, so the database sees about ten requests a
+  // second per troupe whatever the job rate. One request in flight per
+  // troupe; after a short grant the next waits until the bucket should
+  // hold a block again.
+
+  /// A rate-limited troupe's requests here.
+  struct Bucket {
+    double per_second = 0;
+    std::uint32_t burst = 1;
+    bool asking = false;   // a request in flight
+    bool again = false;    // asked again meanwhile
+    bool waiting = false;  // `refill` armed: the bucket was short
+    std::unique_ptr<boost::asio::steady_timer> refill;
+    std::uint32_t block() const {
+      return std::min(core::ClusterOptions::rate_block(per_second),
+                      std::max<std::uint32_t>(burst, 1));
+    }
+  };
+
+  void configure_buckets() {
+    std::set<std::string> limited;
+    for (const auto& t : coordinated_) {
+      if (t.rate_per_second <= 0) continue;
+      limited.insert(t.name);
+      Bucket& b = buckets_[t.name];
+      b.per_second = t.rate_per_second;
+      b.burst = std::max<std::uint32_t>(t.rate_burst, 1);
+      if (!b.refill) b.refill = std::make_unique<boost::asio::steady_timer>(io_);
+    }
+    std::erase_if(buckets_, [&](const auto& entry) { return !limited.contains(entry.first); });
+    for (const auto& troupe : limited) ask_tokens(troupe);
+  }
+
+  void ask_tokens(const std::string& troupe) {
+    auto it = buckets_.find(troupe);
+    if (it == buckets_.end()) return;
+    Bucket& b = it->second;
+    if (b.asking) {
+      b.again = true;
+      return;
+    }
+    if (b.waiting || !claims_on_ || closing_ || io_closed_ || registering_ || !connection_->up()) {
+      return;  // the refill timer, or the next heartbeat, asks again
+    }
+    const std::size_t demand = hooks_.token_demand ? hooks_.token_demand(troupe) : 0;
+    if (demand == 0) return;
+    const auto want = static_cast<std::int64_t>(std::min<std::size_t>(demand, b.block()));
+    b.asking = true;
+    PgRound round;
+    round.queries.push_back(PgQuery{
+        pg::kTakeTokens, PgParams()
+                             .text(troupe)
+                             .i64(static_cast<std::int64_t>(std::llround(b.per_second * 1e6)))
+                             .i64(b.burst)
+                             .i64(want)});
+    round.done = [this, troupe, want](std::vector<PgResult>& results, bool lost) {
+      auto it = buckets_.find(troupe);
+      if (it == buckets_.end()) return;  // no longer limited
+      Bucket& b = it->second;
+      b.asking = false;
+      const bool again = std::exchange(b.again, false);
+      if (lost || !round_ok(results, 1) || closing_) return;  // the heartbeat asks again
+      const PGresult* r = results[0].get();
+      const std::int64_t granted = std::clamp<std::int64_t>(detail::pg_int(r, 0, 0), 0, want);
+      const double left = static_cast<double>(detail::pg_int(r, 0, 1)) / 1e6;
+      // Even none: the troupe's parked actors look again, and ask again.
+      if (hooks_.tokens) hooks_.tokens(troupe, static_cast<std::uint32_t>(granted));
+      if (granted < want) {
+        // Short: others took the rest. Asking before the bucket holds a
+        // block again would only load the database.
+        const double seconds = std::max(static_cast<double>(b.block()) - left, 1.0) / b.per_second;
+        const auto wait = std::clamp<core::Duration>(
+            std::chrono::duration_cast<core::Duration>(std::chrono::duration<double>(seconds)), 1ms,
+            options_.heartbeat);
+        b.waiting = true;
+        b.refill->expires_after(wait);
+        b.refill->async_wait([this, troupe](const boost::system::error_code& ec) {
+          if (ec || io_closed_) return;
+          auto it = buckets_.find(troupe);
+          if (it == buckets_.end()) return;
+          it->second.waiting = false;
+          ask_tokens(troupe);
+        });
+      } else if (again) {
+        ask_tokens(troupe);
+      }
+    };
+    connection_->submit(std::move(round));
+  }
+
   /// Nothing renewed for almost a lease (the store unreachable, or too
   /// slow): the leases and permits held here may be another's soon, so
   /// they are given up now, at least a heartbeat before the store's lease
@@ -1159,6 +1264,7 @@ class PgJournal final : public core::Journal {
   std::unordered_map<std::string, std::uint32_t> permits_held_;  // troupe -> permits
   bool coordinating_ = false;
   Clock::time_point coordination_valid_until_{};
+  std::map<std::string, Bucket> buckets_;  // troupes with a cluster rate limit
 
   mutable std::mutex mutex_;  // guards the members below
   std::vector<core::JournalEntry> pending_;

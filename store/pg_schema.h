@@ -7,7 +7,7 @@
 namespace troupe::store::detail::pg {
 
 /// troupe_schema.version this trouped writes; a newer one is refused.
-constexpr int kSchemaVersion = 2;
+constexpr int kSchemaVersion = 3;
 /// The advisory lock creating and migrating the schema runs under (any
 /// constant all trouped versions agree on: "troupe" in ASCII).
 constexpr const char* kLockSchema = "SELECT pg_advisory_xact_lock(127978942625893)";
@@ -58,6 +58,16 @@ CREATE TABLE IF NOT EXISTS troupe_permits (
   troupe text NOT NULL, slot integer NOT NULL, owner bigint, PRIMARY KEY (troupe, slot));
 INSERT INTO troupe_schema (version) SELECT 2
   WHERE NOT EXISTS (SELECT 1 FROM troupe_schema WHERE version >= 2);
+)sql";
+
+/// Version 3, step "rate limits": a token bucket per troupe with a cluster
+/// rate limit (docs/cluster.md). Idempotent, from version 2.
+constexpr const char* kMigrateRateLimits = R"sql(
+CREATE TABLE IF NOT EXISTS troupe_rate_buckets (
+  troupe text PRIMARY KEY, tokens double precision NOT NULL, granted bigint NOT NULL DEFAULT 0,
+  refilled_at timestamptz NOT NULL);
+INSERT INTO troupe_schema (version) SELECT 3
+  WHERE NOT EXISTS (SELECT 1 FROM troupe_schema WHERE version >= 3);
 )sql";
 
 /// $1 name, $2 lease in microseconds.
@@ -219,10 +229,13 @@ constexpr const char* kUnregister = "DELETE FROM troupe_replicas WHERE incarnati
 // incarnation is gone (reaped, or stopped) is free.
 
 /// $1 incarnation, $2 lease in microseconds: the leases this incarnation
-/// still holds, renewed. Columns: troupe, term.
+/// still holds, renewed, while its own lease runs (an incarnation past its
+/// lease is as good as reaped: any replica may do so now). Columns: troupe,
+/// term.
 constexpr const char* kRenewLeases =
     "UPDATE troupe_leases SET expires_at = now() + $2 * interval '1 microsecond' "
-    "WHERE owner = $1 AND EXISTS (SELECT 1 FROM troupe_replicas r WHERE r.incarnation = $1) "
+    "WHERE owner = $1 AND EXISTS (SELECT 1 FROM troupe_replicas r WHERE r.incarnation = $1 "
+    "AND r.expires_at > now()) "
     "RETURNING troupe, term";
 /// $1 troupe, $2 incarnation, $3 lease in microseconds: takes the lease when
 /// it is free (none yet, expired, its owner gone) or already this
@@ -232,7 +245,8 @@ constexpr const char* kRenewLeases =
 constexpr const char* kAcquireLease =
     "INSERT INTO troupe_leases AS l (troupe, owner, term, expires_at) SELECT $1, $2, 1, now() + "
     "$3 * interval '1 microsecond' WHERE EXISTS (SELECT 1 FROM troupe_replicas r WHERE "
-    "r.incarnation = $2) ON CONFLICT (troupe) DO UPDATE SET owner = $2, term = l.term + 1, "
+    "r.incarnation = $2 AND r.expires_at > now()) ON CONFLICT (troupe) DO UPDATE SET owner = $2, "
+    "term = l.term + 1, "
     "expires_at = excluded.expires_at WHERE l.owner IS NULL OR l.owner = $2 OR l.expires_at < "
     "now() OR NOT EXISTS (SELECT 1 FROM troupe_replicas r WHERE r.incarnation = l.owner) "
     "RETURNING term";
@@ -257,7 +271,8 @@ constexpr const char* kReleasePermits =
 /// take the same.
 constexpr const char* kTakePermits =
     "UPDATE troupe_permits p SET owner = $3 FROM (SELECT slot FROM troupe_permits f WHERE "
-    "EXISTS (SELECT 1 FROM troupe_replicas m WHERE m.incarnation = $3) AND "
+    "EXISTS (SELECT 1 FROM troupe_replicas m WHERE m.incarnation = $3 AND m.expires_at > now()) "
+    "AND "
     "f.troupe = $1 AND f.slot < $2 AND (f.owner IS NULL OR NOT EXISTS (SELECT 1 FROM "
     "troupe_replicas r WHERE r.incarnation = f.owner)) ORDER BY f.slot LIMIT greatest(0, $4 - "
     "(SELECT count(*) FROM troupe_permits h WHERE h.troupe = $1 AND h.owner = $3 AND h.slot < $2)) "
@@ -269,5 +284,26 @@ constexpr const char* kHeldPermits =
 /// $1 incarnation: at close, its permits go.
 constexpr const char* kReleaseAllPermits =
     "UPDATE troupe_permits SET owner = NULL WHERE owner = $1";
+
+// Cluster rate limits (schema version 3).
+
+/// $1 troupe, $2 its rate in tokens per million seconds, $3 burst (the
+/// bucket's size), $4 tokens wanted: refills the troupe's bucket for the
+/// time since its last refill (on the database's clock; a full bucket
+/// keeps no more than $3) and grants up to $4 whole tokens. A new bucket
+/// starts full. The row lock orders concurrent requests; `excluded`'s time
+/// was read before the lock, so the refill time never moves back.
+/// Columns: tokens granted, tokens left in millionths.
+#define TROUPE_PG_REFILLED                                                              \
+  "least($3::float8, b.tokens + $2::float8 / 1000000 * greatest(0, extract(epoch FROM " \
+  "excluded.refilled_at - b.refilled_at)::float8))"
+constexpr const char* kTakeTokens =
+    "INSERT INTO troupe_rate_buckets AS b (troupe, tokens, granted, refilled_at) VALUES ($1, "
+    "$3::float8 - least($3, $4), least($3, $4), clock_timestamp()) ON CONFLICT (troupe) DO "
+    "UPDATE SET granted = least(floor(" TROUPE_PG_REFILLED
+    ")::bigint, $4), tokens = " TROUPE_PG_REFILLED " - least(floor(" TROUPE_PG_REFILLED
+    ")::bigint, $4), refilled_at = "
+    "greatest(b.refilled_at, excluded.refilled_at) RETURNING granted, (tokens * 1000000)::bigint";
+#undef TROUPE_PG_REFILLED
 
 }  // namespace troupe::store::detail::pg

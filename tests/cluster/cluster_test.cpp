@@ -922,6 +922,75 @@ TEST(Cluster, MaxConcurrencyCapsRunningAttemptsAcrossReplicas) {
   EXPECT_GE(at_cap, 0.5) << "the cap is reached less than half of the time";
 }
 
+TEST(Cluster, ARateLimitHoldsAcrossReplicas) {
+  CountingServer server(std::chrono::milliseconds(0));
+  // Each replica alone could call the server thousands of times a second.
+  Cluster cluster(3, [&](const std::string& name) {
+    return "  - name: rated\n"
+           "    mode: fixed\n"
+           "    actors: 8\n"
+           "    mailbox: 1024\n"
+           "    circuit_breaker: {enabled: false}\n"
+           "    cluster: {rate_limit: {per_second: 200}}\n"
+           "    handler: {kind: http, url: \"" +
+           server.url() + "\", headers: {X-Replica: " + name + "}}\n";
+  });
+  // A backlog for about 34 s at 200/s, submitted round-robin.
+  constexpr int kJobs = 6800;
+  std::size_t acked = 0;
+  {
+    std::vector<std::unique_ptr<AsyncSubmitter>> async;
+    for (std::size_t r = 0; r < cluster.size(); ++r) {
+      async.push_back(std::make_unique<AsyncSubmitter>(cluster.replica(r).channel()));
+    }
+    for (int i = 0; i < kJobs; ++i) {
+      async[i % cluster.size()]->submit(request("rated", "x"), std::chrono::seconds(30));
+    }
+    for (auto& a : async) {
+      for (const auto& outcome : a->collect(std::chrono::seconds(30))) {
+        ASSERT_TRUE(outcome.status.ok()) << outcome.status.error_message();
+        ++acked;
+      }
+    }
+  }
+  ASSERT_EQ(acked, static_cast<std::size_t>(kJobs));
+  // Calls in a 30 s window that starts 2 s after the first (past the
+  // bucket's initial burst), while the backlog lasts.
+  const auto window_end = [&] {
+    std::vector<CountingServer::Request> seen;
+    const auto until = Clock::now() + std::chrono::seconds(60);
+    for (;;) {
+      seen = server.requests();
+      if (!seen.empty() && Clock::now() - seen.front().start >= std::chrono::seconds(32)) break;
+      if (Clock::now() >= until) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the server's record
+    }
+    return seen;
+  }();
+  ASSERT_FALSE(window_end.empty());
+  const auto from = window_end.front().start + std::chrono::seconds(2);
+  const auto to = from + std::chrono::seconds(30);
+  std::size_t in_window = 0;
+  std::size_t first_two_seconds = 0;
+  std::map<std::string, std::size_t> by_replica;
+  for (const auto& r : window_end) {
+    if (r.start < from) ++first_two_seconds;
+    if (r.start >= from && r.start < to) {
+      ++in_window;
+      ++by_replica[r.replica];
+    }
+  }
+  ASSERT_GE(window_end.back().start, to) << "the backlog ran out before the window ended";
+  const double rate = static_cast<double>(in_window) / 30.0;
+  std::cout << "cluster rate_limit 200/s over 3 replicas: " << in_window << " calls in 30 s ("
+            << rate << "/s; " << first_two_seconds << " in the 2 s before); by replica:";
+  for (const auto& [replica, n] : by_replica) std::cout << " " << replica << "=" << n;
+  std::cout << "\n";
+  EXPECT_GE(rate, 190.0);
+  EXPECT_LE(rate, 210.0);
+  EXPECT_EQ(by_replica.size(), 3u) << "every replica takes tokens";
+}
+
 TEST(Cluster, ASingletonTroupeRunsOnOneReplicaAndMovesWhenItIsKilled) {
   CountingServer server(std::chrono::milliseconds(30));
   Cluster cluster(3, [&](const std::string& name) {

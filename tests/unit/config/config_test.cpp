@@ -831,6 +831,45 @@ troupes:
   EXPECT_EQ(zero.errors[1].path, "troupes[0].cluster.leader") << all_errors(zero);
 }
 
+TEST(LoadString, AClusterRateLimitHasADefaultBurstOfTwoBlocks) {
+  const LoadResult loaded = load_string(R"(store: {kind: postgres}
+troupes:
+  - name: rated
+    cluster: {rate_limit: {per_second: 200}}
+    handler: {kind: builtin, name: echo}
+  - name: slow
+    cluster: {rate_limit: {per_second: 0.5}}
+    handler: {kind: builtin, name: echo}
+  - name: bursty
+    rate_limit: {per_second: 50}
+    cluster: {rate_limit: {per_second: 1000, burst: 5000}}
+    handler: {kind: builtin, name: echo}
+)",
+                                        "r.yaml");
+  ASSERT_TRUE(loaded.errors.empty()) << all_errors(loaded);
+  const auto& t = loaded.config->troupes;
+  ASSERT_EQ(t.size(), 3u);
+  EXPECT_TRUE(t[0].cluster.any());
+  EXPECT_TRUE(t[0].cluster.rate_limit.enabled);
+  EXPECT_EQ(t[0].cluster.rate_limit.per_second, 200.0);
+  EXPECT_EQ(t[0].cluster.rate_limit.burst, 40u);  // blocks of 20 (a tenth of a second)
+  EXPECT_FALSE(t[0].rate_limit.enabled);          // the per-replica limit is separate
+  EXPECT_EQ(t[1].cluster.rate_limit.burst, 2u);   // blocks of one token
+  EXPECT_EQ(t[2].cluster.rate_limit.burst, 5000u);
+  EXPECT_EQ(t[2].rate_limit.per_second, 50.0);
+
+  const LoadResult missing = load_string(R"(store: {kind: postgres}
+troupes:
+  - name: rated
+    cluster: {rate_limit: {burst: 3}}
+    handler: {kind: builtin, name: echo}
+)",
+                                         "m.yaml");
+  ASSERT_EQ(missing.errors.size(), 1u) << all_errors(missing);
+  EXPECT_EQ(missing.errors[0].path, "troupes[0].cluster.rate_limit.per_second")
+      << all_errors(missing);
+}
+
 TEST(LoadString, PostgresHeartbeatMustBeAtMostAThirdOfTheLease) {
   const LoadResult given = load_string(R"(store:
   kind: postgres

@@ -421,6 +421,11 @@ TEST_F(SharedRuntimeTest, TheRuntimeSetsEveryClusterHook) {
   EXPECT_TRUE(journal_.hooks.lost);
   EXPECT_TRUE(journal_.hooks.cancel);
   EXPECT_TRUE(journal_.hooks.availability);
+  EXPECT_TRUE(journal_.hooks.leadership);
+  EXPECT_TRUE(journal_.hooks.permits);
+  EXPECT_TRUE(journal_.hooks.demand);
+  EXPECT_TRUE(journal_.hooks.tokens);
+  EXPECT_TRUE(journal_.hooks.token_demand);
 }
 
 TEST_F(SharedRuntimeTest, AClaimedQueuedJobRunsAndJournalsItsTransitions) {
@@ -1052,6 +1057,51 @@ TEST_F(SharedRuntimeTest, ACappedTroupeRunsAtMostThePermitsItHolds) {
   EXPECT_EQ(journal_.hooks.permits("c", 4), 2u);
   run();
   EXPECT_EQ(started().size(), 5u);
+}
+
+TEST_F(SharedRuntimeTest, ARateLimitedTroupeStartsOneAttemptPerGrantedTokenAndAsksForMore) {
+  auto o = builtin_troupe("r", Kind::kSleep, 4);
+  o.cluster.rate_limit = RateLimitOptions{.enabled = true, .per_second = 10, .burst = 2};
+  runtime_->apply({o, builtin_troupe("free", Kind::kSleep, 1)});
+  run();
+  {
+    // The store is told the bucket's shape; a troupe without `cluster:` is
+    // not coordinated.
+    ASSERT_EQ(journal_.coordinated.size(), 1u);
+    EXPECT_EQ(journal_.coordinated[0].name, "r");
+    EXPECT_EQ(journal_.coordinated[0].rate_per_second, 10.0);
+    EXPECT_EQ(journal_.coordinated[0].rate_burst, 2u);
+  }
+  for (int i = 0; i < 5; ++i) submit_ok("r", "1h");
+  run();
+  EXPECT_TRUE(started().empty());                                    // no token yet
+  EXPECT_EQ(journal_.tokens_wanted, std::vector<std::string>{"r"});  // asked once
+  EXPECT_EQ(journal_.hooks.token_demand("r"), 5u);
+
+  journal_.hooks.tokens("r", 2);
+  run();
+  EXPECT_EQ(started().size(), 2u);  // one start per token
+  EXPECT_EQ(journal_.hooks.token_demand("r"), 3u);
+  EXPECT_EQ(journal_.tokens_wanted.size(), 2u);  // out again: asked again
+
+  journal_.hooks.tokens("r", 0);  // the bucket is empty: nothing starts
+  run();
+  EXPECT_EQ(started().size(), 2u);
+  EXPECT_EQ(journal_.tokens_wanted.size(), 3u);
+
+  // More than the actors can use: the rest is kept for later starts.
+  journal_.hooks.tokens("r", 4);
+  run();
+  EXPECT_EQ(started().size(), 4u);  // 4 actors busy, 1 queued, 2 tokens held
+  EXPECT_EQ(journal_.hooks.token_demand("r"), 0u);
+  EXPECT_EQ(journal_.tokens_wanted.size(), 3u);
+
+  // A troupe without a cluster rate limit neither waits nor asks.
+  submit_ok("free", "1h");
+  run();
+  EXPECT_EQ(started().size(), 5u);
+  EXPECT_EQ(journal_.hooks.token_demand("free"), 0u);
+  EXPECT_EQ(journal_.tokens_wanted.size(), 3u);
 }
 
 }  // namespace

@@ -151,12 +151,24 @@ class SharedTestJournal final : public TestJournal {
     done(std::move(out));
   }
 
+  void coordinate(std::vector<CoordinatedTroupe> troupes) override {
+    std::lock_guard lock(coordinated_mutex);
+    coordinated = std::move(troupes);
+  }
+  void want_tokens(std::string troupe) override {
+    std::lock_guard lock(coordinated_mutex);
+    tokens_wanted.push_back(std::move(troupe));
+  }
+
   ClusterHooks hooks;  // set by the runtime at its construction
   std::map<std::uint64_t, RecoveredJob> rows_elsewhere;
   std::vector<RecoveredJob> dead_rows;
   std::atomic<int> finds{0};
   std::atomic<int> cancel_requests{0};
   std::atomic<int> dead_lookups{0};
+  std::mutex coordinated_mutex;                // guards the two below
+  std::vector<CoordinatedTroupe> coordinated;  // the last coordinate()
+  std::vector<std::string> tokens_wanted;      // want_tokens() calls, in order
 
  private:
   std::optional<RecoveredJob> row_elsewhere(JobId id) const {

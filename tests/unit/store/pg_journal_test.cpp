@@ -13,6 +13,7 @@
 #include <condition_variable>
 #include <functional>
 #include <future>
+#include <iostream>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -625,7 +626,8 @@ TEST_F(PgJournalTest, AVersion1SchemaGetsTheClusterViewIndexAndTheQueryUsesIt) {
   sql("DROP INDEX troupe_jobs_live");
   sql("DELETE FROM troupe_schema WHERE version > 1");
   open_pg_journal(options("a"));
-  EXPECT_EQ(sql_value("SELECT max(version) FROM troupe_schema"), "2");
+  EXPECT_EQ(sql_value("SELECT max(version) FROM troupe_schema"),
+            std::to_string(detail::pg::kSchemaVersion));
   EXPECT_EQ(sql_value("SELECT count(*) FROM pg_indexes WHERE indexname = 'troupe_jobs_live'"), "1");
   open_pg_journal(options("a"));  // idempotent
   EXPECT_EQ(sql_value("SELECT count(*) FROM troupe_schema WHERE version = 2"), "1");
@@ -678,6 +680,14 @@ class Coordination {
       std::lock_guard lock(mutex_);
       return demand_[name];
     };
+    h.token_demand = h.demand;
+    h.tokens = [this, name](std::string_view, std::uint32_t tokens) {
+      record([&] {
+        granted_[name] += tokens;
+        largest_grant_ = std::max(largest_grant_, tokens);
+        if (tokens > 0) ++grants_with_tokens_;
+      });
+    };
     return h;
   }
 
@@ -703,6 +713,15 @@ class Coordination {
   std::map<std::string, std::uint32_t> permits_;
   std::map<std::string, std::uint32_t> demand_;
   std::uint32_t max_sum_ = 0;
+  std::map<std::string, std::uint64_t> granted_;  // journal -> rate tokens granted
+  std::uint32_t largest_grant_ = 0;
+  std::uint64_t grants_with_tokens_ = 0;
+
+  std::uint64_t tokens() const {
+    std::uint64_t sum = 0;
+    for (const auto& [n, t] : granted_) sum += t;
+    return sum;
+  }
 
  private:
   void record(const std::function<void()>& change) {
@@ -836,11 +855,55 @@ TEST_F(PgCoordinationTest, PermitsNeverExceedMaxConcurrencyAndIdleOnesGoWhereThe
 
 TEST_F(PgCoordinationTest, ASchemaOfVersionOneIsMigrated) {
   open_pg_journal(options("a"));
-  sql("DROP TABLE troupe_leases; DROP TABLE troupe_permits; DELETE FROM troupe_schema WHERE "
-      "version = 2");
+  sql("DROP TABLE troupe_leases; DROP TABLE troupe_permits; DROP TABLE troupe_rate_buckets; "
+      "DELETE FROM troupe_schema WHERE version >= 2");
   auto journal = open_pg_journal(options("a"));
-  EXPECT_EQ(query("SELECT max(version) FROM troupe_schema"), 2);
+  EXPECT_EQ(query("SELECT max(version) FROM troupe_schema"), detail::pg::kSchemaVersion);
   EXPECT_EQ(query("SELECT count(*) FROM troupe_leases"), 0);
+  EXPECT_EQ(query("SELECT count(*) FROM troupe_rate_buckets"), 0);
+}
+
+TEST_F(PgCoordinationTest, ASchemaOfVersionTwoGetsTheRateBuckets) {
+  open_pg_journal(options("a"));
+  sql("DROP TABLE troupe_rate_buckets; DELETE FROM troupe_schema WHERE version = 3");
+  auto journal = open_pg_journal(options("a"));
+  EXPECT_EQ(query("SELECT max(version) FROM troupe_schema"), detail::pg::kSchemaVersion);
+  EXPECT_EQ(query("SELECT count(*) FROM troupe_rate_buckets"), 0);
+}
+
+TEST_F(PgCoordinationTest, RateTokensAcrossReplicasNeverOutrunTheBucketAndComeInBlocks) {
+  Coordination c;
+  // 40 a second, a bucket of 8: blocks of 4 (a tenth of a second's worth).
+  const std::vector<core::CoordinatedTroupe> limited{
+      {.name = "r", .rate_per_second = 40, .rate_burst = 8}};
+  const auto opened = std::chrono::steady_clock::now();  // no bucket before this
+  auto a = open_coordinated(options("a"), c, limited);
+  auto b = open_coordinated(options("b"), c, limited);
+  auto d = open_coordinated(options("d"), c, limited);
+  c.set_demand("a", 1'000'000);
+  c.set_demand("b", 1'000'000);
+  c.set_demand("d", 1'000'000);
+  for (auto* j : {a.get(), b.get(), d.get()}) j->want_tokens("r");
+  // Each check: what was granted so far is within the bucket's size plus
+  // its rate over the time since the journals opened.
+  std::uint64_t over = 0;
+  auto within = [&](Coordination& c) {
+    const double elapsed =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - opened).count();
+    if (static_cast<double>(c.tokens()) > 8 + 40 * elapsed) ++over;
+    return c.tokens() >= 100;
+  };
+  ASSERT_TRUE(c.wait(within));
+  const double elapsed =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - opened).count();
+  EXPECT_EQ(over, 0u);
+  // 100 tokens take at least (100 - 8) / 40 = 2.3 s however many ask.
+  EXPECT_GE(elapsed, 2.3);
+  std::cout << "3 replicas took " << c.tokens() << " tokens of a 40/s bucket in " << elapsed
+            << " s, in " << c.grants_with_tokens_ << " grants\n";
+  EXPECT_LE(c.largest_grant_, 4u);  // in blocks, never more
+  for (const char* name : {"a", "b", "d"}) EXPECT_GT(c.granted_[name], 0u) << name;
+  EXPECT_EQ(query("SELECT count(*) FROM troupe_rate_buckets"), 1);  // one bucket, shared
 }
 
 }  // namespace
