@@ -844,14 +844,35 @@ class PgJournal final : public core::Journal {
       for (int row = 0; row < PQntuples(asked); ++row) {
         cancel_owned(from_sql(detail::pg_int(asked, row, 0)));
       }
-      if (expiring && options_.observer != nullptr) {
-        std::int64_t deleted = detail::pg_affected(results[cancels + 1].get());
-        if (deleted > 0) options_.observer->expired(static_cast<std::uint64_t>(deleted));
-      }
+      if (expiring) expired(detail::pg_affected(results[cancels + 1].get()));
       if (sizing) {
         options_.observer->store_bytes(
             static_cast<std::uint64_t>(detail::pg_int(results.back().get(), 0, 0)));
       }
+    };
+    connection_->submit(std::move(round));
+  }
+
+  /// `deleted` expired rows went in one batch (pg::kExpire). A full batch
+  /// means more are due: the next goes at once while nothing waits to be
+  /// committed (a backlog of expired rows is not left to grow by a batch
+  /// per heartbeat), else at the next heartbeat.
+  void expired(std::int64_t deleted) {
+    if (deleted > 0 && options_.observer != nullptr) {
+      options_.observer->expired(static_cast<std::uint64_t>(deleted));
+    }
+    if (deleted < pg::kExpireBatch || closing_ || io_closed_ || !connection_->up()) return;
+    {
+      std::lock_guard lock(mutex_);
+      if (!pending_.empty() || commit_in_flight_) return;
+    }
+    const std::int64_t now = wall_now_ns();
+    PgRound round;
+    round.queries.push_back(
+        PgQuery{pg::kExpire, PgParams().i64(now - result_ttl_ns_).i64(now - idempotency_ttl_ns_)});
+    round.done = [this](std::vector<PgResult>& results, bool lost) {
+      if (lost || !round_ok(results, 1)) return;  // the next heartbeat goes on
+      expired(detail::pg_affected(results[0].get()));
     };
     connection_->submit(std::move(round));
   }

@@ -158,6 +158,8 @@ constexpr const char* kExpire =
     "DELETE FROM troupe_jobs WHERE id IN (SELECT id FROM troupe_jobs WHERE state IN (3, 4, 6, 7) "
     "AND finished_ns <= $1 AND (coalesce(idempotency_key, '') = '' OR submitted_ns <= $2) "
     "LIMIT 1000)";
+/// The most rows kExpire deletes at once.
+constexpr int kExpireBatch = 1000;
 /// $1 troupe, $2 DEAD rows kept.
 constexpr const char* kTrimDead =
     "DELETE FROM troupe_jobs WHERE id IN (SELECT id FROM troupe_jobs WHERE state = 5 AND "

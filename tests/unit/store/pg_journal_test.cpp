@@ -223,6 +223,39 @@ class CountingObserver : public core::JournalObserver {
   std::atomic<std::size_t> entries_{0}, accepted_{0};
 };
 
+class ExpiryObserver : public core::JournalObserver {
+ public:
+  void expired(std::uint64_t rows) override { rows_ += rows; }
+  std::atomic<std::uint64_t> rows_{0};
+};
+
+TEST_F(PgJournalTest, ABacklogOfExpiredRowsGoesInBatchesBackToBackNotOnePerHeartbeat) {
+  open_pg_journal(options("schema"));
+  // 2,500 rows finished long ago (2.5 batches) and one that is not expired.
+  sql("INSERT INTO troupe_jobs (id, troupe, state, submitted_ns, finished_ns) SELECT g, 't', 3, "
+      "1, 1 FROM generate_series(1, 2500) g");
+  sql("INSERT INTO troupe_jobs (id, troupe, state, submitted_ns, finished_ns) VALUES (9999, "
+      "'t', 3, " +
+      std::to_string(now_ns()) + ", " + std::to_string(now_ns()) + ")");
+  ExpiryObserver observer;
+  PgJournalOptions o = options("a");
+  o.heartbeat = 2s;  // retention runs at a heartbeat tick: the first after 2 s
+  o.lease = 10s;
+  o.observer = &observer;
+  auto journal = open(o, nullptr);
+  const auto until = std::chrono::steady_clock::now() + kBound;
+  while (observer.rows_.load() < 2500 && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(20ms);  // polling the observer's count
+  }
+  EXPECT_EQ(observer.rows_.load(), 2500u);
+  EXPECT_EQ(sql_value("SELECT string_agg(id::text, ',') FROM troupe_jobs"), "9999");
+  // All three batches in the first tick: the replica has renewed its lease
+  // once (at 2 s), not three times (a batch per heartbeat: 6 s).
+  EXPECT_EQ(sql_value("SELECT heartbeat_at < started_at + interval '4 seconds' FROM "
+                      "troupe_replicas WHERE name = 'a'"),
+            "t");
+}
+
 TEST_F(PgJournalTest, SeveralUpdatesOfAJobInOneCommitApplyInOrder) {
   CountingObserver observer;
   PgJournalOptions o = options("a");
