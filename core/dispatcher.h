@@ -172,6 +172,17 @@ class Dispatcher {
   WorkerPtr wake_idle_at_locked(std::size_t pos);
   std::vector<WorkerPtr> wake_locked(std::uint64_t n);
   void go_idle_locked(Worker& worker);
+  /// The worker parks behind gate `why` (`parked` its flag); `asked`, when
+  /// the gate must be asked to wake the parked, notes that it was.
+  void park_locked(Worker& worker, Take& t, Park why, bool& parked, bool* asked) {
+    go_idle_locked(worker);
+    parked = true;
+    t.parked = why;
+    if (asked != nullptr) {
+      t.first_park = !*asked;
+      *asked = true;
+    }
+  }
   /// Workers are parked behind a gate (a new job wakes none of them).
   bool parked_locked() const { return gated_ || throttled_ || capped_ || starved_; }
   void move_keyed_jobs_locked(Worker& from, std::vector<WorkerPtr>& woken);
@@ -243,33 +254,19 @@ Dispatcher::Take Dispatcher::take(Worker& worker, GateKeeper&& pass) {
       case Pass::kBreakerRefused:
         // Nothing runs and no attempt is used; the breaker's next
         // transition or a probe's result wakes the parked workers.
-        go_idle_locked(worker);
-        gated_ = true;
-        t.parked = Park::kBreaker;
-        t.first_park = !gate_asked_;
-        gate_asked_ = true;
+        park_locked(worker, t, Park::kBreaker, gated_, &gate_asked_);
         return t;
       case Pass::kRateLimited:
-        go_idle_locked(worker);
-        throttled_ = true;
-        t.parked = Park::kRateLimit;
-        t.first_park = !throttle_asked_;
-        throttle_asked_ = true;
+        park_locked(worker, t, Park::kRateLimit, throttled_, &throttle_asked_);
         return t;
       case Pass::kCapped:
         // Woken by unpark(Park::kCap) when a capped attempt ends or the
-        // cap rises.
-        go_idle_locked(worker);
-        capped_ = true;
-        t.parked = Park::kCap;
+        // cap rises: nobody needs to be asked.
+        park_locked(worker, t, Park::kCap, capped_, nullptr);
         return t;
       case Pass::kNoToken:
         // Woken by unpark(Park::kToken) when the store grants tokens.
-        go_idle_locked(worker);
-        starved_ = true;
-        t.parked = Park::kToken;
-        t.first_park = !starve_asked_;
-        starve_asked_ = true;
+        park_locked(worker, t, Park::kToken, starved_, &starve_asked_);
         return t;
     }
     t.job = q->pop_front();

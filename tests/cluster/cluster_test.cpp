@@ -397,6 +397,27 @@ std::map<std::size_t, v1::StreamSubmitAck> submit_stream(
   return acks;
 }
 
+/// `n` copies of `req` as async unary calls, round-robin over the replicas;
+/// the ids of those acknowledged (a refusal is a test failure).
+std::vector<std::string> submit_round_robin(Cluster& cluster, const v1::SubmitRequest& req,
+                                            std::size_t n) {
+  std::vector<std::unique_ptr<AsyncSubmitter>> async;
+  for (std::size_t r = 0; r < cluster.size(); ++r) {
+    async.push_back(std::make_unique<AsyncSubmitter>(cluster.replica(r).channel()));
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    async[i % cluster.size()]->submit(req, std::chrono::seconds(30));
+  }
+  std::vector<std::string> ids;
+  for (auto& a : async) {
+    for (const auto& outcome : a->collect(std::chrono::seconds(30))) {
+      EXPECT_TRUE(outcome.status.ok()) << outcome.status.error_message();
+      if (outcome.status.ok()) ids.push_back(outcome.response.job_id());
+    }
+  }
+  return ids;
+}
+
 std::size_t runs_of(const fs::path& file) {
   std::ifstream in(file);
   std::size_t n = 0;
@@ -892,22 +913,8 @@ TEST(Cluster, MaxConcurrencyCapsRunningAttemptsAcrossReplicas) {
            server.url() + "\"}\n";
   });
   const auto began = Clock::now();
-  std::vector<std::string> ids;
-  {
-    std::vector<std::unique_ptr<AsyncSubmitter>> async;
-    for (std::size_t r = 0; r < cluster.size(); ++r) {
-      async.push_back(std::make_unique<AsyncSubmitter>(cluster.replica(r).channel()));
-    }
-    for (int i = 0; i < 240; ++i) {
-      async[i % cluster.size()]->submit(request("capped", "x"), std::chrono::seconds(30));
-    }
-    for (auto& a : async) {
-      for (const auto& outcome : a->collect(std::chrono::seconds(30))) {
-        ASSERT_TRUE(outcome.status.ok()) << outcome.status.error_message();
-        ids.push_back(outcome.response.job_id());
-      }
-    }
-  }
+  const std::vector<std::string> ids = submit_round_robin(cluster, request("capped", "x"), 240);
+  ASSERT_EQ(ids.size(), 240u);
   const auto until = Clock::now() + std::chrono::seconds(50);
   for (const auto& id : ids) {
     auto job = cluster.await_terminal(0, id, until);
@@ -936,24 +943,8 @@ TEST(Cluster, ARateLimitHoldsAcrossReplicas) {
            server.url() + "\", headers: {X-Replica: " + name + "}}\n";
   });
   // A backlog for about 34 s at 200/s, submitted round-robin.
-  constexpr int kJobs = 6800;
-  std::size_t acked = 0;
-  {
-    std::vector<std::unique_ptr<AsyncSubmitter>> async;
-    for (std::size_t r = 0; r < cluster.size(); ++r) {
-      async.push_back(std::make_unique<AsyncSubmitter>(cluster.replica(r).channel()));
-    }
-    for (int i = 0; i < kJobs; ++i) {
-      async[i % cluster.size()]->submit(request("rated", "x"), std::chrono::seconds(30));
-    }
-    for (auto& a : async) {
-      for (const auto& outcome : a->collect(std::chrono::seconds(30))) {
-        ASSERT_TRUE(outcome.status.ok()) << outcome.status.error_message();
-        ++acked;
-      }
-    }
-  }
-  ASSERT_EQ(acked, static_cast<std::size_t>(kJobs));
+  constexpr std::size_t kJobs = 6800;
+  ASSERT_EQ(submit_round_robin(cluster, request("rated", "x"), kJobs).size(), kJobs);
   // Calls in a 30 s window that starts 2 s after the first (past the
   // bucket's initial burst), while the backlog lasts.
   const auto window_end = [&] {
