@@ -234,6 +234,19 @@ struct ClusterLookup {
   ClusterView view;
 };
 
+/// A shared store that gave no answer to a lookup (unreachable, or the query
+/// failed): unlike "no such job", what the store holds is unknown. `why`
+/// names the store and the problem.
+struct StoreUnavailable {
+  std::string why;
+};
+
+/// A lookup in a shared store: `T` when the store answered (for one job an
+/// optional, nullopt meaning "the store has no such job"), StoreUnavailable
+/// when it did not.
+template <class T>
+using StoreAnswer = std::variant<T, StoreUnavailable>;
+
 /// The journal's contract. Thread-safe: append() and after_durable() may be
 /// called from any thread concurrently and never block on I/O.
 ///
@@ -289,29 +302,32 @@ class Journal {
   virtual void set_cluster_hooks(ClusterHooks hooks) { (void)hooks; }
 
   /// A job this process does not hold, as the store has it (for GetJob of a
-  /// job accepted or run elsewhere); `done(nullopt)` when the store does not
-  /// know it, or on error. Calls `done` once, on the journal's thread (or
-  /// inline).
-  virtual void find(JobId id, std::function<void(std::optional<RecoveredJob>)> done) {
+  /// job accepted or run elsewhere): the row, nullopt when the store has no
+  /// such job, or StoreUnavailable when it did not answer (an outage, a
+  /// failed query). Calls `done` once, on the journal's thread (or inline).
+  virtual void find(JobId id, std::function<void(StoreAnswer<std::optional<RecoveredJob>>)> done) {
     (void)id;
-    done(std::nullopt);
+    done(std::optional<RecoveredJob>());
   }
 
   /// Asks the store to cancel a job this process does not hold: a queued,
   /// unowned one ends CANCELLED at once; an owned one is cancelled by its
   /// owner (ClusterHooks::cancel there). `done` gets the job as it was
-  /// before the request (nullopt: unknown), once, on the journal's thread.
-  virtual void request_cancel(JobId id, std::function<void(std::optional<RecoveredJob>)> done) {
+  /// before the request (nullopt: unknown; StoreUnavailable: the store did
+  /// not answer, and nothing was cancelled), once, on the journal's thread.
+  virtual void request_cancel(JobId id,
+                              std::function<void(StoreAnswer<std::optional<RecoveredJob>>)> done) {
     (void)id;
-    done(std::nullopt);
+    done(std::optional<RecoveredJob>());
   }
 
   /// The newest DEAD jobs of `troupe` in the store, newest first, at most
-  /// `limit` (every replica's). Called on the journal's thread.
+  /// `limit` (every replica's); StoreUnavailable when the store did not
+  /// answer. `done` runs once, on the journal's thread.
   virtual void dead_jobs(std::string troupe, std::size_t limit,
-                         std::function<void(std::vector<RecoveredJob>)> done) {
+                         std::function<void(StoreAnswer<std::vector<RecoveredJob>>)> done) {
     (void)troupe, (void)limit;
-    done({});
+    done(std::vector<RecoveredJob>());
   }
 
   // --- The cluster view (h19). ---

@@ -1094,6 +1094,8 @@ TEST(Cluster, ReplicasRideOutADatabaseOutage) {
     ASSERT_TRUE(submit(cluster.stub(i % 2), request("sleep", "50ms"), resp).ok());
     before.push_back(resp.job_id());
   }
+  // before[0] went to replica 0, which holds it; replica 1 must ask the store.
+  const std::string held_by_0 = before[0];
   cluster.postgres().stop();
 
   // Both replicas notice and refuse submits; health says NOT_SERVING.
@@ -1118,7 +1120,58 @@ TEST(Cluster, ReplicasRideOutADatabaseOutage) {
         << cluster_status.error_message();
   }
 
+  // Lookups of a job held by another replica: the store did not answer, so
+  // UNAVAILABLE naming it, not NOT_FOUND; the holder answers from memory.
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    v1::GetJobRequest req;
+    req.set_job_id(held_by_0);
+    v1::Job job;
+    const auto status = cluster.stub(1).GetJob(&ctx, req, &job);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+    EXPECT_NE(status.error_message().find("postgres store"), std::string::npos)
+        << status.error_message();
+    EXPECT_TRUE(cluster.get(0, held_by_0).has_value()) << "the holder does not answer";
+  }
+  {
+    Watch watch(cluster.stub(1), held_by_0);
+    const auto status = watch.finish();
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+    EXPECT_TRUE(watch.states().empty());
+  }
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    v1::CancelJobRequest req;
+    req.set_job_id(held_by_0);
+    v1::CancelJobResponse resp;
+    const auto status = cluster.stub(1).CancelJob(&ctx, req, &resp);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+  }
+  {
+    auto admin = v1::AdminService::NewStub(cluster.replica(1).channel());
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    v1::ListDeadJobsRequest req;
+    req.set_troupe("sleep");
+    v1::ListDeadJobsResponse resp;
+    const auto status = admin->ListDeadJobs(&ctx, req, &resp);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+  }
+
   cluster.postgres().restart();
+  {
+    // Replica 1 finds it in the store again.
+    const auto until = Clock::now() + std::chrono::seconds(60);
+    auto job = cluster.get(1, held_by_0);
+    while (!job && Clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));  // polling a client's view
+      job = cluster.get(1, held_by_0);
+    }
+    ASSERT_TRUE(job.has_value()) << "replica 1 does not answer for " << held_by_0 << " again";
+    EXPECT_EQ(job->id(), held_by_0);
+  }
   for (std::size_t r = 0; r < cluster.size(); ++r) {
     const auto until = Clock::now() + std::chrono::seconds(60);
     while (health(cluster.replica(r)) != grpc::health::v1::HealthCheckResponse::SERVING &&

@@ -35,16 +35,29 @@ using test::kBound;
 using test::now_ns;
 using test::wait_durable;
 
-std::optional<core::RecoveredJob> find(core::Journal& journal, JobId id) {
-  auto promise = std::make_shared<std::promise<std::optional<core::RecoveredJob>>>();
+using JobAnswer = core::StoreAnswer<std::optional<core::RecoveredJob>>;
+
+/// Journal::find()'s answer, waited for with a bound.
+JobAnswer lookup(core::Journal& journal, JobId id) {
+  auto promise = std::make_shared<std::promise<JobAnswer>>();
   auto future = promise->get_future();
-  journal.find(
-      id, [promise](std::optional<core::RecoveredJob> job) { promise->set_value(std::move(job)); });
+  journal.find(id, [promise](JobAnswer answer) { promise->set_value(std::move(answer)); });
   if (future.wait_for(kBound) != std::future_status::ready) {
     ADD_FAILURE() << "find not answered within " << kBound.count() << " s";
-    return std::nullopt;
+    return core::StoreUnavailable{"not answered"};
   }
   return future.get();
+}
+
+/// The row find() found (nullopt: the store has no such job); a failure
+/// when the store did not answer.
+std::optional<core::RecoveredJob> find(core::Journal& journal, JobId id) {
+  JobAnswer answer = lookup(journal, id);
+  if (const auto* down = std::get_if<core::StoreUnavailable>(&answer)) {
+    ADD_FAILURE() << "find not answered: " << down->why;
+    return std::nullopt;
+  }
+  return std::get<std::optional<core::RecoveredJob>>(std::move(answer));
 }
 
 core::JournalAccepted accepted(std::uint64_t id, std::string troupe = "t") {
@@ -412,13 +425,15 @@ TEST_F(PgJournalTest, CancelEndsAnUnownedJobAndReachesTheOwnerOfAnOwnedOne) {
   owner->append(core::JournalRequeued{JobId{2}, 0});  // unowned, nobody has room
   ASSERT_EQ(wait_durable(*owner), std::nullopt);
 
-  auto request_cancel = [&](JobId id) {
-    std::promise<std::optional<core::RecoveredJob>> promise;
+  auto request_cancel = [&](JobId id) -> std::optional<core::RecoveredJob> {
+    std::promise<JobAnswer> promise;
     auto future = promise.get_future();
-    asker->request_cancel(
-        id, [&](std::optional<core::RecoveredJob> job) { promise.set_value(std::move(job)); });
+    asker->request_cancel(id, [&](JobAnswer answer) { promise.set_value(std::move(answer)); });
     EXPECT_EQ(future.wait_for(kBound), std::future_status::ready);
-    return future.get();
+    auto answer = future.get();
+    EXPECT_TRUE(std::holds_alternative<std::optional<core::RecoveredJob>>(answer));
+    auto* job = std::get_if<std::optional<core::RecoveredJob>>(&answer);
+    return job != nullptr ? std::move(*job) : std::nullopt;
   };
   auto before = request_cancel(JobId{2});
   ASSERT_TRUE(before);
@@ -469,6 +484,58 @@ TEST_F(PgJournalTest, AnOutageIsReportedAndABarrierTakenDuringItCompletesAfterIt
   EXPECT_EQ(job->output, "after");
   EXPECT_TRUE(find(*other, JobId{2}));
   EXPECT_TRUE(hooks.lost_.empty());
+}
+
+// Issue 14, "lookups during an outage": a lookup the server does not answer
+// is StoreUnavailable naming the problem, never "no such job"; once the
+// server is back the same lookups answer, "no such job" included.
+TEST_F(PgJournalTest, LookupsTheServerDoesNotAnswerAreUnavailableNotUnknown) {
+  Hooks hooks(0);
+  auto writer = open(options("writer"), nullptr);
+  auto asker = open(options("asker"), &hooks);
+  writer->append(accepted(1));
+  ASSERT_EQ(wait_durable(*writer), std::nullopt);
+  auto dead_jobs = [&](const std::string& troupe) {
+    std::promise<core::StoreAnswer<std::vector<core::RecoveredJob>>> promise;
+    auto future = promise.get_future();
+    asker->dead_jobs(troupe, 10, [&](core::StoreAnswer<std::vector<core::RecoveredJob>> answer) {
+      promise.set_value(std::move(answer));
+    });
+    EXPECT_EQ(future.wait_for(kBound), std::future_status::ready);
+    return future.get();
+  };
+  auto request_cancel = [&](JobId id) {
+    std::promise<JobAnswer> promise;
+    auto future = promise.get_future();
+    asker->request_cancel(id, [&](JobAnswer answer) { promise.set_value(std::move(answer)); });
+    EXPECT_EQ(future.wait_for(kBound), std::future_status::ready);
+    return future.get();
+  };
+
+  server_->stop();
+  ASSERT_TRUE(hooks.wait([](Hooks& h) { return !h.availability_.empty(); }));
+  for (JobId id : {JobId{1}, JobId{2}}) {  // known, unknown: the store cannot say
+    for (JobAnswer answer : {lookup(*asker, id), request_cancel(id)}) {
+      const auto* down = std::get_if<core::StoreUnavailable>(&answer);
+      ASSERT_NE(down, nullptr) << id.value << ": answered as if the store had";
+      EXPECT_EQ(down->why.rfind("postgres store: ", 0), 0u) << down->why;
+    }
+  }
+  auto dead = dead_jobs("t");
+  ASSERT_TRUE(std::holds_alternative<core::StoreUnavailable>(dead));
+  EXPECT_NE(std::get<core::StoreUnavailable>(dead).why, "");
+
+  server_->restart();
+  ASSERT_TRUE(hooks.wait([](Hooks& h) { return h.availability_.size() == 2; }));
+  auto job = find(*asker, JobId{1});
+  ASSERT_TRUE(job);
+  EXPECT_EQ(job->state, JobState::kQueued);
+  EXPECT_FALSE(find(*asker, JobId{2}));  // answered: no such job
+  dead = dead_jobs("t");
+  ASSERT_TRUE(std::holds_alternative<std::vector<core::RecoveredJob>>(dead));
+  EXPECT_TRUE(std::get<std::vector<core::RecoveredJob>>(dead).empty());
+  // The cancel asked during the outage changed nothing.
+  EXPECT_EQ(sql_value("SELECT count(*) FROM troupe_jobs WHERE cancel_requested"), "0");
 }
 
 TEST_F(PgJournalTest, CommitsInFlightWhenTheServerStopsAreWrittenAfterItReturns) {
