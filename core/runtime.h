@@ -229,9 +229,10 @@ class Runtime {
   }
 
   /// The cluster as a shared store has it (Journal::cluster(): replicas
-  /// with their leases, every troupe's queue depth across replicas); its
-  /// troupes are those with unfinished jobs in the store and every troupe
-  /// hosted here (zeros when it has none), by name. `done` runs once, on
+  /// with their leases, every troupe's queue depth across replicas, the
+  /// holders of singleton leases and max_concurrency permits); its troupes
+  /// are those the store lists and every troupe hosted here (zeros when it
+  /// has none), by name, with their `cluster:` options as configured here. `done` runs once, on
   /// the journal's thread; inline, kNotShared, with a journal of one
   /// process.
   virtual void cluster(std::function<void(ClusterLookup)> done) const { done(ClusterLookup{}); }

@@ -290,19 +290,31 @@ void RuntimeImpl::cluster(std::function<void(ClusterLookup)> done) const {
   }
   // Taken now: the callback runs on the journal's thread and must not touch
   // the runtime.
-  std::vector<std::string> hosted;
-  for (const auto& status : troupes()) hosted.push_back(status.name);
+  struct Hosted {
+    std::string name;
+    bool singleton;
+    std::uint32_t max_concurrency;
+  };
+  std::vector<Hosted> hosted;
+  {
+    std::shared_lock lock(troupes_mutex_);
+    for (const auto& [name, t] : troupes_) {
+      hosted.push_back({name, t->cluster().singleton, t->cluster().max_concurrency});
+    }
+  }
   journal_.journal.cluster(
       [hosted = std::move(hosted), done = std::move(done)](ClusterLookup answer) {
         if (answer.status == ClusterLookup::Status::kOk) {
           auto& troupes = answer.view.troupes;
-          for (const auto& name : hosted) {
+          for (const auto& h : hosted) {
             auto it = std::lower_bound(
-                troupes.begin(), troupes.end(), name,
+                troupes.begin(), troupes.end(), h.name,
                 [](const ClusterTroupe& t, const std::string& n) { return t.name < n; });
-            if (it == troupes.end() || it->name != name) {
-              troupes.insert(it, ClusterTroupe{.name = name});
+            if (it == troupes.end() || it->name != h.name) {
+              it = troupes.insert(it, ClusterTroupe{.name = h.name});
             }
+            it->singleton = h.singleton;
+            it->max_concurrency = h.max_concurrency;
           }
         }
         done(std::move(answer));

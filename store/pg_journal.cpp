@@ -334,19 +334,20 @@ class PgJournal final : public core::Journal {
     submit_from_any_thread(std::move(round));
   }
 
-  // ---- the cluster view (h19) ----
+  // ---- the cluster view (h19; lease holders: docs/cluster.md) ----
 
   void cluster(std::function<void(core::ClusterLookup)> done) override {
     PgRound round;
     round.queries.push_back(PgQuery{pg::kClusterNow, {}});
     round.queries.push_back(PgQuery{pg::kClusterReplicas, {}});
     round.queries.push_back(PgQuery{pg::kClusterTroupes, {}});
-    round.done = [done = std::move(done)](std::vector<PgResult>& results, bool lost) {
+    round.queries.push_back(PgQuery{pg::kClusterLeases, {}});
+    round.queries.push_back(PgQuery{pg::kClusterPermits, {}});
+    round.done = [this, done = std::move(done)](std::vector<PgResult>& results, bool lost) {
       core::ClusterLookup answer;
-      if (lost || !round_ok(results, 3)) {
+      if (lost || !round_ok(results, 5)) {
         answer.status = core::ClusterLookup::Status::kUnavailable;
-        answer.error = "postgres store: " +
-                       (lost ? std::string("the store is unreachable") : round_error(results));
+        answer.error = unanswered(results, lost).why;
         done(std::move(answer));
         return;
       }
@@ -365,14 +366,45 @@ class PgJournal final : public core::Journal {
             .alive = pg_int(replicas, row, 5) != 0,
         });
       }
-      const PGresult* troupes = results[2].get();
-      for (int row = 0; row < PQntuples(troupes); ++row) {
-        answer.view.troupes.push_back(core::ClusterTroupe{
-            .name = pg_bytes(troupes, row, 0),
-            .queue_depth = static_cast<std::uint64_t>(pg_int(troupes, row, 1)),
-            .running = static_cast<std::uint64_t>(pg_int(troupes, row, 2)),
-            .oldest_queued_ns = pg_int(troupes, row, 3),
+      auto& troupes = answer.view.troupes;
+      const PGresult* live = results[2].get();
+      for (int row = 0; row < PQntuples(live); ++row) {
+        troupes.push_back(core::ClusterTroupe{
+            .name = pg_bytes(live, row, 0),
+            .queue_depth = static_cast<std::uint64_t>(pg_int(live, row, 1)),
+            .running = static_cast<std::uint64_t>(pg_int(live, row, 2)),
+            .oldest_queued_ns = pg_int(live, row, 3),
         });
+      }
+      // Leases and permits join the list by name (all three sorted alike);
+      // a troupe with nothing unfinished enters with zeros.
+      auto troupe = [&troupes](std::string name) -> core::ClusterTroupe& {
+        auto it = std::lower_bound(
+            troupes.begin(), troupes.end(), name,
+            [](const core::ClusterTroupe& t, const std::string& n) { return t.name < n; });
+        if (it == troupes.end() || it->name != name) {
+          it = troupes.insert(it, core::ClusterTroupe{.name = std::move(name)});
+        }
+        return *it;
+      };
+      const PGresult* leases = results[3].get();
+      for (int row = 0; row < PQntuples(leases); ++row) {
+        troupe(pg_bytes(leases, row, 0)).lease = core::ClusterLease{
+            .holder = pg_bytes(leases, row, 1),
+            .incarnation = pg_int(leases, row, 2),
+            .term = pg_int(leases, row, 3),
+            .expires_ns = pg_int(leases, row, 4),
+            .held = pg_int(leases, row, 5) != 0,
+        };
+      }
+      const PGresult* permits = results[4].get();
+      for (int row = 0; row < PQntuples(permits); ++row) {
+        troupe(pg_bytes(permits, row, 0))
+            .permits.push_back(core::ClusterPermits{
+                .replica = pg_bytes(permits, row, 1),
+                .incarnation = pg_int(permits, row, 2),
+                .permits = static_cast<std::uint32_t>(pg_int(permits, row, 3)),
+            });
       }
       done(std::move(answer));
     };

@@ -953,6 +953,72 @@ TEST_F(PgCoordinationTest, PermitsNeverExceedMaxConcurrencyAndIdleOnesGoWhereThe
   EXPECT_EQ(query("SELECT count(*) FROM troupe_permits WHERE troupe = 'p'"), 5);
 }
 
+// The cluster view names each singleton's lease holder (incarnation, term,
+// expiry) and the permits each replica holds, as the tables have them.
+TEST_F(PgCoordinationTest, TheClusterViewShowsLeaseHoldersAndPermitsPerReplica) {
+  Coordination c;
+  const std::vector<core::CoordinatedTroupe> troupes{{"p", false, 5}, {"s", true, 0}};
+  auto a = open_coordinated(options("a"), c, troupes);
+  ASSERT_TRUE(c.wait([](Coordination& c) { return c.leader_ == "a"; }));
+  auto b = open_coordinated(options("b"), c, troupes);
+  c.set_demand("a", 2);
+  c.set_demand("b", 1);
+  ASSERT_TRUE(c.wait([](Coordination& c) { return c.permits_["a"] == 2 && c.permits_["b"] == 1; }));
+  // A lease nobody holds any more: its holder's incarnation is gone.
+  sql("INSERT INTO troupe_leases (troupe, owner, term, expires_at) VALUES ('z', 424242, 7, "
+      "now() + interval '1 hour')");
+  const std::int64_t a_incarnation =
+      query("SELECT incarnation FROM troupe_replicas WHERE name = 'a'");
+  const std::int64_t b_incarnation =
+      query("SELECT incarnation FROM troupe_replicas WHERE name = 'b'");
+
+  core::ClusterLookup answer = cluster(*b);
+  ASSERT_EQ(answer.status, core::ClusterLookup::Status::kOk) << answer.error;
+  const auto& view = answer.view;
+  ASSERT_EQ(view.troupes.size(), 3u);  // no unfinished jobs: listed for their leases, permits
+  const auto& p = view.troupes[0];
+  EXPECT_EQ(p.name, "p");
+  EXPECT_FALSE(p.lease);
+  ASSERT_EQ(p.permits.size(), 2u);
+  EXPECT_EQ(p.permits[0].replica, "a");
+  EXPECT_EQ(p.permits[0].incarnation, a_incarnation);
+  EXPECT_EQ(p.permits[0].permits, 2u);
+  EXPECT_EQ(p.permits[1].replica, "b");
+  EXPECT_EQ(p.permits[1].incarnation, b_incarnation);
+  EXPECT_EQ(p.permits[1].permits, 1u);
+  const auto& s = view.troupes[1];
+  EXPECT_EQ(s.name, "s");
+  EXPECT_TRUE(s.permits.empty());
+  ASSERT_TRUE(s.lease);
+  EXPECT_EQ(s.lease->holder, "a");
+  EXPECT_EQ(s.lease->incarnation, a_incarnation);
+  EXPECT_EQ(s.lease->term, 1);
+  EXPECT_TRUE(s.lease->held);
+  EXPECT_GT(s.lease->expires_ns, view.now_ns);
+  const auto& z = view.troupes[2];
+  EXPECT_EQ(z.name, "z");
+  ASSERT_TRUE(z.lease);
+  EXPECT_FALSE(z.lease->held);
+  EXPECT_EQ(z.lease->holder, "");
+  EXPECT_EQ(z.lease->incarnation, 424242);
+  EXPECT_EQ(z.lease->term, 7);
+
+  // a stops: its lease is released and its permits are free; b takes the
+  // lease over with the next term.
+  a.reset();
+  ASSERT_TRUE(c.wait([](Coordination& c) { return c.leader_ == "b"; }));
+  answer = cluster(*b);
+  ASSERT_EQ(answer.status, core::ClusterLookup::Status::kOk) << answer.error;
+  ASSERT_GE(answer.view.troupes.size(), 2u);
+  ASSERT_EQ(answer.view.troupes[0].name, "p");
+  for (const auto& held : answer.view.troupes[0].permits) EXPECT_EQ(held.replica, "b");
+  ASSERT_EQ(answer.view.troupes[1].name, "s");
+  ASSERT_TRUE(answer.view.troupes[1].lease);
+  EXPECT_EQ(answer.view.troupes[1].lease->holder, "b");
+  EXPECT_EQ(answer.view.troupes[1].lease->term, 2);
+  EXPECT_TRUE(answer.view.troupes[1].lease->held);
+}
+
 TEST_F(PgCoordinationTest, ASchemaOfVersionOneIsMigrated) {
   open_pg_journal(options("a"));
   sql("DROP TABLE troupe_leases; DROP TABLE troupe_permits; DROP TABLE troupe_rate_buckets; "
