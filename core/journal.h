@@ -202,7 +202,29 @@ struct ClusterReplica {
   bool alive = false;             // its lease has not expired
 };
 
-/// One troupe's unfinished jobs across every replica of a shared store.
+/// A singleton troupe's lease as the store has it (troupe_leases): who holds
+/// it, with which fencing term, until when (the database's clock, ns since
+/// the epoch).
+struct ClusterLease {
+  std::string holder;            // the holding incarnation's replica name; empty: none
+  std::int64_t incarnation = 0;  // the holding incarnation; 0: released (none)
+  std::int64_t term = 0;         // the fencing term, raised at every takeover
+  std::int64_t expires_ns = 0;
+  /// Held now: an incarnation still registered holds it and it has not
+  /// expired. False for a released lease, an expired one, or one whose
+  /// holder is gone (reaped or stopped): the next taker raises the term.
+  bool held = false;
+};
+
+/// The max_concurrency permits one incarnation holds for a troupe.
+struct ClusterPermits {
+  std::string replica;  // the incarnation's replica name
+  std::int64_t incarnation = 0;
+  std::uint32_t permits = 0;
+};
+
+/// One troupe's unfinished jobs across every replica of a shared store, and
+/// who holds its coordination (docs/cluster.md, "Coordinated troupes").
 struct ClusterTroupe {
   std::string name;
   /// QUEUED and RETRY_WAIT jobs, owned by a replica or not.
@@ -211,15 +233,24 @@ struct ClusterTroupe {
   /// The submit time (the accepting replica's clock) of the oldest QUEUED
   /// job; 0 when none is queued.
   std::int64_t oldest_queued_ns = 0;
-  // Singleton troupes (h18): the replica holding the troupe's lease goes
-  // here (`holder`) once the lease table exists; wired by the lead.
+  /// Singleton troupes: the lease's row, once a replica has taken it.
+  std::optional<ClusterLease> lease = std::nullopt;
+  /// max_concurrency troupes: each registered incarnation holding permits,
+  /// by replica name then incarnation (none: no permit is held).
+  std::vector<ClusterPermits> permits = {};
+  /// The troupe's `cluster:` options as the replica that answers hosts it
+  /// (false and 0 for a troupe not hosted there). Set by the runtime, not
+  /// the journal.
+  bool singleton = false;
+  std::uint32_t max_concurrency = 0;
 };
 
 /// What a shared store says about the cluster, in one snapshot.
 struct ClusterView {
   std::int64_t now_ns = 0;               // the database's clock when it answered
   std::vector<ClusterReplica> replicas;  // by name, then incarnation
-  std::vector<ClusterTroupe> troupes;    // by name: the troupes with unfinished jobs
+  /// By name: the troupes with unfinished jobs, a lease row or permits held.
+  std::vector<ClusterTroupe> troupes;
 };
 
 /// Journal::cluster()'s answer.
@@ -233,6 +264,19 @@ struct ClusterLookup {
   std::string error;
   ClusterView view;
 };
+
+/// A shared store that gave no answer to a lookup (unreachable, or the query
+/// failed): unlike "no such job", what the store holds is unknown. `why`
+/// names the store and the problem.
+struct StoreUnavailable {
+  std::string why;
+};
+
+/// A lookup in a shared store: `T` when the store answered (for one job an
+/// optional, nullopt meaning "the store has no such job"), StoreUnavailable
+/// when it did not.
+template <class T>
+using StoreAnswer = std::variant<T, StoreUnavailable>;
 
 /// The journal's contract. Thread-safe: append() and after_durable() may be
 /// called from any thread concurrently and never block on I/O.
@@ -289,35 +333,39 @@ class Journal {
   virtual void set_cluster_hooks(ClusterHooks hooks) { (void)hooks; }
 
   /// A job this process does not hold, as the store has it (for GetJob of a
-  /// job accepted or run elsewhere); `done(nullopt)` when the store does not
-  /// know it, or on error. Calls `done` once, on the journal's thread (or
-  /// inline).
-  virtual void find(JobId id, std::function<void(std::optional<RecoveredJob>)> done) {
+  /// job accepted or run elsewhere): the row, nullopt when the store has no
+  /// such job, or StoreUnavailable when it did not answer (an outage, a
+  /// failed query). Calls `done` once, on the journal's thread (or inline).
+  virtual void find(JobId id, std::function<void(StoreAnswer<std::optional<RecoveredJob>>)> done) {
     (void)id;
-    done(std::nullopt);
+    done(std::optional<RecoveredJob>());
   }
 
   /// Asks the store to cancel a job this process does not hold: a queued,
   /// unowned one ends CANCELLED at once; an owned one is cancelled by its
   /// owner (ClusterHooks::cancel there). `done` gets the job as it was
-  /// before the request (nullopt: unknown), once, on the journal's thread.
-  virtual void request_cancel(JobId id, std::function<void(std::optional<RecoveredJob>)> done) {
+  /// before the request (nullopt: unknown; StoreUnavailable: the store did
+  /// not answer, and nothing was cancelled), once, on the journal's thread.
+  virtual void request_cancel(JobId id,
+                              std::function<void(StoreAnswer<std::optional<RecoveredJob>>)> done) {
     (void)id;
-    done(std::nullopt);
+    done(std::optional<RecoveredJob>());
   }
 
   /// The newest DEAD jobs of `troupe` in the store, newest first, at most
-  /// `limit` (every replica's). Called on the journal's thread.
+  /// `limit` (every replica's); StoreUnavailable when the store did not
+  /// answer. `done` runs once, on the journal's thread.
   virtual void dead_jobs(std::string troupe, std::size_t limit,
-                         std::function<void(std::vector<RecoveredJob>)> done) {
+                         std::function<void(StoreAnswer<std::vector<RecoveredJob>>)> done) {
     (void)troupe, (void)limit;
-    done({});
+    done(std::vector<RecoveredJob>());
   }
 
   // --- The cluster view (h19). ---
 
-  /// The replicas registered in the store and every troupe's unfinished
-  /// jobs across them (ClusterView), in one round of cheap queries. `done`
+  /// The replicas registered in the store, every troupe's unfinished jobs
+  /// across them, and the holders of singleton leases and max_concurrency
+  /// permits (ClusterView), in one round of cheap queries. `done`
   /// runs once, on the journal's thread (or inline). A journal of one
   /// process answers ClusterLookup::Status::kNotShared.
   virtual void cluster(std::function<void(ClusterLookup)> done) { done(ClusterLookup{}); }

@@ -158,22 +158,27 @@ class Runtime {
   // --- Any replica (docs/cluster.md): with a shared journal a job may be
   // held by another process. These answer from this process when it holds
   // the job, else from the store; `done` runs once, on a core or journal
-  // thread (inline when answered here). With a journal of one process they
-  // are get(), cancel() and dead_jobs(). ---
+  // thread (inline when answered here). When the store had to be asked and
+  // did not answer (an outage), `done` gets StoreUnavailable, never a
+  // "not found". With a journal of one process they are get(), cancel()
+  // and dead_jobs(), and always answered. ---
 
-  /// get(), or the store's row of a job another replica accepted or runs.
-  virtual void find(JobId id, std::function<void(std::optional<JobRecord>)> done) const {
+  /// get(), or the store's row of a job another replica accepted or runs
+  /// (nullopt: unknown here and in the store).
+  virtual void find(JobId id,
+                    std::function<void(StoreAnswer<std::optional<JobRecord>>)> done) const {
     done(get(id));
   }
   /// cancel(), or a cancel request through the store (the owner cancels the
   /// attempt; an unowned queued job ends CANCELLED at once).
-  virtual void cancel_anywhere(JobId id, std::function<void(std::optional<CancelOutcome>)> done) {
+  virtual void cancel_anywhere(
+      JobId id, std::function<void(StoreAnswer<std::optional<CancelOutcome>>)> done) {
     done(cancel(id));
   }
   /// dead_jobs() of every replica (nullopt: unknown troupe here).
   virtual void dead_jobs_anywhere(
       std::string_view troupe, std::size_t limit,
-      std::function<void(std::optional<std::vector<JobRecord>>)> done) const {
+      std::function<void(StoreAnswer<std::optional<std::vector<JobRecord>>>)> done) const {
     done(dead_jobs(troupe, limit));
   }
 
@@ -224,9 +229,10 @@ class Runtime {
   }
 
   /// The cluster as a shared store has it (Journal::cluster(): replicas
-  /// with their leases, every troupe's queue depth across replicas); its
-  /// troupes are those with unfinished jobs in the store and every troupe
-  /// hosted here (zeros when it has none), by name. `done` runs once, on
+  /// with their leases, every troupe's queue depth across replicas, the
+  /// holders of singleton leases and max_concurrency permits); its troupes
+  /// are those the store lists and every troupe hosted here (zeros when it
+  /// has none), by name, with their `cluster:` options as configured here. `done` runs once, on
   /// the journal's thread; inline, kNotShared, with a journal of one
   /// process.
   virtual void cluster(std::function<void(ClusterLookup)> done) const { done(ClusterLookup{}); }

@@ -226,54 +226,61 @@ bool RuntimeImpl::answers_for(const Job& job) const {
   return !job.left;
 }
 
-void RuntimeImpl::find(JobId id, std::function<void(std::optional<JobRecord>)> done) const {
+void RuntimeImpl::find(JobId id,
+                       std::function<void(StoreAnswer<std::optional<JobRecord>>)> done) const {
   JobPtr job = store_->find(id);
   if (job && answers_for(*job)) {
-    done(job->snapshot());
+    done(std::optional<JobRecord>(job->snapshot()));
     return;
   }
   if (!journal_.journal.shared()) {
-    done(std::nullopt);
+    done(std::optional<JobRecord>());
     return;
   }
-  journal_.journal.find(id, [done = std::move(done)](std::optional<RecoveredJob> row) {
-    done(row ? std::optional<JobRecord>(to_record(std::move(*row))) : std::nullopt);
-  });
+  journal_.journal.find(
+      id, [done = std::move(done)](StoreAnswer<std::optional<RecoveredJob>> answer) {
+        if (auto* down = std::get_if<StoreUnavailable>(&answer)) return done(std::move(*down));
+        auto& row = std::get<std::optional<RecoveredJob>>(answer);
+        done(row ? std::optional<JobRecord>(to_record(std::move(*row))) : std::nullopt);
+      });
 }
 
-void RuntimeImpl::cancel_anywhere(JobId id,
-                                  std::function<void(std::optional<CancelOutcome>)> done) {
+void RuntimeImpl::cancel_anywhere(
+    JobId id, std::function<void(StoreAnswer<std::optional<CancelOutcome>>)> done) {
   JobPtr job = store_->find(id);
   if (!journal_.journal.shared() || (job && answers_for(*job))) {
     done(cancel(id));
     return;
   }
-  journal_.journal.request_cancel(id, [done = std::move(done)](std::optional<RecoveredJob> row) {
-    if (!row) {
-      done(std::nullopt);
-      return;
-    }
-    const bool cancelled = !is_terminal(row->state);  // the row as it was before the request
-    done(CancelOutcome{to_record(std::move(*row)), cancelled});
-  });
+  journal_.journal.request_cancel(
+      id, [done = std::move(done)](StoreAnswer<std::optional<RecoveredJob>> answer) {
+        if (auto* down = std::get_if<StoreUnavailable>(&answer)) return done(std::move(*down));
+        auto& row = std::get<std::optional<RecoveredJob>>(answer);
+        if (!row) return done(std::optional<CancelOutcome>());
+        const bool cancelled = !is_terminal(row->state);  // the row as it was before the request
+        done(std::optional<CancelOutcome>(CancelOutcome{to_record(std::move(*row)), cancelled}));
+      });
 }
 
 void RuntimeImpl::dead_jobs_anywhere(
     std::string_view troupe, std::size_t limit,
-    std::function<void(std::optional<std::vector<JobRecord>>)> done) const {
+    std::function<void(StoreAnswer<std::optional<std::vector<JobRecord>>>)> done) const {
   if (!journal_.journal.shared() || !find_troupe(troupe)) {
     done(dead_jobs(troupe, limit));
     return;
   }
   // Shared: the store's list is the whole truth (this process's own dead
   // jobs are in it too), so nothing is merged.
-  journal_.journal.dead_jobs(std::string(troupe), limit,
-                             [done = std::move(done)](std::vector<RecoveredJob> rows) {
-                               std::vector<JobRecord> out;
-                               out.reserve(rows.size());
-                               for (auto& r : rows) out.push_back(to_record(std::move(r)));
-                               done(std::move(out));
-                             });
+  journal_.journal.dead_jobs(
+      std::string(troupe), limit,
+      [done = std::move(done)](StoreAnswer<std::vector<RecoveredJob>> answer) {
+        if (auto* down = std::get_if<StoreUnavailable>(&answer)) return done(std::move(*down));
+        auto& rows = std::get<std::vector<RecoveredJob>>(answer);
+        std::vector<JobRecord> out;
+        out.reserve(rows.size());
+        for (auto& r : rows) out.push_back(to_record(std::move(r)));
+        done(std::optional<std::vector<JobRecord>>(std::move(out)));
+      });
 }
 
 void RuntimeImpl::cluster(std::function<void(ClusterLookup)> done) const {
@@ -283,19 +290,31 @@ void RuntimeImpl::cluster(std::function<void(ClusterLookup)> done) const {
   }
   // Taken now: the callback runs on the journal's thread and must not touch
   // the runtime.
-  std::vector<std::string> hosted;
-  for (const auto& status : troupes()) hosted.push_back(status.name);
+  struct Hosted {
+    std::string name;
+    bool singleton;
+    std::uint32_t max_concurrency;
+  };
+  std::vector<Hosted> hosted;
+  {
+    std::shared_lock lock(troupes_mutex_);
+    for (const auto& [name, t] : troupes_) {
+      hosted.push_back({name, t->cluster().singleton, t->cluster().max_concurrency});
+    }
+  }
   journal_.journal.cluster(
       [hosted = std::move(hosted), done = std::move(done)](ClusterLookup answer) {
         if (answer.status == ClusterLookup::Status::kOk) {
           auto& troupes = answer.view.troupes;
-          for (const auto& name : hosted) {
+          for (const auto& h : hosted) {
             auto it = std::lower_bound(
-                troupes.begin(), troupes.end(), name,
+                troupes.begin(), troupes.end(), h.name,
                 [](const ClusterTroupe& t, const std::string& n) { return t.name < n; });
-            if (it == troupes.end() || it->name != name) {
-              troupes.insert(it, ClusterTroupe{.name = name});
+            if (it == troupes.end() || it->name != h.name) {
+              it = troupes.insert(it, ClusterTroupe{.name = h.name});
             }
+            it->singleton = h.singleton;
+            it->max_concurrency = h.max_concurrency;
           }
         }
         done(std::move(answer));
@@ -566,7 +585,10 @@ bool RuntimeImpl::watch_remote(WatchId id, JobId job, JobCallback on_change,
 }
 
 void RuntimeImpl::poll_remote(const std::shared_ptr<RemoteWatch>& watch) {
-  find(watch->job, [this, watch](std::optional<JobRecord> record) {
+  find(watch->job, [this, watch](StoreAnswer<std::optional<JobRecord>> answer) {
+    // Not answered (an outage): nothing to deliver, read again at the next tick.
+    auto* found = std::get_if<std::optional<JobRecord>>(&answer);
+    std::optional<JobRecord> record = found != nullptr ? std::move(*found) : std::nullopt;
     // On the journal's thread: the rest runs on the watch's strand (the
     // io_context's work, discarded with it after the runtime is gone).
     boost::asio::post(watch->strand, [this, watch, record = std::move(record)] {

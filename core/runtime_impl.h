@@ -64,11 +64,13 @@ class RuntimeImpl final : public Runtime, private detail::TroupeHost {
   RecoveryReport recover() override;
   void after_durable(DurableCallback done) override;
   void on_journal_failure(std::function<void(const JournalFailure&)> handler) override;
-  void find(JobId id, std::function<void(std::optional<JobRecord>)> done) const override;
-  void cancel_anywhere(JobId id, std::function<void(std::optional<CancelOutcome>)> done) override;
+  void find(JobId id,
+            std::function<void(StoreAnswer<std::optional<JobRecord>>)> done) const override;
+  void cancel_anywhere(
+      JobId id, std::function<void(StoreAnswer<std::optional<CancelOutcome>>)> done) override;
   void dead_jobs_anywhere(
       std::string_view troupe, std::size_t limit,
-      std::function<void(std::optional<std::vector<JobRecord>>)> done) const override;
+      std::function<void(StoreAnswer<std::optional<std::vector<JobRecord>>>)> done) const override;
   void on_store_availability(std::function<void(bool up, const std::string& why)> handler) override;
   void cluster(std::function<void(ClusterLookup)> done) const override;
 

@@ -87,7 +87,12 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListDeadJobs(grpc::CallbackServerCon
         // Every replica's dead letters (docs/cluster.md); inline with one process.
         runtime_.dead_jobs_anywhere(
             request.troupe(), limit,
-            [reply, troupe = request.troupe()](std::optional<std::vector<core::JobRecord>> jobs) {
+            [reply, troupe = request.troupe()](
+                core::StoreAnswer<std::optional<std::vector<core::JobRecord>>> answer) {
+              if (const auto* down = std::get_if<core::StoreUnavailable>(&answer)) {
+                return reply.fail(dead_jobs_unavailable(troupe, down->why));
+              }
+              const auto& jobs = std::get<std::optional<std::vector<core::JobRecord>>>(answer);
               if (!jobs) return reply.fail(troupe_not_found(troupe));
               v1::ListDeadJobsResponse response;
               for (const auto& record : *jobs) to_proto(record, *response.add_jobs());

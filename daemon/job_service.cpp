@@ -256,18 +256,22 @@ class WatchReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
       : runtime_(runtime), link_(std::make_shared<Link>()) {
     link_->reactor = this;
     runtime_.find(id, [&runtime, &authorizer, &context, caller = std::move(caller), id,
-                       max_watchers, link = link_](std::optional<core::JobRecord> record) {
+                       max_watchers,
+                       link = link_](core::StoreAnswer<std::optional<core::JobRecord>> answer) {
       {
         std::lock_guard lock(link->mutex);
         if (link->reactor == nullptr) return;  // the client went meanwhile
         std::optional<RpcError> refused;
-        if (!record) {
+        if (const auto* down = std::get_if<core::StoreUnavailable>(&answer)) {
+          refused = job_lookup_unavailable(id.to_string(), down->why);
+        } else if (const auto& record = std::get<std::optional<core::JobRecord>>(answer); !record) {
           refused = job_not_found(id.to_string());
         } else {
           refused = authorizer.authorize(context, caller, config::Permission::kRead, record->troupe,
                                          "WatchJob");
         }
         if (refused) {
+          add_retry_hint(context, *refused);
           link->reactor->take_locked(link->reactor->queue_.finish(refused->status()));
           return;
         }
@@ -375,7 +379,8 @@ std::variant<JobCall, RpcError> job_call(const Authorizer& authorizer,
 /// The job `job_id` names, held here or by another replica (a shared store,
 /// docs/cluster.md; inline when here), handed to `permitted` once the caller
 /// may `permission` on its troupe; otherwise `reply` answers the parse or
-/// authentication error, NOT_FOUND, or the denial.
+/// authentication error, UNAVAILABLE when the store did not answer,
+/// NOT_FOUND when it has no such job, or the denial.
 template <class Response, class Permitted>
 void find_permitted(const core::Runtime& runtime, const Authorizer& authorizer,
                     const std::string& job_id, config::Permission permission,
@@ -384,7 +389,12 @@ void find_permitted(const core::Runtime& runtime, const Authorizer& authorizer,
   if (auto* error = std::get_if<RpcError>(&call)) return reply.fail(*error);
   auto& [caller, id] = std::get<JobCall>(call);
   runtime.find(id, [&authorizer, permission, method, reply, job_id, caller = std::move(caller),
-                    permitted = std::move(permitted)](std::optional<core::JobRecord> record) {
+                    permitted = std::move(permitted)](
+                       core::StoreAnswer<std::optional<core::JobRecord>> answer) {
+    if (const auto* down = std::get_if<core::StoreUnavailable>(&answer)) {
+      return reply.fail(job_lookup_unavailable(job_id, down->why));
+    }
+    const auto& record = std::get<std::optional<core::JobRecord>>(answer);
     if (!record) return reply.fail(job_not_found(job_id));
     if (auto denied =
             authorizer.authorize(reply.context(), caller, permission, record->troupe, method)) {
@@ -502,14 +512,19 @@ grpc::ServerUnaryReactor* JobServiceImpl::CancelJob(grpc::CallbackServerContext*
         find_permitted(
             runtime_, authorizer_, request.job_id(), config::Permission::kCancel, "CancelJob",
             reply, [this, reply, job_id = request.job_id()](const core::JobRecord& record) {
-              runtime_.cancel_anywhere(record.id,
-                                       [reply, job_id](std::optional<core::CancelOutcome> outcome) {
-                                         if (!outcome) return reply.fail(job_not_found(job_id));
-                                         v1::CancelJobResponse response;
-                                         to_proto(outcome->job, *response.mutable_job());
-                                         response.set_cancelled(outcome->cancelled);
-                                         reply.ok(response);
-                                       });
+              runtime_.cancel_anywhere(
+                  record.id,
+                  [reply, job_id](core::StoreAnswer<std::optional<core::CancelOutcome>> answer) {
+                    if (const auto* down = std::get_if<core::StoreUnavailable>(&answer)) {
+                      return reply.fail(job_lookup_unavailable(job_id, down->why));
+                    }
+                    const auto& outcome = std::get<std::optional<core::CancelOutcome>>(answer);
+                    if (!outcome) return reply.fail(job_not_found(job_id));
+                    v1::CancelJobResponse response;
+                    to_proto(outcome->job, *response.mutable_job());
+                    response.set_cancelled(outcome->cancelled);
+                    reply.ok(response);
+                  });
             });
       });
 }

@@ -23,6 +23,9 @@ constexpr std::chrono::milliseconds kStoreFullRetryFloor = 1000ms;
 constexpr std::chrono::milliseconds kDegradedRetryFloor = 1000ms;
 // A failed store ends the process; its supervisor restarts it.
 constexpr std::chrono::milliseconds kStoreUnavailableRetryFloor = 1000ms;
+// A shared store that did not answer a lookup reconnects with backoff
+// (100 ms doubling to 5 s).
+constexpr std::chrono::milliseconds kStoreLookupRetryFloor = 1000ms;
 // Waiters leave when the job ends.
 constexpr std::chrono::milliseconds kTooManyWaitersRetryFloor = 1000ms;
 
@@ -137,6 +140,24 @@ RpcError cluster_store_unreachable(std::string_view why) {
       grpc::StatusCode::UNAVAILABLE,
       "the shared store did not answer (" + std::string(why) + "); retry, or ask another replica",
       std::chrono::milliseconds(1000)};
+}
+
+RpcError job_lookup_unavailable(std::string_view job_id, std::string_view why) {
+  return {grpc::StatusCode::UNAVAILABLE,
+          "job " + quoted(job_id) +
+              " is not held by this replica and the shared store did not answer (" +
+              std::string(why) +
+              "), so whether it exists is unknown; retry after the retry-after-ms hint, or ask "
+              "the replica that accepted it",
+          kStoreLookupRetryFloor};
+}
+
+RpcError dead_jobs_unavailable(std::string_view troupe, std::string_view why) {
+  return {grpc::StatusCode::UNAVAILABLE,
+          "the dead jobs of troupe " + quoted(troupe) +
+              " are listed from the shared store, which did not answer (" + std::string(why) +
+              "); retry after the retry-after-ms hint",
+          kStoreLookupRetryFloor};
 }
 
 RpcError invalid_argument(std::string_view field, std::string_view problem) {

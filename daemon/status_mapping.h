@@ -59,6 +59,13 @@ RpcError not_a_cluster_store();
 /// UNAVAILABLE (with a retry hint) for a cluster view the shared store did
 /// not answer; `why` names the problem.
 RpcError cluster_store_unreachable(std::string_view why);
+/// UNAVAILABLE (with a retry hint) for GetJob, WatchJob or CancelJob of a job
+/// this replica does not hold when the shared store did not answer the
+/// lookup (an outage): the job may exist. `why` names the store's problem.
+RpcError job_lookup_unavailable(std::string_view job_id, std::string_view why);
+/// UNAVAILABLE (with a retry hint) for ListDeadJobs when the shared store,
+/// which holds every replica's dead jobs, did not answer.
+RpcError dead_jobs_unavailable(std::string_view troupe, std::string_view why);
 /// NOT_FOUND for a troupe name that is not hosted.
 RpcError troupe_not_found(std::string_view troupe);
 

@@ -264,6 +264,23 @@ void to_proto(const core::ClusterView& view, const std::function<bool(std::strin
     troupe.set_queue_depth(t.queue_depth);
     troupe.set_running(t.running);
     if (t.oldest_queued_ns != 0) age(t.oldest_queued_ns, *troupe.mutable_oldest_queued_age());
+    if (t.lease) {
+      auto& lease = *troupe.mutable_lease();
+      lease.set_replica(core::valid_utf8(t.lease->holder));
+      lease.set_incarnation(t.lease->incarnation);
+      lease.set_term(t.lease->term);
+      at(t.lease->expires_ns, *lease.mutable_expires_at());
+      lease.set_held(t.lease->held);
+      if (t.lease->held) troupe.set_holder(lease.replica());
+    }
+    for (const auto& p : t.permits) {
+      auto& permits = *troupe.add_permits();
+      permits.set_replica(core::valid_utf8(p.replica));
+      permits.set_incarnation(p.incarnation);
+      permits.set_permits(p.permits);
+    }
+    troupe.set_singleton(t.singleton);
+    troupe.set_max_concurrency(t.max_concurrency);
   }
 }
 

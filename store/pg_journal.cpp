@@ -286,68 +286,68 @@ class PgJournal final : public core::Journal {
     });
   }
 
-  void find(core::JobId id, std::function<void(std::optional<core::RecoveredJob>)> done) override {
+  void find(
+      core::JobId id,
+      std::function<void(core::StoreAnswer<std::optional<core::RecoveredJob>>)> done) override {
     PgRound round;
     round.queries.push_back(PgQuery{pg::kFind, PgParams().i64(to_sql(id))});
-    round.done = [done = std::move(done)](std::vector<PgResult>& results, bool lost) {
-      if (lost || !round_ok(results, 1) || PQntuples(results[0].get()) == 0) {
-        done(std::nullopt);
-        return;
-      }
-      done(decode_job(results[0].get(), 0, 0));
+    round.done = [this, done = std::move(done)](std::vector<PgResult>& results, bool lost) {
+      if (lost || !round_ok(results, 1)) return done(unanswered(results, lost));
+      if (PQntuples(results[0].get()) == 0) return done(std::optional<core::RecoveredJob>());
+      done(std::optional<core::RecoveredJob>(decode_job(results[0].get(), 0, 0)));
     };
     submit_from_any_thread(std::move(round));
   }
 
-  void request_cancel(core::JobId id,
-                      std::function<void(std::optional<core::RecoveredJob>)> done) override {
-    // One round, one transaction (PgRound).
+  void request_cancel(
+      core::JobId id,
+      std::function<void(core::StoreAnswer<std::optional<core::RecoveredJob>>)> done) override {
+    // One round, one transaction (PgRound): not answered, nothing was changed.
     PgRound round;
     round.queries.push_back(PgQuery{pg::kFindForUpdate, PgParams().i64(to_sql(id))});
     round.queries.push_back(
         PgQuery{pg::kCancelUnowned, PgParams().i64(to_sql(id)).i64(wall_now_ns())});
     round.queries.push_back(PgQuery{pg::kCancelOwned, PgParams().i64(to_sql(id))});
-    round.done = [done = std::move(done)](std::vector<PgResult>& results, bool lost) {
-      if (lost || !round_ok(results, 3) || PQntuples(results[0].get()) == 0) {
-        done(std::nullopt);
-        return;
-      }
-      done(decode_job(results[0].get(), 0, 0));
+    round.done = [this, done = std::move(done)](std::vector<PgResult>& results, bool lost) {
+      if (lost || !round_ok(results, 3)) return done(unanswered(results, lost));
+      if (PQntuples(results[0].get()) == 0) return done(std::optional<core::RecoveredJob>());
+      done(std::optional<core::RecoveredJob>(decode_job(results[0].get(), 0, 0)));
     };
     submit_from_any_thread(std::move(round));
   }
 
-  void dead_jobs(std::string troupe, std::size_t limit,
-                 std::function<void(std::vector<core::RecoveredJob>)> done) override {
+  void dead_jobs(
+      std::string troupe, std::size_t limit,
+      std::function<void(core::StoreAnswer<std::vector<core::RecoveredJob>>)> done) override {
     PgRound round;
     round.queries.push_back(PgQuery{
         pg::kDeadJobs, PgParams().text(troupe).i64(static_cast<std::int64_t>(std::min<std::size_t>(
                            limit, std::numeric_limits<std::int64_t>::max())))});
-    round.done = [done = std::move(done)](std::vector<PgResult>& results, bool lost) {
+    round.done = [this, done = std::move(done)](std::vector<PgResult>& results, bool lost) {
+      if (lost || !round_ok(results, 1)) return done(unanswered(results, lost));
       std::vector<core::RecoveredJob> jobs;
-      if (!lost && round_ok(results, 1)) {
-        for (int row = 0; row < PQntuples(results[0].get()); ++row) {
-          jobs.push_back(decode_job(results[0].get(), row, 0));
-        }
+      for (int row = 0; row < PQntuples(results[0].get()); ++row) {
+        jobs.push_back(decode_job(results[0].get(), row, 0));
       }
       done(std::move(jobs));
     };
     submit_from_any_thread(std::move(round));
   }
 
-  // ---- the cluster view (h19) ----
+  // ---- the cluster view (h19; lease holders: docs/cluster.md) ----
 
   void cluster(std::function<void(core::ClusterLookup)> done) override {
     PgRound round;
     round.queries.push_back(PgQuery{pg::kClusterNow, {}});
     round.queries.push_back(PgQuery{pg::kClusterReplicas, {}});
     round.queries.push_back(PgQuery{pg::kClusterTroupes, {}});
-    round.done = [done = std::move(done)](std::vector<PgResult>& results, bool lost) {
+    round.queries.push_back(PgQuery{pg::kClusterLeases, {}});
+    round.queries.push_back(PgQuery{pg::kClusterPermits, {}});
+    round.done = [this, done = std::move(done)](std::vector<PgResult>& results, bool lost) {
       core::ClusterLookup answer;
-      if (lost || !round_ok(results, 3)) {
+      if (lost || !round_ok(results, 5)) {
         answer.status = core::ClusterLookup::Status::kUnavailable;
-        answer.error = "postgres store: " +
-                       (lost ? std::string("the store is unreachable") : round_error(results));
+        answer.error = unanswered(results, lost).why;
         done(std::move(answer));
         return;
       }
@@ -366,14 +366,45 @@ class PgJournal final : public core::Journal {
             .alive = pg_int(replicas, row, 5) != 0,
         });
       }
-      const PGresult* troupes = results[2].get();
-      for (int row = 0; row < PQntuples(troupes); ++row) {
-        answer.view.troupes.push_back(core::ClusterTroupe{
-            .name = pg_bytes(troupes, row, 0),
-            .queue_depth = static_cast<std::uint64_t>(pg_int(troupes, row, 1)),
-            .running = static_cast<std::uint64_t>(pg_int(troupes, row, 2)),
-            .oldest_queued_ns = pg_int(troupes, row, 3),
+      auto& troupes = answer.view.troupes;
+      const PGresult* live = results[2].get();
+      for (int row = 0; row < PQntuples(live); ++row) {
+        troupes.push_back(core::ClusterTroupe{
+            .name = pg_bytes(live, row, 0),
+            .queue_depth = static_cast<std::uint64_t>(pg_int(live, row, 1)),
+            .running = static_cast<std::uint64_t>(pg_int(live, row, 2)),
+            .oldest_queued_ns = pg_int(live, row, 3),
         });
+      }
+      // Leases and permits join the list by name (all three sorted alike);
+      // a troupe with nothing unfinished enters with zeros.
+      auto troupe = [&troupes](std::string name) -> core::ClusterTroupe& {
+        auto it = std::lower_bound(
+            troupes.begin(), troupes.end(), name,
+            [](const core::ClusterTroupe& t, const std::string& n) { return t.name < n; });
+        if (it == troupes.end() || it->name != name) {
+          it = troupes.insert(it, core::ClusterTroupe{.name = std::move(name)});
+        }
+        return *it;
+      };
+      const PGresult* leases = results[3].get();
+      for (int row = 0; row < PQntuples(leases); ++row) {
+        troupe(pg_bytes(leases, row, 0)).lease = core::ClusterLease{
+            .holder = pg_bytes(leases, row, 1),
+            .incarnation = pg_int(leases, row, 2),
+            .term = pg_int(leases, row, 3),
+            .expires_ns = pg_int(leases, row, 4),
+            .held = pg_int(leases, row, 5) != 0,
+        };
+      }
+      const PGresult* permits = results[4].get();
+      for (int row = 0; row < PQntuples(permits); ++row) {
+        troupe(pg_bytes(permits, row, 0))
+            .permits.push_back(core::ClusterPermits{
+                .replica = pg_bytes(permits, row, 1),
+                .incarnation = pg_int(permits, row, 2),
+                .permits = static_cast<std::uint32_t>(pg_int(permits, row, 3)),
+            });
       }
       done(std::move(answer));
     };
@@ -510,7 +541,17 @@ class PgJournal final : public core::Journal {
 
   void on_down(const std::string& why) {
     down_ = true;
-    if (hooks_.availability) hooks_.availability(false, "postgres store: " + why);
+    down_why_ = "postgres store: " + why;
+    if (hooks_.availability) hooks_.availability(false, down_why_);
+  }
+
+  /// Why a lookup's round got no answer: the outage's reason when the
+  /// connection is down, else the statement's error. On the journal's thread.
+  core::StoreUnavailable unanswered(const std::vector<PgResult>& results, bool lost) const {
+    if (!lost) return {"postgres store: " + round_error(results)};
+    if (down_) return {down_why_};
+    return {io_closed_ ? std::string("postgres store: closed")
+                       : std::string("postgres store: the connection dropped before it answered")};
   }
 
   void on_up() {
@@ -1271,6 +1312,7 @@ class PgJournal final : public core::Journal {
   detail::EntryFold fold_;
   std::unordered_map<std::uint64_t, std::size_t> phase_of_;  // job id -> updates in the batch
   bool down_ = false;
+  std::string down_why_;    // while down_: the outage's reason, as availability() was told
   bool claims_on_ = false;  // from recover()
   bool discovering_ = false;
   bool heartbeat_in_flight_ = false;

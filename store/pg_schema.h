@@ -218,6 +218,24 @@ constexpr const char* kClusterTroupes =
     "coalesce(min(submitted_ns) FILTER (WHERE state = 0), 0) FROM troupe_jobs "
     "WHERE state IN (0, 1, 2) GROUP BY troupe ORDER BY troupe COLLATE \"C\"";
 
+/// Columns: troupe, the holder's name ('' when none or its incarnation is
+/// gone), its incarnation (0: released), term, expiry, held (a registered
+/// incarnation holds it and it has not expired: kAcquireLease's "free" is
+/// the opposite). troupe_leases has a row per singleton troupe ever led.
+constexpr const char* kClusterLeases =
+    "SELECT l.troupe, coalesce(r.name, ''), coalesce(l.owner, 0), l.term, "
+    "(extract(epoch FROM l.expires_at) * 1000000000)::bigint, "
+    "(r.incarnation IS NOT NULL AND l.expires_at >= now()) "
+    "FROM troupe_leases l LEFT JOIN troupe_replicas r ON r.incarnation = l.owner "
+    "ORDER BY l.troupe COLLATE \"C\"";
+/// Columns: troupe, replica name, incarnation, permits it holds. Only
+/// registered incarnations: a permit of one that is gone is free
+/// (kTakePermits). troupe_permits has max_concurrency rows per troupe.
+constexpr const char* kClusterPermits =
+    "SELECT p.troupe, r.name, p.owner, count(*) FROM troupe_permits p "
+    "JOIN troupe_replicas r ON r.incarnation = p.owner GROUP BY p.troupe, r.name, p.owner "
+    "ORDER BY p.troupe COLLATE \"C\", r.name COLLATE \"C\", p.owner";
+
 /// At close: this incarnation's live jobs become claimable at once, and
 /// its row goes. $1 incarnation.
 constexpr const char* kRelease =

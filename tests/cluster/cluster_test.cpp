@@ -11,10 +11,15 @@
 //   - GetCluster, `troupectl cluster` and the cluster gauges show every
 //     replica and the queue of a backlog held by one of them; a SIGKILLed
 //     replica stops counting as alive once its lease expires;
+//   - GetCluster names a singleton's lease holder (the replica that runs it,
+//     with the fencing term its requests carry; the new one after a kill)
+//     and the max_concurrency permits per replica (never more than the cap);
 //   - PostgreSQL stopped and started again mid-load: submits are refused
 //     while it is down (never acknowledged, then lost), health says
-//     NOT_SERVING, GetCluster says UNAVAILABLE, and the replicas come back by themselves with no
-//     acknowledged job lost.
+//     NOT_SERVING, GetCluster says UNAVAILABLE, and so do GetJob, WatchJob,
+//     CancelJob and ListDeadJobs of a job another replica holds (not
+//     NOT_FOUND); the replicas come back by themselves with no acknowledged
+//     job lost, and the lookups answer again.
 // TROUPE_CLUSTER_JOBS=N submits N jobs in the kill test (default 3,000).
 #include <arpa/inet.h>
 #include <grpcpp/grpcpp.h>
@@ -912,6 +917,45 @@ TEST(Cluster, MaxConcurrencyCapsRunningAttemptsAcrossReplicas) {
            "    handler: {kind: http, url: \"" +
            server.url() + "\"}\n";
   });
+  // GetCluster from replica 0 while the load runs: the permits each
+  // replica holds (every view's sum at most 5).
+  std::atomic<bool> load_done{false};
+  std::uint32_t most_permits = 0;
+  std::size_t views = 0;
+  std::vector<std::string> permit_errors;
+  std::thread viewer([&] {
+    while (!load_done.load()) {
+      std::string error;
+      auto view = get_cluster(cluster, 0, &error);
+      const v1::ClusterTroupe* capped = view ? troupe_in(*view, "capped") : nullptr;
+      if (capped == nullptr) {
+        permit_errors.push_back("no capped troupe in the view: " + error);
+      } else {
+        ++views;
+        std::uint32_t sum = 0;
+        for (const auto& p : capped->permits()) {
+          sum += p.permits();
+          const auto* r = replica_in(*view, p.replica());
+          if (r == nullptr || r->incarnation() != p.incarnation()) {
+            permit_errors.push_back("permits of an unknown replica: " + p.DebugString());
+          }
+        }
+        if (sum > 5 || capped->max_concurrency() != 5) {
+          permit_errors.push_back("over the cap: " + capped->DebugString());
+        }
+        most_permits = std::max(most_permits, sum);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));  // polling a client's view
+    }
+  });
+  struct StopViewer {  // also when an assertion below returns early
+    std::atomic<bool>& done;
+    std::thread& thread;
+    ~StopViewer() {
+      done = true;
+      if (thread.joinable()) thread.join();
+    }
+  } stop_viewer{load_done, viewer};
   const auto began = Clock::now();
   const std::vector<std::string> ids = submit_round_robin(cluster, request("capped", "x"), 240);
   ASSERT_EQ(ids.size(), 240u);
@@ -921,6 +965,13 @@ TEST(Cluster, MaxConcurrencyCapsRunningAttemptsAcrossReplicas) {
     ASSERT_TRUE(job.has_value()) << id;
     ASSERT_EQ(job->state(), v1::JOB_STATE_SUCCEEDED) << id << ": " << job->error();
   }
+  load_done = true;
+  viewer.join();
+  EXPECT_TRUE(permit_errors.empty()) << permit_errors.front();
+  EXPECT_GT(views, 0u);
+  EXPECT_GT(most_permits, 0u) << "GetCluster never showed a permit held in " << views << " views";
+  std::cout << "GetCluster during the load: " << views << " views, at most " << most_permits
+            << " permits held\n";
   const double at_cap = server.share_at(5);
   std::cout << "max_concurrency 5 over 3 replicas: " << ids.size() << " jobs of 100 ms in "
             << std::chrono::duration<double>(Clock::now() - began).count() << " s, at most "
@@ -1022,6 +1073,36 @@ TEST(Cluster, ASingletonTroupeRunsOnOneReplicaAndMovesWhenItIsKilled) {
   }
   const std::size_t victim = static_cast<std::size_t>(holder.back() - '0');
 
+  // GetCluster, from a replica that does not hold it, names the holder: the
+  // replica that ran the jobs, with the term they carried.
+  auto lease_shown = [&](std::size_t from,
+                         const std::function<bool(const v1::ClusterTroupe&)>& ok) {
+    const auto by = Clock::now() + std::chrono::seconds(20);
+    std::optional<v1::GetClusterResponse> view;
+    std::string error;
+    for (;;) {
+      view = get_cluster(cluster, from, &error);
+      const v1::ClusterTroupe* single = view ? troupe_in(*view, "single") : nullptr;
+      if (single != nullptr && ok(*single)) return *single;
+      if (Clock::now() >= by) {
+        ADD_FAILURE() << "GetCluster never showed the lease: "
+                      << (view ? view->DebugString() : error);
+        return v1::ClusterTroupe();
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));  // polling a client's view
+    }
+  };
+  {
+    const auto single = lease_shown((victim + 1) % cluster.size(),
+                                    [](const v1::ClusterTroupe& t) { return t.lease().held(); });
+    EXPECT_EQ(single.holder(), holder) << single.DebugString();
+    EXPECT_EQ(single.lease().replica(), holder);
+    EXPECT_EQ(single.lease().term(), term);
+    EXPECT_NE(single.lease().incarnation(), 0);
+    EXPECT_TRUE(single.singleton());
+    EXPECT_EQ(single.permits_size(), 0);
+  }
+
   // wait=true on a replica that does not hold the lease: ABORTED naming the
   // job, which the holder runs (docs/cluster.md).
   {
@@ -1075,6 +1156,17 @@ TEST(Cluster, ASingletonTroupeRunsOnOneReplicaAndMovesWhenItIsKilled) {
             << ") killed, the next holder's first request " << took
             << " s later (lease 2 s + heartbeat 0.5 s), term " << last_term << "\n";
   EXPECT_LT(took, 2.5 + 1.0);  // lease + heartbeat, plus the claim and the request
+
+  // The view follows: the new holder, with the term its requests carried.
+  std::string new_holder;
+  for (const auto& r : all) {
+    if (r.term == last_term) new_holder = r.replica;
+  }
+  const auto single = lease_shown(asked, [&](const v1::ClusterTroupe& t) {
+    return t.lease().held() && t.lease().term() == last_term;
+  });
+  EXPECT_EQ(single.holder(), new_holder) << single.DebugString();
+  EXPECT_NE(single.holder(), holder);
 }
 
 TEST(Cluster, ReplicasRideOutADatabaseOutage) {
@@ -1085,6 +1177,8 @@ TEST(Cluster, ReplicasRideOutADatabaseOutage) {
     ASSERT_TRUE(submit(cluster.stub(i % 2), request("sleep", "50ms"), resp).ok());
     before.push_back(resp.job_id());
   }
+  // before[0] went to replica 0, which holds it; replica 1 must ask the store.
+  const std::string held_by_0 = before[0];
   cluster.postgres().stop();
 
   // Both replicas notice and refuse submits; health says NOT_SERVING.
@@ -1109,7 +1203,58 @@ TEST(Cluster, ReplicasRideOutADatabaseOutage) {
         << cluster_status.error_message();
   }
 
+  // Lookups of a job held by another replica: the store did not answer, so
+  // UNAVAILABLE naming it, not NOT_FOUND; the holder answers from memory.
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    v1::GetJobRequest req;
+    req.set_job_id(held_by_0);
+    v1::Job job;
+    const auto status = cluster.stub(1).GetJob(&ctx, req, &job);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+    EXPECT_NE(status.error_message().find("postgres store"), std::string::npos)
+        << status.error_message();
+    EXPECT_TRUE(cluster.get(0, held_by_0).has_value()) << "the holder does not answer";
+  }
+  {
+    Watch watch(cluster.stub(1), held_by_0);
+    const auto status = watch.finish();
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+    EXPECT_TRUE(watch.states().empty());
+  }
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    v1::CancelJobRequest req;
+    req.set_job_id(held_by_0);
+    v1::CancelJobResponse resp;
+    const auto status = cluster.stub(1).CancelJob(&ctx, req, &resp);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+  }
+  {
+    auto admin = v1::AdminService::NewStub(cluster.replica(1).channel());
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    v1::ListDeadJobsRequest req;
+    req.set_troupe("sleep");
+    v1::ListDeadJobsResponse resp;
+    const auto status = admin->ListDeadJobs(&ctx, req, &resp);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+  }
+
   cluster.postgres().restart();
+  {
+    // Replica 1 finds it in the store again.
+    const auto until = Clock::now() + std::chrono::seconds(60);
+    auto job = cluster.get(1, held_by_0);
+    while (!job && Clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));  // polling a client's view
+      job = cluster.get(1, held_by_0);
+    }
+    ASSERT_TRUE(job.has_value()) << "replica 1 does not answer for " << held_by_0 << " again";
+    EXPECT_EQ(job->id(), held_by_0);
+  }
   for (std::size_t r = 0; r < cluster.size(); ++r) {
     const auto until = Clock::now() + std::chrono::seconds(60);
     while (health(cluster.replica(r)) != grpc::health::v1::HealthCheckResponse::SERVING &&

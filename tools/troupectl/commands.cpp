@@ -14,6 +14,7 @@
 #include <map>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "tools/common/connection.h"
 #include "tools/common/exit_code.h"
@@ -472,6 +473,52 @@ std::string age(const google::protobuf::Duration& d, bool set) {
   return buf;
 }
 
+/// Seconds from `from` to `to` (negative when `to` is earlier).
+double seconds_between(const google::protobuf::Timestamp& from,
+                       const google::protobuf::Timestamp& to) {
+  return static_cast<double>(to.seconds() - from.seconds()) + (to.nanos() - from.nanos()) / 1e9;
+}
+
+/// The HOLDER column of `troupectl cluster`: a singleton's lease holder and
+/// the max_concurrency permits per replica; "-" for a troupe with neither.
+std::string holders(const pb::ClusterTroupe& t, const google::protobuf::Timestamp& now) {
+  std::vector<std::string> parts;
+  char buf[64];
+  if (t.has_lease()) {
+    const auto& l = t.lease();
+    const double left = seconds_between(now, l.expires_at());
+    if (l.held()) {
+      std::snprintf(buf, sizeof buf, "lease %.1fs left", left);
+      parts.push_back(l.replica() + " (incarnation " + std::to_string(l.incarnation()) + ", term " +
+                      std::to_string(l.term()) + ", " + buf + ")");
+    } else if (l.incarnation() == 0) {
+      parts.push_back("none (released, term " + std::to_string(l.term()) + ")");
+    } else {
+      const std::string who = l.replica().empty()
+                                  ? "incarnation " + std::to_string(l.incarnation()) + " gone"
+                                  : l.replica() + " expired";
+      parts.push_back("none (term " + std::to_string(l.term()) + ", " + who + ")");
+    }
+  } else if (t.singleton()) {
+    parts.push_back("none yet");
+  }
+  if (t.max_concurrency() > 0 || t.permits_size() > 0) {
+    std::uint64_t held = 0;
+    for (const auto& p : t.permits()) held += p.permits();
+    std::string text = "permits " + std::to_string(held);
+    if (t.max_concurrency() > 0) text += "/" + std::to_string(t.max_concurrency());
+    for (int i = 0; i < t.permits_size(); ++i) {
+      const auto& p = t.permits(i);
+      text += (i == 0 ? ": " : ", ") + p.replica() + " " + std::to_string(p.permits());
+    }
+    parts.push_back(std::move(text));
+  }
+  if (parts.empty()) return "-";
+  std::string out = parts[0];
+  for (std::size_t i = 1; i < parts.size(); ++i) out += "; " + parts[i];
+  return out;
+}
+
 int show_cluster(pb::AdminService::Stub& stub, const Options& opts) {
   grpc::ClientContext ctx;
   set_deadline(ctx, opts, false);
@@ -495,7 +542,7 @@ int show_cluster(pb::AdminService::Stub& stub, const Options& opts) {
                 static_cast<unsigned long long>(t.queue_depth()),
                 static_cast<unsigned long long>(t.running()),
                 age(t.oldest_queued_age(), t.has_oldest_queued_age()).c_str(),
-                t.holder().empty() ? "-" : t.holder().c_str());
+                holders(t, resp.now()).c_str());
   }
   return code(ExitCode::kOk);
 }

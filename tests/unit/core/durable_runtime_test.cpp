@@ -83,6 +83,38 @@ class RuntimeOnJournal : public ::testing::Test {
     return r;
   }
 
+  /// find()'s answer (the test journals answer inline); nullopt when
+  /// `done` was not called.
+  std::optional<StoreAnswer<std::optional<JobRecord>>> find_now(JobId id) {
+    std::optional<StoreAnswer<std::optional<JobRecord>>> answer;
+    runtime_->find(id, [&](StoreAnswer<std::optional<JobRecord>> a) { answer = std::move(a); });
+    return answer;
+  }
+  /// The record find() found; nullopt for any other answer.
+  std::optional<JobRecord> found_now(JobId id) {
+    auto answer = find_now(id);
+    auto* found = answer ? std::get_if<std::optional<JobRecord>>(&*answer) : nullptr;
+    return found != nullptr ? *found : std::nullopt;
+  }
+  /// What cancel_anywhere() reported; nullopt for any other answer.
+  std::optional<CancelOutcome> cancelled_now(JobId id) {
+    std::optional<CancelOutcome> outcome;
+    runtime_->cancel_anywhere(id, [&](StoreAnswer<std::optional<CancelOutcome>> a) {
+      if (auto* o = std::get_if<std::optional<CancelOutcome>>(&a)) outcome = std::move(*o);
+    });
+    return outcome;
+  }
+  /// The list dead_jobs_anywhere() gave (at most 10); nullopt for any other answer.
+  std::optional<std::vector<JobRecord>> dead_now(const std::string& troupe) {
+    std::optional<std::vector<JobRecord>> list;
+    runtime_->dead_jobs_anywhere(
+        troupe, 10, [&](StoreAnswer<std::optional<std::vector<JobRecord>>> a) {
+          if (auto* l = std::get_if<std::optional<std::vector<JobRecord>>>(&a))
+            list = std::move(*l);
+        });
+    return list;
+  }
+
   /// Ids of the jobs whose attempts started, in journal order.
   std::vector<JobId> started() const {
     std::vector<JobId> out;
@@ -773,8 +805,7 @@ TEST_F(SharedRuntimeTest, FindAsksTheStoreOnlyForJobsNotHeldHere) {
   run();
   const JobId here = submit_ok("t", "1h");
   run();
-  std::optional<JobRecord> found;
-  runtime_->find(here, [&](std::optional<JobRecord> r) { found = std::move(r); });
+  auto found = found_now(here);
   ASSERT_TRUE(found);
   EXPECT_EQ(found->state, JobState::kRunning);
   EXPECT_EQ(journal_.finds, 0);
@@ -782,8 +813,7 @@ TEST_F(SharedRuntimeTest, FindAsksTheStoreOnlyForJobsNotHeldHere) {
   auto elsewhere = row(31, "t", JobState::kRunning, "p", "k");
   elsewhere.attempts = 2;
   journal_.rows_elsewhere[31] = elsewhere;
-  found.reset();
-  runtime_->find(JobId{31}, [&](std::optional<JobRecord> r) { found = std::move(r); });
+  found = found_now(JobId{31});
   EXPECT_EQ(journal_.finds, 1);
   ASSERT_TRUE(found);
   EXPECT_EQ(found->id, JobId{31});
@@ -792,12 +822,10 @@ TEST_F(SharedRuntimeTest, FindAsksTheStoreOnlyForJobsNotHeldHere) {
   EXPECT_EQ(found->attempts, 2u);
   EXPECT_EQ(found->key, "k");
 
-  bool answered = false;
-  runtime_->find(JobId{32}, [&](std::optional<JobRecord> r) {
-    answered = true;
-    EXPECT_FALSE(r);
-  });
-  EXPECT_TRUE(answered);
+  auto unknown = find_now(JobId{32});
+  ASSERT_TRUE(unknown);  // answered
+  ASSERT_TRUE(std::holds_alternative<std::optional<JobRecord>>(*unknown));
+  EXPECT_FALSE(std::get<std::optional<JobRecord>>(*unknown));  // the store has no such job
   EXPECT_EQ(journal_.finds, 2);
 
   // Lost to another replica: the store has the truth, not the stale record.
@@ -806,8 +834,7 @@ TEST_F(SharedRuntimeTest, FindAsksTheStoreOnlyForJobsNotHeldHere) {
   auto moved = row(here.value, "t", JobState::kSucceeded);
   moved.output = "done elsewhere";
   journal_.rows_elsewhere[here.value] = moved;
-  found.reset();
-  runtime_->find(here, [&](std::optional<JobRecord> r) { found = std::move(r); });
+  found = found_now(here);
   EXPECT_EQ(journal_.finds, 3);
   ASSERT_TRUE(found);
   EXPECT_EQ(found->state, JobState::kSucceeded);
@@ -820,8 +847,7 @@ TEST_F(SharedRuntimeTest, CancelAnywhereAsksTheStoreOnlyForJobsNotHeldHere) {
   submit_ok("t", "1h");
   run();
   const JobId here = submit_ok("t", "1h");
-  std::optional<CancelOutcome> outcome;
-  runtime_->cancel_anywhere(here, [&](std::optional<CancelOutcome> o) { outcome = std::move(o); });
+  auto outcome = cancelled_now(here);
   ASSERT_TRUE(outcome);
   EXPECT_TRUE(outcome->cancelled);
   EXPECT_EQ(journal_.cancel_requests, 0);
@@ -830,22 +856,19 @@ TEST_F(SharedRuntimeTest, CancelAnywhereAsksTheStoreOnlyForJobsNotHeldHere) {
 
   journal_.rows_elsewhere[33] = row(33, "t", JobState::kQueued);
   journal_.rows_elsewhere[34] = row(34, "t", JobState::kSucceeded);
-  outcome.reset();
-  runtime_->cancel_anywhere(JobId{33},
-                            [&](std::optional<CancelOutcome> o) { outcome = std::move(o); });
+  outcome = cancelled_now(JobId{33});
   EXPECT_EQ(journal_.cancel_requests, 1);
   ASSERT_TRUE(outcome);
   EXPECT_TRUE(outcome->cancelled);
   EXPECT_EQ(outcome->job.id, JobId{33});
-  outcome.reset();
-  runtime_->cancel_anywhere(JobId{34},
-                            [&](std::optional<CancelOutcome> o) { outcome = std::move(o); });
+  outcome = cancelled_now(JobId{34});
   ASSERT_TRUE(outcome);
   EXPECT_FALSE(outcome->cancelled);  // already terminal
   bool answered = false;
-  runtime_->cancel_anywhere(JobId{35}, [&](std::optional<CancelOutcome> o) {
+  runtime_->cancel_anywhere(JobId{35}, [&](StoreAnswer<std::optional<CancelOutcome>> o) {
     answered = true;
-    EXPECT_FALSE(o);
+    ASSERT_TRUE(std::holds_alternative<std::optional<CancelOutcome>>(o));
+    EXPECT_FALSE(std::get<std::optional<CancelOutcome>>(o));
   });
   EXPECT_TRUE(answered);
   EXPECT_EQ(journal_.cancel_requests, 3);
@@ -858,36 +881,99 @@ TEST_F(SharedRuntimeTest, DeadJobsAnywhereIsTheStoresListForAHostedTroupe) {
   dead.output = "it failed";
   journal_.dead_rows.push_back(dead);
   journal_.dead_rows.push_back(row(37, "other", JobState::kDead));
-  std::optional<std::vector<JobRecord>> list;
-  runtime_->dead_jobs_anywhere(
-      "t", 10, [&](std::optional<std::vector<JobRecord>> l) { list = std::move(l); });
+  auto list = dead_now("t");
   EXPECT_EQ(journal_.dead_lookups, 1);
   ASSERT_TRUE(list);
   ASSERT_EQ(list->size(), 1u);
   EXPECT_EQ(list->front().id, JobId{36});
   EXPECT_EQ(list->front().error, "it failed");
   bool answered = false;
-  runtime_->dead_jobs_anywhere("other", 10, [&](std::optional<std::vector<JobRecord>> l) {
-    answered = true;
-    EXPECT_FALSE(l);  // not hosted here
-  });
+  runtime_->dead_jobs_anywhere(
+      "other", 10, [&](StoreAnswer<std::optional<std::vector<JobRecord>>> l) {
+        answered = true;
+        ASSERT_TRUE(std::holds_alternative<std::optional<std::vector<JobRecord>>>(l));
+        EXPECT_FALSE(std::get<std::optional<std::vector<JobRecord>>>(l));  // not hosted here
+      });
   EXPECT_TRUE(answered);
   EXPECT_EQ(journal_.dead_lookups, 1);
+}
+
+// Issue 14, "lookups during an outage": a lookup the store did not answer is
+// StoreUnavailable with the store's reason, never "no such job"; a job held
+// here is answered from memory all the same.
+TEST_F(SharedRuntimeTest, LookupsTheStoreDoesNotAnswerSaySoRatherThanNotFound) {
+  runtime_->apply({builtin_troupe("t", Kind::kSleep, 1)});
+  run();
+  const JobId here = submit_ok("t", "1h");
+  run();
+  journal_.rows_elsewhere[51] = row(51, "t", JobState::kRunning);
+  journal_.dead_rows.push_back(row(52, "t", JobState::kDead));
+  const std::string why = "postgres store: connection to 127.0.0.1:5432 refused";
+  journal_.unavailable = why;
+
+  auto unanswered = [&](const auto& answer) -> std::string {
+    if (!answer) return "not answered";
+    const auto* down = std::get_if<StoreUnavailable>(&*answer);
+    return down != nullptr ? down->why : "answered as if the store had";
+  };
+  for (JobId id : {JobId{51}, JobId{53}}) {  // held elsewhere, or unknown: only the store knows
+    EXPECT_EQ(unanswered(find_now(id)), why) << id.value;
+    std::optional<StoreAnswer<std::optional<CancelOutcome>>> cancel;
+    runtime_->cancel_anywhere(
+        id, [&](StoreAnswer<std::optional<CancelOutcome>> a) { cancel = std::move(a); });
+    EXPECT_EQ(unanswered(cancel), why) << id.value;
+  }
+  std::optional<StoreAnswer<std::optional<std::vector<JobRecord>>>> dead;
+  runtime_->dead_jobs_anywhere(
+      "t", 10, [&](StoreAnswer<std::optional<std::vector<JobRecord>>> a) { dead = std::move(a); });
+  EXPECT_EQ(unanswered(dead), why);
+  EXPECT_EQ(journal_.finds, 2);
+  EXPECT_EQ(journal_.cancel_requests, 2);
+  EXPECT_EQ(journal_.dead_lookups, 1);
+
+  // Held here: answered from memory, the store is not asked.
+  auto found = found_now(here);
+  ASSERT_TRUE(found);
+  EXPECT_EQ(found->state, JobState::kRunning);
+  EXPECT_EQ(journal_.finds, 2);
+
+  // A remote watch is accepted and reads again at the next tick, delivering
+  // nothing until the store answers.
+  std::vector<JobState> seen;
+  ASSERT_TRUE(std::holds_alternative<WatchId>(
+      runtime_->watch(JobId{51}, [&](const JobRecord& r) { seen.push_back(r.state); })));
+  run();
+  advance(RuntimeOptions{}.remote_watch_interval);
+  EXPECT_EQ(journal_.finds, 4);
+  EXPECT_TRUE(seen.empty());
+
+  // The store is back: the same lookups answer again.
+  journal_.unavailable.reset();
+  found = found_now(JobId{51});
+  ASSERT_TRUE(found);
+  EXPECT_EQ(found->state, JobState::kRunning);
+  auto none = find_now(JobId{53});
+  ASSERT_TRUE(none && std::holds_alternative<std::optional<JobRecord>>(*none));
+  EXPECT_FALSE(std::get<std::optional<JobRecord>>(*none));
+  auto list = dead_now("t");
+  ASSERT_TRUE(list);
+  EXPECT_EQ(list->size(), 1u);
+  advance(RuntimeOptions{}.remote_watch_interval);
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen.front(), JobState::kRunning);
 }
 
 TEST_F(DurableRuntimeTest, AJournalOfOneProcessAnswersEveryLookupHere) {
   runtime_->apply({builtin_troupe("t", Kind::kNoop, 1)});
   run();
+  auto found = find_now(JobId{41});
+  ASSERT_TRUE(found && std::holds_alternative<std::optional<JobRecord>>(*found));
+  EXPECT_FALSE(std::get<std::optional<JobRecord>>(*found));
   bool answered = false;
-  runtime_->find(JobId{41}, [&](std::optional<JobRecord> r) {
+  runtime_->cancel_anywhere(JobId{41}, [&](StoreAnswer<std::optional<CancelOutcome>> o) {
     answered = true;
-    EXPECT_FALSE(r);
-  });
-  EXPECT_TRUE(answered);
-  answered = false;
-  runtime_->cancel_anywhere(JobId{41}, [&](std::optional<CancelOutcome> o) {
-    answered = true;
-    EXPECT_FALSE(o);
+    ASSERT_TRUE(std::holds_alternative<std::optional<CancelOutcome>>(o));
+    EXPECT_FALSE(std::get<std::optional<CancelOutcome>>(o));
   });
   EXPECT_TRUE(answered);
 }

@@ -126,24 +126,29 @@ class TestJournal : public Journal {
 /// A journal shared with other replicas (docs/cluster.md), as far as the
 /// runtime can tell: TestJournal's recording, plus the ClusterHooks the
 /// runtime sets (the test calls them as the PostgreSQL journal would, on
-/// any thread) and lookups answered from `rows_elsewhere` / `dead_rows`.
+/// any thread) and lookups answered from `rows_elsewhere` / `dead_rows`, or
+/// not answered at all while `unavailable` is set.
 /// The lookup tables are the test thread's; the counters are atomic.
 class SharedTestJournal final : public TestJournal {
  public:
   bool shared() const override { return true; }
   void set_cluster_hooks(ClusterHooks h) override { hooks = std::move(h); }
 
-  void find(JobId id, std::function<void(std::optional<RecoveredJob>)> done) override {
+  void find(JobId id, std::function<void(StoreAnswer<std::optional<RecoveredJob>>)> done) override {
     ++finds;
+    if (unavailable) return done(StoreUnavailable{*unavailable});
     done(row_elsewhere(id));
   }
-  void request_cancel(JobId id, std::function<void(std::optional<RecoveredJob>)> done) override {
+  void request_cancel(JobId id,
+                      std::function<void(StoreAnswer<std::optional<RecoveredJob>>)> done) override {
     ++cancel_requests;
+    if (unavailable) return done(StoreUnavailable{*unavailable});
     done(row_elsewhere(id));
   }
   void dead_jobs(std::string troupe, std::size_t limit,
-                 std::function<void(std::vector<RecoveredJob>)> done) override {
+                 std::function<void(StoreAnswer<std::vector<RecoveredJob>>)> done) override {
     ++dead_lookups;
+    if (unavailable) return done(StoreUnavailable{*unavailable});
     std::vector<RecoveredJob> out;
     for (const auto& r : dead_rows) {
       if (r.request.troupe == troupe && out.size() < limit) out.push_back(r);
@@ -163,6 +168,8 @@ class SharedTestJournal final : public TestJournal {
   ClusterHooks hooks;  // set by the runtime at its construction
   std::map<std::uint64_t, RecoveredJob> rows_elsewhere;
   std::vector<RecoveredJob> dead_rows;
+  /// Set: the store does not answer lookups (an outage), for this reason.
+  std::optional<std::string> unavailable;
   std::atomic<int> finds{0};
   std::atomic<int> cancel_requests{0};
   std::atomic<int> dead_lookups{0};

@@ -136,42 +136,55 @@ class FakeRuntime final : public core::Runtime {
     return out;
   }
 
-  void find(core::JobId id,
-            std::function<void(std::optional<core::JobRecord>)> done) const override {
+  void find(
+      core::JobId id,
+      std::function<void(core::StoreAnswer<std::optional<core::JobRecord>>)> done) const override {
     if (auto here = get(id)) return done(std::move(here));
     answer_from_store([this, id, done = std::move(done)] {
       std::optional<core::JobRecord> found;
+      std::optional<std::string> down;
       {
         std::lock_guard lock(mutex_);
+        down = store_down_;
         if (auto it = elsewhere_.find(id); it != elsewhere_.end()) found = it->second;
       }
+      if (down) return done(core::StoreUnavailable{*down});
       done(std::move(found));
     });
   }
-  void cancel_anywhere(core::JobId id,
-                       std::function<void(std::optional<core::CancelOutcome>)> done) override {
+  void cancel_anywhere(
+      core::JobId id,
+      std::function<void(core::StoreAnswer<std::optional<core::CancelOutcome>>)> done) override {
     if (auto here = cancel(id)) return done(std::move(here));
     answer_from_store([this, id, done = std::move(done)] {
       std::optional<core::CancelOutcome> outcome;
+      std::optional<std::string> down;
       {
         std::lock_guard lock(mutex_);
-        if (auto it = elsewhere_.find(id); it != elsewhere_.end()) {
+        down = store_down_;
+        if (down) {
+          // Not answered: nothing was asked of the store.
+        } else if (auto it = elsewhere_.find(id); it != elsewhere_.end()) {
           outcome = core::CancelOutcome{it->second, !core::is_terminal(it->second.state)};
           cancel_requests_.push_back(id);
         }
       }
+      if (down) return done(core::StoreUnavailable{*down});
       done(std::move(outcome));
     });
   }
   void dead_jobs_anywhere(
       std::string_view troupe, std::size_t limit,
-      std::function<void(std::optional<std::vector<core::JobRecord>>)> done) const override {
+      std::function<void(core::StoreAnswer<std::optional<std::vector<core::JobRecord>>>)> done)
+      const override {
     auto here = dead_jobs(troupe, limit);
     if (!here) return done(std::nullopt);
     answer_from_store([this, limit, here = std::move(*here), done = std::move(done),
                        troupe = std::string(troupe)]() mutable {
+      std::optional<std::string> down;
       {
         std::lock_guard lock(mutex_);
+        down = store_down_;
         for (const auto& [id, record] : elsewhere_) {
           if (record.troupe == troupe && record.state == core::JobState::kDead &&
               here.size() < limit) {
@@ -179,6 +192,7 @@ class FakeRuntime final : public core::Runtime {
           }
         }
       }
+      if (down) return done(core::StoreUnavailable{*down});
       done(std::move(here));
     });
   }
@@ -292,6 +306,12 @@ class FakeRuntime final : public core::Runtime {
     std::lock_guard lock(mutex_);
     elsewhere_[record.id] = std::move(record);
   }
+  /// Set: the store does not answer (an outage, for this reason); reset:
+  /// it answers again.
+  void set_store_down(std::optional<std::string> why) {
+    std::lock_guard lock(mutex_);
+    store_down_ = std::move(why);
+  }
   /// Jobs held elsewhere that cancel_anywhere() asked the store to cancel.
   std::vector<core::JobId> cancel_requests() const {
     std::lock_guard lock(mutex_);
@@ -356,6 +376,7 @@ class FakeRuntime final : public core::Runtime {
   std::vector<core::DurableCallback> barriers_;
   std::map<core::JobId, core::JobRecord> elsewhere_;
   std::vector<core::JobId> cancel_requests_;
+  std::optional<std::string> store_down_;  // set_store_down()
   mutable std::vector<std::function<void()>> store_queue_;
   mutable std::thread store_thread_;
   mutable std::size_t store_answers_ = 0;

@@ -676,6 +676,92 @@ TEST_F(JobServiceTest, AdminListsDeadJobsOfEveryReplica) {
   EXPECT_EQ(out.jobs(1).id(), core::JobId{8}.to_string());
 }
 
+// Issue 14, "lookups during an outage": when the shared store does not
+// answer, GetJob, WatchJob and CancelJob of a job not held here, and
+// ListDeadJobs, are UNAVAILABLE naming the store's problem (with a retry
+// hint), not NOT_FOUND; a job held here is still answered; once the store
+// answers again, so do they.
+TEST_F(JobServiceTest, LookupsTheStoreDoesNotAnswerAreUnavailableNotNotFound) {
+  core::TroupeStatus t;
+  t.name = "t";
+  runtime_.set_troupes({t});
+  v1::SubmitResponse here;
+  ASSERT_TRUE(submit(request(), here).ok());
+  runtime_.put_elsewhere(record_of(0x77, "t", core::JobState::kRunning));
+  runtime_.set_store_down("postgres store: connection refused");
+
+  auto expect_unavailable = [&](const grpc::Status& status, const grpc::ClientContext& ctx,
+                                const std::string& what) {
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << what;
+    EXPECT_NE(status.error_message().find("postgres store: connection refused"), std::string::npos)
+        << what << ": " << status.error_message();
+    EXPECT_NE(retry_after(ctx), "") << what;
+  };
+  for (std::uint64_t id : {0x77u, 0x78u}) {  // held elsewhere, or unknown: only the store knows
+    const std::string job_id = core::JobId{id}.to_string();
+    {
+      grpc::ClientContext ctx;
+      set_deadline(ctx);
+      v1::GetJobRequest r;
+      r.set_job_id(job_id);
+      v1::Job job;
+      const auto status = stub_->GetJob(&ctx, r, &job);
+      expect_unavailable(status, ctx, "GetJob " + job_id);
+    }
+    {
+      grpc::ClientContext ctx;
+      set_deadline(ctx);
+      v1::WatchJobRequest r;
+      r.set_job_id(job_id);
+      auto reader = stub_->WatchJob(&ctx, r);
+      v1::Job job;
+      EXPECT_FALSE(reader->Read(&job));
+      const auto status = reader->Finish();
+      expect_unavailable(status, ctx, "WatchJob " + job_id);
+    }
+    {
+      grpc::ClientContext ctx;
+      set_deadline(ctx);
+      v1::CancelJobRequest r;
+      r.set_job_id(job_id);
+      v1::CancelJobResponse out;
+      const auto status = stub_->CancelJob(&ctx, r, &out);
+      expect_unavailable(status, ctx, "CancelJob " + job_id);
+    }
+  }
+  EXPECT_TRUE(runtime_.cancel_requests().empty());
+  {
+    grpc::ClientContext ctx;
+    set_deadline(ctx);
+    v1::ListDeadJobsRequest r;
+    r.set_troupe("t");
+    v1::ListDeadJobsResponse out;
+    const auto status = admin_stub_->ListDeadJobs(&ctx, r, &out);
+    expect_unavailable(status, ctx, "ListDeadJobs");
+  }
+  {
+    // Held here: answered all the same.
+    grpc::ClientContext ctx;
+    set_deadline(ctx);
+    v1::GetJobRequest r;
+    r.set_job_id(here.job_id());
+    v1::Job job;
+    EXPECT_TRUE(stub_->GetJob(&ctx, r, &job).ok());
+  }
+
+  runtime_.set_store_down(std::nullopt);
+  grpc::ClientContext found;
+  set_deadline(found);
+  v1::GetJobRequest r;
+  r.set_job_id(core::JobId{0x77}.to_string());
+  v1::Job job;
+  EXPECT_TRUE(stub_->GetJob(&found, r, &job).ok());
+  grpc::ClientContext unknown;
+  set_deadline(unknown);
+  r.set_job_id(core::JobId{0x78}.to_string());
+  EXPECT_EQ(stub_->GetJob(&unknown, r, &job).error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
 /// Calls `method` with `request` as raw bytes (what a broken or hostile
 /// client can send) and returns the call's status. Any call shape fits:
 /// one message, half-close, read every reply.

@@ -330,5 +330,55 @@ TEST(Translation, TroupeStatusToProto) {
   EXPECT_EQ(t.counters().actor_restarts(), 1u);
 }
 
+TEST(Translation, ClusterViewShowsLeaseHoldersAndPermits) {
+  constexpr std::int64_t kSecond = 1'000'000'000;
+  core::ClusterView view;
+  view.now_ns = 100 * kSecond;
+  core::ClusterTroupe led{.name = "led", .singleton = true};
+  led.lease = core::ClusterLease{
+      .holder = "r1", .incarnation = 7, .term = 3, .expires_ns = 102 * kSecond, .held = true};
+  core::ClusterTroupe orphan{.name = "orphan"};
+  orphan.lease = core::ClusterLease{
+      .holder = "", .incarnation = 5, .term = 2, .expires_ns = 99 * kSecond, .held = false};
+  core::ClusterTroupe capped{.name = "capped", .max_concurrency = 5};
+  capped.permits = {{"r1", 7, 3}, {"r2", 8, 2}};
+  view.troupes = {capped, led, orphan};
+  v1::GetClusterResponse out;
+  to_proto(
+      view, [](std::string_view) { return true; }, out);
+  ASSERT_EQ(out.troupes_size(), 3);
+
+  const auto& c = out.troupes(0);
+  EXPECT_FALSE(c.has_lease());
+  EXPECT_EQ(c.holder(), "");
+  EXPECT_FALSE(c.singleton());
+  EXPECT_EQ(c.max_concurrency(), 5u);
+  ASSERT_EQ(c.permits_size(), 2);
+  EXPECT_EQ(c.permits(0).replica(), "r1");
+  EXPECT_EQ(c.permits(0).incarnation(), 7);
+  EXPECT_EQ(c.permits(0).permits(), 3u);
+  EXPECT_EQ(c.permits(1).replica(), "r2");
+  EXPECT_EQ(c.permits(1).permits(), 2u);
+
+  const auto& l = out.troupes(1);
+  EXPECT_TRUE(l.singleton());
+  EXPECT_EQ(l.holder(), "r1");
+  ASSERT_TRUE(l.has_lease());
+  EXPECT_EQ(l.lease().replica(), "r1");
+  EXPECT_EQ(l.lease().incarnation(), 7);
+  EXPECT_EQ(l.lease().term(), 3);
+  EXPECT_EQ(l.lease().expires_at().seconds(), 102);
+  EXPECT_TRUE(l.lease().held());
+  EXPECT_EQ(l.permits_size(), 0);
+
+  // Not held (expired, its holder gone): the lease is shown, no holder.
+  const auto& o = out.troupes(2);
+  EXPECT_EQ(o.holder(), "");
+  ASSERT_TRUE(o.has_lease());
+  EXPECT_FALSE(o.lease().held());
+  EXPECT_EQ(o.lease().incarnation(), 5);
+  EXPECT_EQ(o.lease().term(), 2);
+}
+
 }  // namespace
 }  // namespace troupe::daemon

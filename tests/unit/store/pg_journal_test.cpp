@@ -35,16 +35,29 @@ using test::kBound;
 using test::now_ns;
 using test::wait_durable;
 
-std::optional<core::RecoveredJob> find(core::Journal& journal, JobId id) {
-  auto promise = std::make_shared<std::promise<std::optional<core::RecoveredJob>>>();
+using JobAnswer = core::StoreAnswer<std::optional<core::RecoveredJob>>;
+
+/// Journal::find()'s answer, waited for with a bound.
+JobAnswer lookup(core::Journal& journal, JobId id) {
+  auto promise = std::make_shared<std::promise<JobAnswer>>();
   auto future = promise->get_future();
-  journal.find(
-      id, [promise](std::optional<core::RecoveredJob> job) { promise->set_value(std::move(job)); });
+  journal.find(id, [promise](JobAnswer answer) { promise->set_value(std::move(answer)); });
   if (future.wait_for(kBound) != std::future_status::ready) {
     ADD_FAILURE() << "find not answered within " << kBound.count() << " s";
-    return std::nullopt;
+    return core::StoreUnavailable{"not answered"};
   }
   return future.get();
+}
+
+/// The row find() found (nullopt: the store has no such job); a failure
+/// when the store did not answer.
+std::optional<core::RecoveredJob> find(core::Journal& journal, JobId id) {
+  JobAnswer answer = lookup(journal, id);
+  if (const auto* down = std::get_if<core::StoreUnavailable>(&answer)) {
+    ADD_FAILURE() << "find not answered: " << down->why;
+    return std::nullopt;
+  }
+  return std::get<std::optional<core::RecoveredJob>>(std::move(answer));
 }
 
 core::JournalAccepted accepted(std::uint64_t id, std::string troupe = "t") {
@@ -412,13 +425,15 @@ TEST_F(PgJournalTest, CancelEndsAnUnownedJobAndReachesTheOwnerOfAnOwnedOne) {
   owner->append(core::JournalRequeued{JobId{2}, 0});  // unowned, nobody has room
   ASSERT_EQ(wait_durable(*owner), std::nullopt);
 
-  auto request_cancel = [&](JobId id) {
-    std::promise<std::optional<core::RecoveredJob>> promise;
+  auto request_cancel = [&](JobId id) -> std::optional<core::RecoveredJob> {
+    std::promise<JobAnswer> promise;
     auto future = promise.get_future();
-    asker->request_cancel(
-        id, [&](std::optional<core::RecoveredJob> job) { promise.set_value(std::move(job)); });
+    asker->request_cancel(id, [&](JobAnswer answer) { promise.set_value(std::move(answer)); });
     EXPECT_EQ(future.wait_for(kBound), std::future_status::ready);
-    return future.get();
+    auto answer = future.get();
+    EXPECT_TRUE(std::holds_alternative<std::optional<core::RecoveredJob>>(answer));
+    auto* job = std::get_if<std::optional<core::RecoveredJob>>(&answer);
+    return job != nullptr ? std::move(*job) : std::nullopt;
   };
   auto before = request_cancel(JobId{2});
   ASSERT_TRUE(before);
@@ -469,6 +484,58 @@ TEST_F(PgJournalTest, AnOutageIsReportedAndABarrierTakenDuringItCompletesAfterIt
   EXPECT_EQ(job->output, "after");
   EXPECT_TRUE(find(*other, JobId{2}));
   EXPECT_TRUE(hooks.lost_.empty());
+}
+
+// Issue 14, "lookups during an outage": a lookup the server does not answer
+// is StoreUnavailable naming the problem, never "no such job"; once the
+// server is back the same lookups answer, "no such job" included.
+TEST_F(PgJournalTest, LookupsTheServerDoesNotAnswerAreUnavailableNotUnknown) {
+  Hooks hooks(0);
+  auto writer = open(options("writer"), nullptr);
+  auto asker = open(options("asker"), &hooks);
+  writer->append(accepted(1));
+  ASSERT_EQ(wait_durable(*writer), std::nullopt);
+  auto dead_jobs = [&](const std::string& troupe) {
+    std::promise<core::StoreAnswer<std::vector<core::RecoveredJob>>> promise;
+    auto future = promise.get_future();
+    asker->dead_jobs(troupe, 10, [&](core::StoreAnswer<std::vector<core::RecoveredJob>> answer) {
+      promise.set_value(std::move(answer));
+    });
+    EXPECT_EQ(future.wait_for(kBound), std::future_status::ready);
+    return future.get();
+  };
+  auto request_cancel = [&](JobId id) {
+    std::promise<JobAnswer> promise;
+    auto future = promise.get_future();
+    asker->request_cancel(id, [&](JobAnswer answer) { promise.set_value(std::move(answer)); });
+    EXPECT_EQ(future.wait_for(kBound), std::future_status::ready);
+    return future.get();
+  };
+
+  server_->stop();
+  ASSERT_TRUE(hooks.wait([](Hooks& h) { return !h.availability_.empty(); }));
+  for (JobId id : {JobId{1}, JobId{2}}) {  // known, unknown: the store cannot say
+    for (JobAnswer answer : {lookup(*asker, id), request_cancel(id)}) {
+      const auto* down = std::get_if<core::StoreUnavailable>(&answer);
+      ASSERT_NE(down, nullptr) << id.value << ": answered as if the store had";
+      EXPECT_EQ(down->why.rfind("postgres store: ", 0), 0u) << down->why;
+    }
+  }
+  auto dead = dead_jobs("t");
+  ASSERT_TRUE(std::holds_alternative<core::StoreUnavailable>(dead));
+  EXPECT_NE(std::get<core::StoreUnavailable>(dead).why, "");
+
+  server_->restart();
+  ASSERT_TRUE(hooks.wait([](Hooks& h) { return h.availability_.size() == 2; }));
+  auto job = find(*asker, JobId{1});
+  ASSERT_TRUE(job);
+  EXPECT_EQ(job->state, JobState::kQueued);
+  EXPECT_FALSE(find(*asker, JobId{2}));  // answered: no such job
+  dead = dead_jobs("t");
+  ASSERT_TRUE(std::holds_alternative<std::vector<core::RecoveredJob>>(dead));
+  EXPECT_TRUE(std::get<std::vector<core::RecoveredJob>>(dead).empty());
+  // The cancel asked during the outage changed nothing.
+  EXPECT_EQ(sql_value("SELECT count(*) FROM troupe_jobs WHERE cancel_requested"), "0");
 }
 
 TEST_F(PgJournalTest, CommitsInFlightWhenTheServerStopsAreWrittenAfterItReturns) {
@@ -884,6 +951,72 @@ TEST_F(PgCoordinationTest, PermitsNeverExceedMaxConcurrencyAndIdleOnesGoWhereThe
   ASSERT_TRUE(c.wait([](Coordination& c) { return c.permits_["b"] == 5; }));
   EXPECT_LE(c.max_sum_, 5u);
   EXPECT_EQ(query("SELECT count(*) FROM troupe_permits WHERE troupe = 'p'"), 5);
+}
+
+// The cluster view names each singleton's lease holder (incarnation, term,
+// expiry) and the permits each replica holds, as the tables have them.
+TEST_F(PgCoordinationTest, TheClusterViewShowsLeaseHoldersAndPermitsPerReplica) {
+  Coordination c;
+  const std::vector<core::CoordinatedTroupe> troupes{{"p", false, 5}, {"s", true, 0}};
+  auto a = open_coordinated(options("a"), c, troupes);
+  ASSERT_TRUE(c.wait([](Coordination& c) { return c.leader_ == "a"; }));
+  auto b = open_coordinated(options("b"), c, troupes);
+  c.set_demand("a", 2);
+  c.set_demand("b", 1);
+  ASSERT_TRUE(c.wait([](Coordination& c) { return c.permits_["a"] == 2 && c.permits_["b"] == 1; }));
+  // A lease nobody holds any more: its holder's incarnation is gone.
+  sql("INSERT INTO troupe_leases (troupe, owner, term, expires_at) VALUES ('z', 424242, 7, "
+      "now() + interval '1 hour')");
+  const std::int64_t a_incarnation =
+      query("SELECT incarnation FROM troupe_replicas WHERE name = 'a'");
+  const std::int64_t b_incarnation =
+      query("SELECT incarnation FROM troupe_replicas WHERE name = 'b'");
+
+  core::ClusterLookup answer = cluster(*b);
+  ASSERT_EQ(answer.status, core::ClusterLookup::Status::kOk) << answer.error;
+  const auto& view = answer.view;
+  ASSERT_EQ(view.troupes.size(), 3u);  // no unfinished jobs: listed for their leases, permits
+  const auto& p = view.troupes[0];
+  EXPECT_EQ(p.name, "p");
+  EXPECT_FALSE(p.lease);
+  ASSERT_EQ(p.permits.size(), 2u);
+  EXPECT_EQ(p.permits[0].replica, "a");
+  EXPECT_EQ(p.permits[0].incarnation, a_incarnation);
+  EXPECT_EQ(p.permits[0].permits, 2u);
+  EXPECT_EQ(p.permits[1].replica, "b");
+  EXPECT_EQ(p.permits[1].incarnation, b_incarnation);
+  EXPECT_EQ(p.permits[1].permits, 1u);
+  const auto& s = view.troupes[1];
+  EXPECT_EQ(s.name, "s");
+  EXPECT_TRUE(s.permits.empty());
+  ASSERT_TRUE(s.lease);
+  EXPECT_EQ(s.lease->holder, "a");
+  EXPECT_EQ(s.lease->incarnation, a_incarnation);
+  EXPECT_EQ(s.lease->term, 1);
+  EXPECT_TRUE(s.lease->held);
+  EXPECT_GT(s.lease->expires_ns, view.now_ns);
+  const auto& z = view.troupes[2];
+  EXPECT_EQ(z.name, "z");
+  ASSERT_TRUE(z.lease);
+  EXPECT_FALSE(z.lease->held);
+  EXPECT_EQ(z.lease->holder, "");
+  EXPECT_EQ(z.lease->incarnation, 424242);
+  EXPECT_EQ(z.lease->term, 7);
+
+  // a stops: its lease is released and its permits are free; b takes the
+  // lease over with the next term.
+  a.reset();
+  ASSERT_TRUE(c.wait([](Coordination& c) { return c.leader_ == "b"; }));
+  answer = cluster(*b);
+  ASSERT_EQ(answer.status, core::ClusterLookup::Status::kOk) << answer.error;
+  ASSERT_GE(answer.view.troupes.size(), 2u);
+  ASSERT_EQ(answer.view.troupes[0].name, "p");
+  for (const auto& held : answer.view.troupes[0].permits) EXPECT_EQ(held.replica, "b");
+  ASSERT_EQ(answer.view.troupes[1].name, "s");
+  ASSERT_TRUE(answer.view.troupes[1].lease);
+  EXPECT_EQ(answer.view.troupes[1].lease->holder, "b");
+  EXPECT_EQ(answer.view.troupes[1].lease->term, 2);
+  EXPECT_TRUE(answer.view.troupes[1].lease->held);
 }
 
 TEST_F(PgCoordinationTest, ASchemaOfVersionOneIsMigrated) {

@@ -8,6 +8,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <tuple>
 
 #include "troupe/v1/troupe.grpc.pb.h"
 
@@ -102,6 +103,53 @@ class FakeTroupeServer final : public v1::JobService::Service, public v1::AdminS
   grpc::Status ListDeadJobs(grpc::ServerContext*, const v1::ListDeadJobsRequest* req,
                             v1::ListDeadJobsResponse*) override {
     if (req->troupe() != "echo") return unknown_troupe(req->troupe());
+    return grpc::Status::OK;
+  }
+
+  /// A cluster of two replicas: a singleton troupe led by r1, one whose
+  /// lease expired with its holder gone, a troupe capped at 5 with permits
+  /// on both replicas, and a plain one.
+  grpc::Status GetCluster(grpc::ServerContext*, const v1::GetClusterRequest*,
+                          v1::GetClusterResponse* resp) override {
+    resp->mutable_now()->set_seconds(1000);
+    for (std::int64_t i : {1, 2}) {
+      auto& r = *resp->add_replicas();
+      r.set_name("r" + std::to_string(i));
+      r.set_incarnation(10 + i);
+      r.set_alive(true);
+      r.mutable_heartbeat_age()->set_nanos(200'000'000);
+    }
+    auto& capped = *resp->add_troupes();
+    capped.set_name("capped");
+    capped.set_queue_depth(12);
+    capped.set_running(5);
+    capped.set_max_concurrency(5);
+    for (auto [name, incarnation, n] : {std::tuple{"r1", 11, 3u}, std::tuple{"r2", 12, 2u}}) {
+      auto& p = *capped.add_permits();
+      p.set_replica(name);
+      p.set_incarnation(incarnation);
+      p.set_permits(n);
+    }
+    auto& echo = *resp->add_troupes();
+    echo.set_name("echo");
+    auto& ledger = *resp->add_troupes();
+    ledger.set_name("ledger");
+    ledger.set_running(1);
+    ledger.set_singleton(true);
+    ledger.set_holder("r1");
+    auto& lease = *ledger.mutable_lease();
+    lease.set_replica("r1");
+    lease.set_incarnation(11);
+    lease.set_term(4);
+    lease.mutable_expires_at()->set_seconds(1002);
+    lease.set_held(true);
+    auto& stale = *resp->add_troupes();
+    stale.set_name("stale");
+    stale.set_singleton(true);
+    auto& gone = *stale.mutable_lease();
+    gone.set_incarnation(9);
+    gone.set_term(2);
+    gone.mutable_expires_at()->set_seconds(990);
     return grpc::Status::OK;
   }
 

@@ -6,6 +6,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <sstream>
 
 #include "tests/support/run_process.h"
 #include "tests/unit/tools/fake_troupe_server.h"
@@ -165,6 +167,42 @@ TEST_F(TroupectlCli, WatchCancelTroupesTroupeDead) {
   EXPECT_NE(run({"troupe", "echo"}).out.find("circuit:      CLOSED"), std::string::npos);
   EXPECT_EQ(run({"troupe", "nope"}).exit_code, 3);
   EXPECT_EQ(run({"dead", "echo", "--limit", "3"}).exit_code, 0);
+}
+
+// The HOLDER column: a singleton's lease holder (incarnation, term, time
+// left), a lease nobody holds, and the max_concurrency permits per replica.
+TEST_F(TroupectlCli, ClusterShowsLeaseHoldersAndPermits) {
+  const auto cluster = run({"cluster"});
+  ASSERT_EQ(cluster.exit_code, 0) << cluster;
+  std::map<std::string, std::string> rows;  // first word -> the line
+  std::istringstream lines(cluster.out);
+  for (std::string line; std::getline(lines, line);) {
+    rows[line.substr(0, line.find(' '))] = line;
+  }
+  auto holder = [&](const std::string& troupe) {
+    const std::string& line = rows[troupe];
+    // TROUPE QUEUED RUNNING OLDEST, then HOLDER to the end of the line.
+    std::istringstream words(line);
+    std::string skip;
+    for (int i = 0; i < 4; ++i) words >> skip;
+    std::string rest;
+    std::getline(words, rest);
+    return rest.empty() ? rest : rest.substr(rest.find_first_not_of(' '));
+  };
+  EXPECT_NE(cluster.out.find("HOLDER"), std::string::npos) << cluster.out;
+  EXPECT_EQ(holder("ledger"), "r1 (incarnation 11, term 4, lease 2.0s left)") << cluster.out;
+  EXPECT_EQ(holder("stale"), "none (term 2, incarnation 9 gone)") << cluster.out;
+  EXPECT_EQ(holder("capped"), "permits 5/5: r1 3, r2 2") << cluster.out;
+  EXPECT_EQ(holder("echo"), "-") << cluster.out;
+
+  const auto j = json(run({"cluster", "--output", "json"}).out);
+  const auto& troupes = j.fields().at("troupes").list_value().values();
+  ASSERT_EQ(troupes.size(), 4);
+  const auto& ledger = troupes[2].struct_value().fields();
+  EXPECT_EQ(ledger.at("holder").string_value(), "r1");
+  EXPECT_EQ(ledger.at("lease").struct_value().fields().at("term").string_value(), "4");
+  const auto& capped = troupes[0].struct_value().fields();
+  EXPECT_EQ(capped.at("permits").list_value().values_size(), 2);
 }
 
 TEST_F(TroupectlCli, HealthExitsZeroOnlyWhenServing) {
