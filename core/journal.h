@@ -278,6 +278,19 @@ struct StoreUnavailable {
 template <class T>
 using StoreAnswer = std::variant<T, StoreUnavailable>;
 
+/// Journal::accept_keyed()'s answer (idempotency keys across replicas,
+/// docs/cluster.md).
+struct KeyedAccept {
+  enum class Status {
+    kAccepted,     // the row is committed, owned by this process; the key is the job's
+    kDuplicate,    // the key names another job (`existing`): nothing was written
+    kUnavailable,  // the store did not answer (`error` says why): nothing is known
+  };
+  Status status = Status::kUnavailable;
+  RecoveredJob existing;  // kDuplicate: the job the key names, as the store has it
+  std::string error;
+};
+
 /// The journal's contract. Thread-safe: append() and after_durable() may be
 /// called from any thread concurrently and never block on I/O.
 ///
@@ -360,6 +373,33 @@ class Journal {
     (void)troupe, (void)limit;
     done(std::vector<RecoveredJob>());
   }
+
+  // --- Idempotency keys across replicas (issue 14). ---
+
+  /// A job with an idempotency key, before this process accepts it: in a
+  /// transaction of its own, the store inserts `accepted` as a queued row
+  /// owned by this process unless its (troupe, idempotency_key) already
+  /// names a job submitted within the journal's idempotency TTL, in which
+  /// case nothing is written and `done` gets that job (kDuplicate). The
+  /// store decides between replicas racing with one key (a unique index):
+  /// exactly one of them gets kAccepted. `done` runs once, on the journal's
+  /// thread, after the commit; it must not block.
+  ///
+  /// After kAccepted the caller either accepts the job with this id (the
+  /// JournalAccepted it then appends writes nothing: the row exists; its
+  /// later entries are fenced writes as for a claimed job), or, when it
+  /// refuses the job after all, calls withdraw_keyed(id): the row goes and
+  /// nothing of the job stays. A journal of one process answers
+  /// kUnavailable with an empty `error` (not shared: never called).
+  virtual void accept_keyed(JournalAccepted accepted, std::function<void(KeyedAccept)> done) {
+    (void)accepted;
+    done(KeyedAccept{});
+  }
+
+  /// Removes the row accept_keyed() committed for job `id`, which this
+  /// process refused after all (no entry of it was appended). Any thread;
+  /// never blocks.
+  virtual void withdraw_keyed(JobId id) { (void)id; }
 
   // --- The cluster view (h19). ---
 

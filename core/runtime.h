@@ -132,6 +132,26 @@ class Runtime {
   virtual std::variant<Accepted, Rejection> submit(JobRequest request,
                                                    JobCallback on_terminal = {}) = 0;
 
+  /// What submit_anywhere() answers: submit()'s outcome.
+  using SubmitDone = std::function<void(std::variant<Accepted, Rejection>)>;
+
+  /// submit(), answered through `done` (once: inline, or on the journal's
+  /// thread). With a shared journal (docs/cluster.md) a request with an
+  /// idempotency key is checked against every replica's jobs: after this
+  /// process's own (as submit() does), the store decides (Journal::
+  /// accept_keyed(): one transaction, a unique index, so replicas racing
+  /// with one key accept it once). A key that names a job within
+  /// idempotency_ttl answers that job's id as a duplicate, wherever it
+  /// runs; `on_terminal` is then called with its terminal record (a job
+  /// held elsewhere is followed through the store, as a remote watch). A
+  /// job accepted this way is committed before `done` runs and is never
+  /// run before its key is settled; one the troupe then refuses after all
+  /// leaves nothing behind (Journal::withdraw_keyed). Otherwise, and with a
+  /// journal of one process, it is submit().
+  virtual void submit_anywhere(JobRequest request, JobCallback on_terminal, SubmitDone done) {
+    done(submit(std::move(request), std::move(on_terminal)));
+  }
+
   /// Snapshot of a job; nullopt when unknown or its record expired.
   virtual std::optional<JobRecord> get(JobId id) const = 0;
 

@@ -7,6 +7,7 @@
 #include <boost/asio/post.hpp>
 #include <cerrno>
 #include <system_error>
+#include <utility>
 
 namespace troupe::core {
 
@@ -44,6 +45,11 @@ std::uint64_t random_id_bits() {
   }
   return pool.bits[pool.next++];
 }
+
+/// The id the next next_id() on this thread returns instead of a new one
+/// (0: none): submit_keyed() accepts a job under the id its store row was
+/// committed with; Troupe::submit() draws the id from next_id() once.
+thread_local std::uint64_t forced_next_id = 0;
 
 /// A job as a store row has it (recovery, a claim, or a lookup of a job held
 /// elsewhere); `troupe_name` must outlive it. The one conversion from
@@ -328,6 +334,7 @@ RuntimeImpl::~RuntimeImpl() {
 }
 
 JobId RuntimeImpl::next_id() {
+  if (forced_next_id != 0) return JobId{std::exchange(forced_next_id, 0)};
   // Zero is no job's id; a live id (2^-64 per draw and job) is drawn again.
   for (;;) {
     const JobId id{random_id_bits()};
@@ -423,32 +430,7 @@ std::variant<Accepted, Rejection> RuntimeImpl::submit(JobRequest request, JobCal
   // Idempotent submits are serialised so two racing ones cannot both miss.
   std::lock_guard idem(idempotency_mutex_);
   if (auto match = store_->find_idempotent(request.troupe, request.idempotency_key)) {
-    if (on_terminal) {
-      const JobPtr& existing = match->job;
-      bool done = !existing;  // only a terminal record expires into a tombstone
-      if (existing) {
-        std::lock_guard lock(existing->lock);
-        if (is_terminal(existing->state.load(std::memory_order_relaxed))) {
-          done = true;
-        } else {
-          if (!existing->listeners) existing->listeners = std::make_unique<detail::JobListeners>();
-          if (existing->listeners->on_terminal.size() >= options_.max_listeners_per_job) {
-            Rejection r{RejectReason::kTooManyListeners, kTooManyListenersRetry};
-            r.capacity = options_.max_listeners_per_job;
-            r.job = existing->id;
-            return r;
-          }
-          existing->listeners->on_terminal.push_back(on_terminal);
-        }
-      }
-      if (done) {
-        boost::asio::post(io_, [existing, final_state = std::move(match->final_state),
-                                cb = std::move(on_terminal)] {
-          cb(existing ? existing->snapshot() : final_state);
-        });
-      }
-    }
-    return Accepted{match->id, true};
+    return answer_duplicate(*match, std::move(on_terminal));
   }
   const std::string troupe_name = request.troupe;
   const std::string key = request.idempotency_key;
@@ -457,6 +439,139 @@ std::variant<Accepted, Rejection> RuntimeImpl::submit(JobRequest request, JobCal
     if (JobPtr job = store_->find(accepted->id)) store_->remember_idempotent(troupe_name, key, job);
   }
   return result;
+}
+
+std::variant<Accepted, Rejection> RuntimeImpl::answer_duplicate(const IdempotentMatch& match,
+                                                                JobCallback on_terminal) {
+  if (!on_terminal) return Accepted{match.id, true};
+  const JobPtr& existing = match.job;
+  if (!existing && !is_terminal(match.final_state.state)) {
+    // Held by another replica (a shared store): followed through the store
+    // until it ends, as a remote watch that reports only the end.
+    const WatchId wid = next_watch_.fetch_add(1, std::memory_order_relaxed);
+    auto at_end = [cb = std::move(on_terminal)](const JobRecord& r) {
+      if (is_terminal(r.state)) cb(r);
+    };
+    if (!watch_remote(wid, match.id, std::move(at_end), match.final_state.state,
+                      match.final_state.attempts)) {
+      Rejection r{RejectReason::kTooManyListeners, kTooManyListenersRetry};
+      r.capacity = options_.max_listeners_per_job;
+      r.job = match.id;
+      return r;
+    }
+    return Accepted{match.id, true};
+  }
+  bool done = !existing;  // a tombstone, or a terminal row of the store
+  if (existing) {
+    std::lock_guard lock(existing->lock);
+    if (is_terminal(existing->state.load(std::memory_order_relaxed))) {
+      done = true;
+    } else {
+      if (!existing->listeners) existing->listeners = std::make_unique<detail::JobListeners>();
+      if (existing->listeners->on_terminal.size() >= options_.max_listeners_per_job) {
+        Rejection r{RejectReason::kTooManyListeners, kTooManyListenersRetry};
+        r.capacity = options_.max_listeners_per_job;
+        r.job = existing->id;
+        return r;
+      }
+      existing->listeners->on_terminal.push_back(on_terminal);
+    }
+  }
+  if (done) {
+    boost::asio::post(io_,
+                      [existing, final_state = match.final_state, cb = std::move(on_terminal)] {
+                        cb(existing ? existing->snapshot() : final_state);
+                      });
+  }
+  return Accepted{match.id, true};
+}
+
+void RuntimeImpl::submit_anywhere(JobRequest request, JobCallback on_terminal, SubmitDone done) {
+  if (request.idempotency_key.empty() || !journal_.journal.shared()) {
+    done(submit(std::move(request), std::move(on_terminal)));
+    return;
+  }
+  auto t = find_troupe(request.troupe);
+  if (!t) {
+    done(reject_unknown());
+    return;
+  }
+  {
+    // This process's own jobs first (no round trip for a retry to the same
+    // replica).
+    std::lock_guard idem(idempotency_mutex_);
+    if (auto match = store_->find_idempotent(request.troupe, request.idempotency_key)) {
+      done(answer_duplicate(*match, std::move(on_terminal)));
+      return;
+    }
+  }
+  if (journal_.failed.load(std::memory_order_relaxed) ||
+      journal_.unavailable.load(std::memory_order_relaxed) || (!t->follower() && t->room() == 0)) {
+    // Refused (the store down, the troupe full or closed): submit() refuses
+    // and counts it. Should room appear meanwhile, it accepts the job with
+    // its key in the batch insert, which writes nothing when another row
+    // holds the key (the job is then lost here). A singleton troupe led
+    // elsewhere has no room but accepts: its job goes through the store.
+    done(submit(std::move(request), std::move(on_terminal)));
+    return;
+  }
+  JournalAccepted row;
+  row.id = next_id();
+  row.troupe = request.troupe;
+  row.payload = request.payload;
+  row.key = request.key;
+  row.idempotency_key = request.idempotency_key;
+  row.metadata = request.metadata;
+  row.submitted_ns = detail::to_ns(clock_.wall_now());
+  if (request.deadline) row.deadline_ns = detail::to_ns(*request.deadline);
+  if (request.attempt_timeout) row.attempt_timeout_ns = request.attempt_timeout->count();
+  const JobId id = row.id;
+  journal_.journal.accept_keyed(
+      std::move(row),
+      [this, t = std::move(t), id, request = std::move(request),
+       on_terminal = std::move(on_terminal), done = std::move(done)](KeyedAccept answer) mutable {
+        switch (answer.status) {
+          case KeyedAccept::Status::kAccepted:
+            submit_keyed(t, id, std::move(request), std::move(on_terminal), std::move(done));
+            return;
+          case KeyedAccept::Status::kDuplicate: {
+            IdempotentMatch match;
+            match.id = answer.existing.request.id;
+            match.job = store_->find(match.id);
+            if (match.job && !answers_for(*match.job)) match.job = nullptr;  // left here
+            match.final_state = to_record(std::move(answer.existing));
+            done(answer_duplicate(match, std::move(on_terminal)));
+            return;
+          }
+          case KeyedAccept::Status::kUnavailable: {
+            Rejection r{RejectReason::kStoreUnavailable};
+            r.store_failure = std::move(answer.error);
+            done(std::move(r));
+            return;
+          }
+        }
+      });
+}
+
+void RuntimeImpl::submit_keyed(const std::shared_ptr<Troupe>& t, JobId id, JobRequest request,
+                               JobCallback on_terminal, SubmitDone done) {
+  std::variant<Accepted, Rejection> result;
+  {
+    std::lock_guard idem(idempotency_mutex_);
+    const std::string troupe_name = request.troupe;
+    const std::string key = request.idempotency_key;
+    forced_next_id = id.value;
+    result = t->submit(std::move(request), std::move(on_terminal));
+    forced_next_id = 0;  // not drawn when refused before the job was made
+    if (const auto* accepted = std::get_if<Accepted>(&result)) {
+      if (JobPtr job = store_->find(accepted->id)) {
+        store_->remember_idempotent(troupe_name, key, job);
+      }
+    }
+  }
+  // Refused after all (full, draining, ...): nothing of it may stay.
+  if (std::holds_alternative<Rejection>(result)) journal_.journal.withdraw_keyed(id);
+  done(std::move(result));
 }
 
 std::optional<JobRecord> RuntimeImpl::get(JobId id) const {

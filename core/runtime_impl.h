@@ -43,6 +43,11 @@ namespace troupe::core {
 /// - cancel(id): cancel(id).
 /// - availability(up, why): while down, submits are refused with kStoreUnavailable
 ///   (store_failure = why); the on_store_availability handler is told every change.
+/// submit_anywhere() with an idempotency key on a shared journal asks the store
+/// (Journal::accept_keyed) unless this process knows the key; its answer arrives on the
+/// journal's thread, where the job is submitted to its troupe under the id its row was
+/// committed with (a thread-local next_id override), or the row withdrawn when the troupe
+/// refuses it, or the duplicate answered; `done` runs there.
 class RuntimeImpl final : public Runtime, private detail::TroupeHost {
  public:
   /// `journal` null: a memory journal of its own.
@@ -52,6 +57,7 @@ class RuntimeImpl final : public Runtime, private detail::TroupeHost {
 
   void apply(const std::vector<TroupeOptions>& troupes) override;
   std::variant<Accepted, Rejection> submit(JobRequest request, JobCallback on_terminal) override;
+  void submit_anywhere(JobRequest request, JobCallback on_terminal, SubmitDone done) override;
   std::optional<JobRecord> get(JobId id) const override;
   std::optional<CancelOutcome> cancel(JobId id) override;
   std::variant<WatchId, WatchRefusal> watch(JobId id, JobCallback on_change) override;
@@ -110,6 +116,15 @@ class RuntimeImpl final : public Runtime, private detail::TroupeHost {
   /// a journal of one process; with a shared one unless the job left (lost,
   /// or handed back by a drain), when the store has the truth.
   bool answers_for(const detail::Job& job) const;
+
+  /// The answer to a submit whose idempotency key names `match` (held
+  /// here, a tombstone, or, from a shared store, a job held elsewhere):
+  /// Accepted as a duplicate, `on_terminal` attached to it.
+  std::variant<Accepted, Rejection> answer_duplicate(const IdempotentMatch& match,
+                                                     JobCallback on_terminal);
+  /// submit_anywhere() once the store accepted the keyed row of `id`.
+  void submit_keyed(const std::shared_ptr<detail::Troupe>& troupe, JobId id, JobRequest request,
+                    JobCallback on_terminal, SubmitDone done);
 
   std::shared_ptr<detail::Troupe> find_troupe(std::string_view name) const;
   /// Counts the rejection (no troupe to count it) and says why.

@@ -51,29 +51,20 @@ class WaitingSubmit final : public grpc::ServerUnaryReactor {
       }
     };
     auto owner = std::make_shared<Owner>(this);
-    auto outcome = runtime.submit(std::move(job), [owner](const core::JobRecord& r) {
-      owner->called = true;
-      owner->self->on_terminal(r);
-    });
-    if (auto* rejection = std::get_if<core::Rejection>(&outcome)) {
-      // The callback was dropped: only gRPC's reference is left.
-      if (!claimed_.exchange(true, std::memory_order_acq_rel)) {
-        finish(context_, *this, to_rpc_error(*rejection, troupe));
-      }
-      return;
-    }
-    const auto& accepted = std::get<core::Accepted>(outcome);
-    job_id_ = accepted.id.to_string();
-    duplicate_ = accepted.duplicate;
-    // The callback may already have run (a duplicate of a finished job), or
-    // been dropped (the job left this process), so whoever of the two comes
-    // second completes the call.
-    const unsigned before = stage_.fetch_or(kSubmitted, std::memory_order_acq_rel);
-    if (before & kTerminal) {
-      complete();
-    } else if (before & kDropped) {
-      abandon();
-    }
+    // A third reference while the submit's answer is pending: it may come
+    // on the store's thread (a key settled by a shared store), after the
+    // runtime dropped the callback.
+    refs_.fetch_add(1, std::memory_order_relaxed);
+    runtime.submit_anywhere(
+        std::move(job),
+        [owner](const core::JobRecord& r) {
+          owner->called = true;
+          owner->self->on_terminal(r);
+        },
+        [this, troupe](std::variant<core::Accepted, core::Rejection> outcome) {
+          submitted(outcome, troupe);
+          release();
+        });
   }
 
   void OnCancel() override {
@@ -97,6 +88,31 @@ class WaitingSubmit final : public grpc::ServerUnaryReactor {
   static constexpr unsigned kSubmitted = 1;
   static constexpr unsigned kTerminal = 2;
   static constexpr unsigned kDropped = 4;
+
+  /// The submit's answer. A rejection dropped the callback: it is answered
+  /// now; an accepted job is answered by the second of this and its
+  /// terminal record (or the drop of its callback).
+  void submitted(const std::variant<core::Accepted, core::Rejection>& outcome,
+                 const std::string& troupe) {
+    if (const auto* rejection = std::get_if<core::Rejection>(&outcome)) {
+      if (!claimed_.exchange(true, std::memory_order_acq_rel)) {
+        finish(context_, *this, to_rpc_error(*rejection, troupe));
+      }
+      return;
+    }
+    const auto& accepted = std::get<core::Accepted>(outcome);
+    job_id_ = accepted.id.to_string();
+    duplicate_ = accepted.duplicate;
+    // The callback may already have run (a duplicate of a finished job), or
+    // been dropped (the job left this process), so whoever of the two comes
+    // second completes the call.
+    const unsigned before = stage_.fetch_or(kSubmitted, std::memory_order_acq_rel);
+    if (before & kTerminal) {
+      complete();
+    } else if (before & kDropped) {
+      abandon();
+    }
+  }
 
   /// The runtime dropped the callback uncalled: after a rejection (start()
   /// answers it) or once the accepted job left this process.
@@ -175,55 +191,82 @@ class SubmitStreamReactor final : public OrderedReplyStream<grpc::ByteBuffer, gr
       grpc::ByteBuffer& bytes) override {
     v1::StreamSubmitRequest in;
     if (auto error = parse_request(bytes, in)) return error->status();
-    bool accepted = false;
-    v1::StreamSubmitAck ack = ack_for(in, accepted);
-    if (!accepted) {
-      grpc::ByteBuffer out;
-      serialize_reply(ack, out);
-      return out;
+    v1::StreamSubmitAck ack;
+    ack.set_correlation_id(in.correlation_id());
+    auto job = admit(in, ack);
+    if (!job) return serialized(ack);
+    if (job->idempotency_key.empty()) {
+      if (!fill_outcome(runtime_.submit(std::move(*job)), in.request().troupe(), ack)) {
+        return serialized(ack);
+      }
+      ack_when_durable(runtime_, defer(), std::move(ack));
+      return Deferred{};
     }
-    // An accepted job is acknowledged once its accept is durable; later
-    // acks wait behind it (the stream's replies stay in request order).
-    runtime_.after_durable(
-        [later = defer(), ack = std::move(ack)](const core::JournalFailure* failure) mutable {
-          if (failure != nullptr) {
-            ack.clear_job_id();
-            ack.clear_duplicate();
-            fill_ack(store_unavailable(failure->message), ack);
-          }
-          grpc::ByteBuffer out;
-          serialize_reply(ack, out);
-          later(std::move(out));
-        });
+    // A key may be settled by the store (a shared one: another replica's
+    // job), so its answer may come later; its place in the order is kept.
+    runtime_.submit_anywhere(std::move(*job), {},
+                             [runtime = &runtime_, later = defer(), ack = std::move(ack),
+                              troupe = in.request().troupe()](
+                                 std::variant<core::Accepted, core::Rejection> outcome) mutable {
+                               if (!fill_outcome(outcome, troupe, ack)) {
+                                 later(serialized(ack));
+                                 return;
+                               }
+                               ack_when_durable(*runtime, std::move(later), std::move(ack));
+                             });
     return Deferred{};
   }
 
-  v1::StreamSubmitAck ack_for(v1::StreamSubmitRequest& in, bool& accepted) {
-    v1::StreamSubmitAck ack;
-    ack.set_correlation_id(in.correlation_id());
+  static grpc::ByteBuffer serialized(const v1::StreamSubmitAck& ack) {
+    grpc::ByteBuffer out;
+    serialize_reply(ack, out);
+    return out;
+  }
+
+  /// An accepted job is acknowledged once its accept is durable; later acks
+  /// wait behind it (the stream's replies stay in request order).
+  static void ack_when_durable(core::Runtime& runtime, Later later, v1::StreamSubmitAck ack) {
+    runtime.after_durable([later = std::move(later),
+                           ack = std::move(ack)](const core::JournalFailure* failure) mutable {
+      if (failure != nullptr) {
+        ack.clear_job_id();
+        ack.clear_duplicate();
+        fill_ack(store_unavailable(failure->message), ack);
+      }
+      later(serialized(ack));
+    });
+  }
+
+  /// The request as a job, once the caller may submit to its troupe and it
+  /// translates; otherwise nullopt with the refusal in `ack`.
+  std::optional<core::JobRequest> admit(v1::StreamSubmitRequest& in, v1::StreamSubmitAck& ack) {
     // An empty troupe is to_job_request's INVALID_ARGUMENT (docs/api.md).
     if (auto denied = in.request().troupe().empty()
                           ? std::nullopt
                           : authorizer_.authorize(context_, caller_, config::Permission::kSubmit,
                                                   in.request().troupe(), "SubmitStream")) {
       fill_ack(*denied, ack);
-      return ack;
+      return std::nullopt;
     }
     auto translated = to_job_request(*in.mutable_request(), limits_, SubmitSource::kStream);
     if (auto* error = std::get_if<RpcError>(&translated)) {
       fill_ack(*error, ack);
-      return ack;
+      return std::nullopt;
     }
-    auto outcome = runtime_.submit(std::move(std::get<core::JobRequest>(translated)));
-    if (auto* rejection = std::get_if<core::Rejection>(&outcome)) {
-      fill_ack(to_rpc_error(*rejection, in.request().troupe()), ack);
-      return ack;
+    return std::get<core::JobRequest>(std::move(translated));
+  }
+
+  /// The submit's outcome into `ack`; true when accepted.
+  static bool fill_outcome(const std::variant<core::Accepted, core::Rejection>& outcome,
+                           const std::string& troupe, v1::StreamSubmitAck& ack) {
+    if (const auto* rejection = std::get_if<core::Rejection>(&outcome)) {
+      fill_ack(to_rpc_error(*rejection, troupe), ack);
+      return false;
     }
     const auto& job = std::get<core::Accepted>(outcome);
     ack.set_job_id(job.id.to_string());
     ack.set_duplicate(job.duplicate);
-    accepted = true;
-    return ack;
+    return true;
   }
 
   core::Runtime& runtime_;
@@ -446,23 +489,28 @@ grpc::ServerUnaryReactor* JobServiceImpl::Submit(grpc::CallbackServerContext* co
     return reactor;
   }
   auto* reactor = context->DefaultReactor();
-  auto outcome = runtime_.submit(std::move(job));
-  if (auto* accepted = std::get_if<core::Accepted>(&outcome)) {
-    v1::SubmitResponse response;
-    response.set_job_id(accepted->id.to_string());
-    response.set_duplicate(accepted->duplicate);
-    serialize_reply(response, *out);
-    // Acknowledged once the accept is durable (inline with the memory journal).
-    runtime_.after_durable([context, reactor](const core::JournalFailure* failure) {
-      if (failure != nullptr) {
-        finish(*context, *reactor, store_unavailable(failure->message));
-      } else {
-        reactor->Finish(grpc::Status::OK);
-      }
-    });
-  } else {
-    finish(*context, *reactor, to_rpc_error(std::get<core::Rejection>(outcome), request.troupe()));
-  }
+  // Answered inline, or (a key settled by a shared store) on its thread.
+  runtime_.submit_anywhere(
+      std::move(job), {},
+      [runtime = &runtime_, context, reactor, out,
+       troupe = request.troupe()](std::variant<core::Accepted, core::Rejection> outcome) {
+        if (auto* accepted = std::get_if<core::Accepted>(&outcome)) {
+          v1::SubmitResponse response;
+          response.set_job_id(accepted->id.to_string());
+          response.set_duplicate(accepted->duplicate);
+          serialize_reply(response, *out);
+          // Acknowledged once the accept is durable (inline with the memory journal).
+          runtime->after_durable([context, reactor](const core::JournalFailure* failure) {
+            if (failure != nullptr) {
+              finish(*context, *reactor, store_unavailable(failure->message));
+            } else {
+              reactor->Finish(grpc::Status::OK);
+            }
+          });
+        } else {
+          finish(*context, *reactor, to_rpc_error(std::get<core::Rejection>(outcome), troupe));
+        }
+      });
   return reactor;
 }
 

@@ -227,6 +227,10 @@ class PgJournal final : public core::Journal {
     {
       std::lock_guard lock(mutex_);
       if (failure_ || stopping_) return;
+      if (const auto* accepted = std::get_if<core::JournalAccepted>(&entry);
+          accepted != nullptr && keyed_.erase(accepted->id.value) != 0) {
+        return;  // accept_keyed() wrote its row
+      }
       if (pending_.empty()) first_arrival_ = Clock::now();
       pending_.push_back(std::move(entry));
       barriers_.appended();
@@ -332,6 +336,104 @@ class PgJournal final : public core::Journal {
       done(std::move(jobs));
     };
     submit_from_any_thread(std::move(round));
+  }
+
+  // ---- idempotency keys across replicas (issue 14) ----
+
+  void accept_keyed(core::JournalAccepted a, std::function<void(core::KeyedAccept)> done) override {
+    const std::int64_t expired_before =
+        wall_now_ns() - std::min(idempotency_ttl_ns_, wall_now_ns());
+    PgRound round;
+    // Sent again after a lost answer: a committed first try is then found
+    // by its id (the insert does nothing, the lookup names this job).
+    round.resend = true;
+    round.queries.push_back(PgQuery{
+        pg::kExpireKey, PgParams().text(a.troupe).text(a.idempotency_key).i64(expired_before)});
+    round.queries.push_back(
+        PgQuery{pg::kFindByKey, PgParams().text(a.troupe).text(a.idempotency_key)});
+    const core::JobId id = a.id;
+    std::string troupe = a.troupe;
+    std::string metadata = detail::encode_metadata(a.metadata);
+    boost::asio::post(io_, [this, a = std::move(a), metadata = std::move(metadata),
+                            round = std::move(round), id, troupe = std::move(troupe),
+                            done = std::move(done)]() mutable {
+      bool registering;
+      {
+        std::lock_guard lock(mutex_);
+        registering = registering_;
+      }
+      if (io_closed_ || closing_ || registering) {
+        // Registering again (declared dead): a row owned by the old
+        // incarnation would be free for others while it ran here.
+        done(core::KeyedAccept{core::KeyedAccept::Status::kUnavailable,
+                               {},
+                               registering
+                                   ? "postgres store: this replica is registering again; retry"
+                                   : "postgres store: closing"});
+        return;
+      }
+      // The incarnation is this thread's: the row is owned by the current one.
+      round.queries.insert(round.queries.begin() + 1,
+                           PgQuery{pg::kInsertKeyed, PgParams()
+                                                         .i64(to_sql(a.id))
+                                                         .text(a.troupe)
+                                                         .i64(incarnation_)
+                                                         .bytes(a.payload)
+                                                         .text(a.key)
+                                                         .text(a.idempotency_key)
+                                                         .bytes(metadata)
+                                                         .i64(a.submitted_ns)
+                                                         .i64(a.deadline_ns)
+                                                         .i64(a.attempt_timeout_ns)});
+      round.done = [this, id, troupe = std::move(troupe), done = std::move(done)](
+                       std::vector<PgResult>& results, bool lost) {
+        using Status = core::KeyedAccept::Status;
+        if (lost || !round_ok(results, 3)) {
+          done(core::KeyedAccept{
+              Status::kUnavailable,
+              {},
+              "postgres store: " + (lost ? std::string("closing") : round_error(results))});
+          return;
+        }
+        const PGresult* found = results[2].get();
+        const bool inserted = PQntuples(results[1].get()) > 0;
+        if (inserted || (PQntuples(found) > 0 && from_sql(detail::pg_int(found, 0, 0)) == id)) {
+          owned_[id.value] = Owned{1, troupe};
+          {
+            std::lock_guard lock(mutex_);
+            keyed_.insert(id.value);
+          }
+          done(core::KeyedAccept{Status::kAccepted, {}, {}});
+          return;
+        }
+        if (PQntuples(found) == 0) {
+          // The job the key named went between the two statements (expired).
+          done(core::KeyedAccept{
+              Status::kUnavailable, {}, "postgres store: the idempotency key changed meanwhile"});
+          return;
+        }
+        done(core::KeyedAccept{Status::kDuplicate, decode_job(found, 0, 0), {}});
+      };
+      connection_->submit(std::move(round));
+    });
+  }
+
+  void withdraw_keyed(core::JobId id) override {
+    {
+      std::lock_guard lock(mutex_);
+      keyed_.erase(id.value);
+    }
+    boost::asio::post(io_, [this, id] {
+      owned_.erase(id.value);
+      cancelled_.erase(id.value);
+      if (io_closed_) return;
+      PgRound round;
+      round.resend = true;
+      round.queries.push_back(
+          PgQuery{pg::kWithdrawKeyed, PgParams().i64(to_sql(id)).i64(incarnation_)});
+      round.done = [](std::vector<PgResult>&, bool) {};
+      connection_->submit(std::move(round));
+    });
   }
 
   // ---- the cluster view (h19; lease holders: docs/cluster.md) ----
@@ -520,6 +622,9 @@ class PgJournal final : public core::Journal {
       run_schema_script(c, pg::kMigrateCoordination, "migrate the schema to version 2");
     }
     if (found < 3) run_schema_script(c, pg::kMigrateRateLimits, "migrate the schema to version 3");
+    if (found < 4) {
+      run_schema_script(c, pg::kMigrateIdempotency, "migrate the schema to version 4");
+    }
     exec_or_throw(c, "COMMIT", "schema");
     PgParams params;
     params.text(options_.replica).i64(micros(options_.lease));
@@ -1331,6 +1436,7 @@ class PgJournal final : public core::Journal {
 
   mutable std::mutex mutex_;  // guards the members below
   std::vector<core::JournalEntry> pending_;
+  std::unordered_set<std::uint64_t> keyed_;  // accept_keyed() rows whose accept is to come
   Clock::time_point first_arrival_{};
   detail::BarrierQueue barriers_;  // entries appended, committed, and the barriers
   bool kick_posted_ = false;

@@ -7,7 +7,7 @@
 namespace troupe::store::detail::pg {
 
 /// troupe_schema.version this trouped writes; a newer one is refused.
-constexpr int kSchemaVersion = 3;
+constexpr int kSchemaVersion = 4;
 /// The advisory lock creating and migrating the schema runs under (any
 /// constant all trouped versions agree on: "troupe" in ASCII).
 constexpr const char* kLockSchema = "SELECT pg_advisory_xact_lock(127978942625893)";
@@ -70,6 +70,21 @@ INSERT INTO troupe_schema (version) SELECT 3
   WHERE NOT EXISTS (SELECT 1 FROM troupe_schema WHERE version >= 3);
 )sql";
 
+/// Version 4, step "idempotency" (issue 14; Journal::accept_keyed()): a
+/// key names at most one row of a troupe, so that replicas racing with one
+/// key are told apart by the database. Rows already sharing a key (written
+/// before this step, when each replica checked only its own jobs) keep it
+/// on the oldest only. Idempotent, from version 3.
+constexpr const char* kMigrateIdempotency = R"sql(
+UPDATE troupe_jobs SET idempotency_key = '' WHERE id IN (SELECT id FROM (SELECT id,
+  row_number() OVER (PARTITION BY troupe, idempotency_key ORDER BY seq) AS n FROM troupe_jobs
+  WHERE idempotency_key <> '') d WHERE d.n > 1);
+CREATE UNIQUE INDEX IF NOT EXISTS troupe_jobs_idempotency ON troupe_jobs (troupe, idempotency_key)
+  WHERE idempotency_key <> '';
+INSERT INTO troupe_schema (version) SELECT 4
+  WHERE NOT EXISTS (SELECT 1 FROM troupe_schema WHERE version >= 4);
+)sql";
+
 /// $1 name, $2 lease in microseconds.
 constexpr const char* kRegister =
     "INSERT INTO troupe_replicas (name, expires_at) VALUES ($1, now() + $2 * interval '1 "
@@ -88,14 +103,40 @@ constexpr int kJobColumns = 16;
 // "phase" (a job's second update in the batch, ...) come after.
 
 /// Jobs as accepted, with the entries of the same commit folded in. A
-/// second accept of an id is nothing (a resend after a lost answer).
+/// second accept of an id is nothing (a resend after a lost answer); so is
+/// the accept of a job whose idempotency key another row holds (a keyed job
+/// accepted without accept_keyed(): its later writes find no row, and the
+/// job is lost here).
 constexpr const char* kInsert =
     "INSERT INTO troupe_jobs (id, troupe, state, owner, payload, key, idempotency_key, metadata, "
     "submitted_ns, deadline_ns, attempt_timeout_ns, attempts, failure, output, started_ns, "
     "finished_ns, next_run_ns) SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], "
     "$4::bigint[], $5::bytea[], $6::text[], $7::text[], $8::bytea[], $9::bigint[], $10::bigint[], "
     "$11::bigint[], $12::bigint[], $13::bigint[], $14::bytea[], $15::bigint[], $16::bigint[], "
-    "$17::bigint[]) ON CONFLICT (id) DO NOTHING";
+    "$17::bigint[]) ON CONFLICT DO NOTHING";
+
+// A job with an idempotency key, accepted in a transaction of its own
+// (Journal::accept_keyed()), in this order:
+/// $1 troupe, $2 key, $3 submitted at or before this (ns): the key of such
+/// a row has expired (idempotency_ttl after its submit) and is cleared, so
+/// that it names no job any more (the row itself stays for its result).
+constexpr const char* kExpireKey =
+    "UPDATE troupe_jobs SET idempotency_key = '' WHERE troupe = $1 AND idempotency_key = $2 "
+    "AND submitted_ns <= $3";
+/// The row, queued and owned by $3 (incarnation), unless the key (or the
+/// id: a resend) is taken: troupe_jobs_idempotency decides, a racing
+/// insert waiting for the other's commit. Column: id (no row: taken).
+constexpr const char* kInsertKeyed =
+    "INSERT INTO troupe_jobs (id, troupe, state, owner, payload, key, idempotency_key, metadata, "
+    "submitted_ns, deadline_ns, attempt_timeout_ns) VALUES ($1, $2, 0, $3, $4, $5, $6, $7, $8, $9, "
+    "$10) ON CONFLICT DO NOTHING RETURNING id";
+/// $1 troupe, $2 key: the job the key names (the statement's own snapshot:
+/// the winner of a race is committed by then).
+constexpr const char* kFindByKey = "SELECT " TROUPE_PG_JOB_COLUMNS(
+    "") " FROM troupe_jobs WHERE troupe = $1 AND idempotency_key = $2";
+/// $1 id, $2 incarnation: a keyed row refused by its replica after all.
+constexpr const char* kWithdrawKeyed =
+    "DELETE FROM troupe_jobs WHERE id = $1 AND owner = $2 AND state = 0";
 
 // The owner's writes, fenced: per row id and epoch; the last parameter is
 // this incarnation. RETURNING the ids written: a job missing from them is

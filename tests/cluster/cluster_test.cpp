@@ -631,6 +631,111 @@ TEST(Cluster, AnyReplicaAnswersGetJobAndCancelsAJobRunningElsewhere) {
   EXPECT_EQ(cluster.stub(1).GetJob(&nctx, nreq, &none).error_code(), grpc::StatusCode::NOT_FOUND);
 }
 
+/// Submits `req` to replica `i` as client `kind` does: 0 async Submit, 1
+/// Submit with wait=true (the terminal job in `job`), 2 SubmitStream.
+/// Returns the job id ("" when refused, with why in `error`).
+std::string submit_as(Cluster& cluster, std::size_t i, int kind, v1::SubmitRequest req,
+                      bool& duplicate, std::optional<v1::Job>& job, std::string& error) {
+  if (kind == 2) {
+    auto acks = submit_stream(cluster.stub(i), {req});
+    if (acks.count(0) == 0) {
+      error = "no ack";
+      return {};
+    }
+    const auto& ack = acks.at(0);
+    if (ack.code() != 0) error = ack.message();
+    duplicate = ack.duplicate();
+    return ack.job_id();
+  }
+  req.set_wait(kind == 1);
+  v1::SubmitResponse resp;
+  const grpc::Status status = submit(cluster.stub(i), req, resp);
+  if (!status.ok()) {
+    error = status.error_message();
+    return {};
+  }
+  duplicate = resp.duplicate();
+  if (resp.has_job()) job = resp.job();
+  return resp.job_id();
+}
+
+TEST(Cluster, OneIdempotencyKeySentToEveryReplicaAtOnceMakesOneJob) {
+  Cluster cluster(3);
+  constexpr int kKeys = 6;
+  std::vector<std::string> ids;
+  for (int k = 0; k < kKeys; ++k) {
+    v1::SubmitRequest req = request("exec", "0");
+    req.set_idempotency_key("idem-" + std::to_string(k));
+    // Every replica gets the key at the same moment, each through another
+    // kind of submit (rotated per key): async, wait=true, stream.
+    struct Answer {
+      std::string id;
+      bool duplicate = false;
+      std::optional<v1::Job> job;
+      std::string error;
+    };
+    std::vector<Answer> answers(cluster.size());
+    std::atomic<std::size_t> ready{0};
+    std::vector<std::thread> clients;
+    for (std::size_t r = 0; r < cluster.size(); ++r) {
+      clients.emplace_back([&, r] {
+        ++ready;
+        while (ready.load() < cluster.size()) std::this_thread::yield();  // a start line
+        Answer& a = answers[r];
+        a.id =
+            submit_as(cluster, r, static_cast<int>((r + k) % 3), req, a.duplicate, a.job, a.error);
+      });
+    }
+    for (auto& c : clients) c.join();
+    int originals = 0;
+    for (std::size_t r = 0; r < cluster.size(); ++r) {
+      const Answer& a = answers[r];
+      ASSERT_FALSE(a.id.empty()) << "replica " << r << " refused key " << k << ": " << a.error;
+      EXPECT_EQ(a.id, answers[0].id) << "replica " << r << ", key " << k;
+      originals += a.duplicate ? 0 : 1;
+      if ((r + k) % 3 == 1) {  // wait=true: the job's end, wherever it ran
+        ASSERT_TRUE(a.job.has_value()) << "replica " << r;
+        EXPECT_EQ(a.job->state(), v1::JOB_STATE_SUCCEEDED);
+        EXPECT_EQ(a.job->id(), a.id);
+      }
+    }
+    EXPECT_EQ(originals, 1) << "key " << k;
+    ids.push_back(answers[0].id);
+  }
+  // One job per key ran, once.
+  for (const auto& id : ids) {
+    auto job = cluster.await_terminal(0, id, Clock::now() + std::chrono::seconds(30));
+    ASSERT_TRUE(job.has_value());
+    EXPECT_EQ(job->state(), v1::JOB_STATE_SUCCEEDED);
+    EXPECT_EQ(runs_of(cluster.runs_dir() / id), 1u) << id;
+  }
+  std::size_t files = 0;
+  for ([[maybe_unused]] const auto& f : fs::directory_iterator(cluster.runs_dir())) ++files;
+  EXPECT_EQ(files, ids.size());
+
+  // Sent again after the job finished, to every replica by every kind of
+  // submit: the same job, a duplicate, and nothing runs again.
+  for (int k = 0; k < kKeys; ++k) {
+    v1::SubmitRequest req = request("exec", "0");
+    req.set_idempotency_key("idem-" + std::to_string(k));
+    for (std::size_t r = 0; r < cluster.size(); ++r) {
+      for (int kind = 0; kind < 3; ++kind) {
+        bool duplicate = false;
+        std::optional<v1::Job> job;
+        std::string error;
+        const std::string id = submit_as(cluster, r, kind, req, duplicate, job, error);
+        EXPECT_EQ(id, ids[k]) << "replica " << r << ", kind " << kind << ": " << error;
+        EXPECT_TRUE(duplicate);
+        if (kind == 1) {
+          ASSERT_TRUE(job.has_value());
+          EXPECT_EQ(job->state(), v1::JOB_STATE_SUCCEEDED);
+        }
+      }
+    }
+    EXPECT_EQ(runs_of(cluster.runs_dir() / ids[k]), 1u);
+  }
+}
+
 /// Watches job `id` on `stub` in a thread of its own: the states it
 /// streams, and the stream's status.
 class Watch {

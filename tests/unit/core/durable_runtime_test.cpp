@@ -1190,5 +1190,227 @@ TEST_F(SharedRuntimeTest, ARateLimitedTroupeStartsOneAttemptPerGrantedTokenAndAs
   EXPECT_EQ(journal_.tokens_wanted.size(), 3u);
 }
 
+// ---- Idempotency keys across replicas (issue 14): submit_anywhere asks the
+// store (Journal::accept_keyed) before a keyed job exists here. ----
+
+JobRequest keyed(const std::string& troupe, const std::string& key, std::string payload = {}) {
+  JobRequest r;
+  r.troupe = troupe;
+  r.payload = std::move(payload);
+  r.idempotency_key = key;
+  return r;
+}
+
+using Outcome = std::optional<std::variant<Accepted, Rejection>>;
+
+TEST_F(SharedRuntimeTest, AKeyedSubmitExistsOnlyOnceTheStoreAcceptedItsKey) {
+  runtime_->apply({builtin_troupe("t", Kind::kNoop, 1)});
+  run();
+  Outcome answer;
+  runtime_->submit_anywhere(keyed("t", "k", "p"), {}, [&](auto r) { answer = r; });
+  run();
+  // The store is asked first: nothing is accepted, journaled or run here meanwhile.
+  EXPECT_FALSE(answer);
+  const auto waiting = journal_.keyed_waiting();
+  ASSERT_EQ(waiting.size(), 1u);
+  EXPECT_EQ(waiting[0].troupe, "t");
+  EXPECT_EQ(waiting[0].idempotency_key, "k");
+  EXPECT_EQ(waiting[0].payload, "p");
+  EXPECT_TRUE(journal_.entries().empty());
+  EXPECT_EQ(runtime_->troupe("t")->counters.submitted, 0u);
+
+  const JobId id = waiting[0].id;
+  ASSERT_TRUE(journal_.answer_keyed(KeyedAccept{KeyedAccept::Status::kAccepted, {}, {}}));
+  ASSERT_TRUE(answer);
+  ASSERT_TRUE(std::holds_alternative<Accepted>(*answer));
+  EXPECT_EQ(std::get<Accepted>(*answer).id, id);  // the id its row was committed with
+  EXPECT_FALSE(std::get<Accepted>(*answer).duplicate);
+  run();
+  EXPECT_EQ(state_of(id), JobState::kSucceeded);
+  const auto e = journal_.entries_of(id);
+  ASSERT_FALSE(e.empty());
+  ASSERT_TRUE(is<JournalAccepted>(e[0]));
+  EXPECT_EQ(std::get<JournalAccepted>(e[0]).idempotency_key, "k");
+
+  // Again on this replica: answered from its own jobs, the store not asked.
+  answer.reset();
+  runtime_->submit_anywhere(keyed("t", "k"), {}, [&](auto r) { answer = r; });
+  ASSERT_TRUE(answer);
+  ASSERT_TRUE(std::holds_alternative<Accepted>(*answer));
+  EXPECT_EQ(std::get<Accepted>(*answer).id, id);
+  EXPECT_TRUE(std::get<Accepted>(*answer).duplicate);
+  EXPECT_TRUE(journal_.keyed_waiting().empty());
+  const auto c = runtime_->troupe("t")->counters;
+  EXPECT_EQ(c.submitted, 1u);
+  EXPECT_EQ(c.succeeded, 1u);
+  EXPECT_TRUE(conserves(c));
+}
+
+TEST_F(SharedRuntimeTest, AKeyAnotherReplicaHoldsAnswersItsJobAndNothingRunsHere) {
+  runtime_->apply({builtin_troupe("t", Kind::kNoop, 1)});
+  run();
+  Outcome answer;
+  std::vector<JobRecord> ended;
+  runtime_->submit_anywhere(
+      keyed("t", "k"), [&](const JobRecord& r) { ended.push_back(r); },
+      [&](auto r) { answer = r; });
+  auto existing = row(77, "t", JobState::kSucceeded);
+  existing.request.idempotency_key = "k";
+  existing.attempts = 1;
+  existing.output = "done there";
+  ASSERT_TRUE(journal_.answer_keyed(KeyedAccept{KeyedAccept::Status::kDuplicate, existing, {}}));
+  ASSERT_TRUE(answer);
+  ASSERT_TRUE(std::holds_alternative<Accepted>(*answer));
+  EXPECT_EQ(std::get<Accepted>(*answer).id, JobId{77});
+  EXPECT_TRUE(std::get<Accepted>(*answer).duplicate);
+  run();
+  // wait=true gets the original's end, as a duplicate of a local job does.
+  ASSERT_EQ(ended.size(), 1u);
+  EXPECT_EQ(ended[0].id, JobId{77});
+  EXPECT_EQ(ended[0].state, JobState::kSucceeded);
+  EXPECT_EQ(ended[0].result, "done there");
+  // The job that lost never existed here: no entry, no count, nothing withdrawn.
+  EXPECT_TRUE(journal_.entries().empty());
+  EXPECT_TRUE(journal_.withdrawn().empty());
+  const auto c = runtime_->troupe("t")->counters;
+  EXPECT_EQ(c.submitted, 0u);
+  EXPECT_EQ(c.rejected, 0u);
+  EXPECT_TRUE(conserves(c));
+}
+
+TEST_F(SharedRuntimeTest, ADuplicateOfAJobRunningElsewhereAnswersAWaitWhenItEnds) {
+  runtime_->apply({builtin_troupe("t", Kind::kNoop, 1)});
+  run();
+  Outcome answer;
+  std::vector<JobRecord> ended;
+  runtime_->submit_anywhere(
+      keyed("t", "k"), [&](const JobRecord& r) { ended.push_back(r); },
+      [&](auto r) { answer = r; });
+  auto existing = row(78, "t", JobState::kRunning);
+  existing.request.idempotency_key = "k";
+  existing.attempts = 1;
+  journal_.rows_elsewhere[78] = existing;
+  ASSERT_TRUE(journal_.answer_keyed(KeyedAccept{KeyedAccept::Status::kDuplicate, existing, {}}));
+  ASSERT_TRUE(answer);
+  EXPECT_EQ(std::get<Accepted>(*answer).id, JobId{78});
+  EXPECT_TRUE(std::get<Accepted>(*answer).duplicate);
+  run();
+  EXPECT_TRUE(ended.empty());  // still running there
+
+  existing.state = JobState::kSucceeded;
+  existing.output = "r";
+  journal_.rows_elsewhere[78] = existing;
+  advance(RuntimeOptions{}.remote_watch_interval);
+  ASSERT_EQ(ended.size(), 1u);
+  EXPECT_EQ(ended[0].id, JobId{78});
+  EXPECT_EQ(ended[0].state, JobState::kSucceeded);
+  EXPECT_TRUE(started().empty());
+}
+
+TEST_F(SharedRuntimeTest, AKeyedJobRefusedAfterTheStoreAcceptedItIsWithdrawn) {
+  runtime_->apply({builtin_troupe("t", Kind::kNoop, 1)});
+  run();
+  Outcome answer;
+  runtime_->submit_anywhere(keyed("t", "k"), {}, [&](auto r) { answer = r; });
+  ASSERT_EQ(journal_.keyed_waiting().size(), 1u);
+  const JobId id = journal_.keyed_waiting()[0].id;
+  // The troupe closes while the store decides.
+  std::optional<DrainReport> report;
+  runtime_->drain(10s, [&](DrainReport r) { report = r; });
+  run();
+  ASSERT_TRUE(journal_.answer_keyed(KeyedAccept{KeyedAccept::Status::kAccepted, {}, {}}));
+  ASSERT_TRUE(answer);
+  ASSERT_TRUE(std::holds_alternative<Rejection>(*answer));
+  EXPECT_EQ(std::get<Rejection>(*answer).reason, RejectReason::kDraining);
+  // Its row goes; nothing of it stays here.
+  EXPECT_EQ(journal_.withdrawn(), std::vector<JobId>{id});
+  EXPECT_TRUE(journal_.entries_of(id).empty());
+  EXPECT_FALSE(runtime_->get(id));
+  const auto c = runtime_->troupe("t")->counters;
+  EXPECT_EQ(c.submitted, 0u);
+  EXPECT_TRUE(conserves(c));
+}
+
+TEST_F(SharedRuntimeTest, AKeyedSubmitTheStoreDoesNotAnswerIsRefusedAsUnavailable) {
+  runtime_->apply({builtin_troupe("t", Kind::kNoop, 1)});
+  run();
+  Outcome answer;
+  runtime_->submit_anywhere(keyed("t", "k"), {}, [&](auto r) { answer = r; });
+  ASSERT_TRUE(journal_.answer_keyed(
+      KeyedAccept{KeyedAccept::Status::kUnavailable, {}, "postgres store: gone"}));
+  ASSERT_TRUE(answer);
+  ASSERT_TRUE(std::holds_alternative<Rejection>(*answer));
+  EXPECT_EQ(std::get<Rejection>(*answer).reason, RejectReason::kStoreUnavailable);
+  EXPECT_EQ(std::get<Rejection>(*answer).store_failure, "postgres store: gone");
+  EXPECT_TRUE(journal_.entries().empty());
+  EXPECT_EQ(runtime_->troupe("t")->counters.submitted, 0u);
+}
+
+TEST_F(SharedRuntimeTest, SubmitAnywhereWithoutAKeyIsSubmit) {
+  runtime_->apply({builtin_troupe("t", Kind::kNoop, 1)});
+  run();
+  Outcome answer;
+  runtime_->submit_anywhere(keyed("t", ""), {}, [&](auto r) { answer = r; });
+  ASSERT_TRUE(answer);
+  ASSERT_TRUE(std::holds_alternative<Accepted>(*answer));
+  EXPECT_TRUE(journal_.keyed_waiting().empty());
+}
+
+TEST_F(SharedRuntimeTest, AKeyedSubmitOfASingletonLedElsewhereAsksTheStoreThenHandsTheJobOver) {
+  auto o = builtin_troupe("s", Kind::kSleep, 1);
+  o.cluster.singleton = true;
+  runtime_->apply({o});
+  run();
+  ASSERT_EQ(journal_.hooks.room("s"), 0u);  // not led here: no room, yet it accepts
+  Outcome answer;
+  runtime_->submit_anywhere(keyed("s", "k", "1h"), {}, [&](auto r) { answer = r; });
+  ASSERT_EQ(journal_.keyed_waiting().size(), 1u);  // the key is settled by the store
+  const JobId id = journal_.keyed_waiting()[0].id;
+  ASSERT_TRUE(journal_.answer_keyed(KeyedAccept{KeyedAccept::Status::kAccepted, {}, {}}));
+  ASSERT_TRUE(answer);
+  ASSERT_TRUE(std::holds_alternative<Accepted>(*answer));
+  EXPECT_EQ(std::get<Accepted>(*answer).id, id);
+  run();
+  // Handed over to the holder through the store, never run here.
+  const auto e = journal_.entries_of(id);
+  ASSERT_EQ(e.size(), 2u);
+  EXPECT_TRUE(is<JournalAccepted>(e[0]));
+  EXPECT_TRUE(is<JournalRequeued>(e[1]));
+  EXPECT_TRUE(started().empty());
+  EXPECT_TRUE(journal_.withdrawn().empty());
+}
+
+TEST_F(SharedRuntimeTest, AKeyedSubmitToAFullTroupeIsRefusedWithoutAskingTheStore) {
+  auto o = builtin_troupe("t", Kind::kSleep, 1);
+  o.mailbox_capacity = 1;
+  runtime_->apply({o});
+  run();
+  submit_ok("t", "1h");  // runs
+  run();
+  submit_ok("t", "1h");  // fills the mailbox
+  ASSERT_EQ(journal_.hooks.room("t"), 0u);
+  Outcome answer;
+  runtime_->submit_anywhere(keyed("t", "k", "1h"), {}, [&](auto r) { answer = r; });
+  ASSERT_TRUE(answer);
+  ASSERT_TRUE(std::holds_alternative<Rejection>(*answer));
+  EXPECT_EQ(std::get<Rejection>(*answer).reason, RejectReason::kFull);
+  EXPECT_TRUE(journal_.keyed_waiting().empty());
+  EXPECT_EQ(runtime_->troupe("t")->counters.rejected, 1u);
+}
+
+TEST_F(DurableRuntimeTest, OnAJournalOfOneProcessAKeyIsCheckedHereAlone) {
+  runtime_->apply({builtin_troupe("t", Kind::kNoop, 1)});
+  run();
+  Outcome first;
+  Outcome second;
+  runtime_->submit_anywhere(keyed("t", "k"), {}, [&](auto r) { first = r; });
+  runtime_->submit_anywhere(keyed("t", "k"), {}, [&](auto r) { second = r; });
+  ASSERT_TRUE(first && second);  // inline
+  ASSERT_TRUE(std::holds_alternative<Accepted>(*first));
+  ASSERT_TRUE(std::holds_alternative<Accepted>(*second));
+  EXPECT_EQ(std::get<Accepted>(*second).id, std::get<Accepted>(*first).id);
+  EXPECT_TRUE(std::get<Accepted>(*second).duplicate);
+}
+
 }  // namespace
 }  // namespace troupe::core

@@ -164,6 +164,44 @@ class SharedTestJournal final : public TestJournal {
     std::lock_guard lock(coordinated_mutex);
     tokens_wanted.push_back(std::move(troupe));
   }
+  /// A keyed accept the runtime asked for (accept_keyed), waiting for the
+  /// test's answer.
+  struct KeyedRequest {
+    JournalAccepted row;
+    std::function<void(KeyedAccept)> done;
+  };
+  void accept_keyed(JournalAccepted accepted, std::function<void(KeyedAccept)> done) override {
+    std::lock_guard lock(keyed_mutex_);
+    keyed_.push_back({std::move(accepted), std::move(done)});
+  }
+  void withdraw_keyed(JobId id) override {
+    std::lock_guard lock(keyed_mutex_);
+    withdrawn_.push_back(id);
+  }
+  /// The keyed accepts asked for and not answered yet.
+  std::vector<JournalAccepted> keyed_waiting() const {
+    std::lock_guard lock(keyed_mutex_);
+    std::vector<JournalAccepted> out;
+    for (const auto& k : keyed_) out.push_back(k.row);
+    return out;
+  }
+  /// Answers the oldest keyed accept waiting (as the store would, on the
+  /// calling thread); false when none waits.
+  bool answer_keyed(KeyedAccept answer) {
+    KeyedRequest request;
+    {
+      std::lock_guard lock(keyed_mutex_);
+      if (keyed_.empty()) return false;
+      request = std::move(keyed_.front());
+      keyed_.erase(keyed_.begin());
+    }
+    request.done(std::move(answer));
+    return true;
+  }
+  std::vector<JobId> withdrawn() const {
+    std::lock_guard lock(keyed_mutex_);
+    return withdrawn_;
+  }
 
   ClusterHooks hooks;  // set by the runtime at its construction
   std::map<std::uint64_t, RecoveredJob> rows_elsewhere;
@@ -178,6 +216,10 @@ class SharedTestJournal final : public TestJournal {
   std::vector<std::string> tokens_wanted;      // want_tokens() calls, in order
 
  private:
+  mutable std::mutex keyed_mutex_;  // guards keyed_ and withdrawn_
+  std::vector<KeyedRequest> keyed_;
+  std::vector<JobId> withdrawn_;
+
   std::optional<RecoveredJob> row_elsewhere(JobId id) const {
     auto it = rows_elsewhere.find(id.value);
     if (it == rows_elsewhere.end()) return std::nullopt;

@@ -149,6 +149,7 @@ class PgJournalTest : public ::testing::Test {
     o.heartbeat = 100ms;
     o.poll = 200ms;
     o.result_ttl = 1h;
+    o.idempotency_ttl = 1h;
     return o;
   }
 
@@ -738,6 +739,153 @@ TEST_F(PgJournalTest, AVersion1SchemaGetsTheClusterViewIndexAndTheQueryUsesIt) {
   EXPECT_NE(plan.find("troupe_jobs_live"), std::string::npos) << plan;
 }
 
+// ---- Idempotency keys across replicas (schema version 4, accept_keyed):
+// several journals on one database stand for replicas. ----
+
+core::JournalAccepted keyed(std::uint64_t id, std::string key, std::int64_t submitted_ns = 0) {
+  core::JournalAccepted a = accepted(id);
+  a.idempotency_key = std::move(key);
+  if (submitted_ns != 0) a.submitted_ns = submitted_ns;
+  return a;
+}
+
+/// accept_keyed()'s answer, waited for with a bound.
+core::KeyedAccept accept_keyed(core::Journal& journal, core::JournalAccepted a) {
+  auto promise = std::make_shared<std::promise<core::KeyedAccept>>();
+  auto future = promise->get_future();
+  journal.accept_keyed(
+      std::move(a), [promise](core::KeyedAccept answer) { promise->set_value(std::move(answer)); });
+  if (future.wait_for(kBound) != std::future_status::ready) {
+    ADD_FAILURE() << "accept_keyed not answered within " << kBound.count() << " s";
+    return {};
+  }
+  return future.get();
+}
+
+using Keyed = core::KeyedAccept::Status;
+
+TEST_F(PgJournalTest, TwoReplicasRacingWithOneKeyAcceptItOnce) {
+  auto a = open(options("a"), nullptr);
+  auto b = open(options("b"), nullptr);
+  constexpr int kKeys = 40;
+  for (int k = 0; k < kKeys; ++k) {
+    const std::string key = "key-" + std::to_string(k);
+    const std::uint64_t id_a = 1000 + 2 * k;
+    const std::uint64_t id_b = 1001 + 2 * k;
+    // Both asked at once, from two threads, each replica with its own id.
+    auto on_a = std::async(std::launch::async, [&] { return accept_keyed(*a, keyed(id_a, key)); });
+    auto on_b = std::async(std::launch::async, [&] { return accept_keyed(*b, keyed(id_b, key)); });
+    const core::KeyedAccept from_a = on_a.get();
+    const core::KeyedAccept from_b = on_b.get();
+    ASSERT_NE(from_a.status, Keyed::kUnavailable) << from_a.error;
+    ASSERT_NE(from_b.status, Keyed::kUnavailable) << from_b.error;
+    // Exactly one accepted; the other is told the winner's job.
+    ASSERT_NE(from_a.status, from_b.status) << key;
+    const bool a_won = from_a.status == Keyed::kAccepted;
+    const core::KeyedAccept& lost = a_won ? from_b : from_a;
+    EXPECT_EQ(lost.status, Keyed::kDuplicate);
+    EXPECT_EQ(lost.existing.request.id, JobId{a_won ? id_a : id_b});
+    EXPECT_EQ(lost.existing.request.idempotency_key, key);
+    EXPECT_EQ(lost.existing.state, JobState::kQueued);
+  }
+  EXPECT_EQ(sql_value("SELECT count(*) FROM troupe_jobs"), std::to_string(kKeys));
+  EXPECT_EQ(sql_value("SELECT count(DISTINCT idempotency_key) FROM troupe_jobs"),
+            std::to_string(kKeys));
+}
+
+TEST_F(PgJournalTest, AKeyedRowIsOwnedHereAndTheJobsLaterWritesLandOnIt) {
+  auto writer = open(options("a"), nullptr);
+  ASSERT_EQ(accept_keyed(*writer, keyed(5, "k")).status, Keyed::kAccepted);
+  EXPECT_EQ(sql_value("SELECT state FROM troupe_jobs WHERE id = 5"), "0");
+  EXPECT_EQ(sql_value("SELECT owner IS NOT NULL FROM troupe_jobs WHERE id = 5"), "t");
+  // The runtime then accepts the job with that id (its accept writes
+  // nothing: the row is there), and its transitions are fenced updates.
+  writer->append(keyed(5, "k"));
+  writer->append(core::JournalStarted{JobId{5}, 1, now_ns()});
+  writer->append(succeeded(5, "five"));
+  ASSERT_EQ(wait_durable(*writer), std::nullopt);
+  auto job = find(*writer, JobId{5});
+  ASSERT_TRUE(job);
+  EXPECT_EQ(job->state, JobState::kSucceeded);
+  EXPECT_EQ(job->output, "five");
+  EXPECT_EQ(job->request.payload, std::string("pay\0load", 8));
+  EXPECT_EQ(job->request.metadata, (core::Metadata{{"trace", "abc"}}));
+  // Finished, the key still names it.
+  auto again = accept_keyed(*writer, keyed(6, "k"));
+  EXPECT_EQ(again.status, Keyed::kDuplicate);
+  EXPECT_EQ(again.existing.request.id, JobId{5});
+  EXPECT_EQ(again.existing.state, JobState::kSucceeded);
+  EXPECT_EQ(writer->failure(), std::nullopt);
+}
+
+TEST_F(PgJournalTest, AWithdrawnKeyedRowGoesAndItsKeyIsFreeAgain) {
+  auto a = open(options("a"), nullptr);
+  auto b = open(options("b"), nullptr);
+  ASSERT_EQ(accept_keyed(*a, keyed(7, "k")).status, Keyed::kAccepted);
+  a->withdraw_keyed(JobId{7});
+  // The journal's rounds run in order on its one connection: a lookup
+  // asked after the withdrawal sees the row gone.
+  EXPECT_FALSE(find(*a, JobId{7}));
+  const auto taken = accept_keyed(*b, keyed(8, "k"));
+  EXPECT_EQ(taken.status, Keyed::kAccepted) << taken.error;
+}
+
+TEST_F(PgJournalTest, AKeyPastTheIdempotencyTtlNamesNoJobAndIsTakenAgain) {
+  PgJournalOptions o = options("a");
+  o.idempotency_ttl = 1h;
+  auto journal = open(o, nullptr);
+  const std::int64_t two_hours_ago = now_ns() - std::int64_t{2} * 3600 * 1'000'000'000;
+  ASSERT_EQ(accept_keyed(*journal, keyed(9, "k", two_hours_ago)).status, Keyed::kAccepted);
+  journal->append(keyed(9, "k"));
+  journal->append(succeeded(9));
+  ASSERT_EQ(wait_durable(*journal), std::nullopt);
+  // Submitted over an hour ago: the key is free; the old row keeps its result.
+  const auto fresh = accept_keyed(*journal, keyed(10, "k"));
+  EXPECT_EQ(fresh.status, Keyed::kAccepted) << fresh.error;
+  EXPECT_EQ(find(*journal, JobId{9})->state, JobState::kSucceeded);
+  EXPECT_EQ(find(*journal, JobId{9})->request.idempotency_key, "");
+  // Within the hour: still taken.
+  EXPECT_EQ(accept_keyed(*journal, keyed(11, "k")).existing.request.id, JobId{10});
+}
+
+TEST_F(PgJournalTest, AKeyedAcceptInABatchWhoseKeyIsTakenWritesNothingAndTheJournalGoesOn) {
+  Hooks hooks(0);
+  auto journal = open(options("a"), &hooks);
+  ASSERT_EQ(accept_keyed(*journal, keyed(12, "k")).status, Keyed::kAccepted);
+  // A keyed job accepted without accept_keyed (its key taken): no row; its
+  // later write finds none, and the job is lost here.
+  journal->append(keyed(13, "k"));
+  ASSERT_EQ(wait_durable(*journal), std::nullopt);
+  journal->append(core::JournalStarted{JobId{13}, 1, now_ns()});
+  ASSERT_EQ(wait_durable(*journal), std::nullopt);
+  EXPECT_EQ(journal->failure(), std::nullopt);
+  EXPECT_FALSE(find(*journal, JobId{13}));
+  EXPECT_TRUE(hooks.wait([](Hooks& h) { return h.lost_ == std::vector<JobId>{JobId{13}}; }));
+}
+
+TEST_F(PgJournalTest, AVersion3SchemaGetsTheKeyIndexKeepingTheOldestOfRowsSharingAKey) {
+  {
+    auto journal = open(options("a"), nullptr);
+    journal->append(accepted(1));
+    journal->append(accepted(2));
+    journal->append(accepted(3));
+    ASSERT_EQ(wait_durable(*journal), std::nullopt);
+  }
+  // Back to version 3, with two rows sharing a key (as replicas wrote them
+  // before version 4).
+  sql("DROP INDEX troupe_jobs_idempotency; DELETE FROM troupe_schema WHERE version > 3");
+  sql("UPDATE troupe_jobs SET idempotency_key = 'dup' WHERE id IN (1, 2)");
+  sql("UPDATE troupe_jobs SET idempotency_key = 'own' WHERE id = 3");
+  auto journal = open(options("a"), nullptr);
+  EXPECT_EQ(sql_value("SELECT max(version) FROM troupe_schema"), "4");
+  EXPECT_EQ(sql_value("SELECT id FROM troupe_jobs WHERE idempotency_key = 'dup'"), "1");
+  EXPECT_EQ(sql_value("SELECT id FROM troupe_jobs WHERE idempotency_key = 'own'"), "3");
+  EXPECT_EQ(
+      sql_value("SELECT count(*) FROM pg_indexes WHERE indexname = 'troupe_jobs_idempotency'"),
+      "1");
+  EXPECT_EQ(accept_keyed(*journal, keyed(4, "dup")).existing.request.id, JobId{1});
+}
+
 // ---- Coordination (schema version 2): singleton leases, max_concurrency
 // permits. Several journals on one database stand for replicas. ----
 
@@ -1031,7 +1179,7 @@ TEST_F(PgCoordinationTest, ASchemaOfVersionOneIsMigrated) {
 
 TEST_F(PgCoordinationTest, ASchemaOfVersionTwoGetsTheRateBuckets) {
   open_pg_journal(options("a"));
-  sql("DROP TABLE troupe_rate_buckets; DELETE FROM troupe_schema WHERE version = 3");
+  sql("DROP TABLE troupe_rate_buckets; DELETE FROM troupe_schema WHERE version >= 3");
   auto journal = open_pg_journal(options("a"));
   EXPECT_EQ(query("SELECT max(version) FROM troupe_schema"), detail::pg::kSchemaVersion);
   EXPECT_EQ(query("SELECT count(*) FROM troupe_rate_buckets"), 0);
