@@ -288,7 +288,15 @@ JobLifecycle::LostResult JobLifecycle::lost(const JobPtr& job) {
   {
     std::lock_guard lock(job->lock);
     r.was = job->state.load(std::memory_order_relaxed);
-    if (is_terminal(r.was) || job->left) return r;
+    if (job->left) return r;
+    if (is_terminal(r.was)) {
+      // It ended here after the store had given it to another replica (a
+      // replica paused past its lease: its fenced terminal write matched no
+      // row). This outcome is not the job's: lookups ask the store from now
+      // on. What ended here stays counted; its waiters have been answered.
+      job->left = true;
+      return r;
+    }
     job->left = true;
     if (r.was == JobState::kRunning && job->runner != nullptr) r.runner = job->runner->self();
   }

@@ -800,6 +800,31 @@ TEST_F(SharedRuntimeTest, WhileTheStoreIsDownSubmitsAreRefusedUntilItIsBack) {
   EXPECT_EQ(told[1], std::make_pair(true, std::string()));
 }
 
+TEST_F(SharedRuntimeTest, AJobLostAfterItEndedHereIsLookedUpInTheStore) {
+  runtime_->apply({builtin_troupe("t", Kind::kSleep, 1)});
+  run();
+  const JobId id = submit_ok("t", "1s");
+  run();
+  advance(1s);
+  ASSERT_EQ(state_of(id), JobState::kSucceeded);
+  // Its fenced terminal write found another owner: the store has the
+  // outcome of the replica that took the job over.
+  auto elsewhere = row(id.value, "t", JobState::kFailed, "1s");
+  elsewhere.attempts = 2;
+  journal_.rows_elsewhere[id.value] = elsewhere;
+  journal_.hooks.lost(id);
+  auto found = found_now(id);
+  EXPECT_EQ(journal_.finds, 1);
+  ASSERT_TRUE(found);
+  EXPECT_EQ(found->state, JobState::kFailed);
+  EXPECT_EQ(found->attempts, 2u);
+  // What ended here stays counted as it ended.
+  auto c = runtime_->troupe("t")->counters;
+  EXPECT_EQ(c.succeeded, 1u);
+  EXPECT_EQ(c.left, 0u);
+  EXPECT_TRUE(conserves(c));
+}
+
 TEST_F(SharedRuntimeTest, FindAsksTheStoreOnlyForJobsNotHeldHere) {
   runtime_->apply({builtin_troupe("t", Kind::kSleep, 1)});
   run();
