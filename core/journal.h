@@ -5,6 +5,7 @@
 /// start. core/ defines the contract and a memory journal; the SQLite
 /// journal lives in store/ (no database client in core/).
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -251,6 +252,17 @@ struct ClusterView {
   std::vector<ClusterReplica> replicas;  // by name, then incarnation
   /// By name: the troupes with unfinished jobs, a lease row or permits held.
   std::vector<ClusterTroupe> troupes;
+
+  /// Troupe `name`'s entry, inserted with zeros (in name order) when the
+  /// view has none.
+  ClusterTroupe& troupe(const std::string& name) {
+    auto it =
+        std::lower_bound(troupes.begin(), troupes.end(), name,
+                         [](const ClusterTroupe& t, const std::string& n) { return t.name < n; });
+    if (it == troupes.end() || it->name != name)
+      it = troupes.insert(it, ClusterTroupe{.name = name});
+    return *it;
+  }
 };
 
 /// Journal::cluster()'s answer.

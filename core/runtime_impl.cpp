@@ -311,16 +311,10 @@ void RuntimeImpl::cluster(std::function<void(ClusterLookup)> done) const {
   journal_.journal.cluster(
       [hosted = std::move(hosted), done = std::move(done)](ClusterLookup answer) {
         if (answer.status == ClusterLookup::Status::kOk) {
-          auto& troupes = answer.view.troupes;
           for (const auto& h : hosted) {
-            auto it = std::lower_bound(
-                troupes.begin(), troupes.end(), h.name,
-                [](const ClusterTroupe& t, const std::string& n) { return t.name < n; });
-            if (it == troupes.end() || it->name != h.name) {
-              it = troupes.insert(it, ClusterTroupe{.name = h.name});
-            }
-            it->singleton = h.singleton;
-            it->max_concurrency = h.max_concurrency;
+            ClusterTroupe& t = answer.view.troupe(h.name);
+            t.singleton = h.singleton;
+            t.max_concurrency = h.max_concurrency;
           }
         }
         done(std::move(answer));
@@ -432,9 +426,14 @@ std::variant<Accepted, Rejection> RuntimeImpl::submit(JobRequest request, JobCal
   if (auto match = store_->find_idempotent(request.troupe, request.idempotency_key)) {
     return answer_duplicate(*match, std::move(on_terminal));
   }
+  return submit_remembered(*t, std::move(request), std::move(on_terminal));
+}
+
+std::variant<Accepted, Rejection> RuntimeImpl::submit_remembered(Troupe& t, JobRequest request,
+                                                                 JobCallback on_terminal) {
   const std::string troupe_name = request.troupe;
   const std::string key = request.idempotency_key;
-  auto result = t->submit(std::move(request), std::move(on_terminal));
+  auto result = t.submit(std::move(request), std::move(on_terminal));
   if (const auto* accepted = std::get_if<Accepted>(&result)) {
     if (JobPtr job = store_->find(accepted->id)) store_->remember_idempotent(troupe_name, key, job);
   }
@@ -444,6 +443,12 @@ std::variant<Accepted, Rejection> RuntimeImpl::submit(JobRequest request, JobCal
 std::variant<Accepted, Rejection> RuntimeImpl::answer_duplicate(const IdempotentMatch& match,
                                                                 JobCallback on_terminal) {
   if (!on_terminal) return Accepted{match.id, true};
+  auto too_many = [this](JobId id) {
+    Rejection r{RejectReason::kTooManyListeners, kTooManyListenersRetry};
+    r.capacity = options_.max_listeners_per_job;
+    r.job = id;
+    return r;
+  };
   const JobPtr& existing = match.job;
   if (!existing && !is_terminal(match.final_state.state)) {
     // Held by another replica (a shared store): followed through the store
@@ -454,10 +459,7 @@ std::variant<Accepted, Rejection> RuntimeImpl::answer_duplicate(const Idempotent
     };
     if (!watch_remote(wid, match.id, std::move(at_end), match.final_state.state,
                       match.final_state.attempts)) {
-      Rejection r{RejectReason::kTooManyListeners, kTooManyListenersRetry};
-      r.capacity = options_.max_listeners_per_job;
-      r.job = match.id;
-      return r;
+      return too_many(match.id);
     }
     return Accepted{match.id, true};
   }
@@ -469,10 +471,7 @@ std::variant<Accepted, Rejection> RuntimeImpl::answer_duplicate(const Idempotent
     } else {
       if (!existing->listeners) existing->listeners = std::make_unique<detail::JobListeners>();
       if (existing->listeners->on_terminal.size() >= options_.max_listeners_per_job) {
-        Rejection r{RejectReason::kTooManyListeners, kTooManyListenersRetry};
-        r.capacity = options_.max_listeners_per_job;
-        r.job = existing->id;
-        return r;
+        return too_many(existing->id);
       }
       existing->listeners->on_terminal.push_back(on_terminal);
     }
@@ -558,16 +557,9 @@ void RuntimeImpl::submit_keyed(const std::shared_ptr<Troupe>& t, JobId id, JobRe
   std::variant<Accepted, Rejection> result;
   {
     std::lock_guard idem(idempotency_mutex_);
-    const std::string troupe_name = request.troupe;
-    const std::string key = request.idempotency_key;
     forced_next_id = id.value;
-    result = t->submit(std::move(request), std::move(on_terminal));
+    result = submit_remembered(*t, std::move(request), std::move(on_terminal));
     forced_next_id = 0;  // not drawn when refused before the job was made
-    if (const auto* accepted = std::get_if<Accepted>(&result)) {
-      if (JobPtr job = store_->find(accepted->id)) {
-        store_->remember_idempotent(troupe_name, key, job);
-      }
-    }
   }
   // Refused after all (full, draining, ...): nothing of it may stay.
   if (std::holds_alternative<Rejection>(result)) journal_.journal.withdraw_keyed(id);

@@ -122,6 +122,11 @@ class RuntimeImpl final : public Runtime, private detail::TroupeHost {
   /// Accepted as a duplicate, `on_terminal` attached to it.
   std::variant<Accepted, Rejection> answer_duplicate(const IdempotentMatch& match,
                                                      JobCallback on_terminal);
+  /// An idempotent submit to troupe `t` with no job under its key yet: the
+  /// job is submitted and, when accepted, remembered under its key. Called
+  /// with idempotency_mutex_ held.
+  std::variant<Accepted, Rejection> submit_remembered(detail::Troupe& t, JobRequest request,
+                                                      JobCallback on_terminal);
   /// submit_anywhere() once the store accepted the keyed row of `id`.
   void submit_keyed(const std::shared_ptr<detail::Troupe>& troupe, JobId id, JobRequest request,
                     JobCallback on_terminal, SubmitDone done);

@@ -295,11 +295,7 @@ class PgJournal final : public core::Journal {
       std::function<void(core::StoreAnswer<std::optional<core::RecoveredJob>>)> done) override {
     PgRound round;
     round.queries.push_back(PgQuery{pg::kFind, PgParams().i64(to_sql(id))});
-    round.done = [this, done = std::move(done)](std::vector<PgResult>& results, bool lost) {
-      if (lost || !round_ok(results, 1)) return done(unanswered(results, lost));
-      if (PQntuples(results[0].get()) == 0) return done(std::optional<core::RecoveredJob>());
-      done(std::optional<core::RecoveredJob>(decode_job(results[0].get(), 0, 0)));
-    };
+    round.done = answer_one_job(1, std::move(done));
     submit_from_any_thread(std::move(round));
   }
 
@@ -312,11 +308,7 @@ class PgJournal final : public core::Journal {
     round.queries.push_back(
         PgQuery{pg::kCancelUnowned, PgParams().i64(to_sql(id)).i64(wall_now_ns())});
     round.queries.push_back(PgQuery{pg::kCancelOwned, PgParams().i64(to_sql(id))});
-    round.done = [this, done = std::move(done)](std::vector<PgResult>& results, bool lost) {
-      if (lost || !round_ok(results, 3)) return done(unanswered(results, lost));
-      if (PQntuples(results[0].get()) == 0) return done(std::optional<core::RecoveredJob>());
-      done(std::optional<core::RecoveredJob>(decode_job(results[0].get(), 0, 0)));
-    };
+    round.done = answer_one_job(3, std::move(done));
     submit_from_any_thread(std::move(round));
   }
 
@@ -480,18 +472,9 @@ class PgJournal final : public core::Journal {
       }
       // Leases and permits join the list by name (all three sorted alike);
       // a troupe with nothing unfinished enters with zeros.
-      auto troupe = [&troupes](std::string name) -> core::ClusterTroupe& {
-        auto it = std::lower_bound(
-            troupes.begin(), troupes.end(), name,
-            [](const core::ClusterTroupe& t, const std::string& n) { return t.name < n; });
-        if (it == troupes.end() || it->name != name) {
-          it = troupes.insert(it, core::ClusterTroupe{.name = std::move(name)});
-        }
-        return *it;
-      };
       const PGresult* leases = results[3].get();
       for (int row = 0; row < PQntuples(leases); ++row) {
-        troupe(pg_bytes(leases, row, 0)).lease = core::ClusterLease{
+        answer.view.troupe(pg_bytes(leases, row, 0)).lease = core::ClusterLease{
             .holder = pg_bytes(leases, row, 1),
             .incarnation = pg_int(leases, row, 2),
             .term = pg_int(leases, row, 3),
@@ -501,7 +484,7 @@ class PgJournal final : public core::Journal {
       }
       const PGresult* permits = results[4].get();
       for (int row = 0; row < PQntuples(permits); ++row) {
-        troupe(pg_bytes(permits, row, 0))
+        answer.view.troupe(pg_bytes(permits, row, 0))
             .permits.push_back(core::ClusterPermits{
                 .replica = pg_bytes(permits, row, 1),
                 .incarnation = pg_int(permits, row, 2),
@@ -648,6 +631,19 @@ class PgJournal final : public core::Journal {
     down_ = true;
     down_why_ = "postgres store: " + why;
     if (hooks_.availability) hooks_.availability(false, down_why_);
+  }
+
+  /// A lookup round of `statements` whose first answers one job's row:
+  /// `done` gets it, nullopt when the store has no such job, or why the
+  /// store did not answer.
+  std::function<void(std::vector<PgResult>&, bool)> answer_one_job(
+      std::size_t statements,
+      std::function<void(core::StoreAnswer<std::optional<core::RecoveredJob>>)> done) {
+    return [this, statements, done = std::move(done)](std::vector<PgResult>& results, bool lost) {
+      if (lost || !round_ok(results, statements)) return done(unanswered(results, lost));
+      if (PQntuples(results[0].get()) == 0) return done(std::optional<core::RecoveredJob>());
+      done(std::optional<core::RecoveredJob>(decode_job(results[0].get(), 0, 0)));
+    };
   }
 
   /// Why a lookup's round got no answer: the outage's reason when the
@@ -959,9 +955,7 @@ class PgJournal final : public core::Journal {
     std::vector<std::string> trimmed;
     bool expiring = idle;
     if (expiring) {
-      std::int64_t now = wall_now_ns();
-      round.queries.push_back(PgQuery{
-          pg::kExpire, PgParams().i64(now - result_ttl_ns_).i64(now - idempotency_ttl_ns_)});
+      round.queries.push_back(expire_batch());
       for (const auto& troupe : dead_to_trim_) {
         round.queries.push_back(PgQuery{
             pg::kTrimDead, PgParams().text(troupe).i64(
@@ -999,6 +993,13 @@ class PgJournal final : public core::Journal {
     connection_->submit(std::move(round));
   }
 
+  /// One batch of retention (pg::kExpire), as of now.
+  PgQuery expire_batch() const {
+    const std::int64_t now = wall_now_ns();
+    return PgQuery{pg::kExpire,
+                   PgParams().i64(now - result_ttl_ns_).i64(now - idempotency_ttl_ns_)};
+  }
+
   /// `deleted` expired rows went in one batch (pg::kExpire). A full batch
   /// means more are due: the next goes at once while nothing waits to be
   /// committed (a backlog of expired rows is not left to grow by a batch
@@ -1012,10 +1013,8 @@ class PgJournal final : public core::Journal {
       std::lock_guard lock(mutex_);
       if (!pending_.empty() || commit_in_flight_) return;
     }
-    const std::int64_t now = wall_now_ns();
     PgRound round;
-    round.queries.push_back(
-        PgQuery{pg::kExpire, PgParams().i64(now - result_ttl_ns_).i64(now - idempotency_ttl_ns_)});
+    round.queries.push_back(expire_batch());
     round.done = [this](std::vector<PgResult>& results, bool lost) {
       if (lost || !round_ok(results, 1)) return;  // the next heartbeat goes on
       expired(detail::pg_affected(results[0].get()));
