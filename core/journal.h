@@ -179,13 +179,17 @@ struct ClusterHooks {
 };
 
 /// A troupe a shared journal coordinates across replicas (its `cluster:`
-/// options, core::ClusterOptions).
+/// options, core::ClusterOptions, and its key order).
 struct CoordinatedTroupe {
   std::string name;
   bool singleton = false;
   std::uint32_t max_concurrency = 0;  // 0: no cap
   double rate_per_second = 0;         // cluster rate limit; 0: none
   std::uint32_t rate_burst = 0;       // its bucket size (>= 1 when limited)
+  /// `dispatch: key`: the jobs of one key are given to one replica at a
+  /// time, in submission order (its jobs with a key are accepted unowned;
+  /// Troupe::keys_across_replicas).
+  bool key_order = false;
 };
 
 // --- The cluster view (h19: AdminService GetCluster, the cluster gauges;
@@ -424,12 +428,14 @@ class Journal {
 
   // --- Coordinated troupes (h18). ---
 
-  /// The troupes with `cluster:` options this process hosts (each call
-  /// replaces the last; called at start and at every reload, before
-  /// recover() the first time). A shared journal elects a holder per
-  /// singleton troupe and leases max_concurrency permits, reporting through
-  /// ClusterHooks::leadership and ::permits; until it reports, a singleton
-  /// troupe is not led here and a capped one holds no permit.
+  /// The troupes with `cluster:` options or `dispatch: key` this process
+  /// hosts (each call replaces the last; called at start and at every
+  /// reload, before recover() the first time). A shared journal elects a
+  /// holder per singleton troupe and leases max_concurrency permits,
+  /// reporting through ClusterHooks::leadership and ::permits; until it
+  /// reports, a singleton troupe is not led here and a capped one holds no
+  /// permit. It claims the jobs of a key-ordered troupe one key at a time
+  /// (CoordinatedTroupe::key_order).
   virtual void coordinate(std::vector<CoordinatedTroupe> troupes) { (void)troupes; }
 
   /// Troupe `troupe` (with a cluster rate limit) has queued work and no

@@ -374,13 +374,14 @@ void RuntimeImpl::apply(const std::vector<TroupeOptions>& troupes) {
     std::vector<CoordinatedTroupe> coordinated;
     for (const auto& [name, t] : troupes_) {
       const ClusterOptions& c = t->cluster();
-      if (!c.any()) continue;
+      if (!c.any() && !t->keys_across_replicas()) continue;
       coordinated.push_back(CoordinatedTroupe{
           .name = name,
           .singleton = c.singleton,
           .max_concurrency = c.max_concurrency,
           .rate_per_second = c.rate_limit.enabled ? c.rate_limit.per_second : 0,
           .rate_burst = c.rate_limit.enabled ? c.rate_limit.burst : 0,
+          .key_order = t->keys_across_replicas(),
       });
     }
     journal_.journal.coordinate(std::move(coordinated));
@@ -452,13 +453,9 @@ std::variant<Accepted, Rejection> RuntimeImpl::answer_duplicate(const Idempotent
   const JobPtr& existing = match.job;
   if (!existing && !is_terminal(match.final_state.state)) {
     // Held by another replica (a shared store): followed through the store
-    // until it ends, as a remote watch that reports only the end.
-    const WatchId wid = next_watch_.fetch_add(1, std::memory_order_relaxed);
-    auto at_end = [cb = std::move(on_terminal)](const JobRecord& r) {
-      if (is_terminal(r.state)) cb(r);
-    };
-    if (!watch_remote(wid, match.id, std::move(at_end), match.final_state.state,
-                      match.final_state.attempts)) {
+    // until it ends.
+    if (!follow_to_end(match.id, std::move(on_terminal), match.final_state.state,
+                       match.final_state.attempts)) {
       return too_many(match.id);
     }
     return Accepted{match.id, true};
@@ -669,6 +666,20 @@ void RuntimeImpl::watch_moved(JobId job, detail::JobListeners::Watcher&& watcher
   if (!journal_.journal.shared()) return;
   watch_remote(watcher.id, job, std::move(watcher.callback), watcher.last_state,
                watcher.last_attempts);
+}
+
+void RuntimeImpl::follow_elsewhere(JobId id, JobCallback on_terminal) {
+  // A job accepted a moment ago: never refused (no watch of it yet).
+  follow_to_end(id, std::move(on_terminal), std::nullopt, 0);
+}
+
+bool RuntimeImpl::follow_to_end(JobId job, JobCallback on_terminal,
+                                std::optional<JobState> last_state, std::uint32_t last_attempts) {
+  const WatchId wid = next_watch_.fetch_add(1, std::memory_order_relaxed);
+  auto at_end = [cb = std::move(on_terminal)](const JobRecord& r) {
+    if (is_terminal(r.state)) cb(r);
+  };
+  return watch_remote(wid, job, std::move(at_end), last_state, last_attempts);
 }
 
 bool RuntimeImpl::watch_remote(WatchId id, JobId job, JobCallback on_change,

@@ -88,6 +88,7 @@ class RuntimeImpl final : public Runtime, private detail::TroupeHost {
   void drain_ended(bool running) override;
   void drain_left(bool running) override;
   void job_lost() override;
+  void follow_elsewhere(JobId id, JobCallback on_terminal) override;
 
   /// One row of the store taken on by this process, at recovery or claimed
   /// from a shared journal: a terminal one becomes findable (and a dead
@@ -109,6 +110,11 @@ class RuntimeImpl final : public Runtime, private detail::TroupeHost {
                     std::optional<JobState> last_state, std::uint32_t last_attempts);
   /// Reads the job's row now, delivers a change, reads again later.
   void poll_remote(const std::shared_ptr<RemoteWatch>& watch);
+  /// A remote watch of `job` that calls `on_terminal` once, when the store
+  /// has it ended (a wait=true caller of a job held elsewhere); false as
+  /// watch_remote().
+  bool follow_to_end(JobId job, JobCallback on_terminal, std::optional<JobState> last_state,
+                     std::uint32_t last_attempts);
   /// Forgets a remote watch (its callback is never called again); false
   /// when it was not registered.
   bool end_remote(WatchId id);

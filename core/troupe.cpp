@@ -58,6 +58,7 @@ Troupe::Troupe(TroupeOptions options, boost::asio::io_context& io, Clock& clock,
     follower_ = options.cluster.singleton;
     capped_ = options.cluster.max_concurrency > 0;
     token_limited_ = options.cluster.rate_limit.enabled;
+    keys_across_replicas_ = options.dispatch == DispatchStrategy::kKey;
   }
   // The breaker's transitions wake actors parked waiting for it.
   breaker_ = std::make_unique<CircuitBreaker>(options.circuit_breaker, control_, clock,
@@ -207,6 +208,11 @@ std::variant<Accepted, Rejection> Troupe::submit(JobRequest&& request, JobCallba
   }
   if (!lifecycle_.admit()) return reject({RejectReason::kDraining});
 
+  // Through the store: a singleton troupe led by another replica (for the
+  // holder to claim), or a keyed job whose key may be running elsewhere
+  // (the store gives each key to one replica at a time, in order).
+  const bool through_store =
+      follower_.load(std::memory_order_acquire) || (keys_across_replicas_ && !request.key.empty());
   auto job = std::make_shared<Job>();
   job->id = host_.next_id();
   job->troupe_name = name_;
@@ -214,20 +220,20 @@ std::variant<Accepted, Rejection> Troupe::submit(JobRequest&& request, JobCallba
   job->payload = std::move(request.payload);
   job->extras = make_extras(std::move(request.key), std::move(request.idempotency_key),
                             std::move(request.metadata), request.attempt_timeout, request.deadline);
-  if (on_terminal) {
-    job->listeners = std::make_unique<JobListeners>();
-    job->listeners->on_terminal.push_back(std::move(on_terminal));
-  }
   job->enqueued_ns = to_ns(clock_.now());
   job->submitted_ns = lifecycle_.wall_ns(job->enqueued_ns);
 
-  if (follower_.load(std::memory_order_acquire)) {
-    // A singleton troupe led by another replica: accepted into the store,
-    // unowned, for the holder to claim. A wait=true caller's callback is
-    // dropped uncalled (the job goes on elsewhere), as for a lost job.
+  if (through_store) {
+    // Accepted into the store, unowned; a wait=true caller is answered with
+    // the outcome wherever the job runs (here too, after a claim).
     lifecycle_.accepted_and_handed_over(*job);
     lifecycle_.unadmit();
+    if (on_terminal) host_.follow_elsewhere(job->id, std::move(on_terminal));
     return Accepted{job->id, false};
+  }
+  if (on_terminal) {
+    job->listeners = std::make_unique<JobListeners>();
+    job->listeners->on_terminal.push_back(std::move(on_terminal));
   }
 
   Dispatcher::Admission admission;

@@ -70,6 +70,14 @@ class TroupeHost {
   virtual void drain_left(bool running) = 0;
   /// A job left because another replica took it (shared journal).
   virtual void job_lost() {}
+  /// Job `id` was accepted into a shared store for another replica (or a
+  /// later claim) to run: `on_terminal` (a wait=true caller) is answered
+  /// with its outcome there, read from the store. By default it is dropped
+  /// uncalled.
+  virtual void follow_elsewhere(JobId id, JobCallback on_terminal) {
+    (void)id;
+    (void)on_terminal;
+  }
 };
 
 /// Builds an actor's handler (make_handler; tests inject their own).
@@ -149,6 +157,11 @@ class Troupe : public std::enable_shared_from_this<Troupe>,
   /// The `cluster:` options the troupe was created with (a reload does not
   /// change them: docs/cluster.md).
   const ClusterOptions& cluster() const { return cluster_; }
+  /// `dispatch: key` on a shared journal: a job with a key is accepted into
+  /// the store unowned and runs wherever the store gives its key, so that
+  /// one key's jobs run one at a time, in order, across replicas
+  /// (docs/cluster.md, "Same-key order"). Fixed at creation.
+  bool keys_across_replicas() const { return keys_across_replicas_; }
   /// Job of this troupe, not terminal when the lock was taken.
   CancelOutcome cancel(const JobPtr& job);
   /// New options (reload).
@@ -258,6 +271,7 @@ class Troupe : public std::enable_shared_from_this<Troupe>,
   std::atomic<std::int64_t> cap_{0};             // attempts allowed to run (capped_)
   std::atomic<std::int64_t> capped_running_{0};  // attempts taken under the cap
   std::atomic<bool> token_limited_{false};       // cluster rate_limit
+  bool keys_across_replicas_ = false;            // dispatch: key on a shared journal
   std::atomic<std::int64_t> tokens_{0};          // attempt starts granted, unused
   ClusterOptions cluster_;                       // as created
 

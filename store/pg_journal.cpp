@@ -390,7 +390,7 @@ class PgJournal final : public core::Journal {
         const PGresult* found = results[2].get();
         const bool inserted = PQntuples(results[1].get()) > 0;
         if (inserted || (PQntuples(found) > 0 && from_sql(detail::pg_int(found, 0, 0)) == id)) {
-          owned_[id.value] = Owned{1, troupe};
+          owned_[id.value] = Owned{1, troupe, {}};
           {
             std::lock_guard lock(mutex_);
             keyed_.insert(id.value);
@@ -501,6 +501,14 @@ class PgJournal final : public core::Journal {
   /// Never waits: called by the runtime with its troupe table locked.
   void coordinate(std::vector<core::CoordinatedTroupe> troupes) override {
     boost::asio::post(io_, [this, troupes = std::move(troupes)]() mutable {
+      key_ordered_.clear();
+      for (const auto& t : troupes) {
+        if (t.key_order) key_ordered_.insert(t.name);
+      }
+      // Leases, permits and buckets: the troupes with `cluster:` options.
+      std::erase_if(troupes, [](const core::CoordinatedTroupe& t) {
+        return !t.singleton && t.max_concurrency == 0 && t.rate_per_second <= 0;
+      });
       coordinated_ = std::move(troupes);
       configure_buckets();
       coordination_round();
@@ -518,6 +526,7 @@ class PgJournal final : public core::Journal {
   struct Owned {
     std::int64_t epoch = 1;
     std::string troupe;
+    std::string key;  // its key when its troupe is key-ordered (claimed one key at a time)
   };
   /// What a statement of a commit round was, to read its result.
   struct Written {
@@ -608,6 +617,7 @@ class PgJournal final : public core::Journal {
     if (found < 4) {
       run_schema_script(c, pg::kMigrateIdempotency, "migrate the schema to version 4");
     }
+    if (found < 5) run_schema_script(c, pg::kMigrateKeyOrder, "migrate the schema to version 5");
     exec_or_throw(c, "COMMIT", "schema");
     PgParams params;
     params.text(options_.replica).i64(micros(options_.lease));
@@ -750,6 +760,17 @@ class PgJournal final : public core::Journal {
         add(pg::kTerminal, phase.terminal.params(incarnation_), {true, phase.terminal.ids});
       }
     }
+    if (!keys_ended_.empty()) {
+      // The next rows of a key whose last job here ended may go elsewhere.
+      detail::PgArray troupes(detail::PgArray::Of::kText);
+      detail::PgArray keys(detail::PgArray::Of::kText);
+      for (const auto& [troupe, key] : keys_ended_) {
+        troupes.bytes(troupe);
+        keys.bytes(key);
+      }
+      keys_ended_.clear();
+      add(pg::kKeysFreed, PgParams().array(troupes).array(keys));
+    }
     std::size_t entries = batch.size();
     round.done = [this, written, covered, arrival, entries, accepted](
                      std::vector<PgResult>& results, bool lost) {
@@ -791,7 +812,7 @@ class PgJournal final : public core::Journal {
     rows[15].i64(row.finished_ns);
     rows[16].i64(row.next_run_ns);
     rows.ids.push_back(e.id);
-    if (owned) owned_[e.id.value] = Owned{1, e.troupe};
+    if (owned) owned_[e.id.value] = Owned{1, e.troupe, {}};
     if (released) handed_back.insert(e.troupe);
     if (row.state == JobState::kDead) dead_to_trim_.insert(e.troupe);
   }
@@ -846,6 +867,7 @@ class PgJournal final : public core::Journal {
         e.id, phases, [](Phase& p) -> Rows& { return p.terminal; }, &owned);
     if (rows == nullptr) return;
     if (e.state == JobState::kDead) dead_to_trim_.insert(owned->troupe);
+    if (!owned->key.empty()) keys_ended_.emplace(owned->troupe, owned->key);
     (*rows)[2].i64(static_cast<std::int64_t>(e.state));
     (*rows)[3].i64(static_cast<std::int64_t>(e.failure));
     (*rows)[4].i64(e.attempts);
@@ -1100,15 +1122,19 @@ class PgJournal final : public core::Journal {
       return;
     }
     PgRound round;
+    const bool in_key_order = key_ordered_.contains(troupe);
+    if (in_key_order) round.queries.push_back(PgQuery{pg::kLockKeyClaims, PgParams().text(troupe)});
     round.queries.push_back(
-        PgQuery{pg::kClaim,
+        PgQuery{in_key_order ? pg::kClaimInKeyOrder : pg::kClaim,
                 PgParams().i64(incarnation_).text(troupe).i64(static_cast<std::int64_t>(limit))});
     std::int64_t incarnation = incarnation_;
-    round.done = [this, troupe, limit, incarnation](std::vector<PgResult>& results, bool lost) {
+    const std::size_t statements = round.queries.size();
+    round.done = [this, troupe, limit, incarnation, in_key_order, statements](
+                     std::vector<PgResult>& results, bool lost) {
       bool again = claiming_[troupe];
       claiming_.erase(troupe);
-      if (lost || !round_ok(results, 1)) return;
-      const PGresult* rows = results[0].get();
+      if (lost || !round_ok(results, statements)) return;
+      const PGresult* rows = results[statements - 1].get();
       struct Claimed {
         std::int64_t seq;
         std::int64_t epoch;
@@ -1125,7 +1151,7 @@ class PgJournal final : public core::Journal {
       for (auto& c : claimed) {
         core::JobId id = c.job.request.id;
         if (incarnation != incarnation_) break;  // declared dead meanwhile: the rows went back
-        owned_[id.value] = Owned{c.epoch, troupe};
+        owned_[id.value] = Owned{c.epoch, troupe, in_key_order ? c.job.request.key : std::string()};
         if (hooks_.claimed) hooks_.claimed(std::move(c.job));
         if (c.cancel) cancel_owned(id);
       }
@@ -1413,6 +1439,9 @@ class PgJournal final : public core::Journal {
   std::unordered_set<std::uint64_t> cancelled_;     // owned jobs whose cancel hook ran
   std::unordered_map<std::string, bool> claiming_;  // troupe -> notified while its claim ran
   std::set<std::string> dead_to_trim_;              // troupes with new DEAD rows
+  std::set<std::pair<std::string, std::string>> keys_ended_;  // (troupe, key) of terminal
+                                                              // writes in this commit
+  std::set<std::string> key_ordered_;  // troupes claimed one key at a time (dispatch: key)
   detail::EntryFold fold_;
   std::unordered_map<std::uint64_t, std::size_t> phase_of_;  // job id -> updates in the batch
   bool down_ = false;

@@ -7,7 +7,7 @@
 namespace troupe::store::detail::pg {
 
 /// troupe_schema.version this trouped writes; a newer one is refused.
-constexpr int kSchemaVersion = 4;
+constexpr int kSchemaVersion = 5;
 /// The advisory lock creating and migrating the schema runs under (any
 /// constant all trouped versions agree on: "troupe" in ASCII).
 constexpr const char* kLockSchema = "SELECT pg_advisory_xact_lock(127978942625893)";
@@ -83,6 +83,17 @@ CREATE UNIQUE INDEX IF NOT EXISTS troupe_jobs_idempotency ON troupe_jobs (troupe
   WHERE idempotency_key <> '';
 INSERT INTO troupe_schema (version) SELECT 4
   WHERE NOT EXISTS (SELECT 1 FROM troupe_schema WHERE version >= 4);
+)sql";
+
+/// Version 5, step "key order" (issue 14; CoordinatedTroupe::key_order):
+/// the unfinished rows of each key in submission order, so that a claim
+/// finds who holds a key and its earlier rows with an index probe.
+/// Idempotent, from version 4.
+constexpr const char* kMigrateKeyOrder = R"sql(
+CREATE INDEX IF NOT EXISTS troupe_jobs_key_order ON troupe_jobs (troupe, key, seq)
+  WHERE state IN (0, 1, 2) AND key <> '';
+INSERT INTO troupe_schema (version) SELECT 5
+  WHERE NOT EXISTS (SELECT 1 FROM troupe_schema WHERE version >= 5);
 )sql";
 
 /// $1 name, $2 lease in microseconds.
@@ -222,6 +233,37 @@ constexpr const char* kClaim =
     "WHERE troupe = $2 AND owner IS NULL AND state IN (0, 1, 2) ORDER BY seq LIMIT $3 "
     "FOR UPDATE SKIP LOCKED) c WHERE j.id = c.id RETURNING j.seq, j.epoch, "
     "j.cancel_requested, " TROUPE_PG_JOB_COLUMNS("j.");
+
+/// The claims of a key-ordered troupe (`dispatch: key`), $1 troupe: one at
+/// a time across replicas (the advisory lock is the round's transaction's),
+/// so that each claim's snapshot has the claims before it. A key's
+/// unfinished rows are then owned by one incarnation at most:
+constexpr const char* kLockKeyClaims = "SELECT pg_advisory_xact_lock(1953656693, hashtext($1))";
+/// $1 incarnation, $2 troupe, $3 at most: as kClaim, and a row with a key
+/// only when no other incarnation owns an unfinished row of its key and
+/// every earlier unfinished row of its key is claimed here (now, or before:
+/// epoch > 1; a row this replica accepted under an idempotency key has
+/// epoch 1 until it hands it over). Rows of a key are claimed in order;
+/// unfinished rows of a key held elsewhere are not candidates (they do not
+/// fill the batch). Columns as kClaim.
+constexpr const char* kClaimInKeyOrder =
+    "WITH c AS (SELECT w.id, w.key, w.seq FROM troupe_jobs w WHERE w.troupe = $2 AND w.owner IS "
+    "NULL AND w.state IN (0, 1, 2) AND (coalesce(w.key, '') = '' OR NOT EXISTS (SELECT 1 FROM "
+    "troupe_jobs o WHERE o.troupe = $2 AND o.key = w.key AND o.key <> '' AND o.state IN (0, 1, 2) "
+    "AND o.owner <> $1)) ORDER BY w.seq LIMIT $3 FOR UPDATE OF w SKIP LOCKED) "
+    "UPDATE troupe_jobs j SET owner = $1, epoch = j.epoch + 1 FROM c WHERE j.id = c.id AND "
+    "(coalesce(c.key, '') = '' OR NOT EXISTS (SELECT 1 FROM troupe_jobs e WHERE e.troupe = $2 AND "
+    "e.key = c.key AND e.key <> '' AND e.state IN (0, 1, 2) AND e.seq < c.seq AND (e.owner IS NULL "
+    "OR e.epoch = 1) AND e.id NOT IN (SELECT id FROM c))) RETURNING j.seq, j.epoch, "
+    "j.cancel_requested, " TROUPE_PG_JOB_COLUMNS("j.");
+/// After terminal writes of keyed rows of key-ordered troupes ($1 troupes,
+/// $2 keys, as arrays): the replicas hosting a troupe are told when a key's
+/// later rows wait unowned (the key may be free now).
+constexpr const char* kKeysFreed =
+    "SELECT pg_notify('troupe_jobs', f.troupe) FROM (SELECT DISTINCT u.troupe FROM "
+    "unnest($1::text[], $2::text[]) AS u(troupe, key) WHERE EXISTS (SELECT 1 FROM troupe_jobs j "
+    "WHERE j.troupe = u.troupe AND j.key = u.key AND j.key <> '' AND j.owner IS NULL AND j.state "
+    "IN (0, 1, 2))) f";
 
 // Lookups and cancels from any replica. $1 id.
 constexpr const char* kFind = "SELECT " TROUPE_PG_JOB_COLUMNS("") " FROM troupe_jobs WHERE id = $1";

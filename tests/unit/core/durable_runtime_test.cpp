@@ -1142,6 +1142,83 @@ TEST_F(SharedRuntimeTest, ASingletonTroupeRunsOnlyWhileLedAndHandsItsJobsOverWhe
   EXPECT_TRUE(observer_.of("s").illegal.empty());
 }
 
+TEST_F(SharedRuntimeTest, AKeyedJobOfAKeyDispatchedTroupeGoesThroughTheStoreAndAWaitFollowsIt) {
+  auto o = builtin_troupe("k", Kind::kNoop, 2);
+  o.dispatch = DispatchStrategy::kKey;
+  runtime_->apply({o, builtin_troupe("plain", Kind::kNoop, 1)});
+  run();
+  {
+    // The store is told to claim its rows in key order; the other troupe
+    // has nothing to coordinate.
+    std::lock_guard lock(journal_.coordinated_mutex);
+    ASSERT_EQ(journal_.coordinated.size(), 1u);
+    EXPECT_EQ(journal_.coordinated[0].name, "k");
+    EXPECT_TRUE(journal_.coordinated[0].key_order);
+  }
+  // With a key: accepted into the store unowned (accept + requeue), not run
+  // here; the wait=true caller is answered once the store has it ended.
+  std::vector<JobRecord> ended;
+  JobRequest request;
+  request.troupe = "k";
+  request.key = "a";
+  auto result =
+      runtime_->submit(std::move(request), [&](const JobRecord& r) { ended.push_back(r); });
+  ASSERT_TRUE(std::holds_alternative<Accepted>(result));
+  const JobId keyed = std::get<Accepted>(result).id;
+  run();
+  auto e = journal_.entries_of(keyed);
+  ASSERT_EQ(e.size(), 2u);
+  EXPECT_TRUE(is<JournalAccepted>(e[0]));
+  ASSERT_TRUE(is<JournalRequeued>(e[1]));
+  EXPECT_EQ(std::get<JournalRequeued>(e[1]).attempts, 0u);
+  EXPECT_FALSE(runtime_->get(keyed).has_value());
+  // Without a key, and in a troupe not dispatched by key: run here.
+  const JobId unkeyed = submit_ok("k");
+  const JobId plain = submit_ok("plain", {}, "a");
+  run();
+  EXPECT_EQ(state_of(unkeyed), JobState::kSucceeded);
+  EXPECT_EQ(state_of(plain), JobState::kSucceeded);
+  EXPECT_TRUE(ended.empty());
+
+  // The store gives the key's row to this replica: it runs here, and the
+  // waiting caller gets its outcome.
+  journal_.hooks.claimed(row(keyed.value, "k", JobState::kQueued, {}, "a"));
+  run();
+  EXPECT_EQ(state_of(keyed), JobState::kSucceeded);
+  advance(RuntimeOptions{}.remote_watch_interval);
+  ASSERT_EQ(ended.size(), 1u);
+  EXPECT_EQ(ended[0].id, keyed);
+  EXPECT_EQ(ended[0].state, JobState::kSucceeded);
+  auto c = runtime_->troupe("k")->counters;
+  EXPECT_EQ(c.submitted, 3u);  // accepted and handed over, unkeyed, claimed
+  EXPECT_EQ(c.left, 1u);
+  EXPECT_TRUE(conserves(c));
+}
+
+TEST_F(SharedRuntimeTest, AWaitOnASingletonLedElsewhereIsAnsweredWhenTheStoreHasItEnded) {
+  auto o = builtin_troupe("s", Kind::kNoop, 1);
+  o.cluster.singleton = true;
+  runtime_->apply({o});
+  run();
+  std::vector<JobRecord> ended;
+  JobRequest request;
+  request.troupe = "s";
+  auto result =
+      runtime_->submit(std::move(request), [&](const JobRecord& r) { ended.push_back(r); });
+  ASSERT_TRUE(std::holds_alternative<Accepted>(result));
+  const JobId id = std::get<Accepted>(result).id;
+  run();
+  // The holder runs it; this replica reads its end from the store.
+  auto done = row(id.value, "s", JobState::kSucceeded);
+  done.output = "r";
+  journal_.rows_elsewhere[id.value] = done;
+  advance(RuntimeOptions{}.remote_watch_interval);
+  ASSERT_EQ(ended.size(), 1u);
+  EXPECT_EQ(ended[0].id, id);
+  EXPECT_EQ(ended[0].state, JobState::kSucceeded);
+  EXPECT_EQ(ended[0].result, "r");
+}
+
 TEST_F(SharedRuntimeTest, ACappedTroupeRunsAtMostThePermitsItHolds) {
   auto o = builtin_troupe("c", Kind::kSleep, 4);
   o.cluster.max_concurrency = 3;

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -877,13 +878,187 @@ TEST_F(PgJournalTest, AVersion3SchemaGetsTheKeyIndexKeepingTheOldestOfRowsSharin
   sql("UPDATE troupe_jobs SET idempotency_key = 'dup' WHERE id IN (1, 2)");
   sql("UPDATE troupe_jobs SET idempotency_key = 'own' WHERE id = 3");
   auto journal = open(options("a"), nullptr);
-  EXPECT_EQ(sql_value("SELECT max(version) FROM troupe_schema"), "4");
+  EXPECT_EQ(sql_value("SELECT max(version) FROM troupe_schema"),
+            std::to_string(detail::pg::kSchemaVersion));
   EXPECT_EQ(sql_value("SELECT id FROM troupe_jobs WHERE idempotency_key = 'dup'"), "1");
   EXPECT_EQ(sql_value("SELECT id FROM troupe_jobs WHERE idempotency_key = 'own'"), "3");
   EXPECT_EQ(
       sql_value("SELECT count(*) FROM pg_indexes WHERE indexname = 'troupe_jobs_idempotency'"),
       "1");
   EXPECT_EQ(accept_keyed(*journal, keyed(4, "dup")).existing.request.id, JobId{1});
+}
+
+// ---- Same-key order (schema version 5): the rows of a key-ordered troupe
+// (`dispatch: key`) are given to one replica at a time per key, in order.
+// Journals on one database stand for replicas; a writer with no room
+// accepts rows unowned (accepted and handed over, as a troupe does with a
+// keyed job). ----
+
+/// The claims of several journals, in the order they were made: which
+/// journal took which row. Each journal's room is set by the test.
+class KeyClaims {
+ public:
+  core::ClusterHooks hooks(const std::string& name, std::size_t room) {
+    {
+      std::lock_guard lock(mutex_);
+      room_[name] = room;
+    }
+    core::ClusterHooks h;
+    h.room = [this, name](std::string_view) {
+      std::lock_guard lock(mutex_);
+      return room_[name];
+    };
+    h.claimed = [this, name](core::RecoveredJob&& job) {
+      {
+        std::lock_guard lock(mutex_);
+        claims_.emplace_back(name, job.request.id.value);
+      }
+      changed_.notify_all();
+    };
+    return h;
+  }
+  void set_room(const std::string& name, std::size_t room) {
+    std::lock_guard lock(mutex_);
+    room_[name] = room;
+  }
+  /// Waits until row `id` was claimed; its claimer ("" after kBound).
+  std::string await(std::uint64_t id) {
+    std::unique_lock lock(mutex_);
+    std::string by;
+    changed_.wait_for(lock, kBound, [&] {
+      by = claimer_locked(id);
+      return !by.empty();
+    });
+    return by;
+  }
+  /// (journal, row) in claim order.
+  std::vector<std::pair<std::string, std::uint64_t>> claims() const {
+    std::lock_guard lock(mutex_);
+    return claims_;
+  }
+
+ private:
+  std::string claimer_locked(std::uint64_t id) const {
+    for (const auto& [name, claimed] : claims_) {
+      if (claimed == id) return name;
+    }
+    return "";
+  }
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
+  std::map<std::string, std::size_t> room_;
+  std::vector<std::pair<std::string, std::uint64_t>> claims_;
+};
+
+class PgKeyOrderTest : public PgJournalTest {
+ protected:
+  /// A journal hosting troupe "t" in key order; no poll backstop: it claims
+  /// when notified.
+  std::unique_ptr<core::Journal> open_in_key_order(const std::string& replica, std::size_t room) {
+    PgJournalOptions o = options(replica);
+    o.poll = 1h;
+    auto journal = open_pg_journal(o);
+    journal->set_cluster_hooks(claims_.hooks(replica, room));
+    journal->coordinate({core::CoordinatedTroupe{.name = "t", .key_order = true}});
+    journal->recover([](core::RecoveredJob&&) {});
+    return journal;
+  }
+
+  /// Row `id` of troupe "t" with job key `key`, accepted and handed over by
+  /// `writer` (claimable, the hosts told at its commit).
+  static void hand_over(core::Journal& writer, std::uint64_t id, std::string key) {
+    core::JournalAccepted a = accepted(id);
+    a.key = std::move(key);
+    writer.append(std::move(a));
+    writer.append(core::JournalRequeued{JobId{id}, 0});
+  }
+
+  /// The rows `journal` claimed, in order.
+  std::vector<std::uint64_t> claimed_by(const std::string& journal) const {
+    std::vector<std::uint64_t> out;
+    for (const auto& [name, id] : claims_.claims()) {
+      if (name == journal) out.push_back(id);
+    }
+    return out;
+  }
+
+  KeyClaims claims_;
+};
+
+TEST_F(PgKeyOrderTest, AKeysRowsGoToOneReplicaAtATimeInSubmissionOrder) {
+  auto writer = open(options("writer"), nullptr);
+  auto a = open_in_key_order("a", 2);
+  auto b = open_in_key_order("b", 10);
+  // Key x's rows 1, 2 and 4, key y's row 3, an unkeyed row 5, in one commit.
+  // Whoever claims x's first rows holds x: its later rows go nowhere else
+  // while they are unfinished there, whatever the room elsewhere.
+  for (auto [id, key] :
+       {std::pair<std::uint64_t, const char*>{1, "x"}, {2, "x"}, {3, "y"}, {4, "x"}, {5, ""}}) {
+    hand_over(*writer, id, key);
+  }
+  ASSERT_EQ(wait_durable(*writer), std::nullopt);
+  for (std::uint64_t id = 1; id <= 5; ++id) ASSERT_NE(claims_.await(id), "") << id;
+  const std::string holder = claims_.await(1);
+  EXPECT_EQ(claims_.await(2), holder);
+  EXPECT_EQ(claims_.await(4), holder);
+  for (const std::string name : {"a", "b"}) {
+    std::vector<std::uint64_t> x_rows;
+    for (std::uint64_t id : claimed_by(name)) {
+      if (id == 1 || id == 2 || id == 4) x_rows.push_back(id);
+    }
+    EXPECT_TRUE(std::is_sorted(x_rows.begin(), x_rows.end())) << name;
+  }
+  EXPECT_EQ(claims_.claims().size(), 5u);  // each row once
+
+  // A new row of x, while the holder has no room: the other replica, told
+  // of the commit, claims the unkeyed row behind it but not x's.
+  const std::string other = holder == "a" ? "b" : "a";
+  auto& holder_journal = holder == "a" ? a : b;
+  claims_.set_room(holder, 0);
+  claims_.set_room(other, 10);
+  hand_over(*writer, 6, "x");
+  hand_over(*writer, 7, "");
+  ASSERT_EQ(wait_durable(*writer), std::nullopt);
+  ASSERT_EQ(claims_.await(7), other);
+  EXPECT_EQ(claims_.claims().size(), 6u) << "row 6 of key x was claimed while x was held";
+
+  // The holder ends x's rows: the key is free, and the replicas are told
+  // (no poll here), so the other takes row 6.
+  for (std::uint64_t id : {1, 2, 4}) holder_journal->append(succeeded(id));
+  ASSERT_EQ(wait_durable(*holder_journal), std::nullopt);
+  EXPECT_EQ(claims_.await(6), other);
+}
+
+TEST_F(PgKeyOrderTest, ARowThisReplicaAcceptedUnderAnIdempotencyKeyHoldsItsKeysLaterRowsBack) {
+  auto writer = open(options("writer"), nullptr);
+  auto a = open_in_key_order("a", 10);
+  // a accepted row 10 of key x under an idempotency key (owned by a, not
+  // yet handed over by its troupe); the writer hands over row 11 of x and
+  // an unkeyed row 12: a claims 12 in the same claim, never 11 before 10.
+  core::JournalAccepted first = keyed(10, "idem");
+  first.key = "x";
+  ASSERT_EQ(accept_keyed(*a, first).status, core::KeyedAccept::Status::kAccepted);
+  hand_over(*writer, 11, "x");
+  hand_over(*writer, 12, "");
+  ASSERT_EQ(wait_durable(*writer), std::nullopt);
+  ASSERT_EQ(claims_.await(12), "a");
+  EXPECT_EQ(claimed_by("a"), std::vector<std::uint64_t>{12});
+  // Handed over (as its troupe does): claimed back, then 11 after it.
+  a->append(first);
+  a->append(core::JournalRequeued{JobId{10}, 0});
+  ASSERT_EQ(wait_durable(*a), std::nullopt);
+  ASSERT_EQ(claims_.await(11), "a");
+  EXPECT_EQ(claimed_by("a"), (std::vector<std::uint64_t>{12, 10, 11}));
+}
+
+TEST_F(PgKeyOrderTest, AVersion4SchemaGetsTheKeyOrderIndex) {
+  { auto journal = open(options("a"), nullptr); }
+  sql("DROP INDEX troupe_jobs_key_order; DELETE FROM troupe_schema WHERE version > 4");
+  auto journal = open(options("a"), nullptr);
+  EXPECT_EQ(sql_value("SELECT max(version) FROM troupe_schema"),
+            std::to_string(detail::pg::kSchemaVersion));
+  EXPECT_EQ(sql_value("SELECT count(*) FROM pg_indexes WHERE indexname = 'troupe_jobs_key_order'"),
+            "1");
 }
 
 // ---- Coordination (schema version 2): singleton leases, max_concurrency
