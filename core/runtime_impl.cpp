@@ -193,7 +193,10 @@ void RuntimeImpl::claimed(RecoveredJob&& row) {
   const std::uint32_t attempts = row.attempts;
   auto t = find_troupe(row.request.troupe);
   RecoveryReport ignored;  // a claim is not part of the start's recovery report
-  if (t && adopt(std::move(row), *t, detail::to_ns(clock_.wall_now()), ignored)) return;
+  if (t && adopt(std::move(row), *t, detail::to_ns(clock_.wall_now()), ignored)) {
+    hasten_remote_watches(id);
+    return;
+  }
   // Not hosted here, or its gate closed (drain, removal) since the journal
   // asked room(): an owned job is never dropped, it goes back to the store.
   journal_.journal.append(JournalRequeued{id, attempts});
@@ -737,6 +740,37 @@ void RuntimeImpl::poll_remote(const std::shared_ptr<RemoteWatch>& watch) {
                          });
     });
   });
+}
+
+void RuntimeImpl::hasten_remote_watches(JobId id) {
+  {
+    std::lock_guard lock(watches_mutex_);
+    if (!remote_per_job_.contains(id.value)) return;
+  }
+  JobPtr job = store_->find(id);
+  if (!job) return;
+  bool ended;
+  {
+    std::lock_guard lock(job->lock);
+    ended = is_terminal(job->state.load(std::memory_order_relaxed));
+    if (!ended) {
+      if (!job->listeners) job->listeners = std::make_unique<detail::JobListeners>();
+      job->listeners->on_terminal.push_back([this, id](const JobRecord&) { poll_remote_of(id); });
+    }
+  }
+  if (ended) poll_remote_of(id);
+}
+
+void RuntimeImpl::poll_remote_of(JobId id) {
+  std::vector<std::shared_ptr<RemoteWatch>> watches;
+  {
+    std::lock_guard lock(watches_mutex_);
+    for (const auto& [wid, watch] : remote_watches_) {
+      if (watch->job == id) watches.push_back(watch);
+    }
+  }
+  // Each reads now; its pending tick is replaced (one wait per timer).
+  for (const auto& watch : watches) poll_remote(watch);
 }
 
 bool RuntimeImpl::end_remote(WatchId id) {

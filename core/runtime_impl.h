@@ -115,6 +115,12 @@ class RuntimeImpl final : public Runtime, private detail::TroupeHost {
   /// watch_remote().
   bool follow_to_end(JobId job, JobCallback on_terminal, std::optional<JobState> last_state,
                      std::uint32_t last_attempts);
+  /// Job `id` was just claimed here: the remote watches of it (a wait=true
+  /// caller that submitted it through the store, a WatchJob) read it again
+  /// as soon as it ends here rather than at their next tick.
+  void hasten_remote_watches(JobId id);
+  /// Every remote watch of `id` reads the job now.
+  void poll_remote_of(JobId id);
   /// Forgets a remote watch (its callback is never called again); false
   /// when it was not registered.
   bool end_remote(WatchId id);

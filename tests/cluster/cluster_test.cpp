@@ -1179,7 +1179,8 @@ TEST(Cluster, OneKeysJobsSubmittedToEveryReplicaRunOneAtATimeInOrder) {
   });
   // Each key's client submits its jobs one after another (each after the
   // previous one's ack), to replica 0, 1, 2, 0, ... in turn; the keys' clients
-  // run at once. Payload "<key> <n>".
+  // run at once. Payload "<key> <n>". Key k0's client waits for each result
+  // (wait=true: answered with the outcome wherever the job ran).
   constexpr int kKeys = 6;
   constexpr int kPerKey = 20;
   std::vector<std::vector<std::string>> ids(kKeys);
@@ -1190,12 +1191,17 @@ TEST(Cluster, OneKeysJobsSubmittedToEveryReplicaRunOneAtATimeInOrder) {
       clients.emplace_back([&, k] {
         for (int n = 0; n < kPerKey; ++n) {
           v1::SubmitRequest req =
-              request("ordered", "k" + std::to_string(k) + " " + std::to_string(n));
+              request("ordered", "k" + std::to_string(k) + " " + std::to_string(n), k == 0);
           req.set_key("k" + std::to_string(k));
           v1::SubmitResponse resp;
           const auto status = submit(cluster.stub((k + n) % cluster.size()), req, resp);
           if (!status.ok()) {
             errors[k] = status.error_message();
+            return;
+          }
+          if (k == 0 &&
+              (resp.job().id() != resp.job_id() || resp.job().state() != v1::JOB_STATE_SUCCEEDED)) {
+            errors[k] = "wait=true answered " + resp.DebugString();
             return;
           }
           ids[k].push_back(resp.job_id());
