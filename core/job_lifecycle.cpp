@@ -184,7 +184,7 @@ JobState JobLifecycle::attempt_ended(const JobPtr& job, AttemptEnd end, std::int
     return JobState::kQueued;
   }
   if (handed) {
-    drop_waiters(job);
+    drop_waiters(job, true);
     left_here(job);
     return JobState::kQueued;
   }
@@ -259,11 +259,14 @@ void JobLifecycle::left_for_next_start(const JobPtr& job, bool running) {
   left_here(job);
 }
 
-void JobLifecycle::drop_waiters(const JobPtr& job) {
+void JobLifecycle::drop_waiters(const JobPtr& job, bool follow) {
   std::vector<JobCallback> dropped;
   {
     std::lock_guard lock(job->lock);
     if (job->listeners) dropped.swap(job->listeners->on_terminal);
+  }
+  if (follow && journal_.journal.shared()) {
+    for (auto& cb : dropped) host_.follow_elsewhere(job->id, std::move(cb));
   }
   dropped.clear();  // uncalled, no lock held: a waiter learns the job went elsewhere
   end_watches(job);
@@ -301,7 +304,7 @@ JobLifecycle::LostResult JobLifecycle::lost(const JobPtr& job) {
     if (r.was == JobState::kRunning && job->runner != nullptr) r.runner = job->runner->self();
   }
   r.lost = true;
-  drop_waiters(job);
+  drop_waiters(job, true);
   // A running one leaves when its attempt returns (attempt_ended).
   if (r.was != JobState::kRunning) left_as_lost(job);
   return r;
@@ -321,7 +324,7 @@ bool JobLifecycle::hand_over(const JobPtr& job, std::shared_ptr<Actor>* runner) 
     job->left = true;
     journal_.journal.append(JournalRequeued{job->id, job->attempts});
   }
-  drop_waiters(job);
+  drop_waiters(job, true);
   left_here(job);
   return true;
 }
@@ -423,15 +426,39 @@ void JobLifecycle::finalize(const JobPtr& job, JobState terminal, JobState from,
       has_listeners = true;
     }
   }
-  if (!callbacks.empty()) {
-    const JobRecord record = job->snapshot();
-    for (auto& cb : callbacks) cb(record);
+  if (has_listeners) {
+    if (journal_.journal.shared()) {
+      // The store may refuse the terminal write (fencing): the outcome is
+      // told once it committed, and only if it was this replica's.
+      host_.when_durable([this, job, callbacks = std::move(callbacks)]() mutable {
+        deliver_terminal(job, std::move(callbacks));
+      });
+    } else {
+      deliver_terminal(job, std::move(callbacks));
+    }
   }
-  if (has_listeners) notify_watchers(job);
   host_.job_ended(*job);
   // Last: a drain or a removal waiting on the gate sees this job ended only
   // after everything above has run.
   gate_.leave();
+}
+
+void JobLifecycle::deliver_terminal(const JobPtr& job, std::vector<JobCallback> callbacks) {
+  bool left;
+  {
+    std::lock_guard lock(job->lock);
+    left = job->left;
+  }
+  if (left) {
+    for (auto& cb : callbacks) host_.follow_elsewhere(job->id, std::move(cb));
+    end_watches(job);
+    return;
+  }
+  if (!callbacks.empty()) {
+    const JobRecord record = job->snapshot();
+    for (auto& cb : callbacks) cb(record);
+  }
+  notify_watchers(job);
 }
 
 void JobLifecycle::refuse(const Job& job, JobState from, JobState to) {

@@ -43,8 +43,9 @@ struct JournalLink {
 class LifecycleHost {
  public:
   virtual ~LifecycleHost() = default;
-  /// A job reached its terminal state; its callbacks and watchers have run.
-  /// (The troupe releases its key pin.) Any core thread, no lock held.
+  /// A job reached its terminal state; its callbacks and watchers have run,
+  /// or (shared journal) wait for its terminal write to commit. (The troupe
+  /// releases its key pin.) Any core thread, no lock held.
   virtual void job_ended(const Job& job) = 0;
   /// A watch ended with its job's terminal state.
   virtual void watch_ended(WatchId id) = 0;
@@ -65,6 +66,16 @@ class LifecycleHost {
   /// A job left this process because another replica took it (shared
   /// journal, JobLifecycle::lost), counted as `left`.
   virtual void job_lost() {}
+  /// Runs `then` once everything journaled so far is durable (or the
+  /// journal failed), keeping the host alive until then; at once by default.
+  virtual void when_durable(std::function<void()> then) { then(); }
+  /// Job `id` goes on in another replica (shared journal): `on_terminal` is
+  /// answered with its outcome there (TroupeHost::follow_elsewhere); dropped
+  /// uncalled by default.
+  virtual void follow_elsewhere(JobId id, JobCallback on_terminal) {
+    (void)id;
+    (void)on_terminal;
+  }
 };
 
 /// How an attempt ended, as the actor judged it (the retry decision is the
@@ -215,15 +226,23 @@ class JobLifecycle {
 
  private:
   /// After the state was set under the job's lock: counters, store, dead
-  /// letters, callbacks, watchers, host, and last the gate.
+  /// letters, callbacks and watchers (deliver_terminal; with a shared
+  /// journal once the terminal write committed), host, and last the gate.
   void finalize(const JobPtr& job, JobState terminal, JobState from, std::int64_t now_ns);
+  /// Tells `callbacks` and the watchers of terminal `job` its outcome; or,
+  /// when the job left meanwhile (a shared store refused its terminal write:
+  /// another replica took it while this one was paused past its lease),
+  /// follows it through the store instead, where its outcome is.
+  void deliver_terminal(const JobPtr& job, std::vector<JobCallback> callbacks);
   /// A job handed to the next start (durable drain): key pin, host, gate.
   void left_for_next_start(const JobPtr& job, bool running);
   /// A lost job leaves: its record expires as a finished one, then as above.
   void left_as_lost(const JobPtr& job);
   /// A job that goes on elsewhere (another replica, the next start): its
-  /// on_terminal callbacks are dropped uncalled and its watches end.
-  void drop_waiters(const JobPtr& job);
+  /// watches end here (moved to the store with a shared journal), and its
+  /// on_terminal callbacks follow it through the store (`follow`, shared
+  /// journal) or are dropped uncalled (a drain: the process is stopping).
+  void drop_waiters(const JobPtr& job, bool follow = false);
   /// Counts `left`, releases the key pin, leaves the gate.
   void left_here(const JobPtr& job);
   /// Ends every watch of `job` without a further update.

@@ -353,6 +353,13 @@ bool Troupe::recover(const JobPtr& job, std::int64_t next_run_ns, RecoveryReport
   }
 }
 
+void Troupe::when_durable(std::function<void()> then) {
+  // The troupe (and its lifecycle) stays until `then` ran: a removed troupe
+  // may drain before the barrier completes.
+  journal_.journal.after_durable(
+      [self = shared_from_this(), then = std::move(then)](const JournalFailure*) { then(); });
+}
+
 void Troupe::lost(const JobPtr& job) {
   auto r = lifecycle_.lost(job);
   if (!r.lost) return;

@@ -219,6 +219,10 @@ class Troupe : public std::enable_shared_from_this<Troupe>,
   void drain_ended(bool running) override { host_.drain_ended(running); }
   void drain_left(bool running) override { host_.drain_left(running); }
   void job_lost() override { host_.job_lost(); }
+  void when_durable(std::function<void()> then) override;
+  void follow_elsewhere(JobId id, JobCallback on_terminal) override {
+    host_.follow_elsewhere(id, std::move(on_terminal));
+  }
   // DispatchGauges (under the dispatcher's lock)
   void mailbox(std::uint64_t depth, std::uint64_t capacity) override {
     obs_->mailbox(depth, capacity);

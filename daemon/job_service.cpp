@@ -24,8 +24,9 @@ namespace {
 /// Two owners release it: gRPC (OnDone) and the runtime's callback, once
 /// it has run, or when the runtime drops it without calling it (a rejected
 /// submit; or an accepted job that will not end in this process: a durable
-/// drain left it for the next start, or, with a shared store, another
-/// replica took it over). An accepted job whose callback is dropped is
+/// drain left it for the next start or handed it to another replica; a job
+/// another replica took over is followed through the store and answered
+/// as it ends there). An accepted job whose callback is dropped is
 /// answered ABORTED naming the job, so that the client polls it rather than
 /// submitting it again.
 class WaitingSubmit final : public grpc::ServerUnaryReactor {

@@ -845,12 +845,13 @@ TEST(Cluster, AWatchEndsWithTheTerminalStateOfWhoeverFinishesTheJob) {
     ASSERT_FALSE(states.empty());
     EXPECT_EQ(states.back(), v1::JOB_STATE_SUCCEEDED);
   }
-  // The watch through the store ends with the new owner's outcome. The
-  // local one may end with the outcome of the attempt replica 0 finished
-  // itself when it woke, before its fenced write found the job taken
-  // (docs/cluster.md, "Not yet"); either way the store keeps the new
-  // owner's, and replica 0 answers GetJob from the store once it knows.
+  // Both end with the new owner's outcome: also the local one, when replica
+  // 0 woke up and finished the attempt it ran before its fenced terminal
+  // write found the job taken (a terminal outcome is told once its write
+  // committed, and only if the store kept it). Replica 0 answers GetJob
+  // from the store once it knows.
   EXPECT_GE(remote.attempts().back(), 2u);
+  EXPECT_GE(local.attempts().back(), 2u) << "replica 0 told its own watcher a stale outcome";
   const auto answered = cluster.await_state(
       0, id, [](v1::JobState s) { return s == v1::JOB_STATE_SUCCEEDED; },
       until + std::chrono::seconds(10));

@@ -644,14 +644,14 @@ TEST_F(SharedRuntimeTest, ALostRunningJobIsCancelledAndNothingMoreIsJournaledFor
   const auto journaled = journal_.entries_of(id).size();  // accepted, started
 
   journal_.hooks.lost(id);
-  // The callback is dropped uncalled at once: the waiter's signal.
-  EXPECT_TRUE(callback_alive.expired());
   run();
   // The attempt was cancelled and its outcome discarded: no RetryWait, no
-  // Terminal; no callback, no watch update.
+  // Terminal; no callback, no watch update. The waiter and the watch follow
+  // the job through the store (it has no row for it yet).
   EXPECT_EQ(journal_.entries_of(id).size(), journaled);
   EXPECT_EQ(terminal_calls, 0);
   EXPECT_EQ(watch_calls, watched_before);
+  EXPECT_FALSE(callback_alive.expired());
   auto c = runtime_->troupe("t")->counters;
   EXPECT_EQ(c.left, 1u);
   EXPECT_EQ(c.in_flight, 0u);
@@ -665,6 +665,83 @@ TEST_F(SharedRuntimeTest, ALostRunningJobIsCancelledAndNothingMoreIsJournaledFor
   // A late lost() of the same job does nothing more.
   journal_.hooks.lost(id);
   EXPECT_EQ(runtime_->troupe("t")->counters.left, 1u);
+  // The new owner ends it: the waiter gets that outcome from the store, once.
+  auto ended = row(id.value, "t", JobState::kSucceeded, "1h");
+  ended.attempts = 2;
+  journal_.rows_elsewhere[id.value] = ended;
+  advance(RuntimeOptions{}.remote_watch_interval);
+  EXPECT_EQ(terminal_calls, 1);
+  EXPECT_EQ(watch_calls, watched_before + 1);
+  EXPECT_TRUE(callback_alive.expired());
+  advance(RuntimeOptions{}.remote_watch_interval);
+  EXPECT_EQ(terminal_calls, 1);
+}
+
+TEST_F(SharedRuntimeTest, AnOutcomeTheStoreRefusedIsNotToldHereAndItsWaitersFollowTheStore) {
+  // A replica paused past its lease finishes the attempt it ran; the store
+  // gave the job to another replica meanwhile, so the fenced terminal write
+  // matches no row and the journal reports the job lost before the commit's
+  // barrier completes (store/pg_journal.cpp).
+  runtime_->apply({builtin_troupe("t", Kind::kEcho, 1)});
+  run();
+  std::vector<JobRecord> waited;
+  JobRequest request;
+  request.troupe = "t";
+  request.payload = "here";
+  auto accepted =
+      runtime_->submit(std::move(request), [&](const JobRecord& r) { waited.push_back(r); });
+  ASSERT_TRUE(std::holds_alternative<Accepted>(accepted));
+  const JobId id = std::get<Accepted>(accepted).id;
+  std::vector<JobRecord> watched;
+  ASSERT_TRUE(std::holds_alternative<WatchId>(
+      runtime_->watch(id, [&](const JobRecord& r) { watched.push_back(r); })));
+  run();
+  ASSERT_EQ(state_of(id), JobState::kSucceeded);
+  ASSERT_TRUE(is<JournalTerminal>(journal_.entries_of(id).back()));
+  // Not told before the terminal write committed.
+  EXPECT_TRUE(waited.empty());
+  ASSERT_FALSE(watched.empty());
+  EXPECT_NE(watched.back().state, JobState::kSucceeded);
+  const std::size_t watched_before = watched.size();
+
+  journal_.hooks.lost(id);  // the write found the job another replica's
+  journal_.commit();
+  run();
+  EXPECT_TRUE(waited.empty()) << "the stale outcome was told";
+  EXPECT_EQ(watched.size(), watched_before);
+
+  // The store's outcome (the other replica's attempt) is what they get.
+  auto theirs = row(id.value, "t", JobState::kFailed, "here");
+  theirs.attempts = 2;
+  theirs.output = "theirs";
+  journal_.rows_elsewhere[id.value] = theirs;
+  advance(RuntimeOptions{}.remote_watch_interval);
+  ASSERT_EQ(waited.size(), 1u);
+  EXPECT_EQ(waited[0].state, JobState::kFailed);
+  EXPECT_EQ(waited[0].attempts, 2u);
+  ASSERT_EQ(watched.size(), watched_before + 1);
+  EXPECT_EQ(watched.back().state, JobState::kFailed);
+  // GetJob asks the store too.
+  ASSERT_TRUE(found_now(id).has_value());
+  EXPECT_EQ(found_now(id)->state, JobState::kFailed);
+}
+
+TEST_F(SharedRuntimeTest, AnOutcomeTheStoreKeptIsToldOnceItsWriteCommitted) {
+  runtime_->apply({builtin_troupe("t", Kind::kEcho, 1)});
+  run();
+  std::vector<JobRecord> waited;
+  JobRequest request;
+  request.troupe = "t";
+  request.payload = "mine";
+  auto accepted =
+      runtime_->submit(std::move(request), [&](const JobRecord& r) { waited.push_back(r); });
+  ASSERT_TRUE(std::holds_alternative<Accepted>(accepted));
+  run();
+  EXPECT_TRUE(waited.empty());
+  journal_.commit();
+  ASSERT_EQ(waited.size(), 1u);
+  EXPECT_EQ(waited[0].state, JobState::kSucceeded);
+  EXPECT_EQ(waited[0].result, "mine");
 }
 
 TEST_F(SharedRuntimeTest, AWatchOfALostJobPollsTheStoreAndEndsWithTheRuntime) {
@@ -1185,6 +1262,8 @@ TEST_F(SharedRuntimeTest, AKeyedJobOfAKeyDispatchedTroupeGoesThroughTheStoreAndA
   journal_.hooks.claimed(row(keyed.value, "k", JobState::kQueued, {}, "a"));
   run();
   EXPECT_EQ(state_of(keyed), JobState::kSucceeded);
+  journal_.commit();  // its outcome is told once its terminal write committed
+  run();
   ASSERT_EQ(ended.size(), 1u);
   EXPECT_EQ(ended[0].id, keyed);
   EXPECT_EQ(ended[0].state, JobState::kSucceeded);
