@@ -1169,92 +1169,10 @@ TEST(Cluster, ARateLimitHoldsAcrossReplicas) {
   EXPECT_EQ(by_replica.size(), 3u) << "every replica takes tokens";
 }
 
-TEST(Cluster, OneKeysJobsSubmittedToEveryReplicaRunOneAtATimeInOrder) {
-  CountingServer server(std::chrono::milliseconds(20));
-  Cluster cluster(3, [&](const std::string& name) {
-    return "  - name: ordered\n"
-           "    mode: fixed\n"
-           "    actors: 4\n"
-           "    mailbox: 1024\n"
-           "    dispatch: key\n"
-           "    circuit_breaker: {enabled: false}\n"
-           "    handler: {kind: http, url: \"" +
-           server.url() + "\", headers: {X-Replica: " + name + "}}\n";
-  });
-  // Each key's client submits its jobs one after another (each after the
-  // previous one's ack), to replica 0, 1, 2, 0, ... in turn; the keys' clients
-  // run at once. Payload "<key> <n>". Key k0's client waits for each result
-  // (wait=true: answered with the outcome wherever the job ran).
-  constexpr int kKeys = 6;
-  constexpr int kPerKey = 20;
-  std::vector<std::vector<std::string>> ids(kKeys);
-  std::vector<std::string> errors(kKeys);
-  {
-    std::vector<std::thread> clients;
-    for (int k = 0; k < kKeys; ++k) {
-      clients.emplace_back([&, k] {
-        for (int n = 0; n < kPerKey; ++n) {
-          v1::SubmitRequest req =
-              request("ordered", "k" + std::to_string(k) + " " + std::to_string(n), k == 0);
-          req.set_key("k" + std::to_string(k));
-          v1::SubmitResponse resp;
-          const auto status = submit(cluster.stub((k + n) % cluster.size()), req, resp);
-          if (!status.ok()) {
-            errors[k] = status.error_message();
-            return;
-          }
-          if (k == 0 &&
-              (resp.job().id() != resp.job_id() || resp.job().state() != v1::JOB_STATE_SUCCEEDED)) {
-            errors[k] = "wait=true answered " + resp.DebugString();
-            return;
-          }
-          ids[k].push_back(resp.job_id());
-        }
-      });
-    }
-    for (auto& c : clients) c.join();
-  }
-  for (int k = 0; k < kKeys; ++k) ASSERT_EQ(ids[k].size(), std::size_t{kPerKey}) << errors[k];
-  const auto until = Clock::now() + std::chrono::seconds(60);
-  for (int k = 0; k < kKeys; ++k) {
-    for (const auto& id : ids[k]) {
-      auto job = cluster.await_terminal(k % cluster.size(), id, until);
-      ASSERT_TRUE(job.has_value()) << id;
-      ASSERT_EQ(job->state(), v1::JOB_STATE_SUCCEEDED) << id << ": " << job->error();
-    }
-  }
-  // Per key, in the order the server saw them: 0, 1, 2, ..., each call
-  // starting after the one before was answered.
-  std::map<std::string, std::vector<CountingServer::Request>> by_key;
-  std::map<std::string, std::set<std::string>> replicas_of;
-  for (const auto& r : server.requests()) {
-    const std::string key = r.body.substr(0, r.body.find(' '));
-    by_key[key].push_back(r);
-    replicas_of[key].insert(r.replica);
-  }
-  std::size_t moved = 0;
-  ASSERT_EQ(by_key.size(), std::size_t{kKeys});
-  for (const auto& [key, calls] : by_key) {
-    ASSERT_EQ(calls.size(), std::size_t{kPerKey}) << key << ": each job called once";
-    for (std::size_t n = 0; n < calls.size(); ++n) {
-      EXPECT_EQ(calls[n].body, key + " " + std::to_string(n)) << "out of order";
-      if (n > 0) {
-        EXPECT_GE(calls[n].start, calls[n - 1].end)
-            << calls[n].body << " started before " << calls[n - 1].body << " was answered";
-        if (calls[n].replica != calls[n - 1].replica) ++moved;
-      }
-    }
-  }
-  std::cout << "key order over 3 replicas: " << kKeys << " keys x " << kPerKey
-            << " jobs submitted round-robin; the key moved between replicas " << moved
-            << " times; replicas per key:";
-  for (const auto& [key, replicas] : replicas_of) std::cout << " " << key << "=" << replicas.size();
-  std::cout << "\n";
-}
-
-TEST(Cluster, OneKeysJobsKeepTheirOrderWhenAReplicaRunningThemIsKilled) {
-  CountingServer server(std::chrono::milliseconds(50));
-  Cluster cluster(3, [&](const std::string& name) {
+/// The `dispatch: key` troupe "ordered" (4 actors, retried on a crash)
+/// calling `server`, marked with the replica's name.
+std::function<std::string(const std::string&)> ordered_troupe(CountingServer& server) {
+  return [&server](const std::string& name) {
     return "  - name: ordered\n"
            "    mode: fixed\n"
            "    actors: 4\n"
@@ -1264,73 +1182,164 @@ TEST(Cluster, OneKeysJobsKeepTheirOrderWhenAReplicaRunningThemIsKilled) {
            "    circuit_breaker: {enabled: false}\n"
            "    handler: {kind: http, url: \"" +
            server.url() + "\", headers: {X-Replica: " + name + "}}\n";
-  });
-  // As above, with an idempotency key per job so that a client can resend a
-  // submit the killed replica did not answer to another replica.
-  constexpr int kKeys = 4;
-  constexpr int kPerKey = 30;
-  constexpr std::size_t kVictim = 1;
-  std::atomic<bool> killed{false};
-  std::vector<std::vector<std::string>> ids(kKeys);
-  std::vector<std::string> errors(kKeys);
-  {
-    std::vector<std::thread> clients;
-    for (int k = 0; k < kKeys; ++k) {
-      clients.emplace_back([&, k] {
-        for (int n = 0; n < kPerKey; ++n) {
-          const std::string key = "k" + std::to_string(k);
-          v1::SubmitRequest req = request("ordered", key + " " + std::to_string(n));
-          req.set_key(key);
-          req.set_idempotency_key(key + "-" + std::to_string(n));
-          v1::SubmitResponse resp;
-          grpc::Status status;
-          for (std::size_t tried = 0, to = (k + n) % cluster.size(); tried < 2 * cluster.size();
-               ++tried, to = (to + 1) % cluster.size()) {
-            if (to == kVictim && killed.load()) continue;
-            status = submit(cluster.stub(to), req, resp);
-            if (status.ok()) break;
-          }
-          if (!status.ok()) {
-            errors[k] = status.error_message();
-            return;
-          }
-          ids[k].push_back(resp.job_id());
+  };
+}
+
+/// Keyed jobs of troupe "ordered", one client per key: key k's client
+/// submits jobs 0, 1, ... (payload "k<k> <n>", key "k<k>", shaped by
+/// `shape`) one after another, each after the previous one's ack, to
+/// replica (k + n) % N first, then to the next ones while refused (a
+/// replica `skip` names is passed over); `answered` may refuse an answer
+/// (its reason). `meanwhile` runs on the calling thread while the clients
+/// do. Returns the ids per key; a key's failure is in `errors`.
+std::vector<std::vector<std::string>> submit_keyed_jobs(
+    Cluster& cluster, int keys, int per_key, std::vector<std::string>& errors,
+    const std::function<void(int k, int n, v1::SubmitRequest&)>& shape,
+    const std::function<bool(std::size_t replica)>& skip,
+    const std::function<std::string(int k, const v1::SubmitResponse&)>& answered,
+    const std::function<void()>& meanwhile) {
+  std::vector<std::vector<std::string>> ids(keys);
+  errors.assign(keys, {});
+  std::vector<std::thread> clients;
+  for (int k = 0; k < keys; ++k) {
+    clients.emplace_back([&, k] {
+      const std::string key = "k" + std::to_string(k);
+      for (int n = 0; n < per_key; ++n) {
+        v1::SubmitRequest req = request("ordered", key + " " + std::to_string(n));
+        req.set_key(key);
+        shape(k, n, req);
+        v1::SubmitResponse resp;
+        grpc::Status status;
+        for (std::size_t tried = 0, to = (k + n) % cluster.size(); tried < 2 * cluster.size();
+             ++tried, to = (to + 1) % cluster.size()) {
+          if (skip(to)) continue;
+          status = submit(cluster.stub(to), req, resp);
+          if (status.ok()) break;
         }
-      });
-    }
-    // The victim is killed once it has called the server a few times (it
-    // then holds keys, with attempts in progress and jobs queued).
-    const auto by = Clock::now() + std::chrono::seconds(30);
-    for (;;) {
-      const auto seen = server.requests();
-      if (std::count_if(
-              seen.begin(), seen.end(),
-              [](const CountingServer::Request& r) { return r.replica == "replica-1"; }) >= 5 ||
-          Clock::now() >= by) {
-        break;
+        if (!status.ok()) {
+          errors[k] = status.error_message();
+          return;
+        }
+        if (auto refused = answered(k, resp); !refused.empty()) {
+          errors[k] = refused;
+          return;
+        }
+        ids[k].push_back(resp.job_id());
       }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));  // the server's record
-    }
-    killed = true;
-    cluster.replica(kVictim).send_signal(SIGKILL);
-    for (auto& c : clients) c.join();
+    });
   }
-  for (int k = 0; k < kKeys; ++k) ASSERT_EQ(ids[k].size(), std::size_t{kPerKey}) << errors[k];
-  const auto until = Clock::now() + std::chrono::seconds(90);
-  for (int k = 0; k < kKeys; ++k) {
-    for (const auto& id : ids[k]) {
-      auto job = cluster.await_terminal(0, id, until);
+  meanwhile();
+  for (auto& c : clients) c.join();
+  return ids;
+}
+
+/// The server's calls by job key (a payload's first word), in its order.
+std::map<std::string, std::vector<CountingServer::Request>> calls_by_key(CountingServer& server) {
+  std::map<std::string, std::vector<CountingServer::Request>> by_key;
+  for (const auto& r : server.requests()) by_key[r.body.substr(0, r.body.find(' '))].push_back(r);
+  return by_key;
+}
+
+/// Every job of `ids` ends SUCCEEDED (asked of replica `asked`).
+void expect_all_succeeded(Cluster& cluster, std::size_t asked,
+                          const std::vector<std::vector<std::string>>& ids,
+                          std::chrono::seconds within) {
+  const auto until = Clock::now() + within;
+  for (const auto& of_key : ids) {
+    for (const auto& id : of_key) {
+      auto job = cluster.await_terminal(asked, id, until);
       ASSERT_TRUE(job.has_value()) << id;
       ASSERT_EQ(job->state(), v1::JOB_STATE_SUCCEEDED) << id << ": " << job->error();
     }
   }
+}
+
+TEST(Cluster, OneKeysJobsSubmittedToEveryReplicaRunOneAtATimeInOrder) {
+  CountingServer server(std::chrono::milliseconds(20));
+  Cluster cluster(3, ordered_troupe(server));
+  // 6 keys x 20 jobs, the keys' clients at once. Key k0's client waits for
+  // each result (wait=true: answered with the outcome wherever the job ran).
+  constexpr int kKeys = 6;
+  constexpr int kPerKey = 20;
+  std::vector<std::string> errors;
+  const auto ids = submit_keyed_jobs(
+      cluster, kKeys, kPerKey, errors,
+      [](int k, int, v1::SubmitRequest& req) { req.set_wait(k == 0); },
+      [](std::size_t) { return false; },
+      [](int k, const v1::SubmitResponse& resp) -> std::string {
+        if (k != 0 ||
+            (resp.job().id() == resp.job_id() && resp.job().state() == v1::JOB_STATE_SUCCEEDED)) {
+          return {};
+        }
+        return "wait=true answered " + resp.DebugString();
+      },
+      [] {});
+  for (int k = 0; k < kKeys; ++k) ASSERT_EQ(ids[k].size(), std::size_t{kPerKey}) << errors[k];
+  expect_all_succeeded(cluster, 0, ids, std::chrono::seconds(60));
+  // Per key, in the order the server saw them: 0, 1, 2, ..., each call
+  // starting after the one before was answered.
+  const auto by_key = calls_by_key(server);
+  ASSERT_EQ(by_key.size(), std::size_t{kKeys});
+  std::size_t moved = 0;
+  std::cout << "key order over 3 replicas: " << kKeys << " keys x " << kPerKey
+            << " jobs submitted round-robin; replicas per key:";
+  for (const auto& [key, calls] : by_key) {
+    ASSERT_EQ(calls.size(), std::size_t{kPerKey}) << key << ": each job called once";
+    std::set<std::string> replicas;
+    for (std::size_t n = 0; n < calls.size(); ++n) {
+      replicas.insert(calls[n].replica);
+      EXPECT_EQ(calls[n].body, key + " " + std::to_string(n)) << "out of order";
+      if (n > 0) {
+        EXPECT_GE(calls[n].start, calls[n - 1].end)
+            << calls[n].body << " started before " << calls[n - 1].body << " was answered";
+        if (calls[n].replica != calls[n - 1].replica) ++moved;
+      }
+    }
+    std::cout << " " << key << "=" << replicas.size();
+  }
+  std::cout << "; the keys moved between replicas " << moved << " times\n";
+}
+
+TEST(Cluster, OneKeysJobsKeepTheirOrderWhenAReplicaRunningThemIsKilled) {
+  CountingServer server(std::chrono::milliseconds(50));
+  Cluster cluster(3, ordered_troupe(server));
+  // 4 keys x 30 jobs of 50 ms, with an idempotency key per job so that a
+  // client can resend a submit the killed replica did not answer to
+  // another replica. Once the server has had 20 calls, the replica that
+  // made the latest one is killed (it holds a key then, with an attempt in
+  // progress and likely jobs queued).
+  constexpr int kKeys = 4;
+  constexpr int kPerKey = 30;
+  std::atomic<std::size_t> victim{cluster.size()};  // none yet
+  std::string victim_name;
+  std::vector<std::string> errors;
+  const auto ids = submit_keyed_jobs(
+      cluster, kKeys, kPerKey, errors,
+      [](int k, int n, v1::SubmitRequest& req) {
+        req.set_idempotency_key("k" + std::to_string(k) + "-" + std::to_string(n));
+      },
+      [&](std::size_t replica) { return replica == victim.load(); },
+      [](int, const v1::SubmitResponse&) { return std::string(); },
+      [&] {
+        const auto by = Clock::now() + std::chrono::seconds(30);
+        std::vector<CountingServer::Request> seen;
+        while ((seen = server.requests()).size() < 20 && Clock::now() < by) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(20));  // the server's record
+        }
+        if (seen.empty()) return;
+        victim_name = seen.back().replica;  // "replica-<i>"
+        victim = std::stoul(victim_name.substr(victim_name.find('-') + 1));
+        cluster.replica(victim).send_signal(SIGKILL);
+      });
+  ASSERT_FALSE(victim_name.empty()) << "no call within 30 s";
+  for (int k = 0; k < kKeys; ++k) ASSERT_EQ(ids[k].size(), std::size_t{kPerKey}) << errors[k];
+  expect_all_succeeded(cluster, (victim + 1) % cluster.size(), ids, std::chrono::seconds(90));
   // Per key, in the server's order: the first calls of the jobs are 0, 1,
   // 2, ...; a job is called again only when its first call came from the
   // killed replica (the attempt it cut short: a CRASH, retried after its
   // backoff, during which the key's later jobs may run, as on one trouped);
   // never two calls of a key at once.
-  std::map<std::string, std::vector<CountingServer::Request>> by_key;
-  for (const auto& r : server.requests()) by_key[r.body.substr(0, r.body.find(' '))].push_back(r);
+  const auto by_key = calls_by_key(server);
   ASSERT_EQ(by_key.size(), std::size_t{kKeys});
   std::size_t again = 0;
   std::size_t victim_calls = 0;
@@ -1339,10 +1348,10 @@ TEST(Cluster, OneKeysJobsKeepTheirOrderWhenAReplicaRunningThemIsKilled) {
     int expected = 0;
     for (std::size_t i = 0; i < calls.size(); ++i) {
       const int n = std::stoi(calls[i].body.substr(calls[i].body.find(' ') + 1));
-      if (calls[i].replica == "replica-1") ++victim_calls;
+      if (calls[i].replica == victim_name) ++victim_calls;
       if (auto seen = first_by.find(n); seen != first_by.end()) {
         ++again;
-        EXPECT_EQ(seen->second, "replica-1")
+        EXPECT_EQ(seen->second, victim_name)
             << calls[i].body << " ran again after its first call from " << seen->second;
       } else {
         EXPECT_EQ(n, expected) << key << ": out of order";
@@ -1358,7 +1367,7 @@ TEST(Cluster, OneKeysJobsKeepTheirOrderWhenAReplicaRunningThemIsKilled) {
   }
   EXPECT_GT(victim_calls, 0u);
   std::cout << "key order across a kill: " << kKeys << " keys x " << kPerKey << " jobs, "
-            << victim_calls << " calls by the killed replica, " << again
+            << victim_calls << " calls by the killed " << victim_name << ", " << again
             << " calls again after it was killed mid-call\n";
 }
 

@@ -64,6 +64,29 @@ class RuntimeOnJournal : public ::testing::Test {
     EXPECT_TRUE(std::holds_alternative<Accepted>(result));
     return std::holds_alternative<Accepted>(result) ? std::get<Accepted>(result).id : JobId{};
   }
+  /// A submit whose caller waits (wait=true): each terminal record it is
+  /// told goes into `ended`.
+  JobId submit_waiting(const std::string& troupe, std::vector<JobRecord>& ended,
+                       std::string payload = {}, std::string key = {}) {
+    JobRequest r;
+    r.troupe = troupe;
+    r.payload = std::move(payload);
+    r.key = std::move(key);
+    auto result =
+        runtime_->submit(std::move(r), [&ended](const JobRecord& e) { ended.push_back(e); });
+    EXPECT_TRUE(std::holds_alternative<Accepted>(result));
+    return std::holds_alternative<Accepted>(result) ? std::get<Accepted>(result).id : JobId{};
+  }
+  /// Job `id` was accepted into the store unowned (accept, then requeue with
+  /// no attempt counted) and is not held here.
+  void expect_handed_over(JobId id) {
+    auto e = journal_.entries_of(id);
+    ASSERT_EQ(e.size(), 2u);
+    EXPECT_TRUE(is<JournalAccepted>(e[0]));
+    ASSERT_TRUE(is<JournalRequeued>(e[1]));
+    EXPECT_EQ(std::get<JournalRequeued>(e[1]).attempts, 0u);
+    EXPECT_FALSE(runtime_->get(id).has_value());
+  }
   JobState state_of(JobId id) {
     auto r = runtime_->get(id);
     EXPECT_TRUE(r.has_value());
@@ -685,13 +708,7 @@ TEST_F(SharedRuntimeTest, AnOutcomeTheStoreRefusedIsNotToldHereAndItsWaitersFoll
   runtime_->apply({builtin_troupe("t", Kind::kEcho, 1)});
   run();
   std::vector<JobRecord> waited;
-  JobRequest request;
-  request.troupe = "t";
-  request.payload = "here";
-  auto accepted =
-      runtime_->submit(std::move(request), [&](const JobRecord& r) { waited.push_back(r); });
-  ASSERT_TRUE(std::holds_alternative<Accepted>(accepted));
-  const JobId id = std::get<Accepted>(accepted).id;
+  const JobId id = submit_waiting("t", waited, "here");
   std::vector<JobRecord> watched;
   ASSERT_TRUE(std::holds_alternative<WatchId>(
       runtime_->watch(id, [&](const JobRecord& r) { watched.push_back(r); })));
@@ -730,12 +747,7 @@ TEST_F(SharedRuntimeTest, AnOutcomeTheStoreKeptIsToldOnceItsWriteCommitted) {
   runtime_->apply({builtin_troupe("t", Kind::kEcho, 1)});
   run();
   std::vector<JobRecord> waited;
-  JobRequest request;
-  request.troupe = "t";
-  request.payload = "mine";
-  auto accepted =
-      runtime_->submit(std::move(request), [&](const JobRecord& r) { waited.push_back(r); });
-  ASSERT_TRUE(std::holds_alternative<Accepted>(accepted));
+  submit_waiting("t", waited, "mine");
   run();
   EXPECT_TRUE(waited.empty());
   journal_.commit();
@@ -1178,12 +1190,7 @@ TEST_F(SharedRuntimeTest, ASingletonTroupeRunsOnlyWhileLedAndHandsItsJobsOverWhe
   EXPECT_EQ(journal_.hooks.room("s"), 0u);
   const JobId elsewhere = submit_ok("s", "1h");
   run();
-  auto e = journal_.entries_of(elsewhere);
-  ASSERT_EQ(e.size(), 2u);
-  EXPECT_TRUE(is<JournalAccepted>(e[0]));
-  ASSERT_TRUE(is<JournalRequeued>(e[1]));
-  EXPECT_EQ(std::get<JournalRequeued>(e[1]).attempts, 0u);
-  EXPECT_FALSE(runtime_->get(elsewhere).has_value());
+  expect_handed_over(elsewhere);
   // A claim that arrives while not led goes straight back.
   journal_.hooks.claimed(row(77, "s", JobState::kQueued, "1h"));
   EXPECT_TRUE(is<JournalRequeued>(journal_.entries_of(JobId{77}).back()));
@@ -1235,20 +1242,9 @@ TEST_F(SharedRuntimeTest, AKeyedJobOfAKeyDispatchedTroupeGoesThroughTheStoreAndA
   // With a key: accepted into the store unowned (accept + requeue), not run
   // here; the wait=true caller is answered once the store has it ended.
   std::vector<JobRecord> ended;
-  JobRequest request;
-  request.troupe = "k";
-  request.key = "a";
-  auto result =
-      runtime_->submit(std::move(request), [&](const JobRecord& r) { ended.push_back(r); });
-  ASSERT_TRUE(std::holds_alternative<Accepted>(result));
-  const JobId keyed = std::get<Accepted>(result).id;
+  const JobId keyed = submit_waiting("k", ended, {}, "a");
   run();
-  auto e = journal_.entries_of(keyed);
-  ASSERT_EQ(e.size(), 2u);
-  EXPECT_TRUE(is<JournalAccepted>(e[0]));
-  ASSERT_TRUE(is<JournalRequeued>(e[1]));
-  EXPECT_EQ(std::get<JournalRequeued>(e[1]).attempts, 0u);
-  EXPECT_FALSE(runtime_->get(keyed).has_value());
+  expect_handed_over(keyed);
   // Without a key, and in a troupe not dispatched by key: run here.
   const JobId unkeyed = submit_ok("k");
   const JobId plain = submit_ok("plain", {}, "a");
@@ -1279,12 +1275,7 @@ TEST_F(SharedRuntimeTest, AWaitOnASingletonLedElsewhereIsAnsweredWhenTheStoreHas
   runtime_->apply({o});
   run();
   std::vector<JobRecord> ended;
-  JobRequest request;
-  request.troupe = "s";
-  auto result =
-      runtime_->submit(std::move(request), [&](const JobRecord& r) { ended.push_back(r); });
-  ASSERT_TRUE(std::holds_alternative<Accepted>(result));
-  const JobId id = std::get<Accepted>(result).id;
+  const JobId id = submit_waiting("s", ended);
   run();
   // The holder runs it; this replica reads its end from the store.
   auto done = row(id.value, "s", JobState::kSucceeded);
