@@ -671,6 +671,35 @@ class PgJournal final : public core::Journal {
     down_ = false;
     if (hooks_.availability) hooks_.availability(true, "");
     claim_all();
+    release_unknown_rows();
+  }
+
+  /// After a reconnect: the rows the store has this incarnation own that it
+  /// does not know of (a claim whose answer was lost with the connection:
+  /// nobody would run them while this replica lives) go back to the store.
+  /// Answered after every round sent before it, so owned_ has what those
+  /// gave; a row handed back or ended since is left alone by the release's
+  /// conditions.
+  void release_unknown_rows() {
+    PgRound round;
+    round.queries.push_back(PgQuery{pg::kOwnedLive, PgParams().i64(incarnation_)});
+    const std::int64_t incarnation = incarnation_;
+    round.done = [this, incarnation](std::vector<PgResult>& results, bool lost) {
+      if (lost || !round_ok(results, 1) || incarnation != incarnation_) return;
+      const PGresult* rows = results[0].get();
+      detail::PgArray unknown(detail::PgArray::Of::kInt8);
+      for (int row = 0; row < PQntuples(rows); ++row) {
+        const std::int64_t id = detail::pg_int(rows, row, 0);
+        if (!owned_.contains(from_sql(id).value)) unknown.i64(id);
+      }
+      if (unknown.size() == 0) return;
+      PgRound release;
+      release.queries.push_back(
+          PgQuery{pg::kReleaseUnknown, PgParams().i64(incarnation_).array(unknown)});
+      release.done = [](std::vector<PgResult>&, bool) {};  // else at the next reconnect
+      connection_->submit(std::move(release));
+    };
+    connection_->submit(std::move(round));
   }
 
   void on_notify(std::string_view channel, std::string_view payload) {

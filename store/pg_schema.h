@@ -202,6 +202,17 @@ constexpr const char* kReapOrphans =
     "WHERE r.incarnation = j.owner) RETURNING j.troupe) "
     "SELECT pg_notify('troupe_jobs', t) FROM (SELECT DISTINCT troupe AS t FROM freed) f";
 constexpr int kOrphanSweepEvery = 12;
+/// $1 incarnation: the live rows the store has it own (read after a
+/// reconnect: a claim whose answer was lost with the connection gave it rows
+/// it does not know of).
+constexpr const char* kOwnedLive =
+    "SELECT id FROM troupe_jobs WHERE owner = $1 AND state IN (0, 1, 2)";
+/// $1 incarnation, $2 ids (bigint[]): those of them it still owns, live, go
+/// back to the store (claimable; the replicas hosting their troupes told).
+constexpr const char* kReleaseUnknown =
+    "WITH r AS (UPDATE troupe_jobs SET owner = NULL WHERE id = ANY($2::bigint[]) AND owner = $1 "
+    "AND state IN (0, 1, 2) RETURNING troupe) "
+    "SELECT pg_notify('troupe_jobs', t) FROM (SELECT DISTINCT troupe AS t FROM r) f";
 /// $1 incarnation: cancels asked for while a NOTIFY was missed.
 constexpr const char* kCancelsAsked =
     "SELECT id FROM troupe_jobs WHERE owner = $1 AND cancel_requested AND state IN (0, 1, 2)";

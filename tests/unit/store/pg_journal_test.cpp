@@ -417,6 +417,28 @@ TEST_F(PgJournalTest, RowsNobodyAnnouncedAreClaimedByThePollAndTheOrphanSweep) {
   EXPECT_EQ(taker_hooks.claimed_[1].request.id, JobId{2});
 }
 
+TEST_F(PgJournalTest, RowsAReplicaOwnsWithoutKnowingGoBackToTheStoreWhenItReconnects) {
+  Hooks writer_hooks(0), owner_hooks(0), taker_hooks(10);
+  auto writer = open(options("writer"), &writer_hooks);
+  auto owner = open(options("owner"), &owner_hooks);
+  writer->append(accepted(1));
+  writer->append(accepted(2));
+  ASSERT_EQ(wait_durable(*writer), std::nullopt);
+  // As a claim whose answer was lost with the connection leaves them: owned
+  // by a live incarnation that does not know it (nobody would run them).
+  sql("UPDATE troupe_jobs SET owner = (SELECT incarnation FROM troupe_replicas WHERE name = "
+      "'owner') WHERE id IN (1, 2)");
+  auto taker = open(options("taker"), &taker_hooks);
+  // The connections drop (a network cut); the journals reconnect.
+  sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = "
+      "'trouped'");
+  ASSERT_TRUE(taker_hooks.wait([](Hooks& h) { return h.claimed_.size() == 2; }))
+      << taker_hooks.claimed_.size() << " of the 2 rows the owner did not know were claimed";
+  EXPECT_EQ(taker_hooks.claimed_[0].request.id, JobId{1});
+  EXPECT_EQ(taker_hooks.claimed_[1].request.id, JobId{2});
+  EXPECT_TRUE(owner_hooks.lost_.empty());
+}
+
 TEST_F(PgJournalTest, CancelEndsAnUnownedJobAndReachesTheOwnerOfAnOwnedOne) {
   Hooks owner_hooks(0), asker_hooks(0);
   auto owner = open(options("owner"), &owner_hooks);
