@@ -455,6 +455,7 @@ class Daemon {
                         std::back_inserter(added));
     std::set_difference(before.begin(), before.end(), after.begin(), after.end(),
                         std::back_inserter(removed));
+    warn_unchanged_at_creation(next.troupes);
     runtime_->apply(next.troupes);
     if (next.auth != config_.auth) {
       authorizer_.update(next.auth);
@@ -469,6 +470,24 @@ class Daemon {
     config_.server.drain_timeout = next.server.drain_timeout;
     spdlog::info("reloaded {}: {} troupes; added: {}; removed (draining): {}", config_path_,
                  next.troupes.size(), join(added), join(removed));
+  }
+
+  /// A troupe's `dispatch` and `cluster:` are read when it is created (its
+  /// dispatcher, its coordination in a shared store): a reload that changes
+  /// them for a troupe that stays says so rather than ignoring them quietly.
+  void warn_unchanged_at_creation(const std::vector<core::TroupeOptions>& next) const {
+    for (const auto& t : next) {
+      auto was = std::find_if(config_.troupes.begin(), config_.troupes.end(),
+                              [&](const core::TroupeOptions& o) { return o.name == t.name; });
+      if (was == config_.troupes.end()) continue;
+      if (was->dispatch != t.dispatch || was->cluster != t.cluster) {
+        spdlog::warn(
+            "reload: troupe {}: dispatch and cluster are read when the troupe is created and stay "
+            "as they were; remove the troupe and add it back (two reloads), or restart trouped, "
+            "to change them (the rest of its settings apply now)",
+            t.name);
+      }
+    }
   }
 
   void stop(boost::asio::executor_work_guard<boost::asio::io_context::executor_type>& work) {

@@ -424,6 +424,28 @@ TEST(DaemonLifecycle, ReloadRefusesAChangedStoreSection) {
   EXPECT_EQ(trouped->wait_exit(std::chrono::seconds(30)), 0);
 }
 
+TEST(DaemonLifecycle, AReloadThatChangesATroupesDispatchSaysItAppliesOnlyToANewTroupe) {
+  TroupeSpec a{.name = "a", .builtin = "echo", .max_actors = 2};
+  auto trouped = start_trouped({.config_yaml = config_yaml(ServerSpec{}, {a})});
+  ASSERT_NE(trouped, nullptr);
+  TroupeSpec keyed = a;
+  keyed.dispatch = "key";
+  keyed.max_actors = 3;
+  trouped->write_config(config_yaml(ServerSpec{}, {keyed}));
+  trouped->send_signal(SIGHUP);
+  ASSERT_TRUE(trouped->wait_for_log(std::regex("reloaded "))) << trouped->log();
+  EXPECT_NE(trouped->log().find("reload: troupe a: dispatch and cluster are read when the troupe "
+                                "is created"),
+            std::string::npos)
+      << trouped->log();
+  // The rest applied: 3 actors now.
+  auto status = get_troupe(*trouped, "a");
+  ASSERT_TRUE(status.has_value());
+  EXPECT_EQ(status->max_actors(), 3u);
+  trouped->send_signal(SIGTERM);
+  EXPECT_EQ(trouped->wait_exit(std::chrono::seconds(30)), 0);
+}
+
 TEST(DaemonLifecycle, ARemovedTroupeClosesItsKeepAliveConnectionsOnceDrained) {
   KeepAliveUpstream upstream;
   ServerSpec server;

@@ -40,6 +40,7 @@ std::string config_yaml(const ServerSpec& server, const std::vector<TroupeSpec>&
       y << "    circuit_breaker: {enabled: false}\n";
     }
     if (!t.supervisor.empty()) y << "    supervisor: " << t.supervisor << "\n";
+    if (!t.dispatch.empty()) y << "    dispatch: " << t.dispatch << "\n";
     if (!t.http_url.empty()) {
       y << "    handler: {kind: http, url: \"" << t.http_url << "\"}\n";
       continue;

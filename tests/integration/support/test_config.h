@@ -29,6 +29,7 @@ struct TroupeSpec {
   /// The supervisor map as YAML flow (e.g. "{max_restarts: 2}"); empty: defaults.
   std::string supervisor{};
   std::string http_url{};  // set: handler kind http, POST to this URL (not builtin)
+  std::string dispatch{};  // set: `dispatch:` (least_loaded, round_robin, key)
 };
 
 struct ServerSpec {
