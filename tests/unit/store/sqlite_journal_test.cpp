@@ -684,10 +684,11 @@ TEST_F(SqliteJournalTest, FsyncFailureFailsTheJournalForGood) {
   auto journal = open();
   std::atomic<int> handler_calls{0};
   std::thread::id handler_thread;
+  std::promise<void> handled;
   journal->on_failure([&](const core::JournalFailure& failure) {
     EXPECT_NE(failure.message.find(options_.path), std::string::npos) << failure.message;
     handler_thread = std::this_thread::get_id();
-    handler_calls.fetch_add(1);
+    if (handler_calls.fetch_add(1) == 0) handled.set_value();
   });
   journal->append(accepted(1));
   EXPECT_EQ(wait_durable(*journal), std::nullopt);
@@ -701,6 +702,9 @@ TEST_F(SqliteJournalTest, FsyncFailureFailsTheJournalForGood) {
   EXPECT_NE(failure->find("fsync"), std::string::npos) << *failure;
   ASSERT_TRUE(journal->failure());
   EXPECT_EQ(journal->failure()->message, *failure);
+  // The handler runs on the writer once the failure is set; a barrier taken
+  // meanwhile may be failed first, on the caller's thread.
+  ASSERT_EQ(handled.get_future().wait_for(kBound), std::future_status::ready);
   EXPECT_EQ(handler_calls.load(), 1);
   EXPECT_NE(handler_thread, std::this_thread::get_id());  // the writer thread
 
