@@ -108,6 +108,11 @@ constexpr const char* kRegister =
     "output, " p "started_ns, " p "finished_ns, " p "next_run_ns"
 constexpr int kJobColumns = 16;
 
+/// The tail of a statement whose CTE `rows` returns the troupe of each job
+/// it made claimable: one NOTIFY on troupe_jobs per troupe.
+#define TROUPE_PG_NOTIFY_TROUPES_OF(rows) \
+  "SELECT pg_notify('troupe_jobs', t) FROM (SELECT DISTINCT troupe AS t FROM " rows ") f"
+
 // A commit writes each kind of entry with one statement for the whole
 // batch, its rows as arrays (unnest). A job's entries keep their order: a
 // job appears at most once per statement, and statements of a later
@@ -167,8 +172,8 @@ constexpr const char* kRetryWait =
 constexpr const char* kRequeued =
     "WITH r AS (UPDATE troupe_jobs j SET state = 0, attempts = u.attempts, next_run_ns = 0, "
     "owner = NULL FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS u(id, epoch, attempts) "
-    "WHERE j.id = u.id AND j.owner = $4 AND j.epoch = u.epoch RETURNING j.troupe) "
-    "SELECT pg_notify('troupe_jobs', t) FROM (SELECT DISTINCT troupe AS t FROM r) f";
+    "WHERE j.id = u.id AND j.owner = $4 AND j.epoch = u.epoch RETURNING "
+    "j.troupe) " TROUPE_PG_NOTIFY_TROUPES_OF("r");
 /// A terminal row has no owner. Sent again after a lost answer it matches
 /// the row it wrote (same epoch, terminal, unowned): idempotent.
 constexpr const char* kTerminal =
@@ -190,8 +195,7 @@ constexpr const char* kRenew =
 constexpr const char* kReap =
     "WITH dead AS (DELETE FROM troupe_replicas WHERE expires_at < now() RETURNING incarnation), "
     "freed AS (UPDATE troupe_jobs j SET owner = NULL FROM dead WHERE j.owner = dead.incarnation "
-    "AND j.state IN (0, 1, 2) RETURNING j.troupe) "
-    "SELECT pg_notify('troupe_jobs', t) FROM (SELECT DISTINCT troupe AS t FROM freed) f";
+    "AND j.state IN (0, 1, 2) RETURNING j.troupe) " TROUPE_PG_NOTIFY_TROUPES_OF("freed");
 /// Live jobs owned by an incarnation that is gone without being reaped
 /// (written under an incarnation declared dead meanwhile) become
 /// claimable. Scans every owned live row: every kOrphanSweepEvery-th
@@ -199,8 +203,7 @@ constexpr const char* kReap =
 constexpr const char* kReapOrphans =
     "WITH freed AS (UPDATE troupe_jobs j SET owner = NULL WHERE j.owner IS NOT NULL "
     "AND j.state IN (0, 1, 2) AND NOT EXISTS (SELECT 1 FROM troupe_replicas r "
-    "WHERE r.incarnation = j.owner) RETURNING j.troupe) "
-    "SELECT pg_notify('troupe_jobs', t) FROM (SELECT DISTINCT troupe AS t FROM freed) f";
+    "WHERE r.incarnation = j.owner) RETURNING j.troupe) " TROUPE_PG_NOTIFY_TROUPES_OF("freed");
 constexpr int kOrphanSweepEvery = 12;
 /// $1 incarnation: the live rows the store has it own (read after a
 /// reconnect: a claim whose answer was lost with the connection gave it rows
@@ -211,8 +214,7 @@ constexpr const char* kOwnedLive =
 /// back to the store (claimable; the replicas hosting their troupes told).
 constexpr const char* kReleaseUnknown =
     "WITH r AS (UPDATE troupe_jobs SET owner = NULL WHERE id = ANY($2::bigint[]) AND owner = $1 "
-    "AND state IN (0, 1, 2) RETURNING troupe) "
-    "SELECT pg_notify('troupe_jobs', t) FROM (SELECT DISTINCT troupe AS t FROM r) f";
+    "AND state IN (0, 1, 2) RETURNING troupe) " TROUPE_PG_NOTIFY_TROUPES_OF("r");
 /// $1 incarnation: cancels asked for while a NOTIFY was missed.
 constexpr const char* kCancelsAsked =
     "SELECT id FROM troupe_jobs WHERE owner = $1 AND cancel_requested AND state IN (0, 1, 2)";
@@ -334,8 +336,7 @@ constexpr const char* kClusterPermits =
 /// its row goes. $1 incarnation.
 constexpr const char* kRelease =
     "WITH r AS (UPDATE troupe_jobs SET owner = NULL WHERE owner = $1 AND state IN (0, 1, 2) "
-    "RETURNING troupe) SELECT pg_notify('troupe_jobs', t) FROM (SELECT DISTINCT troupe AS t "
-    "FROM r) f";
+    "RETURNING troupe) " TROUPE_PG_NOTIFY_TROUPES_OF("r");
 constexpr const char* kUnregister = "DELETE FROM troupe_replicas WHERE incarnation = $1";
 
 // Coordination (schema version 2): a lease per singleton troupe, N permits
