@@ -6,6 +6,7 @@
 #include <array>
 #include <boost/asio/post.hpp>
 #include <cerrno>
+#include <limits>
 #include <system_error>
 #include <utility>
 
@@ -444,6 +445,16 @@ std::variant<Accepted, Rejection> RuntimeImpl::submit_remembered(Troupe& t, JobR
   return result;
 }
 
+RuntimeImpl::Attached RuntimeImpl::attach_on_terminal(detail::Job& job, JobCallback on_terminal,
+                                                      std::size_t most) {
+  std::lock_guard lock(job.lock);
+  if (is_terminal(job.state.load(std::memory_order_relaxed))) return Attached::kEnded;
+  if (!job.listeners) job.listeners = std::make_unique<detail::JobListeners>();
+  if (job.listeners->on_terminal.size() >= most) return Attached::kFull;
+  job.listeners->on_terminal.push_back(std::move(on_terminal));
+  return Attached::kYes;
+}
+
 std::variant<Accepted, Rejection> RuntimeImpl::answer_duplicate(const IdempotentMatch& match,
                                                                 JobCallback on_terminal) {
   if (!on_terminal) return Accepted{match.id, true};
@@ -465,15 +476,14 @@ std::variant<Accepted, Rejection> RuntimeImpl::answer_duplicate(const Idempotent
   }
   bool done = !existing;  // a tombstone, or a terminal row of the store
   if (existing) {
-    std::lock_guard lock(existing->lock);
-    if (is_terminal(existing->state.load(std::memory_order_relaxed))) {
-      done = true;
-    } else {
-      if (!existing->listeners) existing->listeners = std::make_unique<detail::JobListeners>();
-      if (existing->listeners->on_terminal.size() >= options_.max_listeners_per_job) {
+    switch (attach_on_terminal(*existing, on_terminal, options_.max_listeners_per_job)) {
+      case Attached::kFull:
         return too_many(existing->id);
-      }
-      existing->listeners->on_terminal.push_back(on_terminal);
+      case Attached::kEnded:
+        done = true;
+        break;
+      case Attached::kYes:
+        break;
     }
   }
   if (done) {
@@ -749,16 +759,10 @@ void RuntimeImpl::hasten_remote_watches(JobId id) {
   }
   JobPtr job = store_->find(id);
   if (!job) return;
-  bool ended;
-  {
-    std::lock_guard lock(job->lock);
-    ended = is_terminal(job->state.load(std::memory_order_relaxed));
-    if (!ended) {
-      if (!job->listeners) job->listeners = std::make_unique<detail::JobListeners>();
-      job->listeners->on_terminal.push_back([this, id](const JobRecord&) { poll_remote_of(id); });
-    }
+  auto poll = [this, id](const JobRecord&) { poll_remote_of(id); };
+  if (attach_on_terminal(*job, poll, std::numeric_limits<std::size_t>::max()) == Attached::kEnded) {
+    poll_remote_of(id);
   }
-  if (ended) poll_remote_of(id);
 }
 
 void RuntimeImpl::poll_remote_of(JobId id) {

@@ -115,6 +115,12 @@ class RuntimeImpl final : public Runtime, private detail::TroupeHost {
   /// watch_remote().
   bool follow_to_end(JobId job, JobCallback on_terminal, std::optional<JobState> last_state,
                      std::uint32_t last_attempts);
+  /// What attach_on_terminal() did.
+  enum class Attached { kYes, kEnded, kFull };
+  /// Adds `on_terminal` to `job`'s terminal callbacks under its lock, unless
+  /// it has ended (kEnded: the caller answers it) or already has `most`
+  /// (kFull).
+  static Attached attach_on_terminal(detail::Job& job, JobCallback on_terminal, std::size_t most);
   /// Job `id` was just claimed here: the remote watches of it (a wait=true
   /// caller that submitted it through the store, a WatchJob) read it again
   /// as soon as it ends here rather than at their next tick.
