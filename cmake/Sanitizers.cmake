@@ -6,6 +6,13 @@
 # (the generated protobuf library, the tools, the test helpers) would both go
 # unchecked and, under ThreadSanitizer, disagree with its callers about the
 # size of every message that has a map field (see below).
+#
+# Debug information is line tables only (-g1, after RelWithDebInfo's -g):
+# all a sanitizer report's stack needs (function, file, line), and a third
+# less compile time than full -g (docs/testing.md, "What CI runs").
+if(NOT TROUPE_SANITIZE STREQUAL "")
+  add_compile_options(-g1)
+endif()
 if(TROUPE_SANITIZE STREQUAL "address")
   add_compile_options(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
   add_link_options(-fsanitize=address,undefined)

@@ -32,6 +32,7 @@
 #include "store/metadata_codec.h"
 #include "store/pg_connection.h"
 #include "store/pg_schema.h"
+#include "store/sql_values.h"
 
 namespace troupe::store {
 
@@ -39,10 +40,14 @@ namespace {
 
 using namespace std::chrono_literals;
 using core::JobState;
+using detail::clamp_ttl_ns;
+using detail::from_sql;
 using detail::PgParams;
 using detail::PgQuery;
 using detail::PgResult;
 using detail::PgRound;
+using detail::to_sql;
+using detail::wall_now_ns;
 namespace pg = detail::pg;
 
 static_assert(static_cast<int>(JobState::kQueued) == 0);
@@ -53,23 +58,6 @@ static_assert(static_cast<int>(JobState::kDead) == 5);
 static_assert(static_cast<int>(JobState::kCancelled) == 6);
 static_assert(static_cast<int>(JobState::kAborted) == 7);
 static_assert(static_cast<int>(core::FailureClass::kCancelled) == 5);
-
-/// A TTL beyond this is taken as this (about 100 years): now - ttl stays
-/// in range.
-constexpr std::int64_t kMaxTtlNs = 100LL * 365 * 24 * 3600 * 1'000'000'000LL;
-
-std::int64_t wall_now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-std::int64_t to_sql(core::JobId id) {
-  return std::bit_cast<std::int64_t>(id.value);
-}
-core::JobId from_sql(std::int64_t id) {
-  return core::JobId{std::bit_cast<std::uint64_t>(id)};
-}
 
 std::int64_t micros(core::Duration d) {
   return std::chrono::duration_cast<std::chrono::microseconds>(d).count();
@@ -163,9 +151,8 @@ class PgJournal final : public core::Journal {
  public:
   explicit PgJournal(const PgJournalOptions& options)
       : options_(options),
-        result_ttl_ns_(std::clamp<std::int64_t>(options.result_ttl.count(), 0, kMaxTtlNs)),
-        idempotency_ttl_ns_(
-            std::clamp<std::int64_t>(options.idempotency_ttl.count(), 0, kMaxTtlNs)),
+        result_ttl_ns_(clamp_ttl_ns(options.result_ttl)),
+        idempotency_ttl_ns_(clamp_ttl_ns(options.idempotency_ttl)),
         heartbeat_timer_(io_),
         poll_timer_(io_),
         work_(boost::asio::make_work_guard(io_)) {

@@ -29,6 +29,7 @@
 #include "store/lock_file.h"
 #include "store/metadata_codec.h"
 #include "store/row_counts.h"
+#include "store/sql_values.h"
 #include "store/sqlite_statement.h"
 
 namespace troupe::store {
@@ -37,8 +38,12 @@ namespace {
 
 using namespace std::chrono_literals;
 using core::JobState;
+using detail::clamp_ttl_ns;
+using detail::from_sql;
 using detail::SqliteError;
 using detail::Statement;
+using detail::to_sql;
+using detail::wall_now_ns;
 
 /// PRAGMA user_version of the schema below. A newer file is refused; a
 /// version 1 file (a UNIQUE index on id) is migrated at open.
@@ -131,24 +136,6 @@ constexpr auto kIdleCheckpoint = 1s;
 /// Rows by state and bytes on disk go to the observer at most this often
 /// (after a change).
 constexpr auto kSampleEvery = 1s;
-/// A TTL beyond this is taken as this, so that finished + ttl cannot
-/// overflow (about 100 years).
-constexpr std::int64_t kMaxTtlNs = 100LL * 365 * 24 * 3600 * 1'000'000'000LL;
-
-std::int64_t wall_now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-std::int64_t clamp_ttl(core::Duration ttl) {
-  return std::clamp<std::int64_t>(ttl.count(), 0, kMaxTtlNs);
-}
-
-std::int64_t to_sql(core::JobId id) {
-  return std::bit_cast<std::int64_t>(id.value);
-}
-
 std::string corrupt_message(const std::string& path, const SqliteError& error) {
   return "the store " + path + " is corrupt (" + error.sqlite_message() +
          "): move it aside (with its -wal and -shm files) to start empty, or restore a backup";
@@ -251,8 +238,8 @@ class SqliteJournal final : public core::Journal {
   explicit SqliteJournal(const SqliteJournalOptions& options)
       : options_(options),
         path_(options.path),
-        result_ttl_ns_(clamp_ttl(options.result_ttl)),
-        idempotency_ttl_ns_(clamp_ttl(options.idempotency_ttl)) {
+        result_ttl_ns_(clamp_ttl_ns(options.result_ttl)),
+        idempotency_ttl_ns_(clamp_ttl_ns(options.idempotency_ttl)) {
     if (path_.empty()) throw StoreError("the store's path is empty");
     create_parent_directories(path_);
     lock_ = std::make_unique<detail::LockFile>(path_ + "-lock", path_);
@@ -462,7 +449,7 @@ class SqliteJournal final : public core::Journal {
     query.each_row([&](Statement& row) {
       core::RecoveredJob job;
       auto& request = job.request;
-      request.id = core::JobId{std::bit_cast<std::uint64_t>(row.column_int(0))};
+      request.id = from_sql(row.column_int(0));
       request.troupe = row.column_blob(1);
       job.state = static_cast<JobState>(row.column_int(2));
       job.attempts = static_cast<std::uint32_t>(row.column_int(3));

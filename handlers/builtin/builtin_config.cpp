@@ -48,7 +48,7 @@ core::HandlerOptions read_builtin(MapReader& m) {
   return b;
 }
 
-[[maybe_unused]] const bool registered =
+[[maybe_unused]] const bool builtin_kind_registered =
     handler_registry().add({core::BuiltinHandlerOptions::kKind,
                             {"name", "sleep", "fail_mode", "fail_every"},
                             read_builtin});

@@ -130,7 +130,7 @@ core::HandlerOptions read_exec(MapReader& m) {
   return e;
 }
 
-[[maybe_unused]] const bool registered = handler_registry().add(
+[[maybe_unused]] const bool exec_kind_registered = handler_registry().add(
     {core::ExecHandlerOptions::kKind,
      {"argv", "working_dir", "env_allow", "env", "max_output", "max_stderr", "kill_grace",
       "non_retryable_exit_codes", "metadata_env_prefix", "user", "group"},

@@ -78,7 +78,7 @@ core::HandlerOptions read_http(MapReader& m) {
   return h;
 }
 
-[[maybe_unused]] const bool registered = handler_registry().add(
+[[maybe_unused]] const bool http_kind_registered = handler_registry().add(
     {core::HttpHandlerOptions::kKind,
      {"url", "method", "headers", "max_response", "connections_per_actor", "retryable_statuses",
       "metadata_header_prefix", "ca_file", "signing_secret_file", "follow_redirects"},

@@ -29,20 +29,13 @@ namespace {
 using grpc::StatusCode;
 using grpc::health::v1::HealthCheckResponse;
 
-v1::SubmitRequest request(const std::string& troupe, bool wait) {
-  v1::SubmitRequest r;
-  r.set_troupe(troupe);
-  r.set_wait(wait);
-  return r;
-}
-
 grpc::Status submit_once(TroupedProcess& p, const std::string& troupe,
                          v1::SubmitResponse* out = nullptr) {
   auto stub = v1::JobService::NewStub(p.channel());
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
   v1::SubmitResponse resp;
-  auto status = stub->Submit(&ctx, request(troupe, false), &resp);
+  auto status = stub->Submit(&ctx, submit_request(troupe, false), &resp);
   if (out != nullptr) *out = resp;
   return status;
 }
@@ -82,7 +75,7 @@ TEST(DaemonLifecycle, ACrashingTroupeRecoversAndEveryJobEndsBeforeTheDrain) {
   constexpr int kJobs = 2000;
   AsyncSubmitter submitter(trouped->channel());
   for (int i = 0; i < kJobs; ++i) {
-    submitter.submit(request("crashing", false), std::chrono::seconds(30));
+    submitter.submit(submit_request("crashing", false), std::chrono::seconds(30));
   }
   int accepted = 0;
   for (const auto& o : submitter.collect(std::chrono::seconds(60))) {
@@ -210,7 +203,7 @@ TEST(DaemonLifecycle, SigtermDrainsEveryAcceptedJobThenExitsZero) {
   constexpr int kJobs = 500;
   AsyncSubmitter submitter(trouped->channel());
   for (int i = 0; i < kJobs; ++i)
-    submitter.submit(request("sleepers", true), std::chrono::seconds(90));
+    submitter.submit(submit_request("sleepers", true), std::chrono::seconds(90));
   ASSERT_TRUE(wait_accepted(*trouped, "sleepers", kJobs));
 
   const auto signalled = std::chrono::steady_clock::now();
@@ -249,7 +242,7 @@ TEST(DaemonLifecycle, ShortDrainAbortsTheRemainderAndReportsIt) {
   constexpr int kJobs = 100;  // 5 s of work on 4 actors: far more than the drain
   AsyncSubmitter submitter(trouped->channel());
   for (int i = 0; i < kJobs; ++i)
-    submitter.submit(request("sleepers", true), std::chrono::seconds(60));
+    submitter.submit(submit_request("sleepers", true), std::chrono::seconds(60));
   ASSERT_TRUE(wait_accepted(*trouped, "sleepers", kJobs));
   trouped->send_signal(SIGTERM);
 
@@ -357,8 +350,8 @@ TEST(DaemonLifecycle, ReloadAddsRemovesAndResizesUnderLoadWithoutLosingJobs) {
   constexpr int kPerTroupe = 100;  // ~1 s of work each: the reload lands mid-run
   AsyncSubmitter submitter(trouped->channel());
   for (int i = 0; i < kPerTroupe; ++i) {
-    submitter.submit(request("a", true), std::chrono::seconds(60));
-    submitter.submit(request("b", true), std::chrono::seconds(60));
+    submitter.submit(submit_request("a", true), std::chrono::seconds(60));
+    submitter.submit(submit_request("b", true), std::chrono::seconds(60));
   }
   ASSERT_TRUE(wait_accepted(*trouped, "a", kPerTroupe));
   ASSERT_TRUE(wait_accepted(*trouped, "b", kPerTroupe));
@@ -455,7 +448,7 @@ TEST(DaemonLifecycle, ARemovedTroupeClosesItsKeepAliveConnectionsOnceDrained) {
   ASSERT_NE(trouped, nullptr);
 
   AsyncSubmitter submitter(trouped->channel());
-  submitter.submit(request("web", true), std::chrono::seconds(30));
+  submitter.submit(submit_request("web", true), std::chrono::seconds(30));
   const auto outcomes = submitter.collect(std::chrono::seconds(30));
   ASSERT_TRUE(outcomes[0].status.ok()) << outcomes[0].status.error_message();
   ASSERT_EQ(outcomes[0].response.job().state(), v1::JOB_STATE_SUCCEEDED);
@@ -481,7 +474,7 @@ TEST(DaemonLifecycle, ATroupeRemovedAndAddedBackServesAfterItsOldGenerationDrain
   ASSERT_NE(trouped, nullptr);
 
   AsyncSubmitter old_job(trouped->channel());
-  auto slow = request("a", true);
+  auto slow = submit_request("a", true);
   slow.set_payload("1s");  // still running across both reloads
   old_job.submit(slow, std::chrono::seconds(60));
   ASSERT_TRUE(wait_accepted(*trouped, "a", 1));
@@ -503,7 +496,7 @@ TEST(DaemonLifecycle, ATroupeRemovedAndAddedBackServesAfterItsOldGenerationDrain
   // A job through the new generation: a round trip after the old one's
   // removal was posted. The name's health and gauges are still the new one's.
   AsyncSubmitter next(trouped->channel());
-  next.submit(request("a", true), std::chrono::seconds(30));
+  next.submit(submit_request("a", true), std::chrono::seconds(30));
   const auto ran = next.collect(std::chrono::seconds(30));
   ASSERT_TRUE(ran[0].status.ok()) << ran[0].status.error_message();
   EXPECT_EQ(health(*trouped, "a"), HealthCheckResponse::SERVING);

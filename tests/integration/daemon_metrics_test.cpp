@@ -11,14 +11,6 @@
 namespace troupe::test {
 namespace {
 
-v1::SubmitRequest request(const std::string& troupe, bool wait) {
-  v1::SubmitRequest r;
-  r.set_troupe(troupe);
-  r.set_payload("m");
-  r.set_wait(wait);
-  return r;
-}
-
 TEST(DaemonMetrics, CountersMatchKnownWorkAndPromtoolPasses) {
   TroupeSpec echo{.name = "echo", .builtin = "echo", .max_actors = 2};
   TroupeSpec failing{.name = "failing", .builtin = "fail", .max_actors = 1, .max_attempts = 2};
@@ -30,11 +22,11 @@ TEST(DaemonMetrics, CountersMatchKnownWorkAndPromtoolPasses) {
   {
     AsyncSubmitter submitter(trouped->channel());
     for (int i = 0; i < kEcho; ++i)
-      submitter.submit(request("echo", true), std::chrono::seconds(30));
+      submitter.submit(submit_request("echo", true, "m"), std::chrono::seconds(30));
     for (int i = 0; i < kFailing; ++i) {
-      submitter.submit(request("failing", true), std::chrono::seconds(30));
+      submitter.submit(submit_request("failing", true, "m"), std::chrono::seconds(30));
     }
-    submitter.submit(request("nope", false), std::chrono::seconds(30));  // not a job
+    submitter.submit(submit_request("nope", false, "m"), std::chrono::seconds(30));  // not a job
     const auto outcomes = submitter.collect(std::chrono::seconds(60));
     for (int i = 0; i < kEcho + kFailing; ++i) {
       ASSERT_TRUE(outcomes[i].status.ok()) << outcomes[i].status.error_message();

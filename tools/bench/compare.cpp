@@ -11,9 +11,7 @@
 namespace troupe::bench {
 namespace {
 
-double micros(std::chrono::nanoseconds d) {
-  return static_cast<double>(d.count()) / 1e3;
-}
+using tools::micros;
 
 std::string latency_text(double us) {
   return tools::format_duration(std::chrono::nanoseconds(static_cast<std::int64_t>(us * 1e3)));

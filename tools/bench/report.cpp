@@ -14,15 +14,13 @@
 namespace troupe::bench {
 namespace {
 
+using tools::micros;
+
 struct Quantile {
   const char* name;
   double q;
 };
 constexpr Quantile kQuantiles[] = {{"p50", 50}, {"p90", 90}, {"p99", 99}, {"p99.9", 99.9}};
-
-double micros(std::chrono::nanoseconds d) {
-  return static_cast<double>(d.count()) / 1e3;
-}
 
 std::string code_name(int code) {
   return tools::status_code_name(static_cast<grpc::StatusCode>(code));

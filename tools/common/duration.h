@@ -10,4 +10,10 @@ namespace troupe::tools {
 /// is parsed by syntax/duration.h, the one duration syntax.
 std::string format_duration(std::chrono::nanoseconds d);
 
+/// A duration in (fractional) microseconds, the unit of latencies in the
+/// tools' JSON reports.
+inline double micros(std::chrono::nanoseconds d) {
+  return static_cast<double>(d.count()) / 1e3;
+}
+
 }  // namespace troupe::tools

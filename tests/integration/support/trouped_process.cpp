@@ -37,6 +37,14 @@ const std::regex& serving_line() {
 
 }  // namespace
 
+v1::SubmitRequest submit_request(const std::string& troupe, bool wait, const std::string& payload) {
+  v1::SubmitRequest r;
+  r.set_troupe(troupe);
+  r.set_payload(payload);
+  r.set_wait(wait);
+  return r;
+}
+
 std::optional<v1::Troupe> get_troupe(TroupedProcess& p, const std::string& name) {
   auto stub = v1::AdminService::NewStub(p.channel());
   grpc::ClientContext ctx;

@@ -113,6 +113,10 @@ std::unique_ptr<TroupedProcess> start_trouped(TroupedOptions options);
 /// The trouped binary built alongside the tests.
 std::string trouped_binary();
 
+/// A SubmitRequest of `payload` to `troupe`; `wait` asks for the outcome.
+v1::SubmitRequest submit_request(const std::string& troupe, bool wait,
+                                 const std::string& payload = {});
+
 /// AdminService.GetTroupe on `p` (10 s deadline); nullopt when it fails.
 std::optional<v1::Troupe> get_troupe(TroupedProcess& p, const std::string& name);
 
