@@ -78,8 +78,12 @@ class Job {
   bool abort_requested = false;   // running: end ABORTED (drain deadline)
   bool hand_over = false;         // running: requeued to the store when it returns (singleton)
   bool left = false;              // handed to the next start by a durable drain: ended here
-  bool in_store = false;          // job store bookkeeping, under the store's shard lock
-  bool finish_pending = false;    // ditto: finished before add() completed
+  // Shared journal: it ended here and the store has not answered its
+  // terminal write yet (it may refuse it): its outcome is not told until
+  // then (JobLifecycle::tell_terminal).
+  bool outcome_pending = false;
+  bool in_store = false;        // job store bookkeeping, under the store's shard lock
+  bool finish_pending = false;  // ditto: finished before add() completed
   std::uint32_t attempts = 0;
   Actor* runner = nullptr;        // the actor running it (state kRunning)
   std::int64_t submitted_ns = 0;  // wall clock, ns since the epoch

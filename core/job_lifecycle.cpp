@@ -60,8 +60,9 @@ void JobLifecycle::recovered_terminal(const JobPtr& job) {
   if (job->state.load(std::memory_order_relaxed) == JobState::kDead) keep_dead_letter(job);
 }
 
-void JobLifecycle::journal_terminal_locked(const Job& job) {
+void JobLifecycle::journal_terminal_locked(Job& job) {
   if (!journal_.durable) return;
+  job.outcome_pending = journal_.journal.shared();
   JournalTerminal e;
   e.id = job.id;
   e.state = job.state.load(std::memory_order_relaxed);
@@ -426,21 +427,23 @@ void JobLifecycle::finalize(const JobPtr& job, JobState terminal, JobState from,
       has_listeners = true;
     }
   }
-  if (has_listeners) {
-    if (journal_.journal.shared()) {
-      // The store may refuse the terminal write (fencing): the outcome is
-      // told once it committed, and only if it was this replica's.
-      host_.when_durable([this, job, callbacks = std::move(callbacks)]() mutable {
-        deliver_terminal(job, std::move(callbacks));
-      });
-    } else {
-      deliver_terminal(job, std::move(callbacks));
-    }
-  }
+  // With a shared journal always: the outcome stays pending until told.
+  if (has_listeners || journal_.journal.shared()) tell_terminal(job, std::move(callbacks));
   host_.job_ended(*job);
   // Last: a drain or a removal waiting on the gate sees this job ended only
   // after everything above has run.
   gate_.leave();
+}
+
+void JobLifecycle::tell_terminal(const JobPtr& job, std::vector<JobCallback> callbacks) {
+  if (!journal_.journal.shared()) return deliver_terminal(job, std::move(callbacks));
+  // The store may refuse the terminal write (fencing): the outcome is told
+  // once it committed, and only if it was this replica's. The write is
+  // appended under the job's lock as its state turns terminal, so a barrier
+  // asked for by whoever saw the terminal state covers it.
+  host_.when_durable([this, job, callbacks = std::move(callbacks)]() mutable {
+    deliver_terminal(job, std::move(callbacks));
+  });
 }
 
 void JobLifecycle::deliver_terminal(const JobPtr& job, std::vector<JobCallback> callbacks) {
@@ -448,6 +451,7 @@ void JobLifecycle::deliver_terminal(const JobPtr& job, std::vector<JobCallback> 
   {
     std::lock_guard lock(job->lock);
     left = job->left;
+    job->outcome_pending = false;  // settled: the outcome here, or the store's
   }
   if (left) {
     for (auto& cb : callbacks) host_.follow_elsewhere(job->id, std::move(cb));

@@ -33,8 +33,12 @@ struct JournalLink {
   /// availability): submits are refused, as after a failure, until it is
   /// back. `unavailable_why` (under `why_mutex`) names the problem.
   std::atomic<bool> unavailable{false};
-  std::mutex why_mutex;
+  mutable std::mutex why_mutex;
   std::string unavailable_why;
+  std::string why_unavailable() const {
+    std::lock_guard lock(why_mutex);
+    return unavailable_why;
+  }
   /// A memory journal's link, for lifecycles built without a runtime (tests).
   static JournalLink& none();
 };
@@ -212,6 +216,13 @@ class JobLifecycle {
   /// Sends every watcher of `job` its current state (no lock held).
   void notify_watchers(const JobPtr& job);
 
+  /// Tells `callbacks` and the watchers of terminal `job` its outcome: at
+  /// once with a journal of one process; with a shared one once its
+  /// terminal write committed, or, when the store refused it, through the
+  /// store (deliver_terminal). For the end itself and for a watch or a
+  /// wait=true that comes after it (the outcome may not be settled yet).
+  void tell_terminal(const JobPtr& job, std::vector<JobCallback> callbacks);
+
   /// Counters, each read on its own (exact whenever the troupe is quiet:
   /// submitted == every terminal count + in_flight).
   TroupeCounters counters() const;
@@ -248,7 +259,9 @@ class JobLifecycle {
   /// Ends every watch of `job` without a further update.
   void end_watches(const JobPtr& job);
   /// Appends the terminal entry of `job` (state, output and times set). Job lock held.
-  void journal_terminal_locked(const Job& job);
+  /// With a shared journal the outcome is pending until the write is
+  /// answered (tell_terminal).
+  void journal_terminal_locked(Job& job);
   void refuse(const Job& job, JobState from, JobState to);
   void keep_dead_letter(const JobPtr& job);
   void trim_dead_letters_locked();

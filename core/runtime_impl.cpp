@@ -236,17 +236,47 @@ bool RuntimeImpl::answers_for(const Job& job) const {
   return !job.left;
 }
 
+std::optional<RuntimeImpl::LocalView> RuntimeImpl::local_view(const Job& job) const {
+  std::lock_guard lock(job.lock);
+  if (job.left && journal_.journal.shared()) return std::nullopt;
+  return LocalView{job.snapshot_locked(), job.outcome_pending};
+}
+
 void RuntimeImpl::find(JobId id,
                        std::function<void(StoreAnswer<std::optional<JobRecord>>)> done) const {
   JobPtr job = store_->find(id);
-  if (job && answers_for(*job)) {
-    done(std::optional<JobRecord>(job->snapshot()));
+  std::optional<LocalView> here = job ? local_view(*job) : std::nullopt;
+  if (here) {
+    if (!here->outcome_pending) {
+      done(std::optional<JobRecord>(std::move(here->record)));
+      return;
+    }
+    if (journal_.unavailable.load(std::memory_order_relaxed)) {
+      // The store is down: the write is not answered before it is back.
+      done(StoreUnavailable{journal_.why_unavailable()});
+      return;
+    }
+    // It ended here. The outcome is this replica's once its terminal write
+    // committed; should the store refuse it (this replica paused past its
+    // lease and another took the job), the store has the job's outcome.
+    // The write was appended as the state turned terminal: this barrier
+    // covers it.
+    journal_.journal.after_durable(
+        [this, job = std::move(job), done = std::move(done)](const JournalFailure*) mutable {
+          if (answers_for(*job)) return done(std::optional<JobRecord>(job->snapshot()));
+          find_in_store(job->id, std::move(done));
+        });
     return;
   }
   if (!journal_.journal.shared()) {
     done(std::optional<JobRecord>());
     return;
   }
+  find_in_store(id, std::move(done));
+}
+
+void RuntimeImpl::find_in_store(
+    JobId id, std::function<void(StoreAnswer<std::optional<JobRecord>>)> done) const {
   journal_.journal.find(
       id, [done = std::move(done)](StoreAnswer<std::optional<RecoveredJob>> answer) {
         if (auto* down = std::get_if<StoreUnavailable>(&answer)) return done(std::move(*down));
@@ -448,7 +478,9 @@ std::variant<Accepted, Rejection> RuntimeImpl::submit_remembered(Troupe& t, JobR
 RuntimeImpl::Attached RuntimeImpl::attach_on_terminal(detail::Job& job, JobCallback on_terminal,
                                                       std::size_t most) {
   std::lock_guard lock(job.lock);
-  if (is_terminal(job.state.load(std::memory_order_relaxed))) return Attached::kEnded;
+  if (is_terminal(job.state.load(std::memory_order_relaxed))) {
+    return job.outcome_pending ? Attached::kPending : Attached::kEnded;
+  }
   if (!job.listeners) job.listeners = std::make_unique<detail::JobListeners>();
   if (job.listeners->on_terminal.size() >= most) return Attached::kFull;
   job.listeners->on_terminal.push_back(std::move(on_terminal));
@@ -479,6 +511,19 @@ std::variant<Accepted, Rejection> RuntimeImpl::answer_duplicate(const Idempotent
     switch (attach_on_terminal(*existing, on_terminal, options_.max_listeners_per_job)) {
       case Attached::kFull:
         return too_many(existing->id);
+      case Attached::kPending:
+        if (auto t = owner_of(*existing)) {
+          // Ended here, its outcome not settled yet (see watch()). Posted,
+          // as below: never answered before the accept.
+          boost::asio::post(io_, [t, existing, cb = std::move(on_terminal)]() mutable {
+            std::vector<JobCallback> waiting;
+            waiting.push_back(std::move(cb));
+            t->lifecycle().tell_terminal(existing, std::move(waiting));
+          });
+          return Accepted{match.id, true};
+        }
+        done = true;  // its troupe is gone: nothing will settle it here
+        break;
       case Attached::kEnded:
         done = true;
         break;
@@ -507,9 +552,10 @@ void RuntimeImpl::submit_anywhere(JobRequest request, JobCallback on_terminal, S
   }
   {
     // This process's own jobs first (no round trip for a retry to the same
-    // replica).
+    // replica), unless the job left (the store has it).
     std::lock_guard idem(idempotency_mutex_);
-    if (auto match = store_->find_idempotent(request.troupe, request.idempotency_key)) {
+    auto match = store_->find_idempotent(request.troupe, request.idempotency_key);
+    if (match && (!match->job || answers_for(*match->job))) {
       done(answer_duplicate(*match, std::move(on_terminal)));
       return;
     }
@@ -595,33 +641,52 @@ std::optional<CancelOutcome> RuntimeImpl::cancel(JobId id) {
 
 std::variant<WatchId, WatchRefusal> RuntimeImpl::watch(JobId id, JobCallback on_change) {
   JobPtr job = store_->find(id);
-  if (journal_.journal.shared() && (!job || !answers_for(*job))) {
-    // Held by another replica (or unknown): watched through the store.
-    const WatchId wid = next_watch_.fetch_add(1, std::memory_order_relaxed);
+  const WatchId wid = next_watch_.fetch_add(1, std::memory_order_relaxed);
+  auto through_store = [&]() -> std::variant<WatchId, WatchRefusal> {
     if (!watch_remote(wid, id, std::move(on_change), std::nullopt, 0)) {
       return WatchRefusal::kTooManyListeners;
     }
     return wid;
+  };
+  if (journal_.journal.shared() && (!job || !answers_for(*job))) {
+    // Held by another replica (or unknown): watched through the store.
+    return through_store();
   }
   if (!job) return WatchRefusal::kUnknownJob;
-  const WatchId wid = next_watch_.fetch_add(1, std::memory_order_relaxed);
   detail::JobListeners* listeners;
   {
     std::lock_guard lock(job->lock);
     if (!job->listeners) job->listeners = std::make_unique<detail::JobListeners>();
     listeners = job->listeners.get();
   }
-  std::lock_guard notify(listeners->notify);
-  if (listeners->watchers.size() >= options_.max_listeners_per_job) {
-    return WatchRefusal::kTooManyListeners;
+  std::optional<LocalView> here;
+  std::shared_ptr<Troupe> settles;  // ended here, outcome pending: told by its troupe
+  {
+    std::lock_guard notify(listeners->notify);
+    if (listeners->watchers.size() >= options_.max_listeners_per_job) {
+      return WatchRefusal::kTooManyListeners;
+    }
+    // Read under `notify`: a job that leaves after this moves the watcher
+    // registered here to the store (JobLifecycle::end_watches).
+    here = local_view(*job);
+    if (here && here->outcome_pending) settles = owner_of(*job);
+    if (here && (!is_terminal(here->record.state) || settles)) {
+      // A watch of a job that ended here on a shared store is told like a
+      // live one: once the terminal write committed, or through the store
+      // should the store refuse it (JobLifecycle::tell_terminal). Nothing
+      // told yet: any terminal state differs from kQueued.
+      const JobState told = settles ? JobState::kQueued : here->record.state;
+      listeners->watchers.push_back({wid, on_change, told, settles ? 0 : here->record.attempts});
+      std::lock_guard lock(watches_mutex_);
+      watches_.emplace(wid, job);
+    }
+    if (here && !settles) on_change(here->record);
   }
-  const JobRecord record = job->snapshot();
-  if (!is_terminal(record.state)) {
-    listeners->watchers.push_back({wid, on_change, record.state, record.attempts});
-    std::lock_guard lock(watches_mutex_);
-    watches_.emplace(wid, job);
+  if (settles) {
+    settles->lifecycle().tell_terminal(job, {});
+    return wid;
   }
-  on_change(record);
+  if (!here) return through_store();  // it left since the check above
   return wid;
 }
 
@@ -719,36 +784,41 @@ void RuntimeImpl::poll_remote(const std::shared_ptr<RemoteWatch>& watch) {
   find(watch->job, [this, watch](StoreAnswer<std::optional<JobRecord>> answer) {
     // Not answered (an outage): nothing to deliver, read again at the next tick.
     auto* found = std::get_if<std::optional<JobRecord>>(&answer);
-    std::optional<JobRecord> record = found != nullptr ? std::move(*found) : std::nullopt;
-    // On the journal's thread: the rest runs on the watch's strand (the
-    // io_context's work, discarded with it after the runtime is gone).
-    boost::asio::post(watch->strand, [this, watch, record = std::move(record)] {
-      bool ended = false;
-      {
-        std::lock_guard lock(watch->mutex);
-        if (!watch->callback) return;  // unwatched
-        if (record &&
-            (record->state != watch->last_state || record->attempts != watch->last_attempts)) {
-          watch->last_state = record->state;
-          watch->last_attempts = record->attempts;
-          ended = is_terminal(record->state);
-          auto callback = watch->callback;  // a copy: it may unwatch
-          callback(*record);
-        }
+    tell_remote(watch, found != nullptr ? std::move(*found) : std::nullopt);
+  });
+}
+
+void RuntimeImpl::tell_remote(const std::shared_ptr<RemoteWatch>& watch,
+                              std::optional<JobRecord> record) {
+  // Called on the journal's thread (or a job's): the rest runs on the
+  // watch's strand (the io_context's work, discarded with it after the
+  // runtime is gone).
+  boost::asio::post(watch->strand, [this, watch, record = std::move(record)] {
+    bool ended = false;
+    {
+      std::lock_guard lock(watch->mutex);
+      if (!watch->callback) return;  // unwatched
+      if (record &&
+          (record->state != watch->last_state || record->attempts != watch->last_attempts)) {
+        watch->last_state = record->state;
+        watch->last_attempts = record->attempts;
+        ended = is_terminal(record->state);
+        auto callback = watch->callback;  // a copy: it may unwatch
+        callback(*record);
       }
-      if (ended) {
-        end_remote(watch->id);
-        return;
-      }
-      // Weak: the pending wait lives in the clock (or the io_context) and the
-      // watch owns the timer; a strong capture would keep a watch that is
-      // never ended (the runtime destroyed while it polls) alive for good.
-      watch->timer->wait(options_.remote_watch_interval,
-                         [this, weak = std::weak_ptr<RemoteWatch>(watch)](bool fired) {
-                           auto alive = weak.lock();
-                           if (fired && alive) poll_remote(alive);
-                         });
-    });
+    }
+    if (ended) {
+      end_remote(watch->id);
+      return;
+    }
+    // Weak: the pending wait lives in the clock (or the io_context) and the
+    // watch owns the timer; a strong capture would keep a watch that is
+    // never ended (the runtime destroyed while it polls) alive for good.
+    watch->timer->wait(options_.remote_watch_interval,
+                       [this, weak = std::weak_ptr<RemoteWatch>(watch)](bool fired) {
+                         auto alive = weak.lock();
+                         if (fired && alive) poll_remote(alive);
+                       });
   });
 }
 
@@ -759,22 +829,25 @@ void RuntimeImpl::hasten_remote_watches(JobId id) {
   }
   JobPtr job = store_->find(id);
   if (!job) return;
-  auto poll = [this, id](const JobRecord&) { poll_remote_of(id); };
-  if (attach_on_terminal(*job, poll, std::numeric_limits<std::size_t>::max()) == Attached::kEnded) {
-    poll_remote_of(id);
+  // Told the outcome as its waiters are: once settled (committed here, or
+  // read from the store should the store refuse it).
+  auto tell = [this, id](const JobRecord& outcome) {
+    for (const auto& watch : remote_watches_of(id)) tell_remote(watch, outcome);
+  };
+  if (attach_on_terminal(*job, tell, std::numeric_limits<std::size_t>::max()) != Attached::kYes) {
+    // Ended already: each reads now (find() waits for the outcome to
+    // settle); its pending tick is replaced (one wait per timer).
+    for (const auto& watch : remote_watches_of(id)) poll_remote(watch);
   }
 }
 
-void RuntimeImpl::poll_remote_of(JobId id) {
+std::vector<std::shared_ptr<RuntimeImpl::RemoteWatch>> RuntimeImpl::remote_watches_of(JobId id) {
   std::vector<std::shared_ptr<RemoteWatch>> watches;
-  {
-    std::lock_guard lock(watches_mutex_);
-    for (const auto& [wid, watch] : remote_watches_) {
-      if (watch->job == id) watches.push_back(watch);
-    }
+  std::lock_guard lock(watches_mutex_);
+  for (const auto& [wid, watch] : remote_watches_) {
+    if (watch->job == id) watches.push_back(watch);
   }
-  // Each reads now; its pending tick is replaced (one wait per timer).
-  for (const auto& watch : watches) poll_remote(watch);
+  return watches;
 }
 
 bool RuntimeImpl::end_remote(WatchId id) {

@@ -110,23 +110,28 @@ class RuntimeImpl final : public Runtime, private detail::TroupeHost {
                     std::optional<JobState> last_state, std::uint32_t last_attempts);
   /// Reads the job's row now, delivers a change, reads again later.
   void poll_remote(const std::shared_ptr<RemoteWatch>& watch);
+  /// Delivers `record` (nullopt: nothing read) to `watch` if it changed,
+  /// then ends the watch (terminal) or reads again later; on its strand.
+  void tell_remote(const std::shared_ptr<RemoteWatch>& watch, std::optional<JobRecord> record);
   /// A remote watch of `job` that calls `on_terminal` once, when the store
   /// has it ended (a wait=true caller of a job held elsewhere); false as
   /// watch_remote().
   bool follow_to_end(JobId job, JobCallback on_terminal, std::optional<JobState> last_state,
                      std::uint32_t last_attempts);
   /// What attach_on_terminal() did.
-  enum class Attached { kYes, kEnded, kFull };
+  enum class Attached { kYes, kEnded, kPending, kFull };
   /// Adds `on_terminal` to `job`'s terminal callbacks under its lock, unless
-  /// it has ended (kEnded: the caller answers it) or already has `most`
-  /// (kFull).
+  /// it has ended (kEnded: the caller answers it; kPending: it ended, its
+  /// outcome is not settled, JobLifecycle::tell_terminal answers it) or
+  /// already has `most` (kFull).
   static Attached attach_on_terminal(detail::Job& job, JobCallback on_terminal, std::size_t most);
   /// Job `id` was just claimed here: the remote watches of it (a wait=true
   /// caller that submitted it through the store, a WatchJob) read it again
-  /// as soon as it ends here rather than at their next tick.
+  /// as soon as it ends here rather than at their next tick: they are
+  /// told the outcome as its waiters are (settled: JobLifecycle::tell_terminal).
   void hasten_remote_watches(JobId id);
-  /// Every remote watch of `id` reads the job now.
-  void poll_remote_of(JobId id);
+  /// The remote watches of `id`.
+  std::vector<std::shared_ptr<RemoteWatch>> remote_watches_of(JobId id);
   /// Forgets a remote watch (its callback is never called again); false
   /// when it was not registered.
   bool end_remote(WatchId id);
@@ -134,6 +139,17 @@ class RuntimeImpl final : public Runtime, private detail::TroupeHost {
   /// a journal of one process; with a shared one unless the job left (lost,
   /// or handed back by a drain), when the store has the truth.
   bool answers_for(const detail::Job& job) const;
+  /// `job` as this process answers for it, read under its lock: its record
+  /// and whether its outcome is pending (ended here, the store's answer to
+  /// its terminal write not in yet); nullopt unless answers_for().
+  struct LocalView {
+    JobRecord record;
+    bool outcome_pending = false;
+  };
+  std::optional<LocalView> local_view(const detail::Job& job) const;
+  /// GetJob of `id` answered from the store's row (shared journal).
+  void find_in_store(JobId id,
+                     std::function<void(StoreAnswer<std::optional<JobRecord>>)> done) const;
 
   /// The answer to a submit whose idempotency key names `match` (held
   /// here, a tombstone, or, from a shared store, a job held elsewhere):

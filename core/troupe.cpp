@@ -277,8 +277,7 @@ Rejection Troupe::store_unavailable() {
   if (auto failure = journal_.journal.failure()) {
     r.store_failure = std::move(failure->message);
   } else {
-    std::lock_guard lock(journal_.why_mutex);
-    r.store_failure = journal_.unavailable_why;
+    r.store_failure = journal_.why_unavailable();
   }
   return r;
 }
