@@ -1374,64 +1374,69 @@ JobRequest keyed(const std::string& troupe, const std::string& key, std::string 
 
 using Outcome = std::optional<std::variant<Accepted, Rejection>>;
 
-/// What a watch, a GetJob and a duplicate wait=true that come after a job
-/// ended here (its terminal write not committed yet) are told: the fixture
-/// of the two tests below.
-struct AskedAfterTheEnd {
+/// A job accepted here under idempotency key "k" ended here (its terminal
+/// write appended, not committed yet); then a watch, a GetJob and a
+/// duplicate submit's wait=true ask about it: what they are told.
+class SharedRuntimeAskedAfterTheEndTest : public SharedRuntimeTest {
+ protected:
+  void end_here_then_ask(std::string payload) {
+    runtime_->apply({builtin_troupe("t", Kind::kEcho, 1)});
+    run();
+    Outcome accepted;
+    runtime_->submit_anywhere(keyed("t", "k", std::move(payload)), {},
+                              [&](auto r) { accepted = r; });
+    run();
+    ASSERT_TRUE(journal_.answer_keyed(KeyedAccept{KeyedAccept::Status::kAccepted, {}, {}}));
+    ASSERT_TRUE(accepted && std::holds_alternative<Accepted>(*accepted));
+    id = std::get<Accepted>(*accepted).id;
+    run();
+    ASSERT_EQ(state_of(id), JobState::kSucceeded);
+    ASSERT_TRUE(is<JournalTerminal>(journal_.entries_of(id).back()));
+
+    ASSERT_TRUE(std::holds_alternative<WatchId>(
+        runtime_->watch(id, [this](const JobRecord& r) { watched.push_back(r); })));
+    runtime_->find(id, [this](StoreAnswer<std::optional<JobRecord>> a) { found = a; });
+    runtime_->submit_anywhere(
+        keyed("t", "k"), [this](const JobRecord& r) { waited.push_back(r); },
+        [this](auto r) { duplicate = r; });
+    run();
+    ASSERT_TRUE(duplicate && std::holds_alternative<Accepted>(*duplicate));
+    EXPECT_TRUE(std::get<Accepted>(*duplicate).duplicate);
+  }
+
   JobId id;
   std::vector<JobRecord> watched;
   std::vector<JobRecord> waited;  // the duplicate submit's wait=true
   std::optional<StoreAnswer<std::optional<JobRecord>>> found;
+  Outcome duplicate;
 };
 
-TEST_F(SharedRuntimeTest, WhatAsksAfterAJobEndedHereIsToldTheOutcomeOnlyOnceTheStoreKeptIt) {
+TEST_F(SharedRuntimeAskedAfterTheEndTest, TheyAreToldTheOutcomeOnlyOnceTheStoreKeptIt) {
   // A replica paused past its lease wakes and finishes the attempt it ran:
   // until the fenced terminal write is answered, the outcome here may be
   // one the store refuses. A watch, a GetJob and a duplicate submit's wait
   // that come in that moment wait for the answer (a WatchJob used to end
   // at once with the stale outcome: Cluster.AWatchEnds...).
-  runtime_->apply({builtin_troupe("t", Kind::kEcho, 1)});
-  run();
-  Outcome accepted;
-  runtime_->submit_anywhere(keyed("t", "k", "here"), {}, [&](auto r) { accepted = r; });
-  run();
-  ASSERT_TRUE(journal_.answer_keyed(KeyedAccept{KeyedAccept::Status::kAccepted, {}, {}}));
-  ASSERT_TRUE(accepted && std::holds_alternative<Accepted>(*accepted));
-  AskedAfterTheEnd asked;
-  asked.id = std::get<Accepted>(*accepted).id;
-  run();
-  ASSERT_EQ(state_of(asked.id), JobState::kSucceeded);
-  ASSERT_TRUE(is<JournalTerminal>(journal_.entries_of(asked.id).back()));
-
-  ASSERT_TRUE(std::holds_alternative<WatchId>(
-      runtime_->watch(asked.id, [&](const JobRecord& r) { asked.watched.push_back(r); })));
-  runtime_->find(asked.id, [&](StoreAnswer<std::optional<JobRecord>> a) { asked.found = a; });
-  Outcome duplicate;
-  runtime_->submit_anywhere(
-      keyed("t", "k"), [&](const JobRecord& r) { asked.waited.push_back(r); },
-      [&](auto r) { duplicate = r; });
-  run();
-  ASSERT_TRUE(duplicate && std::holds_alternative<Accepted>(*duplicate));
-  EXPECT_TRUE(std::get<Accepted>(*duplicate).duplicate);
-  EXPECT_TRUE(asked.watched.empty()) << "a watch was told an outcome the store may refuse";
-  EXPECT_FALSE(asked.found) << "GetJob answered an outcome the store may refuse";
-  EXPECT_TRUE(asked.waited.empty());
+  ASSERT_NO_FATAL_FAILURE(end_here_then_ask("here"));
+  EXPECT_TRUE(watched.empty()) << "a watch was told an outcome the store may refuse";
+  EXPECT_FALSE(found) << "GetJob answered an outcome the store may refuse";
+  EXPECT_TRUE(waited.empty());
 
   // The write found the job another replica's; the store has its outcome.
-  auto theirs = row(asked.id.value, "t", JobState::kFailed, "here");
+  auto theirs = row(id.value, "t", JobState::kFailed, "here");
   theirs.attempts = 2;
   theirs.output = "theirs";
-  journal_.rows_elsewhere[asked.id.value] = theirs;
-  journal_.hooks.lost(asked.id);
+  journal_.rows_elsewhere[id.value] = theirs;
+  journal_.hooks.lost(id);
   journal_.commit();
   run();
-  ASSERT_TRUE(asked.found);
-  auto* found = std::get_if<std::optional<JobRecord>>(&*asked.found);
-  ASSERT_TRUE(found && *found);
-  EXPECT_EQ((*found)->state, JobState::kFailed);
-  EXPECT_EQ((*found)->attempts, 2u);
+  ASSERT_TRUE(found);
+  auto* answer = std::get_if<std::optional<JobRecord>>(&*found);
+  ASSERT_TRUE(answer && *answer);
+  EXPECT_EQ((*answer)->state, JobState::kFailed);
+  EXPECT_EQ((*answer)->attempts, 2u);
   advance(RuntimeOptions{}.remote_watch_interval);
-  for (const auto* told : {&asked.watched, &asked.waited}) {
+  for (const auto* told : {&watched, &waited}) {
     ASSERT_EQ(told->size(), 1u);
     EXPECT_EQ(told->back().state, JobState::kFailed);
     EXPECT_EQ(told->back().attempts, 2u);
@@ -1449,34 +1454,17 @@ TEST_F(SharedRuntimeTest, WhatAsksAfterAJobEndedHereIsToldTheOutcomeOnlyOnceTheS
   ASSERT_TRUE(journal_.answer_keyed(KeyedAccept{KeyedAccept::Status::kDuplicate, theirs, {}}));
   run();
   ASSERT_TRUE(later && std::holds_alternative<Accepted>(*later));
-  EXPECT_EQ(std::get<Accepted>(*later).id, asked.id);
+  EXPECT_EQ(std::get<Accepted>(*later).id, id);
   ASSERT_EQ(later_waited.size(), 1u);
   EXPECT_EQ(later_waited[0].state, JobState::kFailed);
   EXPECT_EQ(later_waited[0].attempts, 2u);
 }
 
-TEST_F(SharedRuntimeTest, WhatAsksAfterAJobEndedHereIsToldItsOutcomeOnceTheWriteCommitted) {
-  runtime_->apply({builtin_troupe("t", Kind::kEcho, 1)});
-  run();
-  Outcome accepted;
-  runtime_->submit_anywhere(keyed("t", "k", "mine"), {}, [&](auto r) { accepted = r; });
-  run();
-  ASSERT_TRUE(journal_.answer_keyed(KeyedAccept{KeyedAccept::Status::kAccepted, {}, {}}));
-  ASSERT_TRUE(accepted && std::holds_alternative<Accepted>(*accepted));
-  AskedAfterTheEnd asked;
-  asked.id = std::get<Accepted>(*accepted).id;
-  run();
-  ASSERT_EQ(state_of(asked.id), JobState::kSucceeded);
-
-  ASSERT_TRUE(std::holds_alternative<WatchId>(
-      runtime_->watch(asked.id, [&](const JobRecord& r) { asked.watched.push_back(r); })));
-  runtime_->find(asked.id, [&](StoreAnswer<std::optional<JobRecord>> a) { asked.found = a; });
-  runtime_->submit_anywhere(
-      keyed("t", "k"), [&](const JobRecord& r) { asked.waited.push_back(r); }, [](auto) {});
-  run();
+TEST_F(SharedRuntimeAskedAfterTheEndTest, TheyAreToldItsOutcomeOnceTheWriteCommitted) {
+  ASSERT_NO_FATAL_FAILURE(end_here_then_ask("mine"));
   // While the store is down, a GetJob says so rather than wait for it.
   journal_.hooks.availability(false, "postgres 127.0.0.1:5432: connection refused");
-  const auto during = find_now(asked.id);
+  const auto during = find_now(id);
   ASSERT_TRUE(during);
   auto* down = std::get_if<StoreUnavailable>(&*during);
   ASSERT_NE(down, nullptr);
@@ -1484,12 +1472,12 @@ TEST_F(SharedRuntimeTest, WhatAsksAfterAJobEndedHereIsToldItsOutcomeOnceTheWrite
   journal_.hooks.availability(true, "");
   journal_.commit();
   run();
-  ASSERT_TRUE(asked.found);
-  auto* found = std::get_if<std::optional<JobRecord>>(&*asked.found);
-  ASSERT_TRUE(found && *found);
-  EXPECT_EQ((*found)->state, JobState::kSucceeded);
-  EXPECT_EQ((*found)->result, "mine");
-  for (const auto* told : {&asked.watched, &asked.waited}) {
+  ASSERT_TRUE(found);
+  auto* answer = std::get_if<std::optional<JobRecord>>(&*found);
+  ASSERT_TRUE(answer && *answer);
+  EXPECT_EQ((*answer)->state, JobState::kSucceeded);
+  EXPECT_EQ((*answer)->result, "mine");
+  for (const auto* told : {&watched, &waited}) {
     ASSERT_EQ(told->size(), 1u);
     EXPECT_EQ(told->back().state, JobState::kSucceeded);
     EXPECT_EQ(told->back().attempts, 1u);
