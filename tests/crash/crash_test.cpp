@@ -113,7 +113,8 @@ std::string crash_config(const fs::path& store_dir, const fs::path& runs_dir, bo
        "        - -c\n"
        "        - |\n"
        "          f=\"$RUNS/$TROUPE_JOB_ID\"\n"
-       "          printf 'start %s %s\\n' \"$EPOCHREALTIME\" \"$TROUPE_ATTEMPT\" >>\"$f\"\n"
+       "          printf 'start %s %s %s\\n' \"$EPOCHREALTIME\" \"$TROUPE_ATTEMPT\" \"$PPID\" "
+       ">>\"$f\"\n"
        "          read -r d\n"
        "          sleep \"$d\"\n"
        "          printf 'end %s\\n' \"$EPOCHREALTIME\" >>\"$f\"\n"
@@ -416,8 +417,15 @@ std::vector<std::string> check_known(v1::JobService::Stub& stub, Ledger& ledger,
 
 /// The runs an exec job's process recorded: (start time, attempt) each, and
 /// the number of runs that got to their end line.
+/// One exec run: when bash started it, and the process that started it
+/// (bash's $PPID when it started: trouped, or the reaper that adopted it
+/// when trouped was killed between the spawn and that moment).
+struct ExecRun {
+  std::int64_t start_us;
+  long parent;
+};
 struct Runs {
-  std::vector<std::int64_t> starts;
+  std::vector<ExecRun> starts;
   std::size_t ends = 0;
 };
 
@@ -435,9 +443,10 @@ Runs read_runs(const fs::path& file) {
   std::string word, time;
   while (in >> word >> time) {
     if (word == "start") {
-      runs.starts.push_back(parse_epoch_us(time));
       std::string attempt;
-      in >> attempt;
+      long parent = 0;
+      in >> attempt >> parent;
+      runs.starts.push_back({parse_epoch_us(time), parent});
     } else if (word == "end") {
       ++runs.ends;
     }
@@ -559,7 +568,7 @@ TEST(Crash, AcknowledgedJobsSurviveSigkill) {
     if (term && term->first == v1::JOB_STATE_SUCCEEDED && runs.starts.empty()) {
       ledger.error("exec job " + id + " SUCCEEDED without running");
     }
-    for (const auto t : runs.starts) {
+    for (const auto& [t, parent] : runs.starts) {
       if (term && t > term->second) {
         ledger.error("exec job " + id + " started a run at " + std::to_string(t) +
                      ", after its terminal state at " + std::to_string(term->second));
@@ -567,14 +576,20 @@ TEST(Crash, AcknowledgedJobsSurviveSigkill) {
     }
     if (runs.starts.size() > 1) ++rerun_jobs;
     auto sorted = runs.starts;
-    std::sort(sorted.begin(), sorted.end());
+    std::sort(sorted.begin(), sorted.end(),
+              [](const ExecRun& a, const ExecRun& b) { return a.start_us < b.start_us; });
     for (std::size_t i = 0; i + 1 < sorted.size(); ++i) {
       const bool killed_while_running = std::any_of(kills.begin(), kills.end(), [&](const Kill& k) {
-        return sorted[i] < k.after_us && k.before_us < sorted[i + 1];
+        return sorted[i].start_us < k.after_us && k.before_us < sorted[i + 1].start_us;
       });
-      if (!killed_while_running) {
-        ledger.error("exec job " + id + " ran again at " + std::to_string(sorted[i + 1]) +
-                     " with no kill since its run at " + std::to_string(sorted[i]));
+      // A run whose bash started only after its trouped was killed (spawned
+      // just before the kill: the process outlives it) was adopted by a
+      // reaper; the restarted trouped runs the job again (at least once).
+      const bool same_trouped = sorted[i].parent == sorted[i + 1].parent;
+      if (!killed_while_running && same_trouped) {
+        ledger.error("exec job " + id + " ran again at " + std::to_string(sorted[i + 1].start_us) +
+                     " with no kill since its run at " + std::to_string(sorted[i].start_us) +
+                     ", both started by process " + std::to_string(sorted[i].parent));
       }
     }
   }
