@@ -1330,11 +1330,11 @@ class PgJournal final : public core::Journal {
                              .i64(b.burst)
                              .i64(want)});
     round.done = [this, troupe, want](std::vector<PgResult>& results, bool lost) {
-      auto it = buckets_.find(troupe);
-      if (it == buckets_.end()) return;  // no longer limited
-      Bucket& b = it->second;
-      b.asking = false;
-      const bool again = std::exchange(b.again, false);
+      auto found = buckets_.find(troupe);
+      if (found == buckets_.end()) return;  // no longer limited
+      Bucket& bucket = found->second;
+      bucket.asking = false;
+      const bool again = std::exchange(bucket.again, false);
       if (lost || !round_ok(results, 1) || closing_) return;  // the heartbeat asks again
       const PGresult* r = results[0].get();
       const std::int64_t granted = std::clamp<std::int64_t>(detail::pg_int(r, 0, 0), 0, want);
@@ -1344,17 +1344,18 @@ class PgJournal final : public core::Journal {
       if (granted < want) {
         // Short: others took the rest. Asking before the bucket holds a
         // block again would only load the database.
-        const double seconds = std::max(static_cast<double>(b.block()) - left, 1.0) / b.per_second;
+        const double seconds =
+            std::max(static_cast<double>(bucket.block()) - left, 1.0) / bucket.per_second;
         const auto wait = std::clamp<core::Duration>(
             std::chrono::duration_cast<core::Duration>(std::chrono::duration<double>(seconds)), 1ms,
             options_.heartbeat);
-        b.waiting = true;
-        b.refill->expires_after(wait);
-        b.refill->async_wait([this, troupe](const boost::system::error_code& ec) {
+        bucket.waiting = true;
+        bucket.refill->expires_after(wait);
+        bucket.refill->async_wait([this, troupe](const boost::system::error_code& ec) {
           if (ec || io_closed_) return;
-          auto it = buckets_.find(troupe);
-          if (it == buckets_.end()) return;
-          it->second.waiting = false;
+          auto again_at = buckets_.find(troupe);
+          if (again_at == buckets_.end()) return;
+          again_at->second.waiting = false;
           ask_tokens(troupe);
         });
       } else if (again) {

@@ -101,6 +101,8 @@ class Hooks {
         .leadership = {},
         .permits = {},
         .demand = {},
+        .tokens = {},
+        .token_demand = {},
     };
   }
 
@@ -1219,7 +1221,7 @@ TEST_F(PgCoordinationTest, ASingletonLeaseHasOneHolderAndMovesWithAHigherTermWhe
   first.lease = 1h;
   first.heartbeat = 1h;
   auto a = open_coordinated(first, c, singleton);
-  ASSERT_TRUE(c.wait([](Coordination& c) { return c.leader_ == "a"; }));
+  ASSERT_TRUE(c.wait([](Coordination& seen) { return seen.leader_ == "a"; }));
   EXPECT_EQ(c.grants_.back().second, 1);
   auto b = open_coordinated(options("b"), c, singleton);
   auto d = open_coordinated(options("d"), c, singleton);
@@ -1233,25 +1235,26 @@ TEST_F(PgCoordinationTest, ASingletonLeaseHasOneHolderAndMovesWithAHigherTermWhe
   }
   EXPECT_EQ(query("SELECT count(*) FROM troupe_leases WHERE troupe = 's'"), 1);
   EXPECT_EQ(query("SELECT term FROM troupe_leases WHERE troupe = 's'"), 1);
-  ASSERT_TRUE(c.wait([](Coordination& c) { return c.grants_.size() == 1 && c.leader_ == "a"; }));
+  ASSERT_TRUE(
+      c.wait([](Coordination& seen) { return seen.grants_.size() == 1 && seen.leader_ == "a"; }));
 
   // a stops renewing (as if it hung): the lease and its incarnation expire.
   sql("UPDATE troupe_leases SET expires_at = now() - interval '1 second'");
   sql("UPDATE troupe_replicas SET expires_at = now() - interval '1 second' WHERE name = 'a'");
-  ASSERT_TRUE(c.wait([](Coordination& c) { return c.grants_.size() == 2; }));
+  ASSERT_TRUE(c.wait([](Coordination& seen) { return seen.grants_.size() == 2; }));
   EXPECT_NE(c.grants_[1].first, "a");
   EXPECT_EQ(c.grants_[1].second, 2);  // the fencing term rose
   // a (hung, as far as the store knows) learns it lost the lease at its
   // next round.
   a->coordinate(singleton);
-  ASSERT_TRUE(c.wait([](Coordination& c) { return c.holding_["a"] == 0; }));
+  ASSERT_TRUE(c.wait([](Coordination& seen) { return seen.holding_["a"] == 0; }));
 
   // The holder stops cleanly: its lease is free at once, and the other live
   // one takes it with the next term (a, declared dead, never does).
   const std::string holder = c.grants_[1].first;
   const std::string other = holder == "b" ? "d" : "b";
   (holder == "b" ? b : d).reset();
-  ASSERT_TRUE(c.wait([](Coordination& c) { return c.grants_.size() >= 3; }));
+  ASSERT_TRUE(c.wait([](Coordination& seen) { return seen.grants_.size() >= 3; }));
   EXPECT_EQ(c.grants_[2].first, other);
   EXPECT_EQ(c.grants_[2].second, 3);
 
@@ -1267,12 +1270,12 @@ TEST_F(PgCoordinationTest, AHolderThatCannotRenewGivesTheLeaseUpBeforeItExpires)
   o.lease = 1500ms;
   o.heartbeat = 100ms;
   auto a = open_coordinated(o, c, singleton);
-  ASSERT_TRUE(c.wait([](Coordination& c) { return c.leader_ == "a"; }));
+  ASSERT_TRUE(c.wait([](Coordination& seen) { return seen.leader_ == "a"; }));
   server_->stop();
   // Renewed last before the server stopped: the store's lease ends by
   // `stopped` + lease at the latest, and the holder must give up before.
   const auto stopped = std::chrono::steady_clock::now();
-  ASSERT_TRUE(c.wait([](Coordination& c) { return c.leader_.empty(); }));
+  ASSERT_TRUE(c.wait([](Coordination& seen) { return seen.leader_.empty(); }));
   // Given up before the store's lease ran out: no one else held it meanwhile.
   EXPECT_LT(std::chrono::steady_clock::now() - stopped, 1500ms);
   server_->restart();
@@ -1285,20 +1288,20 @@ TEST_F(PgCoordinationTest, PermitsNeverExceedMaxConcurrencyAndIdleOnesGoWhereThe
   auto b = open_coordinated(options("b"), c, capped);
   auto d = open_coordinated(options("d"), c, capped);
   c.set_demand("a", 4);
-  ASSERT_TRUE(c.wait([](Coordination& c) { return c.permits_["a"] == 4; }));
+  ASSERT_TRUE(c.wait([](Coordination& seen) { return seen.permits_["a"] == 4; }));
   c.set_demand("b", 10);
   c.set_demand("d", 10);
-  ASSERT_TRUE(c.wait([](Coordination& c) { return c.sum() == 5; }));
+  ASSERT_TRUE(c.wait([](Coordination& seen) { return seen.sum() == 5; }));
   EXPECT_EQ(query("SELECT count(*) FROM troupe_permits WHERE troupe = 'p' AND owner IS NOT NULL"),
             5);
   // a's demand ends: its permits go back, and the others take them.
   c.set_demand("a", 0);
-  ASSERT_TRUE(c.wait([](Coordination& c) {
-    return c.permits_["a"] == 0 && c.permits_["b"] + c.permits_["d"] == 5;
+  ASSERT_TRUE(c.wait([](Coordination& seen) {
+    return seen.permits_["a"] == 0 && seen.permits_["b"] + seen.permits_["d"] == 5;
   }));
   // d's ends too: b, with a backlog, holds them all.
   c.set_demand("d", 0);
-  ASSERT_TRUE(c.wait([](Coordination& c) { return c.permits_["b"] == 5; }));
+  ASSERT_TRUE(c.wait([](Coordination& seen) { return seen.permits_["b"] == 5; }));
   EXPECT_LE(c.max_sum_, 5u);
   EXPECT_EQ(query("SELECT count(*) FROM troupe_permits WHERE troupe = 'p'"), 5);
 }
@@ -1309,11 +1312,12 @@ TEST_F(PgCoordinationTest, TheClusterViewShowsLeaseHoldersAndPermitsPerReplica) 
   Coordination c;
   const std::vector<core::CoordinatedTroupe> troupes{{"p", false, 5}, {"s", true, 0}};
   auto a = open_coordinated(options("a"), c, troupes);
-  ASSERT_TRUE(c.wait([](Coordination& c) { return c.leader_ == "a"; }));
+  ASSERT_TRUE(c.wait([](Coordination& seen) { return seen.leader_ == "a"; }));
   auto b = open_coordinated(options("b"), c, troupes);
   c.set_demand("a", 2);
   c.set_demand("b", 1);
-  ASSERT_TRUE(c.wait([](Coordination& c) { return c.permits_["a"] == 2 && c.permits_["b"] == 1; }));
+  ASSERT_TRUE(c.wait(
+      [](Coordination& seen) { return seen.permits_["a"] == 2 && seen.permits_["b"] == 1; }));
   // A lease nobody holds any more: its holder's incarnation is gone.
   sql("INSERT INTO troupe_leases (troupe, owner, term, expires_at) VALUES ('z', 424242, 7, "
       "now() + interval '1 hour')");
@@ -1356,7 +1360,7 @@ TEST_F(PgCoordinationTest, TheClusterViewShowsLeaseHoldersAndPermitsPerReplica) 
   // a stops: its lease is released and its permits are free; b takes the
   // lease over with the next term.
   a.reset();
-  ASSERT_TRUE(c.wait([](Coordination& c) { return c.leader_ == "b"; }));
+  ASSERT_TRUE(c.wait([](Coordination& seen) { return seen.leader_ == "b"; }));
   answer = cluster(*b);
   ASSERT_EQ(answer.status, core::ClusterLookup::Status::kOk) << answer.error;
   ASSERT_GE(answer.view.troupes.size(), 2u);
@@ -1403,11 +1407,11 @@ TEST_F(PgCoordinationTest, RateTokensAcrossReplicasNeverOutrunTheBucketAndComeIn
   // Each check: what was granted so far is within the bucket's size plus
   // its rate over the time since the journals opened.
   std::uint64_t over = 0;
-  auto within = [&](Coordination& c) {
+  auto within = [&](Coordination& seen) {
     const double elapsed =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - opened).count();
-    if (static_cast<double>(c.tokens()) > 8 + 40 * elapsed) ++over;
-    return c.tokens() >= 100;
+    if (static_cast<double>(seen.tokens()) > 8 + 40 * elapsed) ++over;
+    return seen.tokens() >= 100;
   };
   ASSERT_TRUE(c.wait(within));
   const double elapsed =
