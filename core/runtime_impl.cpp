@@ -263,7 +263,9 @@ void RuntimeImpl::find(JobId id,
     // covers it.
     journal_.journal.after_durable(
         [this, job = std::move(job), done = std::move(done)](const JournalFailure*) mutable {
-          if (answers_for(*job)) return done(std::optional<JobRecord>(job->snapshot()));
+          if (auto settled = local_view(*job)) {
+            return done(std::optional<JobRecord>(std::move(settled->record)));
+          }
           find_in_store(job->id, std::move(done));
         });
     return;

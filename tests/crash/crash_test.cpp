@@ -415,8 +415,6 @@ std::vector<std::string> check_known(v1::JobService::Stub& stub, Ledger& ledger,
   return open;
 }
 
-/// The runs an exec job's process recorded: (start time, attempt) each, and
-/// the number of runs that got to their end line.
 /// One exec run: when bash started it, and the process that started it
 /// (bash's $PPID when it started: trouped, or the reaper that adopted it
 /// when trouped was killed between the spawn and that moment).
@@ -424,6 +422,8 @@ struct ExecRun {
   std::int64_t start_us;
   long parent;
 };
+/// The runs an exec job's process recorded, and the number of runs that got
+/// to their end line.
 struct Runs {
   std::vector<ExecRun> starts;
   std::size_t ends = 0;

@@ -1404,6 +1404,15 @@ class SharedRuntimeAskedAfterTheEndTest : public SharedRuntimeTest {
     EXPECT_TRUE(std::get<Accepted>(*duplicate).duplicate);
   }
 
+  /// The watch and the duplicate's wait were each told one outcome: this.
+  void expect_both_told_once(JobState state, std::uint32_t attempts) {
+    for (const auto* told : {&watched, &waited}) {
+      ASSERT_EQ(told->size(), 1u);
+      EXPECT_EQ(told->back().state, state);
+      EXPECT_EQ(told->back().attempts, attempts);
+    }
+  }
+
   JobId id;
   std::vector<JobRecord> watched;
   std::vector<JobRecord> waited;  // the duplicate submit's wait=true
@@ -1436,11 +1445,7 @@ TEST_F(SharedRuntimeAskedAfterTheEndTest, TheyAreToldTheOutcomeOnlyOnceTheStoreK
   EXPECT_EQ((*answer)->state, JobState::kFailed);
   EXPECT_EQ((*answer)->attempts, 2u);
   advance(RuntimeOptions{}.remote_watch_interval);
-  for (const auto* told : {&watched, &waited}) {
-    ASSERT_EQ(told->size(), 1u);
-    EXPECT_EQ(told->back().state, JobState::kFailed);
-    EXPECT_EQ(told->back().attempts, 2u);
-  }
+  ASSERT_NO_FATAL_FAILURE(expect_both_told_once(JobState::kFailed, 2u));
 
   // A later duplicate asks the store: the record here is not the job's.
   Outcome later;
@@ -1477,11 +1482,7 @@ TEST_F(SharedRuntimeAskedAfterTheEndTest, TheyAreToldItsOutcomeOnceTheWriteCommi
   ASSERT_TRUE(answer && *answer);
   EXPECT_EQ((*answer)->state, JobState::kSucceeded);
   EXPECT_EQ((*answer)->result, "mine");
-  for (const auto* told : {&watched, &waited}) {
-    ASSERT_EQ(told->size(), 1u);
-    EXPECT_EQ(told->back().state, JobState::kSucceeded);
-    EXPECT_EQ(told->back().attempts, 1u);
-  }
+  ASSERT_NO_FATAL_FAILURE(expect_both_told_once(JobState::kSucceeded, 1u));
   EXPECT_EQ(journal_.finds, 0) << "the outcome here was the store's: no lookup needed";
 }
 
