@@ -11,7 +11,9 @@
 #   submit     unary Submit, 64 in flight per replica: acknowledgement
 #              after the commit (p50, p99)
 # (64-byte payloads, 2 client channels per bench). The figures are summed
-# over the benches that ran at once; latency is the median of theirs.
+# over the benches that ran at once; latency is the median of theirs. CPU
+# per job: the replicas' and PostgreSQL's CPU time (user + system, from
+# /proc) over the measured window, divided by the calls measured.
 #
 # With --profile 1, `perf record -a` samples the whole machine for 3 s of
 # the first 3-replica `complete` round: the CPU split between PostgreSQL,
@@ -97,6 +99,26 @@ stop_replicas() {
 
 COMMON=(--troupe noop --payload-size 64 --threads 2 --duration "$DURATION" --warmup "$WARMUP"
         --concurrency 64 --output json)
+# cpu_ticks PID...: their CPU time (user + system) so far, in clock ticks.
+cpu_ticks() {
+  local pid total=0 stat
+  for pid in "$@"; do
+    stat="$(cat "/proc/$pid/stat" 2>/dev/null)" || continue
+    stat="${stat##*) }"  # past the command name, which may hold spaces
+    read -r -a f <<<"$stat"
+    total=$((total + f[11] + f[12]))  # utime, stime (fields 14 and 15)
+  done
+  echo "$total"
+}
+postgres_pids() { pgrep -u postgres -f "postgres" | tr '\n' ' '; }
+# to_seconds DURATION: 300ms, 1s, 1.5s -> seconds for sleep.
+to_seconds() {
+  case "$1" in
+    *ms) awk -v ms="${1%ms}" 'BEGIN { print ms / 1000 }' ;;
+    *s) echo "${1%s}" ;;
+    *) echo "$1" ;;
+  esac
+}
 for n in 1 3; do
   start_replicas "$n"
   for round in $(seq "$ROUNDS"); do
@@ -109,12 +131,22 @@ for n in 1 3; do
           >"$OUT_DIR/$round-$workload-$n-r$i.json" &
         bench_pids+=($!)
       done
+      # CPU per job over the measured window: the replicas' and PostgreSQL's
+      # ticks from the end of the warm-up to the end of the run, over the
+      # calls the benches measured (steadier than jobs/s on a VM that drifts).
+      sleep "$(to_seconds "$WARMUP")"
+      pg_pids="$(postgres_pids)"
+      # shellcheck disable=SC2086
+      cpu_before=("$(cpu_ticks "${PIDS[@]}")" "$(cpu_ticks $pg_pids)")
       if [[ "$PROFILE" == 1 && "$n" == 3 && "$round" == 1 && "$workload" == complete ]]; then
-        sleep 2  # past the warm-up
+        sleep 1
         perf record -F 499 -a -g -o "$OUT_DIR/perf.data" -- sleep 3 2>"$OUT_DIR/perf-record.log" ||
           echo "perf-cluster: perf record failed (see perf-record.log)" >&2
       fi
       for pid in "${bench_pids[@]}"; do wait "$pid"; done
+      # shellcheck disable=SC2086
+      echo "$(($(cpu_ticks "${PIDS[@]}") - cpu_before[0])) $(($(cpu_ticks $pg_pids) - cpu_before[1]))" \
+        >"$OUT_DIR/$round-$workload-$n.cpu"
     done
   done
   stop_replicas
@@ -130,16 +162,17 @@ if [[ -s "$OUT_DIR/perf.data" ]]; then
   echo "top symbols: $OUT_DIR/profile-symbols.txt"
 fi
 
-/usr/bin/python3 - "$OUT_DIR" "$ROUNDS" <<'PY'
+/usr/bin/python3 - "$OUT_DIR" "$ROUNDS" "$(getconf CLK_TCK)" <<'PY'
 import json, statistics, sys
-out, rounds = sys.argv[1], int(sys.argv[2])
+out, rounds, tick_us = sys.argv[1], int(sys.argv[2]), 1e6 / int(sys.argv[3])
 med = statistics.median
 failed = []
 table = {}
-print(f"{'workload':<10} {'replicas':>8} {'jobs/s (median of ' + str(rounds) + ')':>24} {'p50':>9} {'p99':>9}   errors")
+print(f"{'workload':<10} {'replicas':>8} {'jobs/s (median of ' + str(rounds) + ')':>24} {'p50':>9} {'p99':>9}"
+      f"   errors   CPU us/job: trouped  postgres")
 for workload in ("complete", "submit"):
     for n in (1, 3):
-        totals, p50s, p99s, errors = [], [], [], 0
+        totals, p50s, p99s, errors, cpu_trouped, cpu_pg = [], [], [], 0, [], []
         for r in range(1, rounds + 1):
             rs = [json.load(open(f"{out}/{r}-{workload}-{n}-r{i}.json")) for i in range(1, n + 1)]
             for i, x in enumerate(rs, 1):
@@ -149,8 +182,13 @@ for workload in ("complete", "submit"):
             totals.append(sum(x["throughput_rps"] for x in rs))
             p50s.append(med(x["latency_us"]["p50"] for x in rs) / 1000)
             p99s.append(med(x["latency_us"]["p99"] for x in rs) / 1000)
+            calls = max(1, sum(x["ok"] for x in rs))
+            ticks = [int(t) for t in open(f"{out}/{r}-{workload}-{n}.cpu").read().split()]
+            cpu_trouped.append(ticks[0] * tick_us / calls)
+            cpu_pg.append(ticks[1] * tick_us / calls)
         table[workload, n] = med(totals)
-        print(f"{workload:<10} {n:>8} {med(totals):>24,.0f} {med(p50s):>7.2f}ms {med(p99s):>7.2f}ms   {errors}")
+        print(f"{workload:<10} {n:>8} {med(totals):>24,.0f} {med(p50s):>7.2f}ms {med(p99s):>7.2f}ms"
+              f"   {errors:>6} {med(cpu_trouped):>19.1f} {med(cpu_pg):>9.1f}")
 print()
 print(f"3 replicas / 1: complete {table['complete', 3] / table['complete', 1]:.2f}x, "
       f"submit {table['submit', 3] / table['submit', 1]:.2f}x")
