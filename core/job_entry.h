@@ -74,16 +74,18 @@ class Job {
   mutable SpinLock lock;
   std::atomic<JobState> state{JobState::kQueued};
   FailureClass failure = FailureClass::kNone;
-  bool cancel_requested = false;  // running: end CANCELLED when the attempt returns
-  bool abort_requested = false;   // running: end ABORTED (drain deadline)
-  bool hand_over = false;         // running: requeued to the store when it returns (singleton)
-  bool left = false;              // handed to the next start by a durable drain: ended here
-  // Shared journal: it ended here and the store has not answered its
-  // terminal write yet (it may refuse it): its outcome is not told until
-  // then (JobLifecycle::tell_terminal).
-  bool outcome_pending = false;
+  bool cancel_requested : 1 = false;  // running: end CANCELLED when the attempt returns
+  bool abort_requested : 1 = false;   // running: end ABORTED (drain deadline)
+  bool hand_over : 1 = false;         // running: requeued to the store when it returns (singleton)
+  bool left : 1 = false;              // handed to the next start by a durable drain: ended here
+  // Shared journal: it ended here and its terminal write, appended at
+  // journal position terminal_position (its low 32 bits), may not be
+  // answered yet (the store may refuse it): its outcome is not told before
+  // it is (JobLifecycle::outcome_settled_locked, ::tell_terminal).
+  bool outcome_pending : 1 = false;
   bool in_store = false;        // job store bookkeeping, under the store's shard lock
   bool finish_pending = false;  // ditto: finished before add() completed
+  std::uint32_t terminal_position = 0;
   std::uint32_t attempts = 0;
   Actor* runner = nullptr;        // the actor running it (state kRunning)
   std::int64_t submitted_ns = 0;  // wall clock, ns since the epoch

@@ -12,6 +12,15 @@ JournalLink& JournalLink::none() {
   return link;
 }
 
+bool JournalLink::outcome_settled_locked(const Job& job) const {
+  if (!job.outcome_pending) return true;
+  // Positions are compared in 32 bits, modulo: the store is never 2^31
+  // entries behind an append. A job asked about that many entries after its
+  // end reads as pending: it asks a barrier, which answers it.
+  const auto durable = static_cast<std::uint32_t>(journal.durable_position());
+  return static_cast<std::int32_t>(durable - job.terminal_position) >= 0;
+}
+
 JobLifecycle::JobLifecycle(Clock& clock, JobStore& store, TroupeObserver& observer,
                            LifecycleHost& host, JournalLink& journal)
     : clock_(clock),
@@ -62,7 +71,6 @@ void JobLifecycle::recovered_terminal(const JobPtr& job) {
 
 void JobLifecycle::journal_terminal_locked(Job& job) {
   if (!journal_.durable) return;
-  job.outcome_pending = journal_.journal.shared();
   JournalTerminal e;
   e.id = job.id;
   e.state = job.state.load(std::memory_order_relaxed);
@@ -71,7 +79,11 @@ void JobLifecycle::journal_terminal_locked(Job& job) {
   e.output = job.output;
   e.started_ns = job.started_ns;
   e.finished_ns = job.finished_ns;
-  journal_.journal.append(std::move(e));
+  const std::uint64_t position = journal_.journal.append(std::move(e));
+  if (journal_.journal.shared()) {
+    job.outcome_pending = true;
+    job.terminal_position = static_cast<std::uint32_t>(position);
+  }
 }
 
 bool JobLifecycle::start(const JobPtr& job, Actor* runner, std::int64_t now_ns,
@@ -427,8 +439,9 @@ void JobLifecycle::finalize(const JobPtr& job, JobState terminal, JobState from,
       has_listeners = true;
     }
   }
-  // With a shared journal always: the outcome stays pending until told.
-  if (has_listeners || journal_.journal.shared()) tell_terminal(job, std::move(callbacks));
+  // A job nobody waits for asks no barrier: whoever asks about it later
+  // finds whether its outcome is settled (JournalLink::outcome_settled_locked).
+  if (has_listeners) tell_terminal(job, std::move(callbacks));
   host_.job_ended(*job);
   // Last: a drain or a removal waiting on the gate sees this job ended only
   // after everything above has run.
@@ -436,7 +449,18 @@ void JobLifecycle::finalize(const JobPtr& job, JobState terminal, JobState from,
 }
 
 void JobLifecycle::tell_terminal(const JobPtr& job, std::vector<JobCallback> callbacks) {
-  if (!journal_.journal.shared()) return deliver_terminal(job, std::move(callbacks));
+  if (!journal_.journal.shared()) {
+    if (callbacks.empty() || !journal_.durable) return deliver_terminal(job, std::move(callbacks));
+    // One process: the outcome is this process's. Watchers are told now; a
+    // submitter waiting for the end once the terminal entry is durable (a
+    // wait=true answer promises a durable outcome: Runtime::submit).
+    notify_watchers(job);
+    host_.when_durable([job, callbacks = std::move(callbacks)] {
+      const JobRecord record = job->snapshot();
+      for (const auto& cb : callbacks) cb(record);
+    });
+    return;
+  }
   // The store may refuse the terminal write (fencing): the outcome is told
   // once it committed, and only if it was this replica's. The write is
   // appended under the job's lock as its state turns terminal, so a barrier

@@ -39,6 +39,11 @@ struct JournalLink {
     std::lock_guard lock(why_mutex);
     return unavailable_why;
   }
+  /// Whether `job`'s outcome may be told: yes unless it ended here on a
+  /// shared journal and the store has not answered its terminal write yet
+  /// (Job::outcome_pending, ::terminal_position). Job's lock held. Asks the
+  /// journal, never a barrier: a job nobody asks about costs nothing.
+  bool outcome_settled_locked(const Job& job) const;
   /// A memory journal's link, for lifecycles built without a runtime (tests).
   static JournalLink& none();
 };
@@ -216,11 +221,13 @@ class JobLifecycle {
   /// Sends every watcher of `job` its current state (no lock held).
   void notify_watchers(const JobPtr& job);
 
-  /// Tells `callbacks` and the watchers of terminal `job` its outcome: at
-  /// once with a journal of one process; with a shared one once its
-  /// terminal write committed, or, when the store refused it, through the
-  /// store (deliver_terminal). For the end itself and for a watch or a
-  /// wait=true that comes after it (the outcome may not be settled yet).
+  /// Tells `callbacks` and the watchers of terminal `job` its outcome. With
+  /// a journal of one process the watchers at once and `callbacks` once the
+  /// terminal entry is durable (at once with the memory journal); with a
+  /// shared one both once its terminal write committed, or, when the store
+  /// refused it, through the store (deliver_terminal). For the end itself
+  /// and for a watch or a wait=true that comes after it (the outcome may
+  /// not be settled yet).
   void tell_terminal(const JobPtr& job, std::vector<JobCallback> callbacks);
 
   /// Counters, each read on its own (exact whenever the troupe is quiet:
@@ -260,7 +267,7 @@ class JobLifecycle {
   void end_watches(const JobPtr& job);
   /// Appends the terminal entry of `job` (state, output and times set). Job lock held.
   /// With a shared journal the outcome is pending until the write is
-  /// answered (tell_terminal).
+  /// answered (JournalLink::outcome_settled_locked, tell_terminal).
   void journal_terminal_locked(Job& job);
   void refuse(const Job& job, JobState from, JobState to);
   void keep_dead_letter(const JobPtr& job);

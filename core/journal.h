@@ -332,8 +332,10 @@ class Journal {
   /// for each job, on the calling thread.
   virtual void recover(const std::function<void(RecoveredJob&&)>& each) = 0;
 
-  /// Queues `entry` for the next commit.
-  virtual void append(JournalEntry entry) = 0;
+  /// Queues `entry` for the next commit. Returns its position for
+  /// durable_position() (a shared journal numbers entries from 1 in append
+  /// order); a journal that is not shared may return 0.
+  virtual std::uint64_t append(JournalEntry entry) = 0;
 
   /// Calls `done` once everything appended so far is durable, or the
   /// journal failed.
@@ -356,6 +358,13 @@ class Journal {
   /// True when other processes share the store: jobs may be run, looked up
   /// and cancelled by another replica.
   virtual bool shared() const { return false; }
+
+  /// The position of the last durable entry: every entry append() numbered
+  /// up to it is committed, and where the store refused one (a fenced write
+  /// of a job another replica holds), ClusterHooks::lost has already run
+  /// for its job. Lets a reader tell whether a job's terminal write is
+  /// answered without asking a barrier. Any thread; never blocks on I/O.
+  virtual std::uint64_t durable_position() const { return 0; }
 
   /// Sets the hooks a shared journal calls (ignored otherwise). Called once,
   /// before recover().

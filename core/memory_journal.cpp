@@ -12,7 +12,7 @@ class MemoryJournal final : public Journal {
  public:
   bool durable() const override { return false; }
   void recover(const std::function<void(RecoveredJob&&)>&) override {}
-  void append(JournalEntry) override {}
+  std::uint64_t append(JournalEntry) override { return 0; }
   void after_durable(DurableCallback done) override {
     if (done) done(nullptr);
   }

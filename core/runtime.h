@@ -122,7 +122,9 @@ class Runtime {
   virtual void apply(const std::vector<TroupeOptions>& troupes) = 0;
 
   /// Accepts a job, or says why not. Never blocks. When accepted,
-  /// `on_terminal` (if set) is called exactly once with the terminal record.
+  /// `on_terminal` (if set) is called exactly once with the terminal record,
+  /// once that end is durable (with a durable journal: its terminal entry
+  /// committed, or the journal failed, which journal_failure() then says).
   /// A duplicate (idempotency key hit) calls it when the original job ends.
   /// Never called for a job that does not end in this process: one a
   /// durable drain left for the next start, or (shared journal) one lost to
@@ -234,6 +236,10 @@ class Runtime {
   /// durable, or the journal failed (`failure` set). Inline with the memory
   /// journal.
   virtual void after_durable(DurableCallback done) = 0;
+
+  /// The failure that stopped the journal, if any (set before the barriers
+  /// it failed, and on_terminal callbacks, run).
+  virtual std::optional<JournalFailure> journal_failure() const = 0;
 
   /// Called once, on the journal's writer thread, when the journal fails;
   /// submits are refused with kStoreUnavailable from then on. Set it before

@@ -95,7 +95,7 @@ RuntimeImpl::RuntimeImpl(boost::asio::io_context& io, Clock& clock, Observer& ob
       journal_(journal == nullptr ? *own_journal_ : *journal),
       control_(boost::asio::make_strand(io.get_executor())) {
   journal_.journal.on_failure([this](const JournalFailure& failure) {
-    journal_.failed.store(true, std::memory_order_relaxed);
+    journal_.failed.store(true, std::memory_order_release);
     std::function<void(const JournalFailure&)> handler;
     {
       std::lock_guard lock(failure_mutex_);
@@ -239,7 +239,7 @@ bool RuntimeImpl::answers_for(const Job& job) const {
 std::optional<RuntimeImpl::LocalView> RuntimeImpl::local_view(const Job& job) const {
   std::lock_guard lock(job.lock);
   if (job.left && journal_.journal.shared()) return std::nullopt;
-  return LocalView{job.snapshot_locked(), job.outcome_pending};
+  return LocalView{job.snapshot_locked(), !journal_.outcome_settled_locked(job)};
 }
 
 void RuntimeImpl::find(JobId id,
@@ -478,10 +478,10 @@ std::variant<Accepted, Rejection> RuntimeImpl::submit_remembered(Troupe& t, JobR
 }
 
 RuntimeImpl::Attached RuntimeImpl::attach_on_terminal(detail::Job& job, JobCallback on_terminal,
-                                                      std::size_t most) {
+                                                      std::size_t most) const {
   std::lock_guard lock(job.lock);
   if (is_terminal(job.state.load(std::memory_order_relaxed))) {
-    return job.outcome_pending ? Attached::kPending : Attached::kEnded;
+    return journal_.outcome_settled_locked(job) ? Attached::kEnded : Attached::kPending;
   }
   if (!job.listeners) job.listeners = std::make_unique<detail::JobListeners>();
   if (job.listeners->on_terminal.size() >= most) return Attached::kFull;
@@ -534,10 +534,19 @@ std::variant<Accepted, Rejection> RuntimeImpl::answer_duplicate(const Idempotent
     }
   }
   if (done) {
-    boost::asio::post(io_,
-                      [existing, final_state = match.final_state, cb = std::move(on_terminal)] {
-                        cb(existing ? existing->snapshot() : final_state);
-                      });
+    // Posted: never answered before the accept. A job that ended here a
+    // moment ago on a journal of one process may not have its end
+    // committed yet: told once it is (on_terminal tells a durable outcome).
+    // A store's row is durable, and so is an end a shared journal settled.
+    auto answer = [existing, final_state = match.final_state, cb = std::move(on_terminal)] {
+      cb(existing ? existing->snapshot() : final_state);
+    };
+    if (existing && journal_.durable && !journal_.journal.shared()) {
+      journal_.journal.after_durable(
+          [this, answer](const JournalFailure*) { boost::asio::post(io_, answer); });
+    } else {
+      boost::asio::post(io_, std::move(answer));
+    }
   }
   return Accepted{match.id, true};
 }

@@ -69,6 +69,12 @@ class RuntimeImpl final : public Runtime, private detail::TroupeHost {
   void drain(Duration timeout, std::function<void(DrainReport)> done) override;
   RecoveryReport recover() override;
   void after_durable(DurableCallback done) override;
+  std::optional<JournalFailure> journal_failure() const override {
+    // The flag (set by the failure handler, before the journal fails its
+    // barriers) spares the journal's lock on every wait=true answer.
+    if (!journal_.failed.load(std::memory_order_acquire)) return std::nullopt;
+    return journal_.journal.failure();
+  }
   void on_journal_failure(std::function<void(const JournalFailure&)> handler) override;
   void find(JobId id,
             std::function<void(StoreAnswer<std::optional<JobRecord>>)> done) const override;
@@ -124,7 +130,7 @@ class RuntimeImpl final : public Runtime, private detail::TroupeHost {
   /// it has ended (kEnded: the caller answers it; kPending: it ended, its
   /// outcome is not settled, JobLifecycle::tell_terminal answers it) or
   /// already has `most` (kFull).
-  static Attached attach_on_terminal(detail::Job& job, JobCallback on_terminal, std::size_t most);
+  Attached attach_on_terminal(detail::Job& job, JobCallback on_terminal, std::size_t most) const;
   /// Job `id` was just claimed here: the remote watches of it (a wait=true
   /// caller that submitted it through the store, a WatchJob) read it again
   /// as soon as it ends here rather than at their next tick: they are

@@ -130,14 +130,13 @@ class WaitingSubmit final : public grpc::ServerUnaryReactor {
                 "WatchJob with its id rather than submitting it again"});
   }
 
+  /// Called once the end is durable (Runtime::submit), or the journal
+  /// failed: then the end may not be, and the call says so.
   void on_terminal(const core::JobRecord& record) {
     to_proto(record, terminal_);
-    // Answered once the terminal entry (and so the accept) is durable.
-    runtime_->after_durable([this](const core::JournalFailure* failure) {
-      if (failure != nullptr) store_failure_ = failure->message;
-      if (stage_.fetch_or(kTerminal, std::memory_order_acq_rel) & kSubmitted) complete();
-      release();
-    });
+    if (auto failure = runtime_->journal_failure()) store_failure_ = std::move(failure->message);
+    if (stage_.fetch_or(kTerminal, std::memory_order_acq_rel) & kSubmitted) complete();
+    release();
   }
 
   void complete() {

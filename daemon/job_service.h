@@ -26,11 +26,12 @@ using RawJobService =
 /// (Runtime::find, cancel_anywhere). A submit is acknowledged (Submit's
 /// reply, a stream's ack) only once the runtime reports its accept durable
 /// (Runtime::after_durable; the journal's writer thread), and wait=true once
-/// its terminal state is; a failed barrier answers UNAVAILABLE naming the
-/// store's failure. A request that does not parse is
-/// INVALID_ARGUMENT. Thread-safe; `runtime` must outlive the gRPC server this
-/// service is registered with. Every call is checked by `authorizer` (submit
-/// on the troupe; read/cancel on the job's troupe).
+/// its terminal state is (the runtime tells the end only then); a failed
+/// barrier or journal answers UNAVAILABLE naming the store's failure. A
+/// request that does not parse is INVALID_ARGUMENT. Thread-safe; `runtime`
+/// must outlive the gRPC server this service is registered with. Every call
+/// is checked by `authorizer` (submit on the troupe; read/cancel on the
+/// job's troupe).
 class JobServiceImpl final : public RawJobService {
  public:
   /// `max_watchers`: the runtime's max_listeners_per_job, named in the

@@ -209,22 +209,31 @@ class PgJournal final : public core::Journal {
     on_io([this, hooks = std::move(hooks)]() mutable { hooks_ = std::move(hooks); });
   }
 
-  void append(core::JournalEntry entry) override {
+  std::uint64_t append(core::JournalEntry entry) override {
     bool kick = false;
+    std::uint64_t position;
     {
       std::lock_guard lock(mutex_);
-      if (failure_ || stopping_) return;
+      // Dropped (the journal failed or closes): nothing will answer it.
+      if (failure_ || stopping_) return 0;
       if (const auto* accepted = std::get_if<core::JournalAccepted>(&entry);
           accepted != nullptr && keyed_.erase(accepted->id.value) != 0) {
-        return;  // accept_keyed() wrote its row
+        return 0;  // accept_keyed() wrote its row
       }
       if (pending_.empty()) first_arrival_ = Clock::now();
       pending_.push_back(std::move(entry));
       barriers_.appended();
+      position = barriers_.appended_count();
       kick = !kick_posted_;
       kick_posted_ = true;
     }
     if (kick) boost::asio::post(io_, [this] { maybe_commit(); });
+    return position;
+  }
+
+  std::uint64_t durable_position() const override {
+    std::lock_guard lock(mutex_);
+    return barriers_.durable_count();
   }
 
   void after_durable(core::DurableCallback done) override {

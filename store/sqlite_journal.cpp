@@ -277,11 +277,11 @@ class SqliteJournal final : public core::Journal {
     }
   }
 
-  void append(core::JournalEntry entry) override {
+  std::uint64_t append(core::JournalEntry entry) override {
     bool wake = false;
     {
       std::lock_guard lock(mutex_);
-      if (failure_ || stopping_) return;
+      if (failure_ || stopping_) return 0;
       if (pending_.empty()) {
         first_arrival_ = std::chrono::steady_clock::now();
         wake = true;  // the writer waits only while nothing is pending
@@ -290,6 +290,7 @@ class SqliteJournal final : public core::Journal {
       barriers_.appended();
     }
     if (wake) wake_.notify_one();
+    return 0;  // not shared: nobody asks durable_position()
   }
 
   void after_durable(core::DurableCallback done) override {

@@ -223,6 +223,7 @@ TEST(Conservation, WithADurableJournalEveryJobEndsOrIsLeftExactlyOnce) {
   auto work = boost::asio::make_work_guard(io);
   testing::RecordingObserver observer;
   testing::TestJournal journal;
+  journal.commit_at_once = true;  // terminal callbacks wait for durability
   auto runtime = make_runtime(io, *clock, observer, {}, journal);
   runtime->apply(fault_troupes());
   std::vector<std::thread> io_threads;

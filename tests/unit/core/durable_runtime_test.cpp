@@ -297,6 +297,66 @@ TEST_F(DurableRuntimeTest, AFailedJournalFailsBarriersAndRefusesSubmits) {
   EXPECT_TRUE(failed);
 }
 
+TEST_F(DurableRuntimeTest, AWaitingSubmitterIsToldTheEndOnlyOnceItIsDurable) {
+  // wait=true promises a durable outcome: the runtime tells the submitter
+  // (and a duplicate's waiter) once the terminal entry is committed; a
+  // watcher is told at once, as the state changes.
+  runtime_->apply({builtin_troupe("t", Kind::kEcho, 1)});
+  run();
+  std::vector<JobRecord> waited;
+  JobRequest r;
+  r.troupe = "t";
+  r.payload = "out";
+  r.idempotency_key = "k";
+  auto accepted = runtime_->submit(JobRequest(r), [&](const JobRecord& e) { waited.push_back(e); });
+  ASSERT_TRUE(std::holds_alternative<Accepted>(accepted));
+  const JobId id = std::get<Accepted>(accepted).id;
+  std::vector<JobRecord> watched;
+  ASSERT_TRUE(std::holds_alternative<WatchId>(
+      runtime_->watch(id, [&](const JobRecord& e) { watched.push_back(e); })));
+  run();
+  ASSERT_EQ(state_of(id), JobState::kSucceeded);
+  ASSERT_FALSE(watched.empty());
+  EXPECT_EQ(watched.back().state, JobState::kSucceeded);
+  EXPECT_TRUE(waited.empty()) << "told an end that is not durable yet";
+  // A duplicate's wait, asked before the commit, waits for it too.
+  std::vector<JobRecord> duplicate_waited;
+  ASSERT_TRUE(std::holds_alternative<Accepted>(
+      runtime_->submit(JobRequest(r), [&](const JobRecord& e) { duplicate_waited.push_back(e); })));
+  run();
+  EXPECT_TRUE(duplicate_waited.empty());
+
+  journal_.commit();
+  run();
+  ASSERT_EQ(waited.size(), 1u);
+  EXPECT_EQ(waited[0].state, JobState::kSucceeded);
+  EXPECT_EQ(waited[0].result, "out");
+  ASSERT_EQ(duplicate_waited.size(), 1u);
+  EXPECT_EQ(duplicate_waited[0].result, "out");
+  EXPECT_FALSE(runtime_->journal_failure().has_value());
+}
+
+TEST_F(DurableRuntimeTest, AWaitingSubmitterOfAFailedJournalIsToldAndCanSeeTheFailure) {
+  runtime_->apply({builtin_troupe("t", Kind::kEcho, 1)});
+  run();
+  std::vector<JobRecord> waited;
+  std::optional<JournalFailure> seen;
+  JobRequest r;
+  r.troupe = "t";
+  ASSERT_TRUE(
+      std::holds_alternative<Accepted>(runtime_->submit(std::move(r), [&](const JobRecord& e) {
+        waited.push_back(e);
+        seen = runtime_->journal_failure();
+      })));
+  run();
+  EXPECT_TRUE(waited.empty());
+  journal_.fail("sqlite /tmp/x.db: disk I/O error");
+  run();
+  ASSERT_EQ(waited.size(), 1u);
+  ASSERT_TRUE(seen);
+  EXPECT_EQ(seen->message, "sqlite /tmp/x.db: disk I/O error");
+}
+
 TEST_F(DurableRuntimeTest, RecoveredQueuedJobsRunInAcceptanceOrderPastTheMailboxCapacity) {
   auto o = builtin_troupe("t", Kind::kNoop, 2);
   o.mailbox_capacity = 1;  // capacity 2: recovery is not refused for it
@@ -754,6 +814,42 @@ TEST_F(SharedRuntimeTest, AnOutcomeTheStoreKeptIsToldOnceItsWriteCommitted) {
   ASSERT_EQ(waited.size(), 1u);
   EXPECT_EQ(waited[0].state, JobState::kSucceeded);
   EXPECT_EQ(waited[0].result, "mine");
+}
+
+TEST_F(SharedRuntimeTest, AJobNobodyWaitsForAsksNoBarrierAndIsSettledByItsCommit) {
+  // An async submit's job: nobody waits for its end, so its end asks the
+  // journal for nothing; whoever asks about it later compares its terminal
+  // write's position with what the store has answered.
+  runtime_->apply({builtin_troupe("t", Kind::kEcho, 1)});
+  run();
+  const JobId id = submit_ok("t", "mine");
+  run();
+  ASSERT_EQ(state_of(id), JobState::kSucceeded);
+  ASSERT_TRUE(is<JournalTerminal>(journal_.entries_of(id).back()));
+  EXPECT_EQ(journal_.pending_barriers(), 0u) << "a barrier was asked for a job nobody waits for";
+
+  // Asked before its write is answered: GetJob waits for it.
+  std::optional<StoreAnswer<std::optional<JobRecord>>> early;
+  runtime_->find(id, [&](StoreAnswer<std::optional<JobRecord>> a) { early = std::move(a); });
+  EXPECT_FALSE(early) << "GetJob told an outcome the store may refuse";
+  EXPECT_EQ(journal_.pending_barriers(), 1u);
+  journal_.commit();
+  ASSERT_TRUE(early);
+  auto* answer = std::get_if<std::optional<JobRecord>>(&*early);
+  ASSERT_TRUE(answer && *answer);
+  EXPECT_EQ((*answer)->state, JobState::kSucceeded);
+
+  // Once the write is answered, lookups are answered at once, no barrier.
+  const auto found = found_now(id);
+  ASSERT_TRUE(found);
+  EXPECT_EQ(found->result, "mine");
+  std::vector<JobRecord> watched;
+  ASSERT_TRUE(std::holds_alternative<WatchId>(
+      runtime_->watch(id, [&](const JobRecord& r) { watched.push_back(r); })));
+  ASSERT_EQ(watched.size(), 1u);
+  EXPECT_EQ(watched[0].state, JobState::kSucceeded);
+  EXPECT_EQ(journal_.pending_barriers(), 0u);
+  EXPECT_EQ(journal_.finds, 0);
 }
 
 TEST_F(SharedRuntimeTest, AWatchOfALostJobPollsTheStoreAndEndsWithTheRuntime) {

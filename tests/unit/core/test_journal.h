@@ -30,10 +30,16 @@ class TestJournal : public Journal {
     for (auto& r : taken) each(std::move(r));
   }
 
-  void append(JournalEntry entry) override {
+  std::uint64_t append(JournalEntry entry) override {
     std::lock_guard lock(mutex_);
-    if (closed_) return;
+    if (closed_) return 0;
     entries_.push_back(std::move(entry));
+    return entries_.size();
+  }
+
+  std::uint64_t durable_position() const override {
+    std::lock_guard lock(mutex_);
+    return durable_;
   }
 
   void after_durable(DurableCallback done) override {
@@ -41,12 +47,15 @@ class TestJournal : public Journal {
     {
       std::lock_guard lock(mutex_);
       if (!failure_) {
-        pending_.push_back(std::move(done));
-        return;
+        if (!commit_at_once) {
+          pending_.push_back(std::move(done));
+          return;
+        }
+        durable_ = entries_.size();
       }
       failed = failure_;
     }
-    done(&*failed);
+    done(failed ? &*failed : nullptr);
   }
 
   std::optional<JournalFailure> failure() const override {
@@ -64,11 +73,13 @@ class TestJournal : public Journal {
     closed_ = true;
   }
 
-  /// Every barrier so far completes as durable; returns how many.
+  /// Every entry so far is durable and every barrier so far completes;
+  /// returns how many barriers.
   std::size_t commit() {
     std::vector<DurableCallback> due;
     {
       std::lock_guard lock(mutex_);
+      durable_ = entries_.size();
       due.swap(pending_);
     }
     for (auto& d : due) d(nullptr);
@@ -113,11 +124,15 @@ class TestJournal : public Journal {
 
   /// Rows recover() hands out (set before the runtime recovers).
   std::vector<RecoveredJob> rows;
+  /// Set before use: every barrier completes at once, as durable (a
+  /// journal whose commits are instant), instead of waiting for commit().
+  bool commit_at_once = false;
 
  private:
   mutable std::mutex mutex_;
   std::vector<JournalEntry> entries_;
   std::vector<DurableCallback> pending_;
+  std::uint64_t durable_ = 0;  // entries_ up to this position are durable
   std::optional<JournalFailure> failure_;
   std::function<void(const JournalFailure&)> on_failure_;
   bool closed_ = false;

@@ -223,14 +223,20 @@ class FakeRuntime final : public core::Runtime {
     std::lock_guard lock(mutex_);
     hold_barriers_ = hold;
   }
-  /// Completes every held barrier: durable (`failure` null) or failed.
+  /// Completes every held barrier: durable (`failure` null) or failed (the
+  /// journal has then failed for good: journal_failure()).
   void release_barriers(const core::JournalFailure* failure = nullptr) {
     std::vector<core::DurableCallback> due;
     {
       std::lock_guard lock(mutex_);
       due.swap(barriers_);
+      if (failure != nullptr) journal_failure_ = *failure;
     }
     for (auto& d : due) d(failure);
+  }
+  std::optional<core::JournalFailure> journal_failure() const override {
+    std::lock_guard lock(mutex_);
+    return journal_failure_;
   }
   /// Waits (bounded) until `n` barriers are held.
   bool wait_barriers(std::size_t n) {
@@ -248,9 +254,11 @@ class FakeRuntime final : public core::Runtime {
   }
 
   /// Moves a job to `state`, fires watches, and on a terminal state the
-  /// on_terminal callbacks.
+  /// on_terminal callbacks once it is durable (after_durable, as the
+  /// runtime promises).
   void complete(core::JobId id, core::JobState state, std::string result) {
     std::vector<core::JobCallback> callbacks;
+    std::vector<core::JobCallback> at_end;
     core::JobRecord record;
     {
       std::lock_guard lock(mutex_);
@@ -263,12 +271,15 @@ class FakeRuntime final : public core::Runtime {
         if (w.job == id) callbacks.push_back(w.on_change);
       }
       if (core::is_terminal(state)) {
-        for (auto& cb : job.on_terminal) callbacks.push_back(std::move(cb));
-        job.on_terminal.clear();
+        at_end.swap(job.on_terminal);
         std::erase_if(watches_, [&](const auto& w) { return w.second.job == id; });
       }
     }
     for (auto& cb : callbacks) cb(record);
+    if (at_end.empty()) return;
+    after_durable([at_end = std::move(at_end), record](const core::JournalFailure*) {
+      for (const auto& cb : at_end) cb(record);
+    });
   }
 
   /// Waits (bounded) until `n` jobs were submitted; returns them.
@@ -374,6 +385,7 @@ class FakeRuntime final : public core::Runtime {
   bool refuse_watches_ = false;
   bool hold_barriers_ = false;
   std::vector<core::DurableCallback> barriers_;
+  std::optional<core::JournalFailure> journal_failure_;
   std::map<core::JobId, core::JobRecord> elsewhere_;
   std::vector<core::JobId> cancel_requests_;
   std::optional<std::string> store_down_;  // set_store_down()

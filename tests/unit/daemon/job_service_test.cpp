@@ -271,6 +271,24 @@ TEST_F(JobServiceTest, SubmitWaitAnswersOnlyOnceTheTerminalStateIsDurable) {
   EXPECT_EQ(resp.job().result(), "out");
 }
 
+TEST_F(JobServiceTest, SubmitWaitWhoseEndCannotBeMadeDurableIsUnavailable) {
+  auto req = request();
+  req.set_wait(true);
+  v1::SubmitResponse resp;
+  grpc::Status status;
+  std::thread client([&] { status = submit(req, resp); });
+  runtime_.wait_submitted(1);
+  runtime_.hold_barriers(true);
+  runtime_.complete(core::JobId{0x1000}, core::JobState::kSucceeded, "out");
+  ASSERT_TRUE(runtime_.wait_barriers(1));
+  const core::JournalFailure failure{"sqlite /tmp/jobs.db: disk I/O error"};
+  runtime_.release_barriers(&failure);
+  client.join();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_NE(status.error_message().find("disk I/O error"), std::string::npos)
+      << status.error_message();
+}
+
 TEST_F(JobServiceTest, SubmitStreamAcksWaitForTheirBarriersAndStayInOrder) {
   runtime_.reject("full", {core::RejectReason::kFull, 75ms});
   runtime_.hold_barriers(true);

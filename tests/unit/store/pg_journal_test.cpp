@@ -385,8 +385,12 @@ TEST_F(PgJournalTest, AnExpiredReplicaLosesItsJobsAndCannotOverwriteTheNewOwner)
   EXPECT_EQ(taker_hooks.claimed_[0].attempts, 1u);
 
   // The victim wakes up and writes its result: fenced out, told it lost.
-  victim->append(succeeded(1, "stale"));
+  const std::uint64_t stale = victim->append(succeeded(1, "stale"));
   ASSERT_EQ(wait_durable(*victim), std::nullopt);
+  // Its position is answered, and the loss was told before it was: a
+  // reader that compares positions (core::JournalLink::outcome_settled_locked)
+  // never takes the stale outcome for settled.
+  EXPECT_GE(victim->durable_position(), stale);
   ASSERT_TRUE(victim_hooks.wait([](Hooks& h) { return h.lost_.size() == 1; }));
   EXPECT_EQ(victim_hooks.lost_[0], JobId{1});
   auto row = find(*taker, JobId{1});
