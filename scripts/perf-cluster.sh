@@ -99,26 +99,7 @@ stop_replicas() {
 
 COMMON=(--troupe noop --payload-size 64 --threads 2 --duration "$DURATION" --warmup "$WARMUP"
         --concurrency 64 --output json)
-# cpu_ticks PID...: their CPU time (user + system) so far, in clock ticks.
-cpu_ticks() {
-  local pid total=0 stat
-  for pid in "$@"; do
-    stat="$(cat "/proc/$pid/stat" 2>/dev/null)" || continue
-    stat="${stat##*) }"  # past the command name, which may hold spaces
-    read -r -a f <<<"$stat"
-    total=$((total + f[11] + f[12]))  # utime, stime (fields 14 and 15)
-  done
-  echo "$total"
-}
 postgres_pids() { pgrep -u postgres -f "postgres" | tr '\n' ' '; }
-# to_seconds DURATION: 300ms, 1s, 1.5s -> seconds for sleep.
-to_seconds() {
-  case "$1" in
-    *ms) awk -v ms="${1%ms}" 'BEGIN { print ms / 1000 }' ;;
-    *s) echo "${1%s}" ;;
-    *) echo "$1" ;;
-  esac
-}
 for n in 1 3; do
   start_replicas "$n"
   for round in $(seq "$ROUNDS"); do

@@ -13,7 +13,8 @@
 #   stream   SubmitStream, 4 streams x 64
 #   wait64   Submit wait=true, 64 in flight
 #   wait8    Submit wait=true, 8 in flight (p50, p99)
-# (64-byte payloads, 2 client channels). Then recovery: COUNT jobs queued on
+# (64-byte payloads, 2 client channels), with trouped's CPU time (user +
+# system, /proc) per call over the measured window. Then recovery: COUNT jobs queued on
 # a sqlite trouped (tests/bench/queued.yaml: one actor asleep on the first),
 # kill -9, start again: time to ready, to the first dispatch and to all
 # queued, store bytes per job, VmRSS once all are queued.
@@ -122,11 +123,18 @@ declare -A WORKLOADS=(
 for round in $(seq "$ROUNDS"); do
   for workload in submit stream wait64 wait8; do
     for target in memory sqlite; do
-      addr="$MEM_ADDR"; [[ "$target" == sqlite ]] && addr="$SQL_ADDR"
+      addr="$MEM_ADDR" pid="$MEM_PID"
+      [[ "$target" == sqlite ]] && addr="$SQL_ADDR" pid="$SQL_PID"
       echo "round $round: $workload on $target ..." >&2
       # shellcheck disable=SC2086 # WORKLOADS values are word lists
       timeout 600 "$BENCH" --address "$addr" "${COMMON[@]}" ${WORKLOADS[$workload]} \
-        >"$OUT_DIR/$round-$workload-$target.json"
+        >"$OUT_DIR/$round-$workload-$target.json" &
+      bench=$!
+      # trouped's CPU time over the measured window (after the warm-up).
+      sleep "$(to_seconds "$WARMUP")"
+      ticks="$(cpu_ticks "$pid")"
+      wait "$bench"
+      echo "$(($(cpu_ticks "$pid") - ticks))" >"$OUT_DIR/$round-$workload-$target.cpu"
     done
   done
   echo "round $round: beanstalkd put ..." >&2
@@ -204,9 +212,10 @@ grep -iE 'recover' "$WORK/queued-2.log" | head -3 | sed 's/^/trouped: /' >&2 || 
 { kill -KILL "$REC_PID"; wait "$REC_PID"; } 2>/dev/null || true
 REC_PID=""
 
-/usr/bin/python3 - "$OUT_DIR" "$ROUNDS" "$COUNT" "$disk_bytes" "$store_bytes" <<'PY'
-import json, re, statistics, sys
+/usr/bin/python3 - "$OUT_DIR" "$ROUNDS" "$COUNT" "$disk_bytes" "$store_bytes" "$(getconf CLK_TCK)" <<'PY'
+import json, os, re, statistics, sys
 out, rounds, count, disk, store = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+tick_us = 1e6 / int(sys.argv[6])
 def load(name):
     return json.load(open(f"{out}/{name}.json"))
 failed = []
@@ -217,8 +226,17 @@ def runs(workload, target):
             failed.append(f"round {i} {workload} on {target}: no successful call")
     return rs
 med = statistics.median
-print(f"{'workload':<14} {'target':<11} {'req/s (median of ' + str(rounds) + ')':>22} {'p50':>9} {'p99':>9}   errors")
+print(f"{'workload':<14} {'target':<11} {'req/s (median of ' + str(rounds) + ')':>22} {'p50':>9} {'p99':>9}"
+      f"   errors   trouped CPU us/call")
 table = {}
+def cpu_per_call(workload, target, rs):
+    per = []
+    for r, x in enumerate(rs, 1):
+        path = f"{out}/{r}-{workload}-{target}.cpu"
+        if os.path.exists(path) and x.get("ok"):
+            per.append(int(open(path).read()) * tick_us / x["ok"])
+    return f"{med(per):>20.1f}" if per else ""
+
 for workload in ("submit", "stream", "wait64", "wait8"):
     for target in ("memory", "sqlite") + (("beanstalkd",) if workload == "submit" else ()):
         rs = runs(workload, target)
@@ -228,7 +246,8 @@ for workload in ("submit", "stream", "wait64", "wait8"):
         errors = sum(sum(r["errors"].values()) if isinstance(r["errors"], dict) else r["errors"] for r in rs)
         table[workload, target] = (rps, p50, p99)
         name = "beanstalkd put" if target == "beanstalkd" else workload
-        print(f"{name:<14} {target:<11} {rps:>22,.0f} {p50:>7.2f}ms {p99:>7.2f}ms   {errors}")
+        print(f"{name:<14} {target:<11} {rps:>22,.0f} {p50:>7.2f}ms {p99:>7.2f}ms   {errors:>6}"
+              f" {cpu_per_call(workload, target, rs)}")
 def ratio(w):
     return table[w, "sqlite"][0] / table[w, "memory"][0]
 fsync = load("fsync")

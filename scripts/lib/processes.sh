@@ -1,6 +1,7 @@
-# Shared by scripts/perf-compare.sh and scripts/perf-memory.sh: checking that
-# the binaries they run are built, stopping the servers they start and waiting
-# for a server's readiness line. Source it.
+# Shared by the perf scripts (perf-compare, perf-memory, perf-store,
+# perf-cluster): checking that the binaries they run are built, stopping the
+# servers they start, waiting for a server's readiness line and reading the
+# CPU time processes used. Source it.
 
 # stop_process PID: SIGTERM, then SIGKILL after 10s; reaps it. No-op when
 # PID is empty or already gone.
@@ -41,4 +42,26 @@ require_built() {
       exit 2
     fi
   done
+}
+
+# cpu_ticks PID...: their CPU time (user + system) so far, in clock ticks.
+cpu_ticks() {
+  local pid total=0 stat
+  local -a f
+  for pid in "$@"; do
+    stat="$(cat "/proc/$pid/stat" 2>/dev/null)" || continue
+    stat="${stat##*) }"  # past the command name, which may hold spaces
+    read -r -a f <<<"$stat"
+    total=$((total + f[11] + f[12]))  # utime, stime (fields 14 and 15)
+  done
+  echo "$total"
+}
+
+# to_seconds DURATION: 300ms, 1s, 1.5s -> seconds for sleep.
+to_seconds() {
+  case "$1" in
+    *ms) awk -v ms="${1%ms}" 'BEGIN { print ms / 1000 }' ;;
+    *s) echo "${1%s}" ;;
+    *) echo "$1" ;;
+  esac
 }
