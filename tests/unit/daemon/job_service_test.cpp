@@ -59,6 +59,30 @@ class JobServiceTest : public ::testing::Test {
     return r;
   }
 
+  /// A Submit wait=true of request() on a thread of its own, accepted by
+  /// the runtime when start_waiting() returns; join() for its answer.
+  struct WaitingCall {
+    v1::SubmitResponse resp;
+    grpc::Status status;
+    std::atomic<bool> answered{false};
+    std::thread client;
+    void join() { client.join(); }
+    ~WaitingCall() {
+      if (client.joinable()) client.join();  // a failed assertion returned early
+    }
+  };
+  std::unique_ptr<WaitingCall> start_waiting() {
+    auto call = std::make_unique<WaitingCall>();
+    auto req = request();
+    req.set_wait(true);
+    call->client = std::thread([this, call = call.get(), req] {
+      call->status = submit(req, call->resp);
+      call->answered = true;
+    });
+    runtime_.wait_submitted(1);
+    return call;
+  }
+
   static std::string retry_after(const grpc::ClientContext& ctx) {
     auto md = ctx.GetServerTrailingMetadata();
     auto it = md.find("retry-after-ms");
@@ -130,21 +154,16 @@ TEST_F(JobServiceTest, RejectionsMapToCodesWithRetryHints) {
 }
 
 TEST_F(JobServiceTest, SubmitWaitAnswersWithTheTerminalJob) {
-  auto req = request();
-  req.set_wait(true);
-  v1::SubmitResponse resp;
-  grpc::Status status;
-  std::thread client([&] { status = submit(req, resp); });
-  runtime_.wait_submitted(1);
+  auto call = start_waiting();
   const auto id = core::JobId{0x1000};
   runtime_.complete(id, core::JobState::kRunning, "");
   runtime_.complete(id, core::JobState::kSucceeded, "out");
-  client.join();
-  ASSERT_TRUE(status.ok()) << status.error_message();
-  EXPECT_EQ(resp.job_id(), id.to_string());
-  EXPECT_EQ(resp.job().state(), v1::JOB_STATE_SUCCEEDED);
-  EXPECT_EQ(resp.job().result(), "out");
-  EXPECT_EQ(resp.job().attempts(), 1u);
+  call->join();
+  ASSERT_TRUE(call->status.ok()) << call->status.error_message();
+  EXPECT_EQ(call->resp.job_id(), id.to_string());
+  EXPECT_EQ(call->resp.job().state(), v1::JOB_STATE_SUCCEEDED);
+  EXPECT_EQ(call->resp.job().result(), "out");
+  EXPECT_EQ(call->resp.job().attempts(), 1u);
 }
 
 TEST_F(JobServiceTest, SubmitWaitPastTheDeadlineIsDeadlineExceededAndTheJobLives) {
@@ -250,43 +269,29 @@ TEST_F(JobServiceTest, SubmitWhoseAcceptCannotBeMadeDurableIsUnavailable) {
 }
 
 TEST_F(JobServiceTest, SubmitWaitAnswersOnlyOnceTheTerminalStateIsDurable) {
-  auto req = request();
-  req.set_wait(true);
-  v1::SubmitResponse resp;
-  grpc::Status status;
-  std::atomic<bool> answered{false};
-  std::thread client([&] {
-    status = submit(req, resp);
-    answered = true;
-  });
-  runtime_.wait_submitted(1);
+  auto call = start_waiting();
   runtime_.hold_barriers(true);
   runtime_.complete(core::JobId{0x1000}, core::JobState::kSucceeded, "out");
   ASSERT_TRUE(runtime_.wait_barriers(1));
-  EXPECT_FALSE(answered);
+  EXPECT_FALSE(call->answered);
   runtime_.release_barriers();
-  client.join();
-  ASSERT_TRUE(status.ok()) << status.error_message();
-  EXPECT_EQ(resp.job().state(), v1::JOB_STATE_SUCCEEDED);
-  EXPECT_EQ(resp.job().result(), "out");
+  call->join();
+  ASSERT_TRUE(call->status.ok()) << call->status.error_message();
+  EXPECT_EQ(call->resp.job().state(), v1::JOB_STATE_SUCCEEDED);
+  EXPECT_EQ(call->resp.job().result(), "out");
 }
 
 TEST_F(JobServiceTest, SubmitWaitWhoseEndCannotBeMadeDurableIsUnavailable) {
-  auto req = request();
-  req.set_wait(true);
-  v1::SubmitResponse resp;
-  grpc::Status status;
-  std::thread client([&] { status = submit(req, resp); });
-  runtime_.wait_submitted(1);
+  auto call = start_waiting();
   runtime_.hold_barriers(true);
   runtime_.complete(core::JobId{0x1000}, core::JobState::kSucceeded, "out");
   ASSERT_TRUE(runtime_.wait_barriers(1));
   const core::JournalFailure failure{"sqlite /tmp/jobs.db: disk I/O error"};
   runtime_.release_barriers(&failure);
-  client.join();
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
-  EXPECT_NE(status.error_message().find("disk I/O error"), std::string::npos)
-      << status.error_message();
+  call->join();
+  EXPECT_EQ(call->status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_NE(call->status.error_message().find("disk I/O error"), std::string::npos)
+      << call->status.error_message();
 }
 
 TEST_F(JobServiceTest, SubmitStreamAcksWaitForTheirBarriersAndStayInOrder) {
