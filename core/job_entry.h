@@ -60,7 +60,8 @@ struct JobListeners {
 /// and the request fields of extras. Everything else is guarded by `lock`;
 /// `state` is also readable without it (a queue skips cancelled entries by
 /// peeking at it). Its state is written only by the troupe's JobLifecycle.
-/// No other lock is taken while a job's lock is held.
+/// No other lock is taken while a job's lock is held, but the journal's
+/// own (Journal::append, which never waits on I/O).
 class Job {
  public:
   JobId id;
@@ -82,9 +83,9 @@ class Job {
   // journal position terminal_position (its low 32 bits), may not be
   // answered yet (the store may refuse it): its outcome is not told before
   // it is (JobLifecycle::outcome_settled_locked, ::tell_terminal).
-  bool outcome_pending : 1 = false;
-  bool in_store = false;        // job store bookkeeping, under the store's shard lock
-  bool finish_pending = false;  // ditto: finished before add() completed
+  mutable bool outcome_pending : 1 = false;  // cleared by whoever finds it settled
+  bool in_store = false;                     // job store bookkeeping, under the store's shard lock
+  bool finish_pending = false;               // ditto: finished before add() completed
   std::uint32_t terminal_position = 0;
   std::uint32_t attempts = 0;
   Actor* runner = nullptr;        // the actor running it (state kRunning)

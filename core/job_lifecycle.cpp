@@ -18,7 +18,9 @@ bool JournalLink::outcome_settled_locked(const Job& job) const {
   // entries behind an append. A job asked about that many entries after its
   // end reads as pending: it asks a barrier, which answers it.
   const auto durable = static_cast<std::uint32_t>(journal.durable_position());
-  return static_cast<std::int32_t>(durable - job.terminal_position) >= 0;
+  if (static_cast<std::int32_t>(durable - job.terminal_position) < 0) return false;
+  job.outcome_pending = false;  // settled for good: no need to ask again
+  return true;
 }
 
 JobLifecycle::JobLifecycle(Clock& clock, JobStore& store, TroupeObserver& observer,

@@ -33,16 +33,34 @@ struct JournalLink {
   /// availability): submits are refused, as after a failure, until it is
   /// back. `unavailable_why` (under `why_mutex`) names the problem.
   std::atomic<bool> unavailable{false};
-  mutable std::mutex why_mutex;
+  mutable std::mutex why_mutex;  // guards unavailable_why and failure_seen
   std::string unavailable_why;
+  std::atomic<bool> any_failure{false};
+  std::optional<JournalFailure> failure_seen;
   std::string why_unavailable() const {
     std::lock_guard lock(why_mutex);
     return unavailable_why;
   }
+  /// A barrier failed (the journal failed, or a shared journal closed
+  /// without reaching its store): remembered before the callbacks behind it
+  /// run, so that whoever they answer learns it (Runtime::journal_failure).
+  void note_failure(const JournalFailure& failure) {
+    {
+      std::lock_guard lock(why_mutex);
+      if (!failure_seen) failure_seen = failure;
+    }
+    any_failure.store(true, std::memory_order_release);
+  }
+  std::optional<JournalFailure> failure_noted() const {
+    if (!any_failure.load(std::memory_order_acquire)) return std::nullopt;
+    std::lock_guard lock(why_mutex);
+    return failure_seen;
+  }
   /// Whether `job`'s outcome may be told: yes unless it ended here on a
   /// shared journal and the store has not answered its terminal write yet
   /// (Job::outcome_pending, ::terminal_position). Job's lock held. Asks the
-  /// journal, never a barrier: a job nobody asks about costs nothing.
+  /// journal, never a barrier: a job nobody asks about costs nothing. Once
+  /// settled the job says so itself (outcome_pending cleared).
   bool outcome_settled_locked(const Job& job) const;
   /// A memory journal's link, for lifecycles built without a runtime (tests).
   static JournalLink& none();

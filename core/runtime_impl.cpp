@@ -95,7 +95,8 @@ RuntimeImpl::RuntimeImpl(boost::asio::io_context& io, Clock& clock, Observer& ob
       journal_(journal == nullptr ? *own_journal_ : *journal),
       control_(boost::asio::make_strand(io.get_executor())) {
   journal_.journal.on_failure([this](const JournalFailure& failure) {
-    journal_.failed.store(true, std::memory_order_release);
+    journal_.note_failure(failure);
+    journal_.failed.store(true, std::memory_order_relaxed);
     std::function<void(const JournalFailure&)> handler;
     {
       std::lock_guard lock(failure_mutex_);
@@ -542,8 +543,10 @@ std::variant<Accepted, Rejection> RuntimeImpl::answer_duplicate(const Idempotent
       cb(existing ? existing->snapshot() : final_state);
     };
     if (existing && journal_.durable && !journal_.journal.shared()) {
-      journal_.journal.after_durable(
-          [this, answer](const JournalFailure*) { boost::asio::post(io_, answer); });
+      journal_.journal.after_durable([this, answer](const JournalFailure* failure) {
+        if (failure != nullptr) journal_.note_failure(*failure);
+        boost::asio::post(io_, answer);
+      });
     } else {
       boost::asio::post(io_, std::move(answer));
     }

@@ -70,10 +70,10 @@ class RuntimeImpl final : public Runtime, private detail::TroupeHost {
   RecoveryReport recover() override;
   void after_durable(DurableCallback done) override;
   std::optional<JournalFailure> journal_failure() const override {
-    // The flag (set by the failure handler, before the journal fails its
-    // barriers) spares the journal's lock on every wait=true answer.
-    if (!journal_.failed.load(std::memory_order_acquire)) return std::nullopt;
-    return journal_.journal.failure();
+    // Noted by the failure handler and by every failed barrier before the
+    // callbacks behind it run (a barrier can fail before the handler ran,
+    // or without a journal failure: a shared journal closing unreachable).
+    return journal_.failure_noted();
   }
   void on_journal_failure(std::function<void(const JournalFailure&)> handler) override;
   void find(JobId id,

@@ -356,7 +356,10 @@ void Troupe::when_durable(std::function<void()> then) {
   // The troupe (and its lifecycle) stays until `then` ran: a removed troupe
   // may drain before the barrier completes.
   journal_.journal.after_durable(
-      [self = shared_from_this(), then = std::move(then)](const JournalFailure*) { then(); });
+      [self = shared_from_this(), then = std::move(then)](const JournalFailure* failure) {
+        if (failure != nullptr) self->journal_.note_failure(*failure);
+        then();
+      });
 }
 
 void Troupe::lost(const JobPtr& job) {

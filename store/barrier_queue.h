@@ -29,8 +29,6 @@ class BarrierQueue {
   std::uint64_t appended_count() const { return appended_; }
   /// A commit made the entries up to `seq` durable.
   void durable_up_to(std::uint64_t seq) { durable_ = seq; }
-  /// Entries made durable so far.
-  std::uint64_t durable_count() const { return durable_; }
 
   /// Either `done` may run at once, on the caller's thread (everything
   /// appended is durable and no earlier barrier waits or runs: barrier

@@ -3,6 +3,7 @@
 #include <pthread.h>
 
 #include <algorithm>
+#include <atomic>
 #include <bit>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -232,8 +233,9 @@ class PgJournal final : public core::Journal {
   }
 
   std::uint64_t durable_position() const override {
-    std::lock_guard lock(mutex_);
-    return barriers_.durable_count();
+    // Lock-free: read under a job's lock (core::JournalLink::
+    // outcome_settled_locked). Stored after the commit's lose() calls.
+    return durable_position_.load(std::memory_order_acquire);
   }
 
   void after_durable(core::DurableCallback done) override {
@@ -932,6 +934,7 @@ class PgJournal final : public core::Journal {
       barriers_.durable_up_to(covered);
       commit_in_flight_ = false;
     }
+    durable_position_.store(covered, std::memory_order_release);
     run_barriers();
     maybe_commit();
     if (closing_) continue_close();
@@ -1492,7 +1495,8 @@ class PgJournal final : public core::Journal {
   std::vector<core::JournalEntry> pending_;
   std::unordered_set<std::uint64_t> keyed_;  // accept_keyed() rows whose accept is to come
   Clock::time_point first_arrival_{};
-  detail::BarrierQueue barriers_;  // entries appended, committed, and the barriers
+  detail::BarrierQueue barriers_;                   // entries appended, committed, and the barriers
+  std::atomic<std::uint64_t> durable_position_{0};  // barriers_' durable count, for readers
   bool kick_posted_ = false;
   bool commit_in_flight_ = false;
   bool registering_ = false;

@@ -357,6 +357,31 @@ TEST_F(DurableRuntimeTest, AWaitingSubmitterOfAFailedJournalIsToldAndCanSeeTheFa
   EXPECT_EQ(seen->message, "sqlite /tmp/x.db: disk I/O error");
 }
 
+TEST_F(DurableRuntimeTest, AWaitingSubmitterWhoseBarrierFailsLearnsItThoughTheJournalGoesOn) {
+  // A shared journal that closes without reaching its store fails its
+  // barriers but not itself: the end told behind such a barrier is not
+  // durable, and the submitter must be able to tell.
+  runtime_->apply({builtin_troupe("t", Kind::kEcho, 1)});
+  run();
+  std::optional<JournalFailure> seen;
+  bool told = false;
+  JobRequest r;
+  r.troupe = "t";
+  ASSERT_TRUE(
+      std::holds_alternative<Accepted>(runtime_->submit(std::move(r), [&](const JobRecord&) {
+        told = true;
+        seen = runtime_->journal_failure();
+      })));
+  run();
+  ASSERT_FALSE(told);
+  journal_.fail_barriers("postgres store: closed while the store was unreachable");
+  run();
+  ASSERT_TRUE(told);
+  ASSERT_TRUE(seen) << "told an end that is not durable as if it were";
+  EXPECT_EQ(seen->message, "postgres store: closed while the store was unreachable");
+  EXPECT_FALSE(journal_.failure().has_value());
+}
+
 TEST_F(DurableRuntimeTest, RecoveredQueuedJobsRunInAcceptanceOrderPastTheMailboxCapacity) {
   auto o = builtin_troupe("t", Kind::kNoop, 2);
   o.mailbox_capacity = 1;  // capacity 2: recovery is not refused for it
@@ -850,6 +875,34 @@ TEST_F(SharedRuntimeTest, AJobNobodyWaitsForAsksNoBarrierAndIsSettledByItsCommit
   EXPECT_EQ(watched[0].state, JobState::kSucceeded);
   EXPECT_EQ(journal_.pending_barriers(), 0u);
   EXPECT_EQ(journal_.finds, 0);
+}
+
+TEST_F(SharedRuntimeTest, AJobNobodyWaitsForWhoseWriteTheStoreRefusedIsAnsweredFromTheStore) {
+  // Its end asked no barrier; the commit refuses its fenced terminal write
+  // (another replica took it): the journal reports it lost before the
+  // position is answered, and from then on the store has its outcome.
+  runtime_->apply({builtin_troupe("t", Kind::kEcho, 1)});
+  run();
+  const JobId id = submit_ok("t", "here");
+  run();
+  ASSERT_EQ(state_of(id), JobState::kSucceeded);
+  auto theirs = row(id.value, "t", JobState::kFailed, "here");
+  theirs.attempts = 2;
+  theirs.output = "theirs";
+  journal_.rows_elsewhere[id.value] = theirs;
+  journal_.hooks.lost(id);
+  journal_.commit();
+  const auto found = found_now(id);
+  ASSERT_TRUE(found);
+  EXPECT_EQ(found->state, JobState::kFailed);
+  EXPECT_EQ(found->attempts, 2u);
+  EXPECT_EQ(journal_.finds, 1);
+  std::vector<JobRecord> watched;
+  ASSERT_TRUE(std::holds_alternative<WatchId>(
+      runtime_->watch(id, [&](const JobRecord& r) { watched.push_back(r); })));
+  advance(RuntimeOptions{}.remote_watch_interval);
+  ASSERT_FALSE(watched.empty());
+  for (const auto& w : watched) EXPECT_EQ(w.state, JobState::kFailed) << "told the refused outcome";
 }
 
 TEST_F(SharedRuntimeTest, AWatchOfALostJobPollsTheStoreAndEndsWithTheRuntime) {

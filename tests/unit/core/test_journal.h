@@ -102,6 +102,18 @@ class TestJournal : public Journal {
     for (auto& d : due) d(&failure);
   }
 
+  /// Every pending barrier fails with `message`, the journal itself not
+  /// failed (as a shared journal closing without reaching its store).
+  void fail_barriers(std::string message) {
+    std::vector<DurableCallback> due;
+    {
+      std::lock_guard lock(mutex_);
+      due.swap(pending_);
+    }
+    const JournalFailure failure{std::move(message)};
+    for (auto& d : due) d(&failure);
+  }
+
   std::size_t pending_barriers() const {
     std::lock_guard lock(mutex_);
     return pending_.size();
