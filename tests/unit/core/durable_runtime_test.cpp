@@ -93,6 +93,24 @@ class RuntimeOnJournal : public ::testing::Test {
     return r ? r->state : JobState::kQueued;
   }
 
+  /// Troupe "t" of one `kind` actor, and one job submitted to it and run
+  /// as far as it goes.
+  JobId run_one(Kind kind, std::string payload = {}) {
+    runtime_->apply({builtin_troupe("t", kind, 1)});
+    run();
+    const JobId id = submit_ok("t", std::move(payload));
+    run();
+    return id;
+  }
+  /// The store's row of job `id` of troupe "t" after another replica took
+  /// it over and ended it: FAILED on its attempt 2, output "theirs".
+  static RecoveredJob taken_over(JobId id, std::string payload) {
+    auto r = row(id.value, "t", JobState::kFailed, std::move(payload));
+    r.attempts = 2;
+    r.output = "theirs";
+    return r;
+  }
+
   /// A journaled job as recovery reads it back.
   static RecoveredJob row(std::uint64_t id, const std::string& troupe, JobState state,
                           std::string payload = {}, std::string key = {}) {
@@ -813,9 +831,7 @@ TEST_F(SharedRuntimeTest, AnOutcomeTheStoreRefusedIsNotToldHereAndItsWaitersFoll
   EXPECT_EQ(watched.size(), watched_before);
 
   // The store's outcome (the other replica's attempt) is what they get.
-  auto theirs = row(id.value, "t", JobState::kFailed, "here");
-  theirs.attempts = 2;
-  theirs.output = "theirs";
+  const auto theirs = taken_over(id, "here");
   journal_.rows_elsewhere[id.value] = theirs;
   advance(RuntimeOptions{}.remote_watch_interval);
   ASSERT_EQ(waited.size(), 1u);
@@ -845,10 +861,7 @@ TEST_F(SharedRuntimeTest, AJobNobodyWaitsForAsksNoBarrierAndIsSettledByItsCommit
   // An async submit's job: nobody waits for its end, so its end asks the
   // journal for nothing; whoever asks about it later compares its terminal
   // write's position with what the store has answered.
-  runtime_->apply({builtin_troupe("t", Kind::kEcho, 1)});
-  run();
-  const JobId id = submit_ok("t", "mine");
-  run();
+  const JobId id = run_one(Kind::kEcho, "mine");
   ASSERT_EQ(state_of(id), JobState::kSucceeded);
   ASSERT_TRUE(is<JournalTerminal>(journal_.entries_of(id).back()));
   EXPECT_EQ(journal_.pending_barriers(), 0u) << "a barrier was asked for a job nobody waits for";
@@ -881,14 +894,9 @@ TEST_F(SharedRuntimeTest, AJobNobodyWaitsForWhoseWriteTheStoreRefusedIsAnsweredF
   // Its end asked no barrier; the commit refuses its fenced terminal write
   // (another replica took it): the journal reports it lost before the
   // position is answered, and from then on the store has its outcome.
-  runtime_->apply({builtin_troupe("t", Kind::kEcho, 1)});
-  run();
-  const JobId id = submit_ok("t", "here");
-  run();
+  const JobId id = run_one(Kind::kEcho, "here");
   ASSERT_EQ(state_of(id), JobState::kSucceeded);
-  auto theirs = row(id.value, "t", JobState::kFailed, "here");
-  theirs.attempts = 2;
-  theirs.output = "theirs";
+  const auto theirs = taken_over(id, "here");
   journal_.rows_elsewhere[id.value] = theirs;
   journal_.hooks.lost(id);
   journal_.commit();
@@ -938,10 +946,7 @@ TEST_F(SharedRuntimeTest, AWatchOfALostJobPollsTheStoreAndEndsWithTheRuntime) {
 }
 
 TEST_F(SharedRuntimeTest, AJobLostAndClaimedBackRunsHereAgain) {
-  runtime_->apply({builtin_troupe("t", Kind::kSleep, 1)});
-  run();
-  const JobId running = submit_ok("t", "1h");
-  run();
+  const JobId running = run_one(Kind::kSleep, "1h");
   const JobId id = submit_ok("t", "0s");
   journal_.hooks.lost(id);
   // Its owner died meanwhile; the store hands it back to this process.
@@ -964,10 +969,7 @@ TEST_F(SharedRuntimeTest, AJobLostAndClaimedBackRunsHereAgain) {
 }
 
 TEST_F(SharedRuntimeTest, ALostQueuedJobNeverRuns) {
-  runtime_->apply({builtin_troupe("t", Kind::kSleep, 1)});
-  run();
-  const JobId running = submit_ok("t", "1h");
-  run();
+  const JobId running = run_one(Kind::kSleep, "1h");
   const JobId queued = submit_ok("t", "1h");
   journal_.hooks.lost(queued);
   auto c = runtime_->troupe("t")->counters;
@@ -1005,10 +1007,7 @@ TEST_F(SharedRuntimeTest, ALostRetryWaitingJobLeavesItsTimer) {
 }
 
 TEST_F(SharedRuntimeTest, TheCancelHookCancelsAsALocalCancel) {
-  runtime_->apply({builtin_troupe("t", Kind::kSleep, 1)});
-  run();
-  const JobId id = submit_ok("t", "1h");
-  run();
+  const JobId id = run_one(Kind::kSleep, "1h");
   journal_.hooks.cancel(id);
   run();
   EXPECT_EQ(state_of(id), JobState::kCancelled);
@@ -1039,10 +1038,7 @@ TEST_F(SharedRuntimeTest, WhileTheStoreIsDownSubmitsAreRefusedUntilItIsBack) {
 }
 
 TEST_F(SharedRuntimeTest, AJobLostAfterItEndedHereIsLookedUpInTheStore) {
-  runtime_->apply({builtin_troupe("t", Kind::kSleep, 1)});
-  run();
-  const JobId id = submit_ok("t", "1s");
-  run();
+  const JobId id = run_one(Kind::kSleep, "1s");
   advance(1s);
   ASSERT_EQ(state_of(id), JobState::kSucceeded);
   // Its fenced terminal write found another owner: the store has the
@@ -1064,10 +1060,7 @@ TEST_F(SharedRuntimeTest, AJobLostAfterItEndedHereIsLookedUpInTheStore) {
 }
 
 TEST_F(SharedRuntimeTest, FindAsksTheStoreOnlyForJobsNotHeldHere) {
-  runtime_->apply({builtin_troupe("t", Kind::kSleep, 1)});
-  run();
-  const JobId here = submit_ok("t", "1h");
-  run();
+  const JobId here = run_one(Kind::kSleep, "1h");
   auto found = found_now(here);
   ASSERT_TRUE(found);
   EXPECT_EQ(found->state, JobState::kRunning);
@@ -1165,10 +1158,7 @@ TEST_F(SharedRuntimeTest, DeadJobsAnywhereIsTheStoresListForAHostedTroupe) {
 // StoreUnavailable with the store's reason, never "no such job"; a job held
 // here is answered from memory all the same.
 TEST_F(SharedRuntimeTest, LookupsTheStoreDoesNotAnswerSaySoRatherThanNotFound) {
-  runtime_->apply({builtin_troupe("t", Kind::kSleep, 1)});
-  run();
-  const JobId here = submit_ok("t", "1h");
-  run();
+  const JobId here = run_one(Kind::kSleep, "1h");
   journal_.rows_elsewhere[51] = row(51, "t", JobState::kRunning);
   journal_.dead_rows.push_back(row(52, "t", JobState::kDead));
   const std::string why = "postgres store: connection to 127.0.0.1:5432 refused";
@@ -1581,9 +1571,7 @@ TEST_F(SharedRuntimeAskedAfterTheEndTest, TheyAreToldTheOutcomeOnlyOnceTheStoreK
   EXPECT_TRUE(waited.empty());
 
   // The write found the job another replica's; the store has its outcome.
-  auto theirs = row(id.value, "t", JobState::kFailed, "here");
-  theirs.attempts = 2;
-  theirs.output = "theirs";
+  const auto theirs = taken_over(id, "here");
   journal_.rows_elsewhere[id.value] = theirs;
   journal_.hooks.lost(id);
   journal_.commit();
