@@ -269,6 +269,10 @@ TEST_F(JobServiceTest, SubmitWhoseAcceptCannotBeMadeDurableIsUnavailable) {
 }
 
 TEST_F(JobServiceTest, SubmitWaitAnswersOnlyOnceTheTerminalStateIsDurable) {
+  // The runtime tells the end once it is durable (FakeRuntime::complete
+  // holds it behind a barrier, as core does: DurableRuntimeTest.
+  // AWaitingSubmitterIsToldTheEndOnlyOnceItIsDurable); the service answers
+  // no earlier than it is told.
   auto call = start_waiting();
   runtime_.hold_barriers(true);
   runtime_.complete(core::JobId{0x1000}, core::JobState::kSucceeded, "out");
