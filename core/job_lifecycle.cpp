@@ -12,6 +12,13 @@ JournalLink& JournalLink::none() {
   return link;
 }
 
+void JournalLink::after_durable_noting(std::function<void()> then) {
+  journal.after_durable([this, then = std::move(then)](const JournalFailure* failure) {
+    if (failure != nullptr) note_failure(*failure);
+    then();
+  });
+}
+
 bool JournalLink::outcome_settled_locked(const Job& job) const {
   if (!job.outcome_pending) return true;
   // Positions are compared in 32 bits, modulo: the store is never 2^31
@@ -453,18 +460,14 @@ void JobLifecycle::finalize(const JobPtr& job, JobState terminal, JobState from,
 void JobLifecycle::tell_terminal(const JobPtr& job, std::vector<JobCallback> callbacks) {
   if (!journal_.journal.shared()) {
     if (callbacks.empty() || !journal_.durable) return deliver_terminal(job, std::move(callbacks));
-    // One process: the outcome is this process's. Watchers are told now; a
+    // One process: the outcome is this process's. Watchers are told now (a
+    // terminal notification ends them: the delivery below finds none); a
     // submitter waiting for the end once the terminal entry is durable (a
     // wait=true answer promises a durable outcome: Runtime::submit).
     notify_watchers(job);
-    host_.when_durable([job, callbacks = std::move(callbacks)] {
-      const JobRecord record = job->snapshot();
-      for (const auto& cb : callbacks) cb(record);
-    });
-    return;
   }
-  // The store may refuse the terminal write (fencing): the outcome is told
-  // once it committed, and only if it was this replica's. The write is
+  // A shared store may refuse the terminal write (fencing): the outcome is
+  // told once it committed, and only if it was this replica's. The write is
   // appended under the job's lock as its state turns terminal, so a barrier
   // asked for by whoever saw the terminal state covers it.
   host_.when_durable([this, job, callbacks = std::move(callbacks)]() mutable {

@@ -3,8 +3,10 @@
 #include <atomic>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -51,6 +53,10 @@ struct JournalLink {
     }
     any_failure.store(true, std::memory_order_release);
   }
+  /// The journal's after_durable() for what tells a job's end: `then` runs
+  /// once everything journaled so far is durable, or after a failed
+  /// barrier's failure was noted (note_failure).
+  void after_durable_noting(std::function<void()> then);
   std::optional<JournalFailure> failure_noted() const {
     if (!any_failure.load(std::memory_order_acquire)) return std::nullopt;
     std::lock_guard lock(why_mutex);

@@ -543,10 +543,7 @@ std::variant<Accepted, Rejection> RuntimeImpl::answer_duplicate(const Idempotent
       cb(existing ? existing->snapshot() : final_state);
     };
     if (existing && journal_.durable && !journal_.journal.shared()) {
-      journal_.journal.after_durable([this, answer](const JournalFailure* failure) {
-        if (failure != nullptr) journal_.note_failure(*failure);
-        boost::asio::post(io_, answer);
-      });
+      journal_.after_durable_noting([this, answer] { boost::asio::post(io_, answer); });
     } else {
       boost::asio::post(io_, std::move(answer));
     }

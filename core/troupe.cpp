@@ -355,11 +355,7 @@ bool Troupe::recover(const JobPtr& job, std::int64_t next_run_ns, RecoveryReport
 void Troupe::when_durable(std::function<void()> then) {
   // The troupe (and its lifecycle) stays until `then` ran: a removed troupe
   // may drain before the barrier completes.
-  journal_.journal.after_durable(
-      [self = shared_from_this(), then = std::move(then)](const JournalFailure* failure) {
-        if (failure != nullptr) self->journal_.note_failure(*failure);
-        then();
-      });
+  journal_.after_durable_noting([self = shared_from_this(), then = std::move(then)] { then(); });
 }
 
 void Troupe::lost(const JobPtr& job) {

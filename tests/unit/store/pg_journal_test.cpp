@@ -397,7 +397,7 @@ TEST_F(PgJournalTest, AnExpiredReplicaLosesItsJobsAndCannotOverwriteTheNewOwner)
   // never takes the stale outcome for settled.
   EXPECT_GT(stale, 0u);
   EXPECT_GE(victim->durable_position(), stale);
-  EXPECT_TRUE(victim_hooks.holds([](Hooks& h) { return h.lost_.size() == 1; }))
+  ASSERT_TRUE(victim_hooks.holds([](Hooks& h) { return h.lost_.size() == 1; }))
       << "the position was answered before the loss was told";
   EXPECT_EQ(victim_hooks.lost_[0], JobId{1});
   auto row = find(*taker, JobId{1});
