@@ -663,12 +663,17 @@ class PgJournal final : public core::Journal {
                        : std::string("postgres store: the connection dropped before it answered")};
   }
 
+  /// Every connection, the first included: its LISTENs go first, so the
+  /// claims sent here find what was announced before they took effect
+  /// (recover() may have come before the connection, when nothing could be
+  /// claimed; without this a replica starting while jobs wait would leave
+  /// them to the poll).
   void on_up() {
-    coordination_round();  // recover() may have come before the connection
-    if (!down_) return;    // the first connection
+    coordination_round();
+    claim_all();
+    if (!down_) return;  // the first connection
     down_ = false;
     if (hooks_.availability) hooks_.availability(true, "");
-    claim_all();
     release_unknown_rows();
   }
 

@@ -350,6 +350,22 @@ TEST_F(PgJournalTest, AJobReleasedByOneReplicaIsClaimedByTheOther) {
   EXPECT_TRUE(second_hooks.lost_.empty());
 }
 
+TEST_F(PgJournalTest, AReplicaStartingWhileJobsWaitClaimsThemWithoutWaitingForThePoll) {
+  Hooks writer_hooks(0), late_hooks(10);
+  auto writer = open(options("writer"), &writer_hooks);
+  writer->append(accepted(1));
+  writer->append(core::JournalRequeued{JobId{1}, 0});
+  ASSERT_EQ(wait_durable(*writer), std::nullopt);
+  // Job 1 was announced before the late replica listened, and its poll is
+  // off: only the claim it makes once its connection is up finds the job.
+  PgJournalOptions o = options("late");
+  o.poll = 1h;
+  auto late = open(o, &late_hooks);
+  ASSERT_TRUE(late_hooks.wait([](Hooks& h) { return h.claimed_.size() == 1; }))
+      << "a job waiting when the replica started was not claimed";
+  EXPECT_EQ(late_hooks.claimed_[0].request.id, JobId{1});
+}
+
 TEST_F(PgJournalTest, CloseFromABarrierReleasesAndTheDestructorFinishesAtOnce) {
   Hooks other_hooks(10);
   PgJournalOptions o = options("closing");
