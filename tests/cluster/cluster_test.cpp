@@ -1236,7 +1236,6 @@ std::map<std::string, std::vector<CountingServer::Request>> calls_by_key(Countin
   return by_key;
 }
 
-/// Every job of `ids` ends SUCCEEDED (asked of replica `asked`).
 /// Every job of `ids` ends SUCCEEDED (asked of replica `asked`); `attempts`
 /// gets each one's attempts, by key and job.
 void expect_all_succeeded(Cluster& cluster, std::size_t asked,

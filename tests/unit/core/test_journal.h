@@ -89,17 +89,15 @@ class TestJournal : public Journal {
   /// The journal fails for good: the failure handler runs, then every
   /// pending barrier gets the failure.
   void fail(std::string message) {
-    std::vector<DurableCallback> due;
+    const JournalFailure failure{message};
     std::function<void(const JournalFailure&)> handler;
-    JournalFailure failure{std::move(message)};
     {
       std::lock_guard lock(mutex_);
-      failure_ = failure;
-      due.swap(pending_);
+      failure_ = failure;  // barriers asked from now on fail at once
       handler = on_failure_;
     }
     if (handler) handler(failure);
-    for (auto& d : due) d(&failure);
+    fail_barriers(std::move(message));
   }
 
   /// Every pending barrier fails with `message`, the journal itself not
